@@ -1,0 +1,31 @@
+"""Entry point: page config, the shared sidebar (dataset picker), and navigation over the pages."""
+
+import os
+
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import streamlit as st  # noqa: E402
+
+from ui.sidebar import dataset_sidebar  # noqa: E402
+
+st.set_page_config(page_title="Prompt it, or fine-tune it?", page_icon="⚖️", layout="wide")
+
+pages = {
+    "Explore": [
+        st.Page("pages/data.py", title="Data", icon="📋", default=True),
+        st.Page("pages/tokenization.py", title="Tokenization", icon="🔤"),
+    ],
+    "Classify": [
+        st.Page("pages/prompting.py", title="Prompting", icon="💬"),
+        st.Page("pages/finetune.py", title="Fine-tune", icon="🏋️"),
+        st.Page("pages/runs.py", title="Runs", icon="🗂️"),
+    ],
+    "Decide": [
+        st.Page("pages/compare.py", title="Compare", icon="⚖️"),
+        st.Page("pages/attention.py", title="Attention", icon="🔍"),
+    ],
+}
+page = st.navigation(pages)
+dataset_sidebar()
+page.run()
