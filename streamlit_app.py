@@ -26,6 +26,6 @@ pages = {
         st.Page("pages/attention.py", title="Attention", icon="🔍"),
     ],
 }
-page = st.navigation(pages)
 dataset_sidebar()
+page = st.navigation(pages)
 page.run()

@@ -90,6 +90,8 @@ def read_table(data: bytes, filename: str) -> pd.DataFrame:
                 df = pd.read_json(io.StringIO(text), dtype=False)
             elif suffix in (".csv", ".tsv", ".txt", ""):
                 sep = "\t" if suffix == ".tsv" or (suffix != ".csv" and "\t" in text.split("\n", 1)[0]) else ","
+                # the python engine refuses a bare CR inside a quoted cell, and old Mac files end lines with CR alone
+                text = text.replace("\r\n", "\n").replace("\r", "\n")
                 df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[""],
                                  on_bad_lines="error", engine="python")
             else:
@@ -220,6 +222,8 @@ def from_frame(df: pd.DataFrame, name: str, source: str, text_col: str | None = 
         if len(rows) < 10:
             raise UserError(f"{name} has {len(rows)} usable rows; at least 10 are needed to make train and test splits.")
         splits = stratified_split(rows, {"train": 0.7, "validation": 0.15, "test": 0.15}, seed)
+        if any(frame.empty for frame in splits.values()):  # e.g. 10 rows over 5 labels: no class is big enough to lend a row
+            raise UserError(f"{name} has too few rows per label ({len(rows)} rows, {len(labels)} labels) to make validation and test splits; add rows or a split column.")
         notes.append(f"Made train/validation/test splits (70/15/15, stratified, seed {seed}).")
     return finish(name, source, splits, labels, text_col, label_col, notes)
 

@@ -1,3 +1,80 @@
+"""Tokenization page: one text as each tokenizer cuts it, dataset-level token statistics, and the chat template."""
+
+import html
+
+import pandas as pd
 import streamlit as st
 
+from core import models, tokens
+from ui.state import current_dataset, show_error, tokenizer
+
+PALETTE = ["#fde2e4", "#e2ece9", "#dfe7fd", "#fff1c1", "#e8dff5", "#d3f8e2", "#fce1c8", "#cddafd"]
+
+
+def chips(view: tokens.TokenView) -> str:
+    """Tokens as coloured chips (id and character span on hover); special tokens outlined."""
+    out = []
+    for r in view.tokens.itertuples():
+        label = html.escape(r.token)
+        style = "border:1px dashed #c00;background:#fff" if r.special else f"background:{PALETTE[r.index % len(PALETTE)]}"
+        title = html.escape(f"id {r.id} · chars {r.start}–{r.end}" + (" · special" if r.special else ""))
+        out.append(
+            f'<span title="{title}" style="{style};border-radius:4px;padding:2px 5px;margin:2px;display:inline-block;'
+            f'font-family:monospace;font-size:0.9em">{label}<sub style="color:#777;margin-left:3px">{r.id}</sub></span>'
+        )
+    return '<div class="token-chips" style="line-height:2.1">' + "".join(out) + "</div>"
+
+
 st.title("Tokenization")
+ds = current_dataset()
+examples = ds.splits[ds.split_names()[0]]["text"].head(20).tolist() if ds else []
+pick = st.selectbox("Pick an example, or type below", ["(type your own)"] + examples, key="tok_pick")
+default = "Tokenizers don't split words the same way: unbelievably, naïve café-goers' emojis 🤖 too."
+text = st.text_area("Text", value=default if pick == "(type your own)" else pick, key=f"tok_text_{hash(pick)}", height=90)
+other = st.text_input("Also show another tokenizer (Hugging Face id or local folder)", key="tok_other",
+                      placeholder="optional, e.g. bert-base-cased (needs network or cache)")
+
+names = [models.ENCODER, models.DECODER] + ([other.strip()] if other.strip() else [])
+columns = st.columns(len(names))
+for col, name in zip(columns, names):
+    with col:
+        info = models.BUNDLED.get(name)
+        st.subheader(info.name if info else name)
+        if info:
+            st.caption(f"{info.tokenizer_kind} · {info.role}")
+        try:
+            view = tokens.tokenize_view(tokenizer(name), text, name)
+        except Exception as e:
+            show_error(e)
+            continue
+        st.markdown(chips(view), unsafe_allow_html=True)
+        st.caption(f"{view.n_tokens} tokens ({view.n_special} special, {view.n_unknown} unknown) for {len(text.split())} words")
+        with st.expander("Token table (ids and character offsets)"):
+            st.dataframe(view.tokens, hide_index=True, width="stretch")
+
+st.header("Across the dataset")
+if ds is None:
+    st.info("Choose a dataset in the sidebar to see token statistics per split and label.")
+else:
+    c1, c2 = st.columns(2)
+    stat_model = c1.selectbox("Tokenizer", [models.ENCODER, models.DECODER], key="tok_stat_model",
+                              format_func=lambda k: models.BUNDLED[k].name)
+    max_length = c2.number_input("max_length", 8, 4096, 64, step=8, key="tok_max_length")
+    frame = pd.concat([f.assign(split=s) for s, f in ds.splits.items()], ignore_index=True)
+    try:
+        stats = tokens.token_stats(tokenizer(stat_model), frame, int(max_length))
+        st.dataframe(stats, hide_index=True, width="stretch")
+        st.caption("tokens_per_word: fertility (content tokens per whitespace word). unknown_rate: [UNK] or byte-fallback tokens per content token. "
+                   "truncated_share: texts longer than max_length (special tokens included).")
+    except Exception as e:
+        show_error(e)
+
+st.header("The decoder's chat template")
+message = st.text_area("User message", "Classify the sentiment of this review as negative, neutral or positive.\n\nReview: The battery lasts two days.",
+                       key="tok_chat_msg", height=90)
+try:
+    rendered, n = tokens.render_chat_template(tokenizer(models.DECODER), message)
+    st.code(rendered, language=None)
+    st.caption(f"{n} tokens after the chat template is applied ({n - len(tokenizer(models.DECODER)(message)['input_ids'])} added by the template)")
+except Exception as e:
+    show_error(e)

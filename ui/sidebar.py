@@ -8,7 +8,7 @@ from core import data
 from ui.state import current_dataset, set_dataset, show_error
 
 
-@st.cache_data(show_spinner="Loading dataset…", max_entries=8)
+@st.cache_data(show_spinner=False, max_entries=8)
 def _load_sample(name: str) -> data.Dataset:
     return data.load_sample(name)
 
@@ -31,7 +31,8 @@ def dataset_sidebar() -> None:
         try:
             if kind == "Sample":
                 samples = data.list_samples()
-                name = st.selectbox("Sample dataset", samples, key="ds_sample")
+                default = samples.index("reviews") if "reviews" in samples else 0
+                name = st.selectbox("Sample dataset", samples, index=default, key="ds_sample")
                 if name and (current_dataset() is None or current_dataset().source != name):
                     set_dataset(_load_sample(name))
             elif kind == "File":
@@ -40,7 +41,9 @@ def dataset_sidebar() -> None:
                 with st.expander("Columns (detected when unambiguous)"):
                     text_col = st.text_input("Text column", key="ds_text_col").strip() or None
                     label_col = st.text_input("Label column", key="ds_label_col").strip() or None
-                if upload is not None:
+                if upload is None:
+                    st.session_state.pop("dataset", None)
+                else:
                     set_dataset(_load_upload(upload.getvalue(), upload.name, text_col, label_col, 0))
             else:
                 hub = st.text_input("Dataset name", key="ds_hub", placeholder="e.g. imdb (needs network or cache)")

@@ -1,0 +1,70 @@
+import pytest
+
+from core import models
+from core.errors import UserError
+
+
+def test_tiny_models_load_through_registry(tiny_bert_dir, tiny_llama_dir):
+    lm = models.load_causal_lm(str(tiny_llama_dir))
+    assert lm.config.num_hidden_layers == 2 and models.load_tokenizer(str(tiny_llama_dir)).chat_template
+    assert lm.config._attn_implementation == "eager"  # attention views need real weights
+    assert models.load_encoder(str(tiny_bert_dir)).config.hidden_size == 32
+    clf = models.load_for_classification(str(tiny_bert_dir), ["a", "b", "c"])
+    assert clf.config.num_labels == 3 and clf.config.id2label[2] == "c"
+
+
+def test_loading_is_cached_once_per_process(tiny_llama_dir):
+    assert models.load_causal_lm(str(tiny_llama_dir)) is models.load_causal_lm(str(tiny_llama_dir))
+
+
+def test_bundled_models_resolve_without_loading():
+    for key, info in models.BUNDLED.items():
+        source = models.resolve(key)
+        assert source.bundled and source.gguf_file == info.gguf_file
+    assert models.resolve("sentence-transformers/all-MiniLM-L6-v2").key == models.ENCODER
+
+
+@pytest.mark.parametrize("name, fragment", [
+    ("", "No model name"),
+    ("https://example.com/model", "not a model name"),
+    ("a/b/c", "neither a bundled model"),
+    ("./no-such-folder", "no model folder"),
+])
+def test_bad_model_names_get_one_sentence(name, fragment):
+    with pytest.raises(UserError, match=fragment):
+        models.resolve(name)
+
+
+def test_unknown_hub_id_offline_is_one_sentence(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    models.hub_reachable.cache_clear()
+    with pytest.raises(UserError, match="not in the Hugging Face cache"):
+        models.load_tokenizer("no-such-owner/no-such-model-xyz")
+    models.hub_reachable.cache_clear()
+
+
+def test_folder_without_config_is_refused(tmp_path):
+    (tmp_path / "weights.txt").write_text("x")
+    with pytest.raises(UserError, match="no config.json"):
+        models.resolve(str(tmp_path))
+
+
+def test_unknown_architecture_is_one_sentence(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "frobnicator", "architectures": ["FrobModel"]}')
+    with pytest.raises(UserError, match="architecture"):
+        models.load_causal_lm.__wrapped__(str(tmp_path))
+
+
+def test_device_choice_falls_back_to_cpu_and_refuses_missing_devices():
+    import torch
+
+    assert models.choose_device("auto") in {"cuda", "mps", "cpu"}
+    assert models.choose_device("cpu") == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="not available"):
+            models.choose_device("cuda")
+
+
+def test_describe_reads_config_without_weights(tiny_llama_dir):
+    info = models.describe(str(tiny_llama_dir))
+    assert (info.role, info.layers, info.heads) == ("decoder", 2, 4)

@@ -1,0 +1,71 @@
+"""AppTests for the entry point and the Data and Tokenization pages (through streamlit_app.py)."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def app():
+    import streamlit as st
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    return AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=180)
+
+
+def test_app_opens_on_data_page_with_reviews_sample(app):
+    at = app.run()
+    assert not at.exception and not at.error
+    assert at.title[0].value == "Data"
+    assert "reviews" in at.sidebar.caption[0].value and "3 labels" in at.sidebar.caption[0].value
+    assert len(at.get("vega_lite_chart")) == 2  # label distribution + token-length histogram
+    assert any("660 of 660 rows" in c.value for c in at.caption)
+    assert any("No exact or near-duplicate" in s.value for s in at.success)
+
+
+def test_data_page_search_filters_rows(app):
+    at = app.run()
+    at.text_input(key="data_search").input("refund").run()
+    caption = next(c.value for c in at.caption if " of 660 rows" in c.value)
+    assert 0 < int(caption.split()[0]) < 660
+
+
+def test_choosing_another_sample_changes_dataset(app):
+    # AppTest drops sidebar widgets on a rerun under st.navigation, so the choice is made before the first run
+    app.session_state["ds_sample"] = "support_intents"
+    at = app.run()
+    assert not at.exception
+    assert "7 labels" in at.sidebar.caption[0].value
+    assert any("679 of 679 rows" in c.value for c in at.caption)
+
+
+def test_tokenization_page_shows_both_tokenizers(app):
+    at = app.run()
+    at.switch_page("pages/tokenization.py").run()
+    assert not at.exception and not at.error
+    assert [s.value for s in at.subheader][:2] == ["all-MiniLM-L6-v2", "SmolLM2-135M-Instruct"]
+    counts = [c.value for c in at.caption if " tokens (" in c.value]
+    assert len(counts) == 2
+    assert any("added by the template" in c.value for c in at.caption)
+    stats = at.dataframe[-1].value
+    assert {"tokens_per_word", "unknown_rate", "truncated_share"} <= set(stats.columns) and len(stats) == 9
+
+
+def test_tokenization_unknown_tokenizer_is_one_sentence(app, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    at = app.run()
+    at.switch_page("pages/tokenization.py").run()
+    at.text_input(key="tok_other").input("no-such-owner/no-such-tokenizer").run()
+    assert not at.exception
+    assert any("not in the Hugging Face cache" in e.value for e in at.error)
+
+
+def test_file_source_without_upload_asks_for_a_dataset(app):
+    app.session_state["ds_kind"] = "File"
+    at = app.run()
+    assert not at.exception
+    assert any("Choose a dataset in the sidebar" in i.value for i in at.info)
