@@ -1,0 +1,111 @@
+"""The data layer's bad inputs, each answered by its own sentence (and the good-but-awkward ones loaded with a note)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core import data
+from core.errors import UserError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def csv_bytes(rows: list[tuple[str, str]], header: str = "text,label") -> bytes:
+    """A small UTF-8 CSV."""
+    return (header + "\n" + "".join(f'"{t}",{lab}\n' for t, lab in rows)).encode()
+
+
+GOOD_ROWS = [(f"review number {i} of the kettle", "pos" if i % 2 else "neg") for i in range(30)]
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"", "upload.csv is empty."),
+        (b"   \n\n", "upload.csv is empty."),
+        (b"text,label\n", "upload.csv has no rows."),
+        (csv_bytes(GOOD_ROWS, header="body_text,label"), r"No text column found among: body_text, label; name it with --text-col."),
+        (csv_bytes(GOOD_ROWS, header="text,verdict"), r"No label column found among: text, verdict; name it with --label-col."),
+        (b"text,label\n" + b"".join(f"row {i},\n".encode() for i in range(20)), r"Every row of upload.csv is missing its label in column 'label'."),
+        (csv_bytes([(f"row {i}", "pos") for i in range(20)]), r"upload.csv has only one class \('pos'\); classification needs at least two."),
+        ("text,label\ncafé,pos\nnaïve,neg\n".encode("latin-1"), r"upload.csv is not UTF-8 text \(byte 0xe9 at position 14\); save it as UTF-8 and try again."),
+        ("text,label\ncafé,pos\n".encode("utf-16"), r"upload.csv is not UTF-8 text \(byte 0xff at position 0\)"),
+        (csv_bytes([*GOOD_ROWS[:-1], ("long label row", "x" * 500)]),
+         r"A label in column 'label' is 500 characters long; that looks like text, not a label, so pick the label column with --label-col."),
+        (b"text,label\n" + b"".join(f",{'pos' if i % 2 else 'neg'}\n".encode() for i in range(20)), r"Every text in column 'text' of upload.csv is empty."),
+        (csv_bytes(GOOD_ROWS[:6]), r"upload.csv has 6 usable rows; at least 10 are needed to make train and test splits."),
+        (b"text\x00,label\nx,y\n", "contains NUL bytes"),
+        (b'text,label\n"unclosed,pos\nmore,neg\n', r"upload.csv could not be parsed as csv"),
+        (b"text,text\na,b\n", r"No label column found among: text, text.1"),
+    ],
+    ids=["empty", "blank", "header-only", "no-text-column", "no-label-column", "no-labels", "one-class", "latin-1", "utf-16",
+         "500-char-label", "all-texts-empty", "too-few-rows", "nul-bytes", "unclosed-quote", "repeated-columns"],
+)
+def test_bad_upload_is_answered_by_its_message(raw, message):
+    with pytest.raises(UserError, match=message):
+        data.load_upload(raw, "upload.csv")
+
+
+def test_unsupported_file_type_is_named():
+    with pytest.raises(UserError, match=r"unsupported file type '.xlsx'; use CSV, TSV, JSONL or Parquet"):
+        data.load_upload(b"PK\x03\x04 not really a spreadsheet", "sheet.xlsx")
+
+
+def test_rows_missing_a_label_are_dropped_with_a_count():
+    rows = GOOD_ROWS + [(f"unlabelled {i}", "") for i in range(3)]
+    ds = data.load_upload(csv_bytes(rows), "upload.csv")
+    assert "Dropped 3 rows with no label." in ds.notes
+    assert sum(len(f) for f in ds.splits.values()) == 30
+
+
+def test_duplicated_rows_are_dropped_with_a_count():
+    rows = GOOD_ROWS + GOOD_ROWS[:4] + GOOD_ROWS[:1]
+    ds = data.load_upload(csv_bytes(rows), "upload.csv")
+    assert "Dropped 5 exact duplicate rows." in ds.notes
+    assert sum(len(f) for f in ds.splits.values()) == 30
+
+
+def test_rows_with_empty_text_are_dropped_with_a_count():
+    rows = GOOD_ROWS + [("", "pos"), ("   ", "neg")]
+    ds = data.load_upload(csv_bytes(rows), "upload.csv")
+    assert "Dropped 2 rows with empty text." in ds.notes
+    assert all(t.strip() for f in ds.splits.values() for t in f["text"])
+
+
+def test_too_few_rows_per_label_for_test_split_is_refused():
+    rows = [(f"row {i}", f"class{i % 5}") for i in range(10)]
+    with pytest.raises(UserError, match=r"too few rows per label \(10 rows, 5 labels\) to make validation and test splits"):
+        data.load_upload(csv_bytes(rows), "upload.csv")
+
+
+def test_bare_carriage_returns_in_quoted_cells_load():
+    raw = b'text,label\n' + b"".join(f'"line one\rline two {i}",{"pos" if i % 2 else "neg"}\n'.encode() for i in range(20))
+    ds = data.load_upload(raw, "upload.csv")
+    assert sum(len(f) for f in ds.splits.values()) == 20
+    mac = b"text,label\r" + b"".join(f"old mac row {i},{'pos' if i % 2 else 'neg'}\r".encode() for i in range(20))
+    assert sum(len(f) for f in data.load_upload(mac, "mac.csv").splits.values()) == 20
+
+
+def test_twelve_megabyte_upload_loads_under_the_default_limit(tmp_path):
+    assert data.MAX_FILE_MB >= 50 or pytest.skip("PFT_MAX_UPLOAD_MB is set below 50 here")
+    line = "a fairly long product review that goes on about the kettle, the toaster and the delivery van {i},{label}\n"
+    body = "".join(line.format(i=i, label=("pos", "neg", "neu")[i % 3]) for i in range(125_000))
+    path = tmp_path / "big.csv"
+    path.write_text("text,label\n" + body, encoding="utf-8")
+    size_mb = path.stat().st_size / 2**20
+    assert size_mb > 10
+    ds = data.load(str(path))
+    assert sum(len(f) for f in ds.splits.values()) == 125_000
+    assert ds.label_names == ["neg", "neu", "pos"]
+
+
+def test_cli_answers_a_bad_file_with_one_sentence(tmp_path):
+    path = tmp_path / "one-class.csv"
+    path.write_bytes(csv_bytes([(f"row {i}", "pos") for i in range(20)]))
+    out = subprocess.run([sys.executable, "-m", "core", "data", str(path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.strip() == "error: one-class.csv has only one class ('pos'); classification needs at least two."
