@@ -169,7 +169,10 @@ class RunDir:
 
     def write_predictions(self, df: pd.DataFrame) -> None:
         """predictions.csv: id, text, label, pred, confidence, prob_<label>... (atomic)."""
-        write_atomic(self.path / "predictions.csv", df.to_csv(index=False))
+        try:
+            write_atomic(self.path / "predictions.csv", df.to_csv(index=False))
+        except OSError as e:  # disk full or read-only: one sentence, like write()
+            raise UserError(f"Could not save predictions.csv in {self.path}: {e.strerror}.") from None
 
     def predictions(self) -> pd.DataFrame:
         return pd.read_csv(self.path / "predictions.csv", dtype={"id": str, "label": str, "pred": str}, keep_default_na=False)
@@ -201,6 +204,14 @@ class RunRegistry:
         self.root = (root or runs_root()).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.db = self.root / "index.sqlite"
+        try:
+            self._create_table()
+        except sqlite3.DatabaseError:  # a corrupt index is only a cache of the run folders: start it afresh
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.db}{suffix}").unlink(missing_ok=True)
+            self._create_table()
+
+    def _create_table(self) -> None:
         with closing(self._connect()) as con, con:
             con.execute(
                 "CREATE TABLE IF NOT EXISTS runs (name TEXT PRIMARY KEY, kind TEXT, model TEXT, method TEXT, dataset TEXT,"

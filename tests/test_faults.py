@@ -1,0 +1,198 @@
+"""Faults: a full disk or a permission error while saving a run, corrupt or vanished run folders, a killed job."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from core import runs
+from core.errors import UserError
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = {"kind": "prompt", "model": "tiny", "method": "0-shot", "dataset": {"name": "reviews", "eval_sha256": "abc"}}
+METRICS = {"accuracy": 0.5, "macro_f1": 0.4, "labels": ["neg", "pos"], "n_examples": 2}
+
+
+def finished_run(root: Path, name: str) -> runs.RunDir:
+    """A complete, succeeded run (config, status, metrics, predictions)."""
+    run = runs.RunDir(root / name).create(CONFIG)
+    preds = pd.DataFrame({"id": ["t-0", "t-1"], "text": ["good", "bad"], "label": ["pos", "neg"], "pred": ["pos", "pos"],
+                          "confidence": [0.9, 0.6], "prob_neg": [0.1, 0.4], "prob_pos": [0.9, 0.6]})
+    runs.finish_with_metrics(run, METRICS, preds)
+    return run
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under root (relative path -> bytes), ignoring the SQLite index."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and "index.sqlite" not in p.name}
+
+
+def leftovers(root: Path) -> list[str]:
+    """Temp files an interrupted atomic write would leave behind."""
+    return [str(p.relative_to(root)) for p in root.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".convert-")]
+
+
+def raise_os_error(code: int):
+    """A replacement for a file operation that fails as a full disk or a forbidden folder would."""
+
+    def fail(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+
+    return fail
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES, errno.EROFS])
+def test_disk_full_while_writing_a_run_file(runs_dir, monkeypatch, code):
+    earlier = finished_run(runs_dir, "earlier")
+    before = snapshot(runs_dir)
+    run = runs.RunDir(runs_dir / "new").create(CONFIG)
+    monkeypatch.setattr(runs.os, "replace", raise_os_error(code))
+    with pytest.raises(UserError, match=rf"Could not save metrics.json in .*new: {os.strerror(code)}\."):
+        run.write("metrics.json", METRICS)
+    with pytest.raises(UserError, match=os.strerror(code)):
+        run.set_status("running", progress=0.5)
+    monkeypatch.undo()
+    assert leftovers(runs_dir) == []
+    assert {k: v for k, v in snapshot(runs_dir).items() if k.startswith("earlier")} == before
+    assert runs.RunDir(runs_dir / "new").status["state"] == "queued"  # the old status survived, not half a new one
+    assert earlier.metrics == METRICS
+
+
+def test_disk_full_while_writing_bytes_leaves_no_temp_file(runs_dir, monkeypatch):
+    run = runs.RunDir(runs_dir / "new").create(CONFIG)
+    real_fdopen = os.fdopen
+
+    def fdopen_that_fills_the_disk(fd, *args, **kwargs):
+        f = real_fdopen(fd, *args, **kwargs)
+        f.write = raise_os_error(errno.ENOSPC)
+        return f
+
+    monkeypatch.setattr(runs.os, "fdopen", fdopen_that_fills_the_disk)
+    with pytest.raises(UserError, match="No space left on device"):
+        run.write("metrics.json", METRICS)
+    monkeypatch.undo()
+    assert leftovers(runs_dir) == []
+    assert not (runs_dir / "new" / "metrics.json").exists()
+
+
+def test_disk_full_while_saving_predictions_is_a_clear_error(runs_dir, monkeypatch):
+    earlier = finished_run(runs_dir, "earlier")
+    run = runs.RunDir(runs_dir / "new").create(CONFIG)
+    monkeypatch.setattr(runs.os, "replace", raise_os_error(errno.ENOSPC))
+    with pytest.raises(UserError, match="No space left on device"):
+        runs.finish_with_metrics(run, METRICS, earlier.predictions())
+    monkeypatch.undo()
+    assert leftovers(runs_dir) == []
+    assert run.status["state"] == "queued"  # never marked succeeded without its files
+    assert runs.RunRegistry(runs_dir).list().set_index("name").loc["earlier", "state"] == "succeeded"
+
+
+def test_permission_error_creating_the_run_folder(runs_dir, monkeypatch):
+    finished_run(runs_dir, "earlier")
+    real_mkdir = Path.mkdir
+
+    def mkdir(self, *args, **kwargs):
+        if self.name == "new":
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    with pytest.raises(UserError, match=r"Could not create the run folder .*new: Permission denied\."):
+        runs.RunDir(runs_dir / "new").create(CONFIG)
+    monkeypatch.undo()
+    listed = runs.RunRegistry(runs_dir).list()
+    assert listed["name"].tolist() == ["earlier"] and listed["state"].tolist() == ["succeeded"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores folder permissions")
+def test_read_only_runs_folder(runs_dir):
+    finished_run(runs_dir, "earlier")
+    runs_dir.chmod(0o555)
+    try:
+        with pytest.raises(UserError, match="Could not create the run folder"):
+            runs.RunDir(runs_dir / "new").create(CONFIG)
+    finally:
+        runs_dir.chmod(0o755)
+
+
+@pytest.mark.parametrize(
+    ("damage", "state"),
+    [
+        (lambda run: (run.path / "metrics.json").write_text("{not json"), "broken"),
+        (lambda run: (run.path / "metrics.json").write_text('{"accuracy": "high"}'), "broken"),
+        (lambda run: (run.path / "metrics.json").unlink(), "broken"),
+        (lambda run: (run.path / "config.json").write_text("[1, 2"), "broken"),
+        (lambda run: (run.path / "config.json").write_bytes(b"\xff\xfe\x00garbage"), "broken"),
+        (lambda run: (run.path / "status.json").write_text(""), "broken"),
+        (lambda run: (run.path / "status.json").unlink(), "broken"),
+        (lambda run: (run.path / "config.json").write_text(json.dumps({"kind": 3, "dataset": "not a dict"})), "succeeded"),
+        (lambda run: [p.unlink() for p in run.path.iterdir()], "broken"),
+    ],
+    ids=["metrics-not-json", "metrics-wrong-type", "metrics-missing", "config-not-json", "config-binary", "status-empty",
+         "status-missing", "config-odd-types", "folder-emptied"],
+)
+def test_damaged_run_is_listed_as_broken_and_the_rest_works(runs_dir, damage, state):
+    for name in ("a-good", "b-damaged", "c-good"):
+        finished_run(runs_dir, name)
+    damage(runs.RunDir(runs_dir / "b-damaged"))
+    registry = runs.RunRegistry(runs_dir)
+    listed = registry.list().set_index("name")
+    assert sorted(listed.index) == ["a-good", "b-damaged", "c-good"]
+    assert listed.loc["b-damaged", "state"] == state
+    assert listed.loc[["a-good", "c-good"], "state"].tolist() == ["succeeded", "succeeded"]
+    assert listed.loc["a-good", "accuracy"] == 0.5
+    registry.delete("b-damaged")  # the broken run can be cleaned up from the list
+    assert sorted(registry.list()["name"]) == ["a-good", "c-good"]
+
+
+def test_run_folder_removed_behind_the_registrys_back(runs_dir):
+    for name in ("a-good", "b-gone"):
+        finished_run(runs_dir, name)
+    registry = runs.RunRegistry(runs_dir)
+    assert len(registry.list()) == 2
+    shutil.rmtree(runs_dir / "b-gone")
+    assert registry.list()["name"].tolist() == ["a-good"]
+    with pytest.raises(UserError, match="There is no run named 'b-gone'"):
+        registry.delete("b-gone")
+    with pytest.raises(UserError, match="There is no run folder"):
+        runs.open_run("b-gone")
+
+
+def test_corrupt_index_is_rebuilt_from_the_folders(runs_dir):
+    finished_run(runs_dir, "a-good")
+    runs.RunRegistry(runs_dir).list()
+    (runs_dir / "index.sqlite").write_bytes(b"this is not a database" * 100)
+    for suffix in ("-wal", "-shm"):
+        (runs_dir / f"index.sqlite{suffix}").unlink(missing_ok=True)
+    try:
+        listed = runs.RunRegistry(runs_dir).list()
+    except Exception as e:  # the index is only a cache: a corrupt one must not take the run list down
+        pytest.fail(f"a corrupt index.sqlite breaks the run list: {type(e).__name__}: {e}")
+    assert listed["name"].tolist() == ["a-good"]
+
+
+def test_half_written_history_line_is_skipped(runs_dir):
+    run = runs.RunDir(runs_dir / "train").create({**CONFIG, "kind": "finetune"})
+    run.append_history({"step": 1, "loss": 1.0})
+    with open(run.path / "history.jsonl", "a", encoding="utf-8") as f:
+        f.write('{"step": 2, "lo')  # the writer was killed mid-line
+    assert run.history()["step"].tolist() == [1]
+
+
+def test_disk_full_while_creating_a_run_leaves_no_partial_files(runs_dir, monkeypatch):
+    finished_run(runs_dir, "earlier")
+    monkeypatch.setattr(runs.os, "replace", raise_os_error(errno.ENOSPC))
+    with pytest.raises(UserError, match=r"Could not save config.json in .*new: No space left on device\."):
+        runs.RunDir(runs_dir / "new").create(CONFIG)
+    monkeypatch.undo()
+    assert leftovers(runs_dir) == []
+    assert not (runs_dir / "new").exists() or list((runs_dir / "new").iterdir()) == []  # at most an empty folder
+    listed = runs.RunRegistry(runs_dir).list().set_index("name")
+    assert listed.loc["earlier", "state"] == "succeeded"
+    assert "new" not in listed.index or listed.loc["new", "state"] == "broken"
