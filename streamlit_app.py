@@ -9,21 +9,21 @@ import streamlit as st  # noqa: E402
 
 from ui.sidebar import dataset_sidebar  # noqa: E402
 
-st.set_page_config(page_title="Prompt it, or fine-tune it?", page_icon="⚖️", layout="wide")
+st.set_page_config(page_title="Prompt it, or fine-tune it?", page_icon=":material/balance:", layout="wide")
 
 pages = {
     "Explore": [
-        st.Page("pages/data.py", title="Data", icon="📋", default=True),
-        st.Page("pages/tokenization.py", title="Tokenization", icon="🔤"),
+        st.Page("pages/data.py", title="Data", icon=":material/table_chart:", default=True),
+        st.Page("pages/tokenization.py", title="Tokenization", icon=":material/text_fields:"),
     ],
     "Classify": [
-        st.Page("pages/prompting.py", title="Prompting", icon="💬"),
-        st.Page("pages/finetune.py", title="Fine-tune", icon="🏋️"),
-        st.Page("pages/runs.py", title="Runs", icon="🗂️"),
+        st.Page("pages/prompting.py", title="Prompting", icon=":material/chat:"),
+        st.Page("pages/finetune.py", title="Fine-tune", icon=":material/model_training:"),
+        st.Page("pages/runs.py", title="Runs", icon=":material/folder_open:"),
     ],
     "Decide": [
-        st.Page("pages/compare.py", title="Compare", icon="⚖️"),
-        st.Page("pages/attention.py", title="Attention", icon="🔍"),
+        st.Page("pages/compare.py", title="Compare", icon=":material/balance:"),
+        st.Page("pages/attention.py", title="Attention", icon=":material/visibility:"),
     ],
 }
 dataset_sidebar()

@@ -17,7 +17,7 @@ everything = pd.concat([f.assign(split=s) for s, f in ds.splits.items()], ignore
 left, right = st.columns(2)
 with left:
     st.subheader("Labels per split")
-    st.altair_chart(charts.label_distribution(data.summary(ds)), width="stretch")
+    st.altair_chart(charts.label_distribution(data.summary(ds), ds.label_names), width="stretch")
 with right:
     st.subheader("Length in tokens")
     model = model_choice("Tokenizer", "encoder", key="data_tok")

@@ -11,13 +11,25 @@ from ui.state import current_dataset, show_error, tokenizer
 PALETTE = ["#fde2e4", "#e2ece9", "#dfe7fd", "#fff1c1", "#e8dff5", "#d3f8e2", "#fce1c8", "#cddafd"]
 
 
+def chip_label(token: str, piece: str, byte_level: bool, repeat: bool) -> str:
+    """What a chip shows: WordPiece tokens as they are (## marks a continuation); byte-level pieces as the text they cover."""
+    if not byte_level or not piece:
+        return token
+    if repeat:  # a further byte of a character already shown (e.g. one emoji cut into three tokens)
+        return "+byte"
+    return piece.replace(" ", "␣")
+
+
 def chips(view: tokens.TokenView) -> str:
-    """Tokens as coloured chips (id and character span on hover); special tokens outlined."""
+    """Tokens as coloured chips (id, raw token and character span on hover); special tokens outlined."""
     out = []
+    byte_level = view.tokens["token"].str.startswith(("Ġ", "▁")).any()
+    previous_span = None
     for r in view.tokens.itertuples():
-        label = html.escape(r.token)
+        label = html.escape(chip_label(r.token, r.piece, byte_level, (r.start, r.end) == previous_span))
+        previous_span = (r.start, r.end)
         style = "border:1px dashed #c00;background:#fff" if r.special else f"background:{PALETTE[r.index % len(PALETTE)]}"
-        title = html.escape(f"id {r.id} · chars {r.start}–{r.end}" + (" · special" if r.special else ""))
+        title = html.escape(f"{r.token} · id {r.id} · chars {r.start}–{r.end}" + (" · special" if r.special else ""))
         out.append(
             f'<span title="{title}" style="{style};border-radius:4px;padding:2px 5px;margin:2px;display:inline-block;'
             f'font-family:monospace;font-size:0.9em">{label}<sub style="color:#777;margin-left:3px">{r.id}</sub></span>'

@@ -26,6 +26,7 @@ def _load_hub(name: str, text_col: str | None, label_col: str | None) -> data.Da
 def dataset_sidebar() -> None:
     """Source choice (sample / file / hub), column mapping when needed, and a one-line summary of what is loaded."""
     with st.sidebar:
+        st.caption("**Prompt it, or fine-tune it?** Classify one dataset both ways, then compare on the same split.")
         st.header("Dataset")
         kind = st.radio("Source", ["Sample", "File", "Hugging Face"], horizontal=True, key="ds_kind")
         try:
