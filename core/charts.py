@@ -8,13 +8,13 @@ import pandas as pd
 # ---- data and tokenization -------------------------------------------------------------------
 
 
-def label_distribution(summary: pd.DataFrame) -> alt.Chart:
+def label_distribution(summary: pd.DataFrame, labels: list[str] | None = None) -> alt.Chart:
     """Grouped bars of rows per label, one colour per split (summary: split, label, count)."""
     return (
         alt.Chart(summary)
         .mark_bar()
         .encode(
-            x=alt.X("label:N", title=None, sort=None),
+            x=alt.X("label:N", title=None, sort=labels),
             xOffset=alt.XOffset("split:N", sort=["train", "validation", "test"]),
             y=alt.Y("count:Q", title="rows"),
             color=alt.Color("split:N", sort=["train", "validation", "test"]),
