@@ -102,11 +102,12 @@ class RunDir:
     def name(self) -> str:
         return self.path.name
 
-    def create(self, config: dict) -> "RunDir":
+    def create(self, config: dict) -> RunDir:
         """Make the folder (refusing to overwrite another run) and write config.json and a queued status."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.mkdir()
+            if not (reserved_for_this_process(self.path) and not (self.path / "config.json").exists()):
+                self.path.mkdir()
         except FileExistsError:
             raise UserError(f"A run named '{self.name}' already exists; choose another name.") from None
         except OSError as e:
@@ -178,6 +179,20 @@ class RunDir:
         return pd.read_csv(self.path / "predictions.csv", dtype={"id": str, "label": str, "pred": str}, keep_default_na=False)
 
 
+RESERVATION = ".reserved"  # written by jobs.launch into the folder it reserves for the job it starts
+
+
+def reservation(path: Path) -> dict:
+    """The reservation jobs.launch left in a run folder ({"token", "pid"}), or {}."""
+    return read_json(Path(path) / RESERVATION) or {}
+
+
+def reserved_for_this_process(path: Path) -> bool:
+    """True when jobs.launch reserved this folder for the job now running (token passed in PFT_RUN_TOKEN)."""
+    token = os.environ.get("PFT_RUN_TOKEN")
+    return bool(token) and reservation(path).get("token") == token
+
+
 def open_run(path_or_name: str | Path) -> RunDir:
     """A RunDir for a run folder path or a run name under the runs root."""
     p = Path(path_or_name)
@@ -224,8 +239,18 @@ class RunRegistry:
         return con
 
     def _row(self, run: RunDir) -> tuple:
+        try:
+            return self._read_row(run)
+        except Exception:  # any unreadable run is listed as broken rather than breaking the list
+            return (run.name, "?", "?", "", "?", "", "broken", None, None, _mtime(run.path), str(run.path))
+
+    def _read_row(self, run: RunDir) -> tuple:
         c, s, m = run.config, run.status, run.metrics or {}
-        if not c:
+        if not isinstance(m.get("accuracy", 0.0), (int, float)) or not isinstance(m.get("macro_f1", 0.0), (int, float)):
+            m, s = {}, {**s, "state": "broken"}
+        if not c and s.get("state") in ("queued", "running") and reservation(run.path):
+            pass  # a job started by jobs.launch that has not written its config yet
+        elif not c:
             s = {"state": "broken", "created": run.path.stat().st_mtime}
         elif s.get("state") == "succeeded" and not m:
             s = {**s, "state": "broken"}
@@ -233,6 +258,21 @@ class RunRegistry:
                 c.get("dataset", {}).get("name", "?") if isinstance(c.get("dataset"), dict) else "?",
                 c.get("dataset", {}).get("eval_sha256", "") if isinstance(c.get("dataset"), dict) else "",
                 s.get("state", "broken"), m.get("accuracy"), m.get("macro_f1"), s.get("created", run.path.stat().st_mtime), str(run.path))
+
+    def rebuild(self) -> None:
+        """Throw the index away and rebuild it from the run directories (after a crash or a corrupt index)."""
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.db}{suffix}").unlink(missing_ok=True)
+        self.__init__(self.root)
+        self.sync()
+
+    def search(self, text: str = "", kind: str | None = None, state: str | None = None) -> pd.DataFrame:
+        """Runs whose name, model, method or dataset contains text (case-insensitive), optionally of one kind/state."""
+        df = self.list(kind, state)
+        if text:
+            hay = df[["name", "model", "method", "dataset"]].astype(str).agg(" ".join, axis=1).str.lower()
+            df = df[hay.str.contains(text.lower(), regex=False)]
+        return df.reset_index(drop=True)
 
     def sync(self) -> None:
         """Re-read every run directory into the index and drop entries whose directory is gone."""
@@ -276,7 +316,20 @@ class RunRegistry:
         trash = self.root / f".deleted-{name}-{time.time_ns()}"
         os.rename(src, trash)
         shutil.rmtree(trash, ignore_errors=True)
+        shutil.rmtree(checkpoint_dir(self.root / name), ignore_errors=True)
         self.sync()
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def checkpoint_dir(run_path: Path) -> Path:
+    """Hidden sibling folder where a fine-tuning run keeps its best checkpoint while training (the same on every rank)."""
+    return Path(run_path).parent / f".ckpt-{Path(run_path).name}"
 
 
 def python_executable() -> str:
