@@ -1,0 +1,203 @@
+"""The demo that must never fail, walked in a real browser: data, tokenization, prompting, fine-tuning, compare, attention, report.
+
+Starts the real app (streamlit run) on 127.0.0.1 with an empty runs folder, drives headless Debian Chromium with
+Playwright, blocks every request that is not to localhost, and fails on any exception, traceback or error box in a page.
+Screenshots of each step go to artifacts/e2e/ (the README's come from here: docs/screenshots/)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path(os.environ.get("PFT_CHROMIUM", "/usr/bin/chromium"))
+ARTIFACTS = ROOT / "artifacts" / "e2e"
+README_SHOTS = ROOT / "docs" / "screenshots"
+README_STEPS = {"01-data": "data.png", "02-tokenization": "tokenization.png", "04-prompt-few-shot": "prompting.png",
+                "05-finetune-done": "finetune.png", "06-compare": "compare.png", "07-attention": "attention.png"}
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
+SLOW_STEP_MS = 420_000  # one prompt or fine-tune run on 2 shared CPUs, with model loading
+
+pytestmark = pytest.mark.browser
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+if not CHROMIUM.exists():
+    pytest.skip(f"no Chromium at {CHROMIUM}", allow_module_level=True)
+expect = sync_api.expect
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    """The real app, started with `streamlit run` on a free localhost port and an empty runs folder; stopped afterwards."""
+    runs = tmp_path_factory.mktemp("e2e-runs")
+    port = free_port()
+    env = {**os.environ, "PFT_RUNS_DIR": str(runs), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "PFT_MAX_JOBS": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log = open(ARTIFACTS / "server.log", "wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read()
+                break
+            except OSError:
+                if server.poll() is not None or time.time() > deadline:
+                    pytest.fail(f"the app did not start; see {ARTIFACTS / 'server.log'}")
+                time.sleep(0.5)
+        yield url, runs
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # the server and any job it started in its own group
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium (no browser download)."""
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                                                                   "--disable-dev-shm-usage"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, app_url):
+    """A fresh tab whose requests to anything but localhost are refused (and recorded, to fail the test)."""
+    context = browser.new_context(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
+    blocked: list[str] = []
+
+    def only_localhost(route):
+        host = urlparse(route.request.url).hostname or ""
+        if host in LOCAL_HOSTS or route.request.url.startswith(("data:", "blob:", "about:")):
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_localhost)
+    tab = context.new_page()
+    tab.blocked = blocked
+    yield tab
+    context.close()
+
+
+class Demo:
+    """What a person does and sees in the app, one step at a time, with a screenshot per step."""
+
+    def __init__(self, page, url: str):
+        self.page, self.url, self.step = page, url, 0
+
+    def main(self):
+        """The page's main area (not the sidebar)."""
+        return self.page.locator("[data-testid='stMain']")
+
+    def open(self) -> None:
+        self.page.goto(self.url)
+        expect(self.page.locator("h1").first).to_be_visible(timeout=90_000)
+
+    def go(self, title: str) -> None:
+        """Click a page in the sidebar navigation and wait for its title."""
+        self.page.locator("[data-testid='stSidebarNav'] a", has_text=title).first.click()
+        expect(self.main().locator("h1", has_text=title).first).to_be_visible(timeout=60_000)
+        self.settle()
+
+    def settle(self, timeout_ms: int = 180_000) -> None:
+        """Wait until the script run and its spinners are done."""
+        self.page.wait_for_timeout(500)
+        self.page.wait_for_function(
+            """() => !document.querySelector("[data-testid='stSpinner']")
+                 && !document.querySelector("[data-testid='stStatusWidgetRunningIcon'], [data-testid='stStatusWidgetRunningManIcon']")""",
+            timeout=timeout_ms, polling=250)
+        self.page.wait_for_timeout(300)
+
+    def assert_healthy(self) -> None:
+        """No exception, traceback or error box anywhere in the page."""
+        text = self.page.locator("body").inner_text()
+        assert self.page.locator("[data-testid='stException']").count() == 0, f"exception shown:\n{text[:3000]}"
+        assert "Traceback" not in text, text[:3000]
+        errors = self.page.locator("[data-testid='stAlertContentError']")
+        assert errors.count() == 0, f"error shown: {errors.all_inner_texts()}"
+
+    def shot(self, name: str) -> Path:
+        """Check the page is healthy, then save a full-page screenshot of this step."""
+        self.assert_healthy()
+        self.step += 1
+        path = ARTIFACTS / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def number(self, pattern: str) -> float:
+        """The first number captured by pattern in the main area's text."""
+        match = re.search(pattern, self.main().inner_text())
+        assert match, f"no match for {pattern!r} in:\n{self.main().inner_text()[:2000]}"
+        return float(match.group(1))
+
+
+def test_the_demo(page, app_url):
+    url, runs = app_url
+    demo = Demo(page, url)
+
+    # 1. open the app: the reviews sample is loaded and the Data page shows it
+    demo.open()
+    demo.settle()
+    sidebar = page.locator("[data-testid='stSidebar']")
+    expect(sidebar).to_contain_text("reviews")
+    expect(sidebar).to_contain_text("3 labels")
+    expect(demo.main()).to_contain_text("labels: negative, neutral, positive")
+    expect(demo.main().locator("[data-testid='stVegaLiteChart']").first).to_be_visible()
+    expect(demo.main()).to_contain_text(re.compile(r"median \d+ tokens"), timeout=120_000)
+    assert demo.number(r"(\d+) of \d+ rows") > 600
+    assert demo.main().locator("[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg").count() >= 2
+    demo.shot("01-data")
+
+    # 2. Tokenization: the same text cut by WordPiece and by byte-level BPE, token statistics for the dataset
+    demo.go("Tokenization")
+    expect(demo.main()).to_contain_text("all-MiniLM-L6-v2")
+    expect(demo.main()).to_contain_text("SmolLM2-135M-Instruct")
+    expect(demo.main().locator(".token-chips").first).to_be_visible(timeout=120_000)
+    assert demo.main().locator(".token-chips").count() == 2
+    assert demo.main().locator(".token-chips").first.locator("span[title]").count() > 5
+    counts = [int(n) for n in re.findall(r"(\d+) tokens \(\d+ special", demo.main().inner_text())]
+    assert len(counts) == 2 and counts[0] != counts[1], counts
+    expect(demo.main()).to_contain_text("tokens_per_word")
+    expect(demo.main()).to_contain_text("<|im_start|>")
+    demo.shot("02-tokenization")
+    copy_readme_shots()
+
+    # offline demos: nothing may be fetched from outside this machine (checked last, so the walk above reports first)
+    assert page.blocked == [], f"the app tried to reach the internet: {sorted(set(page.blocked))}"
+
+
+def copy_readme_shots() -> None:
+    """Copy the key screenshots to docs/screenshots/ for the README."""
+    README_SHOTS.mkdir(parents=True, exist_ok=True)
+    for step, target in README_STEPS.items():
+        if (ARTIFACTS / f"{step}.png").exists():
+            shutil.copyfile(ARTIFACTS / f"{step}.png", README_SHOTS / target)
