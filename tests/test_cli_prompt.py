@@ -1,0 +1,72 @@
+"""`python -m core prompt`: the run directory it writes (tiny Llama), a grid of runs, and bad inputs answered in one sentence."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.__main__ import main
+
+
+def _argv(model, *extra) -> list[str]:
+    return ["prompt", "--train", "reviews", "--eval", "reviews", "--model", str(model), "--max-eval-examples", "12",
+            "--batch-size", "8", *extra]
+
+
+def test_prompt_writes_the_run_contract(tiny_llama_dir, runs_dir, capsys, monkeypatch):
+    monkeypatch.chdir(runs_dir.parent)  # so that --out runs/NAME lies inside the runs folder, as it does by default
+    assert main(_argv(tiny_llama_dir, "--shots", "3", "--selection", "balanced", "--calibrate", "contextual", "--seed", "4",
+                      "--label-words", "negative=bad", "--out", "runs/first")) == 0
+    run = runs_dir / "first"
+    config = json.loads((run / "config.json").read_text())
+    assert config["kind"] == "prompt" and config["method"] == "3-shot balanced +contextual"
+    assert config["n_train_examples"] == 3 and config["seed"] == 4 and config["label_words"] == {"negative": "bad"}
+    assert config["dataset"]["name"] == "reviews" and len(config["dataset"]["eval_sha256"]) == 64
+    assert config["command"].startswith("python -m core prompt --train reviews")
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "succeeded" and status["progress"] == 1.0 and status["done"] == status["total"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["n_examples"] == 12 and {"accuracy", "macro_f1", "seconds", "examples_per_second", "total_params"} <= set(metrics)
+    preds = pd.read_csv(run / "predictions.csv")
+    assert list(preds.columns[:5]) == ["id", "text", "label", "pred", "confidence"]
+    assert np.allclose(preds[["prob_negative", "prob_neutral", "prob_positive"]].sum(axis=1), 1, atol=1e-4)
+    demos = json.loads((run / "demonstrations.json").read_text())["demos"]
+    assert sorted(d["label"] for d in demos) == ["negative", "neutral", "positive"]
+    assert "accuracy" in capsys.readouterr().out
+
+
+def test_several_shots_and_seeds_make_a_grid_of_runs(tiny_llama_dir, runs_dir):
+    assert main(_argv(tiny_llama_dir, "--shots", "0", "2", "--seed", "1", "2", "--out", "grid")) == 0
+    names = sorted(p.name for p in runs_dir.iterdir() if p.is_dir())
+    assert names == ["grid-0shot-seed1", "grid-0shot-seed2", "grid-2shot-seed1", "grid-2shot-seed2"]
+    config = json.loads((runs_dir / "grid-2shot-seed2" / "config.json").read_text())
+    assert config["shots"] == 2 and config["seed"] == 2 and len(config["grid"]) == 4
+    assert all(json.loads((runs_dir / n / "status.json").read_text())["state"] == "succeeded" for n in names)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--shots", "-1"], "number of shots"),
+        (["--train", "no_such_file.csv"], "There is no file at no_such_file.csv"),
+        (["--label-words", "negative"], "is not LABEL=WORD"),
+        (["--label-words", "happy=yes"], "labels the dataset does not have"),
+        (["--query-template", "Answer:"], "must contain {text}"),
+        (["--shots", "999"], "number of shots"),
+        (["--out", "../../etc"], "outside it"),
+    ],
+)
+def test_bad_input_ends_with_one_sentence_and_exit_2(tiny_llama_dir, runs_dir, capsys, extra, message):
+    assert main(_argv(tiny_llama_dir, *extra)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_existing_run_is_not_overwritten(tiny_llama_dir, runs_dir, capsys):
+    (runs_dir / "taken").mkdir()
+    (runs_dir / "taken" / "config.json").write_text("{}")
+    assert main(_argv(tiny_llama_dir, "--out", "taken")) == 2
+    assert "already exists" in capsys.readouterr().err

@@ -1,0 +1,177 @@
+"""Unit tests of core.prompting on the tiny random Llama: cached scoring equals re-encoding, calibration maths,
+demonstration selection, multi-token labels, templates and label-word checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import models, prompting
+from core.errors import UserError
+from core.prompting import PromptConfig
+
+
+@pytest.fixture
+def tiny(tiny_llama_dir):
+    """(name, tokenizer, model) of the tiny Llama."""
+    name = str(tiny_llama_dir)
+    return name, models.load_tokenizer(name), models.load_causal_lm(name)
+
+
+def _train() -> pd.DataFrame:
+    rows = [("the movie was great", "positive"), ("i loved it", "positive"), ("good fine okay", "positive"),
+            ("terrible service", "negative"), ("never again", "negative"), ("bad bad bad", "negative"),
+            ("it is a kettle", "neutral"), ("it boils water", "neutral"), ("shares fell", "neutral"), ("please refund", "neutral")]
+    return pd.DataFrame({"id": [f"train-{i}" for i in range(len(rows))], "text": [r[0] for r in rows], "label": [r[1] for r in rows]})
+
+
+LABELS = ["negative", "neutral", "positive"]
+
+
+def test_prefix_cache_scoring_equals_full_reencoding(tiny):
+    """Batched queries of different lengths after a cached prefix score as the whole prompt re-encoded, to 1e-4."""
+    _, tok, model = tiny
+    prefix = prompting.encode(tok, "classify each text as positive negative neutral\n\nText: i loved it\nAnswer: positive\n\n")
+    queries = [prompting.encode(tok, f"Text: {t}\nAnswer:") for t in
+               ["the movie was great and i loved it", "bad", "where is my parcel ? it has not arrived", "okay fine"]]
+    assert len({len(q) for q in queries}) > 2
+    label_ids = [prompting.encode(tok, " positive"), prompting.encode(tok, " negative"), prompting.encode(tok, " kettle")]
+    fast = prompting.score_rows(model, prefix, prompting.label_rows(queries, label_ids), len(queries), 3, batch_size=3,
+                                pad_id=tok.pad_token_id)
+    naive = prompting.score_rows_naive(model, prefix, queries, label_ids)
+    assert np.abs(fast - naive).max() < 1e-4
+    assert np.isfinite(fast).all() and (fast < 0).all()
+
+
+def test_multi_token_labels_score_by_teacher_forcing(tiny):
+    """Labels of several tokens (and of different lengths) sum the right token log-probs, with and without a prefix."""
+    _, tok, model = tiny
+    label_ids = [prompting.encode(tok, " dividend was raised"), prompting.encode(tok, " bad"), prompting.encode(tok, " refund my order")]
+    assert sorted(len(ids) for ids in label_ids)[-1] > 1 and len({len(ids) for ids in label_ids}) > 1
+    queries = [prompting.encode(tok, q) for q in ["profit rose and the", "terrible service , never", "please"]]
+    for prefix in (prompting.encode(tok, "positive negative neutral\n"), []):
+        rows = prompting.label_rows(queries, label_ids)
+        assert len(rows) == 9  # one row per (query, label)
+        fast = prompting.score_rows(model, prefix, rows, 3, 3, batch_size=4, pad_id=tok.pad_token_id)
+        naive = prompting.score_rows_naive(model, prefix, queries, label_ids)
+        assert np.abs(fast - naive).max() < 1e-4
+
+
+def test_single_token_labels_come_from_one_pass_and_match_multi_path(tiny):
+    """All-single-token labels make one row per query, and give the same numbers as the teacher-forced path."""
+    _, tok, model = tiny
+    label_ids = [prompting.encode(tok, " good"), prompting.encode(tok, " bad")]
+    assert all(len(ids) == 1 for ids in label_ids)
+    queries = [prompting.encode(tok, "the movie was"), prompting.encode(tok, "it is a kettle . it boils")]
+    rows = prompting.label_rows(queries, label_ids)
+    assert len(rows) == 2
+    one_pass = prompting.score_rows(model, prompting.encode(tok, "x "), rows, 2, 2)
+    per_label = [prompting.ScoredRow(q, [(len(q) - 1, ids[0], n, c)]) for n, q in enumerate(queries) for c, ids in enumerate(label_ids)]
+    assert np.allclose(one_pass, prompting.score_rows(model, prompting.encode(tok, "x "), per_label, 2, 2), atol=1e-5)
+
+
+def test_contextual_calibration_on_hand_made_numbers():
+    probs = np.array([[0.6, 0.4], [0.8, 0.2]])
+    content_free = np.array([[0.8, 0.2]])  # the model leans to class 0 with no input at all
+    out = prompting.contextual_calibrate(probs, content_free)
+    # [0.6/0.8, 0.4/0.2] = [0.75, 2] -> [0.2727, 0.7273]; [1, 1] -> [0.5, 0.5]
+    assert np.allclose(out, [[0.75 / 2.75, 2 / 2.75], [0.5, 0.5]])
+    assert np.allclose(out.sum(1), 1)
+
+
+def test_pmi_calibration_and_mean_scoring_on_hand_made_numbers():
+    scores = np.log(np.array([[0.5, 0.25]]))
+    domain = np.log(np.array([[0.5, 0.125]]))
+    # PMI: log 1 vs log 2 -> softmax [1/3, 2/3]
+    assert np.allclose(prompting.pmi_calibrate(scores, domain), [[1 / 3, 2 / 3]])
+    sums = np.array([[-2.0, -3.0]])
+    assert np.allclose(prompting.label_scores(sums, [1, 3], "mean"), [[-2.0, -1.0]])
+    assert np.allclose(prompting.label_scores(sums, [1, 3], "sum"), sums)
+    assert np.allclose(prompting.softmax(np.array([[0.0, np.log(3.0)]])), [[0.25, 0.75]])
+
+
+def test_balanced_selection_is_balanced_and_seeded():
+    train = _train()
+    picks = prompting.select_demonstrations(train, 6, "balanced", seed=1, label_names=LABELS)
+    assert len(set(picks)) == 6
+    assert train.iloc[picks]["label"].value_counts().tolist() == [2, 2, 2]
+    assert picks == prompting.select_demonstrations(train, 6, "balanced", seed=1, label_names=LABELS)
+    others = {tuple(prompting.select_demonstrations(train, 6, "balanced", seed=s, label_names=LABELS)) for s in range(2, 8)}
+    assert len(others) > 1
+    counts = train.iloc[prompting.select_demonstrations(train, 5, "balanced", 0, LABELS)]["label"].value_counts()
+    assert counts.max() - counts.min() <= 1 and len(counts) == 3
+    rand = prompting.select_demonstrations(train, 4, "random", seed=3, label_names=LABELS)
+    assert rand == prompting.select_demonstrations(train, 4, "random", seed=3, label_names=LABELS) and len(set(rand)) == 4
+    with pytest.raises(UserError, match="only 10 rows"):
+        prompting.select_demonstrations(train, 11, "balanced", 0, LABELS)
+
+
+def test_nearest_demonstrations_put_the_closest_last():
+    train_emb = np.eye(4)
+    query = np.array([[0.9, 0.1, 0.0, 0.3]])
+    assert prompting.nearest_demonstrations(train_emb, query, 2).tolist() == [[3, 0]]
+
+
+def test_nearest_selection_embeds_with_the_encoder(tiny_bert_dir):
+    emb = prompting.embed_texts(["i loved it", "terrible service", "i loved it"], str(tiny_bert_dir))
+    assert emb.shape[0] == 3 and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
+    assert np.allclose(emb[0], emb[2])
+
+
+def test_config_validation_names_the_problem():
+    with pytest.raises(UserError, match=r"\{text\}"):
+        PromptConfig(query_template="Answer:")
+    with pytest.raises(UserError, match="Selection .closest. is unknown"):
+        PromptConfig(selection="closest")
+    with pytest.raises(UserError, match="shots"):
+        PromptConfig(shots=-1)
+    with pytest.raises(UserError, match="same label word"):
+        prompting.verbalizer(PromptConfig(label_words={"negative": "bad", "neutral": "Bad"}), LABELS)
+    assert prompting.verbalizer(PromptConfig(label_words={"negative": "bad"}), LABELS) == ["bad", "neutral", "positive"]
+    assert PromptConfig(shots=8, selection="balanced").method == "8-shot balanced"
+    assert PromptConfig(calibration="pmi").method == "zero-shot +pmi"
+
+
+def test_label_word_check_warns_on_multi_token_and_shared_first_token(tiny):
+    _, tok, _ = tiny
+    config = PromptConfig(label_words={"negative": "profit rose", "positive": "profit fell"})
+    warnings = prompting.check_label_words(config, tok, LABELS)
+    assert any("is 2 tokens" in w or "tokens (" in w for w in warnings)
+    assert any("start with the same token" in w for w in warnings)
+    assert prompting.check_label_words(PromptConfig(label_words={"negative": "bad", "neutral": "fine", "positive": "good"}), tok, LABELS) == []
+
+
+def test_prompt_parts_and_chat_template(tiny):
+    _, tok, _ = tiny
+    demos = _train().iloc[[0, 3]]
+    plain = prompting.prompt_parts(PromptConfig(shots=2), tok, LABELS, demos, LABELS, "hello {label}")
+    assert plain.prefix.startswith("Classify each text as negative, neutral, positive.\n\n")
+    assert "Text: the movie was great\nAnswer: positive\n\n" in plain.prefix
+    assert plain.query == "Text: hello {label}\nAnswer:" and plain.continuations[0] == " negative"
+    chat = prompting.prompt_parts(PromptConfig(use_chat_template=True), tok, LABELS, demos.iloc[:0], LABELS, "hi")
+    assert chat.prefix.startswith("<|im_start|>user\n") and chat.query.endswith("<|im_start|>assistant\n")
+    assert chat.continuations[0] == "negative"  # the reply starts on a new line: no leading space
+
+
+def test_parse_label_takes_the_first_word_found():
+    assert prompting.parse_label(" Positive, not negative", LABELS, LABELS) == "positive"
+    assert prompting.parse_label("neutrality", LABELS, LABELS) is None
+
+
+def test_run_prompting_end_to_end_with_calibration(tiny, tiny_bert_dir):
+    """A whole run on the tiny model: probabilities sum to one, metrics are consistent, every calibration works."""
+    name, _, _ = tiny
+    train = _train()
+    eval_df = train.assign(id=[f"test-{i}" for i in range(len(train))])
+    for calibration in ("none", "contextual", "pmi"):
+        for selection in ("balanced", "nearest"):
+            config = PromptConfig(model=name, shots=3, selection=selection, calibration=calibration, batch_size=4,
+                                  max_eval_examples=6, embedding_model=str(tiny_bert_dir))
+            seen: list[tuple[int, int]] = []
+            result = prompting.run_prompting(config, train, eval_df, LABELS, progress=lambda d, t, seen=seen: seen.append((d, t)))
+            probs = result.predictions[[f"prob_{lab}" for lab in LABELS]].to_numpy()
+            assert len(result.predictions) == 6 and np.allclose(probs.sum(1), 1, atol=1e-4)
+            assert result.metrics["n_examples"] == 6 and 0 <= result.metrics["accuracy"] <= 1
+            assert seen[-1][0] == seen[-1][1]
+            assert len(result.demos) == 3
