@@ -181,3 +181,53 @@ def saliency_chart(saliency: pd.DataFrame) -> alt.Chart:
         )
         .properties(height=220)
     )
+
+
+# ---- prompting --------------------------------------------------------------------------------
+
+
+def prompt_confusion_matrix(matrix: list[list[int]], labels: list[str]) -> alt.Chart:
+    """One run's confusion matrix as a heatmap with counts (matrix: rows true, columns predicted, in label order)."""
+    cells = pd.DataFrame([{"true": t, "pred": p, "count": int(matrix[i][j])} for i, t in enumerate(labels) for j, p in enumerate(labels)])
+    top = max(int(cells["count"].max()) if len(cells) else 1, 1)
+    base = alt.Chart(cells).encode(x=alt.X("pred:N", sort=labels, title="predicted"), y=alt.Y("true:N", sort=labels, title="true"))
+    rect = base.mark_rect().encode(color=alt.Color("count:Q", scale=alt.Scale(domain=[0, top], scheme="blues"), title="examples"),
+                                   tooltip=["true", "pred", "count"])
+    text = base.mark_text(fontSize=12).encode(text="count:Q", color=alt.condition(alt.datum.count > top / 2, alt.value("white"), alt.value("black")))
+    return (rect + text).properties(width=min(60 * len(labels), 420), height=min(60 * len(labels), 420))
+
+
+def prompt_grid(grid: pd.DataFrame) -> alt.Chart:
+    """Accuracy per shot count: one dot per seed, the mean as a line with a ±1 std band (grid: variant, shots, seed, accuracy)."""
+    base = alt.Chart(grid).encode(x=alt.X("shots:O", title="shots"), color=alt.Color("variant:N", title=None))
+    dots = base.mark_circle(size=60, opacity=0.6).encode(y=alt.Y("accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1])),
+                                                        tooltip=["variant", "shots", "seed", alt.Tooltip("accuracy:Q", format=".3f")])
+    mean = base.mark_line(point=True).encode(y="mean(accuracy):Q")
+    band = base.mark_errorband(extent="stdev", opacity=0.2).encode(y="accuracy:Q")
+    return (band + mean + dots).properties(height=260)
+
+
+# ---- fine-tuning ------------------------------------------------------------------------------
+
+
+def training_curves(history: pd.DataFrame) -> alt.Chart:
+    """Training loss and dev macro-F1 against optimizer step, side by side (history: history.jsonl rows)."""
+    cols = set(history.columns) if history is not None else set()
+    loss = history[["step", "loss"]].dropna() if {"step", "loss"} <= cols else pd.DataFrame({"step": [], "loss": []})
+    f1 = history[["step", "epoch", "eval_macro_f1"]].dropna() if {"step", "epoch", "eval_macro_f1"} <= cols else pd.DataFrame(
+        {"step": [], "epoch": [], "eval_macro_f1": []})
+    loss_chart = (
+        alt.Chart(loss, title="training loss")
+        .mark_line(point=len(loss) < 30)
+        .encode(x=alt.X("step:Q", title="step"), y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False)),
+                tooltip=["step", alt.Tooltip("loss:Q", format=".4f")])
+        .properties(height=240, width=360)
+    )
+    f1_chart = (
+        alt.Chart(f1, title="dev macro-F1")
+        .mark_line(point=True, color="#e45756")
+        .encode(x=alt.X("step:Q", title="step"), y=alt.Y("eval_macro_f1:Q", title="macro-F1", scale=alt.Scale(domain=[0, 1])),
+                tooltip=["step", alt.Tooltip("epoch:Q", format=".2f"), alt.Tooltip("eval_macro_f1:Q", format=".4f")])
+        .properties(height=240, width=360)
+    )
+    return alt.hconcat(loss_chart, f1_chart)

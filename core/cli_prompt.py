@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 from core.errors import UserError
 
@@ -68,18 +67,6 @@ def build_config(args: argparse.Namespace, shots: int, seed: int):
                         max_eval_examples=args.max_eval_examples, device=args.device)
 
 
-def adopt_or_create(path: Path, config: dict):
-    """A new RunDir; a folder that jobs.launch made for its log (nothing but log.txt in it) is taken over, not refused."""
-    from core.runs import RunDir
-
-    run = RunDir(path)
-    if path.is_dir() and {p.name for p in path.iterdir()} <= {"log.txt"}:
-        run.write("config.json", config)
-        run.set_status("queued")
-        return run
-    return run.create(config)
-
-
 def _interrupt(signum, frame) -> None:
     """SIGTERM handler: stop like Ctrl-C."""
     raise KeyboardInterrupt
@@ -108,8 +95,8 @@ def cmd_prompt(args) -> int:
     base_dir = runs.resolve_out(base)
     cells = prompting.grid_run_names(base_dir.name, args.shots, args.seed)
     paths = [base_dir.parent / name for name, _, _ in cells]
-    for p in paths:
-        if p.exists() and not {c.name for c in p.iterdir()} <= {"log.txt"}:
+    for p in paths:  # all names checked before any folder is made; jobs.launch may have reserved the first for us
+        if p.exists() and not (runs.reserved_for_this_process(p) and not (p / "config.json").exists()):
             raise UserError(f"A run named '{p.name}' already exists; choose another name.")
     dataset = {"name": eval_ds.name, "train": args.train, "eval": args.eval, "train_split": train_split, "eval_split": eval_split,
                "train_sha256": data.fingerprint(train), "eval_sha256": data.fingerprint(eval_df)}
@@ -119,7 +106,7 @@ def cmd_prompt(args) -> int:
         record = {"kind": "prompt", "model": config.model, "method": config.method, "dataset": dataset,
                   "n_train_examples": config.shots, "seed": config.seed, "labels": labels, **config.to_dict(),
                   "grid": [p.name for p in paths] if len(paths) > 1 else None, "command": command}
-        run_dirs.append(adopt_or_create(path, record))
+        run_dirs.append(runs.RunDir(path).create(record))
         run_dirs[-1].set_status("queued", pid=os.getpid())
     for i, (config, run) in enumerate(zip(configs, run_dirs)):
         try:
@@ -152,3 +139,18 @@ def run_one(config, run, train, eval_df, labels) -> None:
     run.write("demonstrations.json", {"demos": result.demos.to_dict(orient="records"), "warnings": result.warnings,
                                       "prefix_tokens": result.prefix_tokens, "example_prompt": result.example_prompt})
     runs.finish_with_metrics(run, result.metrics, result.predictions)
+
+
+def config_argv(config, shots: list[int], seeds: list[int], out: str) -> list[str]:
+    """The `prompt` CLI flags that reproduce a PromptConfig over a grid of shots and seeds (data flags not included)."""
+    argv = ["--model", config.model, "--shots", *map(str, shots), "--selection", config.selection, "--calibrate", config.calibration,
+            "--scoring", config.scoring, "--seed", *map(str, seeds), f"--instruction={config.instruction}",
+            f"--example-template={config.example_template}", f"--query-template={config.query_template}",
+            "--batch-size", str(config.batch_size), f"--device={config.device}", f"--out={out}"]
+    if config.use_chat_template:
+        argv.append("--chat")
+    if config.label_words:
+        argv += ["--label-words", *(f"{k}={v}" for k, v in config.label_words.items())]  # a label starting with '-' is refused by argparse
+    if config.max_eval_examples:
+        argv += ["--max-eval-examples", str(config.max_eval_examples)]
+    return argv

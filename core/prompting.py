@@ -570,3 +570,64 @@ def eta_seconds(elapsed: float, done: int, total: int) -> float | None:
     if done <= 0 or total <= 0:
         return None
     return round(elapsed * (total - done) / done, 1) if not math.isclose(done, total) else 0.0
+
+
+# ---- runs on the page: grids, seed variance ---------------------------------------------------
+
+
+def parse_int_list(text: str, what: str, low: int = 0, high: int = 10**6) -> list[int]:
+    """'0, 4, 8' -> [0, 4, 8] (duplicates dropped, order kept); one clear sentence when it is not that."""
+    values: list[int] = []
+    for part in str(text).replace(";", ",").replace(" ", ",").split(","):
+        if not part.strip():
+            continue
+        if not part.strip().lstrip("-").isdigit() or not low <= int(part) <= high:
+            raise UserError(f"{what} must be whole numbers from {low} to {high}, separated by commas; '{part.strip()}' is not.")
+        if int(part) not in values:
+            values.append(int(part))
+    if not values:
+        raise UserError(f"Give at least one value for {what.lower()}.")
+    return values
+
+
+def template_id(config: dict) -> str:
+    """A short stable name for a prompt's wording (instruction, templates, chat, label words), e.g. 'tpl-3fa2'."""
+    import hashlib
+
+    key = "\x1f".join(str(config.get(k, "")) for k in ("instruction", "example_template", "query_template", "use_chat_template", "label_words"))
+    return "tpl-" + hashlib.sha1(key.encode()).hexdigest()[:4]
+
+
+def prompt_runs_table(root, eval_sha256: str | None = None) -> pd.DataFrame:
+    """Finished prompt runs under root (optionally on one evaluation split): settings and scores, one row per run."""
+    from core.runs import RunDir
+
+    rows = []
+    for path in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))) if root.exists() else []:
+        run = RunDir(path)
+        config, metrics = run.config, run.metrics
+        if config.get("kind") != "prompt" or not metrics or run.status.get("state") != "succeeded":
+            continue
+        if eval_sha256 and config.get("dataset", {}).get("eval_sha256") != eval_sha256:
+            continue
+        tpl = template_id(config)
+        rows.append({"run": run.name, "template": tpl, "shots": config.get("shots", 0), "seed": config.get("seed", 0),
+                     "selection": config.get("selection"), "calibration": config.get("calibration"), "scoring": config.get("scoring"),
+                     "variant": f"{tpl} · {config.get('selection')} · {config.get('calibration')}",
+                     "accuracy": metrics.get("accuracy"), "macro_f1": metrics.get("macro_f1"), "n_examples": metrics.get("n_examples"),
+                     "examples_per_second": metrics.get("examples_per_second"), "model": config.get("model"),
+                     "query_template": config.get("query_template", ""), "instruction": config.get("instruction", ""),
+                     "created": run.status.get("created", 0)})
+    return pd.DataFrame(rows, columns=["run", "template", "shots", "seed", "selection", "calibration", "scoring", "variant", "accuracy",
+                                       "macro_f1", "n_examples", "examples_per_second", "model", "query_template", "instruction", "created"])
+
+
+def seed_variance(table: pd.DataFrame) -> pd.DataFrame:
+    """Per variant and shot count: runs (seeds), mean, std, min and max accuracy and mean macro-F1."""
+    if table.empty:
+        return pd.DataFrame(columns=["variant", "shots", "seeds", "accuracy_mean", "accuracy_std", "accuracy_min", "accuracy_max", "macro_f1_mean"])
+    g = table.groupby(["variant", "shots"], sort=True)
+    out = g.agg(seeds=("seed", "nunique"), accuracy_mean=("accuracy", "mean"), accuracy_std=("accuracy", "std"),
+                accuracy_min=("accuracy", "min"), accuracy_max=("accuracy", "max"), macro_f1_mean=("macro_f1", "mean")).reset_index()
+    out["accuracy_std"] = out["accuracy_std"].fillna(0.0)
+    return out.round(4)

@@ -1,4 +1,189 @@
+"""Prompting: edit the prompt, preview it for any example, run it on the evaluation split as a background job,
+then read accuracy, the confusion matrix, per-example probabilities, and a grid over shots, seeds and templates."""
+
+from __future__ import annotations
+
+import pandas as pd
 import streamlit as st
 
+from core import charts, cli_prompt, jobs, prompting, runs
+from core.errors import UserError
+from ui import state
+
+JOB_KEY = "prompt_job"  # run names of the job this session started last
+
 st.title("Prompting")
-st.info("This page is being built (issue 3).")
+st.caption("Classify the evaluation split by asking a small language model. Label words are scored by log-likelihood; "
+           "the shared few-shot prefix is computed once and reused for every example.")
+ds = state.require_dataset()
+train = ds.splits.get("train")
+if train is None:
+    st.warning("This dataset has no train split, so only zero-shot prompting is possible.")
+    train = ds.splits[ds.split_names()[0]].iloc[:0]
+eval_splits = [s for s in ds.split_names() if s != "train"] or ds.split_names()
+label_names = ds.label_names
+
+# ---- the prompt ----
+left, right = st.columns([3, 2])
+with left:
+    st.subheader("Prompt")
+    instruction = st.text_area("Instruction ({labels} = the label words)", prompting.DEFAULT_INSTRUCTION, height=68, key="pr_instruction")
+    example_template = st.text_area("Demonstration template ({text}, {label})", prompting.DEFAULT_EXAMPLE_TEMPLATE, height=90, key="pr_example")
+    query_template = st.text_area("Query template ({text}; the label word is scored right after it)", prompting.DEFAULT_QUERY_TEMPLATE,
+                                  height=68, key="pr_query")
+    use_chat = st.checkbox("Wrap in the model's chat template", key="pr_chat")
+    with st.expander("Label words (what the model should answer for each label)"):
+        cols = st.columns(min(len(label_names), 4))
+        label_words = {}
+        for i, lab in enumerate(label_names[:40]):
+            word = cols[i % len(cols)].text_input(lab, lab, key=f"pr_word_{i}")
+            if word.strip() and word.strip() != lab:
+                label_words[lab] = word.strip()
+with right:
+    st.subheader("Settings")
+    model = state.model_choice("Model", "decoder", key="pr_model")
+    a, b = st.columns(2)
+    shots_text = a.text_input("Shots (commas for a grid)", "4", key="pr_shots", help="e.g. 0, 4, 8 runs three prompts side by side")
+    seeds_text = b.text_input("Seeds (commas for a grid)", "0", key="pr_seeds", help="several seeds show how much the choice of demos matters")
+    selection = a.selectbox("Demonstrations", prompting.SELECTIONS, index=1, key="pr_selection")
+    calibration = b.selectbox("Calibration", prompting.CALIBRATIONS, key="pr_calibration")
+    scoring = a.selectbox("Label scoring", prompting.SCORINGS, key="pr_scoring", help="mean: length-normalised, for multi-token label words")
+    eval_split = b.selectbox("Evaluation split", eval_splits, index=eval_splits.index("test") if "test" in eval_splits else 0, key="pr_split")
+    cap = st.number_input("Evaluate at most (0 = all rows)", 0, 100_000, 0, step=50, key="pr_cap")
+
+eval_df = ds.splits[eval_split]
+try:
+    shots_list = prompting.parse_int_list(shots_text, "Shots", 0, prompting.MAX_SHOTS)
+    seeds_list = prompting.parse_int_list(seeds_text, "Seeds")
+    config = prompting.PromptConfig(model=model, instruction=instruction, example_template=example_template, query_template=query_template,
+                                    use_chat_template=use_chat, label_words=label_words, shots=shots_list[0], selection=selection,
+                                    calibration=calibration, scoring=scoring, seed=seeds_list[0], max_eval_examples=int(cap) or None)
+    prompting.verbalizer(config, label_names)
+except UserError as e:
+    state.show_error(e)
+    st.stop()
+
+# ---- preview ----
+st.subheader("Preview")
+index = st.number_input(f"Example of the {eval_split} split", 0, max(len(eval_df) - 1, 0), 0, key="pr_example_index")
+example = eval_df.iloc[int(index)]
+try:
+    tokenizer = state.tokenizer(config.model)
+    embeddings = (state.text_embeddings(tuple(train["text"].astype(str)), config.embedding_model)
+                  if config.selection == "nearest" and config.shots else None)
+    preview = prompting.preview_prompt(config, tokenizer, train, label_names, str(example["text"]), embeddings)
+except Exception as e:
+    state.show_error(e)
+    st.stop()
+for warning in preview.warnings:
+    st.warning(warning)
+st.caption(f"True label: **{example['label']}** · {preview.n_tokens} tokens ({preview.prefix_tokens} in the shared prefix) · "
+           f"scored continuations: {', '.join(repr(c) for c in preview.continuations)}")
+st.code(preview.text, language=None, wrap_lines=True)
+if len(preview.demos):
+    with st.expander(f"Demonstrations in prompt order ({len(preview.demos)})"):
+        st.dataframe(preview.demos, hide_index=True, width="stretch")
+if st.button("Generate a free-text answer for this example", key="pr_generate"):
+    try:
+        answer, parsed = prompting.generate_answer(config, tokenizer, state.causal_lm(config.model), preview.text, label_names)
+        st.write(f"Model wrote: `{answer.strip() or '(nothing)'}` → parsed label: **{parsed or 'none found'}**")
+    except Exception as e:
+        state.show_error(e)
+
+# ---- run as a background job ----
+st.subheader("Run on the evaluation split")
+cells = len(shots_list) * len(seeds_list)
+n_eval = min(len(eval_df), config.max_eval_examples or len(eval_df))
+st.caption(f"{cells} run{'s' if cells > 1 else ''} × {n_eval} examples, one after another in a background job.")
+if st.button("Run", type="primary", key="pr_run"):
+    try:
+        base = runs.new_run_name("prompt", f"{shots_list[0]}shot-{config.selection}")
+        names = [name for name, _, _ in prompting.grid_run_names(base, shots_list, seeds_list)]
+        argv = ["prompt", *state.dataset_argv(ds, eval_split), *cli_prompt.config_argv(config, shots_list, seeds_list, base)]
+        jobs.launch(argv, runs.runs_root() / names[0])
+        st.session_state[JOB_KEY] = names
+    except Exception as e:
+        state.show_error(e)
+
+
+def job_statuses(names: list[str]) -> list[tuple[str, dict]]:
+    """(name, status) of each run of the job; a folder the job has not made yet counts as queued."""
+    out = []
+    for name in names:
+        path = runs.runs_root() / name
+        out.append((name, jobs.refresh(runs.RunDir(path)) if (path / "status.json").exists() else {"state": "queued"}))
+    return out
+
+
+@st.fragment(run_every=2)
+def job_progress() -> None:
+    """Progress of the running job, polled every two seconds; the whole page reruns once it has finished."""
+    names = st.session_state.get(JOB_KEY)
+    if not names:
+        return
+    statuses = job_statuses(names)
+    for name, status in statuses:
+        s = status.get("state", "queued")
+        eta = status.get("eta_seconds")
+        text = f"{name}: {s}" + (f" · {status.get('done', 0)}/{status.get('total')} rows" if status.get("total") else "")
+        text += f" · about {eta:.0f} s left" if s == "running" and eta else ""
+        st.progress(float(status.get("progress") or (1.0 if s == "succeeded" else 0.0)), text=text)
+        if s in ("failed", "cancelled") and status.get("error"):
+            st.error(f"{name}: {status['error']}")
+    active = [runs.RunDir(runs.runs_root() / n) for n, s in statuses if s.get("state") in ("queued", "running")]
+    if active:
+        if st.button("Cancel", key="pr_cancel"):
+            for run in active:
+                if run.path.exists():
+                    jobs.cancel(run)
+            st.rerun(scope="app")
+    elif not st.session_state.get("pr_job_done"):
+        st.session_state["pr_job_done"] = True
+        st.rerun(scope="app")
+
+
+if st.session_state.get(JOB_KEY):
+    if any(s.get("state") in ("queued", "running") for _, s in job_statuses(st.session_state[JOB_KEY])):
+        st.session_state["pr_job_done"] = False
+    job_progress()
+
+# ---- results ----
+st.subheader("Results")
+table = prompting.prompt_runs_table(runs.runs_root(), ds.fingerprint(eval_split))
+if table.empty:
+    st.info("No finished prompting runs on this evaluation split yet. Run one above (or from the CLI: "
+            "`python -m core prompt --train reviews --eval reviews --shots 8 --selection balanced`).")
+    st.stop()
+table = table.sort_values("created", ascending=False)
+mine = [n for n in st.session_state.get(JOB_KEY) or [] if n in set(table["run"])]
+chosen = st.selectbox("Run", table["run"].tolist(), index=table["run"].tolist().index(mine[0]) if mine else 0, key="pr_result_run")
+run = runs.RunDir(runs.runs_root() / chosen)
+metrics, config_saved = run.metrics or {}, run.config
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Accuracy", f"{metrics.get('accuracy', 0):.3f}")
+c2.metric("Macro-F1", f"{metrics.get('macro_f1', 0):.3f}")
+c3.metric("Examples", metrics.get("n_examples", 0))
+c4.metric("Examples / second", f"{metrics.get('examples_per_second') or 0:.1f}")
+st.caption(f"{config_saved.get('method', '')} · model {config_saved.get('model', '')} · scoring {config_saved.get('scoring', '')} · "
+           f"`{config_saved.get('command', '')}`")
+left, right = st.columns([2, 3])
+with left:
+    st.altair_chart(charts.prompt_confusion_matrix(metrics.get("confusion_matrix", []), metrics.get("labels", [])), width="content")
+with right:
+    try:
+        predictions = run.predictions()
+        only_wrong = st.checkbox("Only the mistakes", key="pr_only_wrong")
+        shown = predictions[predictions["label"] != predictions["pred"]] if only_wrong else predictions
+        st.dataframe(shown, hide_index=True, width="stretch", height=320,
+                     column_config={c: st.column_config.ProgressColumn(c, min_value=0.0, max_value=1.0, format="%.2f")
+                                    for c in predictions.columns if c.startswith("prob_") or c == "confidence"})
+    except (OSError, ValueError, pd.errors.ParserError) as e:
+        state.show_error(UserError(f"Could not read the predictions of {chosen}: {e}"))
+
+st.subheader("Side by side: templates, shot counts and seeds")
+st.caption("Every finished prompting run on this evaluation split. A variant is one wording (template id) with one selection and "
+           "calibration; dots are seeds, the line their mean with a ±1 std band.")
+st.altair_chart(charts.prompt_grid(table), width="stretch")
+st.dataframe(prompting.seed_variance(table), hide_index=True, width="stretch")
+with st.expander("Templates"):
+    st.dataframe(table.drop_duplicates("template")[["template", "instruction", "query_template"]], hide_index=True, width="stretch")

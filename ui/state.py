@@ -83,3 +83,11 @@ def model_choice(label: str, role: str, key: str) -> str:
 
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@st.cache_data(show_spinner="Embedding texts…", max_entries=8)
+def text_embeddings(texts: tuple[str, ...], encoder_name: str):
+    """Mean-pooled encoder embeddings of texts (for nearest-neighbour demonstrations), cached per text list."""
+    from core import prompting
+
+    return prompting.embed_texts(list(texts), encoder_name)

@@ -1,0 +1,83 @@
+"""AppTest of the Prompting page, through the app's entry point, with the tiny Llama chosen as 'other' model."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from core.__main__ import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
+    st.cache_resource.clear()
+
+
+def _page(model_dir: Path) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
+    at.session_state["pr_model"] = "other"
+    at.session_state["pr_model_other"] = str(model_dir)
+    at.run()
+    at.switch_page("pages/prompting.py").run()
+    return at
+
+
+def test_page_previews_the_prompt_and_shows_finished_runs(tiny_llama_dir, runs_dir):
+    for seed in ("1", "2"):
+        assert main(["prompt", "--train", "reviews", "--eval", "reviews", "--model", str(tiny_llama_dir), "--shots", "2",
+                     "--seed", seed, "--max-eval-examples", "10", "--out", f"earlier-{seed}"]) == 0
+    at = _page(tiny_llama_dir)
+    assert not at.exception
+    assert not at.error
+    prompt = at.code[0].value
+    assert prompt.startswith("Classify each text as negative, neutral, positive.") and prompt.endswith("Answer:")
+    assert prompt.count("Answer: ") == 4  # 4 demonstrations (the default shots), then the query
+    assert any("tokens" in c.value and "shared prefix" in c.value for c in at.caption)
+    assert at.selectbox(key="pr_result_run").value.startswith("earlier-")
+    assert [m.label for m in at.metric][:2] == ["Accuracy", "Macro-F1"]
+    assert len(at.get("vega_lite_chart")) >= 2  # confusion matrix and the shots/seeds grid
+    variance = at.dataframe[-2].value
+    assert variance["seeds"].tolist() == [2]
+
+
+def test_bad_template_is_answered_by_its_sentence(tiny_llama_dir, runs_dir):
+    at = _page(tiny_llama_dir)
+    at.text_area(key="pr_query").set_value("Answer:").run()
+    assert not at.exception
+    assert "must contain {text}" in at.error[0].value
+    at.text_area(key="pr_query").set_value("Q: {text}\nA:")
+    at.text_input(key="pr_shots").set_value("2, x").run()
+    assert "Shots must be whole numbers" in at.error[0].value
+
+
+def test_run_button_launches_a_background_job_and_shows_its_result(tiny_llama_dir, runs_dir):
+    at = _page(tiny_llama_dir)
+    assert "No finished prompting runs" in at.info[0].value
+    at.text_input(key="pr_shots").set_value("0, 1")
+    at.number_input(key="pr_cap").set_value(8).run()
+    at.button(key="pr_run").click().run()
+    assert not at.exception and not at.error
+    names = at.session_state["prompt_job"]
+    assert len(names) == 2 and names[0].endswith("0shot-seed0")
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        states = [json.loads((runs_dir / n / "status.json").read_text()).get("state") if (runs_dir / n / "status.json").exists() else None
+                  for n in names]
+        if all(s in ("succeeded", "failed", "cancelled") for s in states):
+            break
+        time.sleep(1)
+    assert states == ["succeeded", "succeeded"], (runs_dir / names[0] / "log.txt").read_text()[-2000:]
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="pr_result_run").value in names
+    assert json.loads((runs_dir / names[1] / "config.json").read_text())["max_eval_examples"] == 8
