@@ -1,4 +1,122 @@
+"""Attention: two models side by side on one text: bertviz (offline), one head's matrix, head entropy, special tokens, saliency."""
+
+from __future__ import annotations
+
 import streamlit as st
 
+from core import attention, charts, models
+from core.errors import UserError
+from core.runs import RunRegistry
+from ui.state import current_dataset, show_error
+
+ATTENTION_TEXT, ATTENTION_MODELS = "attention_text", "attention_models"  # set by pages/compare.py
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=4)
+def _model(spec: str) -> attention.AttentionModel:
+    """attention.load_attention_model, shared across sessions."""
+    return attention.load_attention_model(spec)
+
+
+@st.cache_data(show_spinner="Reading attention…", max_entries=16)
+def _attention(spec: str, text: str, max_tokens: int) -> attention.AttentionResult:
+    return attention.extract_attention(_model(spec), text, max_tokens)
+
+
+@st.cache_data(show_spinner="Computing saliency…", max_entries=16)
+def _saliency(spec: str, text: str, method: str, steps: int, word: str | None, max_tokens: int) -> attention.Saliency:
+    return attention.saliency(_model(spec), text, method=method, steps=steps, target_word=word, max_tokens=max_tokens)
+
+
+@st.cache_data(max_entries=16)
+def _bertviz(spec: str, text: str, max_tokens: int, view: str, layers: tuple[int, ...] | None) -> str:
+    return attention.bertviz_html(_attention(spec, text, max_tokens), view=view, layers=list(layers) if layers else None)
+
+
+def _model_options() -> dict[str, str]:
+    """Bundled models, fine-tuned runs that saved a model, and whatever the Compare page asked for."""
+    options = {key: f"{info.name} (bundled {info.role})" for key, info in models.BUNDLED.items()}
+    for run in RunRegistry().list(kind="finetune", state="succeeded").itertuples():
+        options[f"{attention.RUN_PREFIX}{run.path}"] = f"fine-tuned run {run.name} ({run.model}, {run.method})"
+    for spec in st.session_state.get(ATTENTION_MODELS, []):
+        options.setdefault(spec, spec.removeprefix(attention.RUN_PREFIX))
+    return options
+
+
+def _panel(spec: str, text: str, max_tokens: int, view: str, key: str) -> None:
+    """One model's column: prediction, bertviz, head heatmap, entropy, special tokens, saliency."""
+    try:
+        result = _attention(spec, text, max_tokens)
+    except Exception as e:
+        show_error(e)
+        return
+    st.markdown(f"**{result.model_name}** · {result.kind} · {result.n_layers} layers × {result.n_heads} heads · {len(result.tokens)} tokens")
+    if result.prediction is not None:
+        what = "predicted label" if result.kind == "classifier" else "predicted next token"
+        st.caption(f"{what}: `{result.prediction}` ({result.probabilities[result.prediction]:.2f})")
+    tabs = st.tabs(["bertviz", "one head", "all heads", "saliency"])
+    with tabs[0]:
+        try:
+            html = _bertviz(spec, text, max_tokens, view, None)
+            st.iframe(html, height=min(110 + 23 * len(result.tokens), 1800) if view == "head" else 900)
+            st.caption(f"bertviz {view} view, drawn offline ({len(html) / 1e6:.1f} MB). "
+                       "Layers are thinned evenly when all of them would exceed 10 MB.")
+        except UserError as e:
+            show_error(e)
+    with tabs[1]:
+        c1, c2 = st.columns(2)
+        layer = c1.number_input("Layer", 0, result.n_layers - 1, result.n_layers - 1, key=f"{key}_layer")
+        head = c2.number_input("Head", 0, result.n_heads - 1, 0, key=f"{key}_head")
+        st.altair_chart(charts.attention_heatmap(attention.attention_frame(result, int(layer), int(head))))
+    with tabs[2]:
+        st.altair_chart(charts.head_entropy_chart(attention.head_entropy(result)))
+        st.caption("Entropy per head: low means the head focuses on few tokens.")
+        st.altair_chart(charts.special_attention_chart(attention.special_attention(result)))
+        st.caption("Attention mass on special tokens and on the first token: large values mean the head is mostly 'resting'.")
+    with tabs[3]:
+        if result.kind == "encoder":
+            st.info("Saliency explains an output; the bare encoder has none. Pick a fine-tuned run or the decoder.")
+            return
+        c1, c2 = st.columns(2)
+        method = c1.radio("Method", ["gradient x input", "integrated gradients"], key=f"{key}_method")
+        steps = c2.slider("IG steps", 4, 64, 16, key=f"{key}_steps", disabled=method != "integrated gradients")
+        word = st.text_input("Label word to explain (decoder; empty = its predicted next token)", key=f"{key}_word") if result.kind == "decoder" else ""
+        try:
+            s = _saliency(spec, text, method, steps, word.strip() or None, max_tokens)
+        except Exception as e:
+            show_error(e)
+            return
+        st.altair_chart(charts.saliency_chart(s.frame()))
+        st.caption(f"{s.method} for log p(`{s.target}`); attributions sum to {s.scores.sum():.3f} "
+                   f"(f(text) − f(baseline) = {s.output - s.baseline_output:.3f}). Attention alone is not an explanation.")
+
+
 st.title("Attention")
-st.info("This page is being built (issue 5).")
+st.caption("What did the models look at? Two models side by side on the same text; everything is drawn offline.")
+
+ds = current_dataset()
+default_text = ds.splits[next(iter(ds.splits))]["text"].iloc[0] if ds is not None and ds.splits else "The battery died after two days."
+options = _model_options()
+specs = list(options)
+if ATTENTION_TEXT in st.session_state:  # just arrived from the Compare page: its example and its runs' models
+    st.session_state["att_text"] = st.session_state.pop(ATTENTION_TEXT)
+    wanted = st.session_state.get(ATTENTION_MODELS) or []
+    st.session_state["att_left"], st.session_state["att_right"] = (wanted + [models.ENCODER, models.DECODER])[:2]
+st.session_state.setdefault("att_text", default_text)
+st.session_state.setdefault("att_left", models.ENCODER)
+st.session_state.setdefault("att_right", models.DECODER)
+text = st.text_area("Text", key="att_text", height=90)
+c1, c2, c3 = st.columns([2, 2, 1])
+left = c1.selectbox("Left model", specs, format_func=options.get, key="att_left")
+right = c2.selectbox("Right model", specs, format_func=options.get, key="att_right")
+max_tokens = c3.slider("Max tokens", 8, 256, 64, key="att_max_tokens")
+view = st.radio("bertviz view", ["head", "model"], horizontal=True, key="att_view",
+                help="Head view: one layer, lines per head. Model view: a thumbnail per layer and head (thinned for big models).")
+
+if text.strip():
+    cols = st.columns(2)
+    for col, spec, key in ((cols[0], left, "att_l"), (cols[1], right, "att_r")):
+        with col:
+            _panel(spec, text, max_tokens, view, key)
+else:
+    st.info("Type a text to see the models' attention.")
