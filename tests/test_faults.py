@@ -6,6 +6,10 @@ import errno
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -196,3 +200,108 @@ def test_disk_full_while_creating_a_run_leaves_no_partial_files(runs_dir, monkey
     listed = runs.RunRegistry(runs_dir).list().set_index("name")
     assert listed.loc["earlier", "state"] == "succeeded"
     assert "new" not in listed.index or listed.loc["new", "state"] == "broken"
+
+
+def wait_for(condition, timeout: float, what: str, interval: float = 0.2):
+    """Poll condition() until it returns something truthy; fail with `what` after timeout seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def finetune_argv(model: Path, out: str, seconds: int, epochs: int) -> list[str]:
+    """A small fine-tune of the tiny BERT on the reviews sample."""
+    return ["finetune", "--train", "reviews", "--eval", "reviews", "--model", str(model), "--method", "head", "--epochs", str(epochs),
+            "--max-train-seconds", str(seconds), "--max-length", "32", "--patience", "0", "--out", out]
+
+
+SERVER = """
+import sys, time
+from pathlib import Path
+from core import jobs
+print(jobs.launch(sys.argv[2:], Path(sys.argv[1])), flush=True)
+time.sleep(600)
+"""
+
+
+def test_kill_9_of_the_app_server_during_a_finetune(runs_dir, tiny_bert_dir):
+    from core import jobs
+
+    finished_run(runs_dir, "earlier")
+    run_path = runs_dir / "ft-survives"
+    # a stand-in for the Streamlit server: it starts the job exactly as the Fine-tune page does, then is killed -9
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(run_path), *finetune_argv(tiny_bert_dir, "ft-survives", 60, 3)],
+                              cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    job_pid = int(server.stdout.readline())
+    run = runs.RunDir(run_path)
+    wait_for(lambda: run.status.get("state") != "queued", 120, "the fine-tune to start")
+    assert run.status["state"] == "running", (run.status, (run_path / "log.txt").read_text()[-2000:])
+    os.kill(server.pid, signal.SIGKILL)
+    server.wait(timeout=10)
+    server.stdout.close()
+    # "restart": a new process looks at the runs folder; the job runs on in its own session and finishes
+    registry = runs.RunRegistry(runs_dir)
+    assert registry.list().set_index("name").loc["ft-survives", "state"] in ("queued", "running")
+    status = wait_for(lambda: (s := jobs.refresh(run)).get("state") in runs.FINAL_STATES and s, 240, "the job to finish")
+    assert status["state"] == "succeeded", (status, (run_path / "log.txt").read_text()[-2000:])
+    wait_for(lambda: not jobs.pid_alive(job_pid), 30, "the finished job's process to exit")
+    listed = registry.list().set_index("name")
+    assert listed.loc["ft-survives", "state"] == "succeeded" and listed.loc["ft-survives", "accuracy"] is not None
+    assert listed.loc["earlier", "state"] == "succeeded"
+    assert {"config.json", "status.json", "metrics.json", "predictions.csv", "history.jsonl"} <= {p.name for p in run_path.iterdir()}
+    assert leftovers(runs_dir) == []
+
+
+def test_kill_9_of_a_finetune_job_marks_it_failed(runs_dir, tiny_bert_dir):
+    from core import jobs
+
+    finished_run(runs_dir, "earlier")
+    run_path = runs_dir / "ft-killed"
+    pid = jobs.launch(finetune_argv(tiny_bert_dir, "ft-killed", 120, 100), run_path)
+    run = runs.RunDir(run_path)
+    wait_for(lambda: run.status.get("state") != "queued" and len(run.history()) > 0, 180, "training steps to be logged")
+    assert run.status["state"] == "running", (run.status, (run_path / "log.txt").read_text()[-2000:])
+    os.killpg(pid, signal.SIGKILL)
+    wait_for(lambda: not jobs.pid_alive(pid), 10, "the job to die")
+    status = jobs.refresh(run)
+    assert status["state"] == "failed" and "ended without finishing" in status["error"]
+    listed = runs.RunRegistry(runs_dir).list().set_index("name")
+    assert listed.loc["ft-killed", "state"] == "failed" and listed.loc["earlier", "state"] == "succeeded"
+    assert not (run_path / "metrics.json").exists()  # never a half-finished result that looks complete
+    assert leftovers(runs_dir) == []
+    assert jobs.active_runs(runs_dir) == []  # the dead job does not block the next one
+
+
+STARTER = """
+import sys, time
+from pathlib import Path
+from core import jobs
+from core.errors import UserError
+time.sleep(max(0.0, float(sys.argv[1]) - time.time()))  # both sessions press Start at the same instant
+try:
+    print("started", jobs.launch(sys.argv[3:], Path(sys.argv[2])), flush=True)
+except UserError as e:
+    print("refused", e, flush=True)
+"""
+
+
+def test_two_sessions_starting_jobs_at_the_same_time(runs_dir, tiny_bert_dir):
+    from core import jobs
+
+    start_at = time.time() + 3
+    starters = [subprocess.Popen([sys.executable, "-c", STARTER, str(start_at), str(runs_dir / name),
+                                  *finetune_argv(tiny_bert_dir, name, 30, 100)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+                for name in ("session-a", "session-b")]
+    outputs = [s.communicate(timeout=60)[0].strip() for s in starters]
+    started = [o for o in outputs if o.startswith("started")]
+    refused = [o for o in outputs if o.startswith("refused")]
+    assert len(started) == 1 and len(refused) == 1, outputs
+    assert "A job is already running" in refused[0]
+    winner = next(runs.RunDir(runs_dir / n) for n, o in zip(("session-a", "session-b"), outputs) if o.startswith("started"))
+    assert jobs.cancel(winner)["state"] in ("cancelled", "succeeded", "failed")
+    assert sorted(runs.RunRegistry(runs_dir).list()["name"]) == [winner.name]  # the refused start left no folder behind
+    assert leftovers(runs_dir) == []
