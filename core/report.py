@@ -60,7 +60,7 @@ def _axis_y01(x0: float, y0: float, h: float, w: float) -> str:
 
 def svg_intervals(metrics: pd.DataFrame) -> str:
     """Accuracy and macro-F1 per run as points with 95% interval bars."""
-    row_h, left, width = 22, 180, 640
+    row_h, left, width = 22, 300, 760
     height = 40 + row_h * 2 * len(metrics) + 30
     plot_w = width - left - 20
     body = ""
@@ -73,7 +73,7 @@ def svg_intervals(metrics: pd.DataFrame) -> str:
         color = PALETTE[i % len(PALETTE)]
         for key in ("accuracy", "macro_f1"):
             lo, hi, v = (left + r[k] * plot_w for k in (f"{key}_low", f"{key}_high", key))
-            body += f'<text x="{left - 6}" y="{y + 4}" text-anchor="end">{_e(r["run"])[:28]} · {key}</text>'
+            body += f'<text x="{left - 6}" y="{y + 4}" text-anchor="end">{_e(r["run"][:36])} · {key}</text>'
             body += f'<line class="mark" x1="{lo:.1f}" x2="{hi:.1f}" y1="{y}" y2="{y}" stroke="{color}" stroke-width="3"/>'
             body += f'<circle class="mark" cx="{v:.1f}" cy="{y}" r="5" fill="{color}"><title>{r[key]:.3f}</title></circle>'
             y += row_h
@@ -82,7 +82,7 @@ def svg_intervals(metrics: pd.DataFrame) -> str:
 
 def svg_confusions(confusions: pd.DataFrame, labels: list[str], names: list[str]) -> str:
     """Confusion matrices side by side on one colour scale (white = 0, dark blue = the largest cell of any run)."""
-    cell, left, top = max(18, min(44, 220 // max(len(labels), 1))), 90, 40
+    cell, left, top = max(24, min(48, 240 // max(len(labels), 1))), 90, 40
     side = cell * len(labels)
     panel_w = left + side + 20
     top_count = max(int(confusions["count"].max()) if len(confusions) else 1, 1)
@@ -102,11 +102,11 @@ def svg_confusions(confusions: pd.DataFrame, labels: list[str], names: list[str]
                 body += (f'<text x="{x0 + left + j * cell + cell / 2:.1f}" y="{top + i * cell + cell / 2 + 4:.1f}" text-anchor="middle" '
                          f'fill="{"#fff" if shade > 0.5 else "#000"}">{n}</text>')
         for j, p in enumerate(labels):
-            x = x0 + left + j * cell + cell / 2
-            body += f'<text x="{x:.1f}" y="{top + side + 14}" text-anchor="middle">{_e(p)[:8]}</text>'
-        body += f'<text x="{x0 + left + side / 2:.1f}" y="{top + side + 30}" text-anchor="middle">predicted</text>'
+            x, y = x0 + left + j * cell + cell / 2, top + side + 8
+            body += f'<text x="{x:.1f}" y="{y}" text-anchor="end" transform="rotate(-40 {x:.1f} {y})">{_e(p)[:12]}</text>'
+        body += f'<text x="{x0 + left + side / 2:.1f}" y="{top + side + 78}" text-anchor="middle">predicted</text>'
         body += f'<text x="{x0 + 10}" y="{top - 8}">true ↓</text>'
-    return _svg(panel_w * len(names), top + side + 40, body, "confusion matrices (rows true, columns predicted)")
+    return _svg(panel_w * len(names), top + side + 90, body, "confusion matrices (rows true, columns predicted)")
 
 
 def svg_reliability(reliability: pd.DataFrame, eces: dict[str, float]) -> str:
@@ -173,6 +173,8 @@ def build_report(cmp: Comparison, efficiency: pd.DataFrame | None = None, top_er
     parts += [f"<h2>Agreement: {_e(a)} vs {_e(b)}</h2>", table_html(agreement_table(cmp.joined, a, b), index=True)]
     errors = error_cases(cmp.joined, names)
     errors = errors[errors["agreement"] != AGREEMENT_CELLS[0]].head(top_errors)
+    errors = errors.assign(agreement=errors["agreement"].str.replace(" A ", f" {a} ").str.replace(" B ", f" {b} "))
+    errors[[f"confidence@{n}" for n in names]] = errors[[f"confidence@{n}" for n in names]].round(3)
     cols = ["id", "text", "label", "agreement"] + [c for n in names for c in (f"pred@{n}", f"confidence@{n}")]
     parts += [f"<h2>Top {len(errors)} error cases (most confident first)</h2>", table_html(errors[cols])]
     parts += ["<h2>Reproduce</h2>"] + [f"<p><b>{_e(n)}</b>: <code>{_e(r.config.get('command', '(no command recorded)'))}</code></p>"

@@ -128,3 +128,27 @@ def test_saliency_refuses_the_bare_encoder_and_bad_steps(tiny_encoder, tiny_clas
 def test_run_model_spec_without_model_folder_is_refused(tmp_path):
     with pytest.raises(UserError, match="holds no fine-tuned model"):
         attention.load_attention_model(f"run:{tmp_path}")
+
+
+@pytest.mark.slow
+def test_bundled_decoder_views_cover_all_30_layers_and_bertviz_stays_bounded():
+    decoder = attention.load_attention_model("smollm2")
+    text = " ".join(["the service was slow but the food was great"] * 20)  # well over 128 tokens, truncated to 128
+    result = attention.extract_attention(decoder, text, max_tokens=128)
+    assert result.attention.shape == (30, 9, 128, 128)
+    assert len(attention.head_entropy(result)) == 30 * 9
+    special = attention.special_attention(result)
+    assert special[special["target"] == "first token"]["layer"].nunique() == 30
+    html = attention.bertviz_html(result, view="head")
+    assert len(html.encode()) < 10_000_000 and not URL.search(html)
+    s = attention.saliency(decoder, "The food was great. Sentiment:", method="gradient x input", target_word="positive")
+    assert np.isfinite(s.scores).all() and s.target
+
+
+@pytest.mark.slow
+def test_bundled_encoder_12_heads_128_tokens_model_view_bounded():
+    encoder = attention.load_attention_model("minilm")
+    result = attention.extract_attention(encoder, " ".join(["battery life is short"] * 40), max_tokens=128)
+    assert result.attention.shape == (6, 12, 128, 128)
+    html = attention.bertviz_html(result, view="model")
+    assert len(html.encode()) < 10_000_000 and not URL.search(html)

@@ -1,0 +1,50 @@
+"""The HTML report is self-contained (nothing fetched, nothing executed) and carries what stakeholders need."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from core import evaluate, report
+from core.runs import RunDir
+from tests.compare_fixtures import make_run
+
+
+def _comparison(runs_dir):
+    a = make_run(runs_dir, "prompt-4shot", 0.6, seed=1, n_train_examples=4)
+    b = make_run(runs_dir, "finetune-64", 0.8, kind="finetune", seed=2, n_train_examples=64)
+    return evaluate.compare_runs([a, b], n_resamples=200), [a, b]
+
+
+def test_report_has_no_external_resources_or_scripts(runs_dir):
+    cmp, paths = _comparison(runs_dir)
+    html = report.build_report(cmp, evaluate.efficiency_frame(paths))
+    assert not re.search(r"https?://|<script|<link|<img|@import|url\(", html, re.I)
+    assert html.count('<svg class="chart"') == 4
+    for needle in ("McNemar", "Agreement: prompt-4shot vs finetune-64", "Top ", "python -m core finetune", "[0."):
+        assert needle in html
+
+
+def test_report_escapes_example_text_and_skips_empty_efficiency(runs_dir):
+    cmp, _ = _comparison(runs_dir)
+    cmp.joined.loc[:, "text"] = '<script>alert("x")</script> & more'
+    cmp.joined.loc[:, "correct@prompt-4shot"] = False  # every example becomes an error case
+    html = report.build_report(cmp, pd.DataFrame())
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "Data efficiency" not in html
+
+
+def test_report_table_counts_match_agreement(runs_dir):
+    cmp, _ = _comparison(runs_dir)
+    html = report.build_report(cmp)
+    table = evaluate.agreement_table(cmp.joined, "prompt-4shot", "finetune-64")
+    assert f"<td>{table.iloc[0, 0]}</td><td>{table.iloc[0, 1]}</td>" in html
+
+
+def test_report_shows_missing_reproduce_command(runs_dir):
+    cmp, paths = _comparison(runs_dir)
+    config = RunDir(paths[0]).config
+    config.pop("command")
+    cmp.runs[0].config = config
+    assert "(no command recorded)" in report.build_report(cmp)
