@@ -45,6 +45,8 @@ def cmd_compare(args) -> int:
     if args.resamples < 100 or args.resamples > 100_000:
         raise UserError("--resamples must be between 100 and 100000.")
     cmp = evaluate.compare_runs(args.runs, n_resamples=args.resamples, seed=args.seed)
+    for note in cmp.notes:
+        print(f"note: {note}")
     with pd.option_context("display.width", 200, "display.max_columns", 50):
         print(evaluate.format_metrics_table(cmp.metrics).to_string(index=False))
         print()

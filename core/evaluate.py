@@ -133,19 +133,27 @@ def join_predictions(runs: list[RunResult]) -> pd.DataFrame:
     if len(shas) > 1:
         groups = ", ".join(f"'{r.name}' ({r.eval_sha256[:8]})" for r in runs)
         raise UserError(f"These runs were evaluated on different splits (fingerprints {groups}); compare runs of one evaluation split only.")
-    base = runs[0].predictions[["id", "text", "label"]].copy()
-    if base["id"].duplicated().any():
-        raise UserError(f"Run '{runs[0].name}' has duplicate example ids in predictions.csv.")
-    ids = set(base["id"])
+    for r in runs:
+        if r.predictions["id"].duplicated().any():
+            raise UserError(f"Run '{r.name}' has duplicate example ids in predictions.csv.")
+    common = set.intersection(*(set(r.predictions["id"]) for r in runs))
+    if not common:
+        raise UserError("These runs share no evaluated example although their split fingerprints agree, so there is nothing to compare.")
+    base = runs[0].predictions[["id", "text", "label"]]
+    base = base[base["id"].isin(common)].reset_index(drop=True)  # runs scored on a subset of the split join on the shared rows
     for name, r in zip(unique_names(runs), runs, strict=True):
         p = r.predictions
-        if set(p["id"]) != ids or len(p) != len(base):
-            raise UserError(f"Run '{r.name}' has predictions for other examples than run '{runs[0].name}' although the split fingerprints agree.")
         cols = ["id", "pred", "confidence"] + [c for c in p.columns if c.startswith("prob_")]
         part = p[cols].rename(columns={c: f"{c}@{name}" for c in cols if c != "id"})
         base = base.merge(part, on="id", how="left", validate="one_to_one")
         base[f"correct@{name}"] = base[f"pred@{name}"] == base["label"]
     return base
+
+
+def join_notes(runs: list[RunResult], joined: pd.DataFrame) -> list[str]:
+    """Sentences about runs that scored more examples than the joined, shared rows (their metrics here differ from metrics.json)."""
+    return [f"Run '{r.name}' scored {len(r.predictions)} examples; the comparison uses the {len(joined)} that every run scored."
+            for r in runs if len(r.predictions) > len(joined)]
 
 
 def _f1_from_counts(tp: np.ndarray, n_pred: np.ndarray, n_true: np.ndarray) -> np.ndarray:
@@ -270,6 +278,7 @@ class Comparison:
     confusions: pd.DataFrame  # run, true, pred, count
     reliability: pd.DataFrame  # run, bin_low, bin_high, confidence, accuracy, count
     intervals: pd.DataFrame = field(default_factory=pd.DataFrame)  # run, metric, value, low, high
+    notes: list[str] = field(default_factory=list)  # e.g. runs scored on a subset of the split
 
 
 def _cost(metrics: dict, key: str):
@@ -306,7 +315,8 @@ def compare_runs(paths: list[str | Path], n_resamples: int = 1000, seed: int = 0
                       for i, t in enumerate(labels) for j, p in enumerate(labels)]
     return Comparison(runs=runs, names=names, labels=labels, joined=joined, metrics=pd.DataFrame(metric_rows),
                       mcnemar=pairwise_mcnemar(joined), confusions=pd.DataFrame(conf_rows),
-                      reliability=pd.concat(rel_frames, ignore_index=True), intervals=pd.concat(interval_frames, ignore_index=True))
+                      reliability=pd.concat(rel_frames, ignore_index=True), intervals=pd.concat(interval_frames, ignore_index=True),
+                      notes=join_notes(runs, joined))
 
 
 def format_metrics_table(metrics: pd.DataFrame) -> pd.DataFrame:

@@ -159,6 +159,7 @@ def build_report(cmp: Comparison, efficiency: pd.DataFrame | None = None, top_er
     parts = [f"<h1>Prompt it, or fine-tune it? Comparison of {len(names)} runs</h1>",
              f'<p class="note">{len(cmp.joined)} evaluation examples, labels: {_e(", ".join(cmp.labels))}. '
              f'Generated {_e(time.strftime("%Y-%m-%d %H:%M"))}. Intervals: 95% percentile bootstrap.</p>',
+             *[f'<p class="note">{_e(n)}</p>' for n in cmp.notes],
              "<h2>Metrics</h2>", table_html(format_metrics_table(cmp.metrics)),
              '<div class="charts">', svg_intervals(cmp.metrics), "</div>"]
     if len(cmp.mcnemar):

@@ -56,6 +56,8 @@ except Exception as e:  # a bad or mismatched run is explained, the page stays u
     st.stop()
 
 names = cmp.names
+for note in cmp.notes:
+    st.info(note)
 st.subheader("Metrics")
 st.caption(f"{len(cmp.joined)} examples. Brackets: 95% bootstrap interval (1,000 resamples, seed 0). ECE: expected calibration error.")
 st.dataframe(evaluate.format_metrics_table(cmp.metrics), hide_index=True, key="cmp_metrics")
@@ -83,7 +85,8 @@ table = evaluate.agreement_table(cmp.joined, run_a, run_b)
 st.dataframe(table, key="cmp_agreement")
 counts = evaluate.agreement_cells(cmp.joined, run_a, run_b).value_counts()
 cell = st.radio("Show examples where", ["all", *evaluate.AGREEMENT_CELLS], horizontal=True, key="cmp_cell",
-                format_func=lambda c: c if c == "all" else f"{c.replace('A', run_a[:24]).replace('B', run_b[:24])} ({counts.get(c, 0)})")
+                format_func=lambda c: c if c == "all" else f"{c} ({counts.get(c, 0)})",
+                help="A and B are the runs chosen above; each choice is one cell of the 2x2 table.")
 f1, f2 = st.columns(2)
 label = f1.selectbox("True label", ["all", *cmp.labels], key="cmp_label")
 order = f2.radio("Sort by confidence", ["most confident first", "least confident first"], horizontal=True, key="cmp_sort")

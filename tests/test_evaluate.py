@@ -107,3 +107,22 @@ def test_efficiency_frame_reads_n_train_examples(runs_dir):
     assert list(eff["n_train_examples"]) == [16, 64, 4]
     assert isinstance(eff, pd.DataFrame) and eff["macro_f1"].between(0, 1).all()
     assert not math.isnan(eff["macro_f1"].sum())
+
+
+def test_runs_scored_on_a_subset_join_on_the_shared_rows(runs_dir):
+    full = make_run(runs_dir, "full", 0.8, kind="finetune", n=60)
+    part = make_run(runs_dir, "part", 0.6, n=20, seed=5)  # a prompt run capped to the first 20 rows of the same split
+    cmp = evaluate.compare_runs([full, part], n_resamples=100)
+    assert len(cmp.joined) == 20 and set(cmp.joined["id"]) == {f"ex{i:03d}" for i in range(20)}
+    assert cmp.notes == ["Run 'full' scored 60 examples; the comparison uses the 20 that every run scored."]
+    assert cmp.metrics.set_index("run").loc["full", "accuracy"] == pytest.approx(cmp.joined["correct@full"].mean())
+
+
+def test_runs_without_shared_examples_are_refused(runs_dir):
+    a = make_run(runs_dir, "a", 0.8, n=10)
+    b = make_run(runs_dir, "b", 0.8, n=10)
+    preds = pd.read_csv(b / "predictions.csv", dtype=str)
+    preds["id"] = "other-" + preds["id"]
+    preds.to_csv(b / "predictions.csv", index=False)
+    with pytest.raises(UserError, match="share no evaluated example"):
+        evaluate.compare_runs([a, b])
