@@ -109,6 +109,7 @@ class FinetuneResult:
     stopped_by: str  # epochs | early_stopping | max_train_seconds | cancelled
     cancelled: bool = False
     notes: list[str] = field(default_factory=list)
+    model: object = None  # the trained model (best checkpoint), for callers that keep using it in-process
 
 
 # ---- models and methods ----------------------------------------------------------------------
@@ -289,6 +290,25 @@ def make_progress_callback(run: RunDir | None, stop: threading.Event, max_second
     return RunProgressCallback()
 
 
+def version_flags(config: FinetuneConfig) -> dict:
+    """TrainingArguments whose names changed across transformers 5.x: length-grouped batches and the warm-up ratio."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    flags: dict = {}
+    if "train_sampling_strategy" in names:
+        flags["train_sampling_strategy"] = "group_by_length"  # batches of similar length: little padding
+    else:
+        flags["group_by_length"] = True
+    if "warmup_ratio" in names:
+        flags["warmup_ratio"] = config.warmup_ratio
+    else:
+        flags["warmup_steps"] = float(config.warmup_ratio) if config.warmup_ratio else 0  # a float below 1 is a ratio
+    return flags
+
+
 def ordered_eval_trainer_class():
     """A Trainer whose evaluation keeps the dataset's order (transformers 5 length-groups eval batches too, shuffling predictions)."""
     from torch.utils.data import SequentialSampler
@@ -374,7 +394,6 @@ def train(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: pd.DataF
         per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=max(config.batch_size, 32),
         weight_decay=config.weight_decay,
-        warmup_steps=float(config.warmup_ratio) if config.warmup_ratio else 0,  # a float below 1 is a ratio of all steps
         lr_scheduler_type="linear",
         optim="adamw_torch",
         eval_strategy=strategy,
@@ -389,7 +408,6 @@ def train(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: pd.DataF
         logging_strategy="steps",
         logging_steps=max(1, min(50, total_steps // 25)),
         logging_first_step=True,
-        train_sampling_strategy="group_by_length",  # batches of similar length: little padding
         seed=config.seed,
         data_seed=config.seed,
         use_cpu=device == "cpu",
@@ -399,6 +417,7 @@ def train(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: pd.DataF
         dataloader_num_workers=0,
         label_names=["labels"],
         **precision_flags(config, device),
+        **version_flags(config),
     )
     OrderedEvalTrainer = ordered_eval_trainer_class()
     callback = make_progress_callback(run, stop, config.max_train_seconds, has_dev)
@@ -446,7 +465,7 @@ def train(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: pd.DataF
             save_model(trainer, tokenizer, label_names, config, run.path / "model")
         if distributed and torch.distributed.is_initialized():
             torch.distributed.barrier()
-        return FinetuneResult(metrics, predictions, stopped_by)
+        return FinetuneResult(metrics, predictions, stopped_by, model=trainer.model)
     finally:
         if is_main_process():  # checkpoints only served to keep the best weights until the end
             shutil.rmtree(checkpoints, ignore_errors=True)

@@ -248,8 +248,8 @@ class RunRegistry:
         c, s, m = run.config, run.status, run.metrics or {}
         if not isinstance(m.get("accuracy", 0.0), (int, float)) or not isinstance(m.get("macro_f1", 0.0), (int, float)):
             m, s = {}, {**s, "state": "broken"}
-        if not c and s.get("state") in ("queued", "running") and reservation(run.path):
-            pass  # a job started by jobs.launch that has not written its config yet
+        if not c and reservation(run.path) and s.get("state") in STATES:
+            pass  # a job started by jobs.launch that has not written its config (yet, or ever: it failed first)
         elif not c:
             s = {"state": "broken", "created": run.path.stat().st_mtime}
         elif s.get("state") == "succeeded" and not m:

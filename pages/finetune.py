@@ -1,4 +1,141 @@
+"""Fine-tune page: pick a model and a method, start a background job, watch its curves, cancel it."""
+
 import streamlit as st
 
+from core import charts, finetune, jobs
+from core.errors import UserError
+from core.runs import RunDir, new_run_name, resolve_out, runs_root
+from ui import state
+
 st.title("Fine-tune")
-st.info("This page is being built (issue 4).")
+st.caption("Train a classifier on the loaded dataset in a background job; it keeps running if you close or reload the page.")
+ds = state.require_dataset()
+root = runs_root()
+
+
+@st.cache_data(show_spinner="Counting parameters…", max_entries=32)
+def parameter_counts(model: str, method: str, lora_r: int, lora_alpha: float, lora_targets: str, n_labels: int) -> tuple[int, int]:
+    """(trainable, total) parameters for a model and method (loads the model once per combination)."""
+    config = finetune.FinetuneConfig(model=model, method=method, lora_r=lora_r, lora_alpha=lora_alpha, lora_target_modules=lora_targets)
+    counts = finetune.parameter_counts(config, n_labels)
+    return counts.trainable, counts.total
+
+
+def job_kind(run: RunDir) -> str:
+    """'finetune' or 'prompt' for an active run, from its config or (before it has one) from the launch arguments."""
+    argv = (run.read(".reserved") or {}).get("argv") or ["?"]
+    return run.config.get("kind") or argv[0]
+
+
+def show_run(run: RunDir, live: bool) -> None:
+    """Progress, ETA, curves and the outcome of one fine-tuning run."""
+    status = jobs.refresh(run)
+    run_state = status.get("state", "broken")
+    st.subheader(f"Run `{run.name}` · {run_state}")
+    if run_state in jobs.ACTIVE_STATES:
+        done, total, eta = status.get("done") or 0, status.get("total") or 0, status.get("eta_seconds")
+        text = f"step {done} of {total}" if total else "starting (loading the model)…"
+        if eta is not None:
+            text += f" · about {eta:.0f} s left"
+        st.progress(min(1.0, float(status.get("progress") or 0.0)), text=text)
+        if status.get("trainable_params"):
+            st.caption(f"training {status['trainable_params']:,} of {status['total_params']:,} parameters")
+        if st.button("Cancel", key=f"ft_cancel_{run.name}", type="secondary"):
+            with st.spinner("Stopping…"):
+                final = jobs.cancel(run)
+            st.warning(f"Run {run.name} is {final.get('state')}; what it wrote so far is kept.")
+    elif run_state == "succeeded":
+        m = run.metrics or {}
+        cols = st.columns(4)
+        cols[0].metric("accuracy", f"{m.get('accuracy', 0):.3f}")
+        cols[1].metric("macro-F1", f"{m.get('macro_f1', 0):.3f}")
+        cols[2].metric("training time", f"{m.get('train_seconds', 0):.0f} s")
+        cols[3].metric("trainable parameters", f"{m.get('trainable_params', 0):,}")
+        st.caption(f"Stopped by: {m.get('stopped_by', '?')}. Compare it with other runs on the Compare page.")
+    elif run_state == "cancelled":
+        st.warning(f"Cancelled. {status.get('error') or ''}")
+    else:
+        st.error(status.get("error") or "This run is broken (status.json is missing or corrupt).")
+    history = run.history()
+    if not history.empty:
+        st.altair_chart(charts.training_curves(history), width="content")
+    elif live:
+        st.caption("The curves appear after the first logged steps.")
+
+
+@st.fragment(run_every=2.0)
+def live_panel() -> None:
+    """The running job (found from the run folders, so a reload or a new tab reattaches), else the last run started here."""
+    active = jobs.active_runs(root)
+    mine = [r for r in active if job_kind(r) == "finetune"]
+    others = [r for r in active if job_kind(r) != "finetune"]
+    if mine:
+        show_run(mine[0], live=True)
+    elif others:
+        st.info(f"A {job_kind(others[0])} job is running ({others[0].name}); a fine-tune can start when it ends.")
+    watched = st.session_state.get("ft_watch")
+    if not mine and watched and (root / watched).is_dir():
+        show_run(RunDir(root / watched), live=False)
+
+
+left, right = st.columns([1, 1])
+with left:
+    model = state.model_choice("Model", "encoder", key="ft_model")
+    method = st.radio("Method", finetune.METHODS, horizontal=True, key="ft_method",
+                      captions=["all weights", "linear probe", "biases + head", "low-rank adapters"])
+    eval_splits = [s for s in ds.split_names() if s != "train"] or ds.split_names()
+    eval_split = st.selectbox("Evaluate on split", eval_splits, index=eval_splits.index("test") if "test" in eval_splits else 0,
+                              key="ft_eval_split")
+with right:
+    epochs = st.number_input("Epochs", 0.1, 100.0, 3.0, 0.5, key="ft_epochs")
+    lr = st.number_input("Learning rate", 1e-6, 0.5, finetune.DEFAULT_LR[method], format="%.0e", key=f"ft_lr_{method}")
+    batch_size = st.number_input("Batch size", 1, 512, 16, key="ft_batch")
+    max_seconds = st.number_input("Time budget (s, 0 = none)", 0, 86400, 120, 30, key="ft_seconds")
+    max_examples = st.number_input("Max training rows (0 = all)", 0, 10_000_000, 0, 100, key="ft_examples")
+with st.expander("More settings"):
+    c1, c2, c3 = st.columns(3)
+    weight_decay = c1.number_input("Weight decay", 0.0, 0.99, 0.01, key="ft_wd")
+    warmup = c1.number_input("Warm-up ratio", 0.0, 0.99, 0.1, key="ft_warmup")
+    max_length = c1.number_input("Max tokens per text", 8, 8192, 128, key="ft_maxlen")
+    eval_every = c2.text_input("Evaluate every ('epoch' or N steps)", "epoch", key="ft_eval_every")
+    patience = c2.number_input("Early-stopping patience (0 = off)", 0, 100, 2, key="ft_patience")
+    seed = c2.number_input("Seed", 0, 2**31 - 1, 42, key="ft_seed")
+    lora_r = c3.number_input("LoRA rank", 1, 256, 8, key="ft_lora_r", disabled=method != "lora")
+    lora_alpha = c3.number_input("LoRA alpha", 1.0, 1024.0, 16.0, key="ft_lora_alpha", disabled=method != "lora")
+    lora_dropout = c3.number_input("LoRA dropout", 0.0, 0.9, 0.1, key="ft_lora_dropout", disabled=method != "lora")
+    lora_targets = c3.text_input("LoRA target modules", "", placeholder="default for the model, e.g. query,value",
+                                 key="ft_lora_targets", disabled=method != "lora")
+    run_name = st.text_input("Run name (empty: automatic)", "", key="ft_run_name")
+
+if model:
+    try:
+        trainable, total = parameter_counts(model, method, int(lora_r), float(lora_alpha), lora_targets, len(ds.label_names))
+        st.caption(f"**{trainable:,}** of {total:,} parameters will be trained ({100 * trainable / total:.2f}%).")
+    except Exception as exc:  # a model that cannot load is explained, not thrown
+        state.show_error(exc)
+
+if st.button("Start fine-tuning", type="primary", key="ft_start", disabled=not model):
+    try:
+        every = eval_every.strip().lower()
+        if every != "epoch" and not every.isdigit():
+            raise UserError(f"Evaluate every 'epoch' or every N steps (a whole number), not '{eval_every}'.")
+        finetune.FinetuneConfig(model=model, method=method, epochs=epochs, lr=lr, batch_size=int(batch_size),
+                                eval_strategy="epoch" if every == "epoch" else "steps", eval_steps=int(every) if every.isdigit() else 50,
+                                weight_decay=weight_decay, warmup_ratio=warmup, max_length=int(max_length),
+                                early_stopping_patience=int(patience), max_train_examples=int(max_examples),
+                                max_train_seconds=float(max_seconds), lora_r=int(lora_r), lora_alpha=lora_alpha,
+                                lora_dropout=lora_dropout, lora_target_modules=lora_targets, seed=int(seed))
+        name = run_name.strip() or new_run_name("finetune", f"{method}-{model.rstrip('/').split('/')[-1]}")
+        argv = ["finetune", *state.dataset_argv(ds, eval_split), "--model", model, "--method", method, "--epochs", str(epochs),
+                "--lr", str(lr), "--batch-size", str(int(batch_size)), "--weight-decay", str(weight_decay),
+                "--warmup-ratio", str(warmup), "--eval-every", every, "--patience", str(int(patience)),
+                "--max-train-examples", str(int(max_examples)), "--max-train-seconds", str(float(max_seconds)),
+                "--max-length", str(int(max_length)), "--lora-r", str(int(lora_r)), "--lora-alpha", str(lora_alpha),
+                "--lora-dropout", str(lora_dropout), "--lora-targets", lora_targets, "--seed", str(int(seed)), "--out", name]
+        jobs.launch(argv, resolve_out(name, root))
+        st.session_state["ft_watch"] = name
+        st.toast(f"Started {name}")
+    except UserError as exc:
+        state.show_error(exc)
+
+live_panel()
