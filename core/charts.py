@@ -188,13 +188,16 @@ def saliency_chart(saliency: pd.DataFrame) -> alt.Chart:
 
 def prompt_confusion_matrix(matrix: list[list[int]], labels: list[str]) -> alt.Chart:
     """One run's confusion matrix as a heatmap with counts (matrix: rows true, columns predicted, in label order)."""
-    cells = pd.DataFrame([{"true": t, "pred": p, "count": int(matrix[i][j])} for i, t in enumerate(labels) for j, p in enumerate(labels)])
-    top = max(int(cells["count"].max()) if len(cells) else 1, 1)
-    base = alt.Chart(cells).encode(x=alt.X("pred:N", sort=labels, title="predicted"), y=alt.Y("true:N", sort=labels, title="true"))
-    rect = base.mark_rect().encode(color=alt.Color("count:Q", scale=alt.Scale(domain=[0, top], scheme="blues"), title="examples"),
-                                   tooltip=["true", "pred", "count"])
-    text = base.mark_text(fontSize=12).encode(text="count:Q", color=alt.condition(alt.datum.count > top / 2, alt.value("white"), alt.value("black")))
-    return (rect + text).properties(width=min(60 * len(labels), 420), height=min(60 * len(labels), 420))
+    cells = pd.DataFrame([{"true": t, "predicted": p, "examples": int(matrix[i][j])}
+                          for i, t in enumerate(labels) for j, p in enumerate(labels)])
+    top = max(int(cells["examples"].max()) if len(cells) else 1, 1)
+    base = alt.Chart(cells).encode(x=alt.X("predicted:N", sort=labels, title="predicted"), y=alt.Y("true:N", sort=labels, title="true"))
+    rect = base.mark_rect().encode(color=alt.Color("examples:Q", scale=alt.Scale(domain=[0, top], scheme="blues"), title="examples"),
+                                   tooltip=["true", "predicted", "examples"])
+    text = base.mark_text(fontSize=13).encode(text="examples:Q",
+                                              color=alt.condition(alt.datum.examples > top / 2, alt.value("white"), alt.value("black")))
+    side = min(70 * len(labels), 420)
+    return (rect + text).properties(width=side, height=side)
 
 
 def prompt_grid(grid: pd.DataFrame) -> alt.Chart:

@@ -168,13 +168,14 @@ st.caption(f"{config_saved.get('method', '')} · model {config_saved.get('model'
            f"`{config_saved.get('command', '')}`")
 left, right = st.columns([2, 3])
 with left:
-    st.altair_chart(charts.prompt_confusion_matrix(metrics.get("confusion_matrix", []), metrics.get("labels", [])), width="content")
+    st.altair_chart(charts.prompt_confusion_matrix(metrics.get("confusion_matrix", []), metrics.get("labels", [])))
 with right:
     try:
         predictions = run.predictions()
         only_wrong = st.checkbox("Only the mistakes", key="pr_only_wrong")
         shown = predictions[predictions["label"] != predictions["pred"]] if only_wrong else predictions
-        st.dataframe(shown, hide_index=True, width="stretch", height=320,
+        order = ["id", "label", "pred", "confidence", *[c for c in predictions.columns if c.startswith("prob_")], "text"]
+        st.dataframe(shown, hide_index=True, width="stretch", height=320, column_order=order,
                      column_config={c: st.column_config.ProgressColumn(c, min_value=0.0, max_value=1.0, format="%.2f")
                                     for c in predictions.columns if c.startswith("prob_") or c == "confidence"})
     except (OSError, ValueError, pd.errors.ParserError) as e:
