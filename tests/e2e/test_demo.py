@@ -28,6 +28,8 @@ README_STEPS = {"01-data": "data.png", "02-tokenization": "tokenization.png", "0
                 "05-finetune-done": "finetune.png", "06-compare": "compare.png", "07-attention": "attention.png"}
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 SLOW_STEP_MS = 420_000  # one prompt or fine-tune run on 2 shared CPUs, with model loading
+EVAL_CAP = 20  # rows of the test split each prompt run scores (quick on 2 CPUs; Compare joins runs on these rows)
+FINETUNE_SECONDS = 45  # the fine-tune's time bound
 
 pytestmark = pytest.mark.browser
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
@@ -153,6 +155,50 @@ class Demo:
         self.page.screenshot(path=str(path), full_page=True)
         return path
 
+    def fill(self, label: str, value: str) -> None:
+        """Type into a text or number input found by its label, and commit it (Enter), as a person would."""
+        box = self.main().get_by_label(label, exact=True)
+        box.fill(value)
+        box.press("Enter")
+        self.settle()
+
+    def click(self, name: str) -> None:
+        """Click a button by its text."""
+        self.main().get_by_role("button", name=name, exact=True).click()
+        self.settle()
+
+    def choose(self, label: str, option: re.Pattern | str) -> None:
+        """Open a selectbox by its label and pick the option matching `option`."""
+        select = self.main().locator("[data-testid='stSelectbox']").filter(has=self.page.get_by_text(label, exact=True)).first
+        select.click()
+        self.page.get_by_role("option", name=option).first.click()
+        self.settle()
+
+    def add_all_options(self, label: str) -> None:
+        """Open a multiselect and pick every option it still offers."""
+        select = self.main().locator("[data-testid='stMultiSelect']", has_text=label).first
+        for _ in range(10):
+            select.locator("input").click()
+            options = self.page.get_by_role("option")
+            if options.count() == 0 or "No results" in options.first.inner_text():
+                break
+            options.first.click()
+            self.settle()
+        self.page.keyboard.press("Escape")
+        self.settle()
+
+    def metric(self, label: str) -> float:
+        """The value of an st.metric, by its label."""
+        box = self.main().locator("[data-testid='stMetric']", has_text=label).first
+        return float(box.locator("[data-testid='stMetricValue']").inner_text().replace(",", ""))
+
+    def download(self, name: str, target: Path) -> Path:
+        """Click a download button and keep the file."""
+        with self.page.expect_download(timeout=60_000) as info:
+            self.main().get_by_role("button", name=name, exact=True).click()
+        info.value.save_as(str(target))
+        return target
+
     def number(self, pattern: str) -> float:
         """The first number captured by pattern in the main area's text."""
         match = re.search(pattern, self.main().inner_text())
@@ -189,10 +235,95 @@ def test_the_demo(page, app_url):
     expect(demo.main()).to_contain_text("tokens_per_word")
     expect(demo.main()).to_contain_text("<|im_start|>")
     demo.shot("02-tokenization")
+
+    # 3-4. Prompting: a zero-shot and a 4-shot run of SmolLM2 on (a capped part of) the test split, as background jobs
+    demo.go("Prompting")
+    expect(demo.main()).to_contain_text("Preview", timeout=120_000)
+    demo.fill("Evaluate at most (0 = all rows)", str(EVAL_CAP))
+    for shots, step in ((0, "03-prompt-zero-shot"), (4, "04-prompt-few-shot")):
+        demo.fill("Shots (commas for a grid)", str(shots))
+        expect(demo.main()).to_contain_text(f"1 run × {EVAL_CAP} examples")
+        demo.click("Run")
+        finished = re.compile(rf"prompt-{shots}shot-\S+: succeeded")
+        expect(demo.main()).to_contain_text(finished, timeout=SLOW_STEP_MS)
+        demo.settle()
+        # (the Results selectbox keeps showing the previous run after a new one finishes: pick the new one, as a person must)
+        demo.choose("Run", re.compile(rf"prompt-{shots}shot-"))
+        expect(demo.main()).to_contain_text("zero-shot · model smollm2" if shots == 0 else f"{shots}-shot")
+        assert demo.metric("Examples") == EVAL_CAP
+        assert 0.0 <= demo.metric("Accuracy") <= 1.0
+        assert demo.main().locator("[data-testid='stVegaLiteChart']").count() >= 1  # the confusion matrix
+        demo.shot(step)
+
+    # 5. a time-bounded fine-tune with a live curve
+    finetune_from_the_page(demo)
+
+    # 6. Compare the three runs; pick an example the runs disagree on
+    demo.go("Compare")
+    expect(demo.main()).to_contain_text("Metrics", timeout=120_000)
+    demo.add_all_options("Runs (same evaluation split)")
+    chosen = demo.main().locator("[data-testid='stMultiSelect']").first.get_by_role("button", name=re.compile(r"^Remove "))
+    assert chosen.count() == 3, chosen.all_inner_texts()
+    for kind in ("prompt-0shot", "prompt-4shot", "finetune-"):
+        expect(demo.main().locator("[data-testid='stMultiSelect']").first).to_contain_text(kind)
+    table = demo.main().locator("[data-testid='stDataFrame']").first
+    expect(table).to_be_visible()
+    expect(demo.main()).to_contain_text(f"{EVAL_CAP} examples")
+    assert demo.main().locator("[data-testid='stVegaLiteChart']").count() >= 3
+    demo.main().get_by_text(re.compile(r"^only A right|^only B right|^both wrong")).first.click()  # an error case
+    demo.settle()
+    expect(demo.main()).to_contain_text("true label:")
+    demo.shot("06-compare")
+
+    # 7. export the HTML report (before leaving Compare, whose selections belong to its page)
+    report = demo.download("HTML report (opens offline)", ARTIFACTS / "comparison.html")
+    html = report.read_text(encoding="utf-8")
+    assert html.lstrip().lower().startswith("<!doctype html") or "<html" in html[:500].lower()
+    assert "prompt-0shot" in html and "prompt-4shot" in html
+    assert not re.search(r"<script[^>]+src=[\"']https?://", html), "the report loads scripts from the internet"
+
+    # 8. the example's attention view, drawn (bertviz SVG inside the iframe, and the charts)
+    demo.click("Open this example on the Attention page (models of runs A and B side by side)")
+    expect(demo.main().locator("h1", has_text="Attention").first).to_be_visible(timeout=60_000)
+    demo.settle(SLOW_STEP_MS)
+    frame = demo.main().locator("[data-testid='stIFrame']").first
+    expect(frame).to_be_visible(timeout=SLOW_STEP_MS)
+    drawn = page.frame_locator("[data-testid='stIFrame']").first.locator("svg *, canvas")
+    expect(drawn.first).to_be_attached(timeout=60_000)
+    assert drawn.count() > 10, "bertviz drew (almost) nothing"
+    expect(demo.main()).to_contain_text(re.compile(r"\d+ layers × \d+ heads"))
+    demo.shot("07-attention")
     copy_readme_shots()
 
     # offline demos: nothing may be fetched from outside this machine (checked last, so the walk above reports first)
     assert page.blocked == [], f"the app tried to reach the internet: {sorted(set(page.blocked))}"
+
+
+def finetune_from_the_page(demo: Demo) -> None:
+    """Start a time-bounded fine-tune on the Fine-tune page, watch its step count and curve grow, let it finish."""
+    demo.go("Fine-tune")
+    demo.fill("Time budget (s, 0 = none)", str(FINETUNE_SECONDS))
+    demo.click("Start fine-tuning")
+    steps = re.compile(r"step (\d+) of (\d+)")
+    expect(demo.main()).to_contain_text(steps, timeout=SLOW_STEP_MS)
+    first = int(steps.search(demo.main().inner_text()).group(1))
+    curve = demo.main().locator("[data-testid='stVegaLiteChart']")
+    expect(curve.first).to_be_visible(timeout=SLOW_STEP_MS)  # the live curve, drawn once steps are logged
+    later = first
+    deadline = time.time() + FINETUNE_SECONDS * 3
+    while later <= first and time.time() < deadline:  # the page polls the job: the step count moves on while we watch
+        demo.page.wait_for_timeout(1000)
+        found = steps.search(demo.main().inner_text())
+        later = int(found.group(1)) if found else later
+    assert later > first or "succeeded" in demo.main().inner_text(), "the progress did not move"
+    curve.first.scroll_into_view_if_needed()
+    demo.shot("05-finetune-running")
+    expect(demo.main()).to_contain_text(re.compile(r"finetune-\S+ · succeeded"), timeout=SLOW_STEP_MS)
+    demo.settle()
+    assert 0.0 <= demo.metric("accuracy") <= 1.0
+    expect(demo.main()).to_contain_text("Stopped by:")
+    assert curve.count() >= 1
+    demo.shot("05-finetune-done")
 
 
 def copy_readme_shots() -> None:
