@@ -1,6 +1,7 @@
 """Entry point: page config, the shared sidebar (dataset picker), and navigation over the pages."""
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -9,7 +10,8 @@ import streamlit as st  # noqa: E402
 
 from ui.sidebar import dataset_sidebar  # noqa: E402
 
-st.set_page_config(page_title="Prompt it, or fine-tune it?", page_icon=":material/balance:", layout="wide")
+# A local file: a Material or emoji page_icon makes the browser fetch the favicon from a CDN, which air-gapped demos lack.
+st.set_page_config(page_title="Prompt it, or fine-tune it?", page_icon=str(Path(__file__).parent / "assets" / "favicon.png"), layout="wide")
 
 pages = {
     "Explore": [

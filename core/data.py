@@ -89,7 +89,7 @@ def read_table(data: bytes, filename: str) -> pd.DataFrame:
             elif suffix == ".json":
                 df = pd.read_json(io.StringIO(text), dtype=False)
             elif suffix in (".csv", ".tsv", ".txt", ""):
-                sep = "\t" if suffix == ".tsv" or (suffix != ".csv" and "\t" in text.split("\n", 1)[0]) else ","
+                sep = delimiter(text.split("\n", 1)[0], suffix)
                 # the python engine refuses a bare CR inside a quoted cell, and old Mac files end lines with CR alone
                 text = text.replace("\r\n", "\n").replace("\r", "\n")
                 df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[""],
@@ -107,6 +107,17 @@ def read_table(data: bytes, filename: str) -> pd.DataFrame:
     if len(set(df.columns)) != len(df.columns):
         raise UserError(f"{filename} has repeated column names: {', '.join(df.columns)}.")
     return df
+
+
+def delimiter(header: str, suffix: str) -> str:
+    """Tab for .tsv; otherwise comma, unless the header line has none and uses tabs or semicolons (European Excel)."""
+    if suffix == ".tsv":
+        return "\t"
+    if "," not in header:
+        for sep in ("\t", ";"):
+            if sep in header:
+                return sep
+    return ","
 
 
 def read_file(path: str | Path) -> pd.DataFrame:

@@ -91,3 +91,10 @@ def test_save_splits_round_trips(tmp_path):
     paths = data.save_splits(ds, tmp_path)
     again, split = data.load_split(str(paths["test"]), "test")
     assert again.fingerprint(split) == ds.fingerprint("test")
+
+
+def test_semicolon_csv_from_european_excel_loads(tmp_path):
+    rows = "\n".join(f"row {i} text;{'a' if i % 2 else 'b'}" for i in range(20))
+    (tmp_path / "d.csv").write_text("text;label\n" + rows + "\n")
+    ds = data.load(str(tmp_path / "d.csv"))
+    assert ds.label_names == ["a", "b"] and ds.splits["train"]["text"].str.startswith("row").all()
