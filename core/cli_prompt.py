@@ -33,7 +33,7 @@ def add_cli_args(sub) -> None:
     p.add_argument("--query-template", default=DEFAULT_QUERY_TEMPLATE, help="the text to classify, with {text}; the label word follows it")
     p.add_argument("--chat", action="store_true", help="wrap the prompt in the model's chat template")
     p.add_argument("--label-words", nargs="+", default=[], metavar="LABEL=WORD", help="what the model should say for a label")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-eval-examples", type=int, default=None, help="score a fixed random subset of this many evaluation rows")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--out", default=None, help="run name or runs/NAME (default: a new name like prompt-8shot-balanced-<time>)")

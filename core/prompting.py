@@ -58,7 +58,7 @@ class PromptConfig:
     calibration: str = "none"  # none | contextual (divide by content-free probs) | pmi (subtract domain-conditional log-prob)
     scoring: str = "sum"  # sum of label-token log-probs, or mean (length-normalised, for multi-token label words)
     seed: int = 0  # demonstration choice and order
-    batch_size: int = 16  # rows per forward pass
+    batch_size: int = 8  # rows per forward pass (on CPU, 8 beat 32: smaller expanded caches)
     max_eval_examples: int | None = None  # score a fixed random subset of the evaluation split (quick demos); None = all
     max_demo_chars: int = 500  # demonstrations longer than this are cut, so the shared prefix stays short
     embedding_model: str = models.ENCODER  # encoder for nearest-neighbour selection (mean-pooled embeddings)
