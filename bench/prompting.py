@@ -38,7 +38,7 @@ def main() -> int:
     import pandas as pd
     import torch
 
-    from core import models, prompting
+    from core import prompting
 
     torch.set_num_threads(args.threads)
     read = lambda name: pd.read_csv(DATA / name, sep="\t", dtype=str, keep_default_na=False, quoting=3)  # noqa: E731
@@ -50,7 +50,7 @@ def main() -> int:
     config = prompting.PromptConfig(shots=8, selection="balanced", seed=0, batch_size=args.batch_size,
                                     instruction="Is the sentiment of each review {labels}?",
                                     example_template="Review: {text}\nSentiment: {label}\n\n", query_template="Review: {text}\nSentiment:")
-    tokenizer, model = models.load_tokenizer(config.model), models.load_causal_lm(config.model)
+    tokenizer, model = prompting.load_model(config)  # what the product uses (sdpa attention)
     positions = prompting.select_demonstrations(train, config.shots, config.selection, config.seed, labels)
     prefix_text = prompting.render_prefix(config, labels, train.iloc[positions], labels)
     prefix = prompting.encode(tokenizer, prefix_text, special=True)

@@ -244,11 +244,11 @@ def load_tokenizer(name: str):
 
 
 @functools.lru_cache(maxsize=4)
-def load_causal_lm(name: str, device: str = "cpu"):
-    """A causal LM in eval mode with eager attention (so attention weights can be read), loaded once per process."""
+def load_causal_lm(name: str, device: str = "cpu", attention: str = "eager"):
+    """A causal LM in eval mode, loaded once per process; "eager" attention returns weights (attention views), "sdpa" is faster (scoring)."""
     from transformers import AutoModelForCausalLM
 
-    model = _from_pretrained(AutoModelForCausalLM, _converted(resolve(name)), attn_implementation="eager", **_SAFE)
+    model = _from_pretrained(AutoModelForCausalLM, _converted(resolve(name)), attn_implementation=attention, **_SAFE)
     return model.to(device).eval()
 
 

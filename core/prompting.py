@@ -431,7 +431,7 @@ def demo_table(train: pd.DataFrame, positions) -> pd.DataFrame:
 def load_model(config: PromptConfig):
     """Tokenizer and causal LM of the config (cached per process), on the chosen device."""
     device = models.choose_device(config.device)
-    return models.load_tokenizer(config.model), models.load_causal_lm(config.model, device)
+    return models.load_tokenizer(config.model), models.load_causal_lm(config.model, device, attention="sdpa")
 
 
 def run_prompting(config: PromptConfig, train: pd.DataFrame, eval_df: pd.DataFrame, label_names: list[str],

@@ -75,6 +75,8 @@ def resolve_out(out: str | Path, root: Path | None = None) -> Path:
     p = Path(out_s)
     if len(p.parts) == 1:
         return root / check_run_name(out_s)
+    if not p.is_absolute() and len(p.parts) == 2 and p.parts[0] == "runs":  # the documented `--out runs/NAME`
+        return root / check_run_name(p.parts[1])
     resolved = (Path.cwd() / p).resolve() if not p.is_absolute() else p.resolve()
     if resolved.parent != root:
         raise UserError(f"Runs are saved directly inside {root}; '{out_s}' is outside it (give a plain run name instead).")

@@ -12,11 +12,11 @@ from core.errors import UserError
 from core.prompting import PromptConfig
 
 
-@pytest.fixture
-def tiny(tiny_llama_dir):
-    """(name, tokenizer, model) of the tiny Llama."""
+@pytest.fixture(params=["sdpa", "eager"])
+def tiny(tiny_llama_dir, request):
+    """(name, tokenizer, model) of the tiny Llama, with the attention used for scoring (sdpa) and for attention views (eager)."""
     name = str(tiny_llama_dir)
-    return name, models.load_tokenizer(name), models.load_causal_lm(name)
+    return name, models.load_tokenizer(name), models.load_causal_lm(name, "cpu", request.param)
 
 
 def _train() -> pd.DataFrame:
