@@ -62,7 +62,7 @@ def recipe_ours(args, texts, labels, label_names, device: str) -> dict:
     from core import finetune, models
 
     config = finetune.FinetuneConfig(model=args.model, method="full", lr=5e-5, batch_size=args.batch_size,
-                                     max_length=128, seed=0, device=device)
+                                     max_length=128, seed=0, device=device, precision=args.precision)
     tokenizer = models.load_tokenizer(args.model)
     model = finetune.build_model(config, label_names, "cpu")
     frame = pd.DataFrame({"text": texts, "label": labels})
@@ -164,7 +164,7 @@ def speed(args) -> list[str]:
     results = {}
     for recipe in ("naive", "ours"):
         cmd = [sys.executable, __file__, "--recipe", recipe, "--limit", str(args.limit), "--steps", str(args.steps),
-               "--warmup-steps", str(args.warmup_steps),
+               "--warmup-steps", str(args.warmup_steps), "--precision", args.precision,
                "--batch-size", str(args.batch_size), "--threads", str(args.threads), "--model", args.model, "--device", args.device]
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
@@ -224,6 +224,7 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--model", default=os.environ.get("PFT_BENCH_MODEL", "minilm"))
     p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="auto", help="our recipe's precision: auto (bf16 on CUDA), fp32, fp16, bf16")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--recipe", choices=["ours", "naive"], help=argparse.SUPPRESS)
     args = p.parse_args()

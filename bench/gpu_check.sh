@@ -33,7 +33,7 @@ rm -rf "$PFT_RUNS_DIR"
 if [ "${PFT_GPU_QUICK:-0}" = 1 ]; then
   LIMIT=64; EVAL_LIMIT=32; STEPS=4; EPOCHS=1; BS=16
 else
-  LIMIT=0; EVAL_LIMIT=0; STEPS=150; EPOCHS=2; BS=32
+  LIMIT=0; EVAL_LIMIT=0; STEPS=150; EPOCHS=2; BS=16
 fi
 
 say "== environment ($(date -u +%FT%TZ))"
@@ -43,15 +43,16 @@ say "data: $PFT_DATA_DIR  model: $PFT_BENCH_MODEL  python: $PY"
 if [ ! -f "$PFT_DATA_DIR/sst2/train.tsv" ]; then say "no sst2 data at $PFT_DATA_DIR; set PFT_DATA_DIR"; exit 1; fi
 
 say ""; say "== speed: our recipe vs the naive one, full fine-tuning, same number of steps"
-run 150 $PY bench/finetune.py --limit "$LIMIT" --steps "$STEPS" --batch-size "$BS" --threads 8 --model "$PFT_BENCH_MODEL"
+run 150 $PY bench/finetune.py --limit "$LIMIT" --steps "$STEPS" --warmup-steps 10 --batch-size 32 --threads 8 --model "$PFT_BENCH_MODEL"
+run 150 $PY bench/finetune.py --limit "$LIMIT" --steps "$STEPS" --warmup-steps 10 --batch-size 32 --threads 8 --model "$PFT_BENCH_MODEL" --precision bf16
 
 say ""; say "== accuracy: each method, $EPOCHS epochs on the sst2 train file, scored on dev.tsv"
 run 200 $PY bench/finetune.py --accuracy --limit "$LIMIT" --eval-limit "$EVAL_LIMIT" --epochs "$EPOCHS" --batch-size "$BS" \
-  --threads 8 --model "$PFT_BENCH_MODEL" --methods "full,full@1e-4,head,bitfit,lora,lora@1e-3"
+  --threads 8 --model "$PFT_BENCH_MODEL" --methods "full,head,bitfit,lora,full@2e-4"
 
 say ""; say "== the CLI end to end on the GPU (run contract, mixed precision)"
 run 90 $PY -m core finetune --train "$PFT_DATA_DIR/sst2/train.tsv" --eval "$PFT_DATA_DIR/sst2/dev.tsv" --model "$PFT_BENCH_MODEL" \
-  --method lora --epochs 1 --lr 1e-3 --batch-size "$BS" --max-train-examples "${LIMIT/#0/5000}" --seed 1 --out gpu-cli-lora
+  --method lora --epochs 1 --precision bf16 --batch-size "$BS" --max-train-examples "${LIMIT/#0/5000}" --seed 1 --out gpu-cli-lora
 $PY - <<'EOF' 2>&1 | tee -a "$RESULTS"
 import json, os, pathlib
 run = pathlib.Path(os.environ["PFT_RUNS_DIR"]) / "gpu-cli-lora"

@@ -23,7 +23,7 @@ def add_cli_args(sub) -> None:
     p.add_argument("--model", default=ENCODER, help="bundled model (minilm, smollm2), Hugging Face id or local folder")
     p.add_argument("--method", choices=METHODS, default=d.method, help="what is trained")
     p.add_argument("--epochs", type=float, default=d.epochs)
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: full 5e-5, head/bitfit 1e-3, lora 5e-4)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: full 1e-4, head 3e-2, bitfit 3e-3, lora 5e-4)")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio)

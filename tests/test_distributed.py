@@ -1,0 +1,44 @@
+"""The same CLI under torchrun with 2 CPU processes (gloo): one run folder, written by rank 0 only."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def test_torchrun_two_cpu_processes_write_one_run(runs_dir, tiny_bert_dir):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists() and not shutil.which("torchrun"):
+        pytest.skip("torchrun is not installed")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [str(torchrun if torchrun.exists() else "torchrun"), "--nproc_per_node", "2", "--master_port", "29517", "-m", "core",
+           "finetune", "--train", "reviews", "--eval", "reviews", "--model", str(tiny_bert_dir), "--method", "full",
+           "--epochs", "2", "--lr", "1e-3", "--batch-size", "16", "--max-train-examples", "96", "--seed", "3",
+           "--device", "cpu", "--out", "ddp-run"]
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+    assert out.returncode == 0, out.stderr[-3000:]
+    run = runs_dir / "ddp-run"
+    assert [p.name for p in runs_dir.iterdir() if not p.name.startswith(".") and p.name != "index.sqlite"] == ["ddp-run"]
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "succeeded"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["world_size"] == 2
+    # 96 rows over 2 processes of 16 each: 3 optimizer steps per epoch, not 6
+    assert metrics["steps"] == 6
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    steps = [h["step"] for h in history if "loss" in h]
+    assert steps == sorted(set(steps)), "only rank 0 writes history lines"
+    assert sum(1 for h in history if "eval_macro_f1" in h) == 2
+    assert (run / "model" / "model.safetensors").exists()
+    import pandas as pd
+
+    predictions = pd.read_csv(run / "predictions.csv", dtype=str)
+    assert list(predictions["id"]) == [f"test-{i}" for i in range(metrics["n_examples"])]  # gathered back in order

@@ -1,0 +1,81 @@
+"""AppTest of the Fine-tune page through the app's entry point, with the tiny BERT chosen as 'other' model."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from core import jobs
+from core.runs import RunDir
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
+    st.cache_resource.clear()
+
+
+def _page(model_dir: Path) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
+    at.session_state["ft_model"] = "other"
+    at.session_state["ft_model_other"] = str(model_dir)
+    at.run()
+    at.switch_page("pages/finetune.py").run()
+    return at
+
+
+def fake_running_run(runs_dir: Path) -> RunDir:
+    """A run that looks mid-training, owned by this (live) process, as a job started from another tab would."""
+    run = RunDir(runs_dir / "elsewhere-started").create({"kind": "finetune", "model": "minilm", "method": "lora"})
+    run.set_status("running", pid=os.getpid(), progress=0.25, done=5, total=20, eta_seconds=12.0)
+    for step, loss in enumerate([1.1, 0.9, 0.7], start=1):
+        run.append_history({"step": step, "epoch": step / 4, "loss": loss, "learning_rate": 1e-4})
+    run.append_history({"step": 4, "epoch": 1.0, "eval_macro_f1": 0.5, "eval_accuracy": 0.6})
+    return run
+
+
+def test_page_counts_parameters_reattaches_and_refuses_a_second_start(tiny_bert_dir, runs_dir):
+    run = fake_running_run(runs_dir)
+    at = _page(tiny_bert_dir)
+    assert not at.exception
+    assert any("parameters will be trained" in c.value and "100.00%" in c.value for c in at.caption)
+    at.radio(key="ft_method").set_value("head").run()
+    assert any("parameters will be trained" in c.value and "of 28," in c.value for c in at.caption)
+    assert any(run.name in s.value and "running" in s.value for s in at.subheader)  # found from the run folders
+    assert "about 12 s left" in at.get("progress")[0].proto.text
+    assert len(at.get("vega_lite_chart")) == 1
+    assert at.button(key=f"ft_cancel_{run.name}")
+    at.button(key="ft_start").click().run()
+    assert not at.exception
+    assert "already running" in at.error[0].value
+    assert sorted(p.name for p in runs_dir.iterdir() if not p.name.startswith((".", "index"))) == [run.name]
+
+
+def test_start_runs_a_job_that_the_page_follows_to_the_end(tiny_bert_dir, runs_dir):
+    at = _page(tiny_bert_dir)
+    at.number_input(key="ft_epochs").set_value(1.0)
+    at.number_input(key="ft_examples").set_value(48)
+    at.text_input(key="ft_run_name").set_value("from-the-page")
+    at.button(key="ft_start").click().run()
+    assert not at.exception and not at.error
+    run = RunDir(runs_dir / "from-the-page")
+    assert run.path.is_dir()
+    deadline = time.time() + 120
+    while time.time() < deadline and jobs.refresh(run).get("state") in jobs.ACTIVE_STATES:
+        time.sleep(0.5)
+    assert run.status["state"] == "succeeded", run.status
+    assert run.config["n_train_examples"] == 48 and "--max-train-examples 48" in run.config["command"]
+    at.run()
+    assert not at.exception
+    assert any("from-the-page" in s.value and "succeeded" in s.value for s in at.subheader)
+    assert [m.label for m in at.metric][:2] == ["accuracy", "macro-F1"]
+    assert len(at.get("vega_lite_chart")) == 1

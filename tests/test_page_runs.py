@@ -1,0 +1,65 @@
+"""AppTest of the Runs page: the list, broken runs, filtering, renaming and deleting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from tests.test_runs import make_run
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
+
+
+def _page() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("pages/runs.py").run()
+    return at
+
+
+def test_empty_runs_folder_says_how_to_start(runs_dir):
+    at = _page()
+    assert not at.exception
+    assert "No runs yet" in at.info[0].value
+
+
+def test_list_filter_rename_delete_with_a_broken_run(runs_dir):
+    make_run(runs_dir, "ft-lora", method="lora")
+    make_run(runs_dir, "prompt-zero", kind="prompt", method="0-shot")
+    broken = make_run(runs_dir, "half-written")
+    (broken.path / "status.json").write_text("{")
+    at = _page()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert set(table["name"]) == {"ft-lora", "prompt-zero", "half-written"}
+    assert table.set_index("name").loc["half-written", "state"] == "broken"
+    assert "1 run(s) are broken" in at.warning[0].value
+
+    at.selectbox(key="runs_kind").set_value("finetune").run()
+    assert set(at.dataframe[0].value["name"]) == {"ft-lora", "half-written"}
+    at.text_input(key="runs_filter").set_value("FT-").run()
+    assert list(at.dataframe[0].value["name"]) == ["ft-lora"]
+
+    at.text_input(key="runs_new_name_ft-lora").set_value("ft-lora-best").run()
+    at.button(key="runs_rename").click().run()
+    assert not at.exception
+    assert (runs_dir / "ft-lora-best").is_dir() and not (runs_dir / "ft-lora").exists()
+
+    at.text_input(key="runs_filter").set_value("").run()
+    at.selectbox(key="runs_selected").set_value("half-written").run()
+    at.checkbox(key="runs_confirm_half-written").check().run()
+    at.button(key="runs_delete").click().run()
+    assert not at.exception
+    assert not (runs_dir / "half-written").exists()
+    at.button(key="runs_rebuild").click().run()
+    assert set(at.dataframe[0].value["name"]) == {"ft-lora-best"}

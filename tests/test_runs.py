@@ -1,0 +1,105 @@
+"""The run registry over run folders: list, filter, rename, delete, rebuild; broken runs listed as broken; reserved folders."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core.errors import UserError
+from core.runs import RESERVATION, RunDir, RunRegistry, checkpoint_dir, finish_with_metrics, write_json
+
+
+def make_run(root, name, kind="finetune", method="lora", state="succeeded", accuracy=0.8) -> RunDir:
+    run = RunDir(root / name).create({"kind": kind, "model": "minilm", "method": method,
+                                       "dataset": {"name": "reviews", "eval_sha256": "abc"}})
+    if state == "succeeded":
+        import pandas as pd
+
+        finish_with_metrics(run, {"accuracy": accuracy, "macro_f1": accuracy - 0.1},
+                            pd.DataFrame({"id": ["1"], "text": ["t"], "label": ["a"], "pred": ["a"], "confidence": [1.0]}))
+    else:
+        run.set_status(state)
+    return run
+
+
+def test_list_filter_and_search(runs_dir):
+    make_run(runs_dir, "ft-lora", method="lora")
+    make_run(runs_dir, "ft-full", method="full", state="cancelled")
+    make_run(runs_dir, "prompt-8shot", kind="prompt", method="8-shot balanced")
+    reg = RunRegistry(runs_dir)
+    assert set(reg.list()["name"]) == {"ft-lora", "ft-full", "prompt-8shot"}
+    assert set(reg.list(kind="finetune")["name"]) == {"ft-lora", "ft-full"}
+    assert list(reg.list(state="cancelled")["name"]) == ["ft-full"]
+    assert list(reg.search("8-SHOT")["name"]) == ["prompt-8shot"]
+    assert list(reg.search("lora", kind="finetune")["name"]) == ["ft-lora"]
+    row = reg.list().set_index("name").loc["ft-lora"]
+    assert row["accuracy"] == pytest.approx(0.8) and row["state"] == "succeeded"
+
+
+def test_broken_runs_are_listed_as_broken_and_the_rest_still_works(runs_dir):
+    make_run(runs_dir, "good")
+    corrupt_status = make_run(runs_dir, "corrupt-status")
+    (corrupt_status.path / "status.json").write_text("{not json")
+    no_config = make_run(runs_dir, "no-config")
+    (no_config.path / "config.json").unlink()
+    no_metrics = make_run(runs_dir, "no-metrics")
+    (no_metrics.path / "metrics.json").unlink()
+    odd_metrics = make_run(runs_dir, "odd-metrics")
+    (odd_metrics.path / "metrics.json").write_text(json.dumps({"accuracy": "high"}))
+    list_config = make_run(runs_dir, "list-config")
+    (list_config.path / "config.json").write_text("[1, 2]")
+    (runs_dir / "stray-file.txt").write_text("not a run")
+    states = RunRegistry(runs_dir).list().set_index("name")["state"].to_dict()
+    assert states.pop("good") == "succeeded"
+    assert set(states.values()) == {"broken"} and len(states) == 5
+    RunRegistry(runs_dir).delete("corrupt-status")  # broken runs can be deleted
+    assert "corrupt-status" not in set(RunRegistry(runs_dir).list()["name"])
+
+
+def test_rename_and_delete(runs_dir):
+    make_run(runs_dir, "old-name")
+    running = make_run(runs_dir, "busy", state="running")
+    reg = RunRegistry(runs_dir)
+    reg.rename("old-name", "new-name")
+    assert (runs_dir / "new-name" / "metrics.json").exists() and not (runs_dir / "old-name").exists()
+    with pytest.raises(UserError, match="already exists"):
+        reg.rename("new-name", "busy")
+    with pytest.raises(UserError, match="not a valid run name"):
+        reg.rename("new-name", "../escape")
+    with pytest.raises(UserError, match="still running"):
+        reg.delete("busy")
+    checkpoint_dir(running.path).mkdir()
+    running.set_status("failed", error="x")
+    reg.delete("busy")
+    assert not running.path.exists() and not checkpoint_dir(running.path).exists()
+    with pytest.raises(UserError, match="no run named"):
+        reg.delete("busy")
+    assert list(reg.list()["name"]) == ["new-name"]
+
+
+def test_rebuild_recovers_from_a_corrupt_index(runs_dir):
+    make_run(runs_dir, "a")
+    reg = RunRegistry(runs_dir)
+    reg.list()
+    (runs_dir / "index.sqlite").write_bytes(b"garbage" * 100)
+    for suffix in ("-wal", "-shm"):
+        (runs_dir / f"index.sqlite{suffix}").unlink(missing_ok=True)
+    reg.rebuild()
+    assert list(RunRegistry(runs_dir).list()["name"]) == ["a"]
+
+
+def test_create_accepts_only_a_folder_reserved_for_this_process(runs_dir, monkeypatch):
+    folder = runs_dir / "reserved"
+    folder.mkdir()
+    write_json(folder / RESERVATION, {"token": "secret", "pid": None})
+    with pytest.raises(UserError, match="already exists"):
+        RunDir(folder).create({"kind": "finetune"})
+    monkeypatch.setenv("PFT_RUN_TOKEN", "other")
+    with pytest.raises(UserError, match="already exists"):
+        RunDir(folder).create({"kind": "finetune"})
+    monkeypatch.setenv("PFT_RUN_TOKEN", "secret")
+    run = RunDir(folder).create({"kind": "finetune"})
+    assert run.config == {"kind": "finetune"} and run.status["state"] == "queued"
+    with pytest.raises(UserError, match="already exists"):  # a second create by the same job is still refused
+        RunDir(folder).create({"kind": "finetune"})
