@@ -39,12 +39,13 @@ fi
 say "== environment ($(date -u +%FT%TZ))"
 nvidia-smi -L 2>/dev/null | tee -a "$RESULTS"
 $PY -c "import sys, torch, transformers, peft; print('python', sys.version.split()[0], '| torch', torch.__version__, '| transformers', transformers.__version__, '| peft', peft.__version__, '| cuda', torch.cuda.is_available())" 2>&1 | tee -a "$RESULTS"
-say "data: $PFT_DATA_DIR  model: $PFT_BENCH_MODEL  python: $PY"
+MIXED=$($PY -c "import torch; print('bf16' if torch.cuda.is_available() else 'auto')" 2>/dev/null || echo auto)  # bf16 needs CUDA
+say "data: $PFT_DATA_DIR  model: $PFT_BENCH_MODEL  python: $PY  mixed precision: $MIXED"
 if [ ! -f "$PFT_DATA_DIR/sst2/train.tsv" ]; then say "no sst2 data at $PFT_DATA_DIR; set PFT_DATA_DIR"; exit 1; fi
 
 say ""; say "== speed: our recipe vs the naive one, full fine-tuning, same number of steps"
 run 150 $PY bench/finetune.py --limit "$LIMIT" --steps "$STEPS" --warmup-steps 10 --batch-size 32 --threads 8 --model "$PFT_BENCH_MODEL"
-run 150 $PY bench/finetune.py --limit "$LIMIT" --steps "$STEPS" --warmup-steps 10 --batch-size 32 --threads 8 --model "$PFT_BENCH_MODEL" --precision bf16
+run 150 $PY bench/finetune.py --limit "$LIMIT" --steps "$STEPS" --warmup-steps 10 --batch-size 32 --threads 8 --model "$PFT_BENCH_MODEL" --precision "$MIXED"
 
 say ""; say "== accuracy: each method, $EPOCHS epochs on the sst2 train file, scored on dev.tsv"
 run 200 $PY bench/finetune.py --accuracy --limit "$LIMIT" --eval-limit "$EVAL_LIMIT" --epochs "$EPOCHS" --batch-size "$BS" \
@@ -52,7 +53,7 @@ run 200 $PY bench/finetune.py --accuracy --limit "$LIMIT" --eval-limit "$EVAL_LI
 
 say ""; say "== the CLI end to end on the GPU (run contract, mixed precision)"
 run 90 $PY -m core finetune --train "$PFT_DATA_DIR/sst2/train.tsv" --eval "$PFT_DATA_DIR/sst2/dev.tsv" --model "$PFT_BENCH_MODEL" \
-  --method lora --epochs 1 --precision bf16 --batch-size "$BS" --max-train-examples "${LIMIT/#0/5000}" --seed 1 --out gpu-cli-lora
+  --method lora --epochs 1 --precision "$MIXED" --batch-size "$BS" --max-train-examples "${LIMIT/#0/5000}" --seed 1 --out gpu-cli-lora
 $PY - <<'EOF' 2>&1 | tee -a "$RESULTS"
 import json, os, pathlib
 run = pathlib.Path(os.environ["PFT_RUNS_DIR"]) / "gpu-cli-lora"
