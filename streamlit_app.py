@@ -15,17 +15,17 @@ st.set_page_config(page_title="Prompt it, or fine-tune it?", page_icon=str(Path(
 
 pages = {
     "Explore": [
-        st.Page("pages/data.py", title="Data", icon=":material/table_chart:", default=True),
-        st.Page("pages/tokenization.py", title="Tokenization", icon=":material/text_fields:"),
+        st.Page("app_pages/data.py", title="Data", icon=":material/table_chart:", default=True),
+        st.Page("app_pages/tokenization.py", title="Tokenization", icon=":material/text_fields:"),
     ],
     "Classify": [
-        st.Page("pages/prompting.py", title="Prompting", icon=":material/chat:"),
-        st.Page("pages/finetune.py", title="Fine-tune", icon=":material/model_training:"),
-        st.Page("pages/runs.py", title="Runs", icon=":material/folder_open:"),
+        st.Page("app_pages/prompting.py", title="Prompting", icon=":material/chat:"),
+        st.Page("app_pages/finetune.py", title="Fine-tune", icon=":material/model_training:"),
+        st.Page("app_pages/runs.py", title="Runs", icon=":material/folder_open:"),
     ],
     "Decide": [
-        st.Page("pages/compare.py", title="Compare", icon=":material/balance:"),
-        st.Page("pages/attention.py", title="Attention", icon=":material/visibility:"),
+        st.Page("app_pages/compare.py", title="Compare", icon=":material/balance:"),
+        st.Page("app_pages/attention.py", title="Attention", icon=":material/visibility:"),
     ],
 }
 dataset_sidebar()

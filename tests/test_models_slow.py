@@ -23,12 +23,12 @@ def test_bundled_decoder_loads_from_gguf_and_answers():
     tok = models.load_tokenizer(models.DECODER)
     info = models.BUNDLED[models.DECODER]
     assert (model.config.num_hidden_layers, model.config.num_attention_heads) == (info.layers, info.heads)
-    messages = [{"role": "user", "content": "Is this review positive or negative? 'I loved this film.'"}]
-    ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-    with torch.no_grad():
-        logits = model(**ids).logits[0, -1]
-    # the instruct model should prefer a sentiment word that makes sense over its opposite
     pos = tok(" positive", add_special_tokens=False).input_ids[0]
     neg = tok(" negative", add_special_tokens=False).input_ids[0]
-    top = tok.decode(logits.argmax())
-    assert logits[pos] > logits[neg] or "positive" in top.lower() or "this" in top.lower()
+    margins = []
+    for text, sign in [("I loved this film, it was wonderful.", 1), ("Awful film, a total waste of money.", -1)]:
+        ids = tok(f"Review: {text}\nSentiment (positive or negative):", return_tensors="pt")
+        with torch.no_grad():
+            logits = model(**ids).logits[0, -1]  # (V,)
+        margins.append(sign * float(logits[pos] - logits[neg]))
+    assert min(margins) > 0, margins  # the de-quantized weights still tell praise from complaint

@@ -22,7 +22,7 @@ def test_attention_page_shows_two_tiny_models_side_by_side(runs_dir, tiny_bert_d
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
     at.session_state["attention_text"] = "the movie was great and i loved it"
     at.session_state["attention_models"] = [str(tiny_bert_dir), str(tiny_llama_dir)]
-    at.switch_page("pages/attention.py").run()
+    at.switch_page("app_pages/attention.py").run()
     assert not at.exception
     assert at.text_area(key="att_text").value == "the movie was great and i loved it"
     assert at.selectbox(key="att_left").value == str(tiny_bert_dir)
@@ -42,6 +42,6 @@ def test_attention_page_explains_a_model_that_cannot_load(runs_dir, tiny_bert_di
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
     at.session_state["attention_text"] = "hello"
     at.session_state["attention_models"] = [str(tiny_bert_dir), f"run:{tmp_path}"]
-    at.switch_page("pages/attention.py").run()
+    at.switch_page("app_pages/attention.py").run()
     assert not at.exception
     assert any("holds no fine-tuned model" in e.value for e in at.error)

@@ -22,7 +22,7 @@ def _clear_caches():
 
 def _open(runs_dir) -> AppTest:
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("app_pages/compare.py").run()
     assert not at.exception
     return at
 
@@ -56,7 +56,7 @@ def test_compare_page_refuses_mismatched_splits(runs_dir):
     make_run(runs_dir, "a", 0.6, eval_sha256="split-one")
     make_run(runs_dir, "b", 0.7, eval_sha256="split-two")
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("app_pages/compare.py").run()
     at.multiselect(key="cmp_runs").set_value([str(runs_dir / "a"), str(runs_dir / "b")]).run()
     assert not at.exception
     assert any("different splits" in e.value for e in at.error)

@@ -46,7 +46,7 @@ def test_choosing_another_sample_changes_dataset(app):
 
 def test_tokenization_page_shows_both_tokenizers(app):
     at = app.run()
-    at.switch_page("pages/tokenization.py").run()
+    at.switch_page("app_pages/tokenization.py").run()
     assert not at.exception and not at.error
     assert [s.value for s in at.subheader][:2] == ["all-MiniLM-L6-v2", "SmolLM2-135M-Instruct"]
     counts = [c.value for c in at.caption if " tokens (" in c.value]
@@ -59,7 +59,7 @@ def test_tokenization_page_shows_both_tokenizers(app):
 def test_tokenization_unknown_tokenizer_is_one_sentence(app, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     at = app.run()
-    at.switch_page("pages/tokenization.py").run()
+    at.switch_page("app_pages/tokenization.py").run()
     at.text_input(key="tok_other").input("no-such-owner/no-such-tokenizer").run()
     assert not at.exception
     assert any("not in the Hugging Face cache" in e.value for e in at.error)

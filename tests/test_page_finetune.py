@@ -29,7 +29,7 @@ def _page(model_dir: Path) -> AppTest:
     at.session_state["ft_model"] = "other"
     at.session_state["ft_model_other"] = str(model_dir)
     at.run()
-    at.switch_page("pages/finetune.py").run()
+    at.switch_page("app_pages/finetune.py").run()
     return at
 
 

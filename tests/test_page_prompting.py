@@ -28,7 +28,7 @@ def _page(model_dir: Path) -> AppTest:
     at.session_state["pr_model"] = "other"
     at.session_state["pr_model_other"] = str(model_dir)
     at.run()
-    at.switch_page("pages/prompting.py").run()
+    at.switch_page("app_pages/prompting.py").run()
     return at
 
 

@@ -11,7 +11,7 @@ from core import models, runs
 from core.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
-CODE = sorted([*(ROOT / "core").rglob("*.py"), *(ROOT / "ui").rglob("*.py"), *(ROOT / "pages").rglob("*.py"), ROOT / "streamlit_app.py"])
+CODE = sorted([*(ROOT / "core").rglob("*.py"), *(ROOT / "ui").rglob("*.py"), *(ROOT / "app_pages").rglob("*.py"), ROOT / "streamlit_app.py"])
 
 BAD_RUN_NAMES = ["../x", "..", ".", ".hidden", "a/b", "a\\b", "/etc", "x\x00y", "", " ", "-rf", "a" * 101, "a..b", "run name", "ré", "x\n"]
 

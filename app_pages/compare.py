@@ -108,7 +108,7 @@ if len(errors):
         by_name = dict(zip(names, cmp.runs, strict=True))
         st.session_state[ATTENTION_TEXT] = row["text"]
         st.session_state[ATTENTION_MODELS] = [_attention_spec(by_name[run_a]), _attention_spec(by_name[run_b])]
-        st.switch_page("pages/attention.py")
+        st.switch_page("app_pages/attention.py")
 
 st.subheader("Calibration")
 eces = dict(zip(cmp.metrics["run"], cmp.metrics["ece"], strict=True))
