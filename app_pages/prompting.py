@@ -46,7 +46,8 @@ with right:
     shots_text = a.text_input("Shots (commas for a grid)", "4", key="pr_shots", help="e.g. 0, 4, 8 runs three prompts side by side")
     seeds_text = b.text_input("Seeds (commas for a grid)", "0", key="pr_seeds", help="several seeds show how much the choice of demos matters")
     selection = a.selectbox("Demonstrations", prompting.SELECTIONS, index=1, key="pr_selection")
-    calibration = b.selectbox("Calibration", prompting.CALIBRATIONS, key="pr_calibration")
+    calibration = b.selectbox("Calibration", prompting.CALIBRATIONS, index=prompting.CALIBRATIONS.index(prompting.PromptConfig.calibration),
+                              key="pr_calibration", help="contextual: divide by the probabilities the prompt gives a content-free input")
     scoring = a.selectbox("Label scoring", prompting.SCORINGS, key="pr_scoring", help="mean: length-normalised, for multi-token label words")
     eval_split = b.selectbox("Evaluation split", eval_splits, index=eval_splits.index("test") if "test" in eval_splits else 0, key="pr_split")
     cap = st.number_input("Evaluate at most (0 = all rows)", 0, 100_000, 0, step=50, key="pr_cap")

@@ -10,30 +10,32 @@ import time
 
 from core.errors import UserError
 
-DEFAULT_INSTRUCTION = "Classify each text as {labels}."
-DEFAULT_EXAMPLE_TEMPLATE = "Text: {text}\\nAnswer: {label}\\n\\n"
-DEFAULT_QUERY_TEMPLATE = "Text: {text}\\nAnswer:"
-
 
 def add_cli_args(sub) -> None:
     """Register the prompt subcommand."""
     from core.__main__ import add_data_args
+    from core.prompting import PromptConfig
+
+    d = PromptConfig()  # one source of defaults for the page and the CLI
+
+    def flag(text: str) -> str:
+        return text.replace("\n", "\\n")  # templates are typed on one line, with \n for a newline
 
     p = sub.add_parser("prompt", help="classify the evaluation split by zero-/few-shot prompting a causal LM",
                        description="Classify the evaluation split by prompting; writes a run directory (config, status, metrics, predictions).")
     add_data_args(p)
     p.add_argument("--model", default="smollm2", help="causal LM: bundled 'smollm2' (default), a Hugging Face id or a local folder")
     p.add_argument("--shots", type=int, nargs="+", default=[0], metavar="K", help="demonstrations per prompt; several values make a grid")
-    p.add_argument("--selection", choices=["random", "balanced", "nearest"], default="balanced", help="how demonstrations are chosen")
-    p.add_argument("--calibrate", choices=["none", "contextual", "pmi"], default="none", help="calibration of label probabilities")
-    p.add_argument("--scoring", choices=["sum", "mean"], default="sum", help="label log-likelihood: sum over its tokens, or mean")
+    p.add_argument("--selection", choices=["random", "balanced", "nearest"], default=d.selection, help="how demonstrations are chosen")
+    p.add_argument("--calibrate", choices=["none", "contextual", "pmi"], default=d.calibration, help="calibration of label probabilities")
+    p.add_argument("--scoring", choices=["sum", "mean"], default=d.scoring, help="label log-likelihood: sum over its tokens, or mean")
     p.add_argument("--seed", type=int, nargs="+", default=[0], metavar="S", help="seed of demonstration choice; several values make a grid")
-    p.add_argument("--instruction", default=DEFAULT_INSTRUCTION, help="first line; {labels} = the label words ('\\n' = newline)")
-    p.add_argument("--example-template", default=DEFAULT_EXAMPLE_TEMPLATE, help="one demonstration, with {text} and {label}")
-    p.add_argument("--query-template", default=DEFAULT_QUERY_TEMPLATE, help="the text to classify, with {text}; the label word follows it")
+    p.add_argument("--instruction", default=flag(d.instruction), help="first line; {labels} = the label words ('\\n' = newline)")
+    p.add_argument("--example-template", default=flag(d.example_template), help="one demonstration, with {text} and {label}")
+    p.add_argument("--query-template", default=flag(d.query_template), help="the text to classify, with {text}; the label word follows it")
     p.add_argument("--chat", action="store_true", help="wrap the prompt in the model's chat template")
     p.add_argument("--label-words", nargs="+", default=[], metavar="LABEL=WORD", help="what the model should say for a label")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--max-eval-examples", type=int, default=None, help="score a fixed random subset of this many evaluation rows")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--out", default=None, help="run name or runs/NAME (default: a new name like prompt-8shot-balanced-<time>)")

@@ -40,8 +40,8 @@ def test_page_previews_the_prompt_and_shows_finished_runs(tiny_llama_dir, runs_d
     assert not at.exception
     assert not at.error
     prompt = at.code[0].value
-    assert prompt.startswith("Classify each text as negative, neutral, positive.") and prompt.endswith("Answer:")
-    assert prompt.count("Answer: ") == 4  # 4 demonstrations (the default shots), then the query
+    assert prompt.startswith("Classify each text as one of: negative, neutral, positive.") and prompt.endswith("Category:")
+    assert prompt.count("Category: ") == 4  # 4 demonstrations (the default shots), then the query
     assert any("tokens" in c.value and "shared prefix" in c.value for c in at.caption)
     assert at.selectbox(key="pr_result_run").value.startswith("earlier-")
     assert [m.label for m in at.metric][:2] == ["Accuracy", "Macro-F1"]

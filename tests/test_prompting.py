@@ -129,7 +129,8 @@ def test_config_validation_names_the_problem():
     with pytest.raises(UserError, match="same label word"):
         prompting.verbalizer(PromptConfig(label_words={"negative": "bad", "neutral": "Bad"}), LABELS)
     assert prompting.verbalizer(PromptConfig(label_words={"negative": "bad"}), LABELS) == ["bad", "neutral", "positive"]
-    assert PromptConfig(shots=8, selection="balanced").method == "8-shot balanced"
+    assert PromptConfig(shots=8, selection="balanced", calibration="none").method == "8-shot balanced"
+    assert PromptConfig(shots=8).method == "8-shot balanced +contextual"  # calibrated by default
     assert PromptConfig(calibration="pmi").method == "zero-shot +pmi"
 
 
@@ -146,9 +147,9 @@ def test_prompt_parts_and_chat_template(tiny):
     _, tok, _ = tiny
     demos = _train().iloc[[0, 3]]
     plain = prompting.prompt_parts(PromptConfig(shots=2), tok, LABELS, demos, LABELS, "hello {label}")
-    assert plain.prefix.startswith("Classify each text as negative, neutral, positive.\n\n")
-    assert "Text: the movie was great\nAnswer: positive\n\n" in plain.prefix
-    assert plain.query == "Text: hello {label}\nAnswer:" and plain.continuations[0] == " negative"
+    assert plain.prefix.startswith("Classify each text as one of: negative, neutral, positive.\n\n")
+    assert "Text: the movie was great\nCategory: positive\n\n" in plain.prefix
+    assert plain.query == "Text: hello {label}\nCategory:" and plain.continuations[0] == " negative"
     chat = prompting.prompt_parts(PromptConfig(use_chat_template=True), tok, LABELS, demos.iloc[:0], LABELS, "hi")
     assert chat.prefix.startswith("<|im_start|>user\n") and chat.query.endswith("<|im_start|>assistant\n")
     assert chat.continuations[0] == "negative"  # the reply starts on a new line: no leading space

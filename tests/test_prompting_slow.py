@@ -9,13 +9,23 @@ from core.prompting import PromptConfig
 
 
 @pytest.mark.slow
-def test_zero_shot_beats_majority_class_on_reviews():
-    ds = data.load_sample("reviews")
+@pytest.mark.parametrize("sample", ["reviews", "support_intents"])
+def test_zero_shot_with_default_prompt_beats_majority_class(sample):
+    """The defaults a new user gets (generic template, contextual calibration) must beat always answering the majority class."""
+    ds = data.load_sample(sample)
     test = ds.splits["test"]
-    config = PromptConfig(shots=0, instruction="Is the sentiment of this review {labels}?", query_template="Review: {text}\nSentiment:",
-                          max_eval_examples=60, batch_size=32)
+    config = PromptConfig(shots=0, max_eval_examples=60)
     result = prompting.run_prompting(config, ds.splits["train"], test, ds.label_names)
     subset = prompting.eval_subset(test, 60)
     majority = subset["label"].value_counts(normalize=True).max()
     assert result.metrics["n_examples"] == 60
-    assert result.metrics["accuracy"] > majority + 0.05, (result.metrics["accuracy"], majority)
+    assert result.metrics["accuracy"] > majority + 0.1, (result.metrics["accuracy"], majority)
+
+
+@pytest.mark.slow
+def test_sentiment_template_zero_shot_on_reviews():
+    ds = data.load_sample("reviews")
+    config = PromptConfig(shots=0, instruction="Is the sentiment of this review {labels}?", query_template="Review: {text}\nSentiment:",
+                          max_eval_examples=60, batch_size=32)
+    result = prompting.run_prompting(config, ds.splits["train"], ds.splits["test"], ds.label_names)
+    assert result.metrics["accuracy"] > 0.45, result.metrics["accuracy"]
