@@ -102,3 +102,26 @@ def runs_dir(tmp_path, monkeypatch) -> Path:
 def _models_under_tmp(tmp_path_factory, monkeypatch):
     """Let tests load models saved under pytest's temp folders (outside the working directory)."""
     monkeypatch.setenv("PFT_MODEL_ROOTS", str(tmp_path_factory.getbasetemp()))
+
+
+@pytest.fixture
+def open_page():
+    """open_page("app_pages/x.py", key=value, ...): the page opened through streamlit_app.py, with fresh Streamlit caches
+    and the given widget state set before the first run (AppTest drops sidebar widgets on reruns under st.navigation)."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+    def _open(page: str, **state):
+        at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=180)
+        for key, value in state.items():
+            at.session_state[key] = value
+        at.run()
+        if page != "app_pages/data.py":
+            at.switch_page(page).run()
+        return at
+
+    yield _open
+    st.cache_resource.clear()

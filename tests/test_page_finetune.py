@@ -7,8 +7,6 @@ import time
 from pathlib import Path
 
 import pytest
-import streamlit as st
-from streamlit.testing.v1 import AppTest
 
 from core import jobs
 from core.runs import RunDir
@@ -16,21 +14,12 @@ from core.runs import RunDir
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def _fresh_caches():
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield
-    st.cache_resource.clear()
 
 
-def _page(model_dir: Path) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
-    at.session_state["ft_model"] = "other"
-    at.session_state["ft_model_other"] = str(model_dir)
-    at.run()
-    at.switch_page("app_pages/finetune.py").run()
-    return at
+@pytest.fixture
+def _page(open_page):
+    """The Fine-tune page with a model folder typed as the 'other' model."""
+    return lambda model_dir: open_page("app_pages/finetune.py", ft_model="other", ft_model_other=str(model_dir))
 
 
 def fake_running_run(runs_dir: Path) -> RunDir:
@@ -43,7 +32,7 @@ def fake_running_run(runs_dir: Path) -> RunDir:
     return run
 
 
-def test_page_counts_parameters_reattaches_and_refuses_a_second_start(tiny_bert_dir, runs_dir):
+def test_page_counts_parameters_reattaches_and_refuses_a_second_start(tiny_bert_dir, runs_dir, _page):
     run = fake_running_run(runs_dir)
     at = _page(tiny_bert_dir)
     assert not at.exception
@@ -60,7 +49,7 @@ def test_page_counts_parameters_reattaches_and_refuses_a_second_start(tiny_bert_
     assert sorted(p.name for p in runs_dir.iterdir() if not p.name.startswith((".", "index"))) == [run.name]
 
 
-def test_start_runs_a_job_that_the_page_follows_to_the_end(tiny_bert_dir, runs_dir):
+def test_start_runs_a_job_that_the_page_follows_to_the_end(tiny_bert_dir, runs_dir, _page):
     at = _page(tiny_bert_dir)
     at.number_input(key="ft_epochs").set_value(1.0)
     at.number_input(key="ft_examples").set_value(48)

@@ -7,32 +7,21 @@ import time
 from pathlib import Path
 
 import pytest
-import streamlit as st
-from streamlit.testing.v1 import AppTest
 
 from core.__main__ import main
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def _fresh_caches():
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield
-    st.cache_resource.clear()
 
 
-def _page(model_dir: Path) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
-    at.session_state["pr_model"] = "other"
-    at.session_state["pr_model_other"] = str(model_dir)
-    at.run()
-    at.switch_page("app_pages/prompting.py").run()
-    return at
+@pytest.fixture
+def _page(open_page):
+    """The Prompting page with a model folder typed as the 'other' model."""
+    return lambda model_dir: open_page("app_pages/prompting.py", pr_model="other", pr_model_other=str(model_dir))
 
 
-def test_page_previews_the_prompt_and_shows_finished_runs(tiny_llama_dir, runs_dir):
+def test_page_previews_the_prompt_and_shows_finished_runs(tiny_llama_dir, runs_dir, _page):
     for seed in ("1", "2"):
         assert main(["prompt", "--train", "reviews", "--eval", "reviews", "--model", str(tiny_llama_dir), "--shots", "2",
                      "--seed", seed, "--max-eval-examples", "10", "--out", f"earlier-{seed}"]) == 0
@@ -50,7 +39,7 @@ def test_page_previews_the_prompt_and_shows_finished_runs(tiny_llama_dir, runs_d
     assert variance["seeds"].tolist() == [2]
 
 
-def test_bad_template_is_answered_by_its_sentence(tiny_llama_dir, runs_dir):
+def test_bad_template_is_answered_by_its_sentence(tiny_llama_dir, runs_dir, _page):
     at = _page(tiny_llama_dir)
     at.text_area(key="pr_query").set_value("Answer:").run()
     assert not at.exception
@@ -60,7 +49,7 @@ def test_bad_template_is_answered_by_its_sentence(tiny_llama_dir, runs_dir):
     assert "Shots must be whole numbers" in at.error[0].value
 
 
-def test_run_button_launches_a_background_job_and_shows_its_result(tiny_llama_dir, runs_dir):
+def test_run_button_launches_a_background_job_and_shows_its_result(tiny_llama_dir, runs_dir, _page):
     at = _page(tiny_llama_dir)
     assert "No finished prompting runs" in at.info[0].value
     at.text_input(key="pr_shots").set_value("0, 1")

@@ -5,35 +5,27 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import streamlit as st
-from streamlit.testing.v1 import AppTest
 
 from tests.test_runs import make_run
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def _fresh_caches():
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield
 
 
-def _page() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
-    at.run()
-    at.switch_page("app_pages/runs.py").run()
-    return at
+@pytest.fixture
+def _page(open_page):
+    """The Runs page."""
+    return lambda: open_page("app_pages/runs.py")
 
 
-def test_empty_runs_folder_says_how_to_start(runs_dir):
+def test_empty_runs_folder_says_how_to_start(runs_dir, _page):
     at = _page()
     assert not at.exception
     assert "No runs yet" in at.info[0].value
 
 
-def test_list_filter_rename_delete_with_a_broken_run(runs_dir):
+def test_list_filter_rename_delete_with_a_broken_run(runs_dir, _page):
     make_run(runs_dir, "ft-lora", method="lora")
     make_run(runs_dir, "prompt-zero", kind="prompt", method="0-shot")
     broken = make_run(runs_dir, "half-written")

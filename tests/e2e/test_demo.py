@@ -6,27 +6,20 @@ Screenshots of each step go to artifacts/e2e/ (the README's come from here: docs
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path(os.environ.get("PFT_CHROMIUM", "/usr/bin/chromium"))
+from tests.app_server import CHROMIUM, LOCAL_HOSTS, ROOT, serve_app
+
 ARTIFACTS = ROOT / "artifacts" / "e2e"
 README_SHOTS = ROOT / "docs" / "screenshots"
 README_STEPS = {"01-data": "data.png", "02-tokenization": "tokenization.png", "04-prompt-few-shot": "prompting.png",
                 "05-finetune-done": "finetune.png", "06-compare": "compare.png", "07-attention": "attention.png"}
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 SLOW_STEP_MS = 420_000  # one prompt or fine-tune run on 2 shared CPUs, with model loading
 EVAL_CAP = 20  # rows of the test split each prompt run scores (quick on 2 CPUs; Compare joins runs on these rows)
 FINETUNE_SECONDS = 45  # the fine-tune's time bound
@@ -38,45 +31,13 @@ if not CHROMIUM.exists():
 expect = sync_api.expect
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     """The real app, started with `streamlit run` on a free localhost port and an empty runs folder; stopped afterwards."""
     runs = tmp_path_factory.mktemp("e2e-runs")
-    port = free_port()
-    env = {**os.environ, "PFT_RUNS_DIR": str(runs), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "PFT_MAX_JOBS": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log = open(ARTIFACTS / "server.log", "wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read()
-                break
-            except OSError:
-                if server.poll() is not None or time.time() > deadline:
-                    pytest.fail(f"the app did not start; see {ARTIFACTS / 'server.log'}")
-                time.sleep(0.5)
+    with serve_app(runs, ARTIFACTS / "server.log", PFT_MAX_JOBS="1") as url:
         yield url, runs
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server and any job it started in its own group
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-        log.close()
 
 
 @pytest.fixture(scope="module")
