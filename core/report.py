@@ -109,20 +109,26 @@ def svg_confusions(confusions: pd.DataFrame, labels: list[str], names: list[str]
     return _svg(panel_w * len(names), top + side + 90, body, "confusion matrices (rows true, columns predicted)")
 
 
+def _svg_series(pts: list[tuple[float, float]], i: int, label: str, legend_x: float, legend_top: float, radius: float) -> str:
+    """One line series: a polyline through the points, a dot on each, and its legend entry (the i-th, in the i-th colour)."""
+    color = PALETTE[i % len(PALETTE)]
+    out = ""
+    if len(pts) > 1:
+        out += f'<polyline class="mark" fill="none" stroke="{color}" stroke-width="2" points="{" ".join(f"{x:.1f},{y:.1f}" for x, y in pts)}"/>'
+    for x, y in pts:
+        out += f'<circle class="mark" cx="{x:.1f}" cy="{y:.1f}" r="{radius}" fill="{color}"/>'
+    out += f'<rect x="{legend_x}" y="{legend_top + i * 18}" width="10" height="10" fill="{color}"/>'
+    return out + f'<text x="{legend_x + 14}" y="{legend_top + i * 18 + 9}">{label}</text>'
+
+
 def svg_reliability(reliability: pd.DataFrame, eces: dict[str, float]) -> str:
     """Reliability diagram: accuracy against mean confidence per bin, one line per run, diagonal = perfect calibration."""
     size, left, top = 260, 40, 20
     body = _axis_y01(left, top + size, size, size)
     body += f'<line x1="{left}" y1="{top + size}" x2="{left + size}" y2="{top}" stroke="#999" stroke-dasharray="4 4"/>'
     for i, (name, group) in enumerate(reliability.groupby("run", sort=False)):
-        color = PALETTE[i % len(PALETTE)]
         pts = [(left + c * size, top + size - a * size) for c, a in zip(group["confidence"], group["accuracy"], strict=True)]
-        if len(pts) > 1:
-            body += f'<polyline class="mark" fill="none" stroke="{color}" stroke-width="2" points="{" ".join(f"{x:.1f},{y:.1f}" for x, y in pts)}"/>'
-        for x, y in pts:
-            body += f'<circle class="mark" cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{color}"/>'
-        body += f'<rect x="{left + size + 16}" y="{top + i * 18}" width="10" height="10" fill="{color}"/>'
-        body += f'<text x="{left + size + 30}" y="{top + i * 18 + 9}">{_e(name)[:34]} (ECE {eces.get(name, float("nan")):.3f})</text>'
+        body += _svg_series(pts, i, f'{_e(name)[:34]} (ECE {eces.get(name, float("nan")):.3f})', left + size + 16, top, 3.5)
     body += f'<text x="{left + size / 2}" y="{top + size + 30}" text-anchor="middle">mean confidence</text>'
     return _svg(left + size + 300, top + size + 40, body, "reliability diagram")
 
@@ -138,16 +144,10 @@ def svg_efficiency(efficiency: pd.DataFrame) -> str:
         body += f'<text x="{x:.1f}" y="{top + plot_h + 14}" text-anchor="middle">{int(n)}</text>'
     series = efficiency.assign(series=efficiency["kind"] + " · " + efficiency["model"].astype(str))
     for i, (name, group) in enumerate(series.groupby("series", sort=True)):
-        color = PALETTE[i % len(PALETTE)]
         group = group.sort_values("n_train_examples")
         pts = [(left + np.log1p(n) / xmax * plot_w, top + plot_h - f * plot_h)
                for n, f in zip(group["n_train_examples"], group["macro_f1"], strict=True)]
-        if len(pts) > 1:
-            body += f'<polyline class="mark" fill="none" stroke="{color}" stroke-width="2" points="{" ".join(f"{x:.1f},{y:.1f}" for x, y in pts)}"/>'
-        for x, y in pts:
-            body += f'<circle class="mark" cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{color}"/>'
-        body += f'<rect x="{left + plot_w + 16}" y="{top + i * 18}" width="10" height="10" fill="{color}"/>'
-        body += f'<text x="{left + plot_w + 30}" y="{top + i * 18 + 9}">{_e(name)[:28]}</text>'
+        body += _svg_series(pts, i, _e(name)[:28], left + plot_w + 16, top, 4)
     body += f'<text x="{left + plot_w / 2}" y="{height - 6}" text-anchor="middle">labelled training examples</text>'
     return _svg(width, height, body, "macro-F1 against labelled training examples")
 
