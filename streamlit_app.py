@@ -8,6 +8,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import streamlit as st  # noqa: E402
 
+from core.models import import_transformers  # noqa: E402
 from ui.sidebar import dataset_sidebar  # noqa: E402
 
 # A local file: a Material or emoji page_icon makes the browser fetch the favicon from a CDN, which air-gapped demos lack.
@@ -30,4 +31,5 @@ pages = {
 }
 dataset_sidebar()
 page = st.navigation(pages)
+import_transformers()  # before any page imports from it in a thread of its own
 page.run()

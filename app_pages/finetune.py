@@ -70,6 +70,7 @@ def live_panel() -> None:
     mine = [r for r in active if job_kind(r) == "finetune"]
     others = [r for r in active if job_kind(r) != "finetune"]
     if mine:
+        st.session_state["ft_watch"] = mine[0].name  # a job found after a reload stays shown once it has ended
         show_run(mine[0], live=True)
     elif others:
         st.info(f"A {job_kind(others[0])} job is running ({others[0].name}); a fine-tune can start when it ends.")

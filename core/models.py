@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,6 +142,24 @@ def resolve(name: str) -> ModelSource:
     if name.count("/") > 1 or ".." in name:
         raise UserError(f"'{name}' is neither a bundled model, a local folder, nor a Hugging Face id (owner/name).")
     return ModelSource(key=name, path=name)
+
+
+_IMPORT_LOCK = threading.Lock()
+TRANSFORMERS_NAMES = ("AutoConfig", "AutoModel", "AutoModelForCausalLM", "AutoModelForSequenceClassification", "AutoTokenizer",
+                      "DataCollatorWithPadding", "DynamicCache", "EarlyStoppingCallback", "PrinterCallback", "Trainer",
+                      "TrainerCallback", "TrainingArguments", "set_seed")
+
+
+def import_transformers() -> None:
+    """Resolve the lazily imported transformers names core uses, once, in one thread at a time.
+
+    transformers loads its submodules on first attribute access; two threads doing that at once (two Streamlit
+    script runs) can see a half-initialised submodule and fail with "cannot import name 'set_seed'"."""
+    with _IMPORT_LOCK:
+        import transformers
+
+        for name in TRANSFORMERS_NAMES:
+            getattr(transformers, name)
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,7 +1,11 @@
+from pathlib import Path
+
 import pytest
 
 from core import models
 from core.errors import UserError
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_tiny_models_load_through_registry(tiny_bert_dir, tiny_llama_dir):
@@ -68,3 +72,27 @@ def test_device_choice_falls_back_to_cpu_and_refuses_missing_devices():
 def test_describe_reads_config_without_weights(tiny_llama_dir):
     info = models.describe(str(tiny_llama_dir))
     assert (info.role, info.layers, info.heads) == ("decoder", 2, 4)
+
+
+def test_transformers_names_resolve_from_many_threads_at_once():
+    """In a fresh interpreter (cold lazy imports), eight threads resolve every name core imports from transformers."""
+    import subprocess
+    import sys
+
+    code = (
+        "import threading\n"
+        "from core import models\n"
+        "errors = []\n"
+        "def work():\n"
+        "    try:\n"
+        "        models.import_transformers()\n"
+        "        from transformers import set_seed, Trainer  # what a page thread then imports\n"
+        "    except Exception as e:\n"
+        "        errors.append(repr(e))\n"
+        "threads = [threading.Thread(target=work) for _ in range(8)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "print(errors)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"

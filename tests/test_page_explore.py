@@ -52,6 +52,9 @@ def test_tokenization_page_shows_both_tokenizers(app):
     counts = [c.value for c in at.caption if " tokens (" in c.value]
     assert len(counts) == 2
     assert any("added by the template" in c.value for c in at.caption)
+    card = at.dataframe[0].value  # the bundled models: name, role, size, tokenizer, licence
+    assert list(card["name"]) == ["all-MiniLM-L6-v2", "SmolLM2-135M-Instruct"] and set(card["licence"]) == {"Apache-2.0"}
+    assert list(card["layers"]) == [6, 30] and list(card["heads"]) == [12, 9]
     stats = at.dataframe[-1].value
     assert {"tokens_per_word", "unknown_rate", "truncated_share"} <= set(stats.columns) and len(stats) == 9
 
