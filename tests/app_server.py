@@ -26,18 +26,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class AppServer(str):
+    """The app's URL, with the server's process (for tests that kill it)."""
+
+    process: subprocess.Popen
+
+
 @contextlib.contextmanager
 def serve_app(runs: Path, log_path: Path, **extra_env: str):
-    """Yield the URL of the app served from this checkout (offline, runs under `runs`, output in log_path)."""
+    """Yield the URL of the app served from this checkout (offline, runs under `runs`, output appended to log_path)."""
     env = {**os.environ, "PFT_RUNS_DIR": str(runs), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"), **extra_env}
-    with open(log_path, "wb") as log:
+    with open(log_path, "ab") as log:
         port = free_port()
         server = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true", "--server.port", str(port),
              "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        url = f"http://127.0.0.1:{port}"
+        url = AppServer(f"http://127.0.0.1:{port}")
+        url.process = server
         try:
             deadline = time.time() + 90
             while True:
@@ -50,8 +57,9 @@ def serve_app(runs: Path, log_path: Path, **extra_env: str):
                     time.sleep(0.5)
             yield url
         finally:
-            os.killpg(server.pid, signal.SIGTERM)  # the server and any job it started in its own group
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
+            if server.poll() is None:
+                os.killpg(server.pid, signal.SIGTERM)  # the server's process group (jobs run in sessions of their own)
+                try:
+                    server.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(server.pid, signal.SIGKILL)

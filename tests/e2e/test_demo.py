@@ -40,16 +40,6 @@ def app_url(tmp_path_factory):
         yield url, runs
 
 
-@pytest.fixture(scope="module")
-def browser():
-    """Headless Debian Chromium (no browser download)."""
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                                                                   "--disable-dev-shm-usage"])
-        yield b
-        b.close()
-
-
 @pytest.fixture
 def page(browser, app_url):
     """A fresh tab whose requests to anything but localhost are refused (and recorded, to fail the test)."""
@@ -208,8 +198,9 @@ def test_the_demo(page, app_url):
         finished = re.compile(rf"prompt-{shots}shot-\S+: succeeded")
         expect(demo.main()).to_contain_text(finished, timeout=SLOW_STEP_MS)
         demo.settle()
-        # (the Results selectbox keeps showing the previous run after a new one finishes: pick the new one, as a person must)
-        demo.choose("Run", re.compile(rf"prompt-{shots}shot-"))
+        # the Results box switches to the run that just finished
+        expect(demo.main().locator("[data-testid='stSelectbox']").filter(has=page.get_by_text("Run", exact=True)).first
+               ).to_contain_text(f"prompt-{shots}shot-")
         expect(demo.main()).to_contain_text(re.compile(r"zero-shot( \+\w+)? · model smollm2") if shots == 0 else f"{shots}-shot")
         assert demo.metric("Examples") == EVAL_CAP
         assert 0.0 <= demo.metric("Accuracy") <= 1.0
