@@ -98,3 +98,32 @@ def test_semicolon_csv_from_european_excel_loads(tmp_path):
     (tmp_path / "d.csv").write_text("text;label\n" + rows + "\n")
     ds = data.load(str(tmp_path / "d.csv"))
     assert ds.label_names == ["a", "b"] and ds.splits["train"]["text"].str.startswith("row").all()
+
+
+def test_unknown_hub_dataset_offline_is_one_sentence(monkeypatch):
+    from core import models
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    models.hub_reachable.cache_clear()
+    with pytest.raises(UserError, match="Could not load the Hugging Face dataset 'no-such-owner/no-such-dataset'"):
+        data.load("no-such-owner/no-such-dataset")
+    models.hub_reachable.cache_clear()
+
+
+def test_hub_dataset_with_class_labels_keeps_label_names(monkeypatch):
+    """What load_hub does with a datasets.DatasetDict (stands in for the hub, which tests cannot reach)."""
+    import datasets
+
+    def fake_load(name):
+        features = datasets.Features({"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])})
+        def split(prefix, n):
+            return datasets.Dataset.from_dict({"sentence": [f"{prefix} text {i}" for i in range(n)], "label": [i % 2 for i in range(n)]},
+                                              features=features)
+
+        return datasets.DatasetDict({"train": split("train", 40), "validation": split("dev", 10)})
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    ds = data.load_hub("someone/sst-like")
+    assert ds.label_names == ["neg", "pos"] and set(ds.splits) == {"train", "validation"}
+    assert ds.splits["validation"]["label"].tolist()[:2] == ["neg", "pos"]
