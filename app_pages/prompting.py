@@ -140,9 +140,6 @@ def job_progress() -> None:
             st.rerun(scope="app")
     elif not st.session_state.get("pr_job_done"):
         st.session_state["pr_job_done"] = True
-        finished = [n for n, s in statuses if s.get("state") == "succeeded"]
-        if finished:  # show the new run's results, not whichever run the Results box showed before
-            st.session_state["pr_result_run"] = finished[0]
         st.rerun(scope="app")
 
 
@@ -160,7 +157,9 @@ if table.empty:
     st.stop()
 table = table.sort_values("created", ascending=False)
 mine = [n for n in st.session_state.get(JOB_KEY) or [] if n in set(table["run"])]
-chosen = st.selectbox("Run", table["run"].tolist(), index=table["run"].tolist().index(mine[0]) if mine else 0, key="pr_result_run")
+# keyed by the latest job, so the box starts on that job's first run each time a new job has finished
+chosen = st.selectbox("Run", table["run"].tolist(), index=table["run"].tolist().index(mine[0]) if mine else 0,
+                      key=f"pr_result_run_{mine[0] if mine else ''}")
 run = runs.RunDir(runs.runs_root() / chosen)
 metrics, config_saved = run.metrics or {}, run.config
 c1, c2, c3, c4 = st.columns(4)

@@ -32,7 +32,7 @@ def test_page_previews_the_prompt_and_shows_finished_runs(tiny_llama_dir, runs_d
     assert prompt.startswith("Classify each text as one of: negative, neutral, positive.") and prompt.endswith("Category:")
     assert prompt.count("Category: ") == 4  # 4 demonstrations (the default shots), then the query
     assert any("tokens" in c.value and "shared prefix" in c.value for c in at.caption)
-    assert at.selectbox(key="pr_result_run").value.startswith("earlier-")
+    assert at.selectbox(key="pr_result_run_").value.startswith("earlier-")
     assert [m.label for m in at.metric][:2] == ["Accuracy", "Macro-F1"]
     assert len(at.get("vega_lite_chart")) >= 2  # confusion matrix and the shots/seeds grid
     variance = at.dataframe[-2].value
@@ -68,5 +68,5 @@ def test_run_button_launches_a_background_job_and_shows_its_result(tiny_llama_di
     assert states == ["succeeded", "succeeded"], (runs_dir / names[0] / "log.txt").read_text()[-2000:]
     at.run()
     assert not at.exception
-    assert at.selectbox(key="pr_result_run").value in names
+    assert at.selectbox(key=f"pr_result_run_{names[0]}").value == names[0]  # the box shows the job that just ended
     assert json.loads((runs_dir / names[1] / "config.json").read_text())["max_eval_examples"] == 8
