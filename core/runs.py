@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -106,16 +107,23 @@ class RunDir:
 
     def create(self, config: dict) -> RunDir:
         """Make the folder (refusing to overwrite another run) and write config.json and a queued status."""
+        made = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if not (reserved_for_this_process(self.path) and not (self.path / "config.json").exists()):
                 self.path.mkdir()
+                made = True
         except FileExistsError:
             raise UserError(f"A run named '{self.name}' already exists; choose another name.") from None
         except OSError as e:
             raise UserError(f"Could not create the run folder {self.path}: {e.strerror}.") from None
-        self.write("config.json", config)
-        self.set_status("queued")
+        try:
+            self.write("config.json", config)
+            self.set_status("queued")
+        except UserError:
+            if made:  # no half-made run left behind (a folder reserved by jobs.launch keeps its log for the error)
+                shutil.rmtree(self.path, ignore_errors=True)
+            raise
         return self
 
     def write(self, filename: str, obj) -> None:
@@ -308,7 +316,6 @@ class RunRegistry:
 
     def delete(self, name: str) -> None:
         """Delete a finished run's folder (moved aside first, so a crash never leaves half a run)."""
-        import shutil
 
         src = self.root / check_run_name(name)
         if not src.is_dir():
