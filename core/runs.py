@@ -316,7 +316,6 @@ class RunRegistry:
 
     def delete(self, name: str) -> None:
         """Delete a finished run's folder (moved aside first, so a crash never leaves half a run)."""
-
         src = self.root / check_run_name(name)
         if not src.is_dir():
             raise UserError(f"There is no run named '{name}'.")
