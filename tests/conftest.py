@@ -125,3 +125,15 @@ def open_page():
 
     yield _open
     st.cache_resource.clear()
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """No Hugging Face Hub for this test (as on an air-gapped machine); the reachability answer is not cached across tests."""
+    from core import models
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    models.hub_reachable.cache_clear()
+    yield
+    models.hub_reachable.cache_clear()

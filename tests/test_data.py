@@ -100,15 +100,9 @@ def test_semicolon_csv_from_european_excel_loads(tmp_path):
     assert ds.label_names == ["a", "b"] and ds.splits["train"]["text"].str.startswith("row").all()
 
 
-def test_unknown_hub_dataset_offline_is_one_sentence(monkeypatch):
-    from core import models
-
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    models.hub_reachable.cache_clear()
+def test_unknown_hub_dataset_offline_is_one_sentence(offline):
     with pytest.raises(UserError, match="Could not load the Hugging Face dataset 'no-such-owner/no-such-dataset'"):
         data.load("no-such-owner/no-such-dataset")
-    models.hub_reachable.cache_clear()
 
 
 def test_hub_dataset_with_class_labels_keeps_label_names(monkeypatch):

@@ -39,12 +39,9 @@ def test_bad_model_names_get_one_sentence(name, fragment):
         models.resolve(name)
 
 
-def test_unknown_hub_id_offline_is_one_sentence(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    models.hub_reachable.cache_clear()
+def test_unknown_hub_id_offline_is_one_sentence(offline):
     with pytest.raises(UserError, match="not in the Hugging Face cache"):
         models.load_tokenizer("no-such-owner/no-such-model-xyz")
-    models.hub_reachable.cache_clear()
 
 
 def test_folder_without_config_is_refused(tmp_path):
