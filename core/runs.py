@@ -204,10 +204,12 @@ def reserved_for_this_process(path: Path) -> bool:
 
 
 def open_run(path_or_name: str | Path) -> RunDir:
-    """A RunDir for a run folder path or a run name under the runs root."""
+    """A RunDir for a run folder path, a run name under the runs root, or runs/NAME (as --out takes it)."""
     p = Path(path_or_name)
     if not p.is_dir() and len(p.parts) == 1:
         p = runs_root() / check_run_name(str(path_or_name))
+    elif not p.is_dir() and not p.is_absolute() and len(p.parts) == 2 and p.parts[0] == "runs":
+        p = runs_root() / check_run_name(p.parts[1])
     if not p.is_dir():
         raise UserError(f"There is no run folder at {path_or_name}.")
     return RunDir(p.resolve())

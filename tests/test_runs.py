@@ -7,7 +7,7 @@ import json
 import pytest
 
 from core.errors import UserError
-from core.runs import RESERVATION, RunDir, RunRegistry, checkpoint_dir, finish_with_metrics, write_json
+from core.runs import RESERVATION, RunDir, RunRegistry, checkpoint_dir, finish_with_metrics, open_run, write_json
 
 
 def make_run(root, name, kind="finetune", method="lora", state="succeeded", accuracy=0.8) -> RunDir:
@@ -103,3 +103,12 @@ def test_create_accepts_only_a_folder_reserved_for_this_process(runs_dir, monkey
     assert run.config == {"kind": "finetune"} and run.status["state"] == "queued"
     with pytest.raises(UserError, match="already exists"):  # a second create by the same job is still refused
         RunDir(folder).create({"kind": "finetune"})
+
+
+def test_open_run_takes_a_name_or_runs_slash_name_under_any_runs_root(runs_dir, tmp_path, monkeypatch):
+    RunDir(runs_dir / "r1").create({"kind": "prompt"})
+    monkeypatch.chdir(tmp_path)  # ./runs does not exist here: PFT_RUNS_DIR points elsewhere
+    assert open_run("r1").path == (runs_dir / "r1").resolve()
+    assert open_run("runs/r1").path == (runs_dir / "r1").resolve()
+    with pytest.raises(UserError, match="no run folder"):
+        open_run("runs/nope")
