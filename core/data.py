@@ -350,11 +350,6 @@ def summary(ds: Dataset) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["split", "label", "count"])
 
 
-def word_count(texts: pd.Series) -> pd.Series:
-    """Whitespace word counts."""
-    return texts.str.split().str.len().fillna(0).astype(int)
-
-
 def _shingles(text: str, n: int = 3) -> set[str]:
     words = text.lower().split()
     return {" ".join(words[i : i + n]) for i in range(max(1, len(words) - n + 1))}

@@ -8,7 +8,6 @@ import re
 import shlex
 import shutil
 import sqlite3
-import sys
 import tempfile
 import time
 from contextlib import closing
@@ -340,8 +339,3 @@ def _mtime(path: Path) -> float:
 def checkpoint_dir(run_path: Path) -> Path:
     """Hidden sibling folder where a fine-tuning run keeps its best checkpoint while training (the same on every rank)."""
     return Path(run_path).parent / f".ckpt-{Path(run_path).name}"
-
-
-def python_executable() -> str:
-    """The interpreter to start CLI jobs with (the one running now)."""
-    return sys.executable

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import traceback
-from pathlib import Path
 
 import streamlit as st
 
@@ -81,8 +80,6 @@ def model_choice(label: str, role: str, key: str) -> str:
         return typed.strip()
     return choice
 
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @st.cache_data(show_spinner="Embedding texts…", max_entries=8)
