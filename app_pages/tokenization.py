@@ -24,10 +24,11 @@ def chips(view: tokens.TokenView) -> str:
     """Tokens as coloured chips (id, raw token and character span on hover); special tokens outlined."""
     out = []
     byte_level = view.tokens["token"].str.startswith(("Ġ", "▁")).any()
-    previous_span = None
+    covered_to = -1  # end of the text the chips so far have shown
     for r in view.tokens.itertuples():
-        label = html.escape(chip_label(r.token, r.piece, byte_level, (r.start, r.end) == previous_span))
-        previous_span = (r.start, r.end)
+        repeat = not r.special and r.end <= covered_to  # only bytes of a character an earlier chip already shows
+        label = html.escape(chip_label(r.token, r.piece, byte_level, repeat))
+        covered_to = max(covered_to, r.end)
         style = "border:1px dashed #c00;background:#fff" if r.special else f"background:{PALETTE[r.index % len(PALETTE)]}"
         title = html.escape(f"{r.token} · id {r.id} · chars {r.start}–{r.end}" + (" · special" if r.special else ""))
         out.append(
