@@ -12,7 +12,7 @@ import traceback
 
 def add_cli_args(sub) -> None:
     """Register the finetune subcommand."""
-    from core.__main__ import add_data_args
+    from core.cli import add_data_args
     from core.finetune import DEV_CHOICES, METHODS, PRECISIONS, FinetuneConfig
     from core.models import ENCODER
 

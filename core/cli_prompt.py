@@ -13,7 +13,7 @@ from core.errors import UserError
 
 def add_cli_args(sub) -> None:
     """Register the prompt subcommand."""
-    from core.__main__ import add_data_args
+    from core.cli import add_data_args
     from core.prompting import PromptConfig
 
     d = PromptConfig()  # one source of defaults for the page and the CLI

@@ -50,6 +50,24 @@ def classification_metrics(y_true: list[str], y_pred: list[str], labels: list[st
     }
 
 
+BASELINES = {"majority": "most_frequent", "stratified random": "stratified"}  # row name -> DummyClassifier strategy
+
+
+def baseline_predictions(y_true: list[str], strategy: str, seed: int = 0) -> list[str]:
+    """What a label-only DummyClassifier (fitted on these labels) predicts for each example: the majority class, or
+    seeded draws in the class proportions. The bar every run must clear to have learned anything from the text."""
+    from sklearn.dummy import DummyClassifier
+
+    y = np.asarray([str(v) for v in y_true], dtype=object)
+    features = np.zeros((len(y), 1))
+    return DummyClassifier(strategy=strategy, random_state=seed).fit(features, y).predict(features).tolist()
+
+
+def majority_baseline(y_true: list[str], labels: list[str]) -> dict:
+    """classification_metrics of always answering the most frequent label of y_true."""
+    return classification_metrics(list(y_true), baseline_predictions(y_true, "most_frequent"), labels)
+
+
 def predictions_frame(ids, texts, labels, probs: np.ndarray, label_names: list[str]) -> pd.DataFrame:
     """predictions.csv rows: id, text, label, pred, confidence, prob_<label> per label (probs: (N, C))."""
     probs = np.asarray(probs, dtype=float)

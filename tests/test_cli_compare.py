@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from core import cli_compare
-from core.__main__ import main
+from core.cli import main
 from tests.compare_fixtures import make_run
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.__main__ import main
+from core.cli import main
 
 
 def _argv(model, *extra) -> list[str]:

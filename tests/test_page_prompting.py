@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.__main__ import main
+from core.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,0 +1,236 @@
+"""Altair chart builders: pure functions from DataFrames to alt.Chart, used by the pages and the HTML report."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+# ---- data and tokenization -------------------------------------------------------------------
+
+
+def label_distribution(summary: pd.DataFrame, labels: list[str] | None = None) -> alt.Chart:
+    """Grouped bars of rows per label, one colour per split (summary: split, label, count)."""
+    return (
+        alt.Chart(summary)
+        .mark_bar()
+        .encode(
+            x=alt.X("label:N", title=None, sort=labels),
+            xOffset=alt.XOffset("split:N", sort=["train", "validation", "test"]),
+            y=alt.Y("count:Q", title="rows"),
+            color=alt.Color("split:N", sort=["train", "validation", "test"]),
+            tooltip=["split", "label", "count"],
+        )
+        .properties(height=260)
+    )
+
+
+def length_histogram(lengths: pd.DataFrame, max_length: int | None = None) -> alt.Chart:
+    """Histogram of text length in tokens, one colour per label (lengths: label, tokens); a rule at max_length."""
+    hist = (
+        alt.Chart(lengths)
+        .mark_bar(opacity=0.6)
+        .encode(
+            x=alt.X("tokens:Q", bin=alt.Bin(maxbins=40), title="tokens per text"),
+            y=alt.Y("count():Q", title="texts", stack=None),
+            color=alt.Color("label:N"),
+            tooltip=["label", alt.Tooltip("count():Q", title="texts")],
+        )
+        .properties(height=260)
+    )
+    if max_length:
+        rule = alt.Chart(pd.DataFrame({"tokens": [max_length]})).mark_rule(color="red", strokeDash=[4, 4]).encode(x="tokens:Q")
+        return hist + rule
+    return hist
+
+
+# ---- compare/attention ------------------------------------------------------------------------
+
+
+def metric_intervals(metrics: pd.DataFrame) -> alt.Chart:
+    """Accuracy and macro-F1 per run with bootstrap 95% interval bars (metrics: Comparison.metrics)."""
+    rows = [{"run": r["run"], "metric": key, "value": r[key], "low": r[f"{key}_low"], "high": r[f"{key}_high"]}
+            for _, r in metrics.iterrows() for key in ("accuracy", "macro_f1")]
+    base = alt.Chart(pd.DataFrame(rows)).encode(y=alt.Y("run:N", title=None, sort=None), color=alt.Color("run:N", legend=None))
+    bars = base.mark_rule(strokeWidth=3).encode(x=alt.X("low:Q", title="value (95% bootstrap interval)", scale=alt.Scale(domain=[0, 1])),
+                                                x2="high:Q")
+    points = base.mark_point(filled=True, size=70).encode(x="value:Q", tooltip=["run", "metric", alt.Tooltip("value:Q", format=".3f"),
+                                                                                alt.Tooltip("low:Q", format=".3f"),
+                                                                                alt.Tooltip("high:Q", format=".3f")])
+    return (bars + points).properties(height=30 * max(len(metrics), 2), width=260).facet(column=alt.Column("metric:N", title=None))
+
+
+def confusion_heatmaps(confusions: pd.DataFrame, labels: list[str]) -> alt.Chart:
+    """Confusion matrices of several runs side by side, one shared colour scale (confusions: run, true, pred, count)."""
+    top = int(confusions["count"].max()) if len(confusions) else 1
+    base = alt.Chart(confusions).encode(
+        x=alt.X("pred:N", sort=labels, title="predicted"),
+        y=alt.Y("true:N", sort=labels, title="true"),
+    )
+    cells = base.mark_rect().encode(color=alt.Color("count:Q", scale=alt.Scale(domain=[0, max(top, 1)], scheme="blues"), title="examples"),
+                                    tooltip=["run", "true", "pred", "count"])
+    text = base.mark_text(fontSize=12).encode(
+        text="count:Q", color=alt.condition(alt.datum.count > top / 2, alt.value("white"), alt.value("black")))
+    return (cells + text).properties(width=200, height=200).facet(column=alt.Column("run:N", title=None, sort=None))
+
+
+def reliability_diagram(reliability: pd.DataFrame, eces: dict[str, float] | None = None) -> alt.Chart:
+    """Accuracy against mean confidence per confidence bin, one line per run, with the diagonal of perfect calibration."""
+    data = reliability.copy()
+    if eces:
+        data["run"] = data["run"].map(lambda r: f"{r} (ECE {eces.get(r, float('nan')):.3f})")
+    diagonal = alt.Chart(pd.DataFrame({"x": [0, 1], "y": [0, 1]})).mark_line(color="gray", strokeDash=[4, 4]).encode(x="x:Q", y="y:Q")
+    lines = alt.Chart(data).mark_line(point=True).encode(
+        x=alt.X("confidence:Q", scale=alt.Scale(domain=[0, 1]), title="mean confidence in bin"),
+        y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), title="accuracy in bin"),
+        color=alt.Color("run:N", title=None),
+        tooltip=["run", alt.Tooltip("confidence:Q", format=".3f"), alt.Tooltip("accuracy:Q", format=".3f"), "count"],
+    )
+    return (diagonal + lines).properties(height=300, width=360)
+
+
+def efficiency_chart(efficiency: pd.DataFrame) -> alt.Chart:
+    """Macro-F1 against labelled training examples (symlog x), one line per kind and model (efficiency: efficiency_frame)."""
+    data = efficiency.assign(series=efficiency["kind"] + " · " + efficiency["model"].astype(str))
+    return (
+        alt.Chart(data)
+        .mark_line(point=alt.OverlayMarkDef(size=60))
+        .encode(
+            x=alt.X("n_train_examples:Q", scale=alt.Scale(type="symlog"), title="labelled training examples (shots or rows)"),
+            y=alt.Y("macro_f1:Q", scale=alt.Scale(domain=[0, 1]), title="macro-F1"),
+            color=alt.Color("series:N", title=None),
+            tooltip=["run", "kind", "method", "n_train_examples", alt.Tooltip("macro_f1:Q", format=".3f")],
+        )
+        .properties(height=300)
+    )
+
+
+def class_probabilities(probs: pd.DataFrame) -> alt.Chart:
+    """Each run's probability per class for one example (probs: run, label, probability)."""
+    return (
+        alt.Chart(probs)
+        .mark_bar()
+        .encode(
+            x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("label:N", title=None),
+            yOffset=alt.YOffset("run:N"),
+            color=alt.Color("run:N", title=None),
+            tooltip=["run", "label", alt.Tooltip("probability:Q", format=".3f")],
+        )
+        .properties(height=40 * max(probs["label"].nunique(), 1))
+    )
+
+
+def attention_heatmap(weights: pd.DataFrame) -> alt.Chart:
+    """One head's attention matrix (weights: query, key, weight; tokens labelled 'i token' so order and repeats survive)."""
+    order = list(dict.fromkeys(weights["key"]))
+    size = min(18 * len(order), 560)
+    return (
+        alt.Chart(weights)
+        .mark_rect()
+        .encode(
+            x=alt.X("key:N", sort=order, title="attended-to token"),
+            y=alt.Y("query:N", sort=order, title="attending token"),
+            color=alt.Color("weight:Q", scale=alt.Scale(domain=[0, 1], scheme="viridis")),
+            tooltip=["query", "key", alt.Tooltip("weight:Q", format=".3f")],
+        )
+        .properties(width=size, height=size)
+    )
+
+
+def head_entropy_chart(entropy: pd.DataFrame) -> alt.Chart:
+    """Mean attention entropy (bits) per layer and head (entropy: layer, head, entropy); low = focused heads."""
+    return (
+        alt.Chart(entropy)
+        .mark_rect()
+        .encode(
+            x=alt.X("head:O"),
+            y=alt.Y("layer:O", sort="descending"),
+            color=alt.Color("entropy:Q", scale=alt.Scale(scheme="magma"), title="entropy (bits)"),
+            tooltip=["layer", "head", alt.Tooltip("entropy:Q", format=".2f")],
+        )
+        .properties(height=min(14 * entropy["layer"].nunique() + 40, 460))
+    )
+
+
+def special_attention_chart(special: pd.DataFrame) -> alt.Chart:
+    """Share of attention paid to special tokens and to the first token, per layer (special: layer, target, share)."""
+    return (
+        alt.Chart(special)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("layer:Q", title="layer"),
+            y=alt.Y("share:Q", scale=alt.Scale(domain=[0, 1]), title="share of attention"),
+            color=alt.Color("target:N", title=None),
+            tooltip=["layer", "target", alt.Tooltip("share:Q", format=".3f")],
+        )
+        .properties(height=240)
+    )
+
+
+def saliency_chart(saliency: pd.DataFrame) -> alt.Chart:
+    """Attribution per token in text order, red for evidence for the target, blue against (saliency: position, token, score)."""
+    data = saliency.assign(label=saliency["position"].astype(str) + " " + saliency["token"])
+    return (
+        alt.Chart(data)
+        .mark_bar()
+        .encode(
+            x=alt.X("label:N", sort=list(data["label"]), title=None),
+            y=alt.Y("score:Q", title="attribution"),
+            color=alt.condition(alt.datum.score > 0, alt.value("#d62728"), alt.value("#1f77b4")),
+            tooltip=["position", "token", alt.Tooltip("score:Q", format=".4f")],
+        )
+        .properties(height=220)
+    )
+
+
+# ---- prompting --------------------------------------------------------------------------------
+
+
+def prompt_confusion_matrix(matrix: list[list[int]], labels: list[str]) -> alt.Chart:
+    """One run's confusion matrix as a heatmap with counts (matrix: rows true, columns predicted, in label order)."""
+    cells = pd.DataFrame([{"true": t, "predicted": p, "examples": int(matrix[i][j])}
+                          for i, t in enumerate(labels) for j, p in enumerate(labels)])
+    top = max(int(cells["examples"].max()) if len(cells) else 1, 1)
+    base = alt.Chart(cells).encode(x=alt.X("predicted:N", sort=labels, title="predicted"), y=alt.Y("true:N", sort=labels, title="true"))
+    rect = base.mark_rect().encode(color=alt.Color("examples:Q", scale=alt.Scale(domain=[0, top], scheme="blues"), title="examples"),
+                                   tooltip=["true", "predicted", "examples"])
+    text = base.mark_text(fontSize=13).encode(text="examples:Q",
+                                              color=alt.condition(alt.datum.examples > top / 2, alt.value("white"), alt.value("black")))
+    side = min(70 * len(labels), 420)
+    return (rect + text).properties(width=side, height=side)
+
+
+def prompt_grid(grid: pd.DataFrame) -> alt.Chart:
+    """Accuracy per shot count: one dot per seed, the mean as a line with a ±1 std band (grid: variant, shots, seed, accuracy)."""
+    base = alt.Chart(grid).encode(x=alt.X("shots:O", title="shots"), color=alt.Color("variant:N", title=None))
+    dots = base.mark_circle(size=60, opacity=0.6).encode(y=alt.Y("accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1])),
+                                                        tooltip=["variant", "shots", "seed", alt.Tooltip("accuracy:Q", format=".3f")])
+    mean = base.mark_line(point=True).encode(y="mean(accuracy):Q")
+    band = base.mark_errorband(extent="stdev", opacity=0.2).encode(y="accuracy:Q")
+    return (band + mean + dots).properties(height=260)
+
+
+# ---- fine-tuning ------------------------------------------------------------------------------
+
+
+def training_curves(history: pd.DataFrame) -> alt.Chart:
+    """Training loss and dev macro-F1 against optimizer step, side by side (history: history.jsonl rows)."""
+    cols = set(history.columns) if history is not None else set()
+    loss = history[["step", "loss"]].dropna() if {"step", "loss"} <= cols else pd.DataFrame({"step": [], "loss": []})
+    f1 = history[["step", "epoch", "eval_macro_f1"]].dropna() if {"step", "epoch", "eval_macro_f1"} <= cols else pd.DataFrame(
+        {"step": [], "epoch": [], "eval_macro_f1": []})
+    loss_chart = (
+        alt.Chart(loss, title="training loss")
+        .mark_line(point=len(loss) < 30)
+        .encode(x=alt.X("step:Q", title="step"), y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False)),
+                tooltip=["step", alt.Tooltip("loss:Q", format=".4f")])
+        .properties(height=240, width=360)
+    )
+    f1_chart = (
+        alt.Chart(f1, title="dev macro-F1")
+        .mark_line(point=True, color="#e45756")
+        .encode(x=alt.X("step:Q", title="step"), y=alt.Y("eval_macro_f1:Q", title="macro-F1", scale=alt.Scale(domain=[0, 1])),
+                tooltip=["step", alt.Tooltip("epoch:Q", format=".2f"), alt.Tooltip("eval_macro_f1:Q", format=".4f")])
+        .properties(height=240, width=360)
+    )
+    return alt.hconcat(loss_chart, f1_chart)

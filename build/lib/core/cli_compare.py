@@ -1,0 +1,148 @@
+"""CLI of `python -m core compare` (metrics table, HTML report, joined CSV) and `python -m core efficiency` (a batch of runs)."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+from core.errors import UserError
+
+
+def add_cli_args(sub) -> None:
+    """Register the compare and efficiency subcommands."""
+    p = sub.add_parser("compare", help="compare finished runs on one evaluation split (metrics, McNemar, report)")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders (or run names under the runs folder), two or more")
+    p.add_argument("--html", default=None, help="write a self-contained HTML report to this file")
+    p.add_argument("--csv", default=None, help="write the joined predictions to this CSV file")
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95%% intervals (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("efficiency", help="run fine-tuning at several sizes and prompting at several shot counts, time-bounded")
+    p.add_argument("--train", required=True, help="training data: a file or a sample name (e.g. reviews)")
+    p.add_argument("--eval", required=True, help="evaluation data: a file or a sample name")
+    p.add_argument("--text-col", default=None)
+    p.add_argument("--label-col", default=None)
+    p.add_argument("--sizes", default="16,64,256", help="fine-tuning sizes: comma-separated training rows (default 16,64,256)")
+    p.add_argument("--shots", default="0,4,8", help="prompting shot counts, comma-separated (default 0,4,8)")
+    p.add_argument("--max-train-seconds", type=float, default=120, help="training time limit per fine-tuning run (default 120)")
+    p.add_argument("--max-seconds", type=float, default=1800, help="time limit for the whole batch; later runs are skipped (default 1800)")
+    p.add_argument("--prefix", default=None, help="run name prefix (default efficiency-<time>)")
+    p.add_argument("--prompt-args", default="", help="extra flags for every prompt run, as one quoted string")
+    p.add_argument("--finetune-args", default="", help="extra flags for every finetune run, as one quoted string")
+    p.set_defaults(func=cmd_efficiency)
+
+
+def cmd_compare(args) -> int:
+    """Print the metrics table and McNemar tests; optionally write the HTML report and the joined CSV."""
+    import pandas as pd
+
+    from core import evaluate, report, runs
+
+    if args.resamples < 100 or args.resamples > 100_000:
+        raise UserError("--resamples must be between 100 and 100000.")
+    cmp = evaluate.compare_runs(args.runs, n_resamples=args.resamples, seed=args.seed)
+    for note in cmp.notes:
+        print(f"note: {note}")
+    with pd.option_context("display.width", 200, "display.max_columns", 50):
+        print(evaluate.format_metrics_table(cmp.metrics).to_string(index=False))
+        print()
+        for _, m in cmp.mcnemar.iterrows():
+            print(f"McNemar {m['run_a']} vs {m['run_b']}: only A right {m['only_a_right']}, only B right {m['only_b_right']}, "
+                  f"p = {m['p_value']:.4g} ({m['method']})")
+    if args.csv:
+        report.write_report(args.csv, cmp.joined.to_csv(index=False))
+        print(f"joined predictions: {args.csv}")
+    if args.html:
+        sha = cmp.runs[0].eval_sha256
+        same_split = [r.path for r in _registry_runs(runs) if (r.config.get("dataset") or {}).get("eval_sha256") == sha]
+        efficiency = evaluate.efficiency_frame(sorted(set(same_split) | {r.path for r in cmp.runs}))
+        report.write_report(args.html, report.build_report(cmp, efficiency))
+        print(f"report: {args.html}")
+    return 0
+
+
+def _registry_runs(runs_module) -> list:
+    """RunDirs of every folder in the runs root (empty when there is none)."""
+    root = runs_module.runs_root()
+    if not root.is_dir():
+        return []
+    return [runs_module.RunDir(p) for p in sorted(root.iterdir()) if p.is_dir() and runs_module.RUN_NAME.match(p.name)]
+
+
+def parse_counts(text: str, flag: str) -> list[int]:
+    """'0,4,8' -> [0, 4, 8], refusing anything but non-negative integers."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"{flag} must be comma-separated whole numbers, e.g. 0,4,8.") from None
+    if not values or any(v < 0 for v in values):
+        raise UserError(f"{flag} must list at least one number, none negative.")
+    return sorted(set(values))
+
+
+@dataclass
+class EfficiencyPlan:
+    """The runs one `efficiency` call starts, each a `python -m core ...` argv."""
+
+    prefix: str  # run names are <prefix>-ft-<n> and <prefix>-prompt-<k>shot
+    data_argv: list[str]  # --train/--eval (and column) flags shared by all runs
+    sizes: list[int]  # fine-tuning training rows
+    shots: list[int]  # prompting shot counts
+    max_train_seconds: float = 120  # per fine-tune run
+    prompt_extra: list[str] = field(default_factory=list)
+    finetune_extra: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.max_train_seconds <= 0:
+            raise UserError("--max-train-seconds must be positive.")
+        if any(n == 0 for n in self.sizes):
+            raise UserError("--sizes must be positive: fine-tuning needs at least one training row.")
+
+    def commands(self) -> list[tuple[str, list[str]]]:
+        """(run name, argv) for every run, prompting first (cheaper), then fine-tuning from small to large."""
+        out = [(f"{self.prefix}-prompt-{k}shot", ["prompt", *self.data_argv, "--shots", str(k), *self.prompt_extra]) for k in self.shots]
+        out += [(f"{self.prefix}-ft-{n}", ["finetune", *self.data_argv, "--max-train-examples", str(n),
+                                           "--max-train-seconds", f"{self.max_train_seconds:g}", *self.finetune_extra]) for n in self.sizes]
+        return [(name, [*argv, "--out", name]) for name, argv in out]
+
+
+def cmd_efficiency(args) -> int:
+    """Start each run as a `python -m core` subprocess in turn, stopping when the time limit is spent; print macro-F1 per size."""
+    from core import evaluate, runs
+
+    if args.max_seconds <= 0:
+        raise UserError("--max-seconds must be positive.")
+    data_argv = ["--train", args.train, "--eval", args.eval]
+    data_argv += ["--text-col", args.text_col] if args.text_col else []
+    data_argv += ["--label-col", args.label_col] if args.label_col else []
+    plan = EfficiencyPlan(prefix=runs.check_run_name(args.prefix or f"efficiency-{time.strftime('%Y%m%d-%H%M%S')}"),
+                          data_argv=data_argv, sizes=parse_counts(args.sizes, "--sizes"), shots=parse_counts(args.shots, "--shots"),
+                          max_train_seconds=args.max_train_seconds, prompt_extra=shlex.split(args.prompt_args),
+                          finetune_extra=shlex.split(args.finetune_args))
+    deadline = time.monotonic() + args.max_seconds
+    finished = []
+    for name, argv in plan.commands():
+        left = deadline - time.monotonic()
+        if left <= 1:
+            print(f"skipped {name}: the --max-seconds limit is spent")
+            continue
+        print(f"running {name}: python -m core {shlex.join(argv)}", flush=True)
+        try:
+            proc = subprocess.run([sys.executable, "-m", "core", *argv], timeout=left, capture_output=True, text=True)
+        except subprocess.TimeoutExpired:
+            print(f"stopped {name}: the --max-seconds limit was reached")
+            continue
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
+            print(f"failed {name}: {last}")
+            continue
+        finished.append(runs.resolve_out(name))
+    table = evaluate.efficiency_frame(finished)
+    if table.empty:
+        raise UserError("No run of the batch finished, so there is nothing to chart; see the messages above.")
+    print(table[["run", "kind", "n_train_examples", "macro_f1"]].to_string(index=False))
+    return 0

@@ -1,0 +1,169 @@
+"""CLI flags and entry point of `python -m core finetune` (imports heavy modules only when run)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import traceback
+
+
+def add_cli_args(sub) -> None:
+    """Register the finetune subcommand."""
+    from core.cli import add_data_args
+    from core.finetune import DEV_CHOICES, METHODS, PRECISIONS, FinetuneConfig
+    from core.models import ENCODER
+
+    d = FinetuneConfig()
+    p = sub.add_parser("finetune", help="fine-tune a classifier (full, head, bitfit or lora) and evaluate it",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_data_args(p)
+    p.add_argument("--model", default=ENCODER, help="bundled model (minilm, smollm2), Hugging Face id or local folder")
+    p.add_argument("--method", choices=METHODS, default=d.method, help="what is trained")
+    p.add_argument("--epochs", type=float, default=d.epochs)
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: full 1e-4, head 3e-2, bitfit 3e-3, lora 5e-4)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio)
+    p.add_argument("--eval-every", default="epoch", help="evaluate the dev set every 'epoch' or every N steps (a number)")
+    p.add_argument("--patience", type=int, default=d.early_stopping_patience, help="early stopping patience on dev macro-F1 (0: off)")
+    p.add_argument("--max-train-examples", type=int, default=0, help="use at most N training rows (0: all)")
+    p.add_argument("--max-train-seconds", type=float, default=0, help="stop training after S seconds (0: no limit)")
+    p.add_argument("--max-length", type=int, default=d.max_length, help="tokens per text")
+    p.add_argument("--dev", choices=DEV_CHOICES, default=d.dev,
+                   help="in-training eval set: auto = a sample's validation split, else 10%% of train")
+    p.add_argument("--lora-r", type=int, default=d.lora_r)
+    p.add_argument("--lora-alpha", type=float, default=d.lora_alpha)
+    p.add_argument("--lora-dropout", type=float, default=d.lora_dropout)
+    p.add_argument("--lora-targets", default="", help="comma-separated module names (default: peft's choice for the model)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--precision", choices=PRECISIONS, default=d.precision)
+    p.add_argument("--device", default=d.device, help="auto, cpu, cuda or mps")
+    p.add_argument("--out", default=None, help="run name (a folder in the runs folder); default: finetune-METHOD-TIMESTAMP")
+    p.set_defaults(func=cmd_finetune)
+
+
+def config_from_args(args):
+    """FinetuneConfig from the parsed flags (validated on creation)."""
+    from core.errors import UserError
+    from core.finetune import FinetuneConfig
+
+    every = str(args.eval_every).strip().lower()
+    if every != "epoch" and not every.isdigit():
+        raise UserError(f"--eval-every must be 'epoch' or a number of steps (got '{args.eval_every}').")
+    return FinetuneConfig(
+        model=args.model, method=args.method, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+        weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio,
+        eval_strategy="epoch" if every == "epoch" else "steps", eval_steps=int(every) if every.isdigit() else 50,
+        early_stopping_patience=args.patience, max_train_examples=args.max_train_examples,
+        max_train_seconds=args.max_train_seconds, max_length=args.max_length, dev=args.dev, lora_r=args.lora_r,
+        lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout, lora_target_modules=args.lora_targets,
+        seed=args.seed, precision=args.precision, device=args.device,
+    )
+
+
+def one_sentence(exc: BaseException) -> str:
+    """An unexpected exception as one line for status.json and stderr."""
+    first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+    return f"Training crashed ({type(exc).__name__}{': ' + first if first else ''})."
+
+
+def cmd_finetune(args) -> int:
+    """Load data, create the run folder (rank 0), train, evaluate, and write the run contract; failures end in status.json."""
+    from core import data, finetune, models
+    from core.errors import UserError
+    from core.runs import (
+        RunDir,
+        checkpoint_dir,
+        command_line,
+        finish_with_metrics,
+        new_run_name,
+        reserved_for_this_process,
+        resolve_out,
+    )
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # graceful cancel: training checks the flag every step
+    main_rank = finetune.is_main_process()
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed and not args.out:
+        raise UserError("Give --out when running under torchrun, so every process writes to the same run.")
+    run_path = resolve_out(args.out or new_run_name("finetune", f"{args.method}-{args.model}"))
+    run = RunDir(run_path)
+    created = False
+    try:
+        config = config_from_args(args)
+        train_ds, train_split = data.load_split(args.train, "train", args.text_col, args.label_col, seed=config.seed)
+        eval_ds, eval_split = data.load_split(args.eval, "test", args.text_col, args.label_col, seed=config.seed)
+        eval_frame = eval_ds.splits[eval_split]
+        label_names = list(train_ds.label_names) + [lab for lab in eval_ds.label_names if lab not in train_ds.label_names]
+        train_frame, dev_frame, dev_description = finetune.choose_dev(config, train_ds, train_split, eval_frame)
+        train_frame = finetune.cap_rows(train_frame, config.max_train_examples, config.seed)
+        models.resolve(config.model)
+        run_config = {
+            "kind": "finetune",
+            **config.to_dict(),
+            "dataset": {"name": eval_ds.name, "train": args.train, "eval": args.eval, "train_split": train_split,
+                        "eval_split": eval_split, "train_sha256": data.fingerprint(train_frame),
+                        "eval_sha256": eval_ds.fingerprint(eval_split)},
+            "dev_set": dev_description,
+            "n_dev_examples": 0 if dev_frame is None else len(dev_frame),
+            "n_train_examples": len(train_frame),
+            "labels": label_names,
+            "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+            "command": command_line(args.argv),
+        }
+        if main_rank:
+            run.create(run_config)
+            created = True
+            run.set_status("running", pid=os.getpid(), progress=0.0, done=0, total=None, eta_seconds=None, error=None)
+            print(f"run: {run.path}", flush=True)
+            print(f"train: {len(train_frame)} rows; dev: {dev_description}; eval: {len(eval_frame)} rows ({eval_split})", flush=True)
+
+        def announce(params: finetune.ParameterCount) -> None:
+            if main_rank:
+                print(params.sentence(), flush=True)
+                run.set_status("running", trainable_params=params.trainable, total_params=params.total)
+
+        result = finetune.train(config, train_frame, dev_frame, eval_frame, label_names, run if main_rank else None, stop,
+                                work_dir=checkpoint_dir(run.path), on_model_ready=announce)
+        if not main_rank:
+            return 0
+        if result.cancelled:
+            run.set_status("cancelled", error="Cancelled by the user.")
+            print(f"cancelled; what was saved is kept in {run.path}", file=sys.stderr)
+            return 1
+        finish_with_metrics(run, result.metrics, result.predictions)
+        m = result.metrics
+        print(f"accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  ({m['n_examples']} examples, "
+              f"{m['train_seconds']:.1f} s training, stopped by {m['stopped_by']})", flush=True)
+        return 0
+    except UserError as e:
+        _mark(run, created or reserved_for_this_process(run.path), "failed", str(e))
+        raise
+    except KeyboardInterrupt:
+        _mark(run, created, "cancelled", "Interrupted.")
+        raise
+    except Exception as e:
+        sentence = one_sentence(e)
+        if main_rank and run.path.is_dir():
+            try:
+                (run.path / "traceback.txt").write_text("".join(traceback.format_exception(e)), encoding="utf-8")
+            except OSError:
+                pass
+        _mark(run, created or reserved_for_this_process(run.path), "failed", sentence)
+        print(f"error: {sentence}", file=sys.stderr)
+        return 1
+
+
+def _mark(run, ours: bool, state: str, error: str) -> None:
+    """Write a final state into a run folder this process owns (never into someone else's run)."""
+    from core.finetune import is_main_process
+
+    if ours and is_main_process() and run.path.is_dir():
+        try:
+            run.set_status(state, error=error)
+        except Exception:  # the original error matters more than a failed status write
+            pass

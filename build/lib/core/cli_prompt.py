@@ -1,0 +1,158 @@
+"""CLI flags and entry point of `python -m core prompt` (imports heavy modules only when run).
+
+Several --shots and --seed values make a grid: one run directory per (shots, seed), run one after another in this
+process (the model is loaded once), named NAME-<k>shot-seed<s>."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from core.errors import UserError
+
+
+def add_cli_args(sub) -> None:
+    """Register the prompt subcommand."""
+    from core.cli import add_data_args
+    from core.prompting import PromptConfig
+
+    d = PromptConfig()  # one source of defaults for the page and the CLI
+
+    def flag(text: str) -> str:
+        return text.replace("\n", "\\n")  # templates are typed on one line, with \n for a newline
+
+    p = sub.add_parser("prompt", help="classify the evaluation split by zero-/few-shot prompting a causal LM",
+                       description="Classify the evaluation split by prompting; writes a run directory (config, status, metrics, predictions).")
+    add_data_args(p)
+    p.add_argument("--model", default="smollm2", help="causal LM: bundled 'smollm2' (default), a Hugging Face id or a local folder")
+    p.add_argument("--shots", type=int, nargs="+", default=[0], metavar="K", help="demonstrations per prompt; several values make a grid")
+    p.add_argument("--selection", choices=["random", "balanced", "nearest"], default=d.selection, help="how demonstrations are chosen")
+    p.add_argument("--calibrate", choices=["none", "contextual", "pmi"], default=d.calibration, help="calibration of label probabilities")
+    p.add_argument("--scoring", choices=["sum", "mean"], default=d.scoring, help="label log-likelihood: sum over its tokens, or mean")
+    p.add_argument("--seed", type=int, nargs="+", default=[0], metavar="S", help="seed of demonstration choice; several values make a grid")
+    p.add_argument("--instruction", default=flag(d.instruction), help="first line; {labels} = the label words ('\\n' = newline)")
+    p.add_argument("--example-template", default=flag(d.example_template), help="one demonstration, with {text} and {label}")
+    p.add_argument("--query-template", default=flag(d.query_template), help="the text to classify, with {text}; the label word follows it")
+    p.add_argument("--chat", action="store_true", help="wrap the prompt in the model's chat template")
+    p.add_argument("--label-words", nargs="+", default=[], metavar="LABEL=WORD", help="what the model should say for a label")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--max-eval-examples", type=int, default=None, help="score a fixed random subset of this many evaluation rows")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument("--out", default=None, help="run name or runs/NAME (default: a new name like prompt-8shot-balanced-<time>)")
+    p.set_defaults(func=cmd_prompt)
+
+
+def unescape(template: str) -> str:
+    """Templates typed on a command line spell newlines as \\n and tabs as \\t."""
+    return template.replace("\\n", "\n").replace("\\t", "\t")
+
+
+def parse_label_words(pairs: list[str]) -> dict[str, str]:
+    """LABEL=WORD pairs as a dict."""
+    out = {}
+    for pair in pairs:
+        label, sep, word = pair.partition("=")
+        if not sep or not label.strip() or not word.strip():
+            raise UserError(f"'{pair}' is not LABEL=WORD; write e.g. --label-words negative=bad positive=good.")
+        out[label.strip()] = word.strip()
+    return out
+
+
+def build_config(args: argparse.Namespace, shots: int, seed: int):
+    """A PromptConfig from the parsed flags, for one cell of the grid."""
+    from core.prompting import PromptConfig
+
+    return PromptConfig(model=args.model, instruction=unescape(args.instruction), example_template=unescape(args.example_template),
+                        query_template=unescape(args.query_template), use_chat_template=args.chat,
+                        label_words=parse_label_words(args.label_words), shots=shots, selection=args.selection,
+                        calibration=args.calibrate, scoring=args.scoring, seed=seed, batch_size=args.batch_size,
+                        max_eval_examples=args.max_eval_examples, device=args.device)
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGTERM handler: stop like Ctrl-C."""
+    raise KeyboardInterrupt
+
+
+def cmd_prompt(args) -> int:
+    """Load data and model, then for each (shots, seed): create the run, score the eval split, write the results."""
+    import os
+    import signal
+
+    from core import data, prompting, runs
+
+    signal.signal(signal.SIGTERM, _interrupt)  # jobs.cancel: mark the run cancelled rather than dying mid-write
+
+    if len(args.shots) * len(args.seed) > 50:
+        raise UserError("A grid of more than 50 runs was asked for; use fewer --shots or --seed values.")
+    configs = [build_config(args, k, s) for k in args.shots for s in args.seed]  # validates every cell first
+    train_ds, train_split = data.load_split(args.train, "train", args.text_col, args.label_col)
+    eval_ds, eval_split = data.load_split(args.eval, "test", args.text_col, args.label_col)
+    train, eval_df = train_ds.splits[train_split], eval_ds.splits[eval_split]
+    labels = train_ds.label_names + [lab for lab in eval_ds.label_names if lab not in train_ds.label_names]
+    missing = set(eval_df["label"]) - set(train["label"])
+    if missing and max(args.shots) > 0:
+        print(f"note: the training data has no examples of: {', '.join(sorted(missing))}")
+    base = args.out or runs.new_run_name("prompt", f"{args.shots[0]}shot-{args.selection}")
+    base_dir = runs.resolve_out(base)
+    cells = prompting.grid_run_names(base_dir.name, args.shots, args.seed)
+    paths = [base_dir.parent / name for name, _, _ in cells]
+    for p in paths:  # all names checked before any folder is made; jobs.launch may have reserved the first for us
+        if p.exists() and not (runs.reserved_for_this_process(p) and not (p / "config.json").exists()):
+            raise UserError(f"A run named '{p.name}' already exists; choose another name.")
+    dataset = {"name": eval_ds.name, "train": args.train, "eval": args.eval, "train_split": train_split, "eval_split": eval_split,
+               "train_sha256": data.fingerprint(train), "eval_sha256": data.fingerprint(eval_df)}
+    command = runs.command_line(args.argv)
+    run_dirs = []
+    for config, path in zip(configs, paths):
+        record = {"kind": "prompt", "model": config.model, "method": config.method, "dataset": dataset,
+                  "n_train_examples": config.shots, "seed": config.seed, "labels": labels, **config.to_dict(),
+                  "grid": [p.name for p in paths] if len(paths) > 1 else None, "command": command}
+        run_dirs.append(runs.RunDir(path).create(record))
+        run_dirs[-1].set_status("queued", pid=os.getpid())
+    for i, (config, run) in enumerate(zip(configs, run_dirs)):
+        try:
+            run_one(config, run, train, eval_df, labels)
+        except BaseException as e:
+            message = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {str(e)[:300]}"
+            state = "cancelled" if isinstance(e, KeyboardInterrupt) else "failed"
+            run.set_status(state, error=message)
+            for later in run_dirs[i + 1 :]:
+                later.set_status(state, error=f"Not run: {run.name} {state} first ({message}).")
+            raise
+        print(f"{run.name}: accuracy {run.metrics['accuracy']:.3f}, macro-F1 {run.metrics['macro_f1']:.3f} -> {run.path}")
+    return 0
+
+
+def run_one(config, run, train, eval_df, labels) -> None:
+    """One prompting run with progress in status.json after every batch."""
+    from core import prompting, runs
+
+    started = time.time()
+    run.set_status("running", progress=0.0, done=0, total=None)
+
+    def progress(done: int, total: int) -> None:
+        run.set_status("running", progress=round(done / total, 4), done=done, total=total,
+                       eta_seconds=prompting.eta_seconds(time.time() - started, done, total))
+
+    result = prompting.run_prompting(config, train, eval_df, labels, progress)
+    for w in result.warnings:
+        print(f"warning: {w}")
+    run.write("demonstrations.json", {"demos": result.demos.to_dict(orient="records"), "warnings": result.warnings,
+                                      "prefix_tokens": result.prefix_tokens, "example_prompt": result.example_prompt})
+    runs.finish_with_metrics(run, result.metrics, result.predictions)
+
+
+def config_argv(config, shots: list[int], seeds: list[int], out: str) -> list[str]:
+    """The `prompt` CLI flags that reproduce a PromptConfig over a grid of shots and seeds (data flags not included)."""
+    argv = ["--model", config.model, "--shots", *map(str, shots), "--selection", config.selection, "--calibrate", config.calibration,
+            "--scoring", config.scoring, "--seed", *map(str, seeds), f"--instruction={config.instruction}",
+            f"--example-template={config.example_template}", f"--query-template={config.query_template}",
+            "--batch-size", str(config.batch_size), f"--device={config.device}", f"--out={out}"]
+    if config.use_chat_template:
+        argv.append("--chat")
+    if config.label_words:
+        argv += ["--label-words", *(f"{k}={v}" for k, v in config.label_words.items())]  # a label starting with '-' is refused by argparse
+    if config.max_eval_examples:
+        argv += ["--max-eval-examples", str(config.max_eval_examples)]
+    return argv

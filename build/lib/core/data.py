@@ -1,0 +1,398 @@
+"""Load, validate, split and describe labelled text datasets -> a Dataset with text/label columns and label names."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core.errors import UserError
+
+SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_data"
+SPLITS = ("train", "validation", "test")
+TEXT_COLUMNS = ("text", "sentence", "content", "review", "message", "utterance", "query", "question", "body",
+                "document", "tweet", "headline", "comment", "input")
+LABEL_COLUMNS = ("label", "labels", "category", "class", "intent", "sentiment", "target", "y", "gold", "output")
+SPLIT_COLUMNS = ("split", "subset", "fold")
+MAX_FILE_MB = float(os.environ.get("PFT_MAX_UPLOAD_MB", 50))  # larger files are refused before being read
+MAX_LABEL_CHARS = 100  # a longer "label" is almost surely a text column picked by mistake
+MAX_CLASSES = 200
+
+
+@dataclass
+class Dataset:
+    """A labelled text dataset: one DataFrame per split with columns id, text, label (label names as strings)."""
+
+    name: str  # sample name or file name
+    source: str  # sample name, file path or hub id, as given
+    splits: dict[str, pd.DataFrame]
+    label_names: list[str]
+    text_col: str = "text"  # column names in the original file
+    label_col: str = "label"
+    notes: list[str] = field(default_factory=list)  # what cleaning did, for the user to read
+
+    def fingerprint(self, split: str) -> str:
+        """sha256 of one split's texts and labels, in order; runs on the same split share it."""
+        return fingerprint(self.splits[split])
+
+    def split_names(self) -> list[str]:
+        """Split names in the usual order."""
+        return [s for s in SPLITS if s in self.splits] + [s for s in self.splits if s not in SPLITS]
+
+
+def fingerprint(df: pd.DataFrame) -> str:
+    """sha256 over the rows' text and label, in order."""
+    h = hashlib.sha256()
+    for text, label in zip(df["text"], df["label"]):
+        h.update(f"{text}\t{label}\n".encode())
+    return h.hexdigest()
+
+
+def list_samples() -> list[str]:
+    """Names of the bundled sample datasets."""
+    return sorted(p.name for p in SAMPLE_DIR.iterdir() if (p / "train.csv").exists()) if SAMPLE_DIR.exists() else []
+
+
+def sample_card(name: str) -> str:
+    """The markdown card of a sample dataset."""
+    card = SAMPLE_DIR / name / "README.md"
+    return card.read_text(encoding="utf-8") if card.exists() else ""
+
+
+def read_table(data: bytes, filename: str) -> pd.DataFrame:
+    """Parse CSV/TSV/JSONL/JSON/Parquet bytes into a DataFrame of strings, with a clear error for anything else."""
+    suffix = Path(filename).suffix.lower()
+    if len(data) > MAX_FILE_MB * 1024 * 1024:
+        raise UserError(f"{filename} is {len(data) / 2**20:.1f} MB; the limit is {MAX_FILE_MB:g} MB (set PFT_MAX_UPLOAD_MB to change it).")
+    if not data.strip():
+        raise UserError(f"{filename} is empty.")
+    try:
+        if suffix == ".parquet":
+            df = pd.read_parquet(io.BytesIO(data))
+        else:
+            try:
+                text = data.decode("utf-8-sig")
+            except UnicodeDecodeError as e:
+                raise UserError(
+                    f"{filename} is not UTF-8 text (byte 0x{data[e.start]:02x} at position {e.start}); save it as UTF-8 and try again."
+                ) from None
+            if "\x00" in text:
+                raise UserError(f"{filename} contains NUL bytes, so it is not a text table.")
+            if suffix in (".jsonl", ".ndjson"):
+                df = pd.read_json(io.StringIO(text), lines=True, dtype=False)
+            elif suffix == ".json":
+                df = pd.read_json(io.StringIO(text), dtype=False)
+            elif suffix in (".csv", ".tsv", ".txt", ""):
+                sep = delimiter(text.split("\n", 1)[0], suffix)
+                # the python engine refuses a bare CR inside a quoted cell, and old Mac files end lines with CR alone
+                text = text.replace("\r\n", "\n").replace("\r", "\n")
+                df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[""],
+                                 on_bad_lines="error", engine="python")
+            else:
+                raise UserError(f"{filename}: unsupported file type '{suffix}'; use CSV, TSV, JSONL or Parquet.")
+    except UserError:
+        raise
+    except Exception as e:  # pandas/pyarrow raise many types for malformed files
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise UserError(f"{filename} could not be parsed as {suffix.lstrip('.') or 'a table'}: {first}") from None
+    if not isinstance(df, pd.DataFrame) or df.empty or len(df.columns) == 0:
+        raise UserError(f"{filename} has no rows.")
+    df.columns = [str(c).strip() for c in df.columns]
+    if len(set(df.columns)) != len(df.columns):
+        raise UserError(f"{filename} has repeated column names: {', '.join(df.columns)}.")
+    return df
+
+
+def delimiter(header: str, suffix: str) -> str:
+    """Tab for .tsv; otherwise comma, unless the header line has none and uses tabs or semicolons (European Excel)."""
+    if suffix == ".tsv":
+        return "\t"
+    if "," not in header:
+        for sep in ("\t", ";"):
+            if sep in header:
+                return sep
+    return ","
+
+
+def read_file(path: str | Path) -> pd.DataFrame:
+    """Read a table from disk, refusing large files before reading them."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"There is no file at {path}.")
+    size = path.stat().st_size
+    if size > MAX_FILE_MB * 1024 * 1024:
+        raise UserError(f"{path.name} is {size / 2**20:.1f} MB; the limit is {MAX_FILE_MB:g} MB (set PFT_MAX_UPLOAD_MB to change it).")
+    return read_table(path.read_bytes(), path.name)
+
+
+def detect_column(columns: list[str], candidates: tuple[str, ...], what: str, given: str | None) -> str:
+    """The column named by the user, or the one candidate name present; a clear error when none or several."""
+    if given:
+        if given not in columns:
+            raise UserError(f"There is no column '{given}'; the columns are: {', '.join(columns)}.")
+        return given
+    lower = {c.lower(): c for c in columns}
+    found = [lower[c] for c in candidates if c in lower]
+    if not found:
+        raise UserError(f"No {what} column found among: {', '.join(columns)}; name it with --{what}-col.")
+    return found[0]
+
+
+def clean(df: pd.DataFrame, text_col: str, label_col: str, name: str) -> tuple[pd.DataFrame, list[str]]:
+    """Normalise to text/label strings; drop empty texts, missing labels and exact duplicates, saying how many."""
+    notes: list[str] = []
+    extra = [c for c in df.columns if c.lower() in SPLIT_COLUMNS]
+    out = pd.DataFrame({"text": df[text_col], "label": df[label_col]})
+    for c in extra[:1]:
+        out["split"] = df[c].astype(str).str.strip().str.lower().replace({"dev": "validation", "valid": "validation", "val": "validation", "eval": "test"})
+    if out["text"].map(lambda v: isinstance(v, (list, dict))).any():
+        raise UserError(f"The text column '{text_col}' holds lists or objects, not text.")
+    missing_label = out["label"].isna() | (out["label"].astype(str).str.strip() == "")
+    if missing_label.all():
+        raise UserError(f"Every row of {name} is missing its label in column '{label_col}'.")
+    if missing_label.any():
+        notes.append(f"Dropped {int(missing_label.sum())} rows with no label.")
+    out = out[~missing_label]
+    labels = out["label"]
+    if pd.api.types.is_float_dtype(labels) and (labels == labels.round()).all():
+        labels = labels.astype(int)
+    out["label"] = labels.astype(str).str.strip()
+    out["text"] = out["text"].fillna("").astype(str).str.replace("\r\n", "\n").str.strip()
+    empty = out["text"] == ""
+    if empty.all():
+        raise UserError(f"Every text in column '{text_col}' of {name} is empty.")
+    if empty.any():
+        notes.append(f"Dropped {int(empty.sum())} rows with empty text.")
+    out = out[~empty]
+    longest = out["label"].str.len().max()
+    if longest > MAX_LABEL_CHARS:
+        raise UserError(
+            f"A label in column '{label_col}' is {longest} characters long; that looks like text, not a label, so pick the label column with --label-col."
+        )
+    dup = out.duplicated(subset=["text", "label"])
+    if dup.any():
+        notes.append(f"Dropped {int(dup.sum())} exact duplicate rows.")
+    out = out[~dup]
+    conflicting = out.duplicated(subset=["text"], keep=False)
+    if conflicting.any():
+        notes.append(f"{int(conflicting.sum())} rows share a text with a different label (kept).")
+    return out.reset_index(drop=True), notes
+
+
+def label_order(labels: pd.Series) -> list[str]:
+    """Label names sorted numerically when they are all integers, else alphabetically."""
+    values = sorted(set(labels))
+    if all(v.lstrip("-").isdigit() for v in values):
+        return sorted(values, key=int)
+    return values
+
+
+def stratified_split(df: pd.DataFrame, fractions: dict[str, float], seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Split rows so every split keeps the label proportions (seeded); each class gets a row in each split when it can."""
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[int]] = {s: [] for s in fractions}
+    names = list(fractions)
+    for _, idx in df.groupby("label", sort=True).groups.items():
+        idx = rng.permutation(np.asarray(idx))
+        n = len(idx)
+        counts = [int(round(n * fractions[s])) for s in names[1:]]
+        if n >= len(names):
+            counts = [max(1, c) for c in counts]
+        counts = [min(c, n - sum(counts[:i])) for i, c in enumerate(counts)]
+        start = n - sum(counts)
+        parts[names[0]] += idx[:start].tolist()
+        for s, c in zip(names[1:], counts):
+            parts[s] += idx[start : start + c].tolist()
+            start += c
+    return {s: df.loc[sorted(ix)].reset_index(drop=True) for s, ix in parts.items()}
+
+
+def from_frame(df: pd.DataFrame, name: str, source: str, text_col: str | None = None, label_col: str | None = None,
+               seed: int = 0) -> Dataset:
+    """Build a Dataset from one table: detect columns, clean, and split it unless it has a split column."""
+    columns = list(df.columns)
+    text_col = detect_column(columns, TEXT_COLUMNS, "text", text_col)
+    label_col = detect_column(columns, LABEL_COLUMNS, "label", label_col)
+    if text_col == label_col:
+        raise UserError(f"The text and label columns are both '{text_col}'; name them with --text-col and --label-col.")
+    rows, notes = clean(df, text_col, label_col, name)
+    labels = label_order(rows["label"])
+    if len(labels) < 2:
+        raise UserError(f"{name} has only one class ('{labels[0]}'); classification needs at least two.")
+    if len(labels) > MAX_CLASSES:
+        raise UserError(f"{name} has {len(labels)} distinct labels; the limit is {MAX_CLASSES}, so '{label_col}' is probably not a label column.")
+    if "split" in rows:
+        splits = {s: g.drop(columns="split").reset_index(drop=True) for s, g in rows.groupby("split", sort=False)}
+    else:
+        if len(rows) < 10:
+            raise UserError(f"{name} has {len(rows)} usable rows; at least 10 are needed to make train and test splits.")
+        splits = stratified_split(rows, {"train": 0.7, "validation": 0.15, "test": 0.15}, seed)
+        if any(frame.empty for frame in splits.values()):  # e.g. 10 rows over 5 labels: no class is big enough to lend a row
+            raise UserError(f"{name} has too few rows per label ({len(rows)} rows, {len(labels)} labels) to make validation and test splits; add rows or a split column.")
+        notes.append(f"Made train/validation/test splits (70/15/15, stratified, seed {seed}).")
+    return finish(name, source, splits, labels, text_col, label_col, notes)
+
+
+def finish(name, source, splits, labels, text_col, label_col, notes) -> Dataset:
+    """Add stable ids and wrap the splits in a Dataset."""
+    for s, frame in splits.items():
+        frame.insert(0, "id", [f"{s}-{i}" for i in range(len(frame))])
+    return Dataset(name=name, source=source, splits=splits, label_names=labels, text_col=text_col,
+                   label_col=label_col, notes=notes)
+
+
+def load_sample(name: str) -> Dataset:
+    """One of the bundled sample datasets, with its own train/validation/test files."""
+    folder = SAMPLE_DIR / name
+    if name not in list_samples():
+        raise UserError(f"There is no sample dataset '{name}'; the samples are: {', '.join(list_samples())}.")
+    frames = []
+    for s in SPLITS:
+        if (folder / f"{s}.csv").exists():
+            frames.append(read_file(folder / f"{s}.csv").assign(split=s))
+    return from_frame(pd.concat(frames, ignore_index=True), name, name)
+
+
+def load_upload(data: bytes, filename: str, text_col: str | None = None, label_col: str | None = None,
+                seed: int = 0) -> Dataset:
+    """A Dataset from an uploaded file's bytes."""
+    return from_frame(read_table(data, filename), filename, filename, text_col, label_col, seed)
+
+
+def load_hub(name: str, text_col: str | None = None, label_col: str | None = None, seed: int = 0) -> Dataset:
+    """A Dataset from the Hugging Face hub (needs network or the local datasets cache)."""
+    from core.models import hub_reachable
+
+    try:
+        import datasets
+
+        if not hub_reachable():
+            os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+        dd = datasets.load_dataset(name)
+    except Exception as e:
+        raise UserError(f"Could not load the Hugging Face dataset '{name}' (not cached here, and the Hub cannot be reached, or the name is wrong).") from e
+    frames = []
+    label_names: list[str] | None = None
+    for split, ds in dd.items():
+        df = ds.to_pandas()
+        col = label_col or next((c for c in df.columns if c.lower() in LABEL_COLUMNS), None)
+        feature = ds.features.get(col) if col else None
+        if hasattr(feature, "names"):
+            label_names = list(feature.names)
+            df[col] = [label_names[i] if i >= 0 else None for i in df[col]]
+        frames.append(df.assign(split={"dev": "validation", "valid": "validation"}.get(split, split)))
+    return from_frame(pd.concat(frames, ignore_index=True), name, name, text_col, label_col, seed)
+
+
+def load(source: str, text_col: str | None = None, label_col: str | None = None, seed: int = 0) -> Dataset:
+    """A sample name, a file path, or (failing both) a Hugging Face dataset name."""
+    if source in list_samples():
+        return load_sample(source)
+    path = Path(source).expanduser()
+    if path.suffix.lower() in (".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".parquet", ".txt") or path.exists():
+        return from_frame(read_file(path), path.name, str(path), text_col, label_col, seed)
+    if "/" in source or source.replace("_", "").replace("-", "").isalnum():
+        return load_hub(source, text_col, label_col, seed)
+    raise UserError(f"'{source}' is not a sample name ({', '.join(list_samples())}), a file, or a dataset name.")
+
+
+def load_split(source: str, default_split: str, text_col: str | None = None, label_col: str | None = None,
+               seed: int = 0) -> tuple[Dataset, str]:
+    """For the CLI's --train/--eval: 'reviews', 'reviews:validation' or a file; returns the Dataset and the split used.
+
+    A file without split column counts as one whole split (it is not re-split), so --train a.csv --eval b.csv work."""
+    name, _, split = source.partition(":") if source.partition(":")[0] in list_samples() else (source, "", "")
+    if name in list_samples():
+        ds = load_sample(name)
+        split = split or default_split
+    else:
+        path = Path(source).expanduser()
+        df = read_file(path)
+        columns = list(df.columns)
+        if any(c.lower() in SPLIT_COLUMNS for c in columns):
+            ds = from_frame(df, path.name, str(path), text_col, label_col, seed)
+            split = default_split
+        else:
+            tc = detect_column(columns, TEXT_COLUMNS, "text", text_col)
+            lc = detect_column(columns, LABEL_COLUMNS, "label", label_col)
+            rows, notes = clean(df, tc, lc, path.name)
+            labels = label_order(rows["label"])
+            ds = finish(path.name, str(path), {default_split: rows}, labels, tc, lc, notes)
+            split = default_split
+    if split not in ds.splits:
+        raise UserError(f"{ds.name} has no '{split}' split; it has: {', '.join(ds.split_names())}.")
+    return ds, split
+
+
+def save_splits(ds: Dataset, folder: Path) -> dict[str, Path]:
+    """Write each split as text,label CSV (atomically) so a CLI job can read exactly what the app loaded."""
+    from core.runs import write_atomic
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for s, frame in ds.splits.items():
+        path = folder / f"{s}.csv"
+        write_atomic(path, frame[["text", "label"]].to_csv(index=False))
+        paths[s] = path
+    (folder / "labels.json").write_text(json.dumps(ds.label_names))
+    return paths
+
+
+def summary(ds: Dataset) -> pd.DataFrame:
+    """Rows per split and label (a long table: split, label, count)."""
+    rows = [(s, lab, int(n)) for s in ds.split_names() for lab, n in ds.splits[s]["label"].value_counts().items()]
+    return pd.DataFrame(rows, columns=["split", "label", "count"])
+
+
+def _shingles(text: str, n: int = 3) -> set[str]:
+    words = text.lower().split()
+    return {" ".join(words[i : i + n]) for i in range(max(1, len(words) - n + 1))}
+
+
+def duplicate_report(ds: Dataset, threshold: float = 0.8) -> pd.DataFrame:
+    """Exact and near-duplicate (word 3-gram Jaccard >= threshold) pairs within and across splits; one row per pair."""
+    rows = []
+    frames = [(s, r.id, r.text) for s in ds.split_names() for r in ds.splits[s].itertuples()]
+    norm = {}
+    for s, i, t in frames:
+        norm.setdefault(" ".join(t.lower().split()), []).append((s, i, t))
+    for group in norm.values():
+        for a in range(len(group)):
+            for b in range(a + 1, len(group)):
+                rows.append((group[a][0], group[a][1], group[b][0], group[b][1], "exact", 1.0, group[a][2], group[b][2]))
+    # near duplicates via MinHash-free bucketing: index shingles, compare only texts sharing one
+    sh = [(s, i, t, _shingles(t)) for s, i, t in frames]
+    index: dict[str, list[int]] = {}
+    for k, (_, _, _, shs) in enumerate(sh):
+        for g in shs:
+            index.setdefault(g, []).append(k)
+    seen = set()
+    for k, (s, i, t, shs) in enumerate(sh):
+        cands = {j for g in shs if len(index[g]) < 50 for j in index[g] if j > k}
+        for j in cands:
+            if (k, j) in seen:
+                continue
+            seen.add((k, j))
+            s2, i2, t2, shs2 = sh[j]
+            jac = len(shs & shs2) / len(shs | shs2)
+            if jac >= threshold and " ".join(t.lower().split()) != " ".join(t2.lower().split()):
+                rows.append((s, i, s2, i2, "near", round(jac, 3), t, t2))
+    return pd.DataFrame(rows, columns=["split_a", "id_a", "split_b", "id_b", "kind", "similarity", "text_a", "text_b"])
+
+
+def leakage_summary(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Counts of exact and near duplicates per pair of splits (within a split, or train->test leakage)."""
+    if pairs.empty:
+        return pd.DataFrame(columns=["splits", "exact", "near"])
+    key = pairs.apply(lambda r: " / ".join(sorted({r.split_a, r.split_b})) if r.split_a != r.split_b else f"within {r.split_a}", axis=1)
+    table = pairs.assign(splits=key).pivot_table(index="splits", columns="kind", values="similarity", aggfunc="count", fill_value=0)
+    for k in ("exact", "near"):
+        if k not in table:
+            table[k] = 0
+    return table[["exact", "near"]].reset_index()

@@ -1,0 +1,539 @@
+"""Fine-tuning (full, head-only, BitFit, LoRA) on the HF Trainer, with a callback that writes history.jsonl and status.json."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core import data, evaluate, models
+from core.errors import UserError
+from core.runs import RunDir
+
+METHODS = ("full", "head", "bitfit", "lora")
+DEFAULT_LR = {"full": 1e-4, "head": 3e-2, "bitfit": 3e-3, "lora": 5e-4}  # best of a sweep on SST-2 with MiniLM (bench/)
+MIXED_PRECISION_MIN_PARAMS = 100_000_000  # below this, autocast costs more than it saves (MiniLM on an H200: 4x slower)
+DEV_CHOICES = ("auto", "holdout", "eval", "none")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+@dataclass
+class FinetuneConfig:
+    """Everything a fine-tuning run depends on; the page form and the CLI flags both fill it."""
+
+    model: str = models.ENCODER  # bundled key, Hugging Face id or local folder
+    method: str = "full"  # full | head (linear probe) | bitfit (biases + head) | lora
+    epochs: float = 3.0  # passes over the training rows (fractions allowed)
+    lr: float | None = None  # peak learning rate; None: the method's usual rate (DEFAULT_LR)
+    batch_size: int = 16  # per device
+    weight_decay: float = 0.01  # AdamW decoupled decay (Trainer skips biases and norms)
+    warmup_ratio: float = 0.1  # share of steps with linear warm-up
+    eval_strategy: str = "epoch"  # "epoch", or "steps" (every eval_steps optimizer steps)
+    eval_steps: int = 50
+    early_stopping_patience: int = 2  # evaluations without a better dev macro-F1 before stopping; 0 = off
+    max_train_examples: int = 0  # cap on training rows (seeded sample); 0 = all
+    max_train_seconds: float = 0.0  # hard training time budget; 0 = none
+    max_length: int = 128  # tokens per text, longer texts are truncated
+    dev: str = "auto"  # in-training eval set: auto | holdout (10% of train) | eval (the eval split) | none
+    lora_r: int = 8  # LoRA rank
+    lora_alpha: int = 16  # LoRA scaling numerator (scale = alpha / r)
+    lora_dropout: float = 0.1
+    lora_target_modules: str = ""  # comma-separated module names; "" = peft's default for the architecture
+    seed: int = 42
+    precision: str = "auto"  # auto: bf16 (or fp16) on CUDA for models of 100M+ parameters, else fp32
+    device: str = "auto"  # auto | cpu | cuda | mps
+
+    def __post_init__(self):
+        self.method = str(self.method).lower()
+        if self.method not in METHODS:
+            raise UserError(f"Unknown method '{self.method}'; choose one of: {', '.join(METHODS)}.")
+        if not (0 < float(self.epochs) <= 100):
+            raise UserError(f"--epochs must be above 0 and at most 100 (got {self.epochs}).")
+        if self.lr is not None and not (0 < float(self.lr) < 1):
+            raise UserError(f"--lr must be a positive number below 1 (got {self.lr}).")
+        if not (1 <= int(self.batch_size) <= 4096):
+            raise UserError(f"--batch-size must be between 1 and 4096 (got {self.batch_size}).")
+        if not (0 <= self.weight_decay < 1) or not (0 <= self.warmup_ratio < 1):
+            raise UserError("Weight decay and warm-up ratio must each be at least 0 and below 1.")
+        if self.eval_strategy not in ("epoch", "steps") or int(self.eval_steps) < 1:
+            raise UserError("Evaluation runs every 'epoch' or every N 'steps' (N at least 1).")
+        if self.early_stopping_patience < 0 or self.max_train_examples < 0 or self.max_train_seconds < 0:
+            raise UserError("Patience, --max-train-examples and --max-train-seconds cannot be negative.")
+        if not (8 <= int(self.max_length) <= 8192):
+            raise UserError(f"--max-length must be between 8 and 8192 tokens (got {self.max_length}).")
+        if self.dev not in DEV_CHOICES:
+            raise UserError(f"Unknown dev set '{self.dev}'; choose one of: {', '.join(DEV_CHOICES)}.")
+        if self.lora_r < 1 or self.lora_alpha <= 0 or not (0 <= self.lora_dropout < 1):
+            raise UserError("LoRA needs a rank of at least 1, a positive alpha, and a dropout in [0, 1).")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"Unknown precision '{self.precision}'; choose one of: {', '.join(PRECISIONS)}.")
+
+    @property
+    def learning_rate(self) -> float:
+        """The peak learning rate actually used."""
+        return float(self.lr) if self.lr is not None else DEFAULT_LR[self.method]
+
+    def to_dict(self) -> dict:
+        """Hyperparameters for config.json (the learning rate resolved)."""
+        return {**asdict(self), "lr": self.learning_rate}
+
+
+@dataclass
+class ParameterCount:
+    """Trainable and total parameters of a model prepared for a method."""
+
+    trainable: int
+    total: int
+
+    @property
+    def share(self) -> float:
+        return self.trainable / self.total if self.total else 0.0
+
+    def sentence(self) -> str:
+        return f"trainable parameters: {self.trainable:,} of {self.total:,} ({100 * self.share:.2f}%)"
+
+
+@dataclass
+class FinetuneResult:
+    """What a finished (or stopped) training returns: metrics.json content, the predictions frame, and why it stopped."""
+
+    metrics: dict
+    predictions: pd.DataFrame
+    stopped_by: str  # epochs | early_stopping | max_train_seconds | cancelled
+    cancelled: bool = False
+    notes: list[str] = field(default_factory=list)
+    model: object = None  # the trained model (best checkpoint), for callers that keep using it in-process
+
+
+# ---- models and methods ----------------------------------------------------------------------
+
+
+def head_parameter_names(model) -> set[str]:
+    """Names of the task head's parameters: everything outside the pretrained body (classifier/score, BERT's pooler is body)."""
+    prefix = getattr(model, "base_model_prefix", "") + "."
+    return {n for n, _ in model.named_parameters() if not n.startswith(prefix)}
+
+
+def apply_method(model, config: FinetuneConfig):
+    """Freeze what the method leaves fixed (or wrap in LoRA); returns the model to train."""
+    if config.method == "lora":
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        targets = [t.strip() for t in config.lora_target_modules.split(",") if t.strip()] or None
+        lora = LoraConfig(task_type=TaskType.SEQ_CLS, r=config.lora_r, lora_alpha=config.lora_alpha,
+                          lora_dropout=config.lora_dropout, target_modules=targets)
+        try:
+            return get_peft_model(model, lora)
+        except ValueError as e:
+            raise UserError(f"LoRA could not be applied to this model: {str(e).splitlines()[0][:200]}") from e
+    if config.method == "full":
+        for p in model.parameters():
+            p.requires_grad = True
+        return model
+    head = head_parameter_names(model)
+    for name, p in model.named_parameters():
+        p.requires_grad = name in head or (config.method == "bitfit" and name.endswith(".bias"))
+    return model
+
+
+def count_parameters(model) -> ParameterCount:
+    """Trainable and total parameters (shared tensors counted once)."""
+    seen: dict[int, tuple[int, bool]] = {}
+    for p in model.parameters():
+        seen[id(p)] = (p.numel(), p.requires_grad)
+    return ParameterCount(trainable=sum(n for n, g in seen.values() if g), total=sum(n for n, _ in seen.values()))
+
+
+def build_model(config: FinetuneConfig, label_names: list[str], device: str = "cpu"):
+    """A fresh classification model for config.model with the method applied (seeded head)."""
+    from transformers import set_seed
+
+    set_seed(config.seed)
+    model = models.load_for_classification(config.model, label_names, device)
+    return apply_method(model, config)
+
+
+def parameter_counts(config: FinetuneConfig, n_labels: int) -> ParameterCount:
+    """Trainable vs total parameters for a config, without training (loads the model on CPU)."""
+    return count_parameters(build_model(config, [f"label{i}" for i in range(max(2, n_labels))], "cpu"))
+
+
+# ---- data ------------------------------------------------------------------------------------
+
+
+class EncodedTexts:
+    """Tokenized texts (no padding; the collator pads each batch) and label ids, as a map-style torch dataset."""
+
+    def __init__(self, encodings: dict[str, list[list[int]]], labels: list[int]):
+        self.encodings, self.labels = encodings, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict:
+        return {**{k: v[i] for k, v in self.encodings.items()}, "labels": self.labels[i]}
+
+
+def encode(tokenizer, frame: pd.DataFrame, label_names: list[str], max_length: int) -> EncodedTexts:
+    """Tokenize a split in one batched call (fast tokenizer), truncating to max_length."""
+    index = {name: i for i, name in enumerate(label_names)}
+    enc = tokenizer(list(frame["text"]), truncation=True, max_length=max_length)
+    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
+    return EncodedTexts({k: enc[k] for k in keys}, [index[lab] for lab in frame["label"]])
+
+
+def cap_rows(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """At most n rows, a seeded sample in the original order (n = 0: all)."""
+    if not n or n >= len(frame):
+        return frame
+    return frame.sample(n=n, random_state=seed).sort_index().reset_index(drop=True)
+
+
+def choose_dev(config: FinetuneConfig, train_ds: data.Dataset, train_split: str, eval_frame: pd.DataFrame
+               ) -> tuple[pd.DataFrame, pd.DataFrame | None, str]:
+    """(training rows, in-training dev rows or None, a description of the dev set) for config.dev."""
+    train = train_ds.splits[train_split]
+    choice = config.dev
+    if choice == "auto":
+        is_sample = train_ds.source in data.list_samples()
+        if is_sample and "validation" in train_ds.splits and train_split != "validation":
+            return train, train_ds.splits["validation"], f"{train_ds.name}:validation"
+        choice = "holdout" if len(train) >= 20 else "eval"
+    if choice == "holdout":
+        if len(train) < 10:
+            raise UserError(f"The training split has {len(train)} rows, too few to hold 10% out for evaluation; use --dev eval.")
+        parts = data.stratified_split(train, {"train": 0.9, "dev": 0.1}, config.seed)
+        return parts["train"], parts["dev"], "10% of train held out (stratified)"
+    if choice == "eval":
+        return train, eval_frame, "the evaluation split (no separate dev set)"
+    return train, None, "none"
+
+
+# ---- training --------------------------------------------------------------------------------
+
+
+def is_main_process() -> bool:
+    """True on rank 0 of a torchrun job, and always when not distributed."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _any_rank(flag: bool) -> bool:
+    """True when flag is true on any process (so all DDP ranks stop at the same step)."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    t = torch.tensor([1 if flag else 0], device="cuda" if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def make_progress_callback(run: RunDir | None, stop: threading.Event, max_seconds: float, has_dev: bool):
+    """A TrainerCallback that logs history.jsonl and status.json (rank 0) and stops on cancel or time budget."""
+    from transformers import TrainerCallback
+
+    class RunProgressCallback(TrainerCallback):
+        """Writes one history line per log, progress/ETA to status.json, and ends training on request."""
+
+        def __init__(self):
+            self.started = time.time()
+            self.last_status = 0.0
+            self.stopped_by = "epochs"
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.started = time.time()
+            self._status(state, force=True)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self._status(state, force=True)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if run is None or not state.is_world_process_zero or not logs:
+                return
+            record = {"step": state.global_step, "epoch": round(float(state.epoch or 0), 4)}
+            record.update({k: float(v) for k, v in logs.items() if isinstance(v, (int, float)) and k != "epoch" and math.isfinite(v)})
+            run.append_history(record)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            over_time = bool(max_seconds) and time.time() - self.started >= max_seconds
+            if _any_rank(stop.is_set() or over_time):
+                control.should_training_stop = True
+                if stop.is_set() or not over_time:
+                    self.stopped_by = "cancelled"
+                else:
+                    self.stopped_by = "max_train_seconds"
+                    control.should_evaluate = control.should_save = has_dev  # a last checkpoint competes for "best"
+            self._status(state)
+
+        def _status(self, state, force: bool = False):
+            now = time.time()
+            if run is None or not state.is_world_process_zero or (not force and now - self.last_status < 1.0):
+                return
+            self.last_status = now
+            total = max(int(state.max_steps or 0), 1)
+            done = int(state.global_step)
+            elapsed = now - self.started
+            eta = elapsed / done * (total - done) if done else None
+            if eta is not None and max_seconds:
+                eta = min(eta, max(0.0, max_seconds - elapsed))
+            run.set_status("running", progress=round(done / total, 4), done=done, total=total,
+                           eta_seconds=None if eta is None else round(eta, 1), pid=os.getpid())
+
+    return RunProgressCallback()
+
+
+def version_flags(config: FinetuneConfig) -> dict:
+    """TrainingArguments whose names changed across transformers 5.x: length-grouped batches and the warm-up ratio."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    flags: dict = {}
+    if "train_sampling_strategy" in names:
+        flags["train_sampling_strategy"] = "group_by_length"  # batches of similar length: little padding
+    else:
+        flags["group_by_length"] = True
+    if "warmup_ratio" in names:
+        flags["warmup_ratio"] = config.warmup_ratio
+    else:
+        flags["warmup_steps"] = float(config.warmup_ratio) if config.warmup_ratio else 0  # a float below 1 is a ratio
+    return flags
+
+
+def ordered_eval_trainer_class():
+    """A Trainer whose evaluation keeps the dataset's order (transformers 5 length-groups eval batches too, shuffling predictions)."""
+    from torch.utils.data import SequentialSampler
+    from transformers import Trainer
+
+    class OrderedEvalTrainer(Trainer):
+        def _get_eval_sampler(self, eval_dataset):
+            return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
+
+    return OrderedEvalTrainer
+
+
+def precision_flags(config: FinetuneConfig, device: str, n_params: int = 0) -> dict:
+    """bf16/fp16 mixed precision flags for TrainingArguments (auto: on CUDA, for models of 100M parameters or more)."""
+    import torch
+
+    choice = config.precision
+    if choice == "auto":
+        if device != "cuda" or n_params < MIXED_PRECISION_MIN_PARAMS:
+            return {}
+        choice = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if choice in ("fp16", "bf16") and device != "cuda":
+        raise UserError(f"{choice} training needs a CUDA GPU; this run is on {device}.")
+    return {"bf16": choice == "bf16", "fp16": choice == "fp16"}
+
+
+def compute_metrics_for(label_names: list[str]):
+    """compute_metrics for the Trainer: accuracy and macro-F1 from logits (what early stopping watches)."""
+
+    def compute(eval_pred) -> dict:
+        logits, label_ids = eval_pred.predictions, eval_pred.label_ids
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        pred = np.asarray(logits).argmax(axis=-1)
+        m = evaluate.classification_metrics([label_names[i] for i in label_ids], [label_names[i] for i in pred], label_names)
+        return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
+
+    return compute
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (N, C) logits in float64."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def train(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: pd.DataFrame | None, eval_frame: pd.DataFrame,
+          label_names: list[str], run: RunDir | None = None, stop: threading.Event | None = None,
+          work_dir: Path | None = None, on_model_ready=None) -> FinetuneResult:
+    """Train with the HF Trainer, keep the best dev checkpoint, evaluate on eval_frame, save the model into run/model."""
+    import tempfile
+
+    import torch
+    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, PrinterCallback, TrainingArguments
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+    stop = stop or threading.Event()
+    device = models.choose_device(config.device)
+    tokenizer = models.load_tokenizer(config.model)
+    model = build_model(config, label_names, "cpu")  # the Trainer moves it to its device
+    params = count_parameters(model)
+    if on_model_ready is not None:
+        on_model_ready(params)
+    if stop.is_set():
+        return FinetuneResult({}, pd.DataFrame(), "cancelled", cancelled=True)
+    train_set = encode(tokenizer, train_frame, label_names, config.max_length)
+    dev_set = encode(tokenizer, dev_frame, label_names, config.max_length) if dev_frame is not None and len(dev_frame) else None
+    eval_set = encode(tokenizer, eval_frame, label_names, config.max_length)
+    has_dev = dev_set is not None
+    strategy = config.eval_strategy if has_dev else "no"
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    # under torchrun every rank must name the same checkpoint folder, so callers pass one
+    checkpoints = Path(tempfile.mkdtemp(prefix="pft-ckpt-")) if work_dir is None else Path(work_dir)
+    steps_per_epoch = math.ceil(len(train_set) / (config.batch_size * int(os.environ.get("WORLD_SIZE", "1"))))
+    total_steps = max(1, math.ceil(steps_per_epoch * config.epochs))
+    args = TrainingArguments(
+        output_dir=str(checkpoints),
+        num_train_epochs=config.epochs,
+        learning_rate=config.learning_rate,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=max(config.batch_size, 32),
+        weight_decay=config.weight_decay,
+        lr_scheduler_type="linear",
+        optim="adamw_torch",
+        eval_strategy=strategy,
+        eval_steps=config.eval_steps if strategy == "steps" else None,
+        save_strategy=strategy,
+        save_steps=config.eval_steps if strategy == "steps" else None,
+        save_total_limit=1,
+        save_only_model=True,  # no optimizer state: checkpoints exist only to keep the best weights
+        load_best_model_at_end=has_dev,
+        metric_for_best_model="macro_f1" if has_dev else None,
+        greater_is_better=True if has_dev else None,
+        logging_strategy="steps",
+        logging_steps=max(1, min(50, total_steps // 25)),
+        logging_first_step=True,
+        seed=config.seed,
+        data_seed=config.seed,
+        use_cpu=device == "cpu",
+        ddp_backend="gloo" if distributed and device != "cuda" else None,
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        label_names=["labels"],
+        **precision_flags(config, device, params.total),
+        **version_flags(config),
+    )
+    OrderedEvalTrainer = ordered_eval_trainer_class()
+    callback = make_progress_callback(run, stop, config.max_train_seconds, has_dev)
+    callbacks = [callback]
+    if has_dev and config.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+    trainer = OrderedEvalTrainer(model=model, args=args, data_collator=DataCollatorWithPadding(tokenizer), train_dataset=train_set,
+                      eval_dataset=dev_set, processing_class=tokenizer, compute_metrics=compute_metrics_for(label_names),
+                      callbacks=callbacks)
+    trainer.remove_callback(PrinterCallback)  # history.jsonl is the log; stdout stays readable
+    try:
+        started = time.time()
+        train_out = trainer.train()
+        train_seconds = time.time() - started
+        if callback.stopped_by == "cancelled" or stop.is_set():
+            return FinetuneResult({}, pd.DataFrame(), "cancelled", cancelled=True)
+        stopped_by = callback.stopped_by
+        if stopped_by == "epochs" and trainer.state.global_step < trainer.state.max_steps:
+            stopped_by = "early_stopping"
+        started = time.time()
+        out = trainer.predict(eval_set)
+        eval_seconds = time.time() - started
+        logits = out.predictions[0] if isinstance(out.predictions, tuple) else out.predictions
+        probs = softmax(np.asarray(logits, dtype=np.float32))  # (N, C)
+        n_train_seen = int(train_out.global_step * config.batch_size * int(os.environ.get("WORLD_SIZE", "1")))
+        metrics = evaluate.classification_metrics(
+            list(eval_frame["label"]), [label_names[i] for i in probs.argmax(axis=1)], label_names)
+        metrics.update(
+            seconds=round(train_seconds + eval_seconds, 3),
+            examples_per_second=round(len(eval_frame) / eval_seconds, 3) if eval_seconds else None,
+            train_seconds=round(train_seconds, 3),
+            train_examples_per_second=round(min(n_train_seen, len(train_set) * config.epochs) / train_seconds, 3) if train_seconds else None,
+            eval_seconds=round(eval_seconds, 3),
+            trainable_params=params.trainable,
+            total_params=params.total,
+            steps=int(train_out.global_step),
+            epochs_done=round(float(trainer.state.epoch or 0), 4),
+            best_dev_macro_f1=trainer.state.best_metric,
+            stopped_by=stopped_by,
+            device=device,
+            world_size=int(os.environ.get("WORLD_SIZE", "1")),
+        )
+        predictions = evaluate.predictions_frame(eval_frame["id"], eval_frame["text"], eval_frame["label"], probs, label_names)
+        if run is not None and trainer.is_world_process_zero():
+            save_model(trainer, tokenizer, label_names, config, run.path / "model")
+        if distributed and torch.distributed.is_initialized():
+            torch.distributed.barrier()
+        return FinetuneResult(metrics, predictions, stopped_by, model=trainer.model)
+    finally:
+        if is_main_process():  # checkpoints only served to keep the best weights until the end
+            shutil.rmtree(checkpoints, ignore_errors=True)
+
+
+def save_model(trainer, tokenizer, label_names: list[str], config: FinetuneConfig, path: Path) -> None:
+    """Weights as safetensors (for LoRA: the adapter and the head), tokenizer, labels and the base model name."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    trainer.save_model(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    (tmp / "labels.json").write_text(json.dumps(label_names))
+    (tmp / "base_model.json").write_text(json.dumps({"model": config.model, "method": config.method}))
+    for junk in tmp.glob("training_args.bin"):  # a pickle: never kept beside the weights
+        junk.unlink()
+    shutil.rmtree(path, ignore_errors=True)
+    os.replace(tmp, path)
+
+
+# ---- reloading a finished run ----------------------------------------------------------------
+
+
+def load_run_model(run_path: str | Path, device: str = "cpu"):
+    """(sequence-classification model in eval mode with eager attention, tokenizer) of a fine-tuned run; LoRA merged."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model_dir = Path(run_path) / "model"
+    if not (model_dir / "labels.json").exists():
+        raise UserError(f"The run at {run_path} has no saved model (only finished fine-tuning runs have one).")
+    try:
+        label_names = json.loads((model_dir / "labels.json").read_text(encoding="utf-8"))
+        base = json.loads((model_dir / "base_model.json").read_text(encoding="utf-8"))["model"]
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True, trust_remote_code=False)
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"The saved model of {Path(run_path).name} is incomplete or corrupt ({type(e).__name__}).") from e
+    labels = {"num_labels": len(label_names), "id2label": dict(enumerate(label_names)),
+              "label2id": {n: i for i, n in enumerate(label_names)}}
+    try:
+        if (model_dir / "adapter_config.json").exists():
+            from peft import PeftModel
+
+            source = models._converted(models.resolve(base))
+            model = models._from_pretrained(AutoModelForSequenceClassification, source, attn_implementation="eager",
+                                            ignore_mismatched_sizes=True, use_safetensors=True, **labels)
+            model.config.pad_token_id = tokenizer.pad_token_id
+            model = PeftModel.from_pretrained(model, str(model_dir)).merge_and_unload()
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                str(model_dir), attn_implementation="eager", use_safetensors=True, local_files_only=True, trust_remote_code=False)
+    except (OSError, ValueError, RuntimeError) as e:
+        raise UserError(f"Could not load the saved model of {Path(run_path).name}: {str(e).splitlines()[0][:200]}") from e
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model.to(device).eval(), tokenizer
+
+
+def predict_probs(model, tokenizer, texts: list[str], batch_size: int = 32, max_length: int = 128) -> np.ndarray:
+    """Class probabilities (N, C) for texts, batched by length with dynamic padding."""
+    import torch
+
+    order = np.argsort([len(t) for t in texts])
+    probs = np.zeros((len(texts), model.config.num_labels))
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        for start in range(0, len(texts), batch_size):
+            idx = order[start : start + batch_size]
+            batch = tokenizer([texts[i] for i in idx], truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits  # (B, C)
+            probs[idx] = softmax(logits.float().cpu().numpy())
+    return probs

@@ -1,0 +1,189 @@
+"""Background runs: launch a CLI subprocess, read its status, cancel it, and notice when it died.
+
+Policies (for prompting and fine-tuning jobs alike):
+- launch reserves the run folder (a .reserved file with a token the job presents), so the job's own
+  RunDir.create accepts it, and the page sees the run as queued from the first instant;
+- at most PFT_MAX_JOBS (default 1) jobs run per runs folder: another start is refused with a message,
+  decided under a file lock so two starts at the same moment cannot both pass;
+- a job whose process died without a final status is marked failed, with the last `error:` line of its log;
+- cancel sends SIGTERM (the job stops at its next step and marks itself cancelled), then SIGKILL after a grace period.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+from core.errors import UserError
+from core.runs import FINAL_STATES, RESERVATION, RUN_NAME, RunDir, reservation, write_json
+
+ACTIVE_STATES = ("queued", "running")
+DIED = "The job's process ended without finishing (killed or crashed)."
+
+
+def max_jobs() -> int:
+    """How many jobs may run at once in one runs folder (PFT_MAX_JOBS, default 1)."""
+    try:
+        return max(1, int(os.environ.get("PFT_MAX_JOBS", "1")))
+    except ValueError:
+        return 1
+
+
+@contextmanager
+def _jobs_lock(root: Path):
+    """An exclusive file lock over the runs folder, held while deciding whether a job may start."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".jobs.lock", "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def launch(argv: list[str], run_dir: Path, env: dict | None = None) -> int:
+    """Start `python -m core ARGV` detached from this process (own session), logging to run_dir/log.txt; returns its pid.
+
+    Refused (UserError) when run_dir exists or when PFT_MAX_JOBS jobs are already active in its runs folder."""
+    run_dir = Path(run_dir).resolve()
+    root = run_dir.parent
+    with _jobs_lock(root):
+        active = active_runs(root)
+        if len(active) >= max_jobs():
+            raise UserError(
+                f"A job is already running ({active[0].name}); wait for it to finish or cancel it before starting another."
+            )
+        try:
+            run_dir.mkdir(parents=True)
+        except FileExistsError:
+            raise UserError(f"A run named '{run_dir.name}' already exists; choose another name.") from None
+        token = uuid.uuid4().hex
+        write_json(run_dir / RESERVATION, {"token": token, "pid": None, "argv": list(argv)})
+        RunDir(run_dir).set_status("queued")
+        with open(run_dir / "log.txt", "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "core", *argv],
+                cwd=Path(__file__).resolve().parent.parent,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # survives a Streamlit rerun or reload; killable as a group
+                env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1", "PFT_RUN_TOKEN": token, "PFT_RUNS_DIR": str(root)},
+            )
+        # the pid goes to the reservation, not status.json, so it can never overwrite what the job already wrote
+        write_json(run_dir / RESERVATION, {"token": token, "pid": proc.pid, "argv": list(argv)})
+    return proc.pid
+
+
+def pid_alive(pid: int | None) -> bool:
+    """True when a process with this pid exists and is not a zombie (a dead child of ours is reaped here)."""
+    if not pid:
+        return False
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child
+    except OSError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def job_pid(run: RunDir) -> int | None:
+    """The pid of the run's process: what the job wrote to status.json, else what launch recorded."""
+    return run.status.get("pid") or reservation(run.path).get("pid")
+
+
+def last_error_line(run: RunDir) -> str | None:
+    """The last `error: ...` sentence in the job's log.txt (what the CLI printed before exiting), if any."""
+    try:
+        with open(run.path / "log.txt", "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 20000))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        if line.startswith("error: "):
+            return line[len("error: "):].strip()[:500]
+    return None
+
+
+def refresh(run: RunDir) -> dict:
+    """The run's status, marking it failed when its process died without saying so (kill -9, OOM, power loss)."""
+    status = run.status
+    if status.get("state") in ACTIVE_STATES:
+        pid = job_pid(run)
+        if pid and not pid_alive(pid):
+            time.sleep(0.2)  # the process may have written its final status just now
+            status = run.status
+            if status.get("state") in ACTIVE_STATES:
+                status = run.set_status("failed", error=last_error_line(run) or DIED)
+    return status
+
+
+def active_runs(root: Path) -> list[RunDir]:
+    """Runs in root whose job is queued or running (dead ones are marked failed on the way), oldest first."""
+    runs = []
+    root = Path(root)
+    if not root.is_dir():
+        return runs
+    for p in root.iterdir():
+        if p.is_dir() and RUN_NAME.match(p.name) and (p / "status.json").exists():
+            run = RunDir(p)
+            if refresh(run).get("state") in ACTIVE_STATES:
+                runs.append(run)
+    return sorted(runs, key=lambda r: r.status.get("created", 0))
+
+
+def refresh_all(root: Path) -> None:
+    """Mark every run in root whose process died as failed (before listing runs)."""
+    active_runs(root)
+
+
+def _signal(pid: int, sig: int) -> None:
+    """Signal the job's process group when it leads one (launched by us), else just the process."""
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def cancel(run: RunDir, grace_seconds: float = 5.0) -> dict:
+    """Ask the job to stop (SIGTERM to its process group), then force it (SIGKILL) after the grace period."""
+    status = run.status
+    pid = job_pid(run)
+    if status.get("state") in FINAL_STATES or not pid:
+        return status
+    _signal(pid, signal.SIGTERM)
+    deadline = time.time() + grace_seconds
+    while time.time() < deadline and pid_alive(pid):
+        time.sleep(0.1)
+    if pid_alive(pid):
+        _signal(pid, signal.SIGKILL)
+        deadline = time.time() + 2
+        while time.time() < deadline and pid_alive(pid):
+            time.sleep(0.05)
+    status = run.status
+    if status.get("state") not in FINAL_STATES:
+        status = run.set_status("cancelled", error="Cancelled by the user.")
+    return status

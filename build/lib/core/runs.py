@@ -1,0 +1,341 @@
+"""The run-directory contract (config/status/history/metrics/predictions) and the run registry over it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import sqlite3
+import tempfile
+import time
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from core.errors import UserError
+
+STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+FINAL_STATES = ("succeeded", "failed", "cancelled")
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")  # \Z, not $: "$" also matches before a trailing newline
+
+
+def runs_root() -> Path:
+    """Where runs live: PFT_RUNS_DIR, else ./runs."""
+    return Path(os.environ.get("PFT_RUNS_DIR", "runs")).resolve()
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write text to path via a temp file and rename, so readers never see a half-written file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj) -> None:
+    """Atomic JSON write (indent 2, NaN refused)."""
+    write_atomic(path, json.dumps(obj, indent=2, allow_nan=False, default=str) + "\n")
+
+
+def read_json(path: Path) -> dict | None:
+    """A JSON file's object, or None when missing or corrupt."""
+    try:
+        obj = json.loads(Path(path).read_text(encoding="utf-8"))
+        return obj if isinstance(obj, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def check_run_name(name: str) -> str:
+    """A run name that is safe as one folder name (no '..', separators, NUL, or leading dot)."""
+    if not isinstance(name, str) or not RUN_NAME.match(name) or ".." in name:
+        raise UserError(
+            f"'{str(name)[:60]}' is not a valid run name: use up to 100 letters, digits, '.', '_' or '-', starting with a letter or digit."
+        )
+    return name
+
+
+def resolve_out(out: str | Path, root: Path | None = None) -> Path:
+    """The run directory for --out: a plain name goes under the runs root; a path must lie inside it."""
+    root = (root or runs_root()).resolve()
+    out_s = str(out)
+    if "\x00" in out_s:
+        raise UserError("The output path contains a NUL byte.")
+    p = Path(out_s)
+    if len(p.parts) == 1:
+        return root / check_run_name(out_s)
+    if not p.is_absolute() and len(p.parts) == 2 and p.parts[0] == "runs":  # the documented `--out runs/NAME`
+        return root / check_run_name(p.parts[1])
+    resolved = (Path.cwd() / p).resolve() if not p.is_absolute() else p.resolve()
+    if resolved.parent != root:
+        raise UserError(f"Runs are saved directly inside {root}; '{out_s}' is outside it (give a plain run name instead).")
+    return root / check_run_name(resolved.name)
+
+
+def new_run_name(kind: str, detail: str) -> str:
+    """A readable unique run name such as prompt-8shot-20261128-153001."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{kind}-{detail}").strip("-")[:70]
+    return f"{base}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def command_line(argv: list[str]) -> str:
+    """The shell command that reproduces a CLI invocation."""
+    return "python -m core " + " ".join(shlex.quote(a) for a in argv)
+
+
+@dataclass
+class RunDir:
+    """One run directory and its files, as the contract in DESIGN.md names them."""
+
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def create(self, config: dict) -> RunDir:
+        """Make the folder (refusing to overwrite another run) and write config.json and a queued status."""
+        made = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not (reserved_for_this_process(self.path) and not (self.path / "config.json").exists()):
+                self.path.mkdir()
+                made = True
+        except FileExistsError:
+            raise UserError(f"A run named '{self.name}' already exists; choose another name.") from None
+        except OSError as e:
+            raise UserError(f"Could not create the run folder {self.path}: {e.strerror}.") from None
+        try:
+            self.write("config.json", config)
+            self.set_status("queued")
+        except UserError:
+            if made:  # no half-made run left behind (a folder reserved by jobs.launch keeps its log for the error)
+                shutil.rmtree(self.path, ignore_errors=True)
+            raise
+        return self
+
+    def write(self, filename: str, obj) -> None:
+        """Write one JSON file of the run atomically."""
+        try:
+            write_json(self.path / filename, obj)
+        except OSError as e:
+            raise UserError(f"Could not save {filename} in {self.path}: {e.strerror}.") from None
+
+    def read(self, filename: str) -> dict | None:
+        return read_json(self.path / filename)
+
+    @property
+    def config(self) -> dict:
+        return self.read("config.json") or {}
+
+    @property
+    def status(self) -> dict:
+        return self.read("status.json") or {"state": "broken", "error": "status.json is missing or corrupt"}
+
+    @property
+    def metrics(self) -> dict | None:
+        return self.read("metrics.json")
+
+    def set_status(self, state: str, **fields) -> dict:
+        """Update status.json (state, timestamps, progress, error) atomically."""
+        assert state in STATES, state
+        status = self.read("status.json") or {"created": time.time()}
+        status.update(fields, state=state, updated=time.time())
+        if state == "running":
+            status.setdefault("started", time.time())
+        if state in FINAL_STATES:
+            status["finished"] = time.time()
+        self.write("status.json", status)
+        return status
+
+    def append_history(self, record: dict) -> None:
+        """Append one line to history.jsonl (appends of one short line are atomic enough for readers that skip bad lines)."""
+        with open(self.path / "history.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, default=float) + "\n")
+
+    def history(self) -> pd.DataFrame:
+        """history.jsonl as a DataFrame (a partly written last line is skipped)."""
+        rows = []
+        try:
+            for line in (self.path / "history.jsonl").read_text(encoding="utf-8").splitlines():
+                try:
+                    rows.append(json.loads(line))
+                except ValueError:
+                    pass
+        except OSError:
+            pass
+        return pd.DataFrame(rows)
+
+    def write_predictions(self, df: pd.DataFrame) -> None:
+        """predictions.csv: id, text, label, pred, confidence, prob_<label>... (atomic)."""
+        try:
+            write_atomic(self.path / "predictions.csv", df.to_csv(index=False))
+        except OSError as e:  # disk full or read-only: one sentence, like write()
+            raise UserError(f"Could not save predictions.csv in {self.path}: {e.strerror}.") from None
+
+    def predictions(self) -> pd.DataFrame:
+        return pd.read_csv(self.path / "predictions.csv", dtype={"id": str, "label": str, "pred": str}, keep_default_na=False)
+
+
+RESERVATION = ".reserved"  # written by jobs.launch into the folder it reserves for the job it starts
+
+
+def reservation(path: Path) -> dict:
+    """The reservation jobs.launch left in a run folder ({"token", "pid"}), or {}."""
+    return read_json(Path(path) / RESERVATION) or {}
+
+
+def reserved_for_this_process(path: Path) -> bool:
+    """True when jobs.launch reserved this folder for the job now running (token passed in PFT_RUN_TOKEN)."""
+    token = os.environ.get("PFT_RUN_TOKEN")
+    return bool(token) and reservation(path).get("token") == token
+
+
+def open_run(path_or_name: str | Path) -> RunDir:
+    """A RunDir for a run folder path, a run name under the runs root, or runs/NAME (as --out takes it)."""
+    p = Path(path_or_name)
+    if not p.is_dir() and len(p.parts) == 1:
+        p = runs_root() / check_run_name(str(path_or_name))
+    elif not p.is_dir() and not p.is_absolute() and len(p.parts) == 2 and p.parts[0] == "runs":
+        p = runs_root() / check_run_name(p.parts[1])
+    if not p.is_dir():
+        raise UserError(f"There is no run folder at {path_or_name}.")
+    return RunDir(p.resolve())
+
+
+def finish_with_metrics(run: RunDir, metrics: dict, predictions: pd.DataFrame) -> None:
+    """Write predictions and metrics, then mark the run succeeded (in that order, so success means complete)."""
+    run.write_predictions(predictions)
+    run.write("metrics.json", metrics)
+    run.set_status("succeeded", progress=1.0)
+
+
+class RunRegistry:
+    """SQLite index over run directories (runs/index.sqlite); the directories are the truth, the index is rebuildable."""
+
+    COLUMNS = ("name", "kind", "model", "method", "dataset", "eval_sha256", "state", "accuracy", "macro_f1", "created", "path")
+
+    def __init__(self, root: Path | None = None):
+        self.root = (root or runs_root()).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.db = self.root / "index.sqlite"
+        try:
+            self._create_table()
+        except sqlite3.DatabaseError:  # a corrupt index is only a cache of the run folders: start it afresh
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.db}{suffix}").unlink(missing_ok=True)
+            self._create_table()
+
+    def _create_table(self) -> None:
+        with closing(self._connect()) as con, con:
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS runs (name TEXT PRIMARY KEY, kind TEXT, model TEXT, method TEXT, dataset TEXT,"
+                " eval_sha256 TEXT, state TEXT, accuracy REAL, macro_f1 REAL, created REAL, path TEXT)"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.db, timeout=10)
+        con.execute("PRAGMA journal_mode=WAL")
+        return con
+
+    def _row(self, run: RunDir) -> tuple:
+        try:
+            return self._read_row(run)
+        except Exception:  # any unreadable run is listed as broken rather than breaking the list
+            return (run.name, "?", "?", "", "?", "", "broken", None, None, _mtime(run.path), str(run.path))
+
+    def _read_row(self, run: RunDir) -> tuple:
+        c, s, m = run.config, run.status, run.metrics or {}
+        if not isinstance(m.get("accuracy", 0.0), (int, float)) or not isinstance(m.get("macro_f1", 0.0), (int, float)):
+            m, s = {}, {**s, "state": "broken"}
+        if not c and reservation(run.path) and s.get("state") in STATES:
+            pass  # a job started by jobs.launch that has not written its config (yet, or ever: it failed first)
+        elif not c:
+            s = {"state": "broken", "created": run.path.stat().st_mtime}
+        elif s.get("state") == "succeeded" and not m:
+            s = {**s, "state": "broken"}
+        return (run.name, c.get("kind", "?"), c.get("model", "?"), c.get("method", c.get("selection", "")),
+                c.get("dataset", {}).get("name", "?") if isinstance(c.get("dataset"), dict) else "?",
+                c.get("dataset", {}).get("eval_sha256", "") if isinstance(c.get("dataset"), dict) else "",
+                s.get("state", "broken"), m.get("accuracy"), m.get("macro_f1"), s.get("created", run.path.stat().st_mtime), str(run.path))
+
+    def rebuild(self) -> None:
+        """Throw the index away and rebuild it from the run directories (after a crash or a corrupt index)."""
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.db}{suffix}").unlink(missing_ok=True)
+        self.__init__(self.root)
+        self.sync()
+
+    def search(self, text: str = "", kind: str | None = None, state: str | None = None) -> pd.DataFrame:
+        """Runs whose name, model, method or dataset contains text (case-insensitive), optionally of one kind/state."""
+        df = self.list(kind, state)
+        if text:
+            hay = df[["name", "model", "method", "dataset"]].astype(str).agg(" ".join, axis=1).str.lower()
+            df = df[hay.str.contains(text.lower(), regex=False)]
+        return df.reset_index(drop=True)
+
+    def sync(self) -> None:
+        """Re-read every run directory into the index and drop entries whose directory is gone."""
+        dirs = [RunDir(p) for p in sorted(self.root.iterdir()) if p.is_dir() and RUN_NAME.match(p.name)]
+        with closing(self._connect()) as con, con:
+            con.execute("DELETE FROM runs")
+            con.executemany(f"INSERT INTO runs VALUES ({','.join('?' * len(self.COLUMNS))})", [self._row(r) for r in dirs])
+
+    def list(self, kind: str | None = None, state: str | None = None) -> pd.DataFrame:
+        """All runs (index refreshed from the directories first), newest first."""
+        self.sync()
+        with closing(self._connect()) as con:
+            df = pd.read_sql_query("SELECT * FROM runs ORDER BY created DESC", con)
+        if kind:
+            df = df[df["kind"] == kind]
+        if state:
+            df = df[df["state"] == state]
+        return df.reset_index(drop=True)
+
+    def rename(self, name: str, new_name: str) -> None:
+        """Rename a finished run's folder."""
+        src, dst = self.root / check_run_name(name), self.root / check_run_name(new_name)
+        if not src.is_dir():
+            raise UserError(f"There is no run named '{name}'.")
+        if dst.exists():
+            raise UserError(f"A run named '{new_name}' already exists.")
+        if RunDir(src).status.get("state") in ("queued", "running"):
+            raise UserError(f"Run '{name}' is still {RunDir(src).status['state']}; rename it when it has finished.")
+        os.rename(src, dst)
+        self.sync()
+
+    def delete(self, name: str) -> None:
+        """Delete a finished run's folder (moved aside first, so a crash never leaves half a run)."""
+        src = self.root / check_run_name(name)
+        if not src.is_dir():
+            raise UserError(f"There is no run named '{name}'.")
+        if RunDir(src).status.get("state") in ("queued", "running"):
+            raise UserError(f"Run '{name}' is still {RunDir(src).status['state']}; cancel it before deleting it.")
+        trash = self.root / f".deleted-{name}-{time.time_ns()}"
+        os.rename(src, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+        shutil.rmtree(checkpoint_dir(self.root / name), ignore_errors=True)
+        self.sync()
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def checkpoint_dir(run_path: Path) -> Path:
+    """Hidden sibling folder where a fine-tuning run keeps its best checkpoint while training (the same on every rank)."""
+    return Path(run_path).parent / f".ckpt-{Path(run_path).name}"

@@ -1,0 +1,60 @@
+"""The shared sidebar: choose the dataset every page works on."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core import data
+from ui.state import current_dataset, set_dataset, show_error
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _load_sample(name: str) -> data.Dataset:
+    return data.load_sample(name)
+
+
+@st.cache_data(show_spinner="Reading file…", max_entries=4)
+def _load_upload(raw: bytes, filename: str, text_col: str | None, label_col: str | None, seed: int) -> data.Dataset:
+    return data.load_upload(raw, filename, text_col, label_col, seed)
+
+
+@st.cache_data(show_spinner="Loading from the Hugging Face hub…", max_entries=4)
+def _load_hub(name: str, text_col: str | None, label_col: str | None) -> data.Dataset:
+    return data.load_hub(name, text_col, label_col)
+
+
+def dataset_sidebar() -> None:
+    """Source choice (sample / file / hub), column mapping when needed, and a one-line summary of what is loaded."""
+    with st.sidebar:
+        st.caption("**Prompt it, or fine-tune it?** Classify one dataset both ways, then compare on the same split.")
+        st.header("Dataset")
+        kind = st.radio("Source", ["Sample", "File", "Hugging Face"], horizontal=True, key="ds_kind")
+        try:
+            if kind == "Sample":
+                samples = data.list_samples()
+                default = samples.index("reviews") if "reviews" in samples else 0
+                name = st.selectbox("Sample dataset", samples, index=default, key="ds_sample")
+                if name and (current_dataset() is None or current_dataset().source != name):
+                    set_dataset(_load_sample(name))
+            elif kind == "File":
+                upload = st.file_uploader("CSV, TSV, JSONL or Parquet", type=["csv", "tsv", "jsonl", "json", "parquet"],
+                                          key="ds_upload", max_upload_size=int(data.MAX_FILE_MB))
+                with st.expander("Columns (detected when unambiguous)"):
+                    text_col = st.text_input("Text column", key="ds_text_col").strip() or None
+                    label_col = st.text_input("Label column", key="ds_label_col").strip() or None
+                if upload is None:
+                    st.session_state.pop("dataset", None)
+                else:
+                    set_dataset(_load_upload(upload.getvalue(), upload.name, text_col, label_col, 0))
+            else:
+                hub = st.text_input("Dataset name", key="ds_hub", placeholder="e.g. imdb (needs network or cache)")
+                if st.button("Load", key="ds_hub_load") and hub.strip():
+                    set_dataset(_load_hub(hub.strip(), None, None))
+        except Exception as e:  # shown, never raised: the rest of the app keeps working
+            show_error(e)
+        ds = current_dataset()
+        if ds is not None:
+            sizes = ", ".join(f"{s} {len(ds.splits[s])}" for s in ds.split_names())
+            st.caption(f"**{ds.name}** · {len(ds.label_names)} labels · {sizes}")
+            for note in ds.notes:
+                st.caption(f"ℹ️ {note}")

@@ -1,0 +1,90 @@
+"""Session state (the loaded dataset), cached model loading, and how errors are shown on a page."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+import streamlit as st
+
+from core import data, models
+from core.errors import UserError
+from core.runs import runs_root
+
+DATASET_KEY = "dataset"
+
+
+def current_dataset() -> data.Dataset | None:
+    """The dataset chosen in the sidebar, or None."""
+    return st.session_state.get(DATASET_KEY)
+
+
+def set_dataset(ds: data.Dataset) -> None:
+    """Make ds the dataset every page works on."""
+    st.session_state[DATASET_KEY] = ds
+
+
+def require_dataset() -> data.Dataset:
+    """The current dataset; without one, a hint to pick one in the sidebar and the page stops."""
+    ds = current_dataset()
+    if ds is None:
+        st.info("Choose a dataset in the sidebar first (a bundled sample, your own file, or a Hugging Face dataset).")
+        st.stop()
+    return ds
+
+
+def dataset_argv(ds: data.Dataset, eval_split: str = "test", train_split: str = "train") -> list[str]:
+    """CLI flags (--train/--eval) that make a background job read exactly this dataset's splits."""
+    if ds.source in data.list_samples():
+        return ["--train", f"{ds.source}:{train_split}", "--eval", f"{ds.source}:{eval_split}"]
+    folder = runs_root() / "_data" / ds.fingerprint(eval_split)[:16]
+    paths = data.save_splits(ds, folder)
+    return ["--train", str(paths[train_split]), "--eval", str(paths[eval_split]), "--text-col", "text", "--label-col", "label"]
+
+
+@st.cache_resource(show_spinner="Loading tokenizer…")
+def tokenizer(name: str):
+    """models.load_tokenizer, shared across sessions."""
+    return models.load_tokenizer(name)
+
+
+@st.cache_resource(show_spinner="Loading language model…")
+def causal_lm(name: str, device: str = "cpu"):
+    """models.load_causal_lm, shared across sessions."""
+    return models.load_causal_lm(name, device)
+
+
+@st.cache_resource(show_spinner="Loading encoder…")
+def encoder(name: str, device: str = "cpu"):
+    """models.load_encoder, shared across sessions."""
+    return models.load_encoder(name, device)
+
+
+def show_error(exc: BaseException) -> None:
+    """One sentence for the user: a UserError as it is; anything else as a short message, details folded away."""
+    if isinstance(exc, UserError):
+        st.error(str(exc))
+        return
+    logging.getLogger("app").error("unexpected error\n%s", "".join(traceback.format_exception(exc)))
+    first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    st.error(f"Something went wrong ({type(exc).__name__}{': ' + first if first else ''}). Nothing saved was changed.")
+
+
+def model_choice(label: str, role: str, key: str) -> str:
+    """A selectbox of bundled models of a role, plus 'other…' with a text box for any HF id or local folder."""
+    bundled = [m.key for m in models.BUNDLED.values() if m.role == role] + [m.key for m in models.BUNDLED.values() if m.role != role]
+    names = {m.key: f"{m.name} (bundled {m.role})" for m in models.BUNDLED.values()}
+    choice = st.selectbox(label, bundled + ["other"], format_func=lambda k: names.get(k, "Other: a Hugging Face id or local folder…"), key=key)
+    if choice == "other":
+        typed = st.text_input("Model id or folder", key=f"{key}_other", placeholder="e.g. distilbert-base-uncased or ./my-model")
+        return typed.strip()
+    return choice
+
+
+
+@st.cache_data(show_spinner="Embedding texts…", max_entries=8)
+def text_embeddings(texts: tuple[str, ...], encoder_name: str):
+    """Mean-pooled encoder embeddings of texts (for nearest-neighbour demonstrations), cached per text list."""
+    from core import prompting
+
+    return prompting.embed_texts(list(texts), encoder_name)
