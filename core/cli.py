@@ -5,6 +5,7 @@ Bad input ends with exit status 2 and one sentence on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
@@ -13,6 +14,48 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no weight-loading bars in the terminal or a job's log
 
 from core.errors import UserError  # noqa: E402
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one sentence (a UserError: exit status 2), not a usage screen."""
+
+    def error(self, message: str):
+        raise UserError(f"{message[:1].upper()}{message[1:].rstrip('.')} (see {self.prog} --help).")
+
+
+def number(kind: type = int, low: float = 0, high: float | None = None):
+    """An argparse type: a finite int or float in [low, high], refused in one sentence otherwise."""
+    what = "a whole number" if kind is int else "a number"
+    limits = f"from {low} to {high}" if high is not None else f"of at least {low}"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not {what}") from None
+        if not math.isfinite(value) or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {what} {limits} (got '{text}')")
+        return value
+
+    return parse
+
+
+SEED = number(int, 0, 2**32 - 1)  # what numpy and torch accept as a seed
+DASH_VALUE_FLAGS = ("--label-words",)  # LABEL=WORD values whose label may start with '-' (argparse takes '-1=bad' for a flag)
+
+
+def attach_dash_values(argv: list[str]) -> list[str]:
+    """`--label-words a=b -1=c` -> `--label-words=a=b --label-words=-1=c` (action='extend'), so labels starting with '-' parse."""
+    out, flag = [], None
+    for arg in argv:
+        if flag and "=" in arg and not arg.startswith("--"):
+            if out[-1] == flag:
+                out.pop()
+            out.append(f"{flag}={arg}")
+            continue
+        flag = arg if arg in DASH_VALUE_FLAGS else None
+        out.append(arg)
+    return out
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
@@ -49,7 +92,7 @@ def cmd_models(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """All subcommands; prompt, finetune and compare register their flags in core/cli_*.py."""
-    parser = argparse.ArgumentParser(prog="python -m core", description="Prompt it, or fine-tune it? Command-line face of the app.")
+    parser = Parser(prog="python -m core", description="Prompt it, or fine-tune it? Command-line face of the app.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("data", help="describe a dataset")
     p.add_argument("source", help="sample name, file, or Hugging Face dataset name")
@@ -69,10 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Parse argv, run the command, turn UserError into one line on stderr and exit status 2."""
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    args.argv = argv
     try:
+        args = build_parser().parse_args(attach_dash_values(argv))
+        args.argv = argv
         return int(args.func(args) or 0)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -80,3 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted.", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `... | head -1` closed the pipe: stop quietly, as Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not complain either
+        return 141

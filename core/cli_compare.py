@@ -13,12 +13,14 @@ from core.errors import UserError
 
 def add_cli_args(sub) -> None:
     """Register the compare and efficiency subcommands."""
+    from core.cli import SEED, number
+
     p = sub.add_parser("compare", help="compare finished runs on one evaluation split (metrics, McNemar, report)")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders (or run names under the runs folder), two or more")
     p.add_argument("--html", default=None, help="write a self-contained HTML report to this file")
     p.add_argument("--csv", default=None, help="write the joined predictions to this CSV file")
-    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95%% intervals (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--resamples", type=number(int, 100, 100_000), default=1000, help="bootstrap resamples for the 95%% intervals (default 1000)")
+    p.add_argument("--seed", type=SEED, default=0, help="bootstrap seed (default 0)")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("efficiency", help="run fine-tuning at several sizes and prompting at several shot counts, time-bounded")
@@ -28,8 +30,8 @@ def add_cli_args(sub) -> None:
     p.add_argument("--label-col", default=None)
     p.add_argument("--sizes", default="16,64,256", help="fine-tuning sizes: comma-separated training rows (default 16,64,256)")
     p.add_argument("--shots", default="0,4,8", help="prompting shot counts, comma-separated (default 0,4,8)")
-    p.add_argument("--max-train-seconds", type=float, default=120, help="training time limit per fine-tuning run (default 120)")
-    p.add_argument("--max-seconds", type=float, default=1800, help="time limit for the whole batch; later runs are skipped (default 1800)")
+    p.add_argument("--max-train-seconds", type=number(float), default=120, help="training time limit per fine-tuning run (default 120)")
+    p.add_argument("--max-seconds", type=number(float), default=1800, help="time limit for the whole batch; later runs are skipped (default 1800)")
     p.add_argument("--prefix", default=None, help="run name prefix (default efficiency-<time>)")
     p.add_argument("--prompt-args", default="", help="extra flags for every prompt run, as one quoted string")
     p.add_argument("--finetune-args", default="", help="extra flags for every finetune run, as one quoted string")
@@ -42,8 +44,6 @@ def cmd_compare(args) -> int:
 
     from core import evaluate, report, runs
 
-    if args.resamples < 100 or args.resamples > 100_000:
-        raise UserError("--resamples must be between 100 and 100000.")
     cmp = evaluate.compare_runs(args.runs, n_resamples=args.resamples, seed=args.seed)
     for note in cmp.notes:
         print(f"note: {note}")

@@ -12,7 +12,7 @@ import traceback
 
 def add_cli_args(sub) -> None:
     """Register the finetune subcommand."""
-    from core.cli import add_data_args
+    from core.cli import SEED, add_data_args, number
     from core.finetune import DEV_CHOICES, METHODS, PRECISIONS, FinetuneConfig
     from core.models import ENCODER
 
@@ -22,23 +22,23 @@ def add_cli_args(sub) -> None:
     add_data_args(p)
     p.add_argument("--model", default=ENCODER, help="bundled model (minilm, smollm2), Hugging Face id or local folder")
     p.add_argument("--method", choices=METHODS, default=d.method, help="what is trained")
-    p.add_argument("--epochs", type=float, default=d.epochs)
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: full 1e-4, head 3e-2, bitfit 3e-3, lora 5e-4)")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio)
+    p.add_argument("--epochs", type=number(float), default=d.epochs)
+    p.add_argument("--lr", type=number(float), default=None, help="peak learning rate (default: full 1e-4, head 3e-2, bitfit 3e-3, lora 5e-4)")
+    p.add_argument("--batch-size", type=number(int, 1), default=d.batch_size)
+    p.add_argument("--weight-decay", type=number(float), default=d.weight_decay)
+    p.add_argument("--warmup-ratio", type=number(float), default=d.warmup_ratio)
     p.add_argument("--eval-every", default="epoch", help="evaluate the dev set every 'epoch' or every N steps (a number)")
-    p.add_argument("--patience", type=int, default=d.early_stopping_patience, help="early stopping patience on dev macro-F1 (0: off)")
-    p.add_argument("--max-train-examples", type=int, default=0, help="use at most N training rows (0: all)")
-    p.add_argument("--max-train-seconds", type=float, default=0, help="stop training after S seconds (0: no limit)")
-    p.add_argument("--max-length", type=int, default=d.max_length, help="tokens per text")
+    p.add_argument("--patience", type=number(int), default=d.early_stopping_patience, help="early stopping patience on dev macro-F1 (0: off)")
+    p.add_argument("--max-train-examples", type=number(int), default=0, help="use at most N training rows (0: all)")
+    p.add_argument("--max-train-seconds", type=number(float), default=0, help="stop training after S seconds (0: no limit)")
+    p.add_argument("--max-length", type=number(int, 1), default=d.max_length, help="tokens per text")
     p.add_argument("--dev", choices=DEV_CHOICES, default=d.dev,
                    help="in-training eval set: auto = a sample's validation split, else 10%% of train")
-    p.add_argument("--lora-r", type=int, default=d.lora_r)
-    p.add_argument("--lora-alpha", type=float, default=d.lora_alpha)
-    p.add_argument("--lora-dropout", type=float, default=d.lora_dropout)
+    p.add_argument("--lora-r", type=number(int, 1), default=d.lora_r)
+    p.add_argument("--lora-alpha", type=number(float), default=d.lora_alpha)
+    p.add_argument("--lora-dropout", type=number(float), default=d.lora_dropout)
     p.add_argument("--lora-targets", default="", help="comma-separated module names (default: peft's choice for the model)")
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=SEED, default=d.seed)
     p.add_argument("--precision", choices=PRECISIONS, default=d.precision)
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda or mps")
     p.add_argument("--out", default=None, help="run name (a folder in the runs folder); default: finetune-METHOD-TIMESTAMP")

@@ -13,7 +13,7 @@ from core.errors import UserError
 
 def add_cli_args(sub) -> None:
     """Register the prompt subcommand."""
-    from core.cli import add_data_args
+    from core.cli import SEED, add_data_args, number
     from core.prompting import PromptConfig
 
     d = PromptConfig()  # one source of defaults for the page and the CLI
@@ -29,14 +29,14 @@ def add_cli_args(sub) -> None:
     p.add_argument("--selection", choices=["random", "balanced", "nearest"], default=d.selection, help="how demonstrations are chosen")
     p.add_argument("--calibrate", choices=["none", "contextual", "pmi"], default=d.calibration, help="calibration of label probabilities")
     p.add_argument("--scoring", choices=["sum", "mean"], default=d.scoring, help="label log-likelihood: sum over its tokens, or mean")
-    p.add_argument("--seed", type=int, nargs="+", default=[0], metavar="S", help="seed of demonstration choice; several values make a grid")
+    p.add_argument("--seed", type=SEED, nargs="+", default=[0], metavar="S", help="seed of demonstration choice; several values make a grid")
     p.add_argument("--instruction", default=flag(d.instruction), help="first line; {labels} = the label words ('\\n' = newline)")
     p.add_argument("--example-template", default=flag(d.example_template), help="one demonstration, with {text} and {label}")
     p.add_argument("--query-template", default=flag(d.query_template), help="the text to classify, with {text}; the label word follows it")
     p.add_argument("--chat", action="store_true", help="wrap the prompt in the model's chat template")
-    p.add_argument("--label-words", nargs="+", default=[], metavar="LABEL=WORD", help="what the model should say for a label")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--max-eval-examples", type=int, default=None, help="score a fixed random subset of this many evaluation rows")
+    p.add_argument("--label-words", nargs="+", action="extend", default=[], metavar="LABEL=WORD", help="what the model should say for a label")
+    p.add_argument("--batch-size", type=number(int, 1), default=d.batch_size)
+    p.add_argument("--max-eval-examples", type=number(int, 1), default=None, help="score a fixed random subset of this many evaluation rows")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--out", default=None, help="run name or runs/NAME (default: a new name like prompt-8shot-balanced-<time>)")
     p.set_defaults(func=cmd_prompt)
@@ -152,7 +152,7 @@ def config_argv(config, shots: list[int], seeds: list[int], out: str) -> list[st
     if config.use_chat_template:
         argv.append("--chat")
     if config.label_words:
-        argv += ["--label-words", *(f"{k}={v}" for k, v in config.label_words.items())]  # a label starting with '-' is refused by argparse
+        argv += [f"--label-words={k}={v}" for k, v in config.label_words.items()]  # one flag each: a label may start with '-'
     if config.max_eval_examples:
         argv += ["--max-eval-examples", str(config.max_eval_examples)]
     return argv
