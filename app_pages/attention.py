@@ -58,7 +58,7 @@ def _panel(spec: str, text: str, max_tokens: int, view: str, key: str) -> None:
     with tabs[0]:
         try:
             html = _bertviz(spec, text, max_tokens, view, None)
-            st.iframe(html, height=min(110 + 23 * len(result.tokens), 1800) if view == "head" else 900)
+            st.iframe(attention.sandboxed(html), height=min(110 + 23 * len(result.tokens), 1800) if view == "head" else 900)
             st.caption(f"bertviz {view} view, drawn offline ({len(html) / 1e6:.1f} MB). "
                        "Layers are thinned evenly when all of them would exceed 10 MB.")
         except UserError as e:

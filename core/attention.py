@@ -6,6 +6,7 @@ installed mpld3 wheel, jQuery from xstatic-jquery and a ten-line require shim, s
 from __future__ import annotations
 
 import functools
+import html
 import importlib.util
 import json
 import re
@@ -171,6 +172,19 @@ def _inline_js(source: str) -> str:
     return source.replace("</script", "<\\/script")
 
 
+def script_json(value) -> str:
+    """JSON safe inside a <script> element: '<', '>' and '&' written as \\u escapes, so a token like '</script>' stays data."""
+    text = json.dumps(value, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def sandboxed(page: str) -> str:
+    """A page wrapped in an iframe sandboxed without same-origin: its scripts run but cannot reach the app or its cookies."""
+    return ("<!DOCTYPE html><html><head><style>html,body{margin:0;height:100%;overflow:hidden}"
+            "iframe{border:0;width:100%;height:100%}</style></head>"
+            f'<body><iframe sandbox="allow-scripts" srcdoc="{html.escape(page, quote=True)}"></iframe></body></html>')
+
+
 @functools.lru_cache(maxsize=1)
 def offline_libraries() -> str:
     """d3 v5 (mpld3 wheel), jQuery (xstatic-jquery) and a require shim that hands them to bertviz, as inline scripts."""
@@ -237,7 +251,7 @@ def bertviz_html(result: AttentionResult, view: str = "head", layers: list[int] 
     else:
         params.update(display_mode="dark" if dark else "light", include_heads=heads, total_heads=result.n_heads)
         controls = ""
-    params_js = json.dumps(params, separators=(",", ":")).replace('"__ATTN__"', compact_array(weights))
+    params_js = script_json(params).replace('"__ATTN__"', compact_array(weights))
     script = _inline_js(_bertviz_js(view)).replace("PYTHON_PARAMS", params_js, 1)  # the second one is in a comment
     body = (f'<div id="{vis_id}" style="font-family:Helvetica,Arial,sans-serif;"><span style="user-select:none">{controls}</span>'
             f"<div id='vis'></div></div>")

@@ -185,3 +185,44 @@ def test_unsafe_kwargs_cannot_be_smuggled_into_a_load(monkeypatch, tiny_bert_dir
 
     models._from_pretrained(Loader, models.resolve(str(tiny_bert_dir)), use_safetensors=True)
     assert seen["trust_remote_code"] is False and seen["use_safetensors"] is True and seen["local_files_only"] is True
+
+
+# ---- issue 13 item 1: bertviz frame ---------------------------------------------------------------------------------
+
+HOSTILE_TOKEN = "</script><script>alert(1)</script>"
+
+
+def _crafted_result():
+    import numpy as np
+
+    from core import attention
+
+    tokens = ["[CLS]", HOSTILE_TOKEN, "<img src=x onerror=alert(2)>", "&amp;", "[SEP]"]
+    weights = np.full((2, 2, len(tokens), len(tokens)), 1 / len(tokens), dtype=np.float32)
+    return attention.AttentionResult(model_name="x", kind="encoder", tokens=tokens, attention=weights,
+                                     special=np.array([True, False, False, False, True]))
+
+
+@pytest.mark.parametrize("view", ["head", "model"])
+def test_tokens_cannot_close_the_bertviz_script(view):
+    import json
+
+    from core import attention
+
+    page = attention.bertviz_html(_crafted_result(), view=view)
+    assert HOSTILE_TOKEN not in page and "<img src=x" not in page
+    params = re.search(r"const params = (\{.*?\}); //", page).group(1)
+    params = re.sub(r'"attn":\[.*?\]\]\]\]', '"attn":0', params)  # the weights are a JS array literal, not JSON
+    assert json.loads(params)["attention"][0]["left_text"][1:4] == [HOSTILE_TOKEN, "<img src=x onerror=alert(2)>", "&amp;"]
+
+
+def test_bertviz_frame_is_sandboxed_without_same_origin():
+    import html
+
+    from core import attention
+
+    page = attention.bertviz_html(_crafted_result())
+    outer = attention.sandboxed(page)
+    frame = re.search(r'<iframe sandbox="([^"]*)" srcdoc="([^"]*)"', outer)
+    assert frame.group(1) == "allow-scripts" and "same-origin" not in outer
+    assert html.unescape(frame.group(2)) == page

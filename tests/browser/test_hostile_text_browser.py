@@ -1,0 +1,70 @@
+"""In headless Chromium: hostile token and dataset text stays data. A page listening for dialogs and for requests sees
+no alert, no beacon fetched, and no script reaching the app's document (issue 13, items 1 and 2)."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import threading
+
+import numpy as np
+import pytest
+
+from core import attention
+
+pytestmark = pytest.mark.browser
+
+
+@contextlib.contextmanager
+def recording_server(pages: dict[str, str]):
+    """A localhost HTTP server serving pages by path and recording every path asked for; yields (base URL, requests)."""
+    requests: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            requests.append(self.path)
+            body = pages.get(self.path, "").encode()
+            self.send_response(200 if self.path in pages else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", requests
+    finally:
+        server.shutdown()
+
+
+def test_crafted_tokens_in_the_bertviz_frame_run_no_script(offline_page):
+    page, blocked = offline_page
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    with recording_server({}) as (base, requests):
+        steal = f"<img src={base}/beacon-img>"
+        hijack = "<script>parent.parent.document.title='pwned';fetch('" + base + "/beacon-fetch')</script>"
+        tokens = ["[CLS]", "</script><script>alert(1)</script>", steal, "</script>" + hijack, "[SEP]"]
+        weights = np.full((2, 2, len(tokens), len(tokens)), 1 / len(tokens), dtype=np.float32)
+        result = attention.AttentionResult(model_name="x", kind="encoder", tokens=tokens, attention=weights,
+                                           special=np.array([True, False, False, False, True]))
+        frame = attention.sandboxed(attention.bertviz_html(result, view="head"))
+        # as st.iframe shows it: the app's origin, the page in an iframe's srcdoc
+        app = "<html><head><title>app</title></head><body><iframe id=f style='width:900px;height:600px'></iframe></body></html>"
+        with recording_server({"/": app}) as (app_url, _):
+            page.goto(app_url + "/")
+            page.eval_on_selector("#f", "(el, html) => { el.srcdoc = html; }", frame)
+            inner = page.frame_locator("#f").frame_locator("iframe")
+            inner.locator("svg line").first.wait_for(state="attached", timeout=60_000)  # bertviz drew
+            texts = inner.locator("svg text").all_text_contents()
+            page.wait_for_timeout(500)
+            title = page.title()
+            inner_frame = next(f for f in page.frames if f.parent_frame and f.parent_frame.parent_frame)
+            reach = inner_frame.evaluate("() => { try { return window.parent.parent.document.title; } catch (e) { return 'blocked'; } }")
+    assert dialogs == [] and requests == [] and blocked == []
+    assert title == "app"
+    assert any("alert(1)" in t for t in texts)  # the token is shown as text
+    assert reach == "blocked"  # scripts in the frame cannot read the app's document
