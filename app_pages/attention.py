@@ -7,7 +7,7 @@ import streamlit as st
 from core import attention, charts, models
 from core.errors import UserError
 from core.runs import RunRegistry
-from ui.state import current_dataset, show_error
+from ui.state import current_dataset, plain, show_error
 
 ATTENTION_TEXT, ATTENTION_MODELS = "attention_text", "attention_models"  # set by pages/compare.py
 
@@ -50,10 +50,10 @@ def _panel(spec: str, text: str, max_tokens: int, view: str, key: str) -> None:
     except Exception as e:
         show_error(e)
         return
-    st.markdown(f"**{result.model_name}** · {result.kind} · {result.n_layers} layers × {result.n_heads} heads · {len(result.tokens)} tokens")
+    st.markdown(f"**{plain(result.model_name)}** · {result.kind} · {result.n_layers} layers × {result.n_heads} heads · {len(result.tokens)} tokens")
     if result.prediction is not None:
         what = "predicted label" if result.kind == "classifier" else "predicted next token"
-        st.caption(f"{what}: `{result.prediction}` ({result.probabilities[result.prediction]:.2f})")
+        st.caption(f"{what}: {plain(result.prediction)} ({result.probabilities[result.prediction]:.2f})")
     tabs = st.tabs(["bertviz", "one head", "all heads", "saliency"])
     with tabs[0]:
         try:
@@ -87,7 +87,7 @@ def _panel(spec: str, text: str, max_tokens: int, view: str, key: str) -> None:
             show_error(e)
             return
         st.altair_chart(charts.saliency_chart(s.frame()))
-        st.caption(f"{s.method} for log p(`{s.target}`); attributions sum to {s.scores.sum():.3f} "
+        st.caption(f"{s.method} for log p({plain(s.target)}); attributions sum to {s.scores.sum():.3f} "
                    f"(f(text) − f(baseline) = {s.output - s.baseline_output:.3f}). Attention alone is not an explanation.")
 
 

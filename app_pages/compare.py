@@ -9,7 +9,7 @@ import streamlit as st
 
 from core import charts, evaluate, report
 from core.runs import RunDir, RunRegistry
-from ui.state import show_error
+from ui.state import plain, show_error
 
 ATTENTION_TEXT, ATTENTION_MODELS = "attention_text", "attention_models"  # read by pages/attention.py
 
@@ -57,7 +57,7 @@ except Exception as e:  # a bad or mismatched run is explained, the page stays u
 
 names = cmp.names
 for note in cmp.notes:
-    st.info(note)
+    st.info(plain(note))
 st.subheader("Metrics")
 st.caption(f"{len(cmp.joined)} examples. Brackets: 95% bootstrap interval (1,000 resamples, seed 0). ECE: expected calibration error.")
 st.dataframe(evaluate.format_metrics_table(cmp.metrics), hide_index=True, key="cmp_metrics")
@@ -100,7 +100,8 @@ if len(errors):
     texts = dict(zip(errors["id"], errors["text"], strict=True))
     picked = st.selectbox("Look at one example", list(texts), key="cmp_example", format_func=lambda i: f"{i}: {texts[i][:90]}")
     row = errors[errors["id"] == picked].iloc[0]
-    st.markdown(f"**{row['text']}**  \ntrue label: `{row['label']}`")
+    st.text(row["text"])
+    st.caption(f"true label: {plain(row['label'])}")
     probs = pd.DataFrame([{"run": n, "label": lab, "probability": float(row.get(f"prob_{lab}@{n}", float("nan")))}
                           for n in ordered for lab in cmp.labels])
     st.altair_chart(charts.class_probabilities(probs.dropna()))

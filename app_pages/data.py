@@ -4,11 +4,11 @@ import pandas as pd
 import streamlit as st
 
 from core import charts, data, tokens
-from ui.state import model_choice, require_dataset, show_error, tokenizer
+from ui.state import model_choice, plain, require_dataset, show_error, tokenizer
 
 st.title("Data")
 ds = require_dataset()
-st.caption(f"{ds.name}: text column `{ds.text_col}`, label column `{ds.label_col}`, labels: {', '.join(ds.label_names)}")
+st.caption(plain(f"{ds.name}: text column '{ds.text_col}', label column '{ds.label_col}', labels: {', '.join(ds.label_names)}"))
 if ds.source in data.list_samples():
     with st.expander("Dataset card"):
         st.markdown(data.sample_card(ds.source))
@@ -49,7 +49,8 @@ per_class = st.slider("Examples per class", 1, 10, 3, key="data_examples")
 for label in ds.label_names:
     rows = ds.splits[ds.split_names()[0]]
     picked = rows[rows["label"] == label].head(per_class)
-    st.markdown(f"**{label}**  \n" + "  \n".join(f"- {t}" for t in picked["text"]))
+    st.markdown(f"**{plain(label)}**")
+    st.text("\n".join(f"- {t}" for t in picked["text"]))
 
 st.subheader("Duplicates and train/test leakage")
 threshold = st.slider("Near-duplicate threshold (word 3-gram Jaccard)", 0.5, 1.0, 0.8, 0.05, key="data_dup_threshold")

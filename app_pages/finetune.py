@@ -53,9 +53,9 @@ def show_run(run: RunDir, live: bool) -> None:
         cols[3].metric("trainable parameters", f"{m.get('trainable_params', 0):,}")
         st.caption(f"Stopped by: {m.get('stopped_by', '?')}. Compare it with other runs on the Compare page.")
     elif run_state == "cancelled":
-        st.warning(f"Cancelled. {status.get('error') or ''}")
+        st.warning(state.plain(f"Cancelled. {status.get('error') or ''}"))
     else:
-        st.error(status.get("error") or "This run is broken (status.json is missing or corrupt).")
+        st.error(state.plain(status.get("error") or "This run is broken (status.json is missing or corrupt)."))
     history = run.history()
     if not history.empty:
         st.altair_chart(charts.training_curves(history), width="content")

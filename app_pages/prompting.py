@@ -77,9 +77,9 @@ except Exception as e:
     state.show_error(e)
     st.stop()
 for warning in preview.warnings:
-    st.warning(warning)
-st.caption(f"True label: **{example['label']}** · {preview.n_tokens} tokens ({preview.prefix_tokens} in the shared prefix) · "
-           f"scored continuations: {', '.join(repr(c) for c in preview.continuations)}")
+    st.warning(state.plain(warning))
+st.caption(f"True label: **{state.plain(example['label'])}** · {preview.n_tokens} tokens ({preview.prefix_tokens} in the shared prefix) · "
+           f"scored continuations: {state.plain(', '.join(repr(c) for c in preview.continuations))}")
 st.code(preview.text, language=None, wrap_lines=True)
 if len(preview.demos):
     with st.expander(f"Demonstrations in prompt order ({len(preview.demos)})"):
@@ -87,7 +87,7 @@ if len(preview.demos):
 if st.button("Generate a free-text answer for this example", key="pr_generate"):
     try:
         answer, parsed = prompting.generate_answer(config, tokenizer, state.causal_lm(config.model), preview.text, label_names)
-        st.write(f"Model wrote: `{answer.strip() or '(nothing)'}` → parsed label: **{parsed or 'none found'}**")
+        st.caption(state.plain(f"Model wrote: {answer.strip() or '(nothing)'} → parsed label: {parsed or 'none found'}"))
     except Exception as e:
         state.show_error(e)
 
@@ -130,7 +130,7 @@ def job_progress() -> None:
         text += f" · about {eta:.0f} s left" if s == "running" and eta else ""
         st.progress(float(status.get("progress") or (1.0 if s == "succeeded" else 0.0)), text=text)
         if s in ("failed", "cancelled") and status.get("error"):
-            st.error(f"{name}: {status['error']}")
+            st.error(state.plain(f"{name}: {status['error']}"))
     active = [runs.RunDir(runs.runs_root() / n) for n, s in statuses if s.get("state") in ("queued", "running")]
     if active:
         if st.button("Cancel", key="pr_cancel"):
@@ -168,7 +168,7 @@ c2.metric("Macro-F1", f"{metrics.get('macro_f1', 0):.3f}")
 c3.metric("Examples", metrics.get("n_examples", 0))
 c4.metric("Examples / second", f"{metrics.get('examples_per_second') or 0:.1f}")
 st.caption(f"{config_saved.get('method', '')} · model {config_saved.get('model', '')} · scoring {config_saved.get('scoring', '')} · "
-           f"`{config_saved.get('command', '')}`")
+           f"{state.plain(config_saved.get('command', ''))}")
 left, right = st.columns([2, 3])
 with left:
     st.altair_chart(charts.prompt_confusion_matrix(metrics.get("confusion_matrix", []), metrics.get("labels", [])))

@@ -67,7 +67,7 @@ for col, name in zip(columns, names):
         except Exception as e:
             show_error(e)
             continue
-        st.markdown(chips(view), unsafe_allow_html=True)
+        st.html(chips(view))  # sanitized HTML, no Markdown: a token is never a link or an image
         st.caption(f"{view.n_tokens} tokens ({view.n_special} special, {view.n_unknown} unknown) for {len(text.split())} words")
         with st.expander("Token table (ids and character offsets)"):
             st.dataframe(view.tokens, hide_index=True, width="stretch")

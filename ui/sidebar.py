@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core import data
-from ui.state import current_dataset, set_dataset, show_error
+from ui.state import current_dataset, plain, set_dataset, show_error
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -55,6 +55,6 @@ def dataset_sidebar() -> None:
         ds = current_dataset()
         if ds is not None:
             sizes = ", ".join(f"{s} {len(ds.splits[s])}" for s in ds.split_names())
-            st.caption(f"**{ds.name}** · {len(ds.label_names)} labels · {sizes}")
+            st.caption(f"**{plain(ds.name)}** · {len(ds.label_names)} labels · {sizes}")
             for note in ds.notes:
-                st.caption(f"ℹ️ {note}")
+                st.caption(f"ℹ️ {plain(note)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import traceback
 
 import streamlit as st
@@ -60,14 +61,23 @@ def encoder(name: str, device: str = "cpu"):
     return models.load_encoder(name, device)
 
 
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=&])")
+
+
+def plain(value) -> str:
+    """Any value as text that st.markdown / st.caption / st.error show literally: dataset text, label names, file names and
+    messages quoting them are data, never Markdown, links, images or HTML."""
+    return _MARKDOWN.sub(r"\\\1", str(value))
+
+
 def show_error(exc: BaseException) -> None:
     """One sentence for the user: a UserError as it is; anything else as a short message, details folded away."""
     if isinstance(exc, UserError):
-        st.error(str(exc))
+        st.error(plain(exc))
         return
     logging.getLogger("app").error("unexpected error\n%s", "".join(traceback.format_exception(exc)))
     first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-    st.error(f"Something went wrong ({type(exc).__name__}{': ' + first if first else ''}). Nothing saved was changed.")
+    st.error(plain(f"Something went wrong ({type(exc).__name__}{': ' + first if first else ''}). Nothing saved was changed."))
 
 
 def model_choice(label: str, role: str, key: str) -> str:

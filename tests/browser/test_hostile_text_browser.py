@@ -8,6 +8,7 @@ import http.server
 import threading
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from core import attention
@@ -68,3 +69,24 @@ def test_crafted_tokens_in_the_bertviz_frame_run_no_script(offline_page):
     assert title == "app"
     assert any("alert(1)" in t for t in texts)  # the token is shown as text
     assert reach == "blocked"  # scripts in the frame cannot read the app's document
+
+
+def test_uploaded_text_with_an_image_and_markdown_shows_literally(app_server, offline_page, tmp_path):
+    url, _ = app_server
+    page, blocked = offline_page
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    with recording_server({}) as (base, requests):
+        beacon = f"![b]({base}/beacon.png)"
+        rows = [(f"{beacon} number {i}", "**bold**") if i % 2 else (f"<img src={base}/img.png> text {i}", "plain") for i in range(40)]
+        csv = tmp_path / "hostile.csv"
+        pd.DataFrame(rows, columns=["text", "label"]).to_csv(csv, index=False)
+        page.goto(url, wait_until="domcontentloaded")
+        page.get_by_text("Examples per class").first.wait_for(timeout=240_000)  # the sample loaded first
+        page.get_by_text("File", exact=True).first.click()
+        page.locator("input[type=file]").first.set_input_files(str(csv))
+        page.get_by_text("hostile.csv").first.wait_for(timeout=120_000)
+        page.get_by_text("**bold**").first.wait_for(timeout=120_000)  # the label, shown with its asterisks
+        page.get_by_text(beacon).first.wait_for(timeout=60_000)  # the text, shown as written
+        page.wait_for_timeout(1000)
+    assert requests == [] and dialogs == [] and blocked == []
