@@ -61,13 +61,15 @@ def encoder(name: str, device: str = "cpu"):
     return models.load_encoder(name, device)
 
 
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=&])")
+_INLINE = re.compile(r"[\\`*\[\]<>~$|&]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")  # emphasis, code, links, images, HTML, math
+_BLOCK = re.compile(r"^(\s*)([#>+=-]|\d+(?=[.)]))", re.M)  # headings, quotes, lists and underlines at a line's start
 
 
 def plain(value) -> str:
     """Any value as text that st.markdown / st.caption / st.error show literally: dataset text, label names, file names and
-    messages quoting them are data, never Markdown, links, images or HTML."""
-    return _MARKDOWN.sub(r"\\\1", str(value))
+    messages quoting them are data, never Markdown, links, images or HTML (ordinary punctuation is left alone)."""
+    text = _INLINE.sub(lambda m: "\\" + m.group(0), str(value))
+    return _BLOCK.sub(lambda m: m.group(1) + (m.group(2) + "\\" if m.group(2)[0].isdigit() else "\\" + m.group(2)), text)
 
 
 def show_error(exc: BaseException) -> None:
