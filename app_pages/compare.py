@@ -128,7 +128,7 @@ st.subheader("Export")
 e1, e2 = st.columns(2)
 e1.download_button("HTML report (opens offline)", report.build_report(cmp, efficiency), file_name="comparison.html",
                    mime="text/html", key="cmp_html")
-e2.download_button("Joined predictions (CSV)", cmp.joined.to_csv(index=False), file_name="joined_predictions.csv",
+e2.download_button("Joined predictions (CSV)", report.export_csv(cmp.joined), file_name="joined_predictions.csv",
                    mime="text/csv", key="cmp_csv")
 with st.expander("Reproduce these runs"):
     for name, run in zip(names, cmp.runs, strict=True):

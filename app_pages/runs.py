@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from core import jobs
+from core import jobs, report
 from core.errors import UserError
 from core.runs import STATES, RunDir, RunRegistry, runs_root
 from ui import state
@@ -42,12 +42,15 @@ if runs.empty:
 broken = int((runs["state"] == "broken").sum())
 if broken:
     st.warning(f"{broken} run(s) are broken (a file is missing or corrupt); they are listed, and can be deleted.")
+table = runs.drop(columns=["path", "eval_sha256"]).assign(created=lambda d: pd.to_datetime(d["created"], unit="s"))
 st.dataframe(
-    runs.drop(columns=["path", "eval_sha256"]).assign(created=lambda d: pd.to_datetime(d["created"], unit="s")),
+    table,
     hide_index=True, width="stretch",
     column_config={"accuracy": st.column_config.NumberColumn(format="%.3f"),
                    "macro_f1": st.column_config.NumberColumn("macro-F1", format="%.3f")},
 )
+
+st.download_button("Runs table (CSV)", report.export_csv(table), file_name="runs.csv", mime="text/csv", key="runs_csv")
 
 st.subheader("Manage a run")
 name = st.selectbox("Run", list(runs["name"]), key="runs_selected")
@@ -73,6 +76,6 @@ with col_b:
         except UserError as exc:
             state.show_error(exc)
 if status.get("error"):
-    (st.warning if status.get("state") == "cancelled" else st.error)(status["error"])
+    (st.warning if status.get("state") == "cancelled" else st.error)(state.plain(status["error"]))
 with st.expander("config.json and status.json"):
     st.code(json.dumps({"config": run.config, "status": status}, indent=2, default=str), language="json")

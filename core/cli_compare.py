@@ -54,7 +54,7 @@ def cmd_compare(args) -> int:
             print(f"McNemar {m['run_a']} vs {m['run_b']}: only A right {m['only_a_right']}, only B right {m['only_b_right']}, "
                   f"p = {m['p_value']:.4g} ({m['method']})")
     if args.csv:
-        report.write_report(args.csv, cmp.joined.to_csv(index=False))
+        report.write_report(args.csv, report.export_csv(cmp.joined))
         print(f"joined predictions: {args.csv}")
     if args.html:
         sha = cmp.runs[0].eval_sha256

@@ -5,6 +5,7 @@ ES-module chunks that cannot run from a file:// page, so the report draws its fe
 
 from __future__ import annotations
 
+import csv
 import html
 import time
 from pathlib import Path
@@ -181,6 +182,26 @@ def build_report(cmp: Comparison, efficiency: pd.DataFrame | None = None, top_er
     parts += ["<h2>Reproduce</h2>"] + [f"<p><b>{_e(n)}</b>: <code>{_e(r.config.get('command', '(no command recorded)'))}</code></p>"
                                         for n, r in zip(names, cmp.runs, strict=True)]
     return f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Comparison report</title><style>{CSS}</style></head><body>{"".join(parts)}</body></html>'
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets read as the start of a formula (OWASP CSV injection)
+
+
+def _not_a_formula(value):
+    """A text cell a spreadsheet would run as a formula, with a leading ' so it shows as text; numbers stay as they are."""
+    if not isinstance(value, str) or not value.startswith(FORMULA_START):
+        return value
+    try:
+        float(value)
+        return value  # '-1' or '+2.5' is a number, not a formula
+    except ValueError:
+        return "'" + value
+
+
+def export_csv(frame: pd.DataFrame) -> str:
+    """Every CSV handed to people (CLI --csv, download buttons): formula-like text cells and headers neutralised."""
+    safe = frame.rename(columns=lambda c: _not_a_formula(str(c))).map(_not_a_formula)
+    return safe.to_csv(index=False, quoting=csv.QUOTE_ALL)  # every cell quoted: a lone \r would otherwise end a row
 
 
 def write_report(path: str | Path, text: str) -> Path:
