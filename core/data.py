@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -265,10 +266,16 @@ def load_upload(data: bytes, filename: str, text_col: str | None = None, label_c
     return from_frame(read_table(data, filename), filename, filename, text_col, label_col, seed)
 
 
+HUB_DATASET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?\Z")  # 'imdb', 'owner/name'
+
+
 def load_hub(name: str, text_col: str | None = None, label_col: str | None = None, seed: int = 0) -> Dataset:
-    """A Dataset from the Hugging Face hub (needs network or the local datasets cache)."""
+    """A Dataset from the Hugging Face hub (needs network or the local datasets cache); a hub id only, never a local path
+    (datasets.load_dataset would read any server folder or file, past the upload limit)."""
     from core.models import hub_reachable
 
+    if not HUB_DATASET_ID.match(name) or ".." in name or Path(name).expanduser().exists():
+        raise UserError(f"'{name[:80]}' is not a Hugging Face dataset id (like imdb or owner/name); load a file with the File source.")
     try:
         import datasets
 

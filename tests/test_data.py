@@ -121,3 +121,21 @@ def test_hub_dataset_with_class_labels_keeps_label_names(monkeypatch):
     ds = data.load_hub("someone/sst-like")
     assert ds.label_names == ["neg", "pos"] and set(ds.splits) == {"train", "validation"}
     assert ds.splits["validation"]["label"].tolist()[:2] == ["neg", "pos"]
+
+
+@pytest.mark.parametrize("kind", ["absolute file", "absolute folder", "relative folder", "home", "dots", "url"])
+def test_hub_box_refuses_local_paths_and_never_calls_datasets(kind, tmp_path, monkeypatch):
+    """Issue 13 item 3: a server path typed in the Hugging Face box is refused before datasets.load_dataset sees it."""
+    import datasets
+
+    calls = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: calls.append(a))
+    big = tmp_path / "big.csv"
+    big.write_text("text,label\n" + "some text,a\nother text,b\n" * 50)
+    (tmp_path / "folder").mkdir()
+    monkeypatch.chdir(tmp_path)
+    name = {"absolute file": str(big), "absolute folder": str(tmp_path / "folder"), "relative folder": "folder",
+            "home": "~/data", "dots": "owner/../../etc", "url": "https://example.com/x.csv"}[kind]
+    with pytest.raises(UserError, match="is not a Hugging Face dataset id"):
+        data.load_hub(name)
+    assert calls == []
