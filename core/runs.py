@@ -225,6 +225,8 @@ class RunRegistry:
     """SQLite index over run directories (runs/index.sqlite); the directories are the truth, the index is rebuildable."""
 
     COLUMNS = ("name", "kind", "model", "method", "dataset", "eval_sha256", "state", "accuracy", "macro_f1", "created", "path")
+    VERSION = 2  # PRAGMA user_version of the index; an index of another version or schema is rebuilt from the folders
+    LOCK_WAIT_S = 2.0  # how long to wait for a locked index before reading the folders directly
 
     def __init__(self, root: Path | None = None):
         self.root = (root or runs_root()).resolve()
@@ -232,6 +234,8 @@ class RunRegistry:
         self.db = self.root / "index.sqlite"
         try:
             self._create_table()
+        except sqlite3.OperationalError:  # locked by another process: list() reads the folders until it is free
+            pass
         except sqlite3.DatabaseError:  # a corrupt index is only a cache of the run folders: start it afresh
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{self.db}{suffix}").unlink(missing_ok=True)
@@ -239,13 +243,17 @@ class RunRegistry:
 
     def _create_table(self) -> None:
         with closing(self._connect()) as con, con:
+            columns = tuple(row[1] for row in con.execute("PRAGMA table_info(runs)"))
+            if columns and (columns != self.COLUMNS or con.execute("PRAGMA user_version").fetchone()[0] != self.VERSION):
+                con.execute("DROP TABLE runs")  # written by another version of this app: sync() fills it again
             con.execute(
                 "CREATE TABLE IF NOT EXISTS runs (name TEXT PRIMARY KEY, kind TEXT, model TEXT, method TEXT, dataset TEXT,"
                 " eval_sha256 TEXT, state TEXT, accuracy REAL, macro_f1 REAL, created REAL, path TEXT)"
             )
+            con.execute(f"PRAGMA user_version = {self.VERSION}")
 
     def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(self.db, timeout=10)
+        con = sqlite3.connect(self.db, timeout=self.LOCK_WAIT_S)
         con.execute("PRAGMA journal_mode=WAL")
         return con
 
@@ -285,18 +293,28 @@ class RunRegistry:
             df = df[hay.str.contains(text.lower(), regex=False)]
         return df.reset_index(drop=True)
 
+    def _rows(self) -> list[tuple]:
+        return [self._row(RunDir(p)) for p in sorted(self.root.iterdir()) if p.is_dir() and RUN_NAME.match(p.name)]
+
     def sync(self) -> None:
         """Re-read every run directory into the index and drop entries whose directory is gone."""
-        dirs = [RunDir(p) for p in sorted(self.root.iterdir()) if p.is_dir() and RUN_NAME.match(p.name)]
-        with closing(self._connect()) as con, con:
-            con.execute("DELETE FROM runs")
-            con.executemany(f"INSERT INTO runs VALUES ({','.join('?' * len(self.COLUMNS))})", [self._row(r) for r in dirs])
+        rows = self._rows()
+        try:
+            self._create_table()  # another process may have replaced the index since
+            with closing(self._connect()) as con, con:
+                con.execute("DELETE FROM runs")
+                con.executemany(f"INSERT INTO runs VALUES ({','.join('?' * len(self.COLUMNS))})", rows)
+        except sqlite3.OperationalError:  # locked past LOCK_WAIT_S: the index stays stale until the next sync
+            pass
 
     def list(self, kind: str | None = None, state: str | None = None) -> pd.DataFrame:
-        """All runs (index refreshed from the directories first), newest first."""
+        """All runs (index refreshed from the directories first), newest first; read from the folders if the index is locked."""
         self.sync()
-        with closing(self._connect()) as con:
-            df = pd.read_sql_query("SELECT * FROM runs ORDER BY created DESC", con)
+        try:
+            with closing(self._connect()) as con:
+                df = pd.read_sql_query("SELECT * FROM runs ORDER BY created DESC", con)
+        except (sqlite3.OperationalError, pd.errors.DatabaseError):
+            df = pd.DataFrame(self._rows(), columns=list(self.COLUMNS)).sort_values("created", ascending=False)
         if kind:
             df = df[df["kind"] == kind]
         if state:

@@ -304,3 +304,43 @@ def test_two_sessions_starting_jobs_at_the_same_time(runs_dir, tiny_bert_dir):
     assert jobs.cancel(winner)["state"] in ("cancelled", "succeeded", "failed")
     assert sorted(runs.RunRegistry(runs_dir).list()["name"]) == [winner.name]  # the refused start left no folder behind
     assert leftovers(runs_dir) == []
+
+
+# ---- issue 13 item 8: an index of another schema or version, and a locked index ----------------------------------
+
+
+@pytest.mark.parametrize("foreign", [
+    "create table runs(name text primary key, state text)",
+    "create table runs(name text primary key, kind text, model text, method text, dataset text, eval_sha256 text, "
+    "state text, accuracy real, macro_f1 real, created real, path text); pragma user_version = 1",
+])
+def test_index_of_another_schema_or_version_is_rebuilt(runs_dir, foreign):
+    finished_run(runs_dir, "a-good")
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(runs_dir / "index.sqlite")) as con:
+        con.executescript(foreign + "; insert into runs(name, state) values ('ghost', 'running');")
+    listed = runs.RunRegistry(runs_dir).list()
+    assert listed["name"].tolist() == ["a-good"] and listed["state"].tolist() == ["succeeded"]
+    with closing(sqlite3.connect(runs_dir / "index.sqlite")) as con:
+        assert con.execute("pragma user_version").fetchone()[0] == runs.RunRegistry.VERSION
+
+
+def test_locked_index_is_read_from_the_folders(runs_dir, monkeypatch):
+    import sqlite3
+
+    finished_run(runs_dir, "a-good")
+    runs.RunRegistry(runs_dir).list()
+    finished_run(runs_dir, "b-new")
+    monkeypatch.setattr(runs.RunRegistry, "LOCK_WAIT_S", 0.1)
+    holder = sqlite3.connect(runs_dir / "index.sqlite", isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("DELETE FROM runs")  # another process holds the index mid-write
+    try:
+        listed = runs.RunRegistry(runs_dir).list()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert sorted(listed["name"]) == ["a-good", "b-new"] and set(listed["state"]) == {"succeeded"}
