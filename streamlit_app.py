@@ -8,6 +8,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import streamlit as st  # noqa: E402
 
+from core.cli import reconcile  # noqa: E402
 from core.models import import_transformers  # noqa: E402
 from ui.sidebar import dataset_sidebar  # noqa: E402
 
@@ -29,6 +30,7 @@ pages = {
         st.Page("app_pages/attention.py", title="Attention", icon=":material/visibility:"),
     ],
 }
+reconcile()  # runs whose process died are marked failed (and empty .ckpt-* folders dropped) before any page lists them
 dataset_sidebar()
 page = st.navigation(pages)
 import_transformers()  # before any page imports from it in a thread of its own

@@ -102,11 +102,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list bundled models, or describe one")
     p.add_argument("name", nargs="?")
     p.set_defaults(func=cmd_models)
-    from core import cli_compare, cli_finetune, cli_prompt
+    from core import cli_compare, cli_finetune, cli_prompt, cli_runs
 
-    for module in (cli_prompt, cli_finetune, cli_compare):
+    for module in (cli_prompt, cli_finetune, cli_compare, cli_runs):
         module.add_cli_args(sub)
     return parser
+
+
+def reconcile() -> None:
+    """Mark runs whose process died as failed and drop empty .ckpt-* folders, as every entry point does first."""
+    from core import jobs
+
+    try:
+        jobs.refresh_all()
+    except OSError:  # an unreadable runs folder is reported by the command that needs it, not here
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(attach_dash_values(argv))
         args.argv = argv
+        reconcile()
         return int(args.func(args) or 0)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

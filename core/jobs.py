@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,8 +22,10 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
+
 from core.errors import UserError
-from core.runs import FINAL_STATES, RESERVATION, RUN_NAME, RunDir, reservation, write_json
+from core.runs import FINAL_STATES, RESERVATION, RUN_NAME, RunDir, reservation, runs_root, write_json
 
 ACTIVE_STATES = ("queued", "running")
 DIED = "The job's process ended without finishing (killed or crashed)."
@@ -94,15 +97,10 @@ def pid_alive(pid: int | None) -> bool:
     except OSError:
         pass
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
+    except psutil.Error:  # exists, but not ours to inspect
         return True
 
 
@@ -152,9 +150,14 @@ def active_runs(root: Path) -> list[RunDir]:
     return sorted(runs, key=lambda r: r.status.get("created", 0))
 
 
-def refresh_all(root: Path) -> None:
-    """Mark every run in root whose process died as failed (before listing runs)."""
-    active_runs(root)
+def refresh_all(root: Path | None = None) -> None:
+    """Reconcile the runs folder (every entry point does, before anything else): a run whose process died is marked
+    failed, and an empty .ckpt-* folder of a run that is not active is removed."""
+    root = Path(root or runs_root())
+    active = {r.name for r in active_runs(root)}
+    for ckpt in root.glob(".ckpt-*") if root.is_dir() else []:
+        if ckpt.name.removeprefix(".ckpt-") not in active and ckpt.is_dir() and not any(ckpt.iterdir()):
+            shutil.rmtree(ckpt, ignore_errors=True)
 
 
 def _signal(pid: int, sig: int) -> None:

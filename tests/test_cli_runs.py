@@ -1,0 +1,77 @@
+"""Dead jobs are reconciled by every entry point, and `python -m core runs` lists and prunes (issue 13 item 9)."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from core import runs
+from core.cli import main
+from tests.test_faults import CONFIG, finished_run
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()  # reaped: the pid names no process now
+    return proc.pid
+
+
+@pytest.fixture
+def killed_job(runs_dir):
+    """A fine-tune that was kill -9'd: status 'running' with a dead pid, and its empty .ckpt folder; plus a live one."""
+    finished_run(runs_dir, "earlier")
+    dead = runs.RunDir(runs_dir / "ft-killed").create({**CONFIG, "kind": "finetune"})
+    dead.set_status("running", pid=dead_pid(), done=7, total=100)
+    (runs_dir / ".ckpt-ft-killed").mkdir()
+    live = runs.RunDir(runs_dir / "ft-live").create({**CONFIG, "kind": "finetune"})
+    import os
+
+    live.set_status("running", pid=os.getpid())
+    (runs_dir / ".ckpt-ft-live").mkdir()
+    return runs_dir
+
+
+def test_any_cli_command_reconciles_dead_jobs(killed_job, capsys):
+    assert main(["models"]) == 0
+    status = json.loads((killed_job / "ft-killed" / "status.json").read_text())
+    assert status["state"] == "failed" and "ended without finishing" in status["error"]
+    assert not (killed_job / ".ckpt-ft-killed").exists()
+    assert (killed_job / ".ckpt-ft-live").is_dir()  # a live job's folder is kept
+    assert json.loads((killed_job / "ft-live" / "status.json").read_text())["state"] == "running"
+
+
+def test_app_entry_point_reconciles_dead_jobs(killed_job, open_page):
+    at = open_page("app_pages/data.py")
+    assert not at.exception
+    assert json.loads((killed_job / "ft-killed" / "status.json").read_text())["state"] == "failed"
+    assert not (killed_job / ".ckpt-ft-killed").exists()
+
+
+def test_runs_lists_state_and_metrics(killed_job, capsys):
+    assert main(["runs"]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert set(lines) == {"earlier", "ft-killed", "ft-live"}
+    assert "succeeded" in lines["earlier"] and "0.500" in lines["earlier"] and "failed" in lines["ft-killed"]
+
+
+def test_prune_without_yes_on_a_pipe_removes_nothing(killed_job, capsys, monkeypatch):
+    (killed_job / ".ckpt-gone").mkdir()
+    (killed_job / ".ckpt-gone" / "weights.bin").write_bytes(b"x")  # non-empty leftover of a run that no longer exists
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    assert main(["runs", "--prune"]) == 2
+    assert "--yes" in capsys.readouterr().err
+    assert (killed_job / "ft-killed").is_dir() and (killed_job / ".ckpt-gone").is_dir()
+
+
+def test_prune_with_yes_removes_failed_runs_and_leftovers(killed_job, capsys):
+    (killed_job / ".ckpt-gone").mkdir()
+    (killed_job / ".ckpt-gone" / "weights.bin").write_bytes(b"x")
+    assert main(["runs", "--prune", "--yes"]) == 0
+    names = sorted(p.name for p in killed_job.iterdir() if p.is_dir())
+    assert names == [".ckpt-ft-live", "earlier", "ft-live"]
+    assert "removed 1 runs and 1 leftover folders" in capsys.readouterr().out
