@@ -116,9 +116,12 @@ def cmd_prompt(args) -> int:
         except BaseException as e:
             message = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {str(e)[:300]}"
             state = "cancelled" if isinstance(e, KeyboardInterrupt) else "failed"
-            run.set_status(state, error=message)
-            for later in run_dirs[i + 1 :]:
-                later.set_status(state, error=f"Not run: {run.name} {state} first ({message}).")
+            try:
+                run.set_status(state, error=message)
+                for later in run_dirs[i + 1 :]:
+                    later.set_status(state, error=f"Not run: {run.name} {state} first ({message}).")
+            except UserError:  # the first failure is what the user must read, not a status write that failed after it
+                pass
             raise
         print(f"{run.name}: accuracy {run.metrics['accuracy']:.3f}, macro-F1 {run.metrics['macro_f1']:.3f} -> {run.path}")
     return 0

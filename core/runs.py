@@ -156,7 +156,15 @@ class RunDir:
             status.setdefault("started", time.time())
         if state in FINAL_STATES:
             status["finished"] = time.time()
-        self.write("status.json", status)
+        try:
+            self.write("status.json", status)
+        except UserError:
+            if state not in FINAL_STATES:
+                raise
+            try:  # a full disk has no room for a temp file: a run's final state matters more than an atomic write
+                (self.path / "status.json").write_text(json.dumps(status, indent=2, default=str) + "\n", encoding="utf-8")
+            except OSError:
+                raise UserError(f"Could not save status.json in {self.path}: the disk is full or read-only.") from None
         return status
 
     def append_history(self, record: dict) -> None:

@@ -344,3 +344,46 @@ def test_locked_index_is_read_from_the_folders(runs_dir, monkeypatch):
         holder.execute("ROLLBACK")
         holder.close()
     assert sorted(listed["name"]) == ["a-good", "b-new"] and set(listed["state"]) == {"succeeded"}
+
+
+# ---- issue 13 item 10: disk full while writing predictions -------------------------------------------------------
+
+
+def disk_fills_at(filename: str, monkeypatch):
+    """os.replace that fails with ENOSPC from the first write of filename on (the disk stays full)."""
+    real_replace, full = os.replace, []
+
+    def replace(src, dst, *args, **kwargs):
+        if full or Path(dst).name == filename:
+            full.append(dst)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(runs.os, "replace", replace)
+    return full
+
+
+def test_final_status_is_written_even_when_the_disk_is_full(runs_dir, monkeypatch):
+    run = runs.RunDir(runs_dir / "new").create(CONFIG)
+    run.set_status("running", pid=os.getpid())
+    disk_fills_at("status.json", monkeypatch)
+    with pytest.raises(UserError, match="No space left"):
+        run.set_status("running", progress=0.5)  # progress may be lost
+    run.set_status("failed", error="Could not save predictions.csv")  # the final state may not
+    monkeypatch.undo()
+    assert run.status["state"] == "failed" and leftovers(runs_dir) == []
+
+
+def test_disk_full_during_a_prompt_run_reports_the_first_failure(runs_dir, tiny_llama_dir, monkeypatch, capsys):
+    from core.cli import main
+
+    full = disk_fills_at("predictions.csv", monkeypatch)
+    code = main(["prompt", "--train", "reviews", "--eval", "reviews", "--model", str(tiny_llama_dir), "--max-eval-examples", "6",
+                 "--out", "full"])
+    monkeypatch.undo()
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # (in-process, weight-loading bars may come first)
+    assert full and code == 2 and err.startswith("error: ")
+    assert "Could not save predictions.csv" in err and "No space left on device" in err and "status.json" not in err
+    status = runs.RunDir(runs_dir / "full").status
+    assert status["state"] == "failed" and "predictions.csv" in status["error"]
+    assert leftovers(runs_dir) == []
