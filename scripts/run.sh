@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh app
-exec .venv/bin/python -m streamlit run streamlit_app.py "$@"
+# PFT_MAX_UPLOAD_MB (whole megabytes) is the one upload limit: the loader's, the uploader's and the server's
+exec .venv/bin/python -m streamlit run streamlit_app.py ${PFT_MAX_UPLOAD_MB:+--server.maxUploadSize=$PFT_MAX_UPLOAD_MB} "$@"

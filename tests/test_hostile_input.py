@@ -190,3 +190,14 @@ def test_upload_limit_comes_from_the_environment():
     out = subprocess.run([sys.executable, "-c", "from core import data; print(data.MAX_FILE_MB)"], cwd=root, capture_output=True,
                          text=True, env={**os.environ, "PFT_MAX_UPLOAD_MB": "3"}, check=True)
     assert out.stdout.strip() == "3.0"
+
+
+@pytest.mark.parametrize(("env", "expected"), [({"PFT_MAX_UPLOAD_MB": "100"}, ["--server.maxUploadSize=100", "--x"]), ({}, ["--x"])])
+def test_run_sh_hands_the_upload_limit_to_the_server(env, expected):
+    """Issue 13 item 11: scripts/run.sh passes PFT_MAX_UPLOAD_MB to streamlit as server.maxUploadSize (one setting)."""
+    root = Path(__file__).resolve().parent.parent
+    line = next(x for x in (root / "scripts" / "run.sh").read_text().splitlines() if x.startswith("exec "))
+    probe = line.replace("exec .venv/bin/python -m streamlit run streamlit_app.py", "printf '%s\\n'")
+    clean = {k: v for k, v in os.environ.items() if k != "PFT_MAX_UPLOAD_MB"}
+    out = subprocess.run(["bash", "-uc", probe, "run.sh", "--x"], env={**clean, **env}, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == expected

@@ -23,6 +23,12 @@ def _load_hub(name: str, text_col: str | None, label_col: str | None) -> data.Da
     return data.load_hub(name, text_col, label_col)
 
 
+def upload_limit_mb() -> int:
+    """What the uploader promises: PFT_MAX_UPLOAD_MB, never more than the server accepts (server.maxUploadSize, which
+    scripts/run.sh sets from PFT_MAX_UPLOAD_MB), so a too-big file gets the uploader's one sentence, not an HTTP 413."""
+    return max(1, int(min(data.MAX_FILE_MB, st.get_option("server.maxUploadSize"))))
+
+
 def dataset_sidebar() -> None:
     """Source choice (sample / file / hub), column mapping when needed, and a one-line summary of what is loaded."""
     with st.sidebar:
@@ -38,7 +44,7 @@ def dataset_sidebar() -> None:
                     set_dataset(_load_sample(name))
             elif kind == "File":
                 upload = st.file_uploader("CSV, TSV, JSONL or Parquet", type=["csv", "tsv", "jsonl", "json", "parquet"],
-                                          key="ds_upload", max_upload_size=int(data.MAX_FILE_MB))
+                                          key="ds_upload", max_upload_size=upload_limit_mb())
                 with st.expander("Columns (detected when unambiguous)"):
                     text_col = st.text_input("Text column", key="ds_text_col").strip() or None
                     label_col = st.text_input("Label column", key="ds_label_col").strip() or None

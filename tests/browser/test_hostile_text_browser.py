@@ -90,3 +90,24 @@ def test_uploaded_text_with_an_image_and_markdown_shows_literally(app_server, of
         page.get_by_text(beacon).first.wait_for(timeout=60_000)  # the text, shown as written
         page.wait_for_timeout(1000)
     assert requests == [] and dialogs == [] and blocked == []
+
+
+def test_oversized_upload_gets_one_sentence_when_the_server_limit_is_lower(offline_page, tmp_path):
+    """Issue 13 item 11: PFT_MAX_UPLOAD_MB=100 but the server takes 1 MB: the uploader promises 1 MB and refuses a 2 MB
+    file with its sentence, instead of sending it and showing 'AxiosError ... 413'."""
+    from tests.app_server import serve_app
+
+    page, _ = offline_page
+    big = tmp_path / "big.csv"
+    big.write_text("text,label\n" + "".join(f"row {i} {'x' * 60},{'ab'[i % 2]}\n" for i in range(30_000)))
+    assert big.stat().st_size > 1.5 * 2**20
+    with serve_app(tmp_path / "runs", tmp_path / "server.log", PFT_MAX_UPLOAD_MB="100", STREAMLIT_SERVER_MAX_UPLOAD_SIZE="1") as url:
+        page.goto(url, wait_until="domcontentloaded")
+        page.get_by_text("Examples per class").first.wait_for(timeout=240_000)
+        page.get_by_text("File", exact=True).first.click()
+        page.get_by_text("1MB per file").first.wait_for(timeout=60_000)
+        page.locator("input[type=file]").first.set_input_files(str(big))
+        page.get_by_text("File must be 1.0MB or smaller.").first.wait_for(timeout=60_000)
+        page.wait_for_timeout(1000)
+        body = page.inner_text("body")
+    assert "413" not in body and "AxiosError" not in body
