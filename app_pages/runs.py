@@ -7,7 +7,7 @@ import streamlit as st
 
 from core import jobs, report
 from core.errors import UserError
-from core.runs import STATES, RunDir, RunRegistry, runs_root
+from core.runs import STATES, RunDir, RunRegistry, runs_root, state_label
 from ui import state
 
 st.title("Runs")
@@ -42,10 +42,12 @@ if runs.empty:
 broken = int((runs["state"] == "broken").sum())
 if broken:
     st.warning(f"{broken} run(s) are broken (a file is missing or corrupt); they are listed, and can be deleted.")
-table = runs.drop(columns=["path", "eval_sha256"]).assign(created=lambda d: pd.to_datetime(d["created"], unit="s"))
+table = runs.drop(columns=["path", "eval_sha256"]).assign(
+    created=lambda d: pd.to_datetime(d["created"], unit="s"),
+    state=[state_label(s, p, k) for s, p, k in zip(runs["state"], runs["path"], runs["kind"], strict=True)])
 st.dataframe(
     table,
-    hide_index=True, width="stretch",
+    hide_index=True, width="stretch", placeholder="–",  # a stopped run has no scores: a dash, not 'None'
     column_config={"accuracy": st.column_config.NumberColumn(format="%.3f"),
                    "macro_f1": st.column_config.NumberColumn("macro-F1", format="%.3f")},
 )

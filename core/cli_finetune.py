@@ -80,6 +80,7 @@ def cmd_finetune(args) -> int:
         command_line,
         finish_with_metrics,
         new_run_name,
+        reached,
         reserved_for_this_process,
         resolve_out,
     )
@@ -132,7 +133,7 @@ def cmd_finetune(args) -> int:
         if not main_rank:
             return 0
         if result.cancelled:
-            run.set_status("cancelled", error="Cancelled by the user.")
+            run.set_status("cancelled", error=f"Cancelled by the user at {reached(run.status, 'finetune') or 'the start'}.")
             print(f"cancelled; what was saved is kept in {run.path}", file=sys.stderr)
             return 1
         finish_with_metrics(run, result.metrics, result.predictions)
@@ -144,7 +145,7 @@ def cmd_finetune(args) -> int:
         _mark(run, created or reserved_for_this_process(run.path), "failed", str(e))
         raise
     except KeyboardInterrupt:
-        _mark(run, created, "cancelled", "Interrupted.")
+        _mark(run, created, "cancelled", f"Interrupted at {reached(run.status, 'finetune') or 'the start'}.")
         raise
     except Exception as e:
         sentence = one_sentence(e)

@@ -116,6 +116,8 @@ def cmd_prompt(args) -> int:
         except BaseException as e:
             message = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {str(e)[:300]}"
             state = "cancelled" if isinstance(e, KeyboardInterrupt) else "failed"
+            if state == "cancelled":
+                message = f"Cancelled at {runs.reached(run.status, 'prompt') or 'the start'}."
             try:
                 run.set_status(state, error=message)
                 for later in run_dirs[i + 1 :]:

@@ -31,6 +31,7 @@ def cmd_runs(args) -> int:
             print(f"no runs in {registry.root}")
             return 0
         shown = table[["name", "kind", "state", "accuracy", "macro_f1", "model", "method"]].copy()
+        shown["state"] = [runs.state_label(s, p, k) for s, p, k in zip(table["state"], table["path"], table["kind"], strict=True)]
         shown["created"] = pd.to_datetime(table["created"], unit="s").dt.strftime("%Y-%m-%d %H:%M")
         with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 40):
             print(shown.to_string(index=False, na_rep="-", float_format=lambda x: f"{x:.3f}"))

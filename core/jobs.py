@@ -25,7 +25,7 @@ from pathlib import Path
 import psutil
 
 from core.errors import UserError
-from core.runs import FINAL_STATES, RESERVATION, RUN_NAME, RunDir, reservation, runs_root, write_json
+from core.runs import FINAL_STATES, RESERVATION, RUN_NAME, RunDir, reached, reservation, runs_root, write_json
 
 ACTIVE_STATES = ("queued", "running")
 DIED = "The job's process ended without finishing (killed or crashed)."
@@ -188,5 +188,6 @@ def cancel(run: RunDir, grace_seconds: float = 5.0) -> dict:
             time.sleep(0.05)
     status = run.status
     if status.get("state") not in FINAL_STATES:
-        status = run.set_status("cancelled", error="Cancelled by the user.")
+        where = reached(status, run.config.get("kind", ""))
+        status = run.set_status("cancelled", error=f"Cancelled by the user{' at ' + where if where else ''}.")
     return status

@@ -222,6 +222,21 @@ def open_run(path_or_name: str | Path) -> RunDir:
     return RunDir(p.resolve())
 
 
+def reached(status: dict, kind: str) -> str:
+    """How far a run got, from its status: 'step 40 of 100' (fine-tuning) or 'row 24 of 60' (prompting); '' if unknown."""
+    if not status.get("total"):
+        return ""
+    return f"{'step' if kind == 'finetune' else 'row'} {status.get('done') or 0} of {status['total']}"
+
+
+def state_label(state: str, path: str | Path, kind: str) -> str:
+    """A state for people: a cancelled or failed run says how far it got, e.g. 'cancelled at step 40 of 100'."""
+    if state not in ("cancelled", "failed"):
+        return state
+    where = reached(RunDir(Path(path)).status, kind)
+    return f"{state} at {where}" if where else state
+
+
 def finish_with_metrics(run: RunDir, metrics: dict, predictions: pd.DataFrame) -> None:
     """Write predictions and metrics, then mark the run succeeded (in that order, so success means complete)."""
     run.write_predictions(predictions)

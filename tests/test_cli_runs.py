@@ -75,3 +75,31 @@ def test_prune_with_yes_removes_failed_runs_and_leftovers(killed_job, capsys):
     names = sorted(p.name for p in killed_job.iterdir() if p.is_dir())
     assert names == [".ckpt-ft-live", "earlier", "ft-live"]
     assert "removed 1 runs and 1 leftover folders" in capsys.readouterr().out
+
+
+# ---- issue 13 item 12: cancelled runs say so, and how far they got ------------------------------------------------
+
+
+def test_cancelled_prompt_run_says_where_it_stopped(runs_dir, tiny_llama_dir, monkeypatch, capsys):
+    from core import prompting
+
+    def interrupted(config, train, eval_df, labels, progress):
+        progress(3, 6)
+        raise KeyboardInterrupt  # what SIGTERM from jobs.cancel becomes
+
+    monkeypatch.setattr(prompting, "run_prompting", interrupted)
+    assert main(["prompt", "--train", "reviews", "--eval", "reviews", "--model", str(tiny_llama_dir), "--out", "stopped"]) == 130
+    status = runs.RunDir(runs_dir / "stopped").status
+    assert status["state"] == "cancelled" and status["error"] == "Cancelled at row 3 of 6."
+
+
+def test_runs_page_shows_cancelled_with_the_step_reached(runs_dir, open_page):
+    finished_run(runs_dir, "earlier")
+    run = runs.RunDir(runs_dir / "ft-stopped").create({**CONFIG, "kind": "finetune"})
+    run.set_status("running", done=40, total=100)
+    run.set_status("cancelled", error="Cancelled by the user at step 40 of 100.")
+    at = open_page("app_pages/runs.py")
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("name")
+    assert table.at["ft-stopped", "state"] == "cancelled at step 40 of 100" and table.at["earlier", "state"] == "succeeded"
+    assert table["accuracy"].isna()["ft-stopped"]  # shown as the table's placeholder, not 'None'
