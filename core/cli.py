@@ -20,6 +20,7 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a bad flag is one sentence (a UserError: exit status 2), not a usage screen."""
 
     def error(self, message: str):
+        message = " ".join(message.split())  # one line, whatever was typed
         raise UserError(f"{message[:1].upper()}{message[1:].rstrip('.')} (see {self.prog} --help).")
 
 
@@ -32,9 +33,9 @@ def number(kind: type = int, low: float = 0, high: float | None = None):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"'{text}' is not {what}") from None
+            raise argparse.ArgumentTypeError(f"{text[:30]!r} is not {what}") from None
         if not math.isfinite(value) or value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"must be {what} {limits} (got '{text}')")
+            raise argparse.ArgumentTypeError(f"must be {what} {limits} (got {text[:30]!r})")
         return value
 
     return parse

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
+import math
 import os
 import string
 import subprocess
@@ -145,6 +147,97 @@ def test_corrupted_valid_file_loads_or_refuses_clearly(edits, suffix):
     for position, replacement in edits:  # overwrite (or delete) a few bytes of a good file, as a broken transfer would
         raw[position : position + len(replacement) or position + 1] = replacement
     _count("corrupted", check_outcome(lambda: data.load_upload(bytes(raw), f"upload{suffix}")))
+
+
+# ---- issue 13: hostile command lines, Markdown and spreadsheet cells ---------------------------------------------
+
+NUMERIC_FLAGS = {"prompt": ["--seed", "--batch-size", "--max-eval-examples"],
+                 "finetune": ["--epochs", "--lr", "--batch-size", "--weight-decay", "--warmup-ratio", "--patience",
+                              "--max-train-examples", "--max-train-seconds", "--max-length", "--lora-r", "--lora-alpha",
+                              "--lora-dropout", "--seed"],
+                 "compare": ["--resamples", "--seed"], "efficiency": ["--max-train-seconds", "--max-seconds"]}
+COMMAND_BASE = {"prompt": ["prompt", "--train", "r", "--eval", "r"], "finetune": ["finetune", "--train", "r", "--eval", "r"],
+                "compare": ["compare", "a", "b"], "efficiency": ["efficiency", "--train", "r", "--eval", "r"]}
+number_text = st.one_of(st.sampled_from(["-1", "0", "nan", "NaN", "inf", "-inf", "1e309", "1e-9", "0x10", "1_000", " 3", "",
+                                         "4294967296", "-0", "1.5", "١٢", "+7", "--1"]),
+                        st.integers(-2**40, 2**40).map(str), st.floats(allow_nan=True, allow_infinity=True).map(repr),
+                        st.text(max_size=8))
+
+
+@functools.lru_cache(maxsize=1)
+def _parser():
+    from core.cli import build_parser
+
+    return build_parser()
+
+
+@settings(max_examples=MAX_EXAMPLES, deadline=None)
+@given(st.sampled_from(sorted(NUMERIC_FLAGS)), st.data())
+def test_random_numeric_flags_parse_to_finite_values_or_one_sentence(command, draw):
+    """Every numeric flag takes a finite number in range, or is refused as a UserError of one line (exit 2)."""
+    from core.cli import attach_dash_values
+
+    flag = draw.draw(st.sampled_from(NUMERIC_FLAGS[command]))
+    value = draw.draw(number_text)
+    try:
+        args = _parser().parse_args(attach_dash_values([*COMMAND_BASE[command], f"{flag}={value}"]))
+    except UserError as e:
+        assert str(e).strip() and "\n" not in str(e)
+        _count("cli flags", "refused")
+        return
+    parsed = getattr(args, flag.lstrip("-").replace("-", "_"))
+    parsed = parsed[0] if isinstance(parsed, list) else parsed
+    assert math.isfinite(parsed) and parsed >= 0, (flag, value, parsed)
+    _count("cli flags", "parsed")
+
+
+@settings(max_examples=MAX_EXAMPLES, deadline=None)
+@given(st.text(alphabet=string.printable + NON_ASCII + "！［］＊", max_size=80))
+def test_plain_text_renders_as_exactly_that_text(text):
+    """ui.state.plain: CommonMark renders the escaped text as one paragraph of the same characters, with no markup."""
+    import html as html_module
+    import re
+
+    from markdown_it import MarkdownIt
+
+    from ui.state import plain
+
+    rendered = MarkdownIt("commonmark").render(plain(text))
+    tags = set(re.findall(r"</?([a-z0-9]+)", rendered))
+    assert tags <= {"p", "br"}, (text, rendered)
+    shown = html_module.unescape(re.sub(r"<[^>]+>", "", rendered))
+    assert " ".join(shown.split()) == " ".join(text.split()), (text, rendered)
+    _count("markdown", "literal")
+
+
+@settings(max_examples=MAX_EXAMPLES, deadline=None)
+@given(st.lists(st.text(alphabet=string.printable + NON_ASCII, max_size=20), min_size=1, max_size=8))
+def test_exported_csv_cells_never_start_a_formula(cells):
+    from core import report
+
+    frame = pd.DataFrame({"text": cells, "n": range(len(cells))})
+    rows = list(csv.reader(io.StringIO(report.export_csv(frame), newline="")))
+    assert len(rows) == len(cells) + 1
+    for (cell, _), original in zip(rows[1:], cells):
+        if cell.startswith(report.FORMULA_START):
+            float(cell)  # only a plain number may start with + or -
+        assert cell == original or cell == "'" + original
+    _count("csv cells", "neutral")
+
+
+@settings(max_examples=MAX_EXAMPLES // 2, deadline=None)
+@given(st.dictionaries(st.text(alphabet=string.ascii_letters + string.digits + "-_ .=", min_size=1, max_size=12).filter(
+    lambda s: s.strip() and "=" not in s and s.strip() == s), st.text(alphabet=string.ascii_letters + "-= ", min_size=1, max_size=8).filter(
+    lambda s: s.strip() == s and s), min_size=1, max_size=4))
+def test_label_words_round_trip_through_the_apps_command_line(words):
+    """Whatever labels the app passes (e.g. '-1', '--x'), `prompt` parses the same label words back."""
+    from core import cli_prompt, prompting
+    from core.cli import attach_dash_values
+
+    config = prompting.PromptConfig(label_words=words)
+    args = _parser().parse_args(attach_dash_values([*COMMAND_BASE["prompt"], *cli_prompt.config_argv(config, [0], [0], "o")]))
+    assert cli_prompt.parse_label_words(args.label_words) == words
+    _count("label words", "round trip")
 
 
 def test_report_examples_tried():
