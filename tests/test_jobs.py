@@ -5,6 +5,7 @@ In each case the run folder and the registry must agree and nothing already writ
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -52,7 +53,7 @@ def test_cancel_mid_run_keeps_what_was_written(runs_dir, tiny_bert_dir):
     status = jobs.cancel(run, grace_seconds=20)
     assert status["state"] == "cancelled"
     assert not jobs.pid_alive(pid)
-    assert run.status["error"] == "Cancelled by the user."
+    assert re.fullmatch(r"Cancelled by the user at step \d+ of \d+\.", run.status["error"])  # where it stopped (issue 13 item 12)
     assert len(run.history()) >= lines_before and run.config["kind"] == "finetune"
     assert run.metrics is None and not (run.path / "model").exists()
     assert registry_state(runs_dir, run.name) == "cancelled"
