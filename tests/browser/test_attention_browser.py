@@ -19,7 +19,7 @@ def test_attention_page_draws_bertviz_lines_offline(app_server, offline_page):
     page.get_by_text("bertviz head view, drawn offline").first.wait_for(timeout=240_000)
     frame_el = page.locator("iframe").first
     frame_el.wait_for(timeout=60_000)
-    frame = frame_el.content_frame
+    frame = frame_el.content_frame.frame_locator("iframe")  # bertviz runs in a sandboxed frame inside st.iframe's
     frame.locator("svg line").first.wait_for(state="attached", timeout=60_000)
     lines = frame.locator("svg line")
     assert lines.count() > 20

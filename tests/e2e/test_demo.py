@@ -245,7 +245,7 @@ def test_the_demo(page, app_url):
     demo.settle(SLOW_STEP_MS)
     frame = demo.main().locator("[data-testid='stIFrame']").first
     expect(frame).to_be_visible(timeout=SLOW_STEP_MS)
-    drawn = page.frame_locator("[data-testid='stIFrame']").first.locator("svg *, canvas")
+    drawn = page.frame_locator("[data-testid='stIFrame']").first.frame_locator("iframe").locator("svg *, canvas")  # sandboxed inner frame
     expect(drawn.first).to_be_attached(timeout=60_000)
     assert drawn.count() > 10, "bertviz drew (almost) nothing"
     expect(demo.main()).to_contain_text(re.compile(r"\d+ layers × \d+ heads"))
