@@ -59,3 +59,15 @@ def test_compare_page_error_browser_shows_text_literally(runs_dir, open_page):
     assert not at.exception
     assert_literal(rendered(at))
     assert any(HOSTILE_TEXTS[0].split()[0] in t.value or "**bold**" in t.value or "# heading" in t.value for t in at.text)
+
+
+def test_attention_page_draws_bertviz_in_a_frame_without_same_origin(runs_dir, open_page, tiny_bert_dir):
+    """Issue 13 item 1 on the page: what st.iframe receives is only the sandboxed wrapper around the bertviz view."""
+    at = open_page("app_pages/attention.py", attention_text="a </script> token", attention_models=[str(tiny_bert_dir)])
+    assert not at.exception
+    frames = [e.proto for e in at.get("iframe")]
+    assert frames, "no iframe on the Attention page"
+    for proto in frames:
+        srcdoc = str(proto)
+        assert 'sandbox=\\"allow-scripts\\"' in srcdoc or 'sandbox="allow-scripts"' in srcdoc
+        assert "allow-same-origin" not in srcdoc and "<script" not in srcdoc.split("srcdoc=")[0]
