@@ -8,10 +8,12 @@ How a prompt is built (token level, so the fast and the naive scorer see exactly
     label   = " " + label word (no space when the query ends in whitespace), scored by log-likelihood
 
 The prefix is run through the model once; its keys/values are expanded to the batch size and reused for every batch
-of queries (right-padded, so positions after the prefix are identical for every row). When every label word is one
-token, all labels are read from one forward pass (the log-softmax at the last query position); otherwise each
-(query, label) pair is a row and the label tokens are teacher-forced. With nearest-neighbour selection every query
-has its own demonstrations, so nothing is shared: each row carries its whole prompt.
+of queries (right-padded, so positions after the prefix are identical for every row). Every query is one row: the
+first token of every label is read at the last query position, and the later tokens of multi-token label words are
+teacher-forced as a token trie appended to the same row (each trie token attends to the prefix, the query and its own
+ancestors, at the position it would have in its own label's sequence), so a query costs its own tokens plus the
+distinct label-word prefixes, not labels x query. With nearest-neighbour selection every query has its own
+demonstrations, so nothing is shared: each row carries its whole prompt.
 """
 
 from __future__ import annotations
@@ -267,23 +269,63 @@ def nearest_demonstrations(train_emb: np.ndarray, query_emb: np.ndarray, shots: 
 
 @dataclass
 class ScoredRow:
-    """One forward-pass row: its tokens and where to read which target (position, token id, example index, label index)."""
+    """One forward-pass row: its tokens and where to read which target (position, token id, example index, label index).
+
+    parents is None for a plain left-to-right row; otherwise parents[i] is the position token i follows (-1: whatever
+    precedes the row), so one row can hold a query followed by a token trie of label words: each trie token sees the
+    prefix, the query and its own ancestors only, at the position it would have in its own label's sequence."""
 
     tokens: list[int]
     reads: list[tuple[int, int, int, int]]
+    parents: list[int] | None = None
 
 
 def label_rows(rows: list[list[int]], label_ids: list[list[int]]) -> list[ScoredRow]:
-    """Rows to run: one per query when every label is one token (all read at the last position), else one per (query, label)."""
+    """One row per query: the query, then a token trie of every label word but its last token (teacher forcing).
+
+    The first token of every label is read at the query's last position; token j at the trie node of tokens[:j].
+    Labels that share leading tokens share trie nodes, so a row costs query + distinct label-prefix tokens."""
     if any(not ids for ids in label_ids):
         raise UserError("A label word turned into no tokens at all; choose another word.")
-    if all(len(ids) == 1 for ids in label_ids):
-        return [ScoredRow(r, [(len(r) - 1, ids[0], n, c) for c, ids in enumerate(label_ids)]) for n, r in enumerate(rows)]
-    return [
-        ScoredRow(r + ids[:-1], [(len(r) - 1 + j, t, n, c) for j, t in enumerate(ids)])  # teacher forcing
-        for n, r in enumerate(rows)
-        for c, ids in enumerate(label_ids)
-    ]
+    out = []
+    for n, r in enumerate(rows):
+        tokens, parents, node = list(r), list(range(-1, len(r) - 1)), {}  # node: label-token prefix -> position
+        reads = []
+        for c, ids in enumerate(label_ids):
+            at = len(r) - 1
+            for j, t in enumerate(ids):
+                reads.append((at, t, n, c))
+                if j == len(ids) - 1:
+                    break
+                key = tuple(ids[: j + 1])
+                if key not in node:
+                    node[key] = len(tokens)
+                    tokens.append(t)
+                    parents.append(at)
+                at = node[key]
+        out.append(ScoredRow(tokens, reads, None if len(tokens) == len(r) else parents))
+    return out
+
+
+def _tree_mask(rows: list[ScoredRow], lead: int, T: int) -> tuple[np.ndarray, np.ndarray]:
+    """For a batch of rows (after `lead` tokens that start every row): (B, T, T) may-attend among the row's own
+    tokens (ancestors and itself; padding sees itself only) and (B, T) depth of each token (its position)."""
+    B = len(rows)
+    allowed = np.zeros((B, T, T), dtype=bool)
+    depth = np.tile(np.arange(T), (B, 1))
+    for b, r in enumerate(rows):
+        parents = r.parents if r.parents is not None else list(range(-1, len(r.tokens) - 1))
+        full = list(range(-1, lead - 1)) + [p + lead if p >= 0 else lead - 1 for p in parents]
+        for k, p in enumerate(full):
+            if p >= 0:
+                allowed[b, k] = allowed[b, p]
+                depth[b, k] = depth[b, p] + 1
+            else:
+                depth[b, k] = 0
+            allowed[b, k, k] = True
+        for k in range(len(full), T):
+            allowed[b, k, k] = True
+    return allowed, depth
 
 
 def _cache_kwarg(base) -> str:
@@ -337,12 +379,21 @@ def score_rows(model, prefix_ids: list[int], rows: list[ScoredRow], n_examples: 
             seqs = [lead + r.tokens for r in batch]
             B, T = len(seqs), max(len(s) for s in seqs)
             ids = torch.full((B, T), pad_id, dtype=torch.long)
-            mask = torch.zeros((B, P + T), dtype=torch.long)
-            mask[:, :P] = 1
             for b, s in enumerate(seqs):
                 ids[b, : len(s)] = torch.tensor(s)
-                mask[b, P : P + len(s)] = 1
-            position_ids = (P + torch.arange(T)).unsqueeze(0).expand(B, T)  # (B, T): right padding keeps positions aligned
+            if any(r.parents is not None for r in batch):  # label tries: a 4D additive mask and positions by depth
+                allowed, depth = _tree_mask(batch, len(lead), T)
+                full = np.ones((B, 1, T, P + T), dtype=bool)
+                full[:, 0, :, P:] = allowed
+                dtype = next(model.parameters()).dtype
+                mask = torch.zeros(full.shape, dtype=dtype).masked_fill_(torch.from_numpy(~full), torch.finfo(dtype).min)
+                position_ids = P + torch.from_numpy(depth)
+            else:
+                mask = torch.zeros((B, P + T), dtype=torch.long)
+                mask[:, :P] = 1
+                for b, s in enumerate(seqs):
+                    mask[b, P : P + len(s)] = 1
+                position_ids = (P + torch.arange(T)).unsqueeze(0).expand(B, T)  # (B, T): right padding keeps positions aligned
             extra = {kwarg: _expanded_cache(model, past, B)} if past else {}
             hidden = base(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=position_ids.to(device),
                           use_cache=bool(past), **extra).last_hidden_state  # (B, T, H)
