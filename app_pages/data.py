@@ -53,10 +53,12 @@ for label in ds.label_names:
 
 st.subheader("Duplicates and train/test leakage")
 threshold = st.slider("Near-duplicate threshold (word 3-gram Jaccard)", 0.5, 1.0, 0.8, 0.05, key="data_dup_threshold")
-pairs = data.duplicate_report(ds, threshold)
-summary = data.leakage_summary(pairs)
-if summary.empty:
+report = data.duplicate_report(ds, threshold)
+if report.summary.empty:
     st.success("No exact or near-duplicate texts within or across splits.")
 else:
-    st.dataframe(summary, hide_index=True)
-    st.dataframe(pairs, hide_index=True, width="stretch")
+    st.dataframe(report.summary, hide_index=True)
+    if report.capped:
+        st.caption(f"Near-duplicate candidates were capped at {data.MAX_CANDIDATE_PAIRS:,}: near counts are a lower bound.")
+    st.caption(f"{len(report.pairs):,} of {report.total_pairs:,} pairs listed")
+    st.dataframe(report.pairs, hide_index=True, width="stretch")
