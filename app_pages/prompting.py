@@ -126,7 +126,9 @@ def job_progress() -> None:
     for name, status in statuses:
         s = status.get("state", "queued")
         eta = status.get("eta_seconds")
-        text = f"{name}: {s}" + (f" · {status.get('done', 0)}/{status.get('total')} rows" if status.get("total") else "")
+        text = f"{name}: {s}" + (f" · {status.get('done', 0)}/{status.get('total')} examples" if status.get("total") else "")
+        if (status.get("of") or 0) > (status.get("total") or status.get("of")):
+            text += f" · scoring {status['total']} of {status['of']} examples"
         text += f" · about {eta:.0f} s left" if s == "running" and eta else ""
         st.progress(float(status.get("progress") or (1.0 if s == "succeeded" else 0.0)), text=text)
         if s in ("failed", "cancelled") and status.get("error"):

@@ -129,10 +129,10 @@ def run_one(config, run, train, eval_df, labels) -> None:
     from core import prompting, runs
 
     started = time.time()
-    run.set_status("running", progress=0.0, done=0, total=None)
+    run.set_status("running", progress=0.0, done=0, total=None, of=len(eval_df))
 
-    def progress(done: int, total: int) -> None:
-        run.set_status("running", progress=round(done / total, 4), done=done, total=total,
+    def progress(done: int, total: int) -> None:  # examples scored, examples to score (of: examples in the split)
+        run.set_status("running", progress=round(done / total, 4), done=done, total=total, of=len(eval_df),
                        eta_seconds=prompting.eta_seconds(time.time() - started, done, total))
 
     result = prompting.run_prompting(config, train, eval_df, labels, progress)

@@ -45,7 +45,7 @@ DEFAULT_INSTRUCTION = "Classify each text as one of: {labels}."
 DEFAULT_EXAMPLE_TEMPLATE = "Text: {text}\nCategory: {label}\n\n"
 DEFAULT_QUERY_TEMPLATE = "Text: {text}\nCategory:"
 
-Progress = Callable[[int, int], None]  # (rows done, rows in all)
+Progress = Callable[[int, int], None]  # (examples scored, examples in all)
 
 
 @dataclass
@@ -355,11 +355,13 @@ def _expanded_cache(model, past: list[tuple], batch: int):
 
 
 def score_rows(model, prefix_ids: list[int], rows: list[ScoredRow], n_examples: int, n_labels: int, batch_size: int = 16,
-               pad_id: int = 0, progress: Progress | None = None) -> np.ndarray:
+               pad_id: int = 0, progress: Progress | None = None, counted: int | None = None) -> np.ndarray:
     """Summed log-probabilities (n_examples, n_labels) of the targets in rows, each row following the shared prefix.
 
     The prefix minus its last token is cached once; that last token starts every row, so even an empty row has a
-    position to read from. Rows are sorted by length and right-padded per batch (dynamic padding)."""
+    position to read from. Rows are sorted by length and right-padded per batch (dynamic padding). progress gets
+    (examples whose rows are all scored, examples) after every batch, counting the examples numbered below counted
+    (default: all; the others are calibration rows)."""
     import torch
 
     if not prefix_ids and any(not r.tokens for r in rows):
@@ -372,7 +374,10 @@ def score_rows(model, prefix_ids: list[int], rows: list[ScoredRow], n_examples: 
     kwarg = _cache_kwarg(base)
     out = np.zeros((n_examples, n_labels))
     order = sorted(range(len(rows)), key=lambda i: len(rows[i].tokens))
-    done = 0
+    counted = n_examples if counted is None else counted
+    pending = np.zeros(n_examples, dtype=int)  # rows still to score per example
+    for r in rows:
+        pending[list({n for *_, n, _ in r.reads})] += 1
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             batch = [rows[i] for i in order[start : start + batch_size]]
@@ -404,9 +409,10 @@ def score_rows(model, prefix_ids: list[int], rows: list[ScoredRow], n_examples: 
             logp = torch.log_softmax(head(hidden[unique[:, 0], unique[:, 1]]).float(), dim=-1)  # (U, V)
             picked = logp[inverse, torch.tensor([t for *_, t, _, _ in reads])].double().cpu().numpy()  # (M,)
             np.add.at(out, (np.array([n for *_, n, _ in reads]), np.array([c for *_, c in reads])), picked)
-            done += B
+            for r in batch:
+                pending[list({n for *_, n, _ in r.reads})] -= 1
             if progress:
-                progress(done, len(rows))
+                progress(int((pending[:counted] == 0).sum()), counted)
     return out
 
 
@@ -532,7 +538,7 @@ def run_prompting(config: PromptConfig, train: pd.DataFrame, eval_df: pd.DataFra
         query_rows, extra_rows = queries, extra
     n_rows = len(query_rows) + len(extra_rows)
     sums = score_rows(model, prefix_ids, label_rows(query_rows + extra_rows, label_ids), n_rows, C, config.batch_size,
-                      tokenizer.pad_token_id or 0, progress)
+                      tokenizer.pad_token_id or 0, progress, counted=N)
     scores = label_scores(sums, [len(ids) for ids in label_ids], config.scoring)
     main, extra_scores = scores[:N], scores[N:]
     if nearest and M:

@@ -71,6 +71,18 @@ def test_single_token_labels_come_from_one_pass_and_match_multi_path(tiny):
     assert np.allclose(one_pass, prompting.score_rows(model, prompting.encode(tok, "x "), per_label, 2, 2), atol=1e-5)
 
 
+def test_progress_counts_examples_whose_rows_are_all_scored(tiny):
+    """Per-label rows (3 per example) and calibration rows (numbered from counted on) do not inflate the count."""
+    _, tok, model = tiny
+    label_ids = [prompting.encode(tok, " profit rose"), prompting.encode(tok, " bad"), prompting.encode(tok, " refund")]
+    queries = [prompting.encode(tok, q) for q in ["shares fell after the", "terrible", "please", "okay fine", "N/A"]]
+    seen: list[tuple[int, int]] = []
+    prompting.score_rows(model, [], _per_label_rows(queries, label_ids), 5, 3, batch_size=2, pad_id=tok.pad_token_id,
+                         progress=lambda d, t: seen.append((d, t)), counted=4)
+    assert len(seen) == 8 and {t for _, t in seen} == {4} and seen[-1] == (4, 4)
+    assert all(d <= (b + 1) * 2 // 3 for b, (d, _) in enumerate(seen))  # an example counts once all 3 of its rows are done
+
+
 def _per_label_rows(queries, label_ids):
     """The scorer's former layout, kept as a reference: one teacher-forced row per (query, label)."""
     return [prompting.ScoredRow(q + ids[:-1], [(len(q) - 1 + j, t, n, c) for j, t in enumerate(ids)])
@@ -213,5 +225,6 @@ def test_run_prompting_end_to_end_with_calibration(tiny, tiny_bert_dir):
             probs = result.predictions[[f"prob_{lab}" for lab in LABELS]].to_numpy()
             assert len(result.predictions) == 6 and np.allclose(probs.sum(1), 1, atol=1e-4)
             assert result.metrics["n_examples"] == 6 and 0 <= result.metrics["accuracy"] <= 1
-            assert seen[-1][0] == seen[-1][1]
+            assert seen[-1] == (6, 6) and {t for _, t in seen} == {6}  # examples, not rows (calibration rows not counted)
+            assert [d for d, _ in seen] == sorted(d for d, _ in seen)
             assert len(result.demos) == 3
