@@ -34,10 +34,10 @@ def token_counts(key: str, model: str, _texts: list[str]):
     return tokens.token_lengths(tokenizer(model), _texts)
 
 
-@st.cache_data(show_spinner="Looking for duplicates…", max_entries=8)
-def duplicates(key: str, threshold: float, _ds: data.Dataset) -> data.DuplicateReport:
-    """The duplicate scan at one threshold."""
-    return data.duplicate_report(_ds, threshold)
+@st.cache_data(show_spinner="Looking for duplicates…", max_entries=4)
+def duplicates(key: str, _ds: data.Dataset) -> data.DuplicateScan:
+    """The duplicate scan, before a threshold is applied (moving the threshold only re-counts)."""
+    return data.duplicate_scan(_ds)
 
 
 st.title("Data")
@@ -106,7 +106,7 @@ for label in ds.label_names:
 def duplicates_section() -> None:
     st.subheader("Duplicates and train/test leakage")
     threshold = st.slider("Near-duplicate threshold (word 3-gram Jaccard)", 0.5, 1.0, 0.8, 0.05, key="data_dup_threshold")
-    report = duplicates(key, threshold, ds)
+    report = duplicates(key, ds).report(threshold)
     if report.summary.empty:
         st.success("No exact or near-duplicate texts within or across splits.")
     else:

@@ -434,53 +434,75 @@ def _split_key(a: str, b: str) -> str:
     return f"within {a}" if a == b else " / ".join(sorted((a, b)))
 
 
-def duplicate_report(ds: Dataset, threshold: float = 0.8, max_pairs: int = MAX_DUPLICATE_PAIRS) -> DuplicateReport:
-    """Exact duplicates (same text up to case and spacing, grouped by hash) and near duplicates (word 3-gram
-    Jaccard >= threshold, found by MinHash/LSH among one text per exact group, then checked exactly).
+@dataclass
+class DuplicateScan:
+    """What the duplicate scan found before a near-duplicate threshold is applied (cache it; report() is cheap)."""
+
+    splits: list[str]
+    group_counts: np.ndarray  # (exact groups, splits): rows of each group in each split
+    reps: pd.DataFrame  # split, id, text of the first row of each exact group, in group order
+    exact_pairs: pd.DataFrame  # PAIR_COLUMNS, each later row of a group paired with its first, at most max_pairs
+    candidates: np.ndarray  # (M, 2) group pairs proposed by LSH
+    similarity: np.ndarray  # (M,) their word 3-gram Jaccard
+    capped: bool  # candidates were cut at MAX_CANDIDATE_PAIRS
+
+    def report(self, threshold: float = 0.8, max_pairs: int = MAX_DUPLICATE_PAIRS) -> DuplicateReport:
+        """Pair counts per split pair and up to max_pairs example pairs (exact first, then the most similar near)."""
+        if not 0 < threshold <= 1:
+            raise UserError(f"The near-duplicate threshold must be above 0 and at most 1, not {threshold}.")
+        c, counts = self.group_counts, {"exact": {}, "near": {}}
+
+        def add(kind: str, a: str, b: str, n: int) -> None:
+            if n:
+                key = _split_key(a, b)
+                counts[kind][key] = counts[kind].get(key, 0) + int(n)
+
+        keep = np.flatnonzero(self.similarity >= threshold)
+        between = c[self.candidates[keep, 0]].T @ c[self.candidates[keep, 1]]  # (splits, splits): member pairs of near groups
+        for x, a in enumerate(self.splits):
+            add("exact", a, a, (c[:, x] * (c[:, x] - 1) // 2).sum())
+            for y, b in enumerate(self.splits):
+                add("exact", a, b, (c[:, x] * c[:, y]).sum() if x < y else 0)
+                add("near", a, b, between[x, y])
+        examples = self.exact_pairs.head(max_pairs)
+        best = keep[np.argsort(-self.similarity[keep], kind="stable")][: max(0, max_pairs - len(examples))]
+        ra, rb = self.reps.iloc[self.candidates[best, 0]], self.reps.iloc[self.candidates[best, 1]]
+        near = pd.DataFrame({"split_a": ra["split"].to_numpy(), "id_a": ra["id"].to_numpy(), "split_b": rb["split"].to_numpy(),
+                             "id_b": rb["id"].to_numpy(), "kind": "near", "similarity": self.similarity[best].round(3),
+                             "text_a": ra["text"].to_numpy(), "text_b": rb["text"].to_numpy()}, columns=PAIR_COLUMNS)
+        keys = sorted(set(counts["exact"]) | set(counts["near"]))
+        summary = pd.DataFrame({"splits": keys, "exact": [counts["exact"].get(k, 0) for k in keys],
+                                "near": [counts["near"].get(k, 0) for k in keys]})
+        pairs = pd.concat([examples, near], ignore_index=True) if len(near) else examples.reset_index(drop=True)
+        return DuplicateReport(pairs, summary, int(summary[["exact", "near"]].to_numpy().sum()), self.capped)
+
+
+def duplicate_scan(ds: Dataset, max_pairs: int = MAX_DUPLICATE_PAIRS) -> DuplicateScan:
+    """Exact duplicates (same text up to case and spacing, grouped by hash) and near-duplicate candidates (MinHash/LSH
+    among one text per exact group, each candidate's word 3-gram Jaccard computed exactly).
 
     Memory and time grow with the number of texts, not pairs: exact pairs are counted from group sizes, near
-    candidates are capped, and only max_pairs example pairs are kept."""
-    if not 0 < threshold <= 1:
-        raise UserError(f"The near-duplicate threshold must be above 0 and at most 1, not {threshold}.")
+    candidates are capped, and only max_pairs exact example pairs are kept."""
     frames = [(s, f) for s in ds.split_names() for f in [ds.splits[s]] if len(f)]
-    if not frames:
-        return DuplicateReport(pd.DataFrame(columns=PAIR_COLUMNS), pd.DataFrame(columns=["splits", "exact", "near"]), 0, False)
-    rows = pd.concat([pd.DataFrame({"split": s, "id": f["id"].astype(str), "text": f["text"].astype(str)}) for s, f in frames], ignore_index=True)
-    rows["norm"] = rows["text"].str.lower().str.split().str.join(" ")
-    rows["group"] = pd.factorize(rows["norm"])[0]
+    rows = pd.concat([pd.DataFrame({"split": s, "id": f["id"].astype(str), "text": f["text"].astype(str)}) for s, f in frames]
+                     or [pd.DataFrame(columns=["split", "id", "text"])], ignore_index=True)
+    rows["group"] = pd.factorize(rows["text"].str.lower().str.split().str.join(" "))[0]
     per_split = pd.crosstab(rows["group"], rows["split"])  # (groups, splits) rows per group and split
-    splits = list(per_split.columns)
-    counts = {"exact": {}, "near": {}}
-
-    def add(kind: str, a: str, b: str, n: int) -> None:
-        if n:
-            key = _split_key(a, b)
-            counts[kind][key] = counts[kind].get(key, 0) + int(n)
-
-    c = per_split.to_numpy().astype(np.int64)
-    for x, a in enumerate(splits):
-        add("exact", a, a, (c[:, x] * (c[:, x] - 1) // 2).sum())
-        for y in range(x + 1, len(splits)):
-            add("exact", a, splits[y], (c[:, x] * c[:, y]).sum())
     reps = rows.drop_duplicates("group").set_index("group").sort_index()  # one text per exact group, in group order
     later = rows[rows.duplicated("group")].sort_values("group", kind="stable").head(max_pairs)  # each paired with its first
     first = reps.loc[later["group"]]
-    examples = list(zip(first["split"], first["id"], later["split"], later["id"], ["exact"] * len(later), [1.0] * len(later),
-                        first["text"], later["text"]))
-
+    exact = pd.DataFrame({"split_a": first["split"].to_numpy(), "id_a": first["id"].to_numpy(), "split_b": later["split"].to_numpy(),
+                          "id_b": later["id"].to_numpy(), "kind": "exact", "similarity": 1.0, "text_a": first["text"].to_numpy(),
+                          "text_b": later["text"].to_numpy()}, columns=PAIR_COLUMNS)
     shingles = [_shingles(t) for t in reps["text"]]
     candidates, capped = lsh_candidates(minhash_signatures(shingles))
-    sims = np.array([jaccard(shingles[i], shingles[j]) for i, j in candidates])
-    keep = np.flatnonzero(sims >= threshold) if len(sims) else np.zeros(0, dtype=int)
-    between = c[candidates[keep, 0]].T @ c[candidates[keep, 1]]  # (splits, splits): member pairs of near groups
-    for x, a in enumerate(splits):
-        for y, b in enumerate(splits):
-            add("near", a, b, between[x, y])
-    near = [(candidates[k, 0], candidates[k, 1], sims[k]) for k in keep]
-    for i, j, sim in sorted(near, key=lambda t: -t[2])[: max(0, max_pairs - len(examples))]:
-        ra, rb = reps.iloc[i], reps.iloc[j]
-        examples.append((ra.split, ra.id, rb.split, rb.id, "near", round(sim, 3), ra.text, rb.text))
-    keys = sorted(set(counts["exact"]) | set(counts["near"]))
-    summary = pd.DataFrame({"splits": keys, "exact": [counts["exact"].get(k, 0) for k in keys],
-                            "near": [counts["near"].get(k, 0) for k in keys]})
-    return DuplicateReport(pd.DataFrame(examples, columns=PAIR_COLUMNS), summary, int(summary[["exact", "near"]].to_numpy().sum()), capped)
+    sims = np.array([jaccard(shingles[i], shingles[j]) for i, j in candidates], dtype=float)
+    return DuplicateScan(list(per_split.columns), per_split.to_numpy().astype(np.int64), reps.reset_index(drop=True), exact,
+                         candidates, sims, capped)
+
+
+def duplicate_report(ds: Dataset, threshold: float = 0.8, max_pairs: int = MAX_DUPLICATE_PAIRS) -> DuplicateReport:
+    """Exact and near-duplicate pairs within and across splits at one threshold (duplicate_scan, then its report)."""
+    if not 0 < threshold <= 1:
+        raise UserError(f"The near-duplicate threshold must be above 0 and at most 1, not {threshold}.")
+    return duplicate_scan(ds, max_pairs).report(threshold, max_pairs)
