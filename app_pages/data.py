@@ -49,10 +49,25 @@ if ds.source in data.list_samples():
         st.markdown(data.sample_card(ds.source))
 
 everything = combined(key, ds)
+summary = data.summary(ds)
 left, right = st.columns(2)
 with left:
     st.subheader("Labels per split")
-    st.altair_chart(charts.label_distribution(data.summary(ds), ds.label_names), width="stretch")
+    st.altair_chart(charts.label_distribution(summary, ds.label_names), width="stretch")
+
+
+@st.fragment
+def class_section() -> None:
+    with st.expander(f"Rows per class ({len(ds.label_names)} labels)", expanded=len(ds.label_names) > 20):
+        needle = st.text_input("Find a label", key="data_class_search", placeholder="part of a label name")
+        table = data.class_table(summary)
+        if needle.strip():
+            table = table[table["label"].str.contains(needle.strip(), case=False, regex=False)]
+        st.dataframe(table, hide_index=True, width="stretch", height=min(36 * (len(table) + 1), 320))
+
+
+with left:
+    class_section()
 
 
 @st.fragment

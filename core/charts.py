@@ -5,22 +5,34 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+MAX_MATRIX_LABELS = 12  # above this many labels a confusion matrix is unreadable; pages show the most confused pairs
+
 # ---- data and tokenization -------------------------------------------------------------------
 
 
-def label_distribution(summary: pd.DataFrame, labels: list[str] | None = None) -> alt.Chart:
-    """Grouped bars of rows per label, one colour per split (summary: split, label, count)."""
+def label_distribution(summary: pd.DataFrame, labels: list[str] | None = None, top: int = 20) -> alt.Chart:
+    """Horizontal bars of rows per label, stacked by split, most frequent label first; beyond the top labels the rest
+    are one bar, 'other (K labels)', so the chart stays readable at 77 labels (summary: split, label, count).
+    labels is accepted for the callers' sake; the order is by count."""
+    totals = summary.groupby("label")["count"].sum().sort_values(ascending=False, kind="stable")
+    kept = list(totals.index[:top])
+    data = summary.copy()
+    if len(totals) > top:
+        other = f"other ({len(totals) - top} labels)"
+        data["label"] = data["label"].where(data["label"].isin(kept), other)
+        data = data.groupby(["split", "label"], as_index=False)["count"].sum()
+        kept.append(other)
     return (
-        alt.Chart(summary)
+        alt.Chart(data)
         .mark_bar()
         .encode(
-            x=alt.X("label:N", title=None, sort=labels),
-            xOffset=alt.XOffset("split:N", sort=["train", "validation", "test"]),
-            y=alt.Y("count:Q", title="rows"),
+            y=alt.Y("label:N", title=None, sort=kept),
+            x=alt.X("count:Q", title="rows", stack=True),
             color=alt.Color("split:N", sort=["train", "validation", "test"]),
-            tooltip=["split", "label", "count"],
+            order=alt.Order("split:N"),
+            tooltip=["label", "split", "count"],
         )
-        .properties(height=260)
+        .properties(height=max(120, 18 * len(kept)))
     )
 
 

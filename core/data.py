@@ -355,6 +355,17 @@ MINHASH_BANDS, MINHASH_ROWS = 20, 3  # LSH: 60 MinHash values; texts agreeing on
 MAX_CANDIDATE_PAIRS = 200_000  # near-duplicate candidates checked at most (bounds time and memory)
 
 
+def class_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """One row per label, most frequent first: rows in each split, in all, and the label's share of all rows
+    (summary: split, label, count)."""
+    table = summary.pivot_table(index="label", columns="split", values="count", aggfunc="sum", fill_value=0)
+    table = table[[s for s in SPLITS if s in table] + [s for s in table if s not in SPLITS]]
+    table["total"] = table.sum(axis=1)
+    table["share"] = (table["total"] / max(int(table["total"].sum()), 1)).round(4)
+    table.columns.name = None
+    return table.sort_values("total", ascending=False, kind="stable").reset_index()
+
+
 def _shingles(text: str, n: int = 3) -> set[str]:
     words = text.lower().split()
     return {" ".join(words[i : i + n]) for i in range(max(1, len(words) - n + 1))}

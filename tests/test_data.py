@@ -208,3 +208,28 @@ def test_cli_data_duplicates_prints_the_leakage_summary(tmp_path, capsys):
     assert line.split()[-2:] == ["1", "1"]  # one exact and one near pair across the splits
     assert cli.main(["data", str(path), "--duplicates", "--threshold", "2"]) == 2
     assert "threshold" in capsys.readouterr().err
+
+
+def test_label_chart_keeps_the_top_labels_sorted_and_folds_the_rest_into_other():
+    from core import charts
+
+    summary = pd.DataFrame([(s, f"label{i:02d}", n) for i in range(77) for s, n in (("train", i + 1), ("test", 1))],
+                           columns=["split", "label", "count"])
+    spec = charts.label_distribution(summary, top=20).to_dict()
+    assert spec["encoding"]["y"]["sort"][:3] == ["label76", "label75", "label74"] and spec["encoding"]["y"]["sort"][-1] == "other (57 labels)"
+    rows = pd.DataFrame(next(iter(spec["datasets"].values())))
+    assert rows["label"].nunique() == 21 and rows["count"].sum() == summary["count"].sum()
+    table = data.class_table(summary)
+    assert list(table.columns) == ["label", "train", "test", "total", "share"] and table.loc[0, "label"] == "label76"
+    assert table["share"].sum() == pytest.approx(1, abs=1e-3)
+
+
+def test_most_confused_pairs_are_sorted_and_searchable():
+    from core import evaluate
+
+    conf = pd.DataFrame([("r", "a", "a", 9), ("r", "a", "b", 3), ("r", "b", "c", 5), ("r", "c", "a", 0), ("s", "card_x", "b", 4)],
+                        columns=["run", "true", "pred", "count"])
+    out = evaluate.most_confused(conf)
+    assert list(zip(out["true"], out["pred"], out["count"])) == [("b", "c", 5), ("card_x", "b", 4), ("a", "b", 3)]
+    assert list(evaluate.most_confused(conf, search="CARD")["true"]) == ["card_x"]
+    assert len(evaluate.most_confused(conf, top=1)) == 1

@@ -1,4 +1,4 @@
-"""AppTests of the Data page with a large, many-label dataset: 77 labels, more rows than one browse page."""
+"""AppTests with a large, many-label dataset: the Data page (77 labels, more rows than one browse page) and Compare."""
 
 from pathlib import Path
 
@@ -55,3 +55,29 @@ def test_data_page_search_still_filters_all_rows(at):
     total = sum(map(len, many_labels().splits.values()))
     caption = next(c.value for c in at.caption if f" of {total} rows" in c.value)
     assert int(caption.split()[0]) == 2 + (5 * 7) % 39 + 10
+
+
+def test_data_page_charts_and_class_table_stay_readable_at_77_labels(at):
+    assert len(at.get("vega_lite_chart")) == 2  # labels per split + token lengths
+    table = next(d.value for d in at.dataframe if "share" in d.value.columns)
+    assert len(table) == 77 and list(table["total"]) == sorted(table["total"], reverse=True)
+    at.text_input(key="data_class_search").input("_05_").run()
+    table = next(d.value for d in at.dataframe if "share" in d.value.columns)
+    assert list(table["label"]) == ["intent_05_card"]
+
+
+def test_compare_shows_most_confused_pairs_for_77_labels(runs_dir):
+    from tests.compare_fixtures import make_run
+
+    make_run(runs_dir, "a", 0.5, seed=1, n=231, labels=LABELS)
+    make_run(runs_dir, "b", 0.6, seed=2, n=231, labels=LABELS)
+    app = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=180).run()
+    app.switch_page("app_pages/compare.py").run()
+    assert not app.exception
+    assert "Most confused label pairs" in [s.value for s in app.subheader]
+    assert "Confusion matrices (one colour scale)" not in [s.value for s in app.subheader]
+    pairs = next(d.value for d in app.dataframe if list(d.value.columns) == ["run", "true", "pred", "count"])
+    assert 0 < len(pairs) <= 25 and (pairs["true"] != pairs["pred"]).all() and list(pairs["count"]) == sorted(pairs["count"], reverse=True)
+    app.text_input(key="cmp_confused_search").input("intent_07_").run()
+    pairs = next(d.value for d in app.dataframe if list(d.value.columns) == ["run", "true", "pred", "count"])
+    assert len(pairs) and pairs.apply(lambda r: "intent_07_" in r["true"] or "intent_07_" in r["pred"], axis=1).all()
