@@ -378,6 +378,7 @@ def score_rows(model, prefix_ids: list[int], rows: list[ScoredRow], n_examples: 
     pending = np.zeros(n_examples, dtype=int)  # rows still to score per example
     for r in rows:
         pending[list({n for *_, n, _ in r.reads})] += 1
+    present = pending[:counted] > 0  # examples these rows belong to (all of them unless the rows are one shard)
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             batch = [rows[i] for i in order[start : start + batch_size]]
@@ -412,7 +413,7 @@ def score_rows(model, prefix_ids: list[int], rows: list[ScoredRow], n_examples: 
             for r in batch:
                 pending[list({n for *_, n, _ in r.reads})] -= 1
             if progress:
-                progress(int((pending[:counted] == 0).sum()), counted)
+                progress(int((present & (pending[:counted] == 0)).sum()), int(present.sum()))
     return out
 
 
@@ -494,6 +495,27 @@ def load_model(config: PromptConfig):
     return models.load_tokenizer(config.model), models.load_causal_lm(config.model, device, attention="sdpa")
 
 
+def shard() -> tuple[int, int]:
+    """(rank, world size) of a torchrun job whose process group is up, else (0, 1)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def all_sum(values: np.ndarray) -> np.ndarray:
+    """values summed over every process of the torchrun job (gloo on CPU, NCCL on GPUs)."""
+    import torch
+    import torch.distributed as dist
+
+    t = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64))
+    if dist.get_backend() == "nccl":
+        t = t.cuda()
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t.cpu().numpy()
+
+
 def run_prompting(config: PromptConfig, train: pd.DataFrame, eval_df: pd.DataFrame, label_names: list[str],
                   progress: Progress | None = None) -> PromptResult:
     """Classify eval_df by prompting: build prompts, score every label, calibrate, and compute the run's metrics."""
@@ -537,8 +559,12 @@ def run_prompting(config: PromptConfig, train: pd.DataFrame, eval_df: pd.DataFra
         prefix_ids = encode(tokenizer, prefixes[0], special) if texts else []
         query_rows, extra_rows = queries, extra
     n_rows = len(query_rows) + len(extra_rows)
-    sums = score_rows(model, prefix_ids, label_rows(query_rows + extra_rows, label_ids), n_rows, C, config.batch_size,
-                      tokenizer.pad_token_id or 0, progress, counted=N)
+    rows = label_rows(query_rows + extra_rows, label_ids)
+    rank, world = shard()
+    report = (lambda done, total: progress(round(done * N / total) if total else N, N)) if progress and rank == 0 else None
+    sums = score_rows(model, prefix_ids, rows[rank::world], n_rows, C, config.batch_size, tokenizer.pad_token_id or 0, report, counted=N)
+    if world > 1:  # every process scored every world-th row; summing gives each the whole table
+        sums = all_sum(sums)
     scores = label_scores(sums, [len(ids) for ids in label_ids], config.scoring)
     main, extra_scores = scores[:N], scores[N:]
     if nearest and M:
@@ -556,7 +582,7 @@ def run_prompting(config: PromptConfig, train: pd.DataFrame, eval_df: pd.DataFra
     metrics = evaluate.classification_metrics(predictions["label"].tolist(), predictions["pred"].tolist(), label_names)
     metrics.update(seconds=round(seconds, 3), examples_per_second=round(N / seconds, 3) if seconds else None,
                    trainable_params=0, total_params=int(sum(p.numel() for p in model.parameters())),
-                   prefix_tokens=len(prefix_ids), calibration=config.calibration, scoring=config.scoring)
+                   prefix_tokens=len(prefix_ids), calibration=config.calibration, scoring=config.scoring, world_size=world)
     example = (prefixes[0] + first.query) if texts else ""
     return PromptResult(predictions, metrics, demos, warnings, len(prefix_ids), example)
 
