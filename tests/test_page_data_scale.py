@@ -81,3 +81,18 @@ def test_compare_shows_most_confused_pairs_for_77_labels(runs_dir):
     app.text_input(key="cmp_confused_search").input("intent_07_").run()
     pairs = next(d.value for d in app.dataframe if list(d.value.columns) == ["run", "true", "pred", "count"])
     assert len(pairs) and pairs.apply(lambda r: "intent_07_" in r["true"] or "intent_07_" in r["pred"], axis=1).all()
+
+
+def test_length_chart_counts_tokens_of_a_sample_of_a_large_dataset():
+    """Above 10,000 texts the length chart is drawn from a seeded sample of 10,000, and its caption says so."""
+    import streamlit as st
+
+    st.cache_data.clear()
+    frames = {s: pd.DataFrame({"text": [f"{s} row {i} says {'yes' if i % 2 else 'no'}" for i in range(n)],
+                               "label": ["a" if i % 2 else "b" for i in range(n)]}) for s, n in (("train", 9000), ("test", 1500))}
+    app = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=300)
+    app.session_state["ds_kind"] = "Hugging Face"
+    app.session_state[DATASET_KEY] = data.finish("big", "big.csv", frames, ["a", "b"], "text", "label", [])
+    at = app.run()
+    assert not at.exception
+    assert any("longest" in c.value and "(a random 10,000 of 10,500 texts)" in c.value for c in at.caption)
