@@ -70,8 +70,14 @@ if len(cmp.mcnemar):
     st.caption("Paired on the same examples. Exact binomial test when fewer than 25 examples are discordant, "
                "otherwise chi-square with continuity correction; p < 0.05 suggests the accuracy difference is not chance.")
 
-st.subheader("Confusion matrices (one colour scale)")
-st.altair_chart(charts.confusion_heatmaps(cmp.confusions, cmp.labels))
+if len(cmp.labels) <= charts.MAX_MATRIX_LABELS:
+    st.subheader("Confusion matrices (one colour scale)")
+    st.altair_chart(charts.confusion_heatmaps(cmp.confusions, cmp.labels))
+else:  # a 77 x 77 matrix is unreadable: the most frequent mistakes instead, searchable by label
+    st.subheader("Most confused label pairs")
+    needle = st.text_input("Find a label", key="cmp_confused_search", placeholder="part of a label name")
+    st.dataframe(evaluate.most_confused(cmp.confusions, top=25, search=needle), hide_index=True, key="cmp_confused")
+    st.caption(f"{len(cmp.labels)} labels: the 25 most frequent mistakes over the runs (true label predicted as another).")
 
 st.subheader("Agreement and errors")
 col_a, col_b = st.columns(2)

@@ -1,4 +1,8 @@
-"""Data page: the loaded dataset as a searchable table, label balance, lengths in tokens, examples, duplicates and leakage."""
+"""Data page: the loaded dataset as a searchable table, label balance, lengths in tokens, examples, duplicates and leakage.
+
+Expensive work (the combined table, token counts, the duplicate scan) is cached per dataset fingerprint; each
+widget's section is a fragment, so moving a slider or typing a search reruns that section only, and the browse
+table sends one page of rows to the browser, not the whole dataset."""
 
 import pandas as pd
 import streamlit as st
@@ -6,43 +10,108 @@ import streamlit as st
 from core import charts, data, tokens
 from ui.state import model_choice, plain, require_dataset, show_error, tokenizer
 
+PAGE_ROWS = 200  # rows the browse table sends per page
+LENGTH_SAMPLE = 10_000  # texts whose tokens are counted for the length chart (a seeded sample of larger datasets)
+
+
+def dataset_key(ds: data.Dataset) -> str:
+    """Fingerprint of every split, computed once per loaded dataset (it reads every row)."""
+    known = st.session_state.get("_data_page_key")
+    if known is None or known[0] is not ds:
+        known = (ds, "|".join(ds.fingerprint(s) for s in ds.split_names()))
+        st.session_state["_data_page_key"] = known
+    return known[1]
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def combined(key: str, _ds: data.Dataset) -> pd.DataFrame:
+    """Every split in one table with a split column."""
+    return pd.concat([f.assign(split=s) for s, f in _ds.splits.items()], ignore_index=True)
+
+
+@st.cache_data(show_spinner="Counting tokens…", max_entries=8)
+def token_counts(key: str, model: str, _texts: list[str]):
+    """Tokens per text with the chosen tokenizer."""
+    return tokens.token_lengths(tokenizer(model), _texts)
+
+
+@st.cache_data(show_spinner="Looking for duplicates…", max_entries=4)
+def duplicates(key: str, _ds: data.Dataset) -> data.DuplicateScan:
+    """The duplicate scan, before a threshold is applied (moving the threshold only re-counts)."""
+    return data.duplicate_scan(_ds)
+
+
 st.title("Data")
 ds = require_dataset()
+key = dataset_key(ds)
 st.caption(plain(f"{ds.name}: text column '{ds.text_col}', label column '{ds.label_col}', labels: {', '.join(ds.label_names)}"))
 if ds.source in data.list_samples():
     with st.expander("Dataset card"):
         st.markdown(data.sample_card(ds.source))
 
-everything = pd.concat([f.assign(split=s) for s, f in ds.splits.items()], ignore_index=True)
+everything = combined(key, ds)
+summary = data.summary(ds)
 left, right = st.columns(2)
 with left:
     st.subheader("Labels per split")
-    st.altair_chart(charts.label_distribution(data.summary(ds), ds.label_names), width="stretch")
-with right:
+    st.altair_chart(charts.label_distribution(summary, ds.label_names), width="stretch")
+
+
+@st.fragment
+def class_section() -> None:
+    with st.expander(f"Rows per class ({len(ds.label_names)} labels)", expanded=len(ds.label_names) > 20):
+        needle = st.text_input("Find a label", key="data_class_search", placeholder="part of a label name")
+        table = data.class_table(summary)
+        if needle.strip():
+            table = table[table["label"].str.contains(needle.strip(), case=False, regex=False)]
+        st.dataframe(table, hide_index=True, width="stretch", height=min(36 * (len(table) + 1), 320))
+
+
+with left:
+    class_section()
+
+
+@st.fragment
+def lengths_section() -> None:
     st.subheader("Length in tokens")
     model = model_choice("Tokenizer", "encoder", key="data_tok")
     try:
         if model:
-            lengths = tokens.token_lengths(tokenizer(model), everything["text"].tolist())
-            frame = everything.assign(tokens=lengths)
-            st.altair_chart(charts.length_histogram(frame[["label", "tokens"]]), width="stretch")
-            st.caption(f"median {int(frame['tokens'].median())} tokens, 95th percentile {int(frame['tokens'].quantile(0.95))}, longest {int(frame['tokens'].max())}")
+            sample = everything.sample(LENGTH_SAMPLE, random_state=0) if len(everything) > LENGTH_SAMPLE else everything
+            frame = sample[["label"]].assign(tokens=token_counts(key, model, sample["text"].tolist()))
+            st.altair_chart(charts.length_histogram(frame), width="stretch")
+            of = f" (a random {len(sample):,} of {len(everything):,} texts)" if len(sample) < len(everything) else ""
+            st.caption(f"median {int(frame['tokens'].median())} tokens, 95th percentile {int(frame['tokens'].quantile(0.95))}, "
+                       f"longest {int(frame['tokens'].max())}{of}")
     except Exception as e:
         show_error(e)
 
-st.subheader("Browse")
-c1, c2, c3 = st.columns([3, 2, 2])
-query = c1.text_input("Search text", key="data_search", placeholder="words or a regular expression")
-splits = c2.multiselect("Splits", ds.split_names(), default=ds.split_names(), key="data_splits")
-labels = c3.multiselect("Labels", ds.label_names, default=ds.label_names, key="data_labels")
-shown = everything[everything["split"].isin(splits) & everything["label"].isin(labels)]
-if query:
-    try:
-        shown = shown[shown["text"].str.contains(query, case=False, regex=True)]
-    except Exception:  # not a valid regex: search for the literal text
-        shown = shown[shown["text"].str.contains(query, case=False, regex=False)]
-st.caption(f"{len(shown)} of {len(everything)} rows")
-st.dataframe(shown[["id", "split", "label", "text"]], hide_index=True, width="stretch", height=320)
+
+with right:
+    lengths_section()
+
+
+@st.fragment
+def browse_section() -> None:
+    st.subheader("Browse")
+    c1, c2, c3, c4 = st.columns([3, 2, 2, 1])
+    query = c1.text_input("Search text", key="data_search", placeholder="words or a regular expression")
+    splits = c2.multiselect("Splits", ds.split_names(), default=ds.split_names(), key="data_splits")
+    labels = c3.multiselect("Labels", ds.label_names, default=ds.label_names, key="data_labels")
+    shown = everything[everything["split"].isin(splits) & everything["label"].isin(labels)]
+    if query:
+        try:
+            shown = shown[shown["text"].str.contains(query, case=False, regex=True)]
+        except Exception:  # not a valid regex: search for the literal text
+            shown = shown[shown["text"].str.contains(query, case=False, regex=False)]
+    pages = max(1, -(-len(shown) // PAGE_ROWS))
+    page = int(c4.number_input(f"Page (of {pages})", 1, pages, 1, key="data_page")) if pages > 1 else 1
+    first = (page - 1) * PAGE_ROWS
+    st.caption(f"{len(shown)} of {len(everything)} rows" + (f" · showing {first + 1}–{min(first + PAGE_ROWS, len(shown))}" if pages > 1 else ""))
+    st.dataframe(shown.iloc[first : first + PAGE_ROWS][["id", "split", "label", "text"]], hide_index=True, width="stretch", height=320)
+
+
+browse_section()
 
 st.subheader("Examples per class")
 per_class = st.slider("Examples per class", 1, 10, 3, key="data_examples")
@@ -52,12 +121,20 @@ for label in ds.label_names:
     st.markdown(f"**{plain(label)}**")
     st.text("\n".join(f"- {t}" for t in picked["text"]))
 
-st.subheader("Duplicates and train/test leakage")
-threshold = st.slider("Near-duplicate threshold (word 3-gram Jaccard)", 0.5, 1.0, 0.8, 0.05, key="data_dup_threshold")
-pairs = data.duplicate_report(ds, threshold)
-summary = data.leakage_summary(pairs)
-if summary.empty:
-    st.success("No exact or near-duplicate texts within or across splits.")
-else:
-    st.dataframe(summary, hide_index=True)
-    st.dataframe(pairs, hide_index=True, width="stretch")
+
+@st.fragment
+def duplicates_section() -> None:
+    st.subheader("Duplicates and train/test leakage")
+    threshold = st.slider("Near-duplicate threshold (word 3-gram Jaccard)", 0.5, 1.0, 0.8, 0.05, key="data_dup_threshold")
+    report = duplicates(key, ds).report(threshold)
+    if report.summary.empty:
+        st.success("No exact or near-duplicate texts within or across splits.")
+    else:
+        st.dataframe(report.summary, hide_index=True)
+        if report.capped:
+            st.caption(f"Near-duplicate candidates were capped at {data.MAX_CANDIDATE_PAIRS:,}: near counts are a lower bound.")
+        st.caption(f"{len(report.pairs):,} of {report.total_pairs:,} pairs listed")
+        st.dataframe(report.pairs, hide_index=True, width="stretch")
+
+
+duplicates_section()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import charts, cli_prompt, jobs, prompting, runs
+from core import charts, cli_prompt, evaluate, jobs, prompting, runs
 from core.errors import UserError
 from ui import state
 
@@ -126,7 +126,9 @@ def job_progress() -> None:
     for name, status in statuses:
         s = status.get("state", "queued")
         eta = status.get("eta_seconds")
-        text = f"{name}: {s}" + (f" · {status.get('done', 0)}/{status.get('total')} rows" if status.get("total") else "")
+        text = f"{name}: {s}" + (f" · {status.get('done', 0)}/{status.get('total')} examples" if status.get("total") else "")
+        if status.get("total") and (status.get("of") or 0) > status["total"]:
+            text += f" · scoring {status['total']} of {status['of']} examples"
         text += f" · about {eta:.0f} s left" if s == "running" and eta else ""
         st.progress(float(status.get("progress") or (1.0 if s == "succeeded" else 0.0)), text=text)
         if s in ("failed", "cancelled") and status.get("error"):
@@ -171,7 +173,14 @@ st.caption(f"{config_saved.get('method', '')} · model {config_saved.get('model'
            f"{state.plain(config_saved.get('command', ''))}")
 left, right = st.columns([2, 3])
 with left:
-    st.altair_chart(charts.prompt_confusion_matrix(metrics.get("confusion_matrix", []), metrics.get("labels", [])))
+    run_labels, matrix = metrics.get("labels", []), metrics.get("confusion_matrix", [])
+    if len(run_labels) <= charts.MAX_MATRIX_LABELS:
+        st.altair_chart(charts.prompt_confusion_matrix(matrix, run_labels))
+    else:  # too many labels for a matrix: the most frequent mistakes
+        cells = pd.DataFrame([(chosen, t, p, int(matrix[i][j])) for i, t in enumerate(run_labels) for j, p in enumerate(run_labels)],
+                             columns=["run", "true", "pred", "count"])
+        st.caption(f"Most confused of {len(run_labels)} labels")
+        st.dataframe(evaluate.most_confused(cells, top=25)[["true", "pred", "count"]], hide_index=True)
 with right:
     try:
         predictions = run.predictions()

@@ -1,4 +1,5 @@
-"""Benchmark: 8-shot balanced prompting of SST-2 sentences with the bundled SmolLM2, fast scorer vs naive baseline.
+"""Benchmark: 8-shot balanced prompting of SST-2 sentences with the bundled SmolLM2, fast scorer vs naive baseline;
+and 77-label zero-shot Banking77, one label trie per query vs one teacher-forced row per (query, label).
 
 fast  : the shared prefix (instruction + 8 demos) run once, its KV cache reused; queries batched with dynamic padding;
         both single-token labels read from one forward pass.
@@ -8,7 +9,12 @@ The baseline is slow, so it runs on the first --baseline-limit examples, in roun
 scorer (both meet the same load on a shared machine); rates (examples/second) are compared and
 predictions must agree on >= 99.5% of the examples both scored. Prints the ratio and peak memory (maxrss).
 
-    .venv/bin/python bench/prompting.py [--limit 1000] [--baseline-limit 200] [--threads 2]
+banking77: a seeded subset of banking77/train.csv, zero-shot with the default templates (the instruction lists all 77
+label names, so the shared prefix is long); every label word is its category name (several tokens). "trie" is the
+product's scorer (the query run once, then every label word's tokens as one token trie in the same row); "per-label"
+is the scorer's former layout, one row per (query, label) with the query re-run 77 times. Same alternating rounds.
+
+    .venv/bin/python bench/prompting.py [--case sst2|banking77|all] [--limit 1000] [--baseline-limit 200] [--threads 2]
 """
 
 from __future__ import annotations
@@ -21,7 +27,66 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"  # --data overrides (e.g. from a git worktree)
+
+
+def per_label_rows(queries, label_ids):
+    """The scorer's former layout (the baseline): one teacher-forced row per (query, label)."""
+    from core import prompting
+
+    return [prompting.ScoredRow(q + ids[:-1], [(len(q) - 1 + j, t, n, c) for j, t in enumerate(ids)])
+            for n, q in enumerate(queries) for c, ids in enumerate(label_ids)]
+
+
+def banking77(args) -> bool:
+    """77-label zero-shot: label trie vs per-label rows, alternating rounds; True when predictions agree."""
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from core import prompting
+
+    path = args.data / "banking77" / "train.csv"
+    if not path.exists():
+        print(f"Banking77 not found at {path}; nothing to measure.")
+        return True
+    data = pd.read_csv(path, dtype=str, keep_default_na=False)
+    labels = sorted(data["category"].unique())
+    subset = data.sample(n=min(args.b77_limit, len(data)), random_state=0)
+    config = prompting.PromptConfig(batch_size=args.batch_size, calibration="none")
+    tokenizer, model = prompting.load_model(config)
+    prefix = prompting.encode(tokenizer, prompting.render_prefix(config, labels, subset.iloc[:0].rename(columns={"category": "label"}), labels),
+                              special=True)
+    queries = [prompting.encode(tokenizer, prompting.fill(config.query_template, t)) for t in subset["text"]]
+    label_ids = [prompting.encode(tokenizer, prompting.continuation(config.query_template, w)) for w in labels]
+    trie_nodes = len({tuple(ids[: j + 1]) for ids in label_ids for j in range(len(ids) - 1)})
+    print(f"banking77: {len(labels)} labels, {torch.get_num_threads()} threads; prefix {len(prefix)} tokens; "
+          f"mean query {np.mean([len(q) for q in queries]):.1f} tokens; label tokens {sum(map(len, label_ids))} "
+          f"({trie_nodes} trie nodes)")
+    nb = min(args.b77_baseline_limit, len(queries))
+    rounds = max(1, nb)
+    trie_parts, base_parts, trie_s, base_s = [], [], 0.0, 0.0
+    for r in range(rounds):
+        tq = queries[r * len(queries) // rounds : (r + 1) * len(queries) // rounds]
+        bq = queries[r * nb // rounds : (r + 1) * nb // rounds]
+        start = time.perf_counter()
+        trie_parts.append(prompting.score_rows(model, prefix, prompting.label_rows(tq, label_ids), len(tq), len(labels),
+                                               config.batch_size, tokenizer.pad_token_id))
+        trie_s += time.perf_counter() - start
+        start = time.perf_counter()
+        base_parts.append(prompting.score_rows(model, prefix, per_label_rows(bq, label_ids), len(bq), len(labels),
+                                               config.batch_size, tokenizer.pad_token_id))
+        base_s += time.perf_counter() - start
+    trie, base = np.concatenate(trie_parts), np.concatenate(base_parts)
+    trie_rate, base_rate = len(queries) / trie_s, nb / base_s
+    agree = float(np.mean(trie[:nb].argmax(1) == base.argmax(1)))
+    accuracy = float(np.mean(np.array(labels)[trie.argmax(1)] == subset["category"].to_numpy()))
+    print(f"trie     : {len(queries)} examples in {trie_s:.1f} s = {trie_rate:.2f} examples/s (accuracy {accuracy:.3f}, chance {1 / len(labels):.3f})")
+    print(f"per-label: {nb} examples in {base_s:.1f} s = {base_rate:.3f} examples/s")
+    print(f"agreement on the {nb} shared examples: {agree:.2%} (max |log-prob diff| {np.abs(trie[:nb] - base).max():.2e})")
+    print(f"speed-up: {trie_rate / base_rate:.1f}x (target >= 20x)")
+    print(f"peak memory (maxrss): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    return agree >= 0.995
 
 
 def main() -> int:
@@ -30,17 +95,34 @@ def main() -> int:
     parser.add_argument("--baseline-limit", type=int, default=200, help="dev sentences for the naive baseline (slow)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--data", type=Path, default=SHARED, help="folder holding sst2/ and banking77/")
+    parser.add_argument("--case", choices=("sst2", "banking77", "all"), default="all")
+    parser.add_argument("--b77-limit", type=int, default=60, help="Banking77 examples for the trie scorer")
+    parser.add_argument("--b77-baseline-limit", type=int, default=3, help="Banking77 examples for the per-label rows (slow)")
     args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    ok = True
+    if args.case in ("banking77", "all"):
+        ok = banking77(args)
+    if args.case in ("sst2", "all"):
+        ok = sst2(args) and ok
+    return 0 if ok else 1
+
+
+def sst2(args) -> bool:
+    """8-shot SST-2: fast scorer vs naive re-encoding; True when predictions agree."""
+    DATA = args.data / "sst2"
     if not (DATA / "dev.tsv").exists() or not (DATA / "train.tsv").exists():
         print(f"SST-2 not found at {DATA}; nothing to measure.")
-        return 0
+        return True
     import numpy as np
     import pandas as pd
     import torch
 
     from core import prompting
 
-    torch.set_num_threads(args.threads)
     read = lambda name: pd.read_csv(DATA / name, sep="\t", dtype=str, keep_default_na=False, quoting=3)  # noqa: E731
     train, dev = read("train.tsv"), read("dev.tsv").iloc[: args.limit]
     names = {"0": "negative", "1": "positive"}
@@ -88,7 +170,7 @@ def main() -> int:
     ok = agree >= 0.995
     if not ok:
         print("FAIL: fast and naive predictions agree on fewer than 99.5% of examples")
-    return 0 if ok else 1
+    return ok
 
 
 if __name__ == "__main__":

@@ -5,40 +5,61 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+MAX_MATRIX_LABELS = 12  # above this many labels a confusion matrix is unreadable; pages show the most confused pairs
+
 # ---- data and tokenization -------------------------------------------------------------------
 
 
-def label_distribution(summary: pd.DataFrame, labels: list[str] | None = None) -> alt.Chart:
-    """Grouped bars of rows per label, one colour per split (summary: split, label, count)."""
+def label_distribution(summary: pd.DataFrame, labels: list[str] | None = None, top: int = 20) -> alt.Chart:
+    """Horizontal bars of rows per label, stacked by split, most frequent label first; beyond the top labels the rest
+    are one bar, 'other (K labels)', so the chart stays readable at 77 labels (summary: split, label, count).
+    labels is accepted for the callers' sake; the order is by count."""
+    totals = summary.groupby("label")["count"].sum().sort_values(ascending=False, kind="stable")
+    kept = list(totals.index[:top])
+    data = summary.copy()
+    if len(totals) > top:
+        other = f"other ({len(totals) - top} labels)"
+        data["label"] = data["label"].where(data["label"].isin(kept), other)
+        data = data.groupby(["split", "label"], as_index=False)["count"].sum()
+        kept.append(other)
     return (
-        alt.Chart(summary)
+        alt.Chart(data)
         .mark_bar()
         .encode(
-            x=alt.X("label:N", title=None, sort=labels),
-            xOffset=alt.XOffset("split:N", sort=["train", "validation", "test"]),
-            y=alt.Y("count:Q", title="rows"),
+            y=alt.Y("label:N", title=None, sort=kept),
+            x=alt.X("count:Q", title="rows", stack=True),
             color=alt.Color("split:N", sort=["train", "validation", "test"]),
-            tooltip=["split", "label", "count"],
+            order=alt.Order("split:N"),
+            tooltip=["label", "split", "count"],
         )
-        .properties(height=260)
+        .properties(height=max(120, 18 * len(kept)))
     )
 
 
-def length_histogram(lengths: pd.DataFrame, max_length: int | None = None) -> alt.Chart:
-    """Histogram of text length in tokens, one colour per label (lengths: label, tokens); a rule at max_length."""
+def length_histogram(lengths: pd.DataFrame, max_length: int | None = None, max_colours: int = 10) -> alt.Chart:
+    """Histogram of text length in tokens (lengths: label, tokens), binned here so the chart carries about 40 bars of
+    counts, not one row per text; one colour per label up to max_colours labels, else one colour; a rule at max_length."""
+    tokens = lengths["tokens"].to_numpy()
+    low = int(tokens.min()) if len(tokens) else 0
+    width = max(1, -(-(int(tokens.max()) - low + 1) // 40)) if len(tokens) else 1
+    coloured = lengths["label"].nunique() <= max_colours
+    binned = (lengths.assign(start=(tokens - low) // width * width + low)
+              .groupby(["label", "start"] if coloured else ["start"]).size().rename("texts").reset_index())
+    binned["end"] = binned["start"] + width
     hist = (
-        alt.Chart(lengths)
+        alt.Chart(binned)
         .mark_bar(opacity=0.6)
         .encode(
-            x=alt.X("tokens:Q", bin=alt.Bin(maxbins=40), title="tokens per text"),
-            y=alt.Y("count():Q", title="texts", stack=None),
-            color=alt.Color("label:N"),
-            tooltip=["label", alt.Tooltip("count():Q", title="texts")],
+            x=alt.X("start:Q", title="tokens per text"),
+            x2="end:Q",
+            y=alt.Y("texts:Q", title="texts", stack=None),
+            **({"color": alt.Color("label:N")} if coloured else {}),
+            tooltip=(["label"] if coloured else []) + [alt.Tooltip("start:Q", title="from"), alt.Tooltip("end:Q", title="below"), "texts"],
         )
         .properties(height=260)
     )
     if max_length:
-        rule = alt.Chart(pd.DataFrame({"tokens": [max_length]})).mark_rule(color="red", strokeDash=[4, 4]).encode(x="tokens:Q")
+        rule = alt.Chart(pd.DataFrame({"start": [max_length]})).mark_rule(color="red", strokeDash=[4, 4]).encode(x="start:Q")
         return hist + rule
     return hist
 

@@ -76,6 +76,12 @@ def cmd_data(args) -> int:
     for note in ds.notes:
         print(f"note: {note}")
     print(data.summary(ds).pivot_table(index="label", columns="split", values="count", fill_value=0).to_string())
+    if args.duplicates:
+        report = data.duplicate_report(ds, args.threshold)
+        print(f"\nduplicate pairs (exact: same text up to case and spacing; near: word 3-gram Jaccard >= {args.threshold}):")
+        print(report.summary.to_string(index=False) if len(report.summary) else "none")
+        if report.capped:
+            print(f"note: near-duplicate candidates were capped at {data.MAX_CANDIDATE_PAIRS:,}; near counts are a lower bound.")
     return 0
 
 
@@ -99,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="sample name, file, or Hugging Face dataset name")
     p.add_argument("--text-col")
     p.add_argument("--label-col")
+    p.add_argument("--duplicates", action="store_true", help="also count exact and near-duplicate pairs within and across splits (leakage)")
+    p.add_argument("--threshold", type=float, default=0.8, help="near-duplicate word 3-gram Jaccard threshold (default 0.8)")
     p.set_defaults(func=cmd_data)
     p = sub.add_parser("models", help="list bundled models, or describe one")
     p.add_argument("name", nargs="?")

@@ -93,6 +93,13 @@ def cmd_prompt(args) -> int:
     missing = set(eval_df["label"]) - set(train["label"])
     if missing and max(args.shots) > 0:
         print(f"note: the training data has no examples of: {', '.join(sorted(missing))}")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun: each process scores a shard, rank 0 writes the runs
+        if not args.out:
+            raise UserError("Give --out when running under torchrun, so every process works on the same run.")
+        if join_process_group() != 0:
+            for config in configs:
+                prompting.run_prompting(config, train, eval_df, labels)
+            return 0
     base = args.out or runs.new_run_name("prompt", f"{args.shots[0]}shot-{args.selection}")
     base_dir = runs.resolve_out(base)
     cells = prompting.grid_run_names(base_dir.name, args.shots, args.seed)
@@ -129,15 +136,29 @@ def cmd_prompt(args) -> int:
     return 0
 
 
+def join_process_group() -> int:
+    """Start torch.distributed for a torchrun job (NCCL with one GPU per process, else gloo on CPU); this process's rank."""
+    import os
+
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank()
+
+
 def run_one(config, run, train, eval_df, labels) -> None:
     """One prompting run with progress in status.json after every batch."""
     from core import prompting, runs
 
     started = time.time()
-    run.set_status("running", progress=0.0, done=0, total=None)
+    run.set_status("running", progress=0.0, done=0, total=None, of=len(eval_df))
 
-    def progress(done: int, total: int) -> None:
-        run.set_status("running", progress=round(done / total, 4), done=done, total=total,
+    def progress(done: int, total: int) -> None:  # examples scored, examples to score (of: examples in the split)
+        run.set_status("running", progress=round(done / total, 4), done=done, total=total, of=len(eval_df),
                        eta_seconds=prompting.eta_seconds(time.time() - started, done, total))
 
     result = prompting.run_prompting(config, train, eval_df, labels, progress)

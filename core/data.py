@@ -357,49 +357,170 @@ def summary(ds: Dataset) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["split", "label", "count"])
 
 
+MAX_DUPLICATE_PAIRS = 1000  # pair rows a duplicate report keeps (counts cover every pair)
+MINHASH_BANDS, MINHASH_ROWS = 20, 3  # LSH: 60 MinHash values; texts agreeing on all 3 of any band are candidates
+MAX_CANDIDATE_PAIRS = 200_000  # near-duplicate candidates checked at most (bounds time and memory)
+
+
+def class_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """One row per label, most frequent first: rows in each split, in all, and the label's share of all rows
+    (summary: split, label, count)."""
+    table = summary.pivot_table(index="label", columns="split", values="count", aggfunc="sum", fill_value=0)
+    table = table[[s for s in SPLITS if s in table] + [s for s in table if s not in SPLITS]]
+    table["total"] = table.sum(axis=1)
+    table["share"] = (table["total"] / max(int(table["total"].sum()), 1)).round(4)
+    table.columns.name = None
+    return table.sort_values("total", ascending=False, kind="stable").reset_index()
+
+
 def _shingles(text: str, n: int = 3) -> set[str]:
     words = text.lower().split()
     return {" ".join(words[i : i + n]) for i in range(max(1, len(words) - n + 1))}
 
 
-def duplicate_report(ds: Dataset, threshold: float = 0.8) -> pd.DataFrame:
-    """Exact and near-duplicate (word 3-gram Jaccard >= threshold) pairs within and across splits; one row per pair."""
-    rows = []
-    frames = [(s, r.id, r.text) for s in ds.split_names() for r in ds.splits[s].itertuples()]
-    norm = {}
-    for s, i, t in frames:
-        norm.setdefault(" ".join(t.lower().split()), []).append((s, i, t))
-    for group in norm.values():
-        for a in range(len(group)):
-            for b in range(a + 1, len(group)):
-                rows.append((group[a][0], group[a][1], group[b][0], group[b][1], "exact", 1.0, group[a][2], group[b][2]))
-    # near duplicates via MinHash-free bucketing: index shingles, compare only texts sharing one
-    sh = [(s, i, t, _shingles(t)) for s, i, t in frames]
-    index: dict[str, list[int]] = {}
-    for k, (_, _, _, shs) in enumerate(sh):
-        for g in shs:
-            index.setdefault(g, []).append(k)
-    seen = set()
-    for k, (s, i, t, shs) in enumerate(sh):
-        cands = {j for g in shs if len(index[g]) < 50 for j in index[g] if j > k}
-        for j in cands:
-            if (k, j) in seen:
-                continue
-            seen.add((k, j))
-            s2, i2, t2, shs2 = sh[j]
-            jac = len(shs & shs2) / len(shs | shs2)
-            if jac >= threshold and " ".join(t.lower().split()) != " ".join(t2.lower().split()):
-                rows.append((s, i, s2, i2, "near", round(jac, 3), t, t2))
-    return pd.DataFrame(rows, columns=["split_a", "id_a", "split_b", "id_b", "kind", "similarity", "text_a", "text_b"])
+def jaccard(a: set, b: set) -> float:
+    """|a & b| / |a | b| (0 for two empty sets)."""
+    return len(a & b) / len(a | b) if a or b else 0.0
 
 
-def leakage_summary(pairs: pd.DataFrame) -> pd.DataFrame:
-    """Counts of exact and near duplicates per pair of splits (within a split, or train->test leakage)."""
-    if pairs.empty:
-        return pd.DataFrame(columns=["splits", "exact", "near"])
-    key = pairs.apply(lambda r: " / ".join(sorted({r.split_a, r.split_b})) if r.split_a != r.split_b else f"within {r.split_a}", axis=1)
-    table = pairs.assign(splits=key).pivot_table(index="splits", columns="kind", values="similarity", aggfunc="count", fill_value=0)
-    for k in ("exact", "near"):
-        if k not in table:
-            table[k] = 0
-    return table[["exact", "near"]].reset_index()
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a well-mixed 64-bit hash of uint64 values (multiplication wraps mod 2**64)."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def minhash_signatures(shingle_sets: list[set[str]], num_perm: int = MINHASH_BANDS * MINHASH_ROWS, seed: int = 0) -> np.ndarray:
+    """(N, num_perm) MinHash signatures: for each of num_perm seeded 64-bit hash functions of a stable 32-bit hash of
+    each shingle, the smallest value over the text's shingles. Two texts agree on one value with probability equal to
+    their Jaccard similarity (texts without shingles get all zeros)."""
+    import zlib
+
+    seeds = np.random.default_rng(seed).integers(0, 2**63, size=num_perm, dtype=np.uint64)
+    sizes = np.array([len(sh) for sh in shingle_sets], dtype=np.int64)
+    hashed = np.fromiter((zlib.crc32(g.encode()) for sh in shingle_sets for g in sh), dtype=np.uint64, count=int(sizes.sum()))
+    out = np.zeros((len(shingle_sets), num_perm), dtype=np.uint64)
+    nonempty = np.flatnonzero(sizes)
+    if not len(nonempty):
+        return out
+    starts = (np.cumsum(sizes) - sizes)[nonempty]
+    with np.errstate(over="ignore"):
+        for k in range(num_perm):
+            out[nonempty, k] = np.minimum.reduceat(_mix(hashed ^ seeds[k]), starts)
+    return out
+
+
+def lsh_candidates(signatures: np.ndarray, bands: int = MINHASH_BANDS, budget: int = MAX_CANDIDATE_PAIRS) -> tuple[np.ndarray, bool]:
+    """(M, 2) index pairs i < j whose signatures agree on every row of at least one band; small buckets first, at most
+    budget pairs. Also whether the budget cut the list short."""
+    n, per = len(signatures), signatures.shape[1] // bands
+    buckets = []
+    for band in range(bands):
+        keys = np.ascontiguousarray(signatures[:, band * per : (band + 1) * per]).view(f"V{8 * per}").ravel()
+        _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+        members = np.argsort(inverse, kind="stable")
+        bounds = np.concatenate([[0], np.cumsum(counts)])
+        buckets += [members[bounds[g] : bounds[g + 1]] for g in np.flatnonzero(counts > 1)]
+    buckets.sort(key=len)
+    seen: set[int] = set()
+    capped = False
+    for bucket in buckets:
+        i, j = np.triu_indices(len(bucket), 1)
+        codes = np.minimum(bucket[i], bucket[j]).astype(np.int64) * n + np.maximum(bucket[i], bucket[j])
+        seen.update(codes[: budget - len(seen)].tolist())
+        if len(seen) >= budget:
+            capped = len(codes) > 0
+            break
+    codes = np.array(sorted(seen), dtype=np.int64)
+    return np.stack([codes // n, codes % n], axis=1) if len(codes) else np.zeros((0, 2), dtype=np.int64), capped
+
+
+PAIR_COLUMNS = ["split_a", "id_a", "split_b", "id_b", "kind", "similarity", "text_a", "text_b"]
+
+
+@dataclass
+class DuplicateReport:
+    """Duplicate pairs within and across splits: counts of every pair, and a bounded list of example pairs."""
+
+    pairs: pd.DataFrame  # split_a, id_a, split_b, id_b, kind, similarity, text_a, text_b; at most max_pairs rows
+    summary: pd.DataFrame  # splits ("within train", "test / train"), exact, near: pair counts
+    total_pairs: int  # pairs counted in summary (pairs lists at most max_pairs of them)
+    capped: bool  # near-duplicate candidates were cut at MAX_CANDIDATE_PAIRS: near counts are a lower bound
+
+
+def _split_key(a: str, b: str) -> str:
+    return f"within {a}" if a == b else " / ".join(sorted((a, b)))
+
+
+@dataclass
+class DuplicateScan:
+    """What the duplicate scan found before a near-duplicate threshold is applied (cache it; report() is cheap)."""
+
+    splits: list[str]
+    group_counts: np.ndarray  # (exact groups, splits): rows of each group in each split
+    reps: pd.DataFrame  # split, id, text of the first row of each exact group, in group order
+    exact_pairs: pd.DataFrame  # PAIR_COLUMNS, each later row of a group paired with its first, at most max_pairs
+    candidates: np.ndarray  # (M, 2) group pairs proposed by LSH
+    similarity: np.ndarray  # (M,) their word 3-gram Jaccard
+    capped: bool  # candidates were cut at MAX_CANDIDATE_PAIRS
+
+    def report(self, threshold: float = 0.8, max_pairs: int = MAX_DUPLICATE_PAIRS) -> DuplicateReport:
+        """Pair counts per split pair and up to max_pairs example pairs (exact first, then the most similar near)."""
+        if not 0 < threshold <= 1:
+            raise UserError(f"The near-duplicate threshold must be above 0 and at most 1, not {threshold}.")
+        c, counts = self.group_counts, {"exact": {}, "near": {}}
+
+        def add(kind: str, a: str, b: str, n: int) -> None:
+            if n:
+                key = _split_key(a, b)
+                counts[kind][key] = counts[kind].get(key, 0) + int(n)
+
+        keep = np.flatnonzero(self.similarity >= threshold)
+        between = c[self.candidates[keep, 0]].T @ c[self.candidates[keep, 1]]  # (splits, splits): member pairs of near groups
+        for x, a in enumerate(self.splits):
+            add("exact", a, a, (c[:, x] * (c[:, x] - 1) // 2).sum())
+            for y, b in enumerate(self.splits):
+                add("exact", a, b, (c[:, x] * c[:, y]).sum() if x < y else 0)
+                add("near", a, b, between[x, y])
+        examples = self.exact_pairs.head(max_pairs)
+        best = keep[np.argsort(-self.similarity[keep], kind="stable")][: max(0, max_pairs - len(examples))]
+        ra, rb = self.reps.iloc[self.candidates[best, 0]], self.reps.iloc[self.candidates[best, 1]]
+        near = pd.DataFrame({"split_a": ra["split"].to_numpy(), "id_a": ra["id"].to_numpy(), "split_b": rb["split"].to_numpy(),
+                             "id_b": rb["id"].to_numpy(), "kind": "near", "similarity": self.similarity[best].round(3),
+                             "text_a": ra["text"].to_numpy(), "text_b": rb["text"].to_numpy()}, columns=PAIR_COLUMNS)
+        keys = sorted(set(counts["exact"]) | set(counts["near"]))
+        summary = pd.DataFrame({"splits": keys, "exact": [counts["exact"].get(k, 0) for k in keys],
+                                "near": [counts["near"].get(k, 0) for k in keys]})
+        pairs = pd.concat([examples, near], ignore_index=True) if len(near) else examples.reset_index(drop=True)
+        return DuplicateReport(pairs, summary, int(summary[["exact", "near"]].to_numpy().sum()), self.capped)
+
+
+def duplicate_scan(ds: Dataset, max_pairs: int = MAX_DUPLICATE_PAIRS) -> DuplicateScan:
+    """Exact duplicates (same text up to case and spacing, grouped by hash) and near-duplicate candidates (MinHash/LSH
+    among one text per exact group, each candidate's word 3-gram Jaccard computed exactly).
+
+    Memory and time grow with the number of texts, not pairs: exact pairs are counted from group sizes, near
+    candidates are capped, and only max_pairs exact example pairs are kept."""
+    frames = [(s, f) for s in ds.split_names() for f in [ds.splits[s]] if len(f)]
+    rows = pd.concat([pd.DataFrame({"split": s, "id": f["id"].astype(str), "text": f["text"].astype(str)}) for s, f in frames]
+                     or [pd.DataFrame(columns=["split", "id", "text"])], ignore_index=True)
+    rows["group"] = pd.factorize(rows["text"].str.lower().str.split().str.join(" "))[0]
+    per_split = pd.crosstab(rows["group"], rows["split"])  # (groups, splits) rows per group and split
+    reps = rows.drop_duplicates("group").set_index("group").sort_index()  # one text per exact group, in group order
+    later = rows[rows.duplicated("group")].sort_values("group", kind="stable").head(max_pairs)  # each paired with its first
+    first = reps.loc[later["group"]]
+    exact = pd.DataFrame({"split_a": first["split"].to_numpy(), "id_a": first["id"].to_numpy(), "split_b": later["split"].to_numpy(),
+                          "id_b": later["id"].to_numpy(), "kind": "exact", "similarity": 1.0, "text_a": first["text"].to_numpy(),
+                          "text_b": later["text"].to_numpy()}, columns=PAIR_COLUMNS)
+    shingles = [_shingles(t) for t in reps["text"]]
+    candidates, capped = lsh_candidates(minhash_signatures(shingles))
+    sims = np.array([jaccard(shingles[i], shingles[j]) for i, j in candidates], dtype=float)
+    return DuplicateScan(list(per_split.columns), per_split.to_numpy().astype(np.int64), reps.reset_index(drop=True), exact,
+                         candidates, sims, capped)
+
+
+def duplicate_report(ds: Dataset, threshold: float = 0.8, max_pairs: int = MAX_DUPLICATE_PAIRS) -> DuplicateReport:
+    """Exact and near-duplicate pairs within and across splits at one threshold (duplicate_scan, then its report)."""
+    if not 0 < threshold <= 1:
+        raise UserError(f"The near-duplicate threshold must be above 0 and at most 1, not {threshold}.")
+    return duplicate_scan(ds, max_pairs).report(threshold, max_pairs)

@@ -382,3 +382,14 @@ def efficiency_frame(run_paths: list[str | Path]) -> pd.DataFrame:
                      "eval_sha256": (c.get("dataset") or {}).get("eval_sha256", "")})
     cols = ["run", "kind", "model", "method", "n_train_examples", "macro_f1", "eval_sha256"]
     return pd.DataFrame(rows, columns=cols).sort_values(["kind", "n_train_examples"]).reset_index(drop=True)
+
+
+def most_confused(confusions: pd.DataFrame, top: int = 20, search: str = "") -> pd.DataFrame:
+    """The most frequent mistakes (true != pred) over runs, most examples first: run, true, pred, count; search keeps
+    the pairs whose true or predicted label contains it (case-insensitive, plain text)."""
+    wrong = confusions[(confusions["true"] != confusions["pred"]) & (confusions["count"] > 0)]
+    if search.strip():
+        needle = search.strip().lower()
+        hit = wrong["true"].astype(str).str.lower().str.contains(needle, regex=False) | wrong["pred"].astype(str).str.lower().str.contains(needle, regex=False)
+        wrong = wrong[hit]
+    return wrong.sort_values(["count", "run", "true", "pred"], ascending=[False, True, True, True]).head(top).reset_index(drop=True)[["run", "true", "pred", "count"]]

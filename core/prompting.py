@@ -8,10 +8,12 @@ How a prompt is built (token level, so the fast and the naive scorer see exactly
     label   = " " + label word (no space when the query ends in whitespace), scored by log-likelihood
 
 The prefix is run through the model once; its keys/values are expanded to the batch size and reused for every batch
-of queries (right-padded, so positions after the prefix are identical for every row). When every label word is one
-token, all labels are read from one forward pass (the log-softmax at the last query position); otherwise each
-(query, label) pair is a row and the label tokens are teacher-forced. With nearest-neighbour selection every query
-has its own demonstrations, so nothing is shared: each row carries its whole prompt.
+of queries (right-padded, so positions after the prefix are identical for every row). Every query is one row: the
+first token of every label is read at the last query position, and the later tokens of multi-token label words are
+teacher-forced as a token trie appended to the same row (each trie token attends to the prefix, the query and its own
+ancestors, at the position it would have in its own label's sequence), so a query costs its own tokens plus the
+distinct label-word prefixes, not labels x query. With nearest-neighbour selection every query has its own
+demonstrations, so nothing is shared: each row carries its whole prompt.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ DEFAULT_INSTRUCTION = "Classify each text as one of: {labels}."
 DEFAULT_EXAMPLE_TEMPLATE = "Text: {text}\nCategory: {label}\n\n"
 DEFAULT_QUERY_TEMPLATE = "Text: {text}\nCategory:"
 
-Progress = Callable[[int, int], None]  # (rows done, rows in all)
+Progress = Callable[[int, int], None]  # (examples scored, examples in all)
 
 
 @dataclass
@@ -267,23 +269,63 @@ def nearest_demonstrations(train_emb: np.ndarray, query_emb: np.ndarray, shots: 
 
 @dataclass
 class ScoredRow:
-    """One forward-pass row: its tokens and where to read which target (position, token id, example index, label index)."""
+    """One forward-pass row: its tokens and where to read which target (position, token id, example index, label index).
+
+    parents is None for a plain left-to-right row; otherwise parents[i] is the position token i follows (-1: whatever
+    precedes the row), so one row can hold a query followed by a token trie of label words: each trie token sees the
+    prefix, the query and its own ancestors only, at the position it would have in its own label's sequence."""
 
     tokens: list[int]
     reads: list[tuple[int, int, int, int]]
+    parents: list[int] | None = None
 
 
 def label_rows(rows: list[list[int]], label_ids: list[list[int]]) -> list[ScoredRow]:
-    """Rows to run: one per query when every label is one token (all read at the last position), else one per (query, label)."""
+    """One row per query: the query, then a token trie of every label word but its last token (teacher forcing).
+
+    The first token of every label is read at the query's last position; token j at the trie node of tokens[:j].
+    Labels that share leading tokens share trie nodes, so a row costs query + distinct label-prefix tokens."""
     if any(not ids for ids in label_ids):
         raise UserError("A label word turned into no tokens at all; choose another word.")
-    if all(len(ids) == 1 for ids in label_ids):
-        return [ScoredRow(r, [(len(r) - 1, ids[0], n, c) for c, ids in enumerate(label_ids)]) for n, r in enumerate(rows)]
-    return [
-        ScoredRow(r + ids[:-1], [(len(r) - 1 + j, t, n, c) for j, t in enumerate(ids)])  # teacher forcing
-        for n, r in enumerate(rows)
-        for c, ids in enumerate(label_ids)
-    ]
+    out = []
+    for n, r in enumerate(rows):
+        tokens, parents, node = list(r), list(range(-1, len(r) - 1)), {}  # node: label-token prefix -> position
+        reads = []
+        for c, ids in enumerate(label_ids):
+            at = len(r) - 1
+            for j, t in enumerate(ids):
+                reads.append((at, t, n, c))
+                if j == len(ids) - 1:
+                    break
+                key = tuple(ids[: j + 1])
+                if key not in node:
+                    node[key] = len(tokens)
+                    tokens.append(t)
+                    parents.append(at)
+                at = node[key]
+        out.append(ScoredRow(tokens, reads, None if len(tokens) == len(r) else parents))
+    return out
+
+
+def _tree_mask(rows: list[ScoredRow], lead: int, T: int) -> tuple[np.ndarray, np.ndarray]:
+    """For a batch of rows (after `lead` tokens that start every row): (B, T, T) may-attend among the row's own
+    tokens (ancestors and itself; padding sees itself only) and (B, T) depth of each token (its position)."""
+    B = len(rows)
+    allowed = np.zeros((B, T, T), dtype=bool)
+    depth = np.tile(np.arange(T), (B, 1))
+    for b, r in enumerate(rows):
+        parents = r.parents if r.parents is not None else list(range(-1, len(r.tokens) - 1))
+        full = list(range(-1, lead - 1)) + [p + lead if p >= 0 else lead - 1 for p in parents]
+        for k, p in enumerate(full):
+            if p >= 0:
+                allowed[b, k] = allowed[b, p]
+                depth[b, k] = depth[b, p] + 1
+            else:
+                depth[b, k] = 0
+            allowed[b, k, k] = True
+        for k in range(len(full), T):
+            allowed[b, k, k] = True
+    return allowed, depth
 
 
 def _cache_kwarg(base) -> str:
@@ -313,11 +355,13 @@ def _expanded_cache(model, past: list[tuple], batch: int):
 
 
 def score_rows(model, prefix_ids: list[int], rows: list[ScoredRow], n_examples: int, n_labels: int, batch_size: int = 16,
-               pad_id: int = 0, progress: Progress | None = None) -> np.ndarray:
+               pad_id: int = 0, progress: Progress | None = None, counted: int | None = None) -> np.ndarray:
     """Summed log-probabilities (n_examples, n_labels) of the targets in rows, each row following the shared prefix.
 
     The prefix minus its last token is cached once; that last token starts every row, so even an empty row has a
-    position to read from. Rows are sorted by length and right-padded per batch (dynamic padding)."""
+    position to read from. Rows are sorted by length and right-padded per batch (dynamic padding). progress gets
+    (examples whose rows are all scored, examples) after every batch, counting the examples numbered below counted
+    (default: all; the others are calibration rows)."""
     import torch
 
     if not prefix_ids and any(not r.tokens for r in rows):
@@ -330,19 +374,32 @@ def score_rows(model, prefix_ids: list[int], rows: list[ScoredRow], n_examples: 
     kwarg = _cache_kwarg(base)
     out = np.zeros((n_examples, n_labels))
     order = sorted(range(len(rows)), key=lambda i: len(rows[i].tokens))
-    done = 0
+    counted = n_examples if counted is None else counted
+    pending = np.zeros(n_examples, dtype=int)  # rows still to score per example
+    for r in rows:
+        pending[list({n for *_, n, _ in r.reads})] += 1
+    present = pending[:counted] > 0  # examples these rows belong to (all of them unless the rows are one shard)
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             batch = [rows[i] for i in order[start : start + batch_size]]
             seqs = [lead + r.tokens for r in batch]
             B, T = len(seqs), max(len(s) for s in seqs)
             ids = torch.full((B, T), pad_id, dtype=torch.long)
-            mask = torch.zeros((B, P + T), dtype=torch.long)
-            mask[:, :P] = 1
             for b, s in enumerate(seqs):
                 ids[b, : len(s)] = torch.tensor(s)
-                mask[b, P : P + len(s)] = 1
-            position_ids = (P + torch.arange(T)).unsqueeze(0).expand(B, T)  # (B, T): right padding keeps positions aligned
+            if any(r.parents is not None for r in batch):  # label tries: a 4D additive mask and positions by depth
+                allowed, depth = _tree_mask(batch, len(lead), T)
+                full = np.ones((B, 1, T, P + T), dtype=bool)
+                full[:, 0, :, P:] = allowed
+                dtype = next(model.parameters()).dtype
+                mask = torch.zeros(full.shape, dtype=dtype).masked_fill_(torch.from_numpy(~full), torch.finfo(dtype).min)
+                position_ids = P + torch.from_numpy(depth)
+            else:
+                mask = torch.zeros((B, P + T), dtype=torch.long)
+                mask[:, :P] = 1
+                for b, s in enumerate(seqs):
+                    mask[b, P : P + len(s)] = 1
+                position_ids = (P + torch.arange(T)).unsqueeze(0).expand(B, T)  # (B, T): right padding keeps positions aligned
             extra = {kwarg: _expanded_cache(model, past, B)} if past else {}
             hidden = base(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=position_ids.to(device),
                           use_cache=bool(past), **extra).last_hidden_state  # (B, T, H)
@@ -353,9 +410,10 @@ def score_rows(model, prefix_ids: list[int], rows: list[ScoredRow], n_examples: 
             logp = torch.log_softmax(head(hidden[unique[:, 0], unique[:, 1]]).float(), dim=-1)  # (U, V)
             picked = logp[inverse, torch.tensor([t for *_, t, _, _ in reads])].double().cpu().numpy()  # (M,)
             np.add.at(out, (np.array([n for *_, n, _ in reads]), np.array([c for *_, c in reads])), picked)
-            done += B
+            for r in batch:
+                pending[list({n for *_, n, _ in r.reads})] -= 1
             if progress:
-                progress(done, len(rows))
+                progress(int((present & (pending[:counted] == 0)).sum()), int(present.sum()))
     return out
 
 
@@ -437,6 +495,27 @@ def load_model(config: PromptConfig):
     return models.load_tokenizer(config.model), models.load_causal_lm(config.model, device, attention="sdpa")
 
 
+def shard() -> tuple[int, int]:
+    """(rank, world size) of a torchrun job whose process group is up, else (0, 1)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def all_sum(values: np.ndarray) -> np.ndarray:
+    """values summed over every process of the torchrun job (gloo on CPU, NCCL on GPUs)."""
+    import torch
+    import torch.distributed as dist
+
+    t = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64))
+    if dist.get_backend() == "nccl":
+        t = t.cuda()
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t.cpu().numpy()
+
+
 def run_prompting(config: PromptConfig, train: pd.DataFrame, eval_df: pd.DataFrame, label_names: list[str],
                   progress: Progress | None = None) -> PromptResult:
     """Classify eval_df by prompting: build prompts, score every label, calibrate, and compute the run's metrics."""
@@ -480,8 +559,12 @@ def run_prompting(config: PromptConfig, train: pd.DataFrame, eval_df: pd.DataFra
         prefix_ids = encode(tokenizer, prefixes[0], special) if texts else []
         query_rows, extra_rows = queries, extra
     n_rows = len(query_rows) + len(extra_rows)
-    sums = score_rows(model, prefix_ids, label_rows(query_rows + extra_rows, label_ids), n_rows, C, config.batch_size,
-                      tokenizer.pad_token_id or 0, progress)
+    rows = label_rows(query_rows + extra_rows, label_ids)
+    rank, world = shard()
+    report = (lambda done, total: progress(round(done * N / total) if total else N, N)) if progress and rank == 0 else None
+    sums = score_rows(model, prefix_ids, rows[rank::world], n_rows, C, config.batch_size, tokenizer.pad_token_id or 0, report, counted=N)
+    if world > 1:  # every process scored every world-th row; summing gives each the whole table
+        sums = all_sum(sums)
     scores = label_scores(sums, [len(ids) for ids in label_ids], config.scoring)
     main, extra_scores = scores[:N], scores[N:]
     if nearest and M:
@@ -499,7 +582,7 @@ def run_prompting(config: PromptConfig, train: pd.DataFrame, eval_df: pd.DataFra
     metrics = evaluate.classification_metrics(predictions["label"].tolist(), predictions["pred"].tolist(), label_names)
     metrics.update(seconds=round(seconds, 3), examples_per_second=round(N / seconds, 3) if seconds else None,
                    trainable_params=0, total_params=int(sum(p.numel() for p in model.parameters())),
-                   prefix_tokens=len(prefix_ids), calibration=config.calibration, scoring=config.scoring)
+                   prefix_tokens=len(prefix_ids), calibration=config.calibration, scoring=config.scoring, world_size=world)
     example = (prefixes[0] + first.query) if texts else ""
     return PromptResult(predictions, metrics, demos, warnings, len(prefix_ids), example)
 

@@ -28,6 +28,7 @@ def test_prompt_writes_the_run_contract(tiny_llama_dir, runs_dir, capsys, monkey
     assert config["command"].startswith("python -m core prompt --train reviews")
     status = json.loads((run / "status.json").read_text())
     assert status["state"] == "succeeded" and status["progress"] == 1.0 and status["done"] == status["total"]
+    assert status["total"] == 12 and status["of"] > 12  # examples (not internal rows), and the cap: 12 of the split's examples
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["n_examples"] == 12 and {"accuracy", "macro_f1", "seconds", "examples_per_second", "total_params"} <= set(metrics)
     preds = pd.read_csv(run / "predictions.csv")

@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -20,7 +21,7 @@ def test_every_sample_loads_with_three_splits_and_enough_rows():
 
 def test_samples_have_no_leakage_between_splits():
     for name in data.list_samples():
-        pairs = data.duplicate_report(data.load(name))
+        pairs = data.duplicate_report(data.load(name)).pairs
         assert not (pairs["split_a"] != pairs["split_b"]).any(), name
 
 
@@ -81,7 +82,7 @@ def test_near_duplicates_across_splits_are_reported():
         "test": pd.DataFrame({"text": ["the parcel never arrived at my house today!", "Refund please"], "label": ["a", "b"]}),
     }
     ds = data.finish("x", "x", frames, ["a", "b"], "text", "label", [])
-    summary = data.leakage_summary(data.duplicate_report(ds, 0.7))
+    summary = data.duplicate_report(ds, 0.7).summary
     row = summary.set_index("splits").loc["test / train"]
     assert (row["exact"], row["near"]) == (1, 1)
 
@@ -139,3 +140,114 @@ def test_hub_box_refuses_local_paths_and_never_calls_datasets(kind, tmp_path, mo
     with pytest.raises(UserError, match="is not a Hugging Face dataset id"):
         data.load_hub(name)
     assert calls == []
+
+
+def _dataset(splits: dict[str, list[str]]) -> data.Dataset:
+    frames = {s: pd.DataFrame({"text": texts, "label": ["a" if i % 2 else "b" for i in range(len(texts))]}) for s, texts in splits.items()}
+    return data.finish("x", "x", frames, ["a", "b"], "text", "label", [])
+
+
+def _words(i: int, n: int = 12) -> str:
+    """A distinct sentence of n pseudo-random words (seeded by i)."""
+    rng = np.random.default_rng(i)
+    return " ".join(f"w{v}" for v in rng.integers(0, 5000, size=n))
+
+
+def test_exact_duplicates_are_counted_by_group_and_example_pairs_capped():
+    """300 case/spacing variants of one word: all 44,850 pairs counted per split pair, only max_pairs listed."""
+    variants = ["".join(ch.upper() if (k >> b) & 1 else ch for b, ch in enumerate("refundable")) for k in range(300)]
+    ds = _dataset({"train": variants[:200] + ["something else entirely here"], "test": [" " + v for v in variants[200:]]})
+    report = data.duplicate_report(ds, max_pairs=50)
+    summary = report.summary.set_index("splits")
+    assert summary.loc["within train", "exact"] == 200 * 199 // 2
+    assert summary.loc["within test", "exact"] == 100 * 99 // 2
+    assert summary.loc["test / train", "exact"] == 200 * 100
+    assert summary["near"].sum() == 0 and report.total_pairs == 300 * 299 // 2
+    assert len(report.pairs) == 50 and (report.pairs["kind"] == "exact").all()
+    assert "something else entirely here" not in set(report.pairs["text_a"]) | set(report.pairs["text_b"])
+
+
+def test_near_duplicates_are_found_among_many_distinct_texts():
+    """Six planted near pairs (one word changed in 12) among 2,000 distinct texts are all found, nothing else."""
+    texts = [_words(i) for i in range(2000)]
+    planted = {}
+    for i in range(0, 600, 100):
+        words = texts[i].split()
+        words[-1] = "changed"
+        planted[i] = " ".join(words)  # 9 of 10 word 3-grams shared with texts[i]: Jaccard 9/11
+    ds = _dataset({"train": texts, "test": list(planted.values())})
+    report = data.duplicate_report(ds, threshold=0.8)
+    near = report.pairs[report.pairs["kind"] == "near"]
+    assert len(near) == 6 and report.summary.set_index("splits").loc["test / train", "near"] == 6
+    assert set(zip(near["text_a"], near["text_b"])) | set(zip(near["text_b"], near["text_a"])) >= {(texts[i], t) for i, t in planted.items()}
+    assert np.allclose(near["similarity"], round(9 / 11, 3))
+    assert data.duplicate_report(ds, threshold=0.9).summary["near"].sum() == 0  # below the stricter threshold
+
+
+def test_near_duplicates_of_exact_groups_count_every_member_pair():
+    """A near pair between a group of 3 exact copies and a group of 2 counts 3 x 2 member pairs."""
+    a, b = "the parcel never arrived at my house today", "the parcel never arrived at my house today!!"
+    ds = _dataset({"train": [a, a.upper(), b], "test": [a + " ", b.title()]})
+    summary = data.duplicate_report(ds, 0.7).summary.set_index("splits")
+    assert summary["exact"].sum() == 3 + 1 and summary["near"].sum() == 3 * 2
+    assert summary.loc["test / train", "near"] == 2 * 1 + 1 * 1  # a-copies in train x b in test, a in test x b in train
+
+
+def test_minhash_agreement_tracks_jaccard_and_lsh_candidates_are_capped():
+    base = set(_words(1, 40).split())
+    other = set(list(base)[:30]) | {f"x{i}" for i in range(10)}
+    sig = data.minhash_signatures([base, other, set(_words(2, 40).split())])
+    agree = (sig[0] == sig[1]).mean()
+    assert abs(agree - data.jaccard(base, other)) < 0.2 and (sig[0] == sig[2]).mean() < 0.1
+    same = data.minhash_signatures([{"same text"}] * 100)
+    pairs, capped = data.lsh_candidates(same, budget=500)
+    assert capped and len(pairs) == 500 and (pairs[:, 0] < pairs[:, 1]).all()
+    pairs, capped = data.lsh_candidates(data.minhash_signatures([{"same text"}] * 10))
+    assert not capped and len(pairs) == 45
+
+
+def test_duplicate_threshold_outside_zero_one_is_refused():
+    with pytest.raises(UserError, match="threshold"):
+        data.duplicate_report(_dataset({"train": ["a b c", "d e f"]}), threshold=1.5)
+
+
+def test_cli_data_duplicates_prints_the_leakage_summary(tmp_path, capsys):
+    from core import cli
+
+    parcel = "the parcel never arrived at my house today"
+    rows = [{"text": t, "label": lab, "split": s} for t, lab, s in [("refund please", "a", "train"), ("REFUND please", "a", "test"),
+            (parcel, "b", "train"), (parcel + "!", "b", "test"), ("hello there friend", "b", "train")]]
+    path = tmp_path / "d.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    assert cli.main(["data", str(path), "--duplicates", "--threshold", "0.7"]) == 0
+    out = capsys.readouterr().out
+    assert "duplicate pairs" in out and "test / train" in out
+    line = next(x for x in out.splitlines() if "test / train" in x)
+    assert line.split()[-2:] == ["1", "1"]  # one exact and one near pair across the splits
+    assert cli.main(["data", str(path), "--duplicates", "--threshold", "2"]) == 2
+    assert "threshold" in capsys.readouterr().err
+
+
+def test_label_chart_keeps_the_top_labels_sorted_and_folds_the_rest_into_other():
+    from core import charts
+
+    summary = pd.DataFrame([(s, f"label{i:02d}", n) for i in range(77) for s, n in (("train", i + 1), ("test", 1))],
+                           columns=["split", "label", "count"])
+    spec = charts.label_distribution(summary, top=20).to_dict()
+    assert spec["encoding"]["y"]["sort"][:3] == ["label76", "label75", "label74"] and spec["encoding"]["y"]["sort"][-1] == "other (57 labels)"
+    rows = pd.DataFrame(next(iter(spec["datasets"].values())))
+    assert rows["label"].nunique() == 21 and rows["count"].sum() == summary["count"].sum()
+    table = data.class_table(summary)
+    assert list(table.columns) == ["label", "train", "test", "total", "share"] and table.loc[0, "label"] == "label76"
+    assert table["share"].sum() == pytest.approx(1, abs=1e-3)
+
+
+def test_most_confused_pairs_are_sorted_and_searchable():
+    from core import evaluate
+
+    conf = pd.DataFrame([("r", "a", "a", 9), ("r", "a", "b", 3), ("r", "b", "c", 5), ("r", "c", "a", 0), ("s", "card_x", "b", 4)],
+                        columns=["run", "true", "pred", "count"])
+    out = evaluate.most_confused(conf)
+    assert list(zip(out["true"], out["pred"], out["count"])) == [("b", "c", 5), ("card_x", "b", 4), ("a", "b", 3)]
+    assert list(evaluate.most_confused(conf, search="CARD")["true"]) == ["card_x"]
+    assert len(evaluate.most_confused(conf, top=1)) == 1

@@ -42,3 +42,33 @@ def test_torchrun_two_cpu_processes_write_one_run(runs_dir, tiny_bert_dir):
 
     predictions = pd.read_csv(run / "predictions.csv", dtype=str)
     assert list(predictions["id"]) == [f"test-{i}" for i in range(metrics["n_examples"])]  # gathered back in order
+
+
+def test_torchrun_two_cpu_processes_prompt_like_one(runs_dir, tiny_llama_dir, monkeypatch):
+    """2 processes shard the evaluation rows (multi-token label words, contextual calibration); rank 0 writes one run
+    whose predictions equal a single-process run's."""
+    import pandas as pd
+
+    from core.cli import main
+
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists() and not shutil.which("torchrun"):
+        pytest.skip("torchrun is not installed")
+    flags = ["prompt", "--train", "reviews", "--eval", "reviews", "--model", str(tiny_llama_dir), "--shots", "2",
+             "--calibrate", "contextual", "--max-eval-examples", "15", "--batch-size", "4", "--device", "cpu",
+             "--label-words", "negative=refund my order", "positive=profit rose"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [str(torchrun if torchrun.exists() else "torchrun"), "--nproc_per_node", "2", "--master_port", "29519", "-m", "core",
+           *flags, "--out", "sharded"]
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert [p.name for p in runs_dir.iterdir() if not p.name.startswith(".") and p.name != "index.sqlite"] == ["sharded"]
+    monkeypatch.chdir(runs_dir.parent)
+    assert main([*flags, "--out", "runs/single"]) == 0
+    sharded, single = (pd.read_csv(runs_dir / name / "predictions.csv") for name in ("sharded", "single"))
+    assert list(sharded["id"]) == list(single["id"]) and list(sharded["pred"]) == list(single["pred"])
+    probs = [c for c in single.columns if c.startswith("prob_")]
+    assert (sharded[probs] - single[probs]).abs().to_numpy().max() < 1e-4
+    metrics = json.loads((runs_dir / "sharded" / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["n_examples"] == 15
+    assert json.loads((runs_dir / "sharded" / "status.json").read_text())["state"] == "succeeded"

@@ -52,7 +52,7 @@ def test_multi_token_labels_score_by_teacher_forcing(tiny):
     queries = [prompting.encode(tok, q) for q in ["profit rose and the", "terrible service , never", "please"]]
     for prefix in (prompting.encode(tok, "positive negative neutral\n"), []):
         rows = prompting.label_rows(queries, label_ids)
-        assert len(rows) == 9  # one row per (query, label)
+        assert len(rows) == 3  # one row per query: the query, then the label trie
         fast = prompting.score_rows(model, prefix, rows, 3, 3, batch_size=4, pad_id=tok.pad_token_id)
         naive = prompting.score_rows_naive(model, prefix, queries, label_ids)
         assert np.abs(fast - naive).max() < 1e-4
@@ -69,6 +69,57 @@ def test_single_token_labels_come_from_one_pass_and_match_multi_path(tiny):
     one_pass = prompting.score_rows(model, prompting.encode(tok, "x "), rows, 2, 2)
     per_label = [prompting.ScoredRow(q, [(len(q) - 1, ids[0], n, c)]) for n, q in enumerate(queries) for c, ids in enumerate(label_ids)]
     assert np.allclose(one_pass, prompting.score_rows(model, prompting.encode(tok, "x "), per_label, 2, 2), atol=1e-5)
+
+
+def test_progress_counts_examples_whose_rows_are_all_scored(tiny):
+    """Per-label rows (3 per example) and calibration rows (numbered from counted on) do not inflate the count."""
+    _, tok, model = tiny
+    label_ids = [prompting.encode(tok, " profit rose"), prompting.encode(tok, " bad"), prompting.encode(tok, " refund")]
+    queries = [prompting.encode(tok, q) for q in ["shares fell after the", "terrible", "please", "okay fine", "N/A"]]
+    seen: list[tuple[int, int]] = []
+    prompting.score_rows(model, [], _per_label_rows(queries, label_ids), 5, 3, batch_size=2, pad_id=tok.pad_token_id,
+                         progress=lambda d, t: seen.append((d, t)), counted=4)
+    assert len(seen) == 8 and {t for _, t in seen} == {4} and seen[-1] == (4, 4)
+    assert all(d <= (b + 1) * 2 // 3 for b, (d, _) in enumerate(seen))  # an example counts once all 3 of its rows are done
+
+
+def _per_label_rows(queries, label_ids):
+    """The scorer's former layout, kept as a reference: one teacher-forced row per (query, label)."""
+    return [prompting.ScoredRow(q + ids[:-1], [(len(q) - 1 + j, t, n, c) for j, t in enumerate(ids)])
+            for n, q in enumerate(queries) for c, ids in enumerate(label_ids)]
+
+
+def test_label_trie_shares_leading_tokens_and_equals_per_label_scoring(tiny):
+    """Labels sharing leading tokens share trie nodes; the one-row-per-query trie gives the per-label and the naive
+    log-probs to 1e-4, with a cached prefix and without one (nearest selection), in batches mixing query lengths."""
+    _, tok, model = tiny
+    words = [" profit rose", " profit fell", " profit rose and the dividend", " bad", " refund my order", " refund"]
+    label_ids = [prompting.encode(tok, w) for w in words]
+    assert label_ids[0][0] == label_ids[1][0] and label_ids[2][: len(label_ids[0])] == label_ids[0]
+    queries = [prompting.encode(tok, q) for q in ["shares fell after the", "terrible", "where is my parcel ? it has not", "please"]]
+    rows = prompting.label_rows(queries, label_ids)
+    assert len(rows) == len(queries)
+    distinct = {tuple(ids[: j + 1]) for ids in label_ids for j in range(len(ids) - 1)}
+    assert all(len(r.tokens) == len(q) + len(distinct) for r, q in zip(rows, queries))  # shared prefixes counted once
+    assert len(distinct) < sum(len(ids) - 1 for ids in label_ids)
+    for prefix in (prompting.encode(tok, "classify each text\n\nText: i loved it\nAnswer: good\n\n"), []):
+        trie = prompting.score_rows(model, prefix, rows, len(queries), len(words), batch_size=3, pad_id=tok.pad_token_id)
+        per_label = prompting.score_rows(model, prefix, _per_label_rows(queries, label_ids), len(queries), len(words),
+                                         batch_size=5, pad_id=tok.pad_token_id)
+        naive = prompting.score_rows_naive(model, prefix, queries, label_ids)
+        assert np.abs(trie - naive).max() < 1e-4
+        assert np.abs(trie - per_label).max() < 1e-4
+
+
+def test_label_trie_with_whole_prompts_per_row_equals_naive(tiny):
+    """Nearest selection gives every query its own prompt and no shared prefix: the trie still scores each exactly."""
+    _, tok, model = tiny
+    label_ids = [prompting.encode(tok, " profit rose"), prompting.encode(tok, " profit fell"), prompting.encode(tok, " bad")]
+    prompts = [prompting.encode(tok, p, special=True) for p in
+               ["Text: i loved it\nAnswer: good\n\nText: shares fell\nAnswer:", "Text: never again\nAnswer: bad\n\nText: okay\nAnswer:"]]
+    trie = prompting.score_rows(model, [], prompting.label_rows(prompts, label_ids), 2, 3, batch_size=2, pad_id=tok.pad_token_id)
+    naive = np.vstack([prompting.score_rows_naive(model, p[:-1], [p[-1:]], label_ids) for p in prompts])
+    assert np.abs(trie - naive).max() < 1e-4
 
 
 def test_contextual_calibration_on_hand_made_numbers():
@@ -174,5 +225,6 @@ def test_run_prompting_end_to_end_with_calibration(tiny, tiny_bert_dir):
             probs = result.predictions[[f"prob_{lab}" for lab in LABELS]].to_numpy()
             assert len(result.predictions) == 6 and np.allclose(probs.sum(1), 1, atol=1e-4)
             assert result.metrics["n_examples"] == 6 and 0 <= result.metrics["accuracy"] <= 1
-            assert seen[-1][0] == seen[-1][1]
+            assert seen[-1] == (6, 6) and {t for _, t in seen} == {6}  # examples, not rows (calibration rows not counted)
+            assert [d for d, _ in seen] == sorted(d for d, _ in seen)
             assert len(result.demos) == 3
