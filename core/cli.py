@@ -59,9 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list bundled models, or describe one")
     p.add_argument("name", nargs="?")
     p.set_defaults(func=cmd_models)
-    from core import cli_compare, cli_finetune, cli_prompt
+    from core import cli_compare, cli_continual, cli_finetune, cli_prompt
 
-    for module in (cli_prompt, cli_finetune, cli_compare):
+    for module in (cli_prompt, cli_finetune, cli_compare, cli_continual):
         module.add_cli_args(sub)
     return parser
 
