@@ -23,6 +23,7 @@ pages = {
     "Classify": [
         st.Page("app_pages/prompting.py", title="Prompting", icon=":material/chat:"),
         st.Page("app_pages/finetune.py", title="Fine-tune", icon=":material/model_training:"),
+        st.Page("app_pages/continual.py", title="Continual", icon=":material/timeline:"),
         st.Page("app_pages/runs.py", title="Runs", icon=":material/folder_open:"),
     ],
     "Decide": [

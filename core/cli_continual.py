@@ -1,0 +1,124 @@
+"""CLI of `python -m core continual`: fine-tune on a sequence of tasks and write the accuracy matrix (core/continual.py)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import traceback
+
+
+def add_cli_args(sub) -> None:
+    """Register the continual subcommand."""
+    from core.cli import SEED, number
+    from core.continual import DEFAULT_EVAL, DEFAULT_TRAIN, ContinualConfig
+    from core.models import ENCODER
+
+    d = ContinualConfig()
+    p = sub.add_parser("continual", help="fine-tune on a sequence of tasks and measure forgetting (naive, replay, lora-per-task, ewc)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--train", nargs="+", default=list(DEFAULT_TRAIN), metavar="T",
+                   help="training data of each task, in order: sample names (reviews, reviews:train) or files")
+    p.add_argument("--eval", nargs="+", default=list(DEFAULT_EVAL), metavar="E",
+                   help="evaluation data of each task, in the same order (a sample's test split by default)")
+    p.add_argument("--text-col", default=None, help="text column of files (detected when unambiguous)")
+    p.add_argument("--label-col", default=None, help="label column of files (detected when unambiguous)")
+    # no choices=: an unknown strategy gets the house's one sentence and exit status 2 from ContinualConfig
+    p.add_argument("--strategy", default=d.strategy, help="naive, replay, lora-per-task or ewc")
+    p.add_argument("--model", default=ENCODER, help="bundled encoder, Hugging Face id or local folder")
+    p.add_argument("--epochs", type=number(float), default=d.epochs, help="epochs per task")
+    p.add_argument("--lr", type=number(float), default=None, help="peak learning rate (default: 1e-4, lora-per-task 5e-4)")
+    p.add_argument("--batch-size", type=number(int, 1), default=d.batch_size)
+    p.add_argument("--max-train-examples", type=number(int), default=0, help="at most N training rows per task (0: all)")
+    p.add_argument("--max-length", type=number(int, 1), default=d.max_length, help="tokens per text")
+    p.add_argument("--replay-share", type=number(float), default=d.replay_share,
+                   help="replay: share of every earlier task's training rows mixed into each later step")
+    p.add_argument("--ewc-lambda", type=number(float), default=d.ewc_lambda, help="ewc: strength of the Fisher penalty")
+    p.add_argument("--lora-r", type=number(int, 1), default=d.lora_r)
+    p.add_argument("--lora-alpha", type=number(int, 1), default=d.lora_alpha)
+    p.add_argument("--seed", type=SEED, default=d.seed)
+    p.add_argument("--device", default=d.device, help="auto, cpu, cuda or mps")
+    p.add_argument("--out", default=None, help="run name; each step also becomes a run NAME.stepK (default: continual-STRATEGY-TIMESTAMP)")
+    p.set_defaults(func=cmd_continual)
+
+
+def cmd_continual(args) -> int:
+    """Validate, create the run folder, train task by task (saving each step), and print the matrix and transfer."""
+    from core import continual, models
+    from core.cli_finetune import _mark, one_sentence
+    from core.errors import UserError
+    from core.runs import command_line, finish_with_metrics, new_run_name, reserved_for_this_process, resolve_out
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    config = continual.ContinualConfig(
+        strategy=args.strategy, model=args.model, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+        max_train_examples=args.max_train_examples, max_length=args.max_length, replay_share=args.replay_share,
+        ewc_lambda=args.ewc_lambda, lora_r=args.lora_r, lora_alpha=args.lora_alpha, seed=args.seed, device=args.device)
+    if args.max_train_examples < 0:
+        raise UserError("--max-train-examples cannot be negative.")
+    run_path = resolve_out(args.out or new_run_name("continual", config.strategy))
+    run = continual.TaskRun(run_path)
+    created = False
+    try:
+        tasks = continual.load_tasks(args.train, args.eval, args.text_col, args.label_col, args.max_train_examples, config.seed)
+        for k in range(1, len(tasks) + 1):
+            sibling = resolve_out(continual.step_run_name(run.name, k), run.path.parent)
+            if sibling.exists():
+                raise UserError(f"A run named '{sibling.name}' already exists; choose another --out.")
+        models.resolve(config.model)
+        space = continual.label_space(tasks)
+        run_config = {
+            "kind": "continual",
+            **config.to_dict(),
+            "method": config.strategy,
+            "dataset": {"name": " → ".join(t.name for t in tasks), "train": args.train, "eval": args.eval,
+                        "eval_sha256": continual.union_fingerprint(tasks)},
+            "tasks": [t.describe() for t in tasks],
+            "label_space": space.sentence(),
+            "labels": space.units,
+            "n_train_examples": sum(len(t.train) for t in tasks),
+            "command": command_line(args.argv),
+        }
+        run.create(run_config)
+        created = True
+        run.set_status("running", pid=os.getpid(), progress=0.0, done=0, total=None, task=0, tasks=len(tasks), error=None)
+        print(f"run: {run.path}", flush=True)
+        print(f"{len(tasks)} tasks: {' → '.join(t.name for t in tasks)}; {space.sentence()}", flush=True)
+
+        def on_step(result, step, trainer, model) -> None:
+            continual.save_step(run, config, run_config, result, step, trainer)
+            row = "  ".join(f"{a:.3f}" for a in result.matrix[step])
+            print(f"after step {step + 1} ({tasks[step].name}): accuracy per task {row}", flush=True)
+
+        result = continual.run_sequence(config, tasks, run, stop, on_step=on_step)
+        if result.cancelled:
+            run.write("continual.json", result.summary(config))
+            run.set_status("cancelled", error="Cancelled by the user.")
+            print(f"cancelled; the finished steps are kept in {run.path}", file=sys.stderr)
+            return 1
+        summary = result.summary(config)
+        run.write("continual.json", summary)
+        metrics = continual.step_metrics(result, len(tasks) - 1)
+        metrics.update(average_accuracy=summary["average_accuracy"], bwt=summary["bwt"], fwt=summary["fwt"])
+        finish_with_metrics(run, metrics, result.step_predictions[-1])
+        print(f"average accuracy {summary['average_accuracy']:.4f}  BWT {summary['bwt']:+.4f}  FWT {summary['fwt']:+.4f}", flush=True)
+        return 0
+    except UserError as e:
+        _mark(run, created or reserved_for_this_process(run.path), "failed", str(e))
+        raise
+    except KeyboardInterrupt:
+        _mark(run, created, "cancelled", "Interrupted.")
+        raise
+    except Exception as e:
+        sentence = one_sentence(e)
+        if run.path.is_dir():
+            try:
+                (run.path / "traceback.txt").write_text("".join(traceback.format_exception(e)), encoding="utf-8")
+            except OSError:
+                pass
+        _mark(run, created or reserved_for_this_process(run.path), "failed", sentence)
+        print(f"error: {sentence}", file=sys.stderr)
+        return 1
