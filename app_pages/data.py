@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from core import charts, data, tokens
-from ui.state import model_choice, require_dataset, show_error, tokenizer
+from ui.state import model_choice, require_dataset, scoped, show_error, tokenizer
 
 st.title("Data")
 ds = require_dataset()
@@ -32,9 +32,9 @@ with right:
 
 st.subheader("Browse")
 c1, c2, c3 = st.columns([3, 2, 2])
-query = c1.text_input("Search text", key="data_search", placeholder="words or a regular expression")
-splits = c2.multiselect("Splits", ds.split_names(), default=ds.split_names(), key="data_splits")
-labels = c3.multiselect("Labels", ds.label_names, default=ds.label_names, key="data_labels")
+query = c1.text_input("Search text", key=scoped("data_search"), placeholder="words or a regular expression")
+splits = c2.multiselect("Splits", ds.split_names(), default=ds.split_names(), key=scoped("data_splits"))
+labels = c3.multiselect("Labels", ds.label_names, default=ds.label_names, key=scoped("data_labels"))
 shown = everything[everything["split"].isin(splits) & everything["label"].isin(labels)]
 if query:
     try:
@@ -45,14 +45,14 @@ st.caption(f"{len(shown)} of {len(everything)} rows")
 st.dataframe(shown[["id", "split", "label", "text"]], hide_index=True, width="stretch", height=320)
 
 st.subheader("Examples per class")
-per_class = st.slider("Examples per class", 1, 10, 3, key="data_examples")
+per_class = st.slider("Examples per class", 1, 10, 3, key=scoped("data_examples"))
 for label in ds.label_names:
     rows = ds.splits[ds.split_names()[0]]
     picked = rows[rows["label"] == label].head(per_class)
     st.markdown(f"**{label}**  \n" + "  \n".join(f"- {t}" for t in picked["text"]))
 
 st.subheader("Duplicates and train/test leakage")
-threshold = st.slider("Near-duplicate threshold (word 3-gram Jaccard)", 0.5, 1.0, 0.8, 0.05, key="data_dup_threshold")
+threshold = st.slider("Near-duplicate threshold (word 3-gram Jaccard)", 0.5, 1.0, 0.8, 0.05, key=scoped("data_dup_threshold"))
 pairs = data.duplicate_report(ds, threshold)
 summary = data.leakage_summary(pairs)
 if summary.empty:
