@@ -14,8 +14,6 @@ from tests.scoped import scoped
 ROOT = Path(__file__).resolve().parent.parent
 
 
-
-
 @pytest.fixture
 def _page(open_page):
     """The Prompting page with a model folder typed as the 'other' model."""
