@@ -63,7 +63,7 @@ def _panel(spec: str, text: str, max_tokens: int, view: str, key: str) -> None:
         with st.expander("The run's prompt and its label-word probabilities", expanded=True):
             st.code(result.input_text, language=None, wrap_lines=True)
             st.dataframe(pd.DataFrame({"label": list(result.probabilities), "probability": list(result.probabilities.values())}),
-                         hide_index=True, key=scoped(f"{key}_label_probs"),
+                         hide_index=True,
                          column_config={"probability": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f")})
             for note in result.notes:
                 st.caption(note)
