@@ -150,7 +150,7 @@ if st.session_state.get(state.scoped(JOB_KEY)):
 
 # ---- results ----
 st.subheader("Results")
-table = prompting.prompt_runs_table(runs.runs_root(), ds.fingerprint(eval_split))
+table = prompting.prompt_runs_table(runs.runs_root(), state.current_scope().fingerprints[eval_split])  # this split's runs
 if table.empty:
     st.info("No finished prompting runs on this evaluation split yet. Run one above (or from the CLI: "
             "`python -m core prompt --train reviews --eval reviews --shots 8 --selection balanced`).")
