@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from core import attention, charts, models
 from core.errors import UserError
-from core.runs import RunRegistry
-from ui.state import current_dataset, plain, show_error
+from core.runs import RunRegistry, of_dataset
+from ui.state import current_dataset, current_scope, plain, scoped, show_error
 
 ATTENTION_TEXT, ATTENTION_MODELS = "attention_text", "attention_models"  # set by pages/compare.py
 
@@ -34,10 +35,14 @@ def _bertviz(spec: str, text: str, max_tokens: int, view: str, layers: tuple[int
 
 
 def _model_options() -> dict[str, str]:
-    """Bundled models, fine-tuned runs that saved a model, and whatever the Compare page asked for."""
+    """Bundled models, the current dataset's finished runs (fine-tuned classifiers, prompts), and what the Compare page asked for."""
     options = {key: f"{info.name} (bundled {info.role})" for key, info in models.BUNDLED.items()}
-    for run in RunRegistry().list(kind="finetune", state="succeeded").itertuples():
-        options[f"{attention.RUN_PREFIX}{run.path}"] = f"fine-tuned run {run.name} ({run.model}, {run.method})"
+    runs = RunRegistry().list(state="succeeded")
+    scope = current_scope()
+    for run in (of_dataset(runs, scope.fingerprints.values()) if scope else runs).itertuples():
+        what = {"finetune": "fine-tuned run", "prompt": "prompt run"}.get(run.kind)
+        if what:
+            options[f"{attention.RUN_PREFIX}{run.path}"] = f"{what} {run.name} ({run.model}, {run.method})"
     for spec in st.session_state.get(ATTENTION_MODELS, []):
         options.setdefault(spec, spec.removeprefix(attention.RUN_PREFIX))
     return options
@@ -52,8 +57,16 @@ def _panel(spec: str, text: str, max_tokens: int, view: str, key: str) -> None:
         return
     st.markdown(f"**{plain(result.model_name)}** · {result.kind} · {result.n_layers} layers × {result.n_heads} heads · {len(result.tokens)} tokens")
     if result.prediction is not None:
-        what = "predicted label" if result.kind == "classifier" else "predicted next token"
+        what = "predicted next token" if result.kind == "decoder" else "predicted label"
         st.caption(f"{what}: {plain(result.prediction)} ({result.probabilities[result.prediction]:.2f})")
+    if result.kind == "prompt":
+        with st.expander("The run's prompt and its label-word probabilities", expanded=True):
+            st.code(result.input_text, language=None, wrap_lines=True)
+            st.dataframe(pd.DataFrame({"label": list(result.probabilities), "probability": list(result.probabilities.values())}),
+                         hide_index=True,
+                         column_config={"probability": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f")})
+            for note in result.notes:
+                st.caption(note)
     tabs = st.tabs(["bertviz", "one head", "all heads", "saliency"])
     with tabs[0]:
         try:
@@ -65,8 +78,8 @@ def _panel(spec: str, text: str, max_tokens: int, view: str, key: str) -> None:
             show_error(e)
     with tabs[1]:
         c1, c2 = st.columns(2)
-        layer = c1.number_input("Layer", 0, result.n_layers - 1, result.n_layers - 1, key=f"{key}_layer")
-        head = c2.number_input("Head", 0, result.n_heads - 1, 0, key=f"{key}_head")
+        layer = c1.number_input("Layer", 0, result.n_layers - 1, result.n_layers - 1, key=scoped(f"{key}_layer"))
+        head = c2.number_input("Head", 0, result.n_heads - 1, 0, key=scoped(f"{key}_head"))
         st.altair_chart(charts.attention_heatmap(attention.attention_frame(result, int(layer), int(head))))
     with tabs[2]:
         st.altair_chart(charts.head_entropy_chart(attention.head_entropy(result)))
@@ -78,9 +91,10 @@ def _panel(spec: str, text: str, max_tokens: int, view: str, key: str) -> None:
             st.info("Saliency explains an output; the bare encoder has none. Pick a fine-tuned run or the decoder.")
             return
         c1, c2 = st.columns(2)
-        method = c1.radio("Method", ["gradient x input", "integrated gradients"], key=f"{key}_method")
-        steps = c2.slider("IG steps", 4, 64, 16, key=f"{key}_steps", disabled=method != "integrated gradients")
-        word = st.text_input("Label word to explain (decoder; empty = its predicted next token)", key=f"{key}_word") if result.kind == "decoder" else ""
+        method = c1.radio("Method", ["gradient x input", "integrated gradients"], key=scoped(f"{key}_method"))
+        steps = c2.slider("IG steps", 4, 64, 16, key=scoped(f"{key}_steps"), disabled=method != "integrated gradients")
+        word = (st.text_input("Label word to explain (empty = the predicted next token, or the prompt run's preferred label word)",
+                              key=scoped(f"{key}_word")) if result.kind in ("decoder", "prompt") else "")
         try:
             s = _saliency(spec, text, method, steps, word.strip() or None, max_tokens)
         except Exception as e:
@@ -99,18 +113,18 @@ default_text = ds.splits[next(iter(ds.splits))]["text"].iloc[0] if ds is not Non
 options = _model_options()
 specs = list(options)
 if ATTENTION_TEXT in st.session_state:  # just arrived from the Compare page: its example and its runs' models
-    st.session_state["att_text"] = st.session_state.pop(ATTENTION_TEXT)
+    st.session_state[scoped("att_text")] = st.session_state.pop(ATTENTION_TEXT)
     wanted = st.session_state.get(ATTENTION_MODELS) or []
-    st.session_state["att_left"], st.session_state["att_right"] = (wanted + [models.ENCODER, models.DECODER])[:2]
-st.session_state.setdefault("att_text", default_text)
-st.session_state.setdefault("att_left", models.ENCODER)
-st.session_state.setdefault("att_right", models.DECODER)
-text = st.text_area("Text", key="att_text", height=90)
+    st.session_state[scoped("att_left")], st.session_state[scoped("att_right")] = (wanted + [models.ENCODER, models.DECODER])[:2]
+st.session_state.setdefault(scoped("att_text"), default_text)
+st.session_state.setdefault(scoped("att_left"), models.ENCODER)
+st.session_state.setdefault(scoped("att_right"), models.DECODER)
+text = st.text_area("Text", key=scoped("att_text"), height=90)
 c1, c2, c3 = st.columns([2, 2, 1])
-left = c1.selectbox("Left model", specs, format_func=options.get, key="att_left")
-right = c2.selectbox("Right model", specs, format_func=options.get, key="att_right")
-max_tokens = c3.slider("Max tokens", 8, 256, 64, key="att_max_tokens")
-view = st.radio("bertviz view", ["head", "model"], horizontal=True, key="att_view",
+left = c1.selectbox("Left model", specs, format_func=options.get, key=scoped("att_left"))
+right = c2.selectbox("Right model", specs, format_func=options.get, key=scoped("att_right"))
+max_tokens = c3.slider("Max tokens", 8, 256, 64, key=scoped("att_max_tokens"))
+view = st.radio("bertviz view", ["head", "model"], horizontal=True, key=scoped("att_view"),
                 help="Head view: one layer, lines per head. Model view: a thumbnail per layer and head (thinned for big models).")
 
 if text.strip():

@@ -8,10 +8,11 @@ import pandas as pd
 import streamlit as st
 
 from core import charts, evaluate, report
-from core.runs import RunDir, RunRegistry
-from ui.state import plain, show_error
+from core.runs import RunDir, RunRegistry, of_dataset
+from ui.state import current_scope, plain, scoped, show_error
 
 ATTENTION_TEXT, ATTENTION_MODELS = "attention_text", "attention_models"  # read by pages/attention.py
+CHOSEN = "cmp_chosen"  # the runs chosen on this dataset (a scoped key), kept while other pages are open
 
 
 @st.cache_data(show_spinner="Comparing runs…", max_entries=8)
@@ -26,8 +27,8 @@ def _stamp(path: str) -> float:
 
 
 def _attention_spec(run: evaluate.RunResult) -> str:
-    """What the Attention page should load for a run: its fine-tuned model, else the model it prompted."""
-    if (run.path / "model").is_dir():
+    """What the Attention page should load for a run: its fine-tuned model, or its prompt (the run folder), else its model."""
+    if (run.path / "model").is_dir() or run.config.get("kind") == "prompt":
         return f"run:{run.path}"
     return str(run.config.get("model") or "minilm")
 
@@ -37,6 +38,10 @@ st.caption("Pick runs evaluated on the same split: which approach wins, by how m
 
 registry = RunRegistry()
 finished = registry.list(state="succeeded")
+scope = current_scope()
+if scope and not st.checkbox("Runs of every dataset", False, key=scoped("cmp_all_datasets"),
+                             help="Off: only runs evaluated on a split of the dataset chosen in the sidebar."):
+    finished = of_dataset(finished, scope.fingerprints.values())
 if len(finished) < 2:
     st.info("Compare needs at least two finished runs. Start some on the Prompting and Fine-tune pages, or from a terminal: "
             "`python -m core efficiency --train reviews --eval reviews` runs prompting and fine-tuning at several sizes.")
@@ -44,8 +49,14 @@ if len(finished) < 2:
 
 labels = {r.path: f"{r.name} · {r.kind} · {r.model} · {r.method} · macro-F1 {float(r.macro_f1 or 0):.3f}" for r in finished.itertuples()}
 common_split = finished["eval_sha256"].value_counts().index[0]
-default = finished[finished["eval_sha256"] == common_split]["path"].head(2).tolist()
-chosen = st.multiselect("Runs (same evaluation split)", list(labels), default=default, format_func=labels.get, key="cmp_runs")
+runs_key = scoped("cmp_runs")
+if runs_key in st.session_state:  # drop runs no longer listed (deleted, or hidden by the dataset filter)
+    st.session_state[runs_key] = [p for p in st.session_state[runs_key] if p in labels]
+else:  # first visit, or back from another page: this dataset's last choice, else two runs on its most common split
+    kept = [p for p in st.session_state.get(scoped(CHOSEN), []) if p in labels]
+    st.session_state[runs_key] = kept or finished[finished["eval_sha256"] == common_split]["path"].head(2).tolist()
+chosen = st.multiselect("Runs (same evaluation split)", list(labels), format_func=labels.get, key=runs_key)
+st.session_state[scoped(CHOSEN)] = chosen  # not a widget key, so it outlives the page
 if len(chosen) < 2:
     st.info("Choose two or more runs.")
     st.stop()
@@ -60,13 +71,13 @@ for note in cmp.notes:
     st.info(plain(note))
 st.subheader("Metrics")
 st.caption(f"{len(cmp.joined)} examples. Brackets: 95% bootstrap interval (1,000 resamples, seed 0). ECE: expected calibration error.")
-st.dataframe(evaluate.format_metrics_table(cmp.metrics), hide_index=True, key="cmp_metrics")
+st.dataframe(evaluate.format_metrics_table(cmp.metrics), hide_index=True, key=scoped("cmp_metrics"))
 st.altair_chart(charts.metric_intervals(cmp.metrics))
 
 if len(cmp.mcnemar):
     st.subheader("Is the difference real? McNemar's test")
     shown = cmp.mcnemar.assign(p_value=cmp.mcnemar["p_value"].map(lambda p: f"{p:.4g}"))
-    st.dataframe(shown, hide_index=True, key="cmp_mcnemar")
+    st.dataframe(shown, hide_index=True, key=scoped("cmp_mcnemar"))
     st.caption("Paired on the same examples. Exact binomial test when fewer than 25 examples are discordant, "
                "otherwise chi-square with continuity correction; p < 0.05 suggests the accuracy difference is not chance.")
 
@@ -75,43 +86,43 @@ if len(cmp.labels) <= charts.MAX_MATRIX_LABELS:
     st.altair_chart(charts.confusion_heatmaps(cmp.confusions, cmp.labels))
 else:  # a 77 x 77 matrix is unreadable: the most frequent mistakes instead, searchable by label
     st.subheader("Most confused label pairs")
-    needle = st.text_input("Find a label", key="cmp_confused_search", placeholder="part of a label name")
-    st.dataframe(evaluate.most_confused(cmp.confusions, top=25, search=needle), hide_index=True, key="cmp_confused")
+    needle = st.text_input("Find a label", key=scoped("cmp_confused_search"), placeholder="part of a label name")
+    st.dataframe(evaluate.most_confused(cmp.confusions, top=25, search=needle), hide_index=True, key=scoped("cmp_confused"))
     st.caption(f"{len(cmp.labels)} labels: the 25 most frequent mistakes over the runs (true label predicted as another).")
 
 st.subheader("Agreement and errors")
 col_a, col_b = st.columns(2)
-run_a = col_a.selectbox("Run A", names, index=0, key="cmp_run_a")
-run_b = col_b.selectbox("Run B", names, index=1, key="cmp_run_b")
+run_a = col_a.selectbox("Run A", names, index=0, key=scoped("cmp_run_a"))
+run_b = col_b.selectbox("Run B", names, index=1, key=scoped("cmp_run_b"))
 if run_a == run_b:
     st.info("Choose two different runs for A and B.")
     st.stop()
 ordered = [run_a, run_b] + [n for n in names if n not in (run_a, run_b)]
 table = evaluate.agreement_table(cmp.joined, run_a, run_b)
-st.dataframe(table, key="cmp_agreement")
+st.dataframe(table, key=scoped("cmp_agreement"))
 counts = evaluate.agreement_cells(cmp.joined, run_a, run_b).value_counts()
-cell = st.radio("Show examples where", ["all", *evaluate.AGREEMENT_CELLS], horizontal=True, key="cmp_cell",
+cell = st.radio("Show examples where", ["all", *evaluate.AGREEMENT_CELLS], horizontal=True, key=scoped("cmp_cell"),
                 format_func=lambda c: c if c == "all" else f"{c} ({counts.get(c, 0)})",
                 help="A and B are the runs chosen above; each choice is one cell of the 2x2 table.")
 f1, f2 = st.columns(2)
-label = f1.selectbox("True label", ["all", *cmp.labels], key="cmp_label")
-order = f2.radio("Sort by confidence", ["most confident first", "least confident first"], horizontal=True, key="cmp_sort")
+label = f1.selectbox("True label", ["all", *cmp.labels], key=scoped("cmp_label"))
+order = f2.radio("Sort by confidence", ["most confident first", "least confident first"], horizontal=True, key=scoped("cmp_sort"))
 errors = evaluate.error_cases(cmp.joined, ordered, label=None if label == "all" else label, cell=None if cell == "all" else cell,
                               ascending=order.startswith("least"))
 columns = ["id", "text", "label", "agreement"] + [c for n in ordered for c in (f"pred@{n}", f"confidence@{n}")]
-st.dataframe(errors[columns], hide_index=True, key="cmp_errors", height=320)
+st.dataframe(errors[columns], hide_index=True, key=scoped("cmp_errors"), height=320)
 st.caption(f"{len(errors)} examples.")
 
 if len(errors):
     texts = dict(zip(errors["id"], errors["text"], strict=True))
-    picked = st.selectbox("Look at one example", list(texts), key="cmp_example", format_func=lambda i: f"{i}: {texts[i][:90]}")
+    picked = st.selectbox("Look at one example", list(texts), key=scoped("cmp_example"), format_func=lambda i: f"{i}: {texts[i][:90]}")
     row = errors[errors["id"] == picked].iloc[0]
     st.text(row["text"])
     st.caption(f"true label: {plain(row['label'])}")
     probs = pd.DataFrame([{"run": n, "label": lab, "probability": float(row.get(f"prob_{lab}@{n}", float("nan")))}
                           for n in ordered for lab in cmp.labels])
     st.altair_chart(charts.class_probabilities(probs.dropna()))
-    if st.button("Open this example on the Attention page (models of runs A and B side by side)", key="cmp_to_attention"):
+    if st.button("Open this example on the Attention page (models of runs A and B side by side)", key=scoped("cmp_to_attention")):
         by_name = dict(zip(names, cmp.runs, strict=True))
         st.session_state[ATTENTION_TEXT] = row["text"]
         st.session_state[ATTENTION_MODELS] = [_attention_spec(by_name[run_a]), _attention_spec(by_name[run_b])]
@@ -133,9 +144,9 @@ st.caption("Macro-F1 of every finished run on this split against its labelled tr
 st.subheader("Export")
 e1, e2 = st.columns(2)
 e1.download_button("HTML report (opens offline)", report.build_report(cmp, efficiency), file_name="comparison.html",
-                   mime="text/html", key="cmp_html")
+                   mime="text/html", key=scoped("cmp_html"))
 e2.download_button("Joined predictions (CSV)", report.export_csv(cmp.joined), file_name="joined_predictions.csv",
-                   mime="text/csv", key="cmp_csv")
+                   mime="text/csv", key=scoped("cmp_csv"))
 with st.expander("Reproduce these runs"):
     for name, run in zip(names, cmp.runs, strict=True):
         st.markdown(f"**{name}**")

@@ -8,19 +8,10 @@ import pandas as pd
 import streamlit as st
 
 from core import charts, data, tokens
-from ui.state import model_choice, plain, require_dataset, show_error, tokenizer
+from ui.state import current_scope, model_choice, plain, require_dataset, scoped, show_error, tokenizer
 
 PAGE_ROWS = 200  # rows the browse table sends per page
 LENGTH_SAMPLE = 10_000  # texts whose tokens are counted for the length chart (a seeded sample of larger datasets)
-
-
-def dataset_key(ds: data.Dataset) -> str:
-    """Fingerprint of every split, computed once per loaded dataset (it reads every row)."""
-    known = st.session_state.get("_data_page_key")
-    if known is None or known[0] is not ds:
-        known = (ds, "|".join(ds.fingerprint(s) for s in ds.split_names()))
-        st.session_state["_data_page_key"] = known
-    return known[1]
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -43,7 +34,7 @@ def duplicates(key: str, _ds: data.Dataset) -> data.DuplicateScan:
 
 st.title("Data")
 ds = require_dataset()
-key = dataset_key(ds)
+key = current_scope().id  # the dataset's fingerprint: cached work below is done once per dataset
 st.caption(plain(f"{ds.name}: text column '{ds.text_col}', label column '{ds.label_col}', labels: {', '.join(ds.label_names)}"))
 if ds.source in data.list_samples():
     with st.expander("Dataset card"):
@@ -60,7 +51,7 @@ with left:
 @st.fragment
 def class_section() -> None:
     with st.expander(f"Rows per class ({len(ds.label_names)} labels)", expanded=len(ds.label_names) > 20):
-        needle = st.text_input("Find a label", key="data_class_search", placeholder="part of a label name")
+        needle = st.text_input("Find a label", key=scoped("data_class_search"), placeholder="part of a label name")
         table = data.class_table(summary)
         if needle.strip():
             table = table[table["label"].str.contains(needle.strip(), case=False, regex=False)]
@@ -95,9 +86,9 @@ with right:
 def browse_section() -> None:
     st.subheader("Browse")
     c1, c2, c3, c4 = st.columns([3, 2, 2, 1])
-    query = c1.text_input("Search text", key="data_search", placeholder="words or a regular expression")
-    splits = c2.multiselect("Splits", ds.split_names(), default=ds.split_names(), key="data_splits")
-    labels = c3.multiselect("Labels", ds.label_names, default=ds.label_names, key="data_labels")
+    query = c1.text_input("Search text", key=scoped("data_search"), placeholder="words or a regular expression")
+    splits = c2.multiselect("Splits", ds.split_names(), default=ds.split_names(), key=scoped("data_splits"))
+    labels = c3.multiselect("Labels", ds.label_names, default=ds.label_names, key=scoped("data_labels"))
     shown = everything[everything["split"].isin(splits) & everything["label"].isin(labels)]
     if query:
         try:
@@ -105,7 +96,7 @@ def browse_section() -> None:
         except Exception:  # not a valid regex: search for the literal text
             shown = shown[shown["text"].str.contains(query, case=False, regex=False)]
     pages = max(1, -(-len(shown) // PAGE_ROWS))
-    page = int(c4.number_input(f"Page (of {pages})", 1, pages, 1, key="data_page")) if pages > 1 else 1
+    page = int(c4.number_input(f"Page (of {pages})", 1, pages, 1, key=scoped("data_page"))) if pages > 1 else 1
     first = (page - 1) * PAGE_ROWS
     st.caption(f"{len(shown)} of {len(everything)} rows" + (f" · showing {first + 1}–{min(first + PAGE_ROWS, len(shown))}" if pages > 1 else ""))
     st.dataframe(shown.iloc[first : first + PAGE_ROWS][["id", "split", "label", "text"]], hide_index=True, width="stretch", height=320)
@@ -114,7 +105,7 @@ def browse_section() -> None:
 browse_section()
 
 st.subheader("Examples per class")
-per_class = st.slider("Examples per class", 1, 10, 3, key="data_examples")
+per_class = st.slider("Examples per class", 1, 10, 3, key=scoped("data_examples"))
 for label in ds.label_names:
     rows = ds.splits[ds.split_names()[0]]
     picked = rows[rows["label"] == label].head(per_class)
@@ -125,7 +116,7 @@ for label in ds.label_names:
 @st.fragment
 def duplicates_section() -> None:
     st.subheader("Duplicates and train/test leakage")
-    threshold = st.slider("Near-duplicate threshold (word 3-gram Jaccard)", 0.5, 1.0, 0.8, 0.05, key="data_dup_threshold")
+    threshold = st.slider("Near-duplicate threshold (word 3-gram Jaccard)", 0.5, 1.0, 0.8, 0.05, key=scoped("data_dup_threshold"))
     report = duplicates(key, ds).report(threshold)
     if report.summary.empty:
         st.success("No exact or near-duplicate texts within or across splits.")

@@ -4,7 +4,7 @@ import streamlit as st
 
 from core import charts, finetune, jobs
 from core.errors import UserError
-from core.runs import RunDir, new_run_name, resolve_out, runs_root
+from core.runs import RunDir, evaluated_on, new_run_name, resolve_out, runs_root
 from ui import state
 
 st.title("Fine-tune")
@@ -40,7 +40,7 @@ def show_run(run: RunDir, live: bool) -> None:
         st.progress(min(1.0, float(status.get("progress") or 0.0)), text=text)
         if status.get("trainable_params"):
             st.caption(f"training {status['trainable_params']:,} of {status['total_params']:,} parameters")
-        if st.button("Cancel", key=f"ft_cancel_{run.name}", type="secondary"):
+        if st.button("Cancel", key=state.scoped(f"ft_cancel_{run.name}"), type="secondary"):
             with st.spinner("Stopping…"):
                 final = jobs.cancel(run)
             st.warning(f"Run {run.name} is {final.get('state')}; what it wrote so far is kept.")
@@ -67,14 +67,15 @@ def show_run(run: RunDir, live: bool) -> None:
 def live_panel() -> None:
     """The running job (found from the run folders, so a reload or a new tab reattaches), else the last run started here."""
     active = jobs.active_runs(root)
-    mine = [r for r in active if job_kind(r) == "finetune"]
-    others = [r for r in active if job_kind(r) != "finetune"]
+    watched = st.session_state.get(state.scoped("ft_watch"))
+    fingerprints = state.current_scope().fingerprints.values()
+    mine = [r for r in active if job_kind(r) == "finetune" and (r.name == watched or evaluated_on(r.config, fingerprints))]
+    others = [r for r in active if r.name not in {m.name for m in mine}]
     if mine:
-        st.session_state["ft_watch"] = mine[0].name  # a job found after a reload stays shown once it has ended
+        st.session_state[state.scoped("ft_watch")] = watched = mine[0].name  # a job found after a reload stays shown once it has ended
         show_run(mine[0], live=True)
     elif others:
         st.info(f"A {job_kind(others[0])} job is running ({others[0].name}); a fine-tune can start when it ends.")
-    watched = st.session_state.get("ft_watch")
     if not mine and watched and (root / watched).is_dir():
         show_run(RunDir(root / watched), live=False)
 
@@ -82,31 +83,31 @@ def live_panel() -> None:
 left, right = st.columns([1, 1])
 with left:
     model = state.model_choice("Model", "encoder", key="ft_model")
-    method = st.radio("Method", finetune.METHODS, horizontal=True, key="ft_method",
+    method = st.radio("Method", finetune.METHODS, horizontal=True, key=state.scoped("ft_method"),
                       captions=["all weights", "linear probe", "biases + head", "low-rank adapters"])
     eval_splits = [s for s in ds.split_names() if s != "train"] or ds.split_names()
     eval_split = st.selectbox("Evaluate on split", eval_splits, index=eval_splits.index("test") if "test" in eval_splits else 0,
-                              key="ft_eval_split")
+                              key=state.scoped("ft_eval_split"))
 with right:
-    epochs = st.number_input("Epochs", 0.1, 100.0, 3.0, 0.5, key="ft_epochs")
-    lr = st.number_input("Learning rate", 1e-6, 0.5, finetune.DEFAULT_LR[method], format="%.0e", key=f"ft_lr_{method}")
-    batch_size = st.number_input("Batch size", 1, 512, 16, key="ft_batch")
-    max_seconds = st.number_input("Time budget (s, 0 = none)", 0, 86400, 120, 30, key="ft_seconds")
-    max_examples = st.number_input("Max training rows (0 = all)", 0, 10_000_000, 0, 100, key="ft_examples")
+    epochs = st.number_input("Epochs", 0.1, 100.0, 3.0, 0.5, key=state.scoped("ft_epochs"))
+    lr = st.number_input("Learning rate", 1e-6, 0.5, finetune.DEFAULT_LR[method], format="%.0e", key=state.scoped(f"ft_lr_{method}"))
+    batch_size = st.number_input("Batch size", 1, 512, 16, key=state.scoped("ft_batch"))
+    max_seconds = st.number_input("Time budget (s, 0 = none)", 0, 86400, 120, 30, key=state.scoped("ft_seconds"))
+    max_examples = st.number_input("Max training rows (0 = all)", 0, 10_000_000, 0, 100, key=state.scoped("ft_examples"))
 with st.expander("More settings"):
     c1, c2, c3 = st.columns(3)
-    weight_decay = c1.number_input("Weight decay", 0.0, 0.99, 0.01, key="ft_wd")
-    warmup = c1.number_input("Warm-up ratio", 0.0, 0.99, 0.1, key="ft_warmup")
-    max_length = c1.number_input("Max tokens per text", 8, 8192, 128, key="ft_maxlen")
-    eval_every = c2.text_input("Evaluate every ('epoch' or N steps)", "epoch", key="ft_eval_every")
-    patience = c2.number_input("Early-stopping patience (0 = off)", 0, 100, 2, key="ft_patience")
-    seed = c2.number_input("Seed", 0, 2**31 - 1, 42, key="ft_seed")
-    lora_r = c3.number_input("LoRA rank", 1, 256, 8, key="ft_lora_r", disabled=method != "lora")
-    lora_alpha = c3.number_input("LoRA alpha", 1.0, 1024.0, 16.0, key="ft_lora_alpha", disabled=method != "lora")
-    lora_dropout = c3.number_input("LoRA dropout", 0.0, 0.9, 0.1, key="ft_lora_dropout", disabled=method != "lora")
+    weight_decay = c1.number_input("Weight decay", 0.0, 0.99, 0.01, key=state.scoped("ft_wd"))
+    warmup = c1.number_input("Warm-up ratio", 0.0, 0.99, 0.1, key=state.scoped("ft_warmup"))
+    max_length = c1.number_input("Max tokens per text", 8, 8192, 128, key=state.scoped("ft_maxlen"))
+    eval_every = c2.text_input("Evaluate every ('epoch' or N steps)", "epoch", key=state.scoped("ft_eval_every"))
+    patience = c2.number_input("Early-stopping patience (0 = off)", 0, 100, 2, key=state.scoped("ft_patience"))
+    seed = c2.number_input("Seed", 0, 2**31 - 1, 42, key=state.scoped("ft_seed"))
+    lora_r = c3.number_input("LoRA rank", 1, 256, 8, key=state.scoped("ft_lora_r"), disabled=method != "lora")
+    lora_alpha = c3.number_input("LoRA alpha", 1.0, 1024.0, 16.0, key=state.scoped("ft_lora_alpha"), disabled=method != "lora")
+    lora_dropout = c3.number_input("LoRA dropout", 0.0, 0.9, 0.1, key=state.scoped("ft_lora_dropout"), disabled=method != "lora")
     lora_targets = c3.text_input("LoRA target modules", "", placeholder="default for the model, e.g. query,value",
-                                 key="ft_lora_targets", disabled=method != "lora")
-    run_name = st.text_input("Run name (empty: automatic)", "", key="ft_run_name")
+                                 key=state.scoped("ft_lora_targets"), disabled=method != "lora")
+    run_name = st.text_input("Run name (empty: automatic)", "", key=state.scoped("ft_run_name"))
 
 if model:
     try:
@@ -115,7 +116,7 @@ if model:
     except Exception as exc:  # a model that cannot load is explained, not thrown
         state.show_error(exc)
 
-if st.button("Start fine-tuning", type="primary", key="ft_start", disabled=not model):
+if st.button("Start fine-tuning", type="primary", key=state.scoped("ft_start"), disabled=not model):
     try:
         every = eval_every.strip().lower()
         if every != "epoch" and not every.isdigit():
@@ -134,7 +135,7 @@ if st.button("Start fine-tuning", type="primary", key="ft_start", disabled=not m
                 "--max-length", str(int(max_length)), "--lora-r", str(int(lora_r)), "--lora-alpha", str(lora_alpha),
                 "--lora-dropout", str(lora_dropout), "--lora-targets", lora_targets, "--seed", str(int(seed)), "--out", name]
         jobs.launch(argv, resolve_out(name, root))
-        st.session_state["ft_watch"] = name
+        st.session_state[state.scoped("ft_watch")] = name
         st.toast(f"Started {name}")
     except UserError as exc:
         state.show_error(exc)

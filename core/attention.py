@@ -5,6 +5,7 @@ installed mpld3 wheel, jQuery from xstatic-jquery and a ten-line require shim, s
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import html
 import importlib.util
@@ -17,22 +18,36 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core import models
+from core import models, prompting
 from core.errors import UserError
+from core.runs import RunDir
 
 MAX_HTML_BYTES = 9_500_000  # bertviz pages stay under 10 MB even for 128 tokens
-RUN_PREFIX = "run:"  # model spec of a fine-tuned run: run:<run folder>
+RUN_PREFIX = "run:"  # model spec of a run: run:<run folder> (a fine-tuned run's classifier, or a prompt run's prompt)
+
+
+@dataclass
+class PromptRun:
+    """What a prompting run did, to replay it on one text: its prompt settings, labels, demonstration pool and predictions."""
+
+    config: prompting.PromptConfig
+    label_names: list[str]
+    train: pd.DataFrame  # the run's training split, where its demonstrations come from (empty when it cannot be read again)
+    predictions: pd.DataFrame  # its predictions.csv (probabilities as the run computed them)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
 class AttentionModel:
-    """A loaded model ready for attention views: kind is encoder (bare), classifier (fine-tuned run) or decoder."""
+    """A loaded model ready for attention views: kind is encoder (bare), classifier (fine-tuned run), decoder, or prompt
+    (the decoder of a prompt run, reading that run's prompt around the text)."""
 
     name: str
     model: object
     tokenizer: object
     kind: str
     label_names: list[str] = field(default_factory=list)
+    prompt_run: PromptRun | None = None
 
 
 @dataclass
@@ -44,8 +59,10 @@ class AttentionResult:
     tokens: list[str]
     attention: np.ndarray
     special: np.ndarray  # (tokens,) True for the tokenizer's special tokens
-    prediction: str | None = None  # classifier: predicted label; decoder: predicted next token
+    prediction: str | None = None  # classifier and prompt: predicted label; decoder: predicted next token
     probabilities: dict[str, float] = field(default_factory=dict)
+    input_text: str = ""  # what the model read: the text, or a prompt run's whole prompt
+    notes: list[str] = field(default_factory=list)  # how the input or the probabilities were made
 
     @property
     def n_layers(self) -> int:
@@ -65,11 +82,50 @@ def _load_run_model(run_path: str, device: str):
     return load_run_model(run_path, device)
 
 
+def _run_train_split(config: dict) -> tuple[pd.DataFrame, list[str]]:
+    """The training split a prompt run drew its demonstrations from, read again and checked against its fingerprint."""
+    from core import data
+
+    dataset = config.get("dataset") if isinstance(config.get("dataset"), dict) else {}
+    empty = pd.DataFrame({"id": [], "text": [], "label": []})
+    if not config.get("shots"):
+        return empty, []
+    try:
+        ds, split = data.load_split(str(dataset.get("train", "")), "train")
+        train = ds.splits[split]
+    except Exception:  # moved, deleted, or a hub dataset offline
+        return empty, [f"The run's training data ({dataset.get('train', '?')}) cannot be read any more, so its demonstrations are left out."]
+    if data.fingerprint(train) != dataset.get("train_sha256"):
+        return empty, [f"The run's training data ({dataset.get('train', '?')}) has changed since the run, so its demonstrations are left out."]
+    return train, []
+
+
+def load_prompt_run(path: Path, device: str = "cpu") -> AttentionModel:
+    """The decoder of a finished prompt run, with what is needed to rebuild its prompt for any text."""
+    run = RunDir(path)
+    config = run.config
+    names = {f.name for f in dataclasses.fields(prompting.PromptConfig)}
+    prompt_config = prompting.PromptConfig(**{k: v for k, v in config.items() if k in names})
+    labels = [str(lab) for lab in config.get("labels") or []]
+    if not labels:
+        raise UserError(f"The prompt run {path.name} does not record its labels, so its prompt cannot be rebuilt.")
+    try:
+        predictions = run.predictions()
+    except (OSError, ValueError):
+        predictions = pd.DataFrame({"text": []})
+    train, notes = _run_train_split(config)
+    am = load_attention_model(prompt_config.model, device)
+    return AttentionModel(name=path.name, model=am.model, tokenizer=am.tokenizer, kind="prompt", label_names=labels,
+                          prompt_run=PromptRun(prompt_config, labels, train, predictions, notes))
+
+
 def load_attention_model(spec: str, device: str = "cpu") -> AttentionModel:
-    """A bundled model, any model name/folder, or a fine-tuned run ('run:<folder>'), with eager attention."""
+    """A bundled model, any model name/folder, or a run ('run:<folder>': a fine-tuned classifier or a prompt run), with eager attention."""
     spec = (spec or "").strip()
     if spec.startswith(RUN_PREFIX):
         path = Path(spec[len(RUN_PREFIX):])
+        if RunDir(path).config.get("kind") == "prompt":
+            return load_prompt_run(path, device)
         if not (path / "model").is_dir():
             raise UserError(f"The run folder {path} holds no fine-tuned model (no model/ folder).")
         model, tokenizer = _load_run_model(str(path), device)
@@ -87,12 +143,54 @@ def clean_token(token: str) -> str:
     return token.replace("Ġ", "␣").replace("▁", "␣").replace("Ċ", "⏎")
 
 
-def _encode(am: AttentionModel, text: str, max_tokens: int):
-    """Tokenize one text for the model, refusing empty text and silly lengths."""
+@dataclass
+class PromptInput:
+    """A prompt run's prompt around one text, as token ids within the token limit, and its label continuations."""
+
+    ids: list[int]
+    text: str
+    label_ids: list[list[int]]  # token ids of each label's continuation, in label order
+    notes: list[str]
+
+
+def prompt_input(am: AttentionModel, text: str, max_tokens: int) -> PromptInput:
+    """The prompt the run would build for text (core.prompting's own builder): with its demonstrations when they fit
+    max_tokens, else zero-shot; a prompt still too long keeps its last max_tokens tokens (the query and the label slot)."""
+    run = am.prompt_run
+    notes = list(run.notes)
+    config = run.config if len(run.train) else dataclasses.replace(run.config, shots=0)
+
+    def build(config: prompting.PromptConfig) -> tuple[list[int], prompting.PromptParts]:
+        preview = prompting.preview_prompt(config, am.tokenizer, run.train, run.label_names, text)
+        words = prompting.verbalizer(config, run.label_names)
+        parts = prompting.prompt_parts(config, am.tokenizer, words, preview.demos, run.label_names, text)
+        ids = prompting.encode(am.tokenizer, parts.prefix, not config.use_chat_template) + prompting.encode(am.tokenizer, parts.query)
+        return ids, parts
+
+    ids, parts = build(config)
+    if len(ids) > max_tokens and config.shots:
+        notes.append(f"The run's {config.shots} demonstrations are left out: with them the prompt is {len(ids)} tokens, "
+                     f"over the limit of {max_tokens}.")
+        ids, parts = build(dataclasses.replace(config, shots=0))
+    if len(ids) > max_tokens:
+        notes.append(f"The prompt is {len(ids)} tokens; only its last {max_tokens} are shown.")
+        ids = ids[-max_tokens:]
+    return PromptInput(ids, parts.text, prompting.label_token_ids(am.tokenizer, parts), notes)
+
+
+def _encode(am: AttentionModel, text: str, max_tokens: int, prompt: PromptInput | None = None):
+    """Tokenize one text for the model (a prompt run: its prompt around the text), refusing empty text and silly lengths."""
+    import torch
+
     if not text or not text.strip():
         raise UserError("Type a text (or pick an example) to look at its attention.")
     if not 2 <= max_tokens <= 512:
         raise UserError("The token limit must be between 2 and 512.")
+    if am.kind == "prompt":
+        ids = (prompt or prompt_input(am, text, max_tokens)).ids
+        specials = set(am.tokenizer.all_special_ids)
+        enc = {"input_ids": torch.tensor([ids]), "attention_mask": torch.ones(1, len(ids), dtype=torch.long)}
+        return enc, np.array([i in specials for i in ids], dtype=bool)
     enc = am.tokenizer(text, return_tensors="pt", truncation=True, max_length=max_tokens, return_special_tokens_mask=True)
     special = enc.pop("special_tokens_mask")[0].numpy().astype(bool)
     if am.kind == "decoder":
@@ -100,11 +198,29 @@ def _encode(am: AttentionModel, text: str, max_tokens: int):
     return enc, special
 
 
+def label_probabilities(am: AttentionModel, text: str, prompt: PromptInput) -> tuple[dict[str, float], str]:
+    """A prompt run's label-word probabilities for text: as the run computed them when text is one of the examples it
+    scored, else scored here on the prompt shown (core.prompting's scorer, without calibration); and how they were made."""
+    run = am.prompt_run
+    hit = run.predictions[run.predictions["text"].astype(str) == text] if "text" in run.predictions else run.predictions
+    columns = [f"prob_{lab}" for lab in run.label_names]
+    if len(hit) and all(c in hit for c in columns):
+        row = hit.iloc[0]
+        how = f"as the run computed them for example {row.get('id', '?')} (calibration: {run.config.calibration})"
+        return {lab: float(row[c]) for lab, c in zip(run.label_names, columns, strict=True)}, how
+    rows = prompting.label_rows([[]], prompt.label_ids)  # every label read right after the prompt
+    sums = prompting.score_rows(am.model, prompt.ids, rows, 1, len(run.label_names), pad_id=am.tokenizer.pad_token_id or 0)
+    probs = prompting.softmax(prompting.label_scores(sums, [len(ids) for ids in prompt.label_ids], run.config.scoring))[0]
+    how = "scored here on the prompt shown, without calibration (the text is not one of the run's evaluation examples)"
+    return {lab: float(p) for lab, p in zip(run.label_names, probs, strict=True)}, how
+
+
 def extract_attention(am: AttentionModel, text: str, max_tokens: int = 128) -> AttentionResult:
     """Run the model once on text and return every layer's attention weights (plus its prediction when it has one)."""
     import torch
 
-    enc, special = _encode(am, text, max_tokens)
+    prompt = prompt_input(am, text, max_tokens) if am.kind == "prompt" and text.strip() else None
+    enc, special = _encode(am, text, max_tokens, prompt)
     device = next(am.model.parameters()).device
     with torch.no_grad():
         out = am.model(**{k: v.to(device) for k, v in enc.items()}, output_attentions=True)
@@ -112,11 +228,15 @@ def extract_attention(am: AttentionModel, text: str, max_tokens: int = 128) -> A
         raise UserError(f"Model {am.name} returns no attention weights; it must be loaded with eager attention.")
     attention = torch.stack(out.attentions)[:, 0].float().cpu().numpy()  # (layers, 1, heads, T, T) -> (layers, heads, T, T)
     tokens = [clean_token(t) for t in am.tokenizer.convert_ids_to_tokens(enc["input_ids"][0].tolist())]
-    result = AttentionResult(model_name=am.name, kind=am.kind, tokens=tokens, attention=attention, special=special)
+    result = AttentionResult(model_name=am.name, kind=am.kind, tokens=tokens, attention=attention, special=special, input_text=text)
     if am.kind == "classifier":
         probs = torch.softmax(out.logits[0].float(), -1).cpu().numpy()
         result.probabilities = {lab: float(p) for lab, p in zip(am.label_names, probs, strict=True)}
         result.prediction = am.label_names[int(probs.argmax())]
+    elif am.kind == "prompt":
+        result.probabilities, how = label_probabilities(am, text, prompt)
+        result.prediction = max(result.probabilities, key=result.probabilities.get)
+        result.input_text, result.notes = prompt.text, [*prompt.notes, f"Label-word probabilities {how}."]
     elif am.kind == "decoder":
         probs = torch.softmax(out.logits[0, -1].float(), -1)
         top = torch.topk(probs, 5)
@@ -314,6 +434,10 @@ def saliency(am: AttentionModel, text: str, method: str = "integrated gradients"
         if am.kind == "classifier":
             logits = am.model(input_ids=ids, attention_mask=mask).logits[0]
             target, target_name = int(logits.argmax()), am.label_names[int(logits.argmax())]
+        elif am.kind == "prompt" and not target_word:  # the label word the model prefers (its first token)
+            last = am.model(input_ids=ids, attention_mask=mask).logits[0, -1]
+            target = max((label[0] for label in prompt_input(am, text, max_tokens).label_ids), key=lambda t: float(last[t]))
+            target_name = clean_token(am.tokenizer.convert_ids_to_tokens(target))
         elif target_word:
             word_ids = am.tokenizer(" " + target_word.strip(), add_special_tokens=False)["input_ids"]
             if not word_ids:

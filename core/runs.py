@@ -370,6 +370,19 @@ class RunRegistry:
         self.sync()
 
 
+def evaluated_on(config: dict, fingerprints) -> bool:
+    """Whether a run's config.json records an evaluation split among fingerprints (a dataset's data.fingerprint per split)."""
+    dataset = config.get("dataset") if isinstance(config, dict) else None
+    return isinstance(dataset, dict) and dataset.get("eval_sha256") in set(fingerprints)
+
+
+def of_dataset(runs: pd.DataFrame, fingerprints, keep_unknown: bool = False) -> pd.DataFrame:
+    """The rows of a RunRegistry listing whose runs were evaluated on one of a dataset's splits (see evaluated_on);
+    keep_unknown also keeps runs that record no split (broken, or not started yet)."""
+    keep = runs["eval_sha256"].isin(set(fingerprints)) | (keep_unknown & runs["eval_sha256"].fillna("").eq(""))
+    return runs[keep].reset_index(drop=True)
+
+
 def _mtime(path: Path) -> float:
     try:
         return path.stat().st_mtime

@@ -115,9 +115,14 @@ def open_page():
     st.cache_data.clear()
 
     def _open(page: str, **state):
+        from tests.scoped import preload, sample_key
+        from ui.state import DATASET_KEY
+
         at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=180)
-        for key, value in state.items():
-            at.session_state[key] = value
+        if DATASET_KEY in state:  # a dataset made by the test, as if loaded from the Hub box
+            preload(at, state.pop(DATASET_KEY))
+        for key, value in state.items():  # sidebar keys as they are; page keys belong to the sample the sidebar loads
+            at.session_state[key if key.startswith("ds_") else sample_key(key, state.get("ds_sample", "reviews"))] = value
         at.run()
         if page != "app_pages/data.py":
             at.switch_page(page).run()

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.scoped import scoped
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -24,16 +26,16 @@ def test_attention_page_shows_two_tiny_models_side_by_side(runs_dir, tiny_bert_d
     at.session_state["attention_models"] = [str(tiny_bert_dir), str(tiny_llama_dir)]
     at.switch_page("app_pages/attention.py").run()
     assert not at.exception
-    assert at.text_area(key="att_text").value == "the movie was great and i loved it"
-    assert at.selectbox(key="att_left").value == str(tiny_bert_dir)
+    assert at.text_area(key=scoped(at, "att_text")).value == "the movie was great and i loved it"
+    assert at.selectbox(key=scoped(at, "att_left")).value == str(tiny_bert_dir)
     assert any("2 layers × 4 heads" in m.value for m in at.markdown)
     assert any("predicted next token" in c.value for c in at.caption)
     # per model: heatmap, entropy, special tokens; plus saliency for the decoder
     assert len(at.get("vega_lite_chart")) == 7
     assert any("bare encoder has none" in i.value for i in at.info)
     assert any("bertviz head view, drawn offline" in c.value for c in at.caption)
-    at.number_input(key="att_r_layer").set_value(0).run()
-    at.radio(key="att_r_method").set_value("integrated gradients").run()
+    at.number_input(key=scoped(at, "att_r_layer")).set_value(0).run()
+    at.radio(key=scoped(at, "att_r_method")).set_value("integrated gradients").run()
     assert not at.exception
     assert any("integrated gradients for log p" in c.value for c in at.caption)
 

@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.compare_fixtures import make_run
+from tests.scoped import scoped
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,7 +37,7 @@ def test_compare_page_shows_metrics_tests_charts_and_filters(runs_dir):
     make_run(runs_dir, "prompt-8shot", 0.55, seed=1, n_train_examples=8)
     make_run(runs_dir, "finetune-lora", 0.85, kind="finetune", seed=2, n_train_examples=256)
     at = _open(runs_dir)
-    assert len(at.multiselect(key="cmp_runs").value) == 2
+    assert len(at.multiselect(key=scoped(at, "cmp_runs")).value) == 2
     metrics = at.dataframe[0].value
     assert set(metrics["run"]) == {"prompt-8shot", "finetune-lora"} and metrics["accuracy"].str.contains(r"\[").all()
     assert len(at.dataframe[1].value) == 1  # McNemar: one pair
@@ -44,10 +45,10 @@ def test_compare_page_shows_metrics_tests_charts_and_filters(runs_dir):
     assert len(at.get("vega_lite_chart")) >= 5  # intervals, confusions, probabilities, reliability, efficiency
     all_rows = len(at.dataframe[3].value)
     assert all_rows == 60
-    at.radio(key="cmp_cell").set_value("both wrong").run()
+    at.radio(key=scoped(at, "cmp_cell")).set_value("both wrong").run()
     both_wrong = at.dataframe[3].value
     assert len(both_wrong) < all_rows and (both_wrong["agreement"] == "both wrong").all()
-    at.selectbox(key="cmp_label").set_value("neutral").run()
+    at.selectbox(key=scoped(at, "cmp_label")).set_value("neutral").run()
     assert set(at.dataframe[3].value["label"]) <= {"neutral"}
     assert not at.exception
 
@@ -57,6 +58,7 @@ def test_compare_page_refuses_mismatched_splits(runs_dir):
     make_run(runs_dir, "b", 0.7, eval_sha256="split-two")
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
     at.switch_page("app_pages/compare.py").run()
-    at.multiselect(key="cmp_runs").set_value([str(runs_dir / "a"), str(runs_dir / "b")]).run()
+    at.checkbox(key=scoped(at, "cmp_all_datasets")).check().run()  # neither run is on the dataset the sidebar loaded
+    at.multiselect(key=scoped(at, "cmp_runs")).set_value([str(runs_dir / "a"), str(runs_dir / "b")]).run()
     assert not at.exception
     assert any("different splits" in e.value for e in at.error)

@@ -7,7 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import data
-from ui.state import DATASET_KEY
+from tests.scoped import preload, scoped
 
 ROOT = Path(__file__).resolve().parent.parent
 LABELS = [f"intent_{i:02d}_{'card' if i % 3 else 'transfer'}" for i in range(77)]
@@ -29,8 +29,7 @@ def at():
 
     st.cache_data.clear()
     app = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=180)
-    app.session_state["ds_kind"] = "Hugging Face"  # the sidebar leaves a dataset put in the session alone
-    app.session_state[DATASET_KEY] = many_labels()
+    preload(app, many_labels())
     return app.run()
 
 
@@ -43,7 +42,7 @@ def test_data_page_with_77_labels_works_and_pages_the_table(at):
     assert caption.startswith(f"{total} of {total} rows") and "showing 1–200" in caption
     browse = next(d.value for d in at.dataframe if list(d.value.columns) == ["id", "split", "label", "text"])
     assert len(browse) == 200  # one page, not every row
-    at.number_input(key="data_page").set_value(3).run()
+    at.number_input(key=scoped(at, "data_page")).set_value(3).run()
     caption = next(c.value for c in at.caption if f" of {total} rows" in c.value)
     assert "showing 401–600" in caption
     leak = next(d.value for d in at.dataframe if "splits" in d.value.columns)
@@ -51,7 +50,7 @@ def test_data_page_with_77_labels_works_and_pages_the_table(at):
 
 
 def test_data_page_search_still_filters_all_rows(at):
-    at.text_input(key="data_search").input("intent_05_").run()
+    at.text_input(key=scoped(at, "data_search")).input("intent_05_").run()
     total = sum(map(len, many_labels().splits.values()))
     caption = next(c.value for c in at.caption if f" of {total} rows" in c.value)
     assert int(caption.split()[0]) == 2 + (5 * 7) % 39 + 10
@@ -61,7 +60,7 @@ def test_data_page_charts_and_class_table_stay_readable_at_77_labels(at):
     assert len(at.get("vega_lite_chart")) == 2  # labels per split + token lengths
     table = next(d.value for d in at.dataframe if "share" in d.value.columns)
     assert len(table) == 77 and list(table["total"]) == sorted(table["total"], reverse=True)
-    at.text_input(key="data_class_search").input("_05_").run()
+    at.text_input(key=scoped(at, "data_class_search")).input("_05_").run()
     table = next(d.value for d in at.dataframe if "share" in d.value.columns)
     assert list(table["label"]) == ["intent_05_card"]
 
@@ -78,7 +77,7 @@ def test_compare_shows_most_confused_pairs_for_77_labels(runs_dir):
     assert "Confusion matrices (one colour scale)" not in [s.value for s in app.subheader]
     pairs = next(d.value for d in app.dataframe if list(d.value.columns) == ["run", "true", "pred", "count"])
     assert 0 < len(pairs) <= 25 and (pairs["true"] != pairs["pred"]).all() and list(pairs["count"]) == sorted(pairs["count"], reverse=True)
-    app.text_input(key="cmp_confused_search").input("intent_07_").run()
+    app.text_input(key=scoped(app, "cmp_confused_search")).input("intent_07_").run()
     pairs = next(d.value for d in app.dataframe if list(d.value.columns) == ["run", "true", "pred", "count"])
     assert len(pairs) and pairs.apply(lambda r: "intent_07_" in r["true"] or "intent_07_" in r["pred"], axis=1).all()
 
@@ -91,8 +90,7 @@ def test_length_chart_counts_tokens_of_a_sample_of_a_large_dataset():
     frames = {s: pd.DataFrame({"text": [f"{s} row {i} says {'yes' if i % 2 else 'no'}" for i in range(n)],
                                "label": ["a" if i % 2 else "b" for i in range(n)]}) for s, n in (("train", 9000), ("test", 1500))}
     app = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=300)
-    app.session_state["ds_kind"] = "Hugging Face"
-    app.session_state[DATASET_KEY] = data.finish("big", "big.csv", frames, ["a", "b"], "text", "label", [])
+    preload(app, data.finish("big", "big.csv", frames, ["a", "b"], "text", "label", []))
     at = app.run()
     assert not at.exception
     assert any("longest" in c.value and "(a random 10,000 of 10,500 texts)" in c.value for c in at.caption)

@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.scoped import scoped
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -30,7 +32,7 @@ def test_app_opens_on_data_page_with_reviews_sample(app):
 
 def test_data_page_search_filters_rows(app):
     at = app.run()
-    at.text_input(key="data_search").input("refund").run()
+    at.text_input(key=scoped(at, "data_search")).input("refund").run()
     caption = next(c.value for c in at.caption if " of 660 rows" in c.value)
     assert 0 < int(caption.split()[0]) < 660
 
@@ -63,7 +65,7 @@ def test_tokenization_unknown_tokenizer_is_one_sentence(app, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     at = app.run()
     at.switch_page("app_pages/tokenization.py").run()
-    at.text_input(key="tok_other").input("no-such-owner/no-such-tokenizer").run()
+    at.text_input(key=scoped(at, "tok_other")).input("no-such-owner/no-such-tokenizer").run()
     assert not at.exception
     assert any("not in the Hugging Face cache" in e.value for e in at.error)
 

@@ -10,10 +10,10 @@ import pytest
 
 from core import jobs
 from core.runs import RunDir
+from tests.compare_fixtures import REVIEWS_TEST
+from tests.scoped import scoped
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
 
 
 @pytest.fixture
@@ -24,7 +24,8 @@ def _page(open_page):
 
 def fake_running_run(runs_dir: Path) -> RunDir:
     """A run that looks mid-training, owned by this (live) process, as a job started from another tab would."""
-    run = RunDir(runs_dir / "elsewhere-started").create({"kind": "finetune", "model": "minilm", "method": "lora"})
+    run = RunDir(runs_dir / "elsewhere-started").create({"kind": "finetune", "model": "minilm", "method": "lora",
+                                                         "dataset": {"name": "reviews", "eval_sha256": REVIEWS_TEST}})
     run.set_status("running", pid=os.getpid(), progress=0.25, done=5, total=20, eta_seconds=12.0)
     for step, loss in enumerate([1.1, 0.9, 0.7], start=1):
         run.append_history({"step": step, "epoch": step / 4, "loss": loss, "learning_rate": 1e-4})
@@ -37,13 +38,13 @@ def test_page_counts_parameters_reattaches_and_refuses_a_second_start(tiny_bert_
     at = _page(tiny_bert_dir)
     assert not at.exception
     assert any("parameters will be trained" in c.value and "100.00%" in c.value for c in at.caption)
-    at.radio(key="ft_method").set_value("head").run()
+    at.radio(key=scoped(at, "ft_method")).set_value("head").run()
     assert any("parameters will be trained" in c.value and "of 28," in c.value for c in at.caption)
     assert any(run.name in s.value and "running" in s.value for s in at.subheader)  # found from the run folders
     assert "about 12 s left" in at.get("progress")[0].proto.text
     assert len(at.get("vega_lite_chart")) == 1
-    assert at.button(key=f"ft_cancel_{run.name}")
-    at.button(key="ft_start").click().run()
+    assert at.button(key=scoped(at, f"ft_cancel_{run.name}"))
+    at.button(key=scoped(at, "ft_start")).click().run()
     assert not at.exception
     assert "already running" in at.error[0].value
     assert sorted(p.name for p in runs_dir.iterdir() if not p.name.startswith((".", "index"))) == [run.name]
@@ -51,10 +52,10 @@ def test_page_counts_parameters_reattaches_and_refuses_a_second_start(tiny_bert_
 
 def test_start_runs_a_job_that_the_page_follows_to_the_end(tiny_bert_dir, runs_dir, _page):
     at = _page(tiny_bert_dir)
-    at.number_input(key="ft_epochs").set_value(1.0)
-    at.number_input(key="ft_examples").set_value(48)
-    at.text_input(key="ft_run_name").set_value("from-the-page")
-    at.button(key="ft_start").click().run()
+    at.number_input(key=scoped(at, "ft_epochs")).set_value(1.0)
+    at.number_input(key=scoped(at, "ft_examples")).set_value(48)
+    at.text_input(key=scoped(at, "ft_run_name")).set_value("from-the-page")
+    at.button(key=scoped(at, "ft_start")).click().run()
     assert not at.exception and not at.error
     run = RunDir(runs_dir / "from-the-page")
     assert run.path.is_dir()

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.scoped import scoped
 from tests.test_runs import make_run
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
 
 
 @pytest.fixture
@@ -32,26 +31,28 @@ def test_list_filter_rename_delete_with_a_broken_run(runs_dir, _page):
     (broken.path / "status.json").write_text("{")
     at = _page()
     assert not at.exception
+    assert "No runs yet on this dataset" in at.info[0].value  # they were evaluated on another split ('abc')
+    at.checkbox(key=scoped(at, "runs_this_dataset")).uncheck().run()
     table = at.dataframe[0].value
     assert set(table["name"]) == {"ft-lora", "prompt-zero", "half-written"}
     assert table.set_index("name").loc["half-written", "state"] == "broken"
     assert "1 run(s) are broken" in at.warning[0].value
 
-    at.selectbox(key="runs_kind").set_value("finetune").run()
+    at.selectbox(key=scoped(at, "runs_kind")).set_value("finetune").run()
     assert set(at.dataframe[0].value["name"]) == {"ft-lora", "half-written"}
-    at.text_input(key="runs_filter").set_value("FT-").run()
+    at.text_input(key=scoped(at, "runs_filter")).set_value("FT-").run()
     assert list(at.dataframe[0].value["name"]) == ["ft-lora"]
 
-    at.text_input(key="runs_new_name_ft-lora").set_value("ft-lora-best").run()
-    at.button(key="runs_rename").click().run()
+    at.text_input(key=scoped(at, "runs_new_name_ft-lora")).set_value("ft-lora-best").run()
+    at.button(key=scoped(at, "runs_rename")).click().run()
     assert not at.exception
     assert (runs_dir / "ft-lora-best").is_dir() and not (runs_dir / "ft-lora").exists()
 
-    at.text_input(key="runs_filter").set_value("").run()
-    at.selectbox(key="runs_selected").set_value("half-written").run()
-    at.checkbox(key="runs_confirm_half-written").check().run()
-    at.button(key="runs_delete").click().run()
+    at.text_input(key=scoped(at, "runs_filter")).set_value("").run()
+    at.selectbox(key=scoped(at, "runs_selected")).set_value("half-written").run()
+    at.checkbox(key=scoped(at, "runs_confirm_half-written")).check().run()
+    at.button(key=scoped(at, "runs_delete")).click().run()
     assert not at.exception
     assert not (runs_dir / "half-written").exists()
-    at.button(key="runs_rebuild").click().run()
+    at.button(key=scoped(at, "runs_rebuild")).click().run()
     assert set(at.dataframe[0].value["name"]) == {"ft-lora-best"}

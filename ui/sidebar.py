@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core import data
-from ui.state import current_dataset, plain, set_dataset, show_error
+from ui.state import ORIGIN_KEY, clear_dataset, current_dataset, plain, show_error, use_dataset
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -40,8 +40,8 @@ def dataset_sidebar() -> None:
                 samples = data.list_samples()
                 default = samples.index("reviews") if "reviews" in samples else 0
                 name = st.selectbox("Sample dataset", samples, index=default, key="ds_sample")
-                if name and (current_dataset() is None or current_dataset().source != name):
-                    set_dataset(_load_sample(name))
+                if name:
+                    use_dataset(("sample", name), lambda: _load_sample(name))
             elif kind == "File":
                 upload = st.file_uploader("CSV, TSV, JSONL or Parquet", type=["csv", "tsv", "jsonl", "json", "parquet"],
                                           key="ds_upload", max_upload_size=upload_limit_mb())
@@ -49,13 +49,16 @@ def dataset_sidebar() -> None:
                     text_col = st.text_input("Text column", key="ds_text_col").strip() or None
                     label_col = st.text_input("Label column", key="ds_label_col").strip() or None
                 if upload is None:
-                    st.session_state.pop("dataset", None)
+                    clear_dataset()
                 else:
-                    set_dataset(_load_upload(upload.getvalue(), upload.name, text_col, label_col, 0))
+                    use_dataset(("file", upload.file_id, text_col, label_col),
+                                lambda: _load_upload(upload.getvalue(), upload.name, text_col, label_col, 0))
             else:
                 hub = st.text_input("Dataset name", key="ds_hub", placeholder="e.g. imdb (needs network or cache)")
                 if st.button("Load", key="ds_hub_load") and hub.strip():
-                    set_dataset(_load_hub(hub.strip(), None, None))
+                    use_dataset(("hub", hub.strip()), lambda: _load_hub(hub.strip(), None, None))
+                elif (st.session_state.get(ORIGIN_KEY) or ("",))[0] != "hub":
+                    clear_dataset()  # nothing loaded from the hub yet: no other source's dataset under this choice
         except Exception as e:  # shown, never raised: the rest of the app keeps working
             show_error(e)
         ds = current_dataset()

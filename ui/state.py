@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import traceback
+from dataclasses import dataclass
 
 import streamlit as st
 
@@ -13,6 +15,28 @@ from core.errors import UserError
 from core.runs import runs_root
 
 DATASET_KEY = "dataset"
+SCOPE_KEY = "dataset_scope"  # the current dataset's Scope, computed once per load
+ORIGIN_KEY = "dataset_origin"  # where the current dataset came from, e.g. ("sample", "reviews")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What page state belongs to: one dataset, named by its splits' fingerprints (as runs record them in config.json)."""
+
+    id: str  # short hash over label names and split fingerprints
+    fingerprints: dict[str, str]  # split -> sha256 (data.fingerprint), matched against runs' dataset.eval_sha256
+
+    @classmethod
+    def of(cls, ds: data.Dataset) -> Scope:
+        fingerprints = {split: ds.fingerprint(split) for split in ds.split_names()}
+        h = hashlib.sha256("\x1f".join(ds.label_names).encode())
+        for split, sha in fingerprints.items():
+            h.update(f"\x1e{split}={sha}".encode())
+        return cls(h.hexdigest()[:12], fingerprints)
+
+    def key(self, name: str) -> str:
+        """name as a widget or session key of this dataset: another dataset's 'name' is another widget, with its defaults."""
+        return f"{name}@{self.id}"
 
 
 def current_dataset() -> data.Dataset | None:
@@ -20,9 +44,37 @@ def current_dataset() -> data.Dataset | None:
     return st.session_state.get(DATASET_KEY)
 
 
-def set_dataset(ds: data.Dataset) -> None:
-    """Make ds the dataset every page works on."""
+def current_scope() -> Scope | None:
+    """The Scope of the current dataset, or None."""
+    return st.session_state.get(SCOPE_KEY) if DATASET_KEY in st.session_state else None
+
+
+def scoped(name: str) -> str:
+    """A widget/session key scoped to the current dataset, so a dataset switch never carries a value over (plain name without one)."""
+    scope = current_scope()
+    return scope.key(name) if scope else name
+
+
+def set_dataset(ds: data.Dataset, origin: tuple | None = None) -> None:
+    """Make ds the dataset every page works on (fingerprinted here, once per load)."""
     st.session_state[DATASET_KEY] = ds
+    st.session_state[SCOPE_KEY] = Scope.of(ds)
+    st.session_state[ORIGIN_KEY] = origin
+
+
+def use_dataset(origin: tuple, load) -> None:
+    """Make the dataset from origin current, calling load() only when origin differs from what is loaded; a failed
+    load leaves no dataset (never the previous one under the new choice) and raises."""
+    if st.session_state.get(ORIGIN_KEY) == origin and DATASET_KEY in st.session_state:
+        return
+    clear_dataset()
+    set_dataset(load(), origin)
+
+
+def clear_dataset() -> None:
+    """No dataset: pages ask for one."""
+    for name in (DATASET_KEY, SCOPE_KEY, ORIGIN_KEY):
+        st.session_state.pop(name, None)
 
 
 def require_dataset() -> data.Dataset:
@@ -31,6 +83,8 @@ def require_dataset() -> data.Dataset:
     if ds is None:
         st.info("Choose a dataset in the sidebar first (a bundled sample, your own file, or a Hugging Face dataset).")
         st.stop()
+    if SCOPE_KEY not in st.session_state:  # a dataset put in the session by other means than set_dataset
+        st.session_state[SCOPE_KEY] = Scope.of(ds)
     return ds
 
 
@@ -83,12 +137,13 @@ def show_error(exc: BaseException) -> None:
 
 
 def model_choice(label: str, role: str, key: str) -> str:
-    """A selectbox of bundled models of a role, plus 'other…' with a text box for any HF id or local folder."""
+    """A selectbox of bundled models of a role, plus 'other…' with a text box for any HF id or local folder (keys scoped to the dataset)."""
     bundled = [m.key for m in models.BUNDLED.values() if m.role == role] + [m.key for m in models.BUNDLED.values() if m.role != role]
     names = {m.key: f"{m.name} (bundled {m.role})" for m in models.BUNDLED.values()}
-    choice = st.selectbox(label, bundled + ["other"], format_func=lambda k: names.get(k, "Other: a Hugging Face id or local folder…"), key=key)
+    choice = st.selectbox(label, bundled + ["other"], format_func=lambda k: names.get(k, "Other: a Hugging Face id or local folder…"),
+                          key=scoped(key))
     if choice == "other":
-        typed = st.text_input("Model id or folder", key=f"{key}_other", placeholder="e.g. distilbert-base-uncased or ./my-model")
+        typed = st.text_input("Model id or folder", key=scoped(f"{key}_other"), placeholder="e.g. distilbert-base-uncased or ./my-model")
         return typed.strip()
     return choice
 
