@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,38 +12,39 @@ from core.errors import UserError
 
 
 def confusion(y_true: list[str], y_pred: list[str], labels: list[str]) -> np.ndarray:
-    """Confusion matrix, rows = true label, columns = predicted label, in the order of labels."""
-    index = {lab: i for i, lab in enumerate(labels)}
-    m = np.zeros((len(labels), len(labels)), dtype=int)
-    for t, p in zip(y_true, y_pred, strict=False):
-        if t in index and p in index:
-            m[index[t], index[p]] += 1
-    return m
+    """Confusion matrix, rows = true label, columns = predicted label, in the order of labels (scikit-learn)."""
+    from sklearn.metrics import confusion_matrix
+
+    if not set(labels) & set(y_true):  # scikit-learn refuses a matrix none of whose labels occurs (or no examples at all)
+        return np.zeros((len(labels), len(labels)), dtype=int)
+    return confusion_matrix(y_true, y_pred, labels=labels)
 
 
-def per_class(m: np.ndarray, labels: list[str]) -> dict[str, dict[str, float]]:
-    """Precision, recall, F1 and support per class from a confusion matrix (0 where undefined)."""
-    out = {}
-    for i, lab in enumerate(labels):
-        tp, predicted, support = m[i, i], m[:, i].sum(), m[i, :].sum()
-        p = tp / predicted if predicted else 0.0
-        r = tp / support if support else 0.0
-        f = 2 * p * r / (p + r) if p + r else 0.0
-        out[lab] = {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(support)}
-    return out
+def per_class(y_true: list[str], y_pred: list[str], labels: list[str]) -> dict[str, dict[str, float]]:
+    """Precision, recall, F1 and support per class (scikit-learn; 0 where undefined)."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    if not len(y_true):
+        return {lab: {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0} for lab in labels}
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    return {lab: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+            for i, lab in enumerate(labels)}
 
 
 def classification_metrics(y_true: list[str], y_pred: list[str], labels: list[str]) -> dict:
-    """accuracy, macro_f1, per_class, confusion_matrix, labels, n_examples: the metrics.json core of every run."""
-    m = confusion(y_true, y_pred, labels)
-    pc = per_class(m, labels)
+    """accuracy, macro_f1, per_class, confusion_matrix, labels, n_examples: the metrics.json core of every run (scikit-learn).
+    Macro-F1 averages the classes that occur in y_true."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    y_true, y_pred = list(y_true), list(y_pred)
+    pc = per_class(y_true, y_pred, labels)
     present = [lab for lab in labels if pc[lab]["support"] > 0]
     n = len(y_true)
     return {
-        "accuracy": float(np.mean([t == p for t, p in zip(y_true, y_pred, strict=False)])) if n else 0.0,
-        "macro_f1": float(np.mean([pc[lab]["f1"] for lab in present])) if present else 0.0,
+        "accuracy": float(accuracy_score(y_true, y_pred)) if n else 0.0,
+        "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)) if present else 0.0,
         "per_class": pc,
-        "confusion_matrix": m.tolist(),
+        "confusion_matrix": confusion(y_true, y_pred, labels).tolist(),
         "labels": list(labels),
         "n_examples": n,
     }
@@ -219,7 +219,10 @@ def bootstrap_metrics(y_true, y_pred, labels: list[str], n_resamples: int = 1000
 
 
 def mcnemar_test(correct_a, correct_b) -> dict:
-    """McNemar's test on paired correctness: b = only A right, c = only B right; exact binomial when b + c < 25."""
+    """McNemar's test on paired correctness: b = only A right, c = only B right; exact binomial (scipy.stats.binomtest) when
+    b + c < 25, else chi-square with continuity correction (scipy.stats.chi2)."""
+    from scipy.stats import binomtest, chi2
+
     a, bb = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
     b, c = int(np.sum(a & ~bb)), int(np.sum(~a & bb))
     n = b + c
@@ -227,11 +230,10 @@ def mcnemar_test(correct_a, correct_b) -> dict:
         return {"only_a_right": b, "only_b_right": c, "statistic": 0.0, "p_value": 1.0, "method": "no disagreements"}
     if n < EXACT_MCNEMAR_BELOW:
         k = min(b, c)
-        tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
-        return {"only_a_right": b, "only_b_right": c, "statistic": float(k), "p_value": float(min(1.0, 2 * tail)),
+        return {"only_a_right": b, "only_b_right": c, "statistic": float(k), "p_value": float(binomtest(k, n, 0.5).pvalue),
                 "method": "exact binomial"}
-    chi2 = (abs(b - c) - 1) ** 2 / n
-    return {"only_a_right": b, "only_b_right": c, "statistic": float(chi2), "p_value": float(math.erfc(math.sqrt(chi2 / 2))),
+    statistic = (abs(b - c) - 1) ** 2 / n
+    return {"only_a_right": b, "only_b_right": c, "statistic": float(statistic), "p_value": float(chi2.sf(statistic, df=1)),
             "method": "chi-square, continuity-corrected"}
 
 
@@ -267,20 +269,23 @@ def agreement_table(joined: pd.DataFrame, run_a: str, run_b: str) -> pd.DataFram
 
 
 def reliability(confidence, correct, n_bins: int = 10) -> tuple[pd.DataFrame, float]:
-    """Reliability bins (bin_low, bin_high, confidence, accuracy, count) and expected calibration error (equal-width bins)."""
+    """Reliability bins (bin_low, bin_high, confidence, accuracy, count) and expected calibration error (equal-width bins,
+    scikit-learn's calibration_curve; a confidence on an edge belongs to the lower bin)."""
+    from sklearn.calibration import calibration_curve
+
     conf = np.clip(np.asarray(confidence, dtype=float), 0, 1)
-    ok = np.asarray(correct, dtype=float)
+    ok = np.asarray(correct, dtype=int)
+    columns = ["bin_low", "bin_high", "confidence", "accuracy", "count"]
+    if not len(conf):
+        return pd.DataFrame(columns=columns), 0.0
+    accuracy, mean_conf = calibration_curve(ok, conf, n_bins=n_bins, strategy="uniform")
     edges = np.linspace(0, 1, n_bins + 1)
-    which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, n_bins - 1)
-    rows, ece = [], 0.0
-    for k in range(n_bins):
-        mask = which == k
-        if mask.any():
-            gap = abs(ok[mask].mean() - conf[mask].mean())
-            ece += mask.mean() * gap
-            rows.append({"bin_low": edges[k], "bin_high": edges[k + 1], "confidence": float(conf[mask].mean()),
-                         "accuracy": float(ok[mask].mean()), "count": int(mask.sum())})
-    return pd.DataFrame(rows, columns=["bin_low", "bin_high", "confidence", "accuracy", "count"]), float(ece)
+    counts = np.bincount(np.searchsorted(edges[1:-1], conf), minlength=n_bins)  # calibration_curve's own binning
+    used = np.flatnonzero(counts)
+    ece = float(np.sum(counts[used] / len(conf) * np.abs(accuracy - mean_conf)))
+    frame = pd.DataFrame({"bin_low": edges[used], "bin_high": edges[used + 1], "confidence": mean_conf, "accuracy": accuracy,
+                          "count": counts[used].astype(int)}, columns=columns)
+    return frame, ece
 
 
 @dataclass
