@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core import charts, finetune, jobs
+from core import charts, finetune, jobs, verdict
 from core.errors import UserError
 from core.runs import RunDir, new_run_name, resolve_out, runs_root
 from ui import state
@@ -51,6 +51,8 @@ def show_run(run: RunDir, live: bool) -> None:
         cols[1].metric("macro-F1", f"{m.get('macro_f1', 0):.3f}")
         cols[2].metric("training time", f"{m.get('train_seconds', 0):.0f} s")
         cols[3].metric("trainable parameters", f"{m.get('trainable_params', 0):,}")
+        for warning in verdict.run_warnings(run.name, run.config, m):
+            st.warning(warning)
         st.caption(f"Stopped by: {m.get('stopped_by', '?')}. Compare it with other runs on the Compare page.")
     elif run_state == "cancelled":
         st.warning(f"Cancelled. {status.get('error') or ''}")

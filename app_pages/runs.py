@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from core import jobs
+from core import jobs, verdict
 from core.errors import UserError
 from core.runs import STATES, RunDir, RunRegistry, runs_root
 from ui import state
@@ -42,6 +42,11 @@ if runs.empty:
 broken = int((runs["state"] == "broken").sum())
 if broken:
     st.warning(f"{broken} run(s) are broken (a file is missing or corrupt); they are listed, and can be deleted.")
+flags = [verdict.run_flags(RunDir(p).config, RunDir(p).metrics) for p in runs["path"]]
+runs.insert(int(runs.columns.get_loc("state")) + 1, "warnings", flags)
+if any(flags):
+    st.warning("Runs marked 'time budget' stopped before their epochs were done; 'below majority' ones do not beat always "
+               "answering the most frequent label on macro-F1. Their scores say little about the method.")
 st.dataframe(
     runs.drop(columns=["path", "eval_sha256"]).assign(created=lambda d: pd.to_datetime(d["created"], unit="s")),
     hide_index=True, width="stretch",

@@ -86,6 +86,7 @@ def predictions_frame(ids, texts, labels, probs: np.ndarray, label_names: list[s
 
 # ---- comparing runs: joins, bootstrap intervals, McNemar, agreement, calibration, data efficiency ----------------
 
+BUDGET_STOP = "max_train_seconds"  # metrics.json stopped_by of a fine-tune cut by its time budget
 EXACT_MCNEMAR_BELOW = 25  # discordant pairs below this: exact binomial test; otherwise chi-square with continuity correction
 AGREEMENT_CELLS = ("both right", "only A right", "only B right", "both wrong")
 
@@ -302,6 +303,7 @@ class Comparison:
     reliability: pd.DataFrame  # run, bin_low, bin_high, confidence, accuracy, count
     intervals: pd.DataFrame = field(default_factory=pd.DataFrame)  # run, metric, value, low, high
     notes: list[str] = field(default_factory=list)  # e.g. runs scored on a subset of the split
+    baselines: pd.DataFrame = field(default_factory=pd.DataFrame)  # majority / stratified random, columns as in metrics
 
 
 def _cost(metrics: dict, key: str):
@@ -309,50 +311,86 @@ def _cost(metrics: dict, key: str):
     return float(v) if isinstance(v, (int, float)) else np.nan
 
 
+def _metric_row(name: str, ci: pd.DataFrame, **fields) -> dict:
+    """One row of the metrics table: the given fields, then each metric's value, with low/high for accuracy and macro-F1."""
+    row = dict(run=name, **fields)
+    for _, m in ci.iterrows():
+        row[m["metric"]] = m["value"]
+        if m["metric"] in ("accuracy", "macro_f1"):
+            row[f"{m['metric']}_low"], row[f"{m['metric']}_high"] = m["low"], m["high"]
+    return row
+
+
 def compare_runs(paths: list[str | Path], n_resamples: int = 1000, seed: int = 0) -> Comparison:
-    """Load and join runs, then compute interval metrics, pairwise McNemar tests, confusion matrices and calibration."""
+    """Load and join runs, then compute interval metrics, pairwise McNemar tests, confusion matrices and calibration, and
+    the majority and stratified-random baselines on the joined labels (each run's below_majority: macro-F1 not above it)."""
     runs = [load_run_result(p) for p in paths]
     joined = join_predictions(runs)
     names = run_names(joined)
     labels = list(runs[0].labels)
     for r in runs[1:]:
         labels += [lab for lab in r.labels if lab not in labels]
+    y_true = joined["label"].tolist()
+    baseline_rows = []
+    for name, strategy in BASELINES.items():
+        ci = bootstrap_metrics(y_true, baseline_predictions(y_true, strategy, seed), labels, n_resamples=n_resamples, seed=seed)
+        baseline_rows.append(_metric_row(name, ci, kind="baseline", model="", method=strategy, n_train_examples=0))
+    baselines = pd.DataFrame(baseline_rows)
+    majority_f1 = float(baselines.loc[0, "macro_f1"])
     metric_rows, interval_frames, conf_rows, rel_frames = [], [], [], []
     for name, r in zip(names, runs, strict=True):
         pred = joined[f"pred@{name}"].tolist()
-        ci = bootstrap_metrics(joined["label"].tolist(), pred, labels, n_resamples=n_resamples, seed=seed)
+        ci = bootstrap_metrics(y_true, pred, labels, n_resamples=n_resamples, seed=seed)
         interval_frames.append(ci.assign(run=name))
         rel, ece = reliability(joined[f"confidence@{name}"], joined[f"correct@{name}"])
         rel_frames.append(rel.assign(run=name))
-        row = {"run": name, "kind": r.config.get("kind", "?"), "model": r.config.get("model", "?"),
-               "method": r.config.get("method", ""), "n_train_examples": r.config.get("n_train_examples")}
-        for _, m in ci.iterrows():
-            row[m["metric"]] = m["value"]
-            if m["metric"] in ("accuracy", "macro_f1"):
-                row[f"{m['metric']}_low"], row[f"{m['metric']}_high"] = m["low"], m["high"]
+        row = _metric_row(name, ci, kind=r.config.get("kind", "?"), model=r.config.get("model", "?"), method=r.config.get("method", ""),
+                          n_train_examples=r.config.get("n_train_examples"))
+        trainable = _cost(r.metrics, "trainable_params")
+        train_seconds = _cost(r.metrics, "train_seconds")
         row.update(ece=ece, seconds=_cost(r.metrics, "seconds"), examples_per_second=_cost(r.metrics, "examples_per_second"),
-                   trainable_params=_cost(r.metrics, "trainable_params"), total_params=_cost(r.metrics, "total_params"))
+                   trainable_params=trainable, total_params=_cost(r.metrics, "total_params"),
+                   train_seconds=0.0 if trainable == 0 and np.isnan(train_seconds) else train_seconds,  # prompting trains nothing
+                   peak_memory_mb=_cost(r.metrics, "peak_memory_mb"), stopped_by=str(r.metrics.get("stopped_by") or ""),
+                   below_majority=bool(row["macro_f1"] <= majority_f1))
         metric_rows.append(row)
-        m = confusion(joined["label"].tolist(), pred, labels)
+        m = confusion(y_true, pred, labels)
         conf_rows += [{"run": name, "true": t, "pred": p, "count": int(m[i, j])}
                       for i, t in enumerate(labels) for j, p in enumerate(labels)]
     return Comparison(runs=runs, names=names, labels=labels, joined=joined, metrics=pd.DataFrame(metric_rows),
                       mcnemar=pairwise_mcnemar(joined), confusions=pd.DataFrame(conf_rows),
                       reliability=pd.concat(rel_frames, ignore_index=True), intervals=pd.concat(interval_frames, ignore_index=True),
-                      notes=join_notes(runs, joined))
+                      notes=join_notes(runs, joined), baselines=baselines)
 
 
-def format_metrics_table(metrics: pd.DataFrame) -> pd.DataFrame:
-    """The metrics table as people read it: 'value [low, high]' strings and rounded cost columns."""
-    out = pd.DataFrame({"run": metrics["run"], "kind": metrics["kind"], "method": metrics["method"]})
-    for key in ("accuracy", "macro_f1"):
-        out[key] = [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in zip(metrics[key], metrics[f"{key}_low"], metrics[f"{key}_high"], strict=True)]
-    for col in [c for c in metrics.columns if c.startswith("f1_")]:
-        out[col] = metrics[col].map(lambda v: f"{v:.3f}")
-    out["ece"] = metrics["ece"].map(lambda v: f"{v:.3f}")
-    out["seconds"] = metrics["seconds"].map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
-    out["examples/s"] = metrics["examples_per_second"].map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
-    out["trainable params"] = metrics["trainable_params"].map(lambda v: "" if pd.isna(v) else f"{int(v):,}")
+def _blank_or(fmt: str):
+    return lambda v: "" if pd.isna(v) else fmt.format(v)
+
+
+def format_metrics_table(metrics: pd.DataFrame, baselines: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The compact metrics table as people read it, runs then baseline rows: warnings, 'value [low, high]' for macro-F1
+    and accuracy, then the cost columns (training seconds, inference examples/s, trainable parameters, peak memory)."""
+    rows = pd.concat([metrics, baselines], ignore_index=True) if baselines is not None and len(baselines) else metrics
+    budget, below = rows["stopped_by"].eq(BUDGET_STOP), rows["below_majority"].eq(True)
+    flags = [", ".join(f for f, on in (("time budget", a), ("below majority", b)) if on) for a, b in zip(budget, below, strict=True)]
+    out = pd.DataFrame({"run": rows["run"], "warnings": flags})
+    for key in ("macro_f1", "accuracy"):
+        out[key] = [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in zip(rows[key], rows[f"{key}_low"], rows[f"{key}_high"], strict=True)]
+    out["train s"] = rows["train_seconds"].map(_blank_or("{:.0f}"))
+    out["examples/s"] = rows["examples_per_second"].map(_blank_or("{:.1f}"))
+    out["trainable params"] = rows["trainable_params"].map(lambda v: "" if pd.isna(v) else f"{int(v):,}")
+    out["peak MB"] = rows["peak_memory_mb"].map(_blank_or("{:,.0f}"))
+    out["ECE"] = rows["ece"].map(_blank_or("{:.3f}"))
+    out["kind"], out["method"] = rows["kind"], rows["method"]
+    return out.fillna("")
+
+
+def per_class_table(metrics: pd.DataFrame, baselines: pd.DataFrame | None = None) -> pd.DataFrame:
+    """F1 per class and run (runs then baselines): the wide part of the metrics, shown apart from the compact table."""
+    rows = pd.concat([metrics, baselines], ignore_index=True) if baselines is not None and len(baselines) else metrics
+    out = pd.DataFrame({"run": rows["run"]})
+    for col in [c for c in rows.columns if c.startswith("f1_")]:
+        out[col] = rows[col].map(_blank_or("{:.3f}"))
     return out
 
 
