@@ -93,7 +93,9 @@ with right:
     epochs = st.number_input("Epochs", 0.1, 100.0, 3.0, 0.5, key="ft_epochs")
     lr = st.number_input("Learning rate", 1e-6, 0.5, finetune.DEFAULT_LR[method], format="%.0e", key=f"ft_lr_{method}")
     batch_size = st.number_input("Batch size", 1, 512, 16, key="ft_batch")
-    max_seconds = st.number_input("Time budget (s, 0 = none)", 0, 86400, 120, 30, key="ft_seconds")
+    max_seconds = st.number_input("Time budget (s, 0 = none)", 0, 86400, finetune.PAGE_TIME_BUDGET_SECONDS, 30, key="ft_seconds",
+                                  help="Training stops when this many seconds have passed; a run stopped so is marked "
+                                       "'time budget' everywhere it is shown.")
     max_examples = st.number_input("Max training rows (0 = all)", 0, 10_000_000, 0, 100, key="ft_examples")
 with st.expander("More settings"):
     c1, c2, c3 = st.columns(3)

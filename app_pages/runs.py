@@ -42,7 +42,7 @@ if runs.empty:
 broken = int((runs["state"] == "broken").sum())
 if broken:
     st.warning(f"{broken} run(s) are broken (a file is missing or corrupt); they are listed, and can be deleted.")
-flags = [verdict.run_flags(RunDir(p).config, RunDir(p).metrics) for p in runs["path"]]
+flags = [verdict.run_flags(RunDir(root / n).config, RunDir(root / n).metrics) for n in runs["name"]]
 runs.insert(int(runs.columns.get_loc("state")) + 1, "warnings", flags)
 if any(flags):
     st.warning("Runs marked 'time budget' stopped before their epochs were done; 'below majority' ones do not beat always "

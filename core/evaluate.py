@@ -334,7 +334,7 @@ def compare_runs(paths: list[str | Path], n_resamples: int = 1000, seed: int = 0
     baseline_rows = []
     for name, strategy in BASELINES.items():
         ci = bootstrap_metrics(y_true, baseline_predictions(y_true, strategy, seed), labels, n_resamples=n_resamples, seed=seed)
-        baseline_rows.append(_metric_row(name, ci, kind="baseline", model="", method=strategy, n_train_examples=0))
+        baseline_rows.append(_metric_row(name, ci, kind="baseline", model="", method="", n_train_examples=0))
     baselines = pd.DataFrame(baseline_rows)
     majority_f1 = float(baselines.loc[0, "macro_f1"])
     metric_rows, interval_frames, conf_rows, rel_frames = [], [], [], []
@@ -368,18 +368,21 @@ def _blank_or(fmt: str):
 
 
 def format_metrics_table(metrics: pd.DataFrame, baselines: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The compact metrics table as people read it, runs then baseline rows: warnings, 'value [low, high]' for macro-F1
-    and accuracy, then the cost columns (training seconds, inference examples/s, trainable parameters, peak memory)."""
+    """The compact metrics table as people read it, runs then baseline rows: warnings, macro-F1 as 'value [low, high]',
+    the cost columns (training seconds, inference examples/s, trainable parameters, peak memory), then accuracy, ECE,
+    kind and method; narrow enough that the costs show without scrolling sideways."""
     rows = pd.concat([metrics, baselines], ignore_index=True) if baselines is not None and len(baselines) else metrics
     budget, below = rows["stopped_by"].eq(BUDGET_STOP), rows["below_majority"].eq(True)
     flags = [", ".join(f for f, on in (("time budget", a), ("below majority", b)) if on) for a, b in zip(budget, below, strict=True)]
     out = pd.DataFrame({"run": rows["run"], "warnings": flags})
-    for key in ("macro_f1", "accuracy"):
-        out[key] = [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in zip(rows[key], rows[f"{key}_low"], rows[f"{key}_high"], strict=True)]
+    interval = {key: [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in zip(rows[key], rows[f"{key}_low"], rows[f"{key}_high"], strict=True)]
+                for key in ("macro_f1", "accuracy")}
+    out["macro_f1"] = interval["macro_f1"]
     out["train s"] = rows["train_seconds"].map(_blank_or("{:.0f}"))
     out["examples/s"] = rows["examples_per_second"].map(_blank_or("{:.1f}"))
     out["trainable params"] = rows["trainable_params"].map(lambda v: "" if pd.isna(v) else f"{int(v):,}")
     out["peak MB"] = rows["peak_memory_mb"].map(_blank_or("{:,.0f}"))
+    out["accuracy"] = interval["accuracy"]
     out["ECE"] = rows["ece"].map(_blank_or("{:.3f}"))
     out["kind"], out["method"] = rows["kind"], rows["method"]
     return out.fillna("")

@@ -101,4 +101,4 @@ def test_compare_prints_the_verdict_first_then_caveats_and_the_baseline_rows(run
         if line.split()[:1] in (["prompt-a"], ["ft-b"], ["majority"], ["stratified"]):
             rows.setdefault(line.split()[0], line)
     assert "below majority" in rows["prompt-a"] and "time budget" in rows["ft-b"]
-    assert "majority" in rows and "stratified" in rows and "most_frequent" in rows["majority"]
+    assert "baseline" in rows["majority"] and "baseline" in rows["stratified"]
