@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import charts, evaluate, report
+from core import charts, evaluate, report, verdict
 from core.runs import RunDir, RunRegistry, of_dataset
 from ui.state import current_scope, plain, scoped, show_error
 
@@ -67,16 +67,22 @@ except Exception as e:  # a bad or mismatched run is explained, the page stays u
     st.stop()
 
 names = cmp.names
-for note in cmp.notes:
-    st.info(plain(note))
+headline, caveats = verdict.verdict(cmp)
+st.info(f"**Verdict:** {plain(headline)}", icon=":material/gavel:")
+for caveat in caveats:
+    st.warning(plain(caveat))
 st.subheader("Metrics")
-st.caption(f"{len(cmp.joined)} examples. Brackets: 95% bootstrap interval (1,000 resamples, seed 0). ECE: expected calibration error.")
-st.dataframe(evaluate.format_metrics_table(cmp.metrics), hide_index=True, key=scoped("cmp_metrics"))
+st.caption(f"{len(cmp.joined)} examples. Brackets: 95% bootstrap interval (1,000 resamples, seed 0). Train s: training seconds; "
+           "examples/s: inference speed; ECE: expected calibration error. Baselines (scikit-learn's DummyClassifier on the same "
+           "labels): majority always answers the most frequent label, stratified random draws labels in their proportions.")
+st.dataframe(evaluate.format_metrics_table(cmp.metrics, cmp.baselines), hide_index=True, key=scoped("cmp_metrics"))
+with st.expander("F1 per class"):
+    st.dataframe(evaluate.per_class_table(cmp.metrics, cmp.baselines), hide_index=True, key=scoped("cmp_per_class"))
 st.altair_chart(charts.metric_intervals(cmp.metrics))
 
 if len(cmp.mcnemar):
     st.subheader("Is the difference real? McNemar's test")
-    shown = cmp.mcnemar.assign(p_value=cmp.mcnemar["p_value"].map(lambda p: f"{p:.4g}"))
+    shown = cmp.mcnemar.assign(p_value=cmp.mcnemar["p_value"].map(verdict.format_p))
     st.dataframe(shown, hide_index=True, key=scoped("cmp_mcnemar"))
     st.caption("Paired on the same examples. Exact binomial test when fewer than 25 examples are discordant, "
                "otherwise chi-square with continuity correction; p < 0.05 suggests the accuracy difference is not chance.")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core import charts, finetune, jobs
+from core import charts, finetune, jobs, verdict
 from core.errors import UserError
 from core.runs import RunDir, evaluated_on, new_run_name, resolve_out, runs_root
 from ui import state
@@ -51,6 +51,8 @@ def show_run(run: RunDir, live: bool) -> None:
         cols[1].metric("macro-F1", f"{m.get('macro_f1', 0):.3f}")
         cols[2].metric("training time", f"{m.get('train_seconds', 0):.0f} s")
         cols[3].metric("trainable parameters", f"{m.get('trainable_params', 0):,}")
+        for warning in verdict.run_warnings(run.name, run.config, m):
+            st.warning(warning)
         st.caption(f"Stopped by: {m.get('stopped_by', '?')}. Compare it with other runs on the Compare page.")
     elif run_state == "cancelled":
         st.warning(state.plain(f"Cancelled. {status.get('error') or ''}"))
@@ -92,7 +94,9 @@ with right:
     epochs = st.number_input("Epochs", 0.1, 100.0, 3.0, 0.5, key=state.scoped("ft_epochs"))
     lr = st.number_input("Learning rate", 1e-6, 0.5, finetune.DEFAULT_LR[method], format="%.0e", key=state.scoped(f"ft_lr_{method}"))
     batch_size = st.number_input("Batch size", 1, 512, 16, key=state.scoped("ft_batch"))
-    max_seconds = st.number_input("Time budget (s, 0 = none)", 0, 86400, 120, 30, key=state.scoped("ft_seconds"))
+    max_seconds = st.number_input("Time budget (s, 0 = none)", 0, 86400, finetune.PAGE_TIME_BUDGET_SECONDS, 30, key=state.scoped("ft_seconds"),
+                                  help="Training stops when this many seconds have passed; a run stopped so is marked "
+                                       "'time budget' everywhere it is shown.")
     max_examples = st.number_input("Max training rows (0 = all)", 0, 10_000_000, 0, 100, key=state.scoped("ft_examples"))
 with st.expander("More settings"):
     c1, c2, c3 = st.columns(3)

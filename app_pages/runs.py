@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from core import jobs, report
+from core import jobs, report, verdict
 from core.errors import UserError
 from core.runs import STATES, RunDir, RunRegistry, of_dataset, runs_root, state_label
 from ui import state
@@ -48,6 +48,11 @@ if runs.empty:
 broken = int((runs["state"] == "broken").sum())
 if broken:
     st.warning(f"{broken} run(s) are broken (a file is missing or corrupt); they are listed, and can be deleted.")
+flags = [verdict.run_flags(RunDir(root / n).config, RunDir(root / n).metrics) for n in runs["name"]]
+runs.insert(int(runs.columns.get_loc("state")) + 1, "warnings", flags)
+if any(flags):
+    st.warning("Runs marked 'time budget' stopped before their epochs were done; 'below majority' ones do not beat always "
+               "answering the most frequent label on macro-F1. Their scores say little about the method.")
 table = runs.drop(columns=["path", "eval_sha256"]).assign(
     created=lambda d: pd.to_datetime(d["created"], unit="s"),
     state=[state_label(s, p, k) for s, p, k in zip(runs["state"], runs["path"], runs["kind"], strict=True)])

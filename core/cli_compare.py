@@ -39,20 +39,27 @@ def add_cli_args(sub) -> None:
 
 
 def cmd_compare(args) -> int:
-    """Print the metrics table and McNemar tests; optionally write the HTML report and the joined CSV."""
+    """Print the verdict (first line), its caveats, the metrics table with the baselines, per-class F1 and McNemar tests;
+    optionally write the HTML report and the joined CSV."""
     import pandas as pd
 
     from core import evaluate, report, runs
+    from core.verdict import format_p, verdict
 
     cmp = evaluate.compare_runs(args.runs, n_resamples=args.resamples, seed=args.seed)
-    for note in cmp.notes:
-        print(f"note: {note}")
+    headline, caveats = verdict(cmp)
+    print(f"Verdict: {headline}")
+    for caveat in caveats:
+        print(f"caveat: {caveat}")
+    print()
     with pd.option_context("display.width", 200, "display.max_columns", 50):
-        print(evaluate.format_metrics_table(cmp.metrics).to_string(index=False))
+        print(evaluate.format_metrics_table(cmp.metrics, cmp.baselines).to_string(index=False))
+        print()
+        print(evaluate.per_class_table(cmp.metrics, cmp.baselines).to_string(index=False))
         print()
         for _, m in cmp.mcnemar.iterrows():
             print(f"McNemar {m['run_a']} vs {m['run_b']}: only A right {m['only_a_right']}, only B right {m['only_b_right']}, "
-                  f"p = {m['p_value']:.4g} ({m['method']})")
+                  f"{format_p(m['p_value'])} ({m['method']})")
     if args.csv:
         report.write_report(args.csv, report.export_csv(cmp.joined))
         print(f"joined predictions: {args.csv}")

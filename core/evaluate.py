@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,38 +12,39 @@ from core.errors import UserError
 
 
 def confusion(y_true: list[str], y_pred: list[str], labels: list[str]) -> np.ndarray:
-    """Confusion matrix, rows = true label, columns = predicted label, in the order of labels."""
-    index = {lab: i for i, lab in enumerate(labels)}
-    m = np.zeros((len(labels), len(labels)), dtype=int)
-    for t, p in zip(y_true, y_pred, strict=False):
-        if t in index and p in index:
-            m[index[t], index[p]] += 1
-    return m
+    """Confusion matrix, rows = true label, columns = predicted label, in the order of labels (scikit-learn)."""
+    from sklearn.metrics import confusion_matrix
+
+    if not set(labels) & set(y_true):  # scikit-learn refuses a matrix none of whose labels occurs (or no examples at all)
+        return np.zeros((len(labels), len(labels)), dtype=int)
+    return confusion_matrix(y_true, y_pred, labels=labels)
 
 
-def per_class(m: np.ndarray, labels: list[str]) -> dict[str, dict[str, float]]:
-    """Precision, recall, F1 and support per class from a confusion matrix (0 where undefined)."""
-    out = {}
-    for i, lab in enumerate(labels):
-        tp, predicted, support = m[i, i], m[:, i].sum(), m[i, :].sum()
-        p = tp / predicted if predicted else 0.0
-        r = tp / support if support else 0.0
-        f = 2 * p * r / (p + r) if p + r else 0.0
-        out[lab] = {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(support)}
-    return out
+def per_class(y_true: list[str], y_pred: list[str], labels: list[str]) -> dict[str, dict[str, float]]:
+    """Precision, recall, F1 and support per class (scikit-learn; 0 where undefined)."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    if not len(y_true):
+        return {lab: {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0} for lab in labels}
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    return {lab: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+            for i, lab in enumerate(labels)}
 
 
 def classification_metrics(y_true: list[str], y_pred: list[str], labels: list[str]) -> dict:
-    """accuracy, macro_f1, per_class, confusion_matrix, labels, n_examples: the metrics.json core of every run."""
-    m = confusion(y_true, y_pred, labels)
-    pc = per_class(m, labels)
+    """accuracy, macro_f1, per_class, confusion_matrix, labels, n_examples: the metrics.json core of every run (scikit-learn).
+    Macro-F1 averages the classes that occur in y_true."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    y_true, y_pred = list(y_true), list(y_pred)
+    pc = per_class(y_true, y_pred, labels)
     present = [lab for lab in labels if pc[lab]["support"] > 0]
     n = len(y_true)
     return {
-        "accuracy": float(np.mean([t == p for t, p in zip(y_true, y_pred, strict=False)])) if n else 0.0,
-        "macro_f1": float(np.mean([pc[lab]["f1"] for lab in present])) if present else 0.0,
+        "accuracy": float(accuracy_score(y_true, y_pred)) if n else 0.0,
+        "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)) if present else 0.0,
         "per_class": pc,
-        "confusion_matrix": m.tolist(),
+        "confusion_matrix": confusion(y_true, y_pred, labels).tolist(),
         "labels": list(labels),
         "n_examples": n,
     }
@@ -86,6 +86,7 @@ def predictions_frame(ids, texts, labels, probs: np.ndarray, label_names: list[s
 
 # ---- comparing runs: joins, bootstrap intervals, McNemar, agreement, calibration, data efficiency ----------------
 
+BUDGET_STOP = "max_train_seconds"  # metrics.json stopped_by of a fine-tune cut by its time budget
 EXACT_MCNEMAR_BELOW = 25  # discordant pairs below this: exact binomial test; otherwise chi-square with continuity correction
 AGREEMENT_CELLS = ("both right", "only A right", "only B right", "both wrong")
 
@@ -219,7 +220,10 @@ def bootstrap_metrics(y_true, y_pred, labels: list[str], n_resamples: int = 1000
 
 
 def mcnemar_test(correct_a, correct_b) -> dict:
-    """McNemar's test on paired correctness: b = only A right, c = only B right; exact binomial when b + c < 25."""
+    """McNemar's test on paired correctness: b = only A right, c = only B right; exact binomial (scipy.stats.binomtest) when
+    b + c < 25, else chi-square with continuity correction (scipy.stats.chi2)."""
+    from scipy.stats import binomtest, chi2
+
     a, bb = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
     b, c = int(np.sum(a & ~bb)), int(np.sum(~a & bb))
     n = b + c
@@ -227,11 +231,10 @@ def mcnemar_test(correct_a, correct_b) -> dict:
         return {"only_a_right": b, "only_b_right": c, "statistic": 0.0, "p_value": 1.0, "method": "no disagreements"}
     if n < EXACT_MCNEMAR_BELOW:
         k = min(b, c)
-        tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
-        return {"only_a_right": b, "only_b_right": c, "statistic": float(k), "p_value": float(min(1.0, 2 * tail)),
+        return {"only_a_right": b, "only_b_right": c, "statistic": float(k), "p_value": float(binomtest(k, n, 0.5).pvalue),
                 "method": "exact binomial"}
-    chi2 = (abs(b - c) - 1) ** 2 / n
-    return {"only_a_right": b, "only_b_right": c, "statistic": float(chi2), "p_value": float(math.erfc(math.sqrt(chi2 / 2))),
+    statistic = (abs(b - c) - 1) ** 2 / n
+    return {"only_a_right": b, "only_b_right": c, "statistic": float(statistic), "p_value": float(chi2.sf(statistic, df=1)),
             "method": "chi-square, continuity-corrected"}
 
 
@@ -267,20 +270,23 @@ def agreement_table(joined: pd.DataFrame, run_a: str, run_b: str) -> pd.DataFram
 
 
 def reliability(confidence, correct, n_bins: int = 10) -> tuple[pd.DataFrame, float]:
-    """Reliability bins (bin_low, bin_high, confidence, accuracy, count) and expected calibration error (equal-width bins)."""
+    """Reliability bins (bin_low, bin_high, confidence, accuracy, count) and expected calibration error (equal-width bins,
+    scikit-learn's calibration_curve; a confidence on an edge belongs to the lower bin)."""
+    from sklearn.calibration import calibration_curve
+
     conf = np.clip(np.asarray(confidence, dtype=float), 0, 1)
-    ok = np.asarray(correct, dtype=float)
+    ok = np.asarray(correct, dtype=int)
+    columns = ["bin_low", "bin_high", "confidence", "accuracy", "count"]
+    if not len(conf):
+        return pd.DataFrame(columns=columns), 0.0
+    accuracy, mean_conf = calibration_curve(ok, conf, n_bins=n_bins, strategy="uniform")
     edges = np.linspace(0, 1, n_bins + 1)
-    which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, n_bins - 1)
-    rows, ece = [], 0.0
-    for k in range(n_bins):
-        mask = which == k
-        if mask.any():
-            gap = abs(ok[mask].mean() - conf[mask].mean())
-            ece += mask.mean() * gap
-            rows.append({"bin_low": edges[k], "bin_high": edges[k + 1], "confidence": float(conf[mask].mean()),
-                         "accuracy": float(ok[mask].mean()), "count": int(mask.sum())})
-    return pd.DataFrame(rows, columns=["bin_low", "bin_high", "confidence", "accuracy", "count"]), float(ece)
+    counts = np.bincount(np.searchsorted(edges[1:-1], conf), minlength=n_bins)  # calibration_curve's own binning
+    used = np.flatnonzero(counts)
+    ece = float(np.sum(counts[used] / len(conf) * np.abs(accuracy - mean_conf)))
+    frame = pd.DataFrame({"bin_low": edges[used], "bin_high": edges[used + 1], "confidence": mean_conf, "accuracy": accuracy,
+                          "count": counts[used].astype(int)}, columns=columns)
+    return frame, ece
 
 
 @dataclass
@@ -297,6 +303,7 @@ class Comparison:
     reliability: pd.DataFrame  # run, bin_low, bin_high, confidence, accuracy, count
     intervals: pd.DataFrame = field(default_factory=pd.DataFrame)  # run, metric, value, low, high
     notes: list[str] = field(default_factory=list)  # e.g. runs scored on a subset of the split
+    baselines: pd.DataFrame = field(default_factory=pd.DataFrame)  # majority / stratified random, columns as in metrics
 
 
 def _cost(metrics: dict, key: str):
@@ -304,50 +311,89 @@ def _cost(metrics: dict, key: str):
     return float(v) if isinstance(v, (int, float)) else np.nan
 
 
+def _metric_row(name: str, ci: pd.DataFrame, **fields) -> dict:
+    """One row of the metrics table: the given fields, then each metric's value, with low/high for accuracy and macro-F1."""
+    row = dict(run=name, **fields)
+    for _, m in ci.iterrows():
+        row[m["metric"]] = m["value"]
+        if m["metric"] in ("accuracy", "macro_f1"):
+            row[f"{m['metric']}_low"], row[f"{m['metric']}_high"] = m["low"], m["high"]
+    return row
+
+
 def compare_runs(paths: list[str | Path], n_resamples: int = 1000, seed: int = 0) -> Comparison:
-    """Load and join runs, then compute interval metrics, pairwise McNemar tests, confusion matrices and calibration."""
+    """Load and join runs, then compute interval metrics, pairwise McNemar tests, confusion matrices and calibration, and
+    the majority and stratified-random baselines on the joined labels (each run's below_majority: macro-F1 not above it)."""
     runs = [load_run_result(p) for p in paths]
     joined = join_predictions(runs)
     names = run_names(joined)
     labels = list(runs[0].labels)
     for r in runs[1:]:
         labels += [lab for lab in r.labels if lab not in labels]
+    y_true = joined["label"].tolist()
+    baseline_rows = []
+    for name, strategy in BASELINES.items():
+        ci = bootstrap_metrics(y_true, baseline_predictions(y_true, strategy, seed), labels, n_resamples=n_resamples, seed=seed)
+        baseline_rows.append(_metric_row(name, ci, kind="baseline", model="", method="", n_train_examples=0))
+    baselines = pd.DataFrame(baseline_rows)
+    majority_f1 = float(baselines.loc[0, "macro_f1"])
     metric_rows, interval_frames, conf_rows, rel_frames = [], [], [], []
     for name, r in zip(names, runs, strict=True):
         pred = joined[f"pred@{name}"].tolist()
-        ci = bootstrap_metrics(joined["label"].tolist(), pred, labels, n_resamples=n_resamples, seed=seed)
+        ci = bootstrap_metrics(y_true, pred, labels, n_resamples=n_resamples, seed=seed)
         interval_frames.append(ci.assign(run=name))
         rel, ece = reliability(joined[f"confidence@{name}"], joined[f"correct@{name}"])
         rel_frames.append(rel.assign(run=name))
-        row = {"run": name, "kind": r.config.get("kind", "?"), "model": r.config.get("model", "?"),
-               "method": r.config.get("method", ""), "n_train_examples": r.config.get("n_train_examples")}
-        for _, m in ci.iterrows():
-            row[m["metric"]] = m["value"]
-            if m["metric"] in ("accuracy", "macro_f1"):
-                row[f"{m['metric']}_low"], row[f"{m['metric']}_high"] = m["low"], m["high"]
+        row = _metric_row(name, ci, kind=r.config.get("kind", "?"), model=r.config.get("model", "?"), method=r.config.get("method", ""),
+                          n_train_examples=r.config.get("n_train_examples"))
+        trainable = _cost(r.metrics, "trainable_params")
+        train_seconds = _cost(r.metrics, "train_seconds")
         row.update(ece=ece, seconds=_cost(r.metrics, "seconds"), examples_per_second=_cost(r.metrics, "examples_per_second"),
-                   trainable_params=_cost(r.metrics, "trainable_params"), total_params=_cost(r.metrics, "total_params"))
+                   trainable_params=trainable, total_params=_cost(r.metrics, "total_params"),
+                   train_seconds=0.0 if trainable == 0 and np.isnan(train_seconds) else train_seconds,  # prompting trains nothing
+                   peak_memory_mb=_cost(r.metrics, "peak_memory_mb"), stopped_by=str(r.metrics.get("stopped_by") or ""),
+                   below_majority=bool(row["macro_f1"] <= majority_f1))
         metric_rows.append(row)
-        m = confusion(joined["label"].tolist(), pred, labels)
+        m = confusion(y_true, pred, labels)
         conf_rows += [{"run": name, "true": t, "pred": p, "count": int(m[i, j])}
                       for i, t in enumerate(labels) for j, p in enumerate(labels)]
     return Comparison(runs=runs, names=names, labels=labels, joined=joined, metrics=pd.DataFrame(metric_rows),
                       mcnemar=pairwise_mcnemar(joined), confusions=pd.DataFrame(conf_rows),
                       reliability=pd.concat(rel_frames, ignore_index=True), intervals=pd.concat(interval_frames, ignore_index=True),
-                      notes=join_notes(runs, joined))
+                      notes=join_notes(runs, joined), baselines=baselines)
 
 
-def format_metrics_table(metrics: pd.DataFrame) -> pd.DataFrame:
-    """The metrics table as people read it: 'value [low, high]' strings and rounded cost columns."""
-    out = pd.DataFrame({"run": metrics["run"], "kind": metrics["kind"], "method": metrics["method"]})
-    for key in ("accuracy", "macro_f1"):
-        out[key] = [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in zip(metrics[key], metrics[f"{key}_low"], metrics[f"{key}_high"], strict=True)]
-    for col in [c for c in metrics.columns if c.startswith("f1_")]:
-        out[col] = metrics[col].map(lambda v: f"{v:.3f}")
-    out["ece"] = metrics["ece"].map(lambda v: f"{v:.3f}")
-    out["seconds"] = metrics["seconds"].map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
-    out["examples/s"] = metrics["examples_per_second"].map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
-    out["trainable params"] = metrics["trainable_params"].map(lambda v: "" if pd.isna(v) else f"{int(v):,}")
+def _blank_or(fmt: str):
+    return lambda v: "" if pd.isna(v) else fmt.format(v)
+
+
+def format_metrics_table(metrics: pd.DataFrame, baselines: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The compact metrics table as people read it, runs then baseline rows: warnings, macro-F1 as 'value [low, high]',
+    the cost columns (training seconds, inference examples/s, trainable parameters, peak memory), then accuracy, ECE,
+    kind and method; narrow enough that the costs show without scrolling sideways."""
+    rows = pd.concat([metrics, baselines], ignore_index=True) if baselines is not None and len(baselines) else metrics
+    budget, below = rows["stopped_by"].eq(BUDGET_STOP), rows["below_majority"].eq(True)
+    flags = [", ".join(f for f, on in (("time budget", a), ("below majority", b)) if on) for a, b in zip(budget, below, strict=True)]
+    out = pd.DataFrame({"run": rows["run"], "warnings": flags})
+    interval = {key: [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in zip(rows[key], rows[f"{key}_low"], rows[f"{key}_high"], strict=True)]
+                for key in ("macro_f1", "accuracy")}
+    out["macro_f1"] = interval["macro_f1"]
+    out["train s"] = rows["train_seconds"].map(_blank_or("{:.0f}"))
+    out["examples/s"] = rows["examples_per_second"].map(_blank_or("{:.1f}"))
+    out["trainable params"] = rows["trainable_params"].map(lambda v: "" if pd.isna(v) else f"{int(v):,}")
+    out["peak MB"] = rows["peak_memory_mb"].map(_blank_or("{:,.0f}"))
+    out["accuracy"] = interval["accuracy"]
+    out["ECE"] = rows["ece"].map(_blank_or("{:.3f}"))
+    out["kind"], out["method"] = rows["kind"], rows["method"]
+    return out.fillna("")
+
+
+def per_class_table(metrics: pd.DataFrame, baselines: pd.DataFrame | None = None) -> pd.DataFrame:
+    """F1 per class and run (runs then baselines): the wide part of the metrics, shown apart from the compact table."""
+    rows = pd.concat([metrics, baselines], ignore_index=True) if baselines is not None and len(baselines) else metrics
+    out = pd.DataFrame({"run": rows["run"]})
+    for col in [c for c in rows.columns if c.startswith("f1_")]:
+        out[col] = rows[col].map(_blank_or("{:.3f}"))
     return out
 
 

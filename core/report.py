@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 
 from core.errors import UserError
-from core.evaluate import AGREEMENT_CELLS, Comparison, agreement_table, error_cases, format_metrics_table
+from core.evaluate import AGREEMENT_CELLS, Comparison, agreement_table, error_cases, format_metrics_table, per_class_table
 from core.runs import write_atomic
+from core.verdict import format_p, verdict
 
 PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac", "#eeca3b"]
 CSS = """
@@ -23,6 +24,7 @@ body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;
 h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
 table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}td,th{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:top}
 th{background:#f5f5f5}code{background:#f5f5f5;padding:.1rem .3rem;font-size:.8rem;word-break:break-all}
+.verdict{background:#eef5ee;border-left:4px solid #54a24b;padding:.6rem 1rem;font-size:1rem}.caveat{color:#8a5300}
 .charts{display:flex;flex-wrap:wrap;gap:1.5rem;align-items:flex-start}.note{color:#666;font-size:.85rem}
 svg text{font-family:system-ui,sans-serif;font-size:11px}
 """
@@ -154,17 +156,23 @@ def svg_efficiency(efficiency: pd.DataFrame) -> str:
 
 
 def build_report(cmp: Comparison, efficiency: pd.DataFrame | None = None, top_errors: int = 20) -> str:
-    """The whole report as one HTML string: metrics, McNemar, charts, agreement, top errors and reproduce commands."""
+    """The whole report as one HTML string: the verdict and its caveats first, then metrics with the baselines, McNemar,
+    charts, agreement, top errors and reproduce commands."""
     names = cmp.names
     eces = dict(zip(cmp.metrics["run"], cmp.metrics["ece"], strict=True))
+    headline, caveats = verdict(cmp)
     parts = [f"<h1>Prompt it, or fine-tune it? Comparison of {len(names)} runs</h1>",
+             f'<p class="verdict" id="verdict"><b>Verdict:</b> {_e(headline)}</p>',
+             *[f'<p class="caveat">Caveat: {_e(c)}</p>' for c in caveats],
              f'<p class="note">{len(cmp.joined)} evaluation examples, labels: {_e(", ".join(cmp.labels))}. '
-             f'Generated {_e(time.strftime("%Y-%m-%d %H:%M"))}. Intervals: 95% percentile bootstrap.</p>',
-             *[f'<p class="note">{_e(n)}</p>' for n in cmp.notes],
-             "<h2>Metrics</h2>", table_html(format_metrics_table(cmp.metrics)),
+             f'Generated {_e(time.strftime("%Y-%m-%d %H:%M"))}. Intervals: 95% percentile bootstrap. Baselines: scikit-learn\'s '
+             "DummyClassifier on the same labels (majority: always the most frequent label; stratified random: draws in the "
+             "label proportions).</p>",
+             "<h2>Metrics</h2>", table_html(format_metrics_table(cmp.metrics, cmp.baselines)),
+             "<h3>F1 per class</h3>", table_html(per_class_table(cmp.metrics, cmp.baselines)),
              '<div class="charts">', svg_intervals(cmp.metrics), "</div>"]
     if len(cmp.mcnemar):
-        mc = cmp.mcnemar.assign(p_value=cmp.mcnemar["p_value"].map(lambda p: f"{p:.4g}"),
+        mc = cmp.mcnemar.assign(p_value=cmp.mcnemar["p_value"].map(format_p),
                                 statistic=cmp.mcnemar["statistic"].map(lambda s: f"{s:.3f}"))
         parts += ["<h2>McNemar's test (paired)</h2>", table_html(mc)]
     parts += ["<h2>Confusion matrices</h2>", '<div class="charts">', svg_confusions(cmp.confusions, cmp.labels, names), "</div>",

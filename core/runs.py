@@ -8,6 +8,7 @@ import re
 import shlex
 import shutil
 import sqlite3
+import sys
 import tempfile
 import time
 from contextlib import closing
@@ -237,10 +238,21 @@ def state_label(state: str, path: str | Path, kind: str) -> str:
     return f"{state} at {where}" if where else state
 
 
+def peak_memory_mb() -> float | None:
+    """Peak resident memory of this process so far, in MB (None where the system does not report it)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return round(peak / 2**20 if sys.platform == "darwin" else peak / 1024, 1)
+
+
 def finish_with_metrics(run: RunDir, metrics: dict, predictions: pd.DataFrame) -> None:
-    """Write predictions and metrics, then mark the run succeeded (in that order, so success means complete)."""
+    """Write predictions and metrics (with the process's peak memory unless given), then mark the run succeeded (in that
+    order, so success means complete)."""
     run.write_predictions(predictions)
-    run.write("metrics.json", metrics)
+    run.write("metrics.json", {"peak_memory_mb": peak_memory_mb(), **metrics})
     run.set_status("succeeded", progress=1.0)
 
 

@@ -85,3 +85,20 @@ def test_efficiency_runs_each_command_and_prints_the_table(runs_dir, monkeypatch
 def test_efficiency_refuses_bad_counts(capsys):
     assert main(["efficiency", "--train", "reviews", "--eval", "reviews", "--shots", "a,b"]) == 2
     assert "--shots must be comma-separated whole numbers" in capsys.readouterr().err
+
+
+def test_compare_prints_the_verdict_first_then_caveats_and_the_baseline_rows(runs_dir, capsys):
+    a = make_run(runs_dir, "prompt-a", 0.0, seed=1)  # always wrong: below the majority baseline
+    b = make_run(runs_dir, "ft-b", 0.8, kind="finetune", seed=2, config_extra={"epochs": 3.0},
+                 metrics_extra={"stopped_by": "max_train_seconds", "epochs_done": 1.6})
+    assert main(["compare", str(a), str(b), "--resamples", "100"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("Verdict: 'ft-b' is best on macro-F1") and "McNemar p" in lines[0]
+    caveats = [line for line in lines if line.startswith("caveat: ")]
+    assert lines[1:1 + len(caveats)] == caveats and len(caveats) == 3  # 60 examples, time budget, below majority
+    rows = {}
+    for line in lines:  # the first table (metrics) names each run first; per-class F1 follows
+        if line.split()[:1] in (["prompt-a"], ["ft-b"], ["majority"], ["stratified"]):
+            rows.setdefault(line.split()[0], line)
+    assert "below majority" in rows["prompt-a"] and "time budget" in rows["ft-b"]
+    assert "baseline" in rows["majority"] and "baseline" in rows["stratified"]

@@ -39,17 +39,19 @@ def test_compare_page_shows_metrics_tests_charts_and_filters(runs_dir):
     at = _open(runs_dir)
     assert len(at.multiselect(key=scoped(at, "cmp_runs")).value) == 2
     metrics = at.dataframe[0].value
-    assert set(metrics["run"]) == {"prompt-8shot", "finetune-lora"} and metrics["accuracy"].str.contains(r"\[").all()
-    assert len(at.dataframe[1].value) == 1  # McNemar: one pair
-    assert at.dataframe[2].value.to_numpy().sum() == 60  # the 2x2 agreement table
+    assert set(metrics["run"]) == {"prompt-8shot", "finetune-lora", "majority", "stratified random"}
+    assert metrics["accuracy"].str.contains(r"\[").all()
+    assert list(at.dataframe[1].value.columns) == ["run", "f1_negative", "f1_neutral", "f1_positive"]  # per class, apart
+    assert len(at.dataframe[2].value) == 1  # McNemar: one pair
+    assert at.dataframe[3].value.to_numpy().sum() == 60  # the 2x2 agreement table
     assert len(at.get("vega_lite_chart")) >= 5  # intervals, confusions, probabilities, reliability, efficiency
-    all_rows = len(at.dataframe[3].value)
+    all_rows = len(at.dataframe[4].value)
     assert all_rows == 60
     at.radio(key=scoped(at, "cmp_cell")).set_value("both wrong").run()
-    both_wrong = at.dataframe[3].value
+    both_wrong = at.dataframe[4].value
     assert len(both_wrong) < all_rows and (both_wrong["agreement"] == "both wrong").all()
     at.selectbox(key=scoped(at, "cmp_label")).set_value("neutral").run()
-    assert set(at.dataframe[3].value["label"]) <= {"neutral"}
+    assert set(at.dataframe[4].value["label"]) <= {"neutral"}
     assert not at.exception
 
 
@@ -62,3 +64,19 @@ def test_compare_page_refuses_mismatched_splits(runs_dir):
     at.multiselect(key=scoped(at, "cmp_runs")).set_value([str(runs_dir / "a"), str(runs_dir / "b")]).run()
     assert not at.exception
     assert any("different splits" in e.value for e in at.error)
+
+
+def test_compare_page_opens_with_the_verdict_and_flags_weak_and_budget_runs(runs_dir):
+    make_run(runs_dir, "prompt-0shot", 0.0, seed=1)  # always wrong: below the majority baseline
+    make_run(runs_dir, "finetune-full", 0.85, kind="finetune", seed=2, config_extra={"epochs": 3.0},
+             metrics_extra={"stopped_by": "max_train_seconds", "epochs_done": 1.6, "train_seconds": 120.0})
+    at = _open(runs_dir)
+    assert not at.exception
+    assert at.info[0].value.startswith("**Verdict:** 'finetune-full' is best on macro-F1")
+    warnings = [w.value for w in at.warning]
+    assert any("'finetune-full' was stopped by its time budget after 1.6 of 3 epochs" in w for w in warnings)
+    assert any("'prompt-0shot' does not beat the majority baseline" in w for w in warnings)
+    assert any("Only 60 evaluation examples" in w for w in warnings)
+    table = at.dataframe[0].value.set_index("run")
+    assert table.loc["prompt-0shot", "warnings"] == "below majority" and table.loc["finetune-full", "warnings"] == "time budget"
+    assert table.loc["majority", "kind"] == "baseline" and table.loc["finetune-full", "train s"] == "120"

@@ -69,3 +69,21 @@ def test_start_runs_a_job_that_the_page_follows_to_the_end(tiny_bert_dir, runs_d
     assert any("from-the-page" in s.value and "succeeded" in s.value for s in at.subheader)
     assert [m.label for m in at.metric][:2] == ["accuracy", "macro-F1"]
     assert len(at.get("vega_lite_chart")) == 1
+
+
+def test_a_result_stopped_by_the_time_budget_carries_a_warning(tiny_bert_dir, runs_dir, open_page):
+    from tests.compare_fixtures import make_run
+
+    make_run(runs_dir, "cut-short", 0.9, kind="finetune", config_extra={"epochs": 3.0},
+             metrics_extra={"stopped_by": "max_train_seconds", "epochs_done": 1.6, "train_seconds": 120.0})
+    at = open_page("app_pages/finetune.py", ft_model="other", ft_model_other=str(tiny_bert_dir), ft_watch="cut-short")
+    assert not at.exception
+    assert any("cut-short" in s.value and "succeeded" in s.value for s in at.subheader)
+    assert any("'cut-short' was stopped by its time budget after 1.6 of 3 epochs" in w.value for w in at.warning)
+
+
+def test_the_default_time_budget_is_the_one_setting(tiny_bert_dir, runs_dir, open_page):
+    from core import finetune
+
+    at = open_page("app_pages/finetune.py", ft_model="other", ft_model_other=str(tiny_bert_dir))
+    assert at.number_input(key=scoped(at, "ft_seconds")).value == finetune.PAGE_TIME_BUDGET_SECONDS

@@ -56,3 +56,17 @@ def test_list_filter_rename_delete_with_a_broken_run(runs_dir, _page):
     assert not (runs_dir / "half-written").exists()
     at.button(key=scoped(at, "runs_rebuild")).click().run()
     assert set(at.dataframe[0].value["name"]) == {"ft-lora-best"}
+
+
+def test_runs_stopped_by_their_budget_or_below_majority_are_flagged(runs_dir, _page):
+    from tests.compare_fixtures import make_run as make_compared_run
+
+    make_compared_run(runs_dir, "cut-short", 0.9, kind="finetune", config_extra={"epochs": 3.0},
+                      metrics_extra={"stopped_by": "max_train_seconds", "epochs_done": 1.6})
+    make_compared_run(runs_dir, "weak-prompt", 0.0)
+    make_compared_run(runs_dir, "fine", 0.9, seed=3)
+    at = _page()
+    assert not at.exception
+    flags = at.dataframe[0].value.set_index("name")["warnings"].to_dict()
+    assert flags == {"cut-short": "time budget", "weak-prompt": "below majority", "fine": ""}
+    assert any("'time budget' stopped before their epochs were done" in w.value for w in at.warning)

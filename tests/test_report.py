@@ -48,3 +48,18 @@ def test_report_shows_missing_reproduce_command(runs_dir):
     config.pop("command")
     cmp.runs[0].config = config
     assert "(no command recorded)" in report.build_report(cmp)
+
+
+def test_report_opens_with_the_verdict_and_shows_baselines_and_flags(runs_dir):
+    a = make_run(runs_dir, "prompt-4shot", 0.0, seed=1, n_train_examples=4)  # below the majority baseline
+    b = make_run(runs_dir, "finetune-64", 0.8, kind="finetune", seed=2, config_extra={"epochs": 3.0},
+                 metrics_extra={"stopped_by": "max_train_seconds", "epochs_done": 2.0})
+    html = report.build_report(evaluate.compare_runs([a, b], n_resamples=100))
+    body = html[html.index("<body>") + len("<body>"):]
+    first_content = re.sub(r"^<h1>[^<]*</h1>", "", body)  # the title, then the verdict before anything else
+    assert first_content.startswith('<p class="verdict" id="verdict"><b>Verdict:</b> &#x27;finetune-64&#x27; is best')
+    assert "Caveat: &#x27;finetune-64&#x27; was stopped by its time budget after 2.0 of 3 epochs" in html
+    assert "Caveat: &#x27;prompt-4shot&#x27; does not beat the majority baseline" in html
+    assert "<td>majority</td>" in html and "<td>stratified random</td>" in html
+    assert "<td>below majority</td>" in html and "<td>time budget</td>" in html
+    assert "F1 per class" in html
