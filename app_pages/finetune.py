@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core import charts, finetune, jobs
+from core import charts, finetune, jobs, models
 from core.errors import UserError
 from core.runs import RunDir, new_run_name, resolve_out, runs_root
 from ui import state
@@ -11,6 +11,9 @@ st.title("Fine-tune")
 st.caption("Train a classifier on the loaded dataset in a background job; it keeps running if you close or reload the page.")
 ds = state.require_dataset()
 root = runs_root()
+METHOD_CAPTIONS = {"full": "all weights", "head": "linear probe", "bitfit": "biases + head", "lora": "low-rank adapters",
+                   "logreg": "frozen embeddings + logistic regression (seconds)", "knn": "frozen embeddings + k nearest neighbours",
+                   "setfit": "contrastive few-shot (SetFit)"}
 
 
 @st.cache_data(show_spinner="Counting parameters…", max_entries=32)
@@ -82,14 +85,22 @@ def live_panel() -> None:
 left, right = st.columns([1, 1])
 with left:
     model = state.model_choice("Model", "encoder", key="ft_model")
-    method = st.radio("Method", finetune.METHODS, horizontal=True, key="ft_method",
-                      captions=["all weights", "linear probe", "biases + head", "low-rank adapters"])
+    try:
+        role = models.describe(model).role if model else "encoder"
+    except UserError:
+        role = "encoder"  # an unknown model is explained below, where its parameters are counted
+    fitting = [m for m in finetune.METHODS if finetune.method_fits(m, role)]
+    method = st.radio("Method", fitting, horizontal=True, key="ft_method", captions=[METHOD_CAPTIONS[m] for m in fitting])
+    if method is None or method not in fitting:  # a method kept from another model that does not fit this one
+        method = fitting[0]
     eval_splits = [s for s in ds.split_names() if s != "train"] or ds.split_names()
     eval_split = st.selectbox("Evaluate on split", eval_splits, index=eval_splits.index("test") if "test" in eval_splits else 0,
                               key="ft_eval_split")
 with right:
-    epochs = st.number_input("Epochs", 0.1, 100.0, 3.0, 0.5, key="ft_epochs")
-    lr = st.number_input("Learning rate", 1e-6, 0.5, finetune.DEFAULT_LR[method], format="%.0e", key=f"ft_lr_{method}")
+    frozen = method in finetune.FROZEN_METHODS  # no gradient training: epochs and learning rate do not apply
+    epochs = st.number_input("Epochs", 0.1, 100.0, 3.0, 0.5, key="ft_epochs", disabled=frozen)
+    lr = st.number_input("Learning rate", 1e-6, 0.5, finetune.DEFAULT_LR.get(method, 1e-4), format="%.0e", key=f"ft_lr_{method}",
+                         disabled=frozen)
     batch_size = st.number_input("Batch size", 1, 512, 16, key="ft_batch")
     max_seconds = st.number_input("Time budget (s, 0 = none)", 0, 86400, 120, 30, key="ft_seconds")
     max_examples = st.number_input("Max training rows (0 = all)", 0, 10_000_000, 0, 100, key="ft_examples")

@@ -17,13 +17,15 @@ def add_cli_args(sub) -> None:
     from core.models import ENCODER
 
     d = FinetuneConfig()
-    p = sub.add_parser("finetune", help="fine-tune a classifier (full, head, bitfit or lora) and evaluate it",
+    p = sub.add_parser("finetune", help="fine-tune a classifier (full, head, bitfit, lora, logreg, knn or setfit) and evaluate it",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_data_args(p)
     p.add_argument("--model", default=ENCODER, help="bundled model (minilm, smollm2), Hugging Face id or local folder")
-    p.add_argument("--method", choices=METHODS, default=d.method, help="what is trained")
+    p.add_argument("--method", choices=METHODS, default=d.method,
+                   help="what is trained: full, head (linear probe), bitfit, lora; logreg / knn on frozen mean-pooled embeddings "
+                        "(scikit-learn, seconds); setfit (contrastive body + logreg head; --epochs counts passes over 20 pairs per example)")
     p.add_argument("--epochs", type=float, default=d.epochs)
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: full 1e-4, head 3e-2, bitfit 3e-3, lora 5e-4)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: full 1e-4, head 3e-2, bitfit 3e-3, lora 5e-4, setfit 2e-5; logreg/knn: none)")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio)
@@ -102,6 +104,7 @@ def cmd_finetune(args) -> int:
         train_frame, dev_frame, dev_description = finetune.choose_dev(config, train_ds, train_split, eval_frame)
         train_frame = finetune.cap_rows(train_frame, config.max_train_examples, config.seed)
         models.resolve(config.model)
+        finetune.check_method_fits(config)
         run_config = {
             "kind": "finetune",
             **config.to_dict(),

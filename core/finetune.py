@@ -18,8 +18,11 @@ from core import data, evaluate, models
 from core.errors import UserError
 from core.runs import RunDir
 
-METHODS = ("full", "head", "bitfit", "lora")
-DEFAULT_LR = {"full": 1e-4, "head": 3e-2, "bitfit": 3e-3, "lora": 5e-4}  # best of a sweep on SST-2 with MiniLM (bench/)
+METHODS = ("full", "head", "bitfit", "lora", "logreg", "knn", "setfit")
+ENCODER_ONLY = ("logreg", "knn", "setfit")  # mean-pooled sentence embeddings: need an encoder
+FROZEN_METHODS = ("logreg", "knn")  # no gradient training: no learning rate, epochs or batches
+DEFAULT_LR = {"full": 1e-4, "head": 3e-2, "bitfit": 3e-3, "lora": 5e-4,  # best of a sweep on SST-2 with MiniLM (bench/)
+              "setfit": 2e-5}  # SetFit's own default body learning rate
 MIXED_PRECISION_MIN_PARAMS = 100_000_000  # below this, autocast costs more than it saves (MiniLM on an H200: 4x slower)
 DEV_CHOICES = ("auto", "holdout", "eval", "none")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -30,7 +33,7 @@ class FinetuneConfig:
     """Everything a fine-tuning run depends on; the page form and the CLI flags both fill it."""
 
     model: str = models.ENCODER  # bundled key, Hugging Face id or local folder
-    method: str = "full"  # full | head (linear probe) | bitfit (biases + head) | lora
+    method: str = "full"  # full | head (linear probe) | bitfit (biases + head) | lora | logreg | knn | setfit (see METHODS)
     epochs: float = 3.0  # passes over the training rows (fractions allowed)
     lr: float | None = None  # peak learning rate; None: the method's usual rate (DEFAULT_LR)
     batch_size: int = 16  # per device
@@ -77,8 +80,10 @@ class FinetuneConfig:
             raise UserError(f"Unknown precision '{self.precision}'; choose one of: {', '.join(PRECISIONS)}.")
 
     @property
-    def learning_rate(self) -> float:
-        """The peak learning rate actually used."""
+    def learning_rate(self) -> float | None:
+        """The peak learning rate actually used (None for methods without gradient training)."""
+        if self.method in FROZEN_METHODS:
+            return None
         return float(self.lr) if self.lr is not None else DEFAULT_LR[self.method]
 
     def to_dict(self) -> dict:
@@ -116,6 +121,18 @@ class FinetuneResult:
 # ---- models and methods ----------------------------------------------------------------------
 
 
+def method_fits(method: str, role: str) -> bool:
+    """Whether a method can train a model of this role ("encoder" | "decoder")."""
+    return role == "encoder" or method not in ENCODER_ONLY
+
+
+def check_method_fits(config: FinetuneConfig) -> None:
+    """Refuse, in one sentence, a method that cannot train config.model (e.g. SetFit on a decoder)."""
+    role = models.describe(config.model).role
+    if not method_fits(config.method, role):
+        raise UserError(f"Method '{config.method}' needs an encoder (a sentence encoder such as minilm), and {config.model} is a {role}.")
+
+
 def head_parameter_names(model) -> set[str]:
     """Names of the task head's parameters: everything outside the pretrained body (classifier/score, BERT's pooler is body)."""
     prefix = getattr(model, "base_model_prefix", "") + "."
@@ -134,11 +151,11 @@ def apply_method(model, config: FinetuneConfig):
             return get_peft_model(model, lora)
         except ValueError as e:
             raise UserError(f"LoRA could not be applied to this model: {str(e).splitlines()[0][:200]}") from e
-    if config.method == "full":
+    if config.method in ("full", "setfit"):
         for p in model.parameters():
             p.requires_grad = True
         return model
-    head = head_parameter_names(model)
+    head = head_parameter_names(model) if config.method != "knn" else set()  # logreg trains what "head" trains
     for name, p in model.named_parameters():
         p.requires_grad = name in head or (config.method == "bitfit" and name.endswith(".bias"))
     return model
@@ -360,8 +377,16 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 def train(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: pd.DataFrame | None, eval_frame: pd.DataFrame,
           label_names: list[str], run: RunDir | None = None, stop: threading.Event | None = None,
           work_dir: Path | None = None, on_model_ready=None) -> FinetuneResult:
-    """Train with the HF Trainer, keep the best dev checkpoint, evaluate on eval_frame, save the model into run/model."""
+    """Train with the HF Trainer, keep the best dev checkpoint, evaluate on eval_frame, save the model into run/model.
+
+    logreg/knn/setfit train outside the Trainer (core.embeddings_clf) and ignore the dev set."""
     import tempfile
+
+    if config.method in FROZEN_METHODS or config.method == "setfit":
+        from core import embeddings_clf
+
+        fit = embeddings_clf.train_setfit if config.method == "setfit" else embeddings_clf.train_frozen
+        return fit(config, train_frame, eval_frame, label_names, run, stop, on_model_ready)
 
     import torch
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, PrinterCallback, TrainingArguments
@@ -505,7 +530,11 @@ def load_run_model(run_path: str | Path, device: str = "cpu"):
     labels = {"num_labels": len(label_names), "id2label": dict(enumerate(label_names)),
               "label2id": {n: i for i, n in enumerate(label_names)}}
     try:
-        if (model_dir / "adapter_config.json").exists():
+        if (model_dir / "pooling.json").exists():  # a mean-pooled classifier (core.pooled)
+            from core import pooled
+
+            model = pooled.load(model_dir, base, label_names)
+        elif (model_dir / "adapter_config.json").exists():
             from peft import PeftModel
 
             source = models._converted(models.resolve(base))

@@ -1,0 +1,26 @@
+"""AppTest: the Fine-tune page offers only the methods that fit the chosen model (embedding methods need an encoder)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def _page(open_page):
+    return lambda model_dir: open_page("app_pages/finetune.py", ft_model="other", ft_model_other=str(model_dir))
+
+
+def test_encoder_gets_the_embedding_methods_and_a_decoder_does_not(tiny_bert_dir, tiny_llama_dir, runs_dir, _page):
+    at = _page(tiny_bert_dir)
+    assert not at.exception
+    offered = list(at.radio(key="ft_method").options)
+    assert {"full", "lora", "logreg", "knn", "setfit"} <= set(offered)
+    at.radio(key="ft_method").set_value("logreg").run()
+    assert not at.exception
+    assert at.number_input(key="ft_epochs").disabled and at.number_input(key="ft_lr_logreg").disabled
+    assert any("parameters will be trained" in c.value for c in at.caption)
+
+    at = _page(tiny_llama_dir)
+    assert not at.exception
+    offered = list(at.radio(key="ft_method").options)
+    assert "lora" in offered and not {"logreg", "knn", "setfit"} & set(offered)
