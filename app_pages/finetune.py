@@ -17,9 +17,11 @@ METHOD_CAPTIONS = {"full": "all weights", "head": "linear probe", "bitfit": "bia
 
 
 @st.cache_data(show_spinner="Counting parameters…", max_entries=32)
-def parameter_counts(model: str, method: str, lora_r: int, lora_alpha: float, lora_targets: str, n_labels: int) -> tuple[int, int]:
+def parameter_counts(model: str, method: str, lora_r: int, lora_alpha: float, lora_targets: str, n_labels: int,
+                     pooling: str = "auto") -> tuple[int, int]:
     """(trainable, total) parameters for a model and method (loads the model once per combination)."""
-    config = finetune.FinetuneConfig(model=model, method=method, lora_r=lora_r, lora_alpha=lora_alpha, lora_target_modules=lora_targets)
+    config = finetune.FinetuneConfig(model=model, method=method, lora_r=lora_r, lora_alpha=lora_alpha, lora_target_modules=lora_targets,
+                                     pooling=pooling)
     counts = finetune.parameter_counts(config, n_labels)
     return counts.trainable, counts.total
 
@@ -112,6 +114,9 @@ with st.expander("More settings"):
     eval_every = c2.text_input("Evaluate every ('epoch' or N steps)", "epoch", key="ft_eval_every")
     patience = c2.number_input("Early-stopping patience (0 = off)", 0, 100, 2, key="ft_patience")
     seed = c2.number_input("Seed", 0, 2**31 - 1, 42, key="ft_seed")
+    pooling = c2.selectbox("Classify from", finetune.POOLINGS, key="ft_pooling",
+                           help="mean: mean-pooled token states (auto picks it for sentence-transformer encoders such as minilm, "
+                                "which were trained that way); cls: the model's own classification head")
     lora_r = c3.number_input("LoRA rank", 1, 256, 8, key="ft_lora_r", disabled=method != "lora")
     lora_alpha = c3.number_input("LoRA alpha", 1.0, 1024.0, 16.0, key="ft_lora_alpha", disabled=method != "lora")
     lora_dropout = c3.number_input("LoRA dropout", 0.0, 0.9, 0.1, key="ft_lora_dropout", disabled=method != "lora")
@@ -121,7 +126,7 @@ with st.expander("More settings"):
 
 if model:
     try:
-        trainable, total = parameter_counts(model, method, int(lora_r), float(lora_alpha), lora_targets, len(ds.label_names))
+        trainable, total = parameter_counts(model, method, int(lora_r), float(lora_alpha), lora_targets, len(ds.label_names), pooling)
         st.caption(f"**{trainable:,}** of {total:,} parameters will be trained ({100 * trainable / total:.2f}%).")
     except Exception as exc:  # a model that cannot load is explained, not thrown
         state.show_error(exc)
@@ -136,14 +141,15 @@ if st.button("Start fine-tuning", type="primary", key="ft_start", disabled=not m
                                 weight_decay=weight_decay, warmup_ratio=warmup, max_length=int(max_length),
                                 early_stopping_patience=int(patience), max_train_examples=int(max_examples),
                                 max_train_seconds=float(max_seconds), lora_r=int(lora_r), lora_alpha=lora_alpha,
-                                lora_dropout=lora_dropout, lora_target_modules=lora_targets, seed=int(seed))
+                                lora_dropout=lora_dropout, lora_target_modules=lora_targets, pooling=pooling, seed=int(seed))
         name = run_name.strip() or new_run_name("finetune", f"{method}-{model.rstrip('/').split('/')[-1]}")
         argv = ["finetune", *state.dataset_argv(ds, eval_split), "--model", model, "--method", method, "--epochs", str(epochs),
                 "--lr", str(lr), "--batch-size", str(int(batch_size)), "--weight-decay", str(weight_decay),
                 "--warmup-ratio", str(warmup), "--eval-every", every, "--patience", str(int(patience)),
                 "--max-train-examples", str(int(max_examples)), "--max-train-seconds", str(float(max_seconds)),
                 "--max-length", str(int(max_length)), "--lora-r", str(int(lora_r)), "--lora-alpha", str(lora_alpha),
-                "--lora-dropout", str(lora_dropout), "--lora-targets", lora_targets, "--seed", str(int(seed)), "--out", name]
+                "--lora-dropout", str(lora_dropout), "--lora-targets", lora_targets, "--pooling", pooling, "--seed", str(int(seed)),
+                "--out", name]
         jobs.launch(argv, resolve_out(name, root))
         st.session_state["ft_watch"] = name
         st.toast(f"Started {name}")

@@ -13,7 +13,7 @@ import traceback
 def add_cli_args(sub) -> None:
     """Register the finetune subcommand."""
     from core.cli import add_data_args
-    from core.finetune import DEV_CHOICES, METHODS, PRECISIONS, FinetuneConfig
+    from core.finetune import DEV_CHOICES, METHODS, POOLINGS, PRECISIONS, FinetuneConfig
     from core.models import ENCODER
 
     d = FinetuneConfig()
@@ -40,6 +40,9 @@ def add_cli_args(sub) -> None:
     p.add_argument("--lora-alpha", type=float, default=d.lora_alpha)
     p.add_argument("--lora-dropout", type=float, default=d.lora_dropout)
     p.add_argument("--lora-targets", default="", help="comma-separated module names (default: peft's choice for the model)")
+    p.add_argument("--pooling", choices=POOLINGS, default=d.pooling,
+                   help="classify from mean-pooled token states (auto: for sentence-transformer encoders such as minilm) "
+                        "or the model's own head (cls)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--precision", choices=PRECISIONS, default=d.precision)
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda or mps")
@@ -62,7 +65,7 @@ def config_from_args(args):
         early_stopping_patience=args.patience, max_train_examples=args.max_train_examples,
         max_train_seconds=args.max_train_seconds, max_length=args.max_length, dev=args.dev, lora_r=args.lora_r,
         lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout, lora_target_modules=args.lora_targets,
-        seed=args.seed, precision=args.precision, device=args.device,
+        pooling=args.pooling, seed=args.seed, precision=args.precision, device=args.device,
     )
 
 

@@ -26,6 +26,7 @@ DEFAULT_LR = {"full": 1e-4, "head": 3e-2, "bitfit": 3e-3, "lora": 5e-4,  # best 
 MIXED_PRECISION_MIN_PARAMS = 100_000_000  # below this, autocast costs more than it saves (MiniLM on an H200: 4x slower)
 DEV_CHOICES = ("auto", "holdout", "eval", "none")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+POOLINGS = ("auto", "mean", "cls")  # auto: mean for sentence-transformer encoders (how they were trained), else the model's own head
 
 
 @dataclass
@@ -50,6 +51,7 @@ class FinetuneConfig:
     lora_alpha: int = 16  # LoRA scaling numerator (scale = alpha / r)
     lora_dropout: float = 0.1
     lora_target_modules: str = ""  # comma-separated module names; "" = peft's default for the architecture
+    pooling: str = "auto"  # classify from: auto | mean (mean-pooled token states) | cls (the model's own head, BERT: CLS pooler)
     seed: int = 42
     precision: str = "auto"  # auto: bf16 (or fp16) on CUDA for models of 100M+ parameters, else fp32
     device: str = "auto"  # auto | cpu | cuda | mps
@@ -76,6 +78,8 @@ class FinetuneConfig:
             raise UserError(f"Unknown dev set '{self.dev}'; choose one of: {', '.join(DEV_CHOICES)}.")
         if self.lora_r < 1 or self.lora_alpha <= 0 or not (0 <= self.lora_dropout < 1):
             raise UserError("LoRA needs a rank of at least 1, a positive alpha, and a dropout in [0, 1).")
+        if self.pooling not in POOLINGS:
+            raise UserError(f"Unknown pooling '{self.pooling}'; choose one of: {', '.join(POOLINGS)}.")
         if self.precision not in PRECISIONS:
             raise UserError(f"Unknown precision '{self.precision}'; choose one of: {', '.join(PRECISIONS)}.")
 
@@ -169,12 +173,24 @@ def count_parameters(model) -> ParameterCount:
     return ParameterCount(trainable=sum(n for n, g in seen.values() if g), total=sum(n for n, _ in seen.values()))
 
 
+def uses_mean_pooling(config: FinetuneConfig) -> bool:
+    """Whether the classifier reads mean-pooled token states (core.pooled) rather than the model's own classification head."""
+    from core import pooled
+
+    return config.pooling == "mean" or (config.pooling == "auto" and pooled.is_sentence_transformer(config.model))
+
+
 def build_model(config: FinetuneConfig, label_names: list[str], device: str = "cpu"):
     """A fresh classification model for config.model with the method applied (seeded head)."""
     from transformers import set_seed
 
     set_seed(config.seed)
-    model = models.load_for_classification(config.model, label_names, device)
+    if uses_mean_pooling(config):
+        from core import pooled
+
+        model = pooled.build(config.model, label_names, device, attention="sdpa")
+    else:
+        model = models.load_for_classification(config.model, label_names, device)
     return apply_method(model, config)
 
 
@@ -499,6 +515,19 @@ def train(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: pd.DataF
 
 def save_model(trainer, tokenizer, label_names: list[str], config: FinetuneConfig, path: Path) -> None:
     """Weights as safetensors (for LoRA: the adapter and the head), tokenizer, labels and the base model name."""
+    from core import pooled
+
+    model = trainer.model
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if isinstance(inner, pooled.PooledClassifier):  # mean-pooled head: body (LoRA merged into a copy) + head.safetensors
+        from core import embeddings_clf
+
+        if hasattr(model, "merge_and_unload"):
+            import copy
+
+            inner = copy.deepcopy(model).merge_and_unload()
+        embeddings_clf.save(inner, tokenizer, label_names, config, path, save_body=True)
+        return
     tmp = path.with_name(f".{path.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     trainer.save_model(str(tmp))

@@ -66,8 +66,12 @@ class KnnHead(nn.Module):
 class PooledClassifier(nn.Module):
     """body (a head-less encoder) -> mean pooling -> optional L2 normalisation -> head; returns an HF-style output."""
 
+    base_model_prefix = "body"  # what finetune.head_parameter_names reads: everything else is the head
+
     def __init__(self, body, label_names: list[str], normalize: bool = False, head: nn.Module | None = None):
         super().__init__()
+        if getattr(body, "pooler", None) is not None:
+            body.pooler = None  # BERT's CLS pooler is never used here: neither trained nor counted
         self.body = body
         self.normalize = normalize
         self.classifier = head if head is not None else nn.Linear(body.config.hidden_size, len(label_names))

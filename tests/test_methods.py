@@ -126,3 +126,51 @@ def test_cli_logreg_run_writes_the_contract(runs_dir, tiny_bert_dir):
     assert json.loads((run / "status.json").read_text())["state"] == "succeeded"
     preds = (run / "predictions.csv").read_text().splitlines()[0]
     assert "prob_positive" in preds
+
+
+@pytest.fixture(scope="session")
+def tiny_st_dir(tiny_bert_dir, tmp_path_factory):
+    """The tiny BERT made a sentence-transformers model (mean pooling, normalised), as all-MiniLM-L6-v2 is."""
+    import shutil
+
+    path = tmp_path_factory.mktemp("tiny-st") / "model"
+    shutil.copytree(tiny_bert_dir, path)
+    (path / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}]))
+    (path / "1_Pooling").mkdir()
+    (path / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 32, "pooling_mode_mean_tokens": True}))
+    return path
+
+
+def test_sentence_transformers_are_detected(tiny_st_dir, tiny_bert_dir):
+    assert pooled.is_sentence_transformer(str(tiny_st_dir)) and pooled.normalizes(str(tiny_st_dir))
+    assert not pooled.is_sentence_transformer(str(tiny_bert_dir))
+    assert finetune.uses_mean_pooling(config_for(tiny_st_dir, "full"))
+    assert not finetune.uses_mean_pooling(config_for(tiny_st_dir, "full", pooling="cls"))
+    assert not finetune.uses_mean_pooling(config_for(tiny_bert_dir, "full"))
+
+
+@pytest.mark.parametrize("method", ["full", "head", "bitfit", "lora"])
+def test_mean_pooled_head_trains_what_the_method_trains_and_reloads(method, tiny_st_dir, tmp_path):
+    config = config_for(tiny_st_dir, method, lr=1e-2)
+    built = finetune.build_model(config, LABELS)
+    inner = built.get_base_model() if method == "lora" else built
+    assert isinstance(inner, pooled.PooledClassifier) and inner.body.pooler is None
+    trainable = {n for n, p in built.named_parameters() if p.requires_grad}
+    if method == "head":
+        assert trainable == {"classifier.weight", "classifier.bias"}
+    elif method == "bitfit":
+        assert all(n.endswith(".bias") or n.startswith("classifier.") for n in trainable) and len(trainable) > 2
+    elif method == "lora":
+        assert all("lora_" in n or "classifier" in n for n in trainable)
+    run = RunDir(tmp_path / method).create({"kind": "finetune"})
+    eval_frame = toy_frame(10, "test")
+    result = finetune.train(config, toy_frame(32), None, eval_frame, LABELS, run)
+    assert result.metrics["trainable_params"] == finetune.count_parameters(built).trainable
+    assert (run.path / "model" / "pooling.json").exists()
+    model, tokenizer = finetune.load_run_model(run.path)
+    assert isinstance(model, pooled.PooledClassifier)
+    probs = finetune.predict_probs(model, tokenizer, list(eval_frame["text"]))
+    np.testing.assert_allclose(probs, result.predictions[[f"prob_{lab}" for lab in LABELS]].to_numpy(), atol=1e-4)
