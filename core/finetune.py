@@ -18,10 +18,10 @@ from core import data, evaluate, models
 from core.errors import UserError
 from core.runs import RunDir
 
-METHODS = ("full", "head", "bitfit", "lora", "logreg", "knn", "setfit")
-ENCODER_ONLY = ("logreg", "knn", "setfit")  # mean-pooled sentence embeddings: need an encoder
+METHODS = ("full", "head", "bitfit", "lora", "adapter", "logreg", "knn", "setfit")
+ENCODER_ONLY = ("adapter", "logreg", "knn", "setfit")  # mean-pooled sentence embeddings: need an encoder
 FROZEN_METHODS = ("logreg", "knn")  # no gradient training: no learning rate, epochs or batches
-DEFAULT_LR = {"full": 1e-4, "head": 3e-2, "bitfit": 3e-3, "lora": 5e-4,  # best of a sweep on SST-2 with MiniLM (bench/)
+DEFAULT_LR = {"full": 1e-4, "head": 3e-2, "bitfit": 3e-3, "lora": 5e-4, "adapter": 1e-3,  # best of a sweep on SST-2 with MiniLM (bench/)
               "setfit": 2e-5}  # SetFit's own default body learning rate
 MIXED_PRECISION_MIN_PARAMS = 100_000_000  # below this, autocast costs more than it saves (MiniLM on an H200: 4x slower)
 DEV_CHOICES = ("auto", "holdout", "eval", "none")
@@ -34,7 +34,7 @@ class FinetuneConfig:
     """Everything a fine-tuning run depends on; the page form and the CLI flags both fill it."""
 
     model: str = models.ENCODER  # bundled key, Hugging Face id or local folder
-    method: str = "full"  # full | head (linear probe) | bitfit (biases + head) | lora | logreg | knn | setfit (see METHODS)
+    method: str = "full"  # full | head (linear probe) | bitfit (biases + head) | lora | adapter | logreg | knn | setfit (see METHODS)
     epochs: float = 3.0  # passes over the training rows (fractions allowed)
     lr: float | None = None  # peak learning rate; None: the method's usual rate (DEFAULT_LR)
     batch_size: int = 16  # per device
@@ -51,6 +51,7 @@ class FinetuneConfig:
     lora_alpha: int = 16  # LoRA scaling numerator (scale = alpha / r)
     lora_dropout: float = 0.1
     lora_target_modules: str = ""  # comma-separated module names; "" = peft's default for the architecture
+    adapter_reduction: int = 16  # bottleneck adapters: hidden size / adapter size
     pooling: str = "auto"  # classify from: auto | mean (mean-pooled token states) | cls (the model's own head, BERT: CLS pooler)
     seed: int = 42
     precision: str = "auto"  # auto: bf16 (or fp16) on CUDA for models of 100M+ parameters, else fp32
@@ -78,6 +79,8 @@ class FinetuneConfig:
             raise UserError(f"Unknown dev set '{self.dev}'; choose one of: {', '.join(DEV_CHOICES)}.")
         if self.lora_r < 1 or self.lora_alpha <= 0 or not (0 <= self.lora_dropout < 1):
             raise UserError("LoRA needs a rank of at least 1, a positive alpha, and a dropout in [0, 1).")
+        if not (1 <= int(self.adapter_reduction) <= 1024):
+            raise UserError(f"--adapter-reduction must be between 1 and 1024 (got {self.adapter_reduction}).")
         if self.pooling not in POOLINGS:
             raise UserError(f"Unknown pooling '{self.pooling}'; choose one of: {', '.join(POOLINGS)}.")
         if self.precision not in PRECISIONS:
@@ -155,6 +158,13 @@ def apply_method(model, config: FinetuneConfig):
             return get_peft_model(model, lora)
         except ValueError as e:
             raise UserError(f"LoRA could not be applied to this model: {str(e).splitlines()[0][:200]}") from e
+    if config.method == "adapter":
+        from core import adapters
+
+        if not adapters.add_adapters(model.body, config.adapter_reduction):
+            raise UserError(f"No attention or feed-forward output projections were found in {config.model} to put adapters after.")
+        adapters.mark_trainable(model, model.base_model_prefix)
+        return model
     if config.method in ("full", "setfit"):
         for p in model.parameters():
             p.requires_grad = True
@@ -177,6 +187,8 @@ def uses_mean_pooling(config: FinetuneConfig) -> bool:
     """Whether the classifier reads mean-pooled token states (core.pooled) rather than the model's own classification head."""
     from core import pooled
 
+    if config.method == "adapter":  # adapters live in core.pooled's classifier, whatever the encoder
+        return True
     return config.pooling == "mean" or (config.pooling == "auto" and pooled.is_sentence_transformer(config.model))
 
 

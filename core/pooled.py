@@ -17,6 +17,7 @@ from core import models
 
 POOLING_FILE = "pooling.json"
 HEAD_FILE = "head.safetensors"
+ADAPTED_BODY_FILE = "adapted_body.safetensors"
 
 
 def is_sentence_transformer(name: str) -> bool:
@@ -116,12 +117,18 @@ class PooledClassifier(nn.Module):
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        if save_body:
+        from core import adapters
+
+        reduction = adapters.reduction_of(self.body)
+        if save_body and reduction:  # adapter weights live inside the body: its whole state, re-adapted on load
+            save_file({k: v.detach().cpu().contiguous() for k, v in self.body.state_dict().items()}, str(path / ADAPTED_BODY_FILE))
+        elif save_body:
             self.body.save_pretrained(str(path), safe_serialization=True)
         head = {k: v.detach().cpu().contiguous() for k, v in self.classifier.state_dict().items()}
         save_file(head, str(path / HEAD_FILE))
         kind = {"head": "knn", "k": self.classifier.k} if isinstance(self.classifier, KnnHead) else {"head": "linear"}
-        (path / POOLING_FILE).write_text(json.dumps({"pooling": "mean", "normalize": self.normalize, "body_saved": save_body, **kind}))
+        (path / POOLING_FILE).write_text(json.dumps({"pooling": "mean", "normalize": self.normalize, "body_saved": save_body,
+                                                     "adapter_reduction": reduction, **kind}))
 
 
 def build(name: str, label_names: list[str], device: str = "cpu", attention: str = "eager") -> PooledClassifier:
@@ -137,15 +144,22 @@ def load(model_dir: Path, base: str, label_names: list[str]) -> PooledClassifier
     from safetensors.torch import load_file
     from transformers import AutoModel
 
+    from core import adapters
+
     spec = json.loads((Path(model_dir) / POOLING_FILE).read_text(encoding="utf-8"))
-    if spec.get("body_saved", True):
+    reduction = int(spec.get("adapter_reduction") or 0)
+    if spec.get("body_saved", True) and not reduction:
         body = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager", use_safetensors=True, local_files_only=True,
                                          trust_remote_code=False)
     else:
         body = models._from_pretrained(AutoModel, models._converted(models.resolve(base)), attn_implementation="eager", use_safetensors=True)
     state = load_file(str(Path(model_dir) / HEAD_FILE))
     head = KnnHead(state["embeddings"], state["onehot"], int(spec["k"])) if spec.get("head") == "knn" else None
+    if reduction:
+        adapters.add_adapters(body, reduction)
     model = PooledClassifier(body, label_names, normalize=bool(spec.get("normalize")), head=head)
+    if reduction:
+        model.body.load_state_dict(load_file(str(Path(model_dir) / ADAPTED_BODY_FILE)))
     if head is None:
         model.classifier.load_state_dict(state)
     return model.eval()
