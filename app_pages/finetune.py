@@ -14,15 +14,16 @@ root = runs_root()
 METHOD_CAPTIONS = {"full": "all weights", "head": "linear probe", "bitfit": "biases + head", "lora": "low-rank adapters",
                    "adapter": "bottleneck adapters (Houlsby)",
                    "logreg": "frozen embeddings + logistic regression (seconds)", "knn": "frozen embeddings + k nearest neighbours",
-                   "setfit": "contrastive few-shot (SetFit)"}
+                   "setfit": "contrastive few-shot (SetFit)", "prompt-tuning": "soft prompt, scored like prompting",
+                   "lora-lm": "LoRA on the label word, scored like prompting"}
 
 
 @st.cache_data(show_spinner="Counting parameters…", max_entries=32)
 def parameter_counts(model: str, method: str, lora_r: int, lora_alpha: float, lora_targets: str, n_labels: int,
-                     pooling: str = "auto", adapter_reduction: int = 16) -> tuple[int, int]:
+                     pooling: str = "auto", adapter_reduction: int = 16, virtual_tokens: int = 20) -> tuple[int, int]:
     """(trainable, total) parameters for a model and method (loads the model once per combination)."""
     config = finetune.FinetuneConfig(model=model, method=method, lora_r=lora_r, lora_alpha=lora_alpha, lora_target_modules=lora_targets,
-                                     pooling=pooling, adapter_reduction=adapter_reduction)
+                                     pooling=pooling, adapter_reduction=adapter_reduction, virtual_tokens=virtual_tokens)
     counts = finetune.parameter_counts(config, n_labels)
     return counts.trainable, counts.total
 
@@ -125,12 +126,13 @@ with st.expander("More settings"):
                                  key="ft_lora_targets", disabled=method != "lora")
     adapter_reduction = c3.number_input("Adapter reduction factor", 1, 1024, 16, key="ft_adapter_reduction",
                                         disabled=method != "adapter", help="hidden size / adapter bottleneck size")
+    virtual_tokens = c3.number_input("Soft-prompt tokens", 1, 512, 20, key="ft_virtual_tokens", disabled=method != "prompt-tuning")
     run_name = st.text_input("Run name (empty: automatic)", "", key="ft_run_name")
 
 if model:
     try:
         trainable, total = parameter_counts(model, method, int(lora_r), float(lora_alpha), lora_targets, len(ds.label_names), pooling,
-                                            int(adapter_reduction))
+                                            int(adapter_reduction), int(virtual_tokens))
         st.caption(f"**{trainable:,}** of {total:,} parameters will be trained ({100 * trainable / total:.2f}%).")
     except Exception as exc:  # a model that cannot load is explained, not thrown
         state.show_error(exc)
@@ -145,7 +147,8 @@ if st.button("Start fine-tuning", type="primary", key="ft_start", disabled=not m
                                 weight_decay=weight_decay, warmup_ratio=warmup, max_length=int(max_length),
                                 early_stopping_patience=int(patience), max_train_examples=int(max_examples),
                                 max_train_seconds=float(max_seconds), lora_r=int(lora_r), lora_alpha=lora_alpha,
-                                lora_dropout=lora_dropout, lora_target_modules=lora_targets, pooling=pooling, adapter_reduction=int(adapter_reduction), seed=int(seed))
+                                lora_dropout=lora_dropout, lora_target_modules=lora_targets, pooling=pooling, adapter_reduction=int(adapter_reduction),
+                                virtual_tokens=int(virtual_tokens), seed=int(seed))
         name = run_name.strip() or new_run_name("finetune", f"{method}-{model.rstrip('/').split('/')[-1]}")
         argv = ["finetune", *state.dataset_argv(ds, eval_split), "--model", model, "--method", method, "--epochs", str(epochs),
                 "--lr", str(lr), "--batch-size", str(int(batch_size)), "--weight-decay", str(weight_decay),
@@ -153,7 +156,7 @@ if st.button("Start fine-tuning", type="primary", key="ft_start", disabled=not m
                 "--max-train-examples", str(int(max_examples)), "--max-train-seconds", str(float(max_seconds)),
                 "--max-length", str(int(max_length)), "--lora-r", str(int(lora_r)), "--lora-alpha", str(lora_alpha),
                 "--lora-dropout", str(lora_dropout), "--lora-targets", lora_targets, "--pooling", pooling,
-                "--adapter-reduction", str(int(adapter_reduction)), "--seed", str(int(seed)),
+                "--adapter-reduction", str(int(adapter_reduction)), "--virtual-tokens", str(int(virtual_tokens)), "--seed", str(int(seed)),
                 "--out", name]
         jobs.launch(argv, resolve_out(name, root))
         st.session_state["ft_watch"] = name

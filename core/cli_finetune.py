@@ -17,15 +17,16 @@ def add_cli_args(sub) -> None:
     from core.models import ENCODER
 
     d = FinetuneConfig()
-    p = sub.add_parser("finetune", help="fine-tune a classifier (full, head, bitfit, lora, adapter, logreg, knn or setfit) and evaluate it",
+    p = sub.add_parser("finetune", help="fine-tune a classifier (full, head, bitfit, lora, adapter, logreg, knn, setfit, prompt-tuning or lora-lm) and evaluate it",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_data_args(p)
     p.add_argument("--model", default=ENCODER, help="bundled model (minilm, smollm2), Hugging Face id or local folder")
     p.add_argument("--method", choices=METHODS, default=d.method,
                    help="what is trained: full, head (linear probe), bitfit, lora, adapter (Houlsby bottlenecks); logreg / knn on frozen mean-pooled embeddings "
-                        "(scikit-learn, seconds); setfit (contrastive body + logreg head; --epochs counts passes over 20 pairs per example)")
+                        "(scikit-learn, seconds); setfit (contrastive body + logreg head; --epochs counts passes over 20 pairs per example); on a decoder: prompt-tuning (soft prompt) "
+                        "and lora-lm (LoRA), both trained with the LM loss on the label word after the zero-shot prompt")
     p.add_argument("--epochs", type=float, default=d.epochs)
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: full 1e-4, head 3e-2, bitfit 3e-3, lora 5e-4, adapter 1e-3, setfit 2e-5; logreg/knn: none)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: full 1e-4, head 3e-2, bitfit 3e-3, lora 5e-4, adapter 1e-3, setfit 2e-5, prompt-tuning 3e-2, lora-lm 5e-4; logreg/knn: none)")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio)
@@ -40,6 +41,7 @@ def add_cli_args(sub) -> None:
     p.add_argument("--lora-alpha", type=float, default=d.lora_alpha)
     p.add_argument("--lora-dropout", type=float, default=d.lora_dropout)
     p.add_argument("--lora-targets", default="", help="comma-separated module names (default: peft's choice for the model)")
+    p.add_argument("--virtual-tokens", type=int, default=d.virtual_tokens, help="prompt-tuning: soft-prompt length in tokens")
     p.add_argument("--adapter-reduction", type=int, default=d.adapter_reduction,
                    help="adapter method: hidden size / bottleneck size (16 on MiniLM: 384 -> 24 -> 384)")
     p.add_argument("--pooling", choices=POOLINGS, default=d.pooling,
@@ -67,7 +69,7 @@ def config_from_args(args):
         early_stopping_patience=args.patience, max_train_examples=args.max_train_examples,
         max_train_seconds=args.max_train_seconds, max_length=args.max_length, dev=args.dev, lora_r=args.lora_r,
         lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout, lora_target_modules=args.lora_targets,
-        adapter_reduction=args.adapter_reduction, pooling=args.pooling, seed=args.seed, precision=args.precision, device=args.device,
+        virtual_tokens=args.virtual_tokens, adapter_reduction=args.adapter_reduction, pooling=args.pooling, seed=args.seed, precision=args.precision, device=args.device,
     )
 
 

@@ -18,11 +18,13 @@ from core import data, evaluate, models
 from core.errors import UserError
 from core.runs import RunDir
 
-METHODS = ("full", "head", "bitfit", "lora", "adapter", "logreg", "knn", "setfit")
+METHODS = ("full", "head", "bitfit", "lora", "adapter", "logreg", "knn", "setfit", "prompt-tuning", "lora-lm")
 ENCODER_ONLY = ("adapter", "logreg", "knn", "setfit")  # mean-pooled sentence embeddings: need an encoder
+DECODER_ONLY = ("prompt-tuning", "lora-lm")  # trained to say the label word after the prompt: need a causal LM
 FROZEN_METHODS = ("logreg", "knn")  # no gradient training: no learning rate, epochs or batches
 DEFAULT_LR = {"full": 1e-4, "head": 3e-2, "bitfit": 3e-3, "lora": 5e-4, "adapter": 1e-3,  # best of a sweep on SST-2 with MiniLM (bench/)
-              "setfit": 2e-5}  # SetFit's own default body learning rate
+              "setfit": 2e-5,  # SetFit's own default body learning rate
+              "prompt-tuning": 3e-2, "lora-lm": 5e-4}  # peft's prompt-tuning examples; LoRA's rate for the LM loss
 MIXED_PRECISION_MIN_PARAMS = 100_000_000  # below this, autocast costs more than it saves (MiniLM on an H200: 4x slower)
 DEV_CHOICES = ("auto", "holdout", "eval", "none")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -51,6 +53,7 @@ class FinetuneConfig:
     lora_alpha: int = 16  # LoRA scaling numerator (scale = alpha / r)
     lora_dropout: float = 0.1
     lora_target_modules: str = ""  # comma-separated module names; "" = peft's default for the architecture
+    virtual_tokens: int = 20  # prompt-tuning: soft-prompt length in tokens
     adapter_reduction: int = 16  # bottleneck adapters: hidden size / adapter size
     pooling: str = "auto"  # classify from: auto | mean (mean-pooled token states) | cls (the model's own head, BERT: CLS pooler)
     seed: int = 42
@@ -79,6 +82,8 @@ class FinetuneConfig:
             raise UserError(f"Unknown dev set '{self.dev}'; choose one of: {', '.join(DEV_CHOICES)}.")
         if self.lora_r < 1 or self.lora_alpha <= 0 or not (0 <= self.lora_dropout < 1):
             raise UserError("LoRA needs a rank of at least 1, a positive alpha, and a dropout in [0, 1).")
+        if not (1 <= int(self.virtual_tokens) <= 512):
+            raise UserError(f"--virtual-tokens must be between 1 and 512 (got {self.virtual_tokens}).")
         if not (1 <= int(self.adapter_reduction) <= 1024):
             raise UserError(f"--adapter-reduction must be between 1 and 1024 (got {self.adapter_reduction}).")
         if self.pooling not in POOLINGS:
@@ -130,14 +135,16 @@ class FinetuneResult:
 
 def method_fits(method: str, role: str) -> bool:
     """Whether a method can train a model of this role ("encoder" | "decoder")."""
-    return role == "encoder" or method not in ENCODER_ONLY
+    return method not in (DECODER_ONLY if role == "encoder" else ENCODER_ONLY)
 
 
 def check_method_fits(config: FinetuneConfig) -> None:
     """Refuse, in one sentence, a method that cannot train config.model (e.g. SetFit on a decoder)."""
     role = models.describe(config.model).role
     if not method_fits(config.method, role):
-        raise UserError(f"Method '{config.method}' needs an encoder (a sentence encoder such as minilm), and {config.model} is a {role}.")
+        needs = "a decoder (a causal language model such as smollm2)" if role == "encoder" else "an encoder (a sentence encoder such as minilm)"
+        article = "an" if role == "encoder" else "a"
+        raise UserError(f"Method '{config.method}' needs {needs}, and {config.model} is {article} {role}.")
 
 
 def head_parameter_names(model) -> set[str]:
@@ -197,6 +204,10 @@ def build_model(config: FinetuneConfig, label_names: list[str], device: str = "c
     from transformers import set_seed
 
     set_seed(config.seed)
+    if config.method in DECODER_ONLY:
+        from core import prompt_learning
+
+        return prompt_learning.build(config, models.load_tokenizer(config.model), device)
     if uses_mean_pooling(config):
         from core import pooled
 
@@ -415,6 +426,10 @@ def train(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: pd.DataF
 
         fit = embeddings_clf.train_setfit if config.method == "setfit" else embeddings_clf.train_frozen
         return fit(config, train_frame, eval_frame, label_names, run, stop, on_model_ready)
+    if config.method in DECODER_ONLY:
+        from core import prompt_learning
+
+        return prompt_learning.train(config, train_frame, eval_frame, label_names, run, stop, on_model_ready)
 
     import torch
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, PrinterCallback, TrainingArguments
@@ -562,6 +577,9 @@ def load_run_model(run_path: str | Path, device: str = "cpu"):
     model_dir = Path(run_path) / "model"
     if not (model_dir / "labels.json").exists():
         raise UserError(f"The run at {run_path} has no saved model (only finished fine-tuning runs have one).")
+    if (model_dir / "prompt_learning.json").exists():
+        raise UserError(f"{Path(run_path).name} taught a decoder to answer with label words; it has no classifier to show "
+                        "(open its base model instead).")
     try:
         label_names = json.loads((model_dir / "labels.json").read_text(encoding="utf-8"))
         base = json.loads((model_dir / "base_model.json").read_text(encoding="utf-8"))["model"]

@@ -94,9 +94,11 @@ def test_encoder_methods_refuse_a_decoder(method, tiny_llama_dir):
         finetune.check_method_fits(config_for(tiny_llama_dir, method))
 
 
-def test_encoder_methods_fit_an_encoder(tiny_bert_dir):
+def test_every_method_fits_one_of_the_bundled_roles(tiny_bert_dir, tiny_llama_dir):
     for method in finetune.METHODS:
-        finetune.check_method_fits(config_for(tiny_bert_dir, method))
+        fits = [finetune.method_fits(method, role) for role in ("encoder", "decoder")]
+        assert any(fits) and fits == [method not in finetune.DECODER_ONLY, method not in finetune.ENCODER_ONLY]
+        finetune.check_method_fits(config_for(tiny_bert_dir if fits[0] else tiny_llama_dir, method))
 
 
 def test_parameter_counts_of_the_embedding_methods(tiny_bert_dir):
@@ -106,13 +108,15 @@ def test_parameter_counts_of_the_embedding_methods(tiny_bert_dir):
     assert logreg.trainable == 32 * 3 + 3 and knn.trainable == 0 and setfit.trainable == setfit.total
 
 
-def test_cli_refuses_a_method_that_does_not_fit_the_model(runs_dir, tiny_llama_dir):
+@pytest.mark.parametrize("method, which, sentence", [("setfit", "llama", "needs an encoder"), ("prompt-tuning", "bert", "needs a decoder")])
+def test_cli_refuses_a_method_that_does_not_fit_the_model(method, which, sentence, runs_dir, tiny_llama_dir, tiny_bert_dir):
     from tests.test_cli_finetune import cli
 
-    out = cli("--train", "reviews", "--eval", "reviews", "--model", str(tiny_llama_dir), "--method", "setfit", "--out", "sf")
+    model = tiny_llama_dir if which == "llama" else tiny_bert_dir
+    out = cli("--train", "reviews", "--eval", "reviews", "--model", str(model), "--method", method, "--out", "misfit")
     assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert out.stderr.strip().splitlines()[-1].startswith("error: Method 'setfit' needs an encoder")
-    assert not (runs_dir / "sf").exists()
+    assert out.stderr.strip().splitlines()[-1].startswith(f"error: Method '{method}' {sentence}")
+    assert not (runs_dir / "misfit").exists()
 
 
 def test_cli_logreg_run_writes_the_contract(runs_dir, tiny_bert_dir):

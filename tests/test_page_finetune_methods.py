@@ -1,4 +1,4 @@
-"""AppTest: the Fine-tune page offers only the methods that fit the chosen model (embedding methods need an encoder)."""
+"""AppTest: the Fine-tune page offers only the methods that fit the chosen model (embedding methods and adapters need an encoder, prompt learning a decoder)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def test_encoder_gets_the_embedding_methods_and_a_decoder_does_not(tiny_bert_dir
     at = _page(tiny_bert_dir)
     assert not at.exception
     offered = list(at.radio(key="ft_method").options)
-    assert {"full", "lora", "logreg", "knn", "setfit"} <= set(offered)
+    assert {"full", "lora", "adapter", "logreg", "knn", "setfit"} <= set(offered) and not {"prompt-tuning", "lora-lm"} & set(offered)
     at.radio(key="ft_method").set_value("logreg").run()
     assert not at.exception
     assert at.number_input(key="ft_epochs").disabled and at.number_input(key="ft_lr_logreg").disabled
@@ -23,4 +23,4 @@ def test_encoder_gets_the_embedding_methods_and_a_decoder_does_not(tiny_bert_dir
     at = _page(tiny_llama_dir)
     assert not at.exception
     offered = list(at.radio(key="ft_method").options)
-    assert "lora" in offered and not {"logreg", "knn", "setfit"} & set(offered)
+    assert {"lora", "prompt-tuning", "lora-lm"} <= set(offered) and not {"adapter", "logreg", "knn", "setfit"} & set(offered)
