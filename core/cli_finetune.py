@@ -23,7 +23,7 @@ def add_cli_args(sub) -> None:
     p.add_argument("--model", default=ENCODER, help="bundled model (minilm, smollm2), Hugging Face id or local folder")
     p.add_argument("--method", choices=METHODS, default=d.method,
                    help="what is trained: full, head (linear probe), bitfit, lora, adapter (Houlsby bottlenecks); logreg / knn on frozen mean-pooled embeddings "
-                        "(scikit-learn, seconds); setfit (contrastive body + logreg head; --epochs counts passes over 20 pairs per example); on a decoder: prompt-tuning (soft prompt) "
+                        "(scikit-learn, seconds); setfit (contrastive body + logreg head; --epochs counts passes over 40 pairs per example); on a decoder: prompt-tuning (soft prompt) "
                         "and lora-lm (LoRA), both trained with the LM loss on the label word after the zero-shot prompt")
     p.add_argument("--epochs", type=float, default=d.epochs)
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: full 1e-4, head 3e-2, bitfit 3e-3, lora 5e-4, adapter 1e-3, setfit 2e-5, prompt-tuning 3e-2, lora-lm 5e-4; logreg/knn: none)")

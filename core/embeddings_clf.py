@@ -170,9 +170,9 @@ def train_setfit(config: FinetuneConfig, train_frame: pd.DataFrame, eval_frame: 
     sf.model_head.set_params(C=LOGREG_C, max_iter=2000, random_state=config.seed)
     body = sf.model_body[0].auto_model
     tokenizer = models.load_tokenizer(config.model)
-    params = count_parameters(body)
+    n_body = sum(p.numel() for n, p in body.named_parameters() if not n.startswith("pooler."))  # BERT's pooler is never used
     n_head = body.config.hidden_size * len(label_names) + len(label_names)
-    params = ParameterCount(trainable=params.total + n_head, total=params.total + n_head)
+    params = ParameterCount(trainable=n_body + n_head, total=n_body + n_head)
     if on_model_ready is not None:
         on_model_ready(params)
     index = {n: i for i, n in enumerate(label_names)}
