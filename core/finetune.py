@@ -211,7 +211,8 @@ def build_model(config: FinetuneConfig, label_names: list[str], device: str = "c
     if uses_mean_pooling(config):
         from core import pooled
 
-        model = pooled.build(config.model, label_names, device, attention="sdpa")
+        # unit-length features cap the logits of a freshly initialised head, so gradient-trained heads read the raw mean
+        model = pooled.build(config.model, label_names, device, attention="sdpa", normalize=False)
     else:
         model = models.load_for_classification(config.model, label_names, device)
     return apply_method(model, config)

@@ -131,12 +131,12 @@ class PooledClassifier(nn.Module):
                                                      "adapter_reduction": reduction, **kind}))
 
 
-def build(name: str, label_names: list[str], device: str = "cpu", attention: str = "eager") -> PooledClassifier:
-    """A fresh PooledClassifier on model `name` (trainable body, new seeded linear head); normalises as the model does."""
+def build(name: str, label_names: list[str], device: str = "cpu", attention: str = "eager", normalize: bool | None = None) -> PooledClassifier:
+    """A fresh PooledClassifier on model `name` (trainable body, new seeded linear head); normalize None: as the model does."""
     from transformers import AutoModel
 
     body = models._from_pretrained(AutoModel, models._converted(models.resolve(name)), attn_implementation=attention, use_safetensors=True)
-    return PooledClassifier(body, label_names, normalize=normalizes(name)).to(device)
+    return PooledClassifier(body, label_names, normalize=normalizes(name) if normalize is None else normalize).to(device)
 
 
 def load(model_dir: Path, base: str, label_names: list[str]) -> PooledClassifier:
