@@ -109,20 +109,40 @@ def reliability_diagram(reliability: pd.DataFrame, eces: dict[str, float] | None
     return (diagonal + lines).properties(height=300, width=360)
 
 
+def efficiency_series(efficiency: pd.DataFrame) -> pd.DataFrame:
+    """One row per series and size: mean, min and max macro-F1 over seeds (series: 'prompt · model' or 'method · model')."""
+    series = efficiency["kind"].where(efficiency["kind"] == "prompt", efficiency["method"].astype(str))
+    data = efficiency.assign(series=series + " · " + efficiency["model"].astype(str))
+    out = data.groupby(["series", "n_train_examples"], as_index=False).agg(
+        macro_f1=("macro_f1", "mean"), low=("macro_f1", "min"), high=("macro_f1", "max"), runs=("run", "count"))
+    return out.sort_values(["series", "n_train_examples"]).reset_index(drop=True)
+
+
+def efficiency_crossovers(series: pd.DataFrame) -> pd.DataFrame:
+    """Where each trained series first beats the best prompting score: series, n_train_examples, macro_f1 (none without prompts)."""
+    is_prompt = series["series"].str.startswith("prompt ·")
+    if not is_prompt.any():
+        return series.iloc[0:0][["series", "n_train_examples", "macro_f1"]]
+    best_prompt = series.loc[is_prompt, "macro_f1"].max()
+    above = series[~is_prompt & (series["macro_f1"] > best_prompt)]
+    return above.sort_values("n_train_examples").groupby("series", as_index=False).first()[["series", "n_train_examples", "macro_f1"]]
+
+
 def efficiency_chart(efficiency: pd.DataFrame) -> alt.Chart:
-    """Macro-F1 against labelled training examples (symlog x), one line per kind and model (efficiency: efficiency_frame)."""
-    data = efficiency.assign(series=efficiency["kind"] + " · " + efficiency["model"].astype(str))
-    return (
-        alt.Chart(data)
-        .mark_line(point=alt.OverlayMarkDef(size=60))
-        .encode(
-            x=alt.X("n_train_examples:Q", scale=alt.Scale(type="symlog"), title="labelled training examples (shots or rows)"),
-            y=alt.Y("macro_f1:Q", scale=alt.Scale(domain=[0, 1]), title="macro-F1"),
-            color=alt.Color("series:N", title=None),
-            tooltip=["run", "kind", "method", "n_train_examples", alt.Tooltip("macro_f1:Q", format=".3f")],
-        )
-        .properties(height=300)
-    )
+    """Macro-F1 against labelled training examples (symlog x): a line per family and model at the seeds' mean, a bar from the
+    worst to the best seed, and a ring where a trained family first beats the best prompt (efficiency: efficiency_frame)."""
+    data = efficiency_series(efficiency)
+    x = alt.X("n_train_examples:Q", scale=alt.Scale(type="symlog"), title="labelled training examples (shots or rows)")
+    color = alt.Color("series:N", title=None)
+    lines = alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=60)).encode(
+        x=x, y=alt.Y("macro_f1:Q", scale=alt.Scale(domain=[0, 1]), title="macro-F1 (mean over seeds)"), color=color,
+        tooltip=["series", "n_train_examples", alt.Tooltip("macro_f1:Q", format=".3f"), alt.Tooltip("low:Q", format=".3f"),
+                 alt.Tooltip("high:Q", format=".3f"), "runs"])
+    spread = alt.Chart(data).mark_rule(strokeWidth=2, opacity=0.6).encode(x=x, y="low:Q", y2="high:Q", color=color)
+    crossings = alt.Chart(efficiency_crossovers(data).assign(note="first beats the best prompt")).mark_point(
+        size=260, shape="circle", filled=False, strokeWidth=2, color="black").encode(
+        x=x, y="macro_f1:Q", tooltip=["series", "n_train_examples", alt.Tooltip("macro_f1:Q", format=".3f"), "note"])
+    return (spread + lines + crossings).properties(height=300)
 
 
 def class_probabilities(probs: pd.DataFrame) -> alt.Chart:

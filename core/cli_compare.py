@@ -28,10 +28,14 @@ def add_cli_args(sub) -> None:
     p.add_argument("--eval", required=True, help="evaluation data: a file or a sample name")
     p.add_argument("--text-col", default=None)
     p.add_argument("--label-col", default=None)
-    p.add_argument("--sizes", default="16,64,256", help="fine-tuning sizes: comma-separated training rows (default 16,64,256)")
+    p.add_argument("--sizes", default="8pc,32pc,all",
+                   help="fine-tuning sizes, comma-separated: training rows, NNpc (NN per class) or all (default 8pc,32pc,all)")
+    p.add_argument("--methods", default="logreg,setfit,lora,full",
+                   help="fine-tune methods, comma-separated, cheapest first (default logreg,setfit,lora,full)")
+    p.add_argument("--seeds", default="0", help="seeds for every fine-tune run, comma-separated; several show as spread (default 0)")
     p.add_argument("--shots", default="0,4,8", help="prompting shot counts, comma-separated (default 0,4,8)")
-    p.add_argument("--max-train-seconds", type=number(float), default=120, help="training time limit per fine-tuning run (default 120)")
-    p.add_argument("--max-seconds", type=number(float), default=1800, help="time limit for the whole batch; later runs are skipped (default 1800)")
+    p.add_argument("--max-train-seconds", type=number(float), default=60, help="training time limit per fine-tuning run (default 60)")
+    p.add_argument("--max-seconds", type=number(float), default=540, help="time limit for the whole batch; later runs are skipped (default 540)")
     p.add_argument("--prefix", default=None, help="run name prefix (default efficiency-<time>)")
     p.add_argument("--prompt-args", default="", help="extra flags for every prompt run, as one quoted string")
     p.add_argument("--finetune-args", default="", help="extra flags for every finetune run, as one quoted string")
@@ -80,6 +84,23 @@ def _registry_runs(runs_module) -> list:
     return [runs_module.RunDir(p) for p in sorted(root.iterdir()) if p.is_dir() and runs_module.RUN_NAME.match(p.name)]
 
 
+def parse_sizes(text: str, n_labels: int) -> list[int]:
+    """'8pc,100,all' -> training rows (0 = all), sorted with all last: NNpc is NN per class."""
+    values = set()
+    for token in (t.strip().lower() for t in text.split(",") if t.strip()):
+        if token == "all":
+            values.add(0)
+        elif token.endswith("pc") and token[:-2].isdigit() and int(token[:-2]) > 0:
+            values.add(int(token[:-2]) * n_labels)
+        elif token.isdigit() and int(token) > 0:
+            values.add(int(token))
+        else:
+            raise UserError(f"--sizes takes positive whole numbers of rows, NNpc (per class) or all, not '{token}'.")
+    if not values:
+        raise UserError("--sizes must list at least one size.")
+    return sorted(values, key=lambda n: (n == 0, n))
+
+
 def parse_counts(text: str, flag: str) -> list[int]:
     """'0,4,8' -> [0, 4, 8], refusing anything but non-negative integers."""
     try:
@@ -95,40 +116,52 @@ def parse_counts(text: str, flag: str) -> list[int]:
 class EfficiencyPlan:
     """The runs one `efficiency` call starts, each a `python -m core ...` argv."""
 
-    prefix: str  # run names are <prefix>-ft-<n> and <prefix>-prompt-<k>shot
+    prefix: str  # run names are <prefix>-<method>-<n|all>[-s<seed>] and <prefix>-prompt-<k>shot
     data_argv: list[str]  # --train/--eval (and column) flags shared by all runs
-    sizes: list[int]  # fine-tuning training rows
+    sizes: list[int]  # fine-tuning training rows (0 = all)
     shots: list[int]  # prompting shot counts
-    max_train_seconds: float = 120  # per fine-tune run
+    max_train_seconds: float = 60  # per fine-tune run
+    methods: list[str] = field(default_factory=lambda: ["full"])  # fine-tune methods, run in this order at each size
+    seeds: list[int] = field(default_factory=lambda: [0])
     prompt_extra: list[str] = field(default_factory=list)
     finetune_extra: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         if self.max_train_seconds <= 0:
             raise UserError("--max-train-seconds must be positive.")
-        if any(n == 0 for n in self.sizes):
-            raise UserError("--sizes must be positive: fine-tuning needs at least one training row.")
+        from core.finetune import METHODS
+
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown or not self.methods:
+            raise UserError(f"Unknown method '{(unknown or [''])[0]}' in --methods; choose from: {', '.join(METHODS)}.")
 
     def commands(self) -> list[tuple[str, list[str]]]:
         """(run name, argv) for every run, prompting first (cheaper), then fine-tuning from small to large."""
         out = [(f"{self.prefix}-prompt-{k}shot", ["prompt", *self.data_argv, "--shots", str(k), *self.prompt_extra]) for k in self.shots]
-        out += [(f"{self.prefix}-ft-{n}", ["finetune", *self.data_argv, "--max-train-examples", str(n),
-                                           "--max-train-seconds", f"{self.max_train_seconds:g}", *self.finetune_extra]) for n in self.sizes]
+        for n in self.sizes:  # small to large, cheap methods first, so a spent time budget skips the costliest runs
+            for method in self.methods:
+                for seed in self.seeds:
+                    name = f"{self.prefix}-{method}-{n or 'all'}" + (f"-s{seed}" if len(self.seeds) > 1 else "")
+                    out.append((name, ["finetune", *self.data_argv, "--method", method, "--max-train-examples", str(n),
+                                       "--max-train-seconds", f"{self.max_train_seconds:g}", "--seed", str(seed), *self.finetune_extra]))
         return [(name, [*argv, "--out", name]) for name, argv in out]
 
 
 def cmd_efficiency(args) -> int:
     """Start each run as a `python -m core` subprocess in turn, stopping when the time limit is spent; print macro-F1 per size."""
-    from core import evaluate, runs
+    from core import data, evaluate, runs
 
     if args.max_seconds <= 0:
         raise UserError("--max-seconds must be positive.")
+    train_ds, _ = data.load_split(args.train, "train", args.text_col, args.label_col)
     data_argv = ["--train", args.train, "--eval", args.eval]
     data_argv += ["--text-col", args.text_col] if args.text_col else []
     data_argv += ["--label-col", args.label_col] if args.label_col else []
     plan = EfficiencyPlan(prefix=runs.check_run_name(args.prefix or f"efficiency-{time.strftime('%Y%m%d-%H%M%S')}"),
-                          data_argv=data_argv, sizes=parse_counts(args.sizes, "--sizes"), shots=parse_counts(args.shots, "--shots"),
-                          max_train_seconds=args.max_train_seconds, prompt_extra=shlex.split(args.prompt_args),
+                          data_argv=data_argv, sizes=parse_sizes(args.sizes, len(train_ds.label_names)),
+                          shots=parse_counts(args.shots, "--shots"), max_train_seconds=args.max_train_seconds,
+                          methods=[m.strip().lower() for m in args.methods.split(",") if m.strip()],
+                          seeds=parse_counts(args.seeds, "--seeds"), prompt_extra=shlex.split(args.prompt_args),
                           finetune_extra=shlex.split(args.finetune_args))
     deadline = time.monotonic() + args.max_seconds
     finished = []
@@ -151,5 +184,5 @@ def cmd_efficiency(args) -> int:
     table = evaluate.efficiency_frame(finished)
     if table.empty:
         raise UserError("No run of the batch finished, so there is nothing to chart; see the messages above.")
-    print(table[["run", "kind", "n_train_examples", "macro_f1"]].to_string(index=False))
+    print(table[["run", "kind", "method", "n_train_examples", "macro_f1"]].to_string(index=False))
     return 0

@@ -13,17 +13,20 @@ import traceback
 def add_cli_args(sub) -> None:
     """Register the finetune subcommand."""
     from core.cli import SEED, add_data_args, number
-    from core.finetune import DEV_CHOICES, METHODS, PRECISIONS, FinetuneConfig
+    from core.finetune import DEV_CHOICES, METHODS, POOLINGS, PRECISIONS, FinetuneConfig
     from core.models import ENCODER
 
     d = FinetuneConfig()
-    p = sub.add_parser("finetune", help="fine-tune a classifier (full, head, bitfit or lora) and evaluate it",
+    p = sub.add_parser("finetune", help="fine-tune a classifier (full, head, bitfit, lora, adapter, logreg, knn, setfit, prompt-tuning or lora-lm) and evaluate it",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_data_args(p)
     p.add_argument("--model", default=ENCODER, help="bundled model (minilm, smollm2), Hugging Face id or local folder")
-    p.add_argument("--method", choices=METHODS, default=d.method, help="what is trained")
+    p.add_argument("--method", choices=METHODS, default=d.method,
+                   help="what is trained: full, head (linear probe), bitfit, lora, adapter (Houlsby bottlenecks); logreg / knn on frozen mean-pooled embeddings "
+                        "(scikit-learn, seconds); setfit (contrastive body + logreg head; --epochs counts passes over 40 pairs per example); on a decoder: prompt-tuning (soft prompt) "
+                        "and lora-lm (LoRA), both trained with the LM loss on the label word after the zero-shot prompt")
     p.add_argument("--epochs", type=number(float), default=d.epochs)
-    p.add_argument("--lr", type=number(float), default=None, help="peak learning rate (default: full 1e-4, head 3e-2, bitfit 3e-3, lora 5e-4)")
+    p.add_argument("--lr", type=number(float), default=None, help="peak learning rate (default: full 1e-4, head 3e-2, bitfit 3e-3, lora 5e-4, adapter 1e-3, setfit 2e-5, prompt-tuning 3e-2, lora-lm 5e-4; logreg/knn: none)")
     p.add_argument("--batch-size", type=number(int, 1), default=d.batch_size)
     p.add_argument("--weight-decay", type=number(float), default=d.weight_decay)
     p.add_argument("--warmup-ratio", type=number(float), default=d.warmup_ratio)
@@ -38,6 +41,12 @@ def add_cli_args(sub) -> None:
     p.add_argument("--lora-alpha", type=number(float), default=d.lora_alpha)
     p.add_argument("--lora-dropout", type=number(float), default=d.lora_dropout)
     p.add_argument("--lora-targets", default="", help="comma-separated module names (default: peft's choice for the model)")
+    p.add_argument("--virtual-tokens", type=number(int, 1), default=d.virtual_tokens, help="prompt-tuning: soft-prompt length in tokens")
+    p.add_argument("--adapter-reduction", type=number(int, 1), default=d.adapter_reduction,
+                   help="adapter method: hidden size / bottleneck size (16 on MiniLM: 384 -> 24 -> 384)")
+    p.add_argument("--pooling", choices=POOLINGS, default=d.pooling,
+                   help="classify from mean-pooled token states (auto: for sentence-transformer encoders such as minilm) "
+                        "or the model's own head (cls)")
     p.add_argument("--seed", type=SEED, default=d.seed)
     p.add_argument("--precision", choices=PRECISIONS, default=d.precision)
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda or mps")
@@ -60,7 +69,7 @@ def config_from_args(args):
         early_stopping_patience=args.patience, max_train_examples=args.max_train_examples,
         max_train_seconds=args.max_train_seconds, max_length=args.max_length, dev=args.dev, lora_r=args.lora_r,
         lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout, lora_target_modules=args.lora_targets,
-        seed=args.seed, precision=args.precision, device=args.device,
+        virtual_tokens=args.virtual_tokens, adapter_reduction=args.adapter_reduction, pooling=args.pooling, seed=args.seed, precision=args.precision, device=args.device,
     )
 
 
@@ -103,6 +112,7 @@ def cmd_finetune(args) -> int:
         train_frame, dev_frame, dev_description = finetune.choose_dev(config, train_ds, train_split, eval_frame)
         train_frame = finetune.cap_rows(train_frame, config.max_train_examples, config.seed)
         models.resolve(config.model)
+        finetune.check_method_fits(config)
         run_config = {
             "kind": "finetune",
             **config.to_dict(),

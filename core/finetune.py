@@ -18,14 +18,20 @@ from core import data, evaluate, models
 from core.errors import UserError
 from core.runs import RunDir
 
-METHODS = ("full", "head", "bitfit", "lora")
-DEFAULT_LR = {"full": 1e-4, "head": 3e-2, "bitfit": 3e-3, "lora": 5e-4}  # best of a sweep on SST-2 with MiniLM (bench/)
+METHODS = ("full", "head", "bitfit", "lora", "adapter", "logreg", "knn", "setfit", "prompt-tuning", "lora-lm")
+ENCODER_ONLY = ("adapter", "logreg", "knn", "setfit")  # mean-pooled sentence embeddings: need an encoder
+DECODER_ONLY = ("prompt-tuning", "lora-lm")  # trained to say the label word after the prompt: need a causal LM
+FROZEN_METHODS = ("logreg", "knn")  # no gradient training: no learning rate, epochs or batches
+DEFAULT_LR = {"full": 1e-4, "head": 3e-2, "bitfit": 3e-3, "lora": 5e-4, "adapter": 1e-3,  # best of a sweep on SST-2 with MiniLM (bench/)
+              "setfit": 2e-5,  # SetFit's own default body learning rate
+              "prompt-tuning": 3e-2, "lora-lm": 5e-4}  # peft's prompt-tuning examples; LoRA's rate for the LM loss
 MIXED_PRECISION_MIN_PARAMS = 100_000_000  # below this, autocast costs more than it saves (MiniLM on an H200: 4x slower)
 DEV_CHOICES = ("auto", "holdout", "eval", "none")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 # The Fine-tune page's default time budget. The default run (MiniLM, full, 3 epochs) takes 340-362 CPU-seconds on each
 # bundled sample, about 3-4 minutes on a 2-core laptop; 600 s lets all three finish with room to spare.
 PAGE_TIME_BUDGET_SECONDS = 600
+POOLINGS = ("auto", "mean", "cls")  # auto: mean for sentence-transformer encoders (how they were trained), else the model's own head
 
 
 @dataclass
@@ -33,7 +39,7 @@ class FinetuneConfig:
     """Everything a fine-tuning run depends on; the page form and the CLI flags both fill it."""
 
     model: str = models.ENCODER  # bundled key, Hugging Face id or local folder
-    method: str = "full"  # full | head (linear probe) | bitfit (biases + head) | lora
+    method: str = "full"  # full | head (linear probe) | bitfit (biases + head) | lora | adapter | logreg | knn | setfit (see METHODS)
     epochs: float = 3.0  # passes over the training rows (fractions allowed)
     lr: float | None = None  # peak learning rate; None: the method's usual rate (DEFAULT_LR)
     batch_size: int = 16  # per device
@@ -50,6 +56,9 @@ class FinetuneConfig:
     lora_alpha: int = 16  # LoRA scaling numerator (scale = alpha / r)
     lora_dropout: float = 0.1
     lora_target_modules: str = ""  # comma-separated module names; "" = peft's default for the architecture
+    virtual_tokens: int = 20  # prompt-tuning: soft-prompt length in tokens
+    adapter_reduction: int = 16  # bottleneck adapters: hidden size / adapter size
+    pooling: str = "auto"  # classify from: auto | mean (mean-pooled token states) | cls (the model's own head, BERT: CLS pooler)
     seed: int = 42
     precision: str = "auto"  # auto: bf16 (or fp16) on CUDA for models of 100M+ parameters, else fp32
     device: str = "auto"  # auto | cpu | cuda | mps
@@ -76,12 +85,20 @@ class FinetuneConfig:
             raise UserError(f"Unknown dev set '{self.dev}'; choose one of: {', '.join(DEV_CHOICES)}.")
         if self.lora_r < 1 or self.lora_alpha <= 0 or not (0 <= self.lora_dropout < 1):
             raise UserError("LoRA needs a rank of at least 1, a positive alpha, and a dropout in [0, 1).")
+        if not (1 <= int(self.virtual_tokens) <= 512):
+            raise UserError(f"--virtual-tokens must be between 1 and 512 (got {self.virtual_tokens}).")
+        if not (1 <= int(self.adapter_reduction) <= 1024):
+            raise UserError(f"--adapter-reduction must be between 1 and 1024 (got {self.adapter_reduction}).")
+        if self.pooling not in POOLINGS:
+            raise UserError(f"Unknown pooling '{self.pooling}'; choose one of: {', '.join(POOLINGS)}.")
         if self.precision not in PRECISIONS:
             raise UserError(f"Unknown precision '{self.precision}'; choose one of: {', '.join(PRECISIONS)}.")
 
     @property
-    def learning_rate(self) -> float:
-        """The peak learning rate actually used."""
+    def learning_rate(self) -> float | None:
+        """The peak learning rate actually used (None for methods without gradient training)."""
+        if self.method in FROZEN_METHODS:
+            return None
         return float(self.lr) if self.lr is not None else DEFAULT_LR[self.method]
 
     def to_dict(self) -> dict:
@@ -119,6 +136,20 @@ class FinetuneResult:
 # ---- models and methods ----------------------------------------------------------------------
 
 
+def method_fits(method: str, role: str) -> bool:
+    """Whether a method can train a model of this role ("encoder" | "decoder")."""
+    return method not in (DECODER_ONLY if role == "encoder" else ENCODER_ONLY)
+
+
+def check_method_fits(config: FinetuneConfig) -> None:
+    """Refuse, in one sentence, a method that cannot train config.model (e.g. SetFit on a decoder)."""
+    role = models.describe(config.model).role
+    if not method_fits(config.method, role):
+        needs = "a decoder (a causal language model such as smollm2)" if role == "encoder" else "an encoder (a sentence encoder such as minilm)"
+        article = "an" if role == "encoder" else "a"
+        raise UserError(f"Method '{config.method}' needs {needs}, and {config.model} is {article} {role}.")
+
+
 def head_parameter_names(model) -> set[str]:
     """Names of the task head's parameters: everything outside the pretrained body (classifier/score, BERT's pooler is body)."""
     prefix = getattr(model, "base_model_prefix", "") + "."
@@ -137,11 +168,18 @@ def apply_method(model, config: FinetuneConfig):
             return get_peft_model(model, lora)
         except ValueError as e:
             raise UserError(f"LoRA could not be applied to this model: {str(e).splitlines()[0][:200]}") from e
-    if config.method == "full":
+    if config.method == "adapter":
+        from core import adapters
+
+        if not adapters.add_adapters(model.body, config.adapter_reduction):
+            raise UserError(f"No attention or feed-forward output projections were found in {config.model} to put adapters after.")
+        adapters.mark_trainable(model, model.base_model_prefix)
+        return model
+    if config.method in ("full", "setfit"):
         for p in model.parameters():
             p.requires_grad = True
         return model
-    head = head_parameter_names(model)
+    head = head_parameter_names(model) if config.method != "knn" else set()  # logreg trains what "head" trains
     for name, p in model.named_parameters():
         p.requires_grad = name in head or (config.method == "bitfit" and name.endswith(".bias"))
     return model
@@ -155,12 +193,31 @@ def count_parameters(model) -> ParameterCount:
     return ParameterCount(trainable=sum(n for n, g in seen.values() if g), total=sum(n for n, _ in seen.values()))
 
 
+def uses_mean_pooling(config: FinetuneConfig) -> bool:
+    """Whether the classifier reads mean-pooled token states (core.pooled) rather than the model's own classification head."""
+    from core import pooled
+
+    if config.method == "adapter":  # adapters live in core.pooled's classifier, whatever the encoder
+        return True
+    return config.pooling == "mean" or (config.pooling == "auto" and pooled.is_sentence_transformer(config.model))
+
+
 def build_model(config: FinetuneConfig, label_names: list[str], device: str = "cpu"):
     """A fresh classification model for config.model with the method applied (seeded head)."""
     from transformers import set_seed
 
     set_seed(config.seed)
-    model = models.load_for_classification(config.model, label_names, device)
+    if config.method in DECODER_ONLY:
+        from core import prompt_learning
+
+        return prompt_learning.build(config, models.load_tokenizer(config.model), device)
+    if uses_mean_pooling(config):
+        from core import pooled
+
+        # unit-length features cap the logits of a freshly initialised head, so gradient-trained heads read the raw mean
+        model = pooled.build(config.model, label_names, device, attention="sdpa", normalize=False)
+    else:
+        model = models.load_for_classification(config.model, label_names, device)
     return apply_method(model, config)
 
 
@@ -363,8 +420,20 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 def train(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: pd.DataFrame | None, eval_frame: pd.DataFrame,
           label_names: list[str], run: RunDir | None = None, stop: threading.Event | None = None,
           work_dir: Path | None = None, on_model_ready=None) -> FinetuneResult:
-    """Train with the HF Trainer, keep the best dev checkpoint, evaluate on eval_frame, save the model into run/model."""
+    """Train with the HF Trainer, keep the best dev checkpoint, evaluate on eval_frame, save the model into run/model.
+
+    logreg/knn/setfit train outside the Trainer (core.embeddings_clf) and ignore the dev set."""
     import tempfile
+
+    if config.method in FROZEN_METHODS or config.method == "setfit":
+        from core import embeddings_clf
+
+        fit = embeddings_clf.train_setfit if config.method == "setfit" else embeddings_clf.train_frozen
+        return fit(config, train_frame, eval_frame, label_names, run, stop, on_model_ready)
+    if config.method in DECODER_ONLY:
+        from core import prompt_learning
+
+        return prompt_learning.train(config, train_frame, eval_frame, label_names, run, stop, on_model_ready)
 
     import torch
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, PrinterCallback, TrainingArguments
@@ -477,6 +546,19 @@ def train(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: pd.DataF
 
 def save_model(trainer, tokenizer, label_names: list[str], config: FinetuneConfig, path: Path) -> None:
     """Weights as safetensors (for LoRA: the adapter and the head), tokenizer, labels and the base model name."""
+    from core import pooled
+
+    model = trainer.model
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if isinstance(inner, pooled.PooledClassifier):  # mean-pooled head: body (LoRA merged into a copy) + head.safetensors
+        from core import embeddings_clf
+
+        if hasattr(model, "merge_and_unload"):
+            import copy
+
+            inner = copy.deepcopy(model).merge_and_unload()
+        embeddings_clf.save(inner, tokenizer, label_names, config, path, save_body=True)
+        return
     tmp = path.with_name(f".{path.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     trainer.save_model(str(tmp))
@@ -499,6 +581,9 @@ def load_run_model(run_path: str | Path, device: str = "cpu"):
     model_dir = Path(run_path) / "model"
     if not (model_dir / "labels.json").exists():
         raise UserError(f"The run at {run_path} has no saved model (only finished fine-tuning runs have one).")
+    if (model_dir / "prompt_learning.json").exists():
+        raise UserError(f"{Path(run_path).name} taught a decoder to answer with label words; it has no classifier to show "
+                        "(open its base model instead).")
     try:
         label_names = json.loads((model_dir / "labels.json").read_text(encoding="utf-8"))
         base = json.loads((model_dir / "base_model.json").read_text(encoding="utf-8"))["model"]
@@ -508,7 +593,11 @@ def load_run_model(run_path: str | Path, device: str = "cpu"):
     labels = {"num_labels": len(label_names), "id2label": dict(enumerate(label_names)),
               "label2id": {n: i for i, n in enumerate(label_names)}}
     try:
-        if (model_dir / "adapter_config.json").exists():
+        if (model_dir / "pooling.json").exists():  # a mean-pooled classifier (core.pooled)
+            from core import pooled
+
+            model = pooled.load(model_dir, base, label_names)
+        elif (model_dir / "adapter_config.json").exists():
             from peft import PeftModel
 
             source = models._converted(models.resolve(base))

@@ -58,9 +58,9 @@ def test_efficiency_plan_builds_prompt_and_finetune_commands():
                                       max_train_seconds=30)
     cmds = dict(plan.commands())
     assert cmds["eff-prompt-4shot"][:1] == ["prompt"] and "--shots" in cmds["eff-prompt-4shot"]
-    ft = cmds["eff-ft-64"]
+    ft = cmds["eff-full-64"]
     assert ft[ft.index("--max-train-examples") + 1] == "64" and ft[ft.index("--max-train-seconds") + 1] == "30"
-    assert ft[-2:] == ["--out", "eff-ft-64"]
+    assert ft[-2:] == ["--out", "eff-full-64"]
 
 
 def test_efficiency_runs_each_command_and_prints_the_table(runs_dir, monkeypatch, capsys):
@@ -69,17 +69,18 @@ def test_efficiency_runs_each_command_and_prints_the_table(runs_dir, monkeypatch
     def fake_run(cmd, timeout, capture_output, text):
         name = cmd[cmd.index("--out") + 1]
         started.append(cmd[3])
-        if name.endswith("ft-64"):
+        if name.endswith("full-64"):
             return subprocess.CompletedProcess(cmd, 2, "", "error: out of time.")
         kind = "prompt" if cmd[3] == "prompt" else "finetune"
         make_run(runs_dir, name, 0.7, kind=kind, n_train_examples=int(name.rsplit("-", 1)[1].replace("shot", "")))
         return subprocess.CompletedProcess(cmd, 0, "", "")
 
     monkeypatch.setattr(cli_compare.subprocess, "run", fake_run)
-    assert main(["efficiency", "--train", "reviews", "--eval", "reviews", "--sizes", "16,64", "--shots", "0,4", "--prefix", "eff"]) == 0
+    assert main(["efficiency", "--train", "reviews", "--eval", "reviews", "--sizes", "16,64", "--shots", "0,4", "--methods", "full",
+                 "--prefix", "eff"]) == 0
     out = capsys.readouterr().out
     assert started == ["prompt", "prompt", "finetune", "finetune"]
-    assert "failed eff-ft-64: error: out of time." in out and "eff-ft-16" in out
+    assert "failed eff-full-64: error: out of time." in out and "eff-full-16" in out
 
 
 def test_efficiency_refuses_bad_counts(capsys):
