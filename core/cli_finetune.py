@@ -98,7 +98,7 @@ def cmd_finetune(args) -> int:
         train_ds, train_split = data.load_split(args.train, "train", args.text_col, args.label_col, seed=config.seed)
         eval_ds, eval_split = data.load_split(args.eval, "test", args.text_col, args.label_col, seed=config.seed)
         eval_frame = eval_ds.splits[eval_split]
-        label_names = list(train_ds.label_names) + [lab for lab in eval_ds.label_names if lab not in train_ds.label_names]
+        label_names = data.combined_labels(train_ds, eval_ds)
         train_frame, dev_frame, dev_description = finetune.choose_dev(config, train_ds, train_split, eval_frame)
         train_frame = finetune.cap_rows(train_frame, config.max_train_examples, config.seed)
         models.resolve(config.model)

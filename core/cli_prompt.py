@@ -89,7 +89,7 @@ def cmd_prompt(args) -> int:
     train_ds, train_split = data.load_split(args.train, "train", args.text_col, args.label_col)
     eval_ds, eval_split = data.load_split(args.eval, "test", args.text_col, args.label_col)
     train, eval_df = train_ds.splits[train_split], eval_ds.splits[eval_split]
-    labels = train_ds.label_names + [lab for lab in eval_ds.label_names if lab not in train_ds.label_names]
+    labels = data.combined_labels(train_ds, eval_ds)
     missing = set(eval_df["label"]) - set(train["label"])
     if missing and max(args.shots) > 0:
         print(f"note: the training data has no examples of: {', '.join(sorted(missing))}")
