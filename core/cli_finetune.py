@@ -72,7 +72,7 @@ def one_sentence(exc: BaseException) -> str:
 
 def cmd_finetune(args) -> int:
     """Load data, create the run folder (rank 0), train, evaluate, and write the run contract; failures end in status.json."""
-    from core import data, finetune, models
+    from core import data, evaluate, finetune, models
     from core.errors import UserError
     from core.runs import (
         RunDir,
@@ -135,10 +135,13 @@ def cmd_finetune(args) -> int:
             run.set_status("cancelled", error="Cancelled by the user.")
             print(f"cancelled; what was saved is kept in {run.path}", file=sys.stderr)
             return 1
+        below = evaluate.flag_below_majority(result.metrics, result.predictions["label"].tolist(), label_names)
         finish_with_metrics(run, result.metrics, result.predictions)
         m = result.metrics
         print(f"accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  ({m['n_examples']} examples, "
               f"{m['train_seconds']:.1f} s training, stopped by {m['stopped_by']})", flush=True)
+        if below:
+            print(f"warning: {below}", file=sys.stderr, flush=True)
         return 0
     except UserError as e:
         _mark(run, created or reserved_for_this_process(run.path), "failed", str(e))

@@ -6,6 +6,7 @@ process (the model is loaded once), named NAME-<k>shot-seed<s>."""
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from core.errors import UserError
@@ -126,7 +127,7 @@ def cmd_prompt(args) -> int:
 
 def run_one(config, run, train, eval_df, labels) -> None:
     """One prompting run with progress in status.json after every batch."""
-    from core import prompting, runs
+    from core import evaluate, prompting, runs
 
     started = time.time()
     run.set_status("running", progress=0.0, done=0, total=None)
@@ -140,7 +141,10 @@ def run_one(config, run, train, eval_df, labels) -> None:
         print(f"warning: {w}")
     run.write("demonstrations.json", {"demos": result.demos.to_dict(orient="records"), "warnings": result.warnings,
                                       "prefix_tokens": result.prefix_tokens, "example_prompt": result.example_prompt})
+    below = evaluate.flag_below_majority(result.metrics, result.predictions["label"].tolist(), labels)
     runs.finish_with_metrics(run, result.metrics, result.predictions)
+    if below:
+        print(f"warning: {run.name}: {below}", file=sys.stderr)
 
 
 def config_argv(config, shots: list[int], seeds: list[int], out: str) -> list[str]:

@@ -70,3 +70,23 @@ def test_existing_run_is_not_overwritten(tiny_llama_dir, runs_dir, capsys):
     (runs_dir / "taken" / "config.json").write_text("{}")
     assert main(_argv(tiny_llama_dir, "--out", "taken")) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_run_below_the_majority_class_prints_a_warning_and_flags_metrics(tiny_llama_dir, runs_dir, tmp_path, capsys):
+    """An evaluation file of one class (legitimate: training has three): always answering it scores macro-F1 1.0."""
+    one = tmp_path / "all-positive.csv"
+    one.write_text("text,label\n" + "".join(f"a lovely kettle number {i},positive\n" for i in range(12)))
+    assert main(_argv(tiny_llama_dir, "--eval", str(one), "--calibrate", "none", "--out", "flagged")) == 0
+    err = capsys.readouterr().err
+    assert "warning: flagged: macro-F1" in err and "does not beat the majority class" in err
+    metrics = json.loads((runs_dir / "flagged" / "metrics.json").read_text())
+    assert metrics["below_majority"] is True and metrics["majority_macro_f1"] == 1.0
+
+
+def test_run_above_the_majority_class_is_not_flagged(runs_dir):
+    from core import evaluate
+
+    metrics = {"macro_f1": 0.8, "accuracy": 0.8}
+    assert evaluate.flag_below_majority(metrics, ["a", "a", "a", "b"], ["a", "b"]) is None
+    assert metrics["below_majority"] is False and metrics["majority_accuracy"] == 0.75
+    assert metrics["majority_macro_f1"] == pytest.approx(0.4286, abs=1e-4)  # mean of F1 'a' 0.857 and 'b' 0 (never predicted)
