@@ -14,6 +14,7 @@ from core.errors import UserError
 
 def add_cli_args(sub) -> None:
     """Register the prompt subcommand."""
+    from core import prompting
     from core.cli import add_data_args
     from core.prompting import PromptConfig
 
@@ -28,7 +29,10 @@ def add_cli_args(sub) -> None:
     p.add_argument("--model", default="smollm2", help="causal LM: bundled 'smollm2' (default), a Hugging Face id or a local folder")
     p.add_argument("--shots", type=int, nargs="+", default=[0], metavar="K", help="demonstrations per prompt; several values make a grid")
     p.add_argument("--selection", choices=["random", "balanced", "nearest"], default=d.selection, help="how demonstrations are chosen")
-    p.add_argument("--calibrate", choices=["none", "contextual", "pmi"], default=d.calibration, help="calibration of label probabilities")
+    p.add_argument("--calibrate", choices=[prompting.AUTO, *prompting.CALIBRATIONS], default=d.calibration,
+                   help="calibration of label probabilities; auto (default) picks the best by macro-F1 on a slice of the training data")
+    p.add_argument("--template", choices=prompting.TEMPLATE_CHOICES, default=d.template,
+                   help="custom: the instruction and templates given; auto: the best of a few built-in wordings on a training slice")
     p.add_argument("--scoring", choices=["sum", "mean"], default=d.scoring, help="label log-likelihood: sum over its tokens, or mean")
     p.add_argument("--seed", type=int, nargs="+", default=[0], metavar="S", help="seed of demonstration choice; several values make a grid")
     p.add_argument("--instruction", default=flag(d.instruction), help="first line; {labels} = the label words ('\\n' = newline)")
@@ -66,7 +70,7 @@ def build_config(args: argparse.Namespace, shots: int, seed: int):
     return PromptConfig(model=args.model, instruction=unescape(args.instruction), example_template=unescape(args.example_template),
                         query_template=unescape(args.query_template), use_chat_template=args.chat,
                         label_words=parse_label_words(args.label_words), shots=shots, selection=args.selection,
-                        calibration=args.calibrate, scoring=args.scoring, seed=seed, batch_size=args.batch_size,
+                        calibration=args.calibrate, template=args.template, scoring=args.scoring, seed=seed, batch_size=args.batch_size,
                         max_eval_examples=args.max_eval_examples, device=args.device)
 
 
@@ -137,6 +141,9 @@ def run_one(config, run, train, eval_df, labels) -> None:
                        eta_seconds=prompting.eta_seconds(time.time() - started, done, total))
 
     result = prompting.run_prompting(config, train, eval_df, labels, progress)
+    if result.auto:
+        print(f"{run.name}: {prompting.describe_choice(result.auto)}")
+        run.write("config.json", {**run.config, **result.config.to_dict(), "method": f"{result.config.method} (auto)", "auto": result.auto})
     for w in result.warnings:
         print(f"warning: {w}")
     run.write("demonstrations.json", {"demos": result.demos.to_dict(orient="records"), "warnings": result.warnings,
@@ -150,6 +157,7 @@ def run_one(config, run, train, eval_df, labels) -> None:
 def config_argv(config, shots: list[int], seeds: list[int], out: str) -> list[str]:
     """The `prompt` CLI flags that reproduce a PromptConfig over a grid of shots and seeds (data flags not included)."""
     argv = ["--model", config.model, "--shots", *map(str, shots), "--selection", config.selection, "--calibrate", config.calibration,
+            "--template", config.template,
             "--scoring", config.scoring, "--seed", *map(str, seeds), f"--instruction={config.instruction}",
             f"--example-template={config.example_template}", f"--query-template={config.query_template}",
             "--batch-size", str(config.batch_size), f"--device={config.device}", f"--out={out}"]

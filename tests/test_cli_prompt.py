@@ -90,3 +90,17 @@ def test_run_above_the_majority_class_is_not_flagged(runs_dir):
     assert evaluate.flag_below_majority(metrics, ["a", "a", "a", "b"], ["a", "b"]) is None
     assert metrics["below_majority"] is False and metrics["majority_accuracy"] == 0.75
     assert metrics["majority_macro_f1"] == pytest.approx(0.4286, abs=1e-4)  # mean of F1 'a' 0.857 and 'b' 0 (never predicted)
+
+
+def test_auto_template_and_calibration_are_printed_and_recorded(tiny_llama_dir, runs_dir, capsys):
+    assert main(_argv(tiny_llama_dir, "--template", "auto", "--out", "auto")) == 0  # --calibrate auto is the default
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("auto: auto: template '"))
+    assert "training rows; candidates: category/contextual" in line
+    config = json.loads((runs_dir / "auto" / "config.json").read_text())
+    record = config["auto"]
+    assert record["requested"] == {"calibration": "auto", "template": "auto"}
+    assert config["calibration"] == record["calibration"] != "auto" and config["method"].endswith(f"+{record['calibration']} (auto)")
+    assert len(record["candidates"]) == 12 and record["slice_rows"] > 0
+    assert json.loads((runs_dir / "auto" / "metrics.json").read_text())["auto"] == record
+    assert "--template auto" in config["command"]
