@@ -124,12 +124,30 @@ class PromptConfig:
 # ---- templates and verbalizer ----------------------------------------------------------------
 
 
+def default_word(label: str) -> str:
+    """The word a label is answered with unless one is given: its name, underscores as spaces ('card_arrival' -> 'card arrival')."""
+    return " ".join(str(label).replace("_", " ").split()) or str(label)
+
+
+def is_opaque(word: str) -> bool:
+    """A label word that carries no meaning for a language model: a number ('0', '1.5'), an id like 'LABEL_3' or
+    'class-2', or a code with fewer than two letters ('A', 'B2', '-')."""
+    w = word.strip()
+    return bool(re.fullmatch(r"[-+]?\d+([.,]\d+)?", w) or re.fullmatch(r"[^\W\d_]+[ _-]?\d+", w)
+                or len(re.findall(r"[^\W\d_]", w)) < 2)
+
+
+def opaque_labels(config: PromptConfig, label_names: list[str]) -> list[str]:
+    """Labels whose word (given or default) is opaque, in label order."""
+    return [lab for lab, word in zip(label_names, verbalizer(config, label_names)) if is_opaque(word)]
+
+
 def verbalizer(config: PromptConfig, label_names: list[str]) -> list[str]:
     """The word each label is answered with, in label order; refuses unknown labels and two labels with one word."""
     unknown = sorted(set(config.label_words) - set(label_names))
     if unknown:
         raise UserError(f"Label words were given for labels the dataset does not have: {', '.join(unknown)}.")
-    words = [str(config.label_words.get(lab, lab)).strip() for lab in label_names]
+    words = [str(config.label_words.get(lab, default_word(lab))).strip() for lab in label_names]
     seen: dict[str, str] = {}
     for lab, word in zip(label_names, words):
         if word.lower() in seen:
@@ -211,11 +229,12 @@ def label_token_ids(tokenizer, parts: PromptParts) -> list[list[int]]:
 
 
 def check_label_words(config: PromptConfig, tokenizer, label_names: list[str]) -> list[str]:
-    """Warnings about the verbalizer: label words of several tokens, and labels whose words start with the same token."""
+    """Warnings about the verbalizer: opaque label words, words of several tokens, and labels whose words start with the same token."""
     words = verbalizer(config, label_names)
     parts = prompt_parts(config, tokenizer, words, pd.DataFrame({"text": [], "label": []}), label_names, "x")
     ids = label_token_ids(tokenizer, parts)
-    warnings = []
+    warnings = [f"Label word '{word}' ({lab}) is a number or code, not a word: the model cannot tell what it means."
+                for lab, word in zip(label_names, words) if is_opaque(word)]
     for lab, word, tok in zip(label_names, words, ids):
         if len(tok) > 1:
             pieces = " + ".join(repr(tokenizer.decode([t])) for t in tok)

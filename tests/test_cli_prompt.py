@@ -104,3 +104,15 @@ def test_auto_template_and_calibration_are_printed_and_recorded(tiny_llama_dir, 
     assert len(record["candidates"]) == 12 and record["slice_rows"] > 0
     assert json.loads((runs_dir / "auto" / "metrics.json").read_text())["auto"] == record
     assert "--template auto" in config["command"]
+
+
+def test_numeric_labels_print_one_line_naming_the_label_words_flag(tiny_llama_dir, runs_dir, tmp_path, capsys):
+    """SST-2 as a TSV has labels 0/1: the run warns once on stderr and says how to give words."""
+    tsv = tmp_path / "sst.tsv"
+    tsv.write_text("sentence\tlabel\n" + "".join(f"a film number {i}\t{i % 2}\n" for i in range(16)))
+    assert main(_argv(tiny_llama_dir, "--train", str(tsv), "--eval", str(tsv), "--calibrate", "none", "--out", "numeric")) == 0
+    lines = [x for x in capsys.readouterr().err.splitlines() if "label words" in x]
+    assert len(lines) == 1 and "0, 1 are numbers or codes" in lines[0] and "--label-words 0=WORD 1=WORD" in lines[0]
+    assert main(_argv(tiny_llama_dir, "--train", str(tsv), "--eval", str(tsv), "--calibrate", "none", "--out", "worded",
+                      "--label-words", "0=negative", "1=positive")) == 0
+    assert "label words" not in capsys.readouterr().err

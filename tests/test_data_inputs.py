@@ -190,3 +190,15 @@ def test_cli_refuses_a_one_class_train_file(tmp_path, runs_dir, capsys):
     one = _write(tmp_path, "one.csv", [(f"row {i}", "pos") for i in range(20)])
     assert main(["finetune", "--train", one, "--eval", "reviews", "--out", "never"]) == 2
     assert "one.csv has only one class ('pos')" in capsys.readouterr().err
+
+
+def test_hugging_face_class_label_names_become_the_labels(monkeypatch):
+    import datasets
+
+    features = datasets.Features({"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=["negative", "positive"])})
+    rows = {"sentence": [f"film {i}" for i in range(20)], "label": [i % 2 for i in range(20)]}
+    fake = datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows, features=features)})
+    monkeypatch.setattr(datasets, "load_dataset", lambda name: fake)
+    monkeypatch.setattr("core.models.hub_reachable", lambda: True)
+    ds = data.load_hub("someone/sst2")
+    assert ds.label_names == ["negative", "positive"]

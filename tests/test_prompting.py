@@ -247,3 +247,21 @@ def test_auto_with_too_little_training_data_falls_back_to_the_defaults(tiny_llam
                                      _train(), LABELS)
     assert result.auto["note"] and result.config.calibration == "contextual"
     assert result.config.query_template == prompting.DEFAULT_QUERY_TEMPLATE and result.metrics["n_examples"] == 10
+
+
+@pytest.mark.parametrize(("word", "opaque"), [("0", True), ("-1", True), ("2.5", True), ("LABEL_3", True), ("class-2", True), ("C1", True),
+                                              ("A", True), ("x", True), ("negative", False), ("no", False), ("Sci/Tech", False),
+                                              ("card arrival", False), ("5 stars", False)])
+def test_opaque_label_words_are_detected(word, opaque):
+    assert prompting.is_opaque(word) is opaque
+
+
+def test_default_label_words_turn_underscores_into_spaces_and_opaque_ones_are_named(tiny_llama_dir):
+    labels = ["card_arrival", "LABEL_1", "0"]
+    config = PromptConfig()
+    assert prompting.verbalizer(config, labels) == ["card arrival", "LABEL 1", "0"]
+    assert prompting.opaque_labels(config, labels) == ["LABEL_1", "0"]
+    assert prompting.opaque_labels(PromptConfig(label_words={"LABEL_1": "refund", "0": "other"}), labels) == []
+    tok = models.load_tokenizer(str(tiny_llama_dir))
+    notes = prompting.check_label_words(config, tok, labels)
+    assert "Label word '0' (0) is a number or code, not a word: the model cannot tell what it means." in notes
