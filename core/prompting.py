@@ -571,8 +571,10 @@ def selection_slice(train: pd.DataFrame, label_names: list[str], seed: int) -> t
 
 def choose_prompt(config: PromptConfig, train: pd.DataFrame, label_names: list[str]) -> tuple[PromptConfig, dict]:
     """Resolve 'auto' calibration/template: score each candidate template once on a stratified slice of the training data
-    (demonstrations drawn from the rest of it), read every calibration from that one pass, keep the best macro-F1 (ties:
-    the earlier candidate). Returns the resolved config and the record of the choice. The evaluation split is never read."""
+    (demonstrations drawn from the rest of it) and read every calibration from that one pass. The choice follows the
+    one-standard-error rule: the earliest candidate (the default wording and contextual calibration come first) whose
+    macro-F1 is within one binomial standard error of the best, since a slice of a few dozen rows cannot tell smaller
+    differences from noise. Returns the resolved config and the record of the choice. The evaluation split is never read."""
     calibrations = AUTO_CALIBRATIONS if config.calibration == AUTO else (config.calibration,)
     own = {k: getattr(config, k) for k in TEMPLATES["category"]}
     names = list(TEMPLATES) if config.template == AUTO else ["custom"]
@@ -589,7 +591,7 @@ def choose_prompt(config: PromptConfig, train: pd.DataFrame, label_names: list[s
             resolved = replace(resolved, **TEMPLATES["category"])
         return resolved, record
     y = slice_df["label"].tolist()
-    best = None
+    scored = []  # (macro-F1, template name, config), in candidate order
     for name in names:
         wording = own if name == "custom" else TEMPLATES[name]
         candidate = replace(config, **wording, calibration=calibrations[0], template="custom", max_eval_examples=None)
@@ -599,10 +601,13 @@ def choose_prompt(config: PromptConfig, train: pd.DataFrame, label_names: list[s
             m = evaluate.classification_metrics(y, pred, label_names)
             record["candidates"].append({"template": name, "calibration": c, "macro_f1": round(m["macro_f1"], 4),
                                          "accuracy": round(m["accuracy"], 4)})
-            if best is None or m["macro_f1"] > best[0]:
-                best = (m["macro_f1"], name, replace(candidate, calibration=c, max_eval_examples=config.max_eval_examples))
-    record.update(template=best[1], calibration=best[2].calibration, slice_macro_f1=round(best[0], 4))
-    return best[2], record
+            scored.append((m["macro_f1"], name, replace(candidate, calibration=c, max_eval_examples=config.max_eval_examples)))
+    top = max(f1 for f1, _, _ in scored)
+    standard_error = math.sqrt(top * (1 - top) / len(slice_df))
+    chosen = next(item for item in scored if item[0] >= top - standard_error)
+    record.update(template=chosen[1], calibration=chosen[2].calibration, slice_macro_f1=round(chosen[0], 4),
+                  best_slice_macro_f1=round(top, 4), standard_error=round(standard_error, 4))
+    return chosen[2], record
 
 
 def describe_choice(record: dict) -> str:
@@ -611,7 +616,8 @@ def describe_choice(record: dict) -> str:
         return f"auto: template '{record['template']}', calibration {record['calibration']} ({record['note']})."
     others = ", ".join(f"{c['template']}/{c['calibration']} {c['macro_f1']:.3f}" for c in record["candidates"])
     return (f"auto: template '{record['template']}', calibration {record['calibration']} (macro-F1 {record['slice_macro_f1']:.3f} "
-            f"on {record['slice_rows']} training rows; candidates: {others}).")
+            f"on {record['slice_rows']} training rows, best {record['best_slice_macro_f1']:.3f} ± {record['standard_error']:.3f}: "
+            f"the first candidate within one standard error wins; candidates: {others}).")
 
 
 # ---- preview and free-text answers ------------------------------------------------------------

@@ -96,7 +96,7 @@ def test_auto_template_and_calibration_are_printed_and_recorded(tiny_llama_dir, 
     assert main(_argv(tiny_llama_dir, "--template", "auto", "--out", "auto")) == 0  # --calibrate auto is the default
     out = capsys.readouterr().out
     line = next(x for x in out.splitlines() if x.startswith("auto: auto: template '"))
-    assert "training rows; candidates: category/contextual" in line
+    assert "training rows, best" in line and "candidates: category/contextual" in line
     config = json.loads((runs_dir / "auto" / "config.json").read_text())
     record = config["auto"]
     assert record["requested"] == {"calibration": "auto", "template": "auto"}
