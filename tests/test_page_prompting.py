@@ -107,3 +107,13 @@ def test_seventy_seven_labels_give_one_notice_and_the_run_button(tiny_llama_dir,
     notices = [e for e in at.expander if "Label words that need attention" in e.label]
     assert len(notices) == 1 and len(notices[0].text[0].value.splitlines()) > 10  # many multi-token words, one notice
     assert at.button(key="pr_run")  # reachable: nothing but the one notice stands between it and the prompt
+
+
+def test_results_show_what_auto_chose(tiny_llama_dir, runs_dir, _page):
+    assert main(["prompt", "--train", "reviews", "--eval", "reviews", "--model", str(tiny_llama_dir), "--template", "auto",
+                 "--max-eval-examples", "6", "--out", "auto-run"]) == 0
+    at = _page(tiny_llama_dir)
+    assert not at.exception and not at.error
+    chosen = [e for e in at.expander if e.label.startswith("Chosen automatically: template '")]
+    assert len(chosen) == 1 and "the first candidate within one standard error wins" in chosen[0].text[0].value
+    assert len(chosen[0].dataframe[0].value) == 12  # 4 templates x 3 calibrations, each with its slice macro-F1
