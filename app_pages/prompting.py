@@ -32,13 +32,25 @@ with left:
     query_template = st.text_area("Query template ({text}; the label word is scored right after it)", prompting.DEFAULT_QUERY_TEMPLATE,
                                   height=68, key=state.scoped("pr_query"))
     use_chat = st.checkbox("Wrap in the model's chat template", key=state.scoped("pr_chat"))
-    with st.expander("Label words (what the model should answer for each label)"):
-        cols = st.columns(min(len(label_names), 4))
-        label_words = {}
-        for i, lab in enumerate(label_names[:40]):
-            word = cols[i % len(cols)].text_input(lab, lab, key=state.scoped(f"pr_word_{i}"))
-            if word.strip() and word.strip() != lab:
-                label_words[lab] = word.strip()
+    auto_template = st.checkbox("Let the run choose the template", key=state.scoped("pr_template_auto"),
+                                help=f"auto: the best of {len(prompting.TEMPLATES)} built-in wordings ({', '.join(prompting.TEMPLATES)}) by "
+                                     "macro-F1 on a small stratified slice of the training data; the wording above is then not used")
+    opaque_box = st.container()
+    defaults = [prompting.default_word(lab) for lab in label_names]
+    opaque_defaults = any(prompting.is_opaque(w) for w in defaults)
+    with st.expander("Label words (what the model should answer for each label)", expanded=opaque_defaults):
+        # one table for all labels, keyed by the dataset so another dataset never inherits these words
+        edited = st.data_editor(pd.DataFrame({"label": label_names, "word": defaults}), hide_index=True, width="stretch",
+                                disabled=["label"], key=state.scoped("pr_words"),
+                                column_config={"label": st.column_config.TextColumn("label"),
+                                               "word": st.column_config.TextColumn("label word", help="what the model should answer")})
+    label_words = {lab: str(word).strip() for lab, word, default in zip(edited["label"], edited["word"], defaults)
+                   if word is not None and str(word).strip() and str(word).strip() != default}
+    opaque = [lab for lab, default in zip(label_names, defaults) if prompting.is_opaque(label_words.get(lab, default))]
+    if opaque:  # one warning, no dataset text in it (label names are listed as plain text under the preview)
+        opaque_box.warning(f"{len(opaque)} of {len(label_names)} label words are numbers or codes, so the model cannot tell what "
+                           "they mean and prompting lands near chance. Give each label a word that means something in the "
+                           "table below (e.g. 0 → negative, 1 → positive).", icon="⚠️")
 with right:
     st.subheader("Settings")
     model = state.model_choice("Model", "decoder", key="pr_model")
@@ -46,8 +58,11 @@ with right:
     shots_text = a.text_input("Shots (commas for a grid)", "4", key=state.scoped("pr_shots"), help="e.g. 0, 4, 8 runs three prompts side by side")
     seeds_text = b.text_input("Seeds (commas for a grid)", "0", key=state.scoped("pr_seeds"), help="several seeds show how much the choice of demos matters")
     selection = a.selectbox("Demonstrations", prompting.SELECTIONS, index=1, key=state.scoped("pr_selection"))
-    calibration = b.selectbox("Calibration", prompting.CALIBRATIONS, index=prompting.CALIBRATIONS.index(prompting.PromptConfig.calibration),
-                              key=state.scoped("pr_calibration"), help="contextual: divide by the probabilities the prompt gives a content-free input")
+    calibrations = (prompting.AUTO, *prompting.CALIBRATIONS)
+    calibration = b.selectbox("Calibration", calibrations, index=calibrations.index(prompting.PromptConfig.calibration), key=state.scoped("pr_calibration"),
+                              help="auto: the best of none / contextual / pmi by macro-F1 on a small stratified slice of the training "
+                                   "data (never the evaluation split); contextual: divide by the probabilities the prompt gives a "
+                                   "content-free input; pmi: subtract the label's log-probability after the bare answer cue")
     scoring = a.selectbox("Label scoring", prompting.SCORINGS, key=state.scoped("pr_scoring"), help="mean: length-normalised, for multi-token label words")
     eval_split = b.selectbox("Evaluation split", eval_splits, index=eval_splits.index("test") if "test" in eval_splits else 0, key=state.scoped("pr_split"))
     cap = st.number_input("Evaluate at most (0 = all rows)", 0, 100_000, 0, step=50, key=state.scoped("pr_cap"))
@@ -58,7 +73,7 @@ try:
     seeds_list = prompting.parse_int_list(seeds_text, "Seeds")
     config = prompting.PromptConfig(model=model, instruction=instruction, example_template=example_template, query_template=query_template,
                                     use_chat_template=use_chat, label_words=label_words, shots=shots_list[0], selection=selection,
-                                    calibration=calibration, scoring=scoring, seed=seeds_list[0], max_eval_examples=int(cap) or None)
+                                    calibration=calibration, template=prompting.AUTO if auto_template else "custom", scoring=scoring, seed=seeds_list[0], max_eval_examples=int(cap) or None)
     prompting.verbalizer(config, label_names)
 except UserError as e:
     state.show_error(e)
@@ -76,8 +91,9 @@ try:
 except Exception as e:
     state.show_error(e)
     st.stop()
-for warning in preview.warnings:
-    st.warning(state.plain(warning))
+if preview.warnings:  # one collapsed notice, however many labels (77 intents give dozens of lines)
+    with st.expander(f"⚠️ Label words that need attention ({len(preview.warnings)})"):
+        st.text("\n".join(preview.warnings))
 st.caption(f"True label: **{state.plain(example['label'])}** · {preview.n_tokens} tokens ({preview.prefix_tokens} in the shared prefix) · "
            f"scored continuations: {state.plain(', '.join(repr(c) for c in preview.continuations))}")
 st.code(preview.text, language=None, wrap_lines=True)
@@ -171,6 +187,11 @@ c3.metric("Examples", metrics.get("n_examples", 0))
 c4.metric("Examples / second", f"{metrics.get('examples_per_second') or 0:.1f}")
 st.caption(f"{config_saved.get('method', '')} · model {config_saved.get('model', '')} · scoring {config_saved.get('scoring', '')} · "
            f"{state.plain(config_saved.get('command', ''))}")
+if metrics.get("auto"):
+    with st.expander(f"Chosen automatically: template '{metrics['auto']['template']}', calibration {metrics['auto']['calibration']}"):
+        st.text(prompting.describe_choice(metrics["auto"]))
+        if metrics["auto"].get("candidates"):
+            st.dataframe(pd.DataFrame(metrics["auto"]["candidates"]), hide_index=True, width="stretch")
 left, right = st.columns([2, 3])
 with left:
     run_labels, matrix = metrics.get("labels", []), metrics.get("confusion_matrix", [])

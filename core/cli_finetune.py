@@ -81,7 +81,7 @@ def one_sentence(exc: BaseException) -> str:
 
 def cmd_finetune(args) -> int:
     """Load data, create the run folder (rank 0), train, evaluate, and write the run contract; failures end in status.json."""
-    from core import data, finetune, models
+    from core import data, evaluate, finetune, models
     from core.errors import UserError
     from core.runs import (
         RunDir,
@@ -108,7 +108,7 @@ def cmd_finetune(args) -> int:
         train_ds, train_split = data.load_split(args.train, "train", args.text_col, args.label_col, seed=config.seed)
         eval_ds, eval_split = data.load_split(args.eval, "test", args.text_col, args.label_col, seed=config.seed)
         eval_frame = eval_ds.splits[eval_split]
-        label_names = list(train_ds.label_names) + [lab for lab in eval_ds.label_names if lab not in train_ds.label_names]
+        label_names = data.combined_labels(train_ds, eval_ds)
         train_frame, dev_frame, dev_description = finetune.choose_dev(config, train_ds, train_split, eval_frame)
         train_frame = finetune.cap_rows(train_frame, config.max_train_examples, config.seed)
         models.resolve(config.model)
@@ -146,10 +146,13 @@ def cmd_finetune(args) -> int:
             run.set_status("cancelled", error=f"Cancelled by the user at {reached(run.status, 'finetune') or 'the start'}.")
             print(f"cancelled; what was saved is kept in {run.path}", file=sys.stderr)
             return 1
+        below = evaluate.flag_below_majority(result.metrics, result.predictions["label"].tolist(), label_names)
         finish_with_metrics(run, result.metrics, result.predictions)
         m = result.metrics
         print(f"accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  ({m['n_examples']} examples, "
               f"{m['train_seconds']:.1f} s training, stopped by {m['stopped_by']})", flush=True)
+        if below:
+            print(f"warning: {below}", file=sys.stderr, flush=True)
         return 0
     except UserError as e:
         _mark(run, created or reserved_for_this_process(run.path), "failed", str(e))

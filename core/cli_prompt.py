@@ -6,6 +6,7 @@ process (the model is loaded once), named NAME-<k>shot-seed<s>."""
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from core.errors import UserError
@@ -13,6 +14,7 @@ from core.errors import UserError
 
 def add_cli_args(sub) -> None:
     """Register the prompt subcommand."""
+    from core import prompting
     from core.cli import SEED, add_data_args, number
     from core.prompting import PromptConfig
 
@@ -27,7 +29,10 @@ def add_cli_args(sub) -> None:
     p.add_argument("--model", default="smollm2", help="causal LM: bundled 'smollm2' (default), a Hugging Face id or a local folder")
     p.add_argument("--shots", type=int, nargs="+", default=[0], metavar="K", help="demonstrations per prompt; several values make a grid")
     p.add_argument("--selection", choices=["random", "balanced", "nearest"], default=d.selection, help="how demonstrations are chosen")
-    p.add_argument("--calibrate", choices=["none", "contextual", "pmi"], default=d.calibration, help="calibration of label probabilities")
+    p.add_argument("--calibrate", choices=[prompting.AUTO, *prompting.CALIBRATIONS], default=d.calibration,
+                   help="calibration of label probabilities; auto (default) picks the best by macro-F1 on a slice of the training data")
+    p.add_argument("--template", choices=prompting.TEMPLATE_CHOICES, default=d.template,
+                   help="custom: the instruction and templates given; auto: the best of a few built-in wordings on a training slice")
     p.add_argument("--scoring", choices=["sum", "mean"], default=d.scoring, help="label log-likelihood: sum over its tokens, or mean")
     p.add_argument("--seed", type=SEED, nargs="+", default=[0], metavar="S", help="seed of demonstration choice; several values make a grid")
     p.add_argument("--instruction", default=flag(d.instruction), help="first line; {labels} = the label words ('\\n' = newline)")
@@ -65,7 +70,7 @@ def build_config(args: argparse.Namespace, shots: int, seed: int):
     return PromptConfig(model=args.model, instruction=unescape(args.instruction), example_template=unescape(args.example_template),
                         query_template=unescape(args.query_template), use_chat_template=args.chat,
                         label_words=parse_label_words(args.label_words), shots=shots, selection=args.selection,
-                        calibration=args.calibrate, scoring=args.scoring, seed=seed, batch_size=args.batch_size,
+                        calibration=args.calibrate, template=args.template, scoring=args.scoring, seed=seed, batch_size=args.batch_size,
                         max_eval_examples=args.max_eval_examples, device=args.device)
 
 
@@ -89,7 +94,13 @@ def cmd_prompt(args) -> int:
     train_ds, train_split = data.load_split(args.train, "train", args.text_col, args.label_col)
     eval_ds, eval_split = data.load_split(args.eval, "test", args.text_col, args.label_col)
     train, eval_df = train_ds.splits[train_split], eval_ds.splits[eval_split]
-    labels = train_ds.label_names + [lab for lab in eval_ds.label_names if lab not in train_ds.label_names]
+    labels = data.combined_labels(train_ds, eval_ds)
+    opaque = prompting.opaque_labels(configs[0], labels)
+    if opaque:
+        shown = ", ".join(opaque[:5]) + (f" and {len(opaque) - 5} more" if len(opaque) > 5 else "")
+        example = " ".join(f"{lab}=WORD" for lab in opaque[:2])
+        print(f"warning: the label words {shown} are numbers or codes, which the model cannot read as meanings; "
+              f"give label words that mean something with --label-words {example} (e.g. 0=negative).", file=sys.stderr)
     missing = set(eval_df["label"]) - set(train["label"])
     if missing and max(args.shots) > 0:
         print(f"note: the training data has no examples of: {', '.join(sorted(missing))}")
@@ -152,7 +163,7 @@ def join_process_group() -> int:
 
 def run_one(config, run, train, eval_df, labels) -> None:
     """One prompting run with progress in status.json after every batch."""
-    from core import prompting, runs
+    from core import evaluate, prompting, runs
 
     started = time.time()
     run.set_status("running", progress=0.0, done=0, total=None, of=len(eval_df))
@@ -162,16 +173,23 @@ def run_one(config, run, train, eval_df, labels) -> None:
                        eta_seconds=prompting.eta_seconds(time.time() - started, done, total))
 
     result = prompting.run_prompting(config, train, eval_df, labels, progress)
+    if result.auto:
+        print(f"{run.name}: {prompting.describe_choice(result.auto)}")
+        run.write("config.json", {**run.config, **result.config.to_dict(), "method": f"{result.config.method} (auto)", "auto": result.auto})
     for w in result.warnings:
         print(f"warning: {w}")
     run.write("demonstrations.json", {"demos": result.demos.to_dict(orient="records"), "warnings": result.warnings,
                                       "prefix_tokens": result.prefix_tokens, "example_prompt": result.example_prompt})
+    below = evaluate.flag_below_majority(result.metrics, result.predictions["label"].tolist(), labels)
     runs.finish_with_metrics(run, result.metrics, result.predictions)
+    if below:
+        print(f"warning: {run.name}: {below}", file=sys.stderr)
 
 
 def config_argv(config, shots: list[int], seeds: list[int], out: str) -> list[str]:
     """The `prompt` CLI flags that reproduce a PromptConfig over a grid of shots and seeds (data flags not included)."""
     argv = ["--model", config.model, "--shots", *map(str, shots), "--selection", config.selection, "--calibrate", config.calibration,
+            "--template", config.template,
             "--scoring", config.scoring, "--seed", *map(str, seeds), f"--instruction={config.instruction}",
             f"--example-template={config.example_template}", f"--query-template={config.query_template}",
             "--batch-size", str(config.batch_size), f"--device={config.device}", f"--out={out}"]

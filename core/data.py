@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -23,7 +24,9 @@ LABEL_COLUMNS = ("label", "labels", "category", "class", "intent", "sentiment", 
 SPLIT_COLUMNS = ("split", "subset", "fold")
 MAX_FILE_MB = float(os.environ.get("PFT_MAX_UPLOAD_MB", 50))  # larger files are refused before being read
 MAX_LABEL_CHARS = 100  # a longer "label" is almost surely a text column picked by mistake
-MAX_CLASSES = 200
+# Banking77 (77), CLINC150 (151) and large product or intent taxonomies (several hundred) stay well inside; a column with
+# more distinct values than this is an id or free text, not labels (and prompting scores every label for every example)
+MAX_CLASSES = 1000
 
 
 @dataclass
@@ -93,6 +96,7 @@ def read_table(data: bytes, filename: str) -> pd.DataFrame:
                 sep = delimiter(text.split("\n", 1)[0], suffix)
                 # the python engine refuses a bare CR inside a quoted cell, and old Mac files end lines with CR alone
                 text = text.replace("\r\n", "\n").replace("\r", "\n")
+                check_fields(text, sep, filename)
                 df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[""],
                                  on_bad_lines="error", engine="python")
             else:
@@ -108,6 +112,28 @@ def read_table(data: bytes, filename: str) -> pd.DataFrame:
     if len(set(df.columns)) != len(df.columns):
         raise UserError(f"{filename} has repeated column names: {', '.join(df.columns)}.")
     return df
+
+
+SEPARATOR_NAMES = {",": "comma", "\t": "tab", ";": "semicolon"}
+
+
+def check_fields(text: str, sep: str, filename: str) -> None:
+    """Refuse repeated header names and rows with more fields than the header (pandas would rename the one to 'text.1'
+    and silently take the first column of the other as an index, cutting texts at an unquoted comma)."""
+    rows = csv.reader(io.StringIO(text), delimiter=sep)
+    try:
+        header = [c.strip() for c in next(rows)]
+        repeated = sorted({c for c in header if header.count(c) > 1})
+        if repeated:
+            raise UserError(f"{filename} names the column '{repeated[0]}' more than once in its header; give every column its own name.")
+        for n, row in enumerate(rows, start=1):  # data rows, counted from 1
+            if len(row) > len(header):
+                raise UserError(
+                    f"Row {n} of {filename} has {len(row)} fields but the header has {len(header)}; a text probably contains an "
+                    f"unquoted {SEPARATOR_NAMES.get(sep, repr(sep))} (put such texts in double quotes)."
+                )
+    except csv.Error:
+        return  # malformed quoting: pandas reports it with its own message
 
 
 def delimiter(header: str, suffix: str) -> str:
@@ -152,8 +178,12 @@ def clean(df: pd.DataFrame, text_col: str, label_col: str, name: str) -> tuple[p
     out = pd.DataFrame({"text": df[text_col], "label": df[label_col]})
     for c in extra[:1]:
         out["split"] = df[c].astype(str).str.strip().str.lower().replace({"dev": "validation", "valid": "validation", "val": "validation", "eval": "test"})
-    if out["text"].map(lambda v: isinstance(v, (list, dict))).any():
-        raise UserError(f"The text column '{text_col}' holds lists or objects, not text.")
+    for col, values in ((text_col, out["text"]), (label_col, out["label"])):
+        nested = values.map(lambda v: isinstance(v, (list, tuple, dict, set, np.ndarray)))
+        if nested.any():
+            row = int(np.flatnonzero(nested.to_numpy())[0]) + 1
+            raise UserError(f"Row {row} of {name} holds a list or object in column '{col}' ({str(values[nested].iloc[0])[:40]}), "
+                            "not a single text or label; flatten that column first.")
     missing_label = out["label"].isna() | (out["label"].astype(str).str.strip() == "")
     if missing_label.all():
         raise UserError(f"Every row of {name} is missing its label in column '{label_col}'.")
@@ -194,6 +224,22 @@ def label_order(labels: pd.Series) -> list[str]:
     return values
 
 
+def check_classes(labels: list[str], name: str, label_col: str, min_classes: int = 2) -> list[str]:
+    """labels, unless there are fewer than min_classes or more than MAX_CLASSES of them (then one sentence)."""
+    if len(labels) < min_classes:
+        raise UserError(f"{name} has only one class ('{labels[0]}'); classification needs at least two.")
+    if len(labels) > MAX_CLASSES:
+        raise UserError(f"{name} has {len(labels)} distinct labels in column '{label_col}'; the limit is {MAX_CLASSES}, "
+                        "so it is probably not a label column.")
+    return labels
+
+
+def combined_labels(train_ds: Dataset, eval_ds: Dataset) -> list[str]:
+    """The training labels, then any only the evaluation data has; a run needs at least two of them in all."""
+    labels = list(train_ds.label_names) + [lab for lab in eval_ds.label_names if lab not in train_ds.label_names]
+    return check_classes(labels, f"{train_ds.name} and {eval_ds.name} together", eval_ds.label_col)
+
+
 def stratified_split(df: pd.DataFrame, fractions: dict[str, float], seed: int = 0) -> dict[str, pd.DataFrame]:
     """Split rows so every split keeps the label proportions (seeded); each class gets a row in each split when it can."""
     rng = np.random.default_rng(seed)
@@ -223,11 +269,7 @@ def from_frame(df: pd.DataFrame, name: str, source: str, text_col: str | None = 
     if text_col == label_col:
         raise UserError(f"The text and label columns are both '{text_col}'; name them with --text-col and --label-col.")
     rows, notes = clean(df, text_col, label_col, name)
-    labels = label_order(rows["label"])
-    if len(labels) < 2:
-        raise UserError(f"{name} has only one class ('{labels[0]}'); classification needs at least two.")
-    if len(labels) > MAX_CLASSES:
-        raise UserError(f"{name} has {len(labels)} distinct labels; the limit is {MAX_CLASSES}, so '{label_col}' is probably not a label column.")
+    labels = check_classes(label_order(rows["label"]), name, label_col)
     if "split" in rows:
         splits = {s: g.drop(columns="split").reset_index(drop=True) for s, g in rows.groupby("split", sort=False)}
     else:
@@ -329,11 +371,14 @@ def load_split(source: str, default_split: str, text_col: str | None = None, lab
             tc = detect_column(columns, TEXT_COLUMNS, "text", text_col)
             lc = detect_column(columns, LABEL_COLUMNS, "label", label_col)
             rows, notes = clean(df, tc, lc, path.name)
-            labels = label_order(rows["label"])
+            # one class is fine for an evaluation file (combined_labels checks the run's label set), never for training
+            labels = check_classes(label_order(rows["label"]), path.name, lc, 2 if default_split == "train" else 1)
             ds = finish(path.name, str(path), {default_split: rows}, labels, tc, lc, notes)
             split = default_split
     if split not in ds.splits:
         raise UserError(f"{ds.name} has no '{split}' split; it has: {', '.join(ds.split_names())}.")
+    if default_split == "train":
+        check_classes(label_order(ds.splits[split]["label"]), f"The '{split}' split of {ds.name}", ds.label_col)
     return ds, split
 
 

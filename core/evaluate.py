@@ -68,6 +68,18 @@ def majority_baseline(y_true: list[str], labels: list[str]) -> dict:
     return classification_metrics(list(y_true), baseline_predictions(y_true, "most_frequent"), labels)
 
 
+def flag_below_majority(metrics: dict, y_true: list[str], labels: list[str]) -> str | None:
+    """Record in metrics whether the run beats always answering the majority class on macro-F1 (below_majority,
+    majority_macro_f1, majority_accuracy); a warning sentence when it does not."""
+    majority = majority_baseline(y_true, labels)
+    below = bool(metrics["macro_f1"] <= majority["macro_f1"])
+    metrics.update(below_majority=below, majority_macro_f1=majority["macro_f1"], majority_accuracy=majority["accuracy"])
+    if not below:
+        return None
+    return (f"macro-F1 {metrics['macro_f1']:.3f} does not beat the majority class (always answering it scores macro-F1 "
+            f"{majority['macro_f1']:.3f}, accuracy {majority['accuracy']:.3f}); this run has not learned the task.")
+
+
 def predictions_frame(ids, texts, labels, probs: np.ndarray, label_names: list[str]) -> pd.DataFrame:
     """predictions.csv rows: id, text, label, pred, confidence, prob_<label> per label (probs: (N, C))."""
     probs = np.asarray(probs, dtype=float)

@@ -23,7 +23,7 @@ import math
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,8 @@ from core.errors import UserError
 
 SELECTIONS = ("random", "balanced", "nearest")
 CALIBRATIONS = ("none", "contextual", "pmi")
+AUTO = "auto"  # calibration and/or template chosen by macro-F1 on a stratified slice of the training data
+TEMPLATE_CHOICES = ("custom", AUTO)  # custom: the instruction and templates as given
 SCORINGS = ("sum", "mean")
 CONTENT_FREE = ("N/A", "", "[MASK]")  # Zhao et al. 2021: averaged content-free inputs for contextual calibration
 MAX_SHOTS = 64
@@ -44,6 +46,21 @@ CHAT_SENTINEL = "\u241fPROMPT\u241f"  # stands for the user message while the ch
 DEFAULT_INSTRUCTION = "Classify each text as one of: {labels}."
 DEFAULT_EXAMPLE_TEMPLATE = "Text: {text}\nCategory: {label}\n\n"
 DEFAULT_QUERY_TEMPLATE = "Text: {text}\nCategory:"
+
+# The candidates of --template auto: the default wording first (it wins ties), then three common alternatives.
+TEMPLATES = {
+    "category": {"instruction": DEFAULT_INSTRUCTION, "example_template": DEFAULT_EXAMPLE_TEMPLATE,
+                 "query_template": DEFAULT_QUERY_TEMPLATE, "use_chat_template": False},
+    "answer": {"instruction": "Read the text and answer with one of: {labels}.", "example_template": "Text: {text}\nAnswer: {label}\n\n",
+               "query_template": "Text: {text}\nAnswer:", "use_chat_template": False},
+    "plain": {"instruction": "", "example_template": "{text}\nLabel: {label}\n\n", "query_template": "{text}\nLabel:",
+              "use_chat_template": False},
+    "chat": {"instruction": DEFAULT_INSTRUCTION, "example_template": DEFAULT_EXAMPLE_TEMPLATE,
+             "query_template": DEFAULT_QUERY_TEMPLATE, "use_chat_template": True},
+}
+AUTO_CALIBRATIONS = ("contextual", "pmi", "none")  # in tie-break order (contextual was the fixed default before auto)
+SLICE_PER_CLASS = 16  # training rows per class scored to choose template and calibration ...
+SLICE_MAX = 128  # ... but no more than this in all (77 labels: 1 per class), and never more than half of a class
 
 Progress = Callable[[int, int], None]  # (examples scored, examples in all)
 
@@ -60,7 +77,8 @@ class PromptConfig:
     label_words: dict[str, str] = field(default_factory=dict)  # label -> word the model should say; others say their name
     shots: int = 0  # demonstrations in the prompt (0 = zero-shot)
     selection: str = "balanced"  # random | balanced (classes as equal as possible) | nearest (most similar train texts)
-    calibration: str = "contextual"  # none | contextual (divide by content-free probs) | pmi (subtract domain-conditional log-prob)
+    calibration: str = AUTO  # auto | none | contextual (divide by content-free probs) | pmi (subtract domain-conditional log-prob)
+    template: str = "custom"  # custom (the wording above) | auto (best of TEMPLATES on a training slice)
     scoring: str = "sum"  # sum of label-token log-probs, or mean (length-normalised, for multi-token label words)
     seed: int = 0  # demonstration choice and order
     batch_size: int = 8  # rows per forward pass (on CPU, 8 beat 32: smaller expanded caches)
@@ -78,8 +96,10 @@ class PromptConfig:
             raise UserError(f"The number of shots must be a whole number from 0 to {MAX_SHOTS}.")
         if self.selection not in SELECTIONS:
             raise UserError(f"Selection '{self.selection}' is unknown; choose one of: {', '.join(SELECTIONS)}.")
-        if self.calibration not in CALIBRATIONS:
-            raise UserError(f"Calibration '{self.calibration}' is unknown; choose one of: {', '.join(CALIBRATIONS)}.")
+        if self.calibration not in (AUTO, *CALIBRATIONS):
+            raise UserError(f"Calibration '{self.calibration}' is unknown; choose one of: {', '.join((AUTO, *CALIBRATIONS))}.")
+        if self.template not in TEMPLATE_CHOICES:
+            raise UserError(f"Template '{self.template}' is unknown; choose one of: {', '.join(TEMPLATE_CHOICES)}.")
         if self.scoring not in SCORINGS:
             raise UserError(f"Scoring '{self.scoring}' is unknown; choose one of: {', '.join(SCORINGS)}.")
         if not 1 <= self.batch_size <= 512:
@@ -106,12 +126,30 @@ class PromptConfig:
 # ---- templates and verbalizer ----------------------------------------------------------------
 
 
+def default_word(label: str) -> str:
+    """The word a label is answered with unless one is given: its name, underscores as spaces ('card_arrival' -> 'card arrival')."""
+    return " ".join(str(label).replace("_", " ").split()) or str(label)
+
+
+def is_opaque(word: str) -> bool:
+    """A label word that carries no meaning for a language model: a number ('0', '1.5'), an id like 'LABEL_3' or
+    'class-2', or a code with fewer than two letters ('A', 'B2', '-')."""
+    w = word.strip()
+    return bool(re.fullmatch(r"[-+]?\d+([.,]\d+)?", w) or re.fullmatch(r"[^\W\d_]+[ _-]?\d+", w)
+                or len(re.findall(r"[^\W\d_]", w)) < 2)
+
+
+def opaque_labels(config: PromptConfig, label_names: list[str]) -> list[str]:
+    """Labels whose word (given or default) is opaque, in label order."""
+    return [lab for lab, word in zip(label_names, verbalizer(config, label_names)) if is_opaque(word)]
+
+
 def verbalizer(config: PromptConfig, label_names: list[str]) -> list[str]:
     """The word each label is answered with, in label order; refuses unknown labels and two labels with one word."""
     unknown = sorted(set(config.label_words) - set(label_names))
     if unknown:
         raise UserError(f"Label words were given for labels the dataset does not have: {', '.join(unknown)}.")
-    words = [str(config.label_words.get(lab, lab)).strip() for lab in label_names]
+    words = [str(config.label_words.get(lab, default_word(lab))).strip() for lab in label_names]
     seen: dict[str, str] = {}
     for lab, word in zip(label_names, words):
         if word.lower() in seen:
@@ -193,11 +231,12 @@ def label_token_ids(tokenizer, parts: PromptParts) -> list[list[int]]:
 
 
 def check_label_words(config: PromptConfig, tokenizer, label_names: list[str]) -> list[str]:
-    """Warnings about the verbalizer: label words of several tokens, and labels whose words start with the same token."""
+    """Warnings about the verbalizer: opaque label words, words of several tokens, and labels whose words start with the same token."""
     words = verbalizer(config, label_names)
     parts = prompt_parts(config, tokenizer, words, pd.DataFrame({"text": [], "label": []}), label_names, "x")
     ids = label_token_ids(tokenizer, parts)
-    warnings = []
+    warnings = [f"Label word '{word}' ({lab}) is a number or code, not a word: the model cannot tell what it means."
+                for lab, word in zip(label_names, words) if is_opaque(word)]
     for lab, word, tok in zip(label_names, words, ids):
         if len(tok) > 1:
             pieces = " + ".join(repr(tokenizer.decode([t])) for t in tok)
@@ -473,6 +512,9 @@ class PromptResult:
     warnings: list[str]
     prefix_tokens: int
     example_prompt: str  # full prompt of the first evaluation example
+    config: PromptConfig | None = None  # the config that ran ('auto' resolved)
+    auto: dict | None = None  # what 'auto' chose and every candidate's score on the training slice
+    calibrated: dict[str, np.ndarray] = field(default_factory=dict)  # calibration -> (N, C) probabilities
 
 
 def eval_subset(eval_df: pd.DataFrame, max_examples: int | None) -> pd.DataFrame:
@@ -517,9 +559,15 @@ def all_sum(values: np.ndarray) -> np.ndarray:
 
 
 def run_prompting(config: PromptConfig, train: pd.DataFrame, eval_df: pd.DataFrame, label_names: list[str],
-                  progress: Progress | None = None) -> PromptResult:
-    """Classify eval_df by prompting: build prompts, score every label, calibrate, and compute the run's metrics."""
+                  progress: Progress | None = None, all_calibrations: bool = False) -> PromptResult:
+    """Classify eval_df by prompting: build prompts, score every label, calibrate, and compute the run's metrics.
+
+    'auto' calibration or template is first resolved on a slice of train (choose_prompt); all_calibrations also scores
+    the content-free and domain inputs of every calibration, so PromptResult.calibrated holds each one's probabilities."""
     started = time.perf_counter()
+    choice = None
+    if AUTO in (config.calibration, config.template):
+        config, choice = choose_prompt(config, train, label_names)
     tokenizer, model = load_model(config)
     words = verbalizer(config, label_names)
     warnings = check_label_words(config, tokenizer, label_names)
@@ -543,12 +591,10 @@ def run_prompting(config: PromptConfig, train: pd.DataFrame, eval_df: pd.DataFra
     first = prompt_parts(config, tokenizer, words, demos, label_names, texts[0] if texts else "x")
     label_ids = label_token_ids(tokenizer, first)
     queries = [encode(tokenizer, fill(config.query_template, t) + tail) for t in texts]
-    if config.calibration == "contextual":
-        extra_texts = [fill(config.query_template, cf) + tail for cf in CONTENT_FREE]
-    elif config.calibration == "pmi":
-        extra_texts = [domain_premise(config, tokenizer)]
-    else:
-        extra_texts = []
+    calibration_inputs = {"contextual": [fill(config.query_template, cf) + tail for cf in CONTENT_FREE],
+                          "pmi": [domain_premise(config, tokenizer)]}
+    wanted = [c for c in CALIBRATIONS if c != "none" and (all_calibrations or c == config.calibration)]
+    extra_texts = [t for c in wanted for t in calibration_inputs[c]]
     extra = [encode(tokenizer, t) for t in extra_texts]
     N, C, M = len(texts), len(label_names), len(extra)
     if nearest:  # every query has its own prefix: whole prompts per row, nothing cached
@@ -571,20 +617,90 @@ def run_prompting(config: PromptConfig, train: pd.DataFrame, eval_df: pd.DataFra
         extra_scores = extra_scores.reshape(N, M, C)  # per query
     else:
         extra_scores = extra_scores.reshape(1, M, C)
-    if config.calibration == "contextual":
-        probs = contextual_calibrate(softmax(main), softmax(extra_scores).mean(axis=1))
-    elif config.calibration == "pmi":
-        probs = pmi_calibrate(main, extra_scores[:, 0, :])
-    else:
-        probs = softmax(main)
+    calibrated, start = {"none": softmax(main)}, 0
+    for c in wanted:  # each calibration reads its own content-free / domain rows
+        own = extra_scores[:, start : start + len(calibration_inputs[c])]
+        start += len(calibration_inputs[c])
+        calibrated[c] = contextual_calibrate(calibrated["none"], softmax(own).mean(axis=1)) if c == "contextual" else pmi_calibrate(main, own[:, 0, :])
+    probs = calibrated[config.calibration]
     seconds = time.perf_counter() - started
     predictions = evaluate.predictions_frame(eval_df["id"], texts, eval_df["label"], probs, label_names)
     metrics = evaluate.classification_metrics(predictions["label"].tolist(), predictions["pred"].tolist(), label_names)
     metrics.update(seconds=round(seconds, 3), examples_per_second=round(N / seconds, 3) if seconds else None,
                    trainable_params=0, total_params=int(sum(p.numel() for p in model.parameters())),
                    prefix_tokens=len(prefix_ids), calibration=config.calibration, scoring=config.scoring, world_size=world)
+    if choice:
+        metrics["auto"] = choice
     example = (prefixes[0] + first.query) if texts else ""
-    return PromptResult(predictions, metrics, demos, warnings, len(prefix_ids), example)
+    return PromptResult(predictions, metrics, demos, warnings, len(prefix_ids), example, config, choice, calibrated)
+
+
+# ---- auto: template and calibration chosen on a training slice -------------------------------
+
+
+def selection_slice(train: pd.DataFrame, label_names: list[str], seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(slice, rest) of train: up to SLICE_PER_CLASS rows of every class (SLICE_MAX in all, at most half of a class), seeded."""
+    present = [lab for lab in label_names if (train["label"] == lab).sum() >= 2]
+    per_class = min(SLICE_PER_CLASS, max(1, SLICE_MAX // max(len(present), 1)))
+    rng = np.random.default_rng(seed)
+    picked: list[int] = []
+    for lab in present:
+        rows = np.flatnonzero((train["label"] == lab).to_numpy())
+        picked += rng.choice(rows, size=min(per_class, len(rows) // 2), replace=False).tolist()
+    chosen = np.zeros(len(train), dtype=bool)
+    chosen[picked] = True
+    return train[chosen].reset_index(drop=True), train[~chosen].reset_index(drop=True)
+
+
+def choose_prompt(config: PromptConfig, train: pd.DataFrame, label_names: list[str]) -> tuple[PromptConfig, dict]:
+    """Resolve 'auto' calibration/template: score each candidate template once on a stratified slice of the training data
+    (demonstrations drawn from the rest of it) and read every calibration from that one pass. The choice follows the
+    one-standard-error rule: the earliest candidate (the default wording and contextual calibration come first) whose
+    macro-F1 is within one binomial standard error of the best, since a slice of a few dozen rows cannot tell smaller
+    differences from noise. Returns the resolved config and the record of the choice. The evaluation split is never read."""
+    calibrations = AUTO_CALIBRATIONS if config.calibration == AUTO else (config.calibration,)
+    own = {k: getattr(config, k) for k in TEMPLATES["category"]}
+    names = list(TEMPLATES) if config.template == AUTO else ["custom"]
+    if "chat" in names and not getattr(load_model(config)[0], "chat_template", None):
+        names.remove("chat")
+    slice_df, rest = selection_slice(train, label_names, config.seed)
+    record = {"requested": {"calibration": config.calibration, "template": config.template}, "slice_rows": len(slice_df),
+              "slice_classes": int(slice_df["label"].nunique()) if len(slice_df) else 0, "seed": config.seed, "candidates": []}
+    if record["slice_classes"] < 2 or len(rest) < config.shots:
+        resolved = replace(config, calibration=calibrations[0], template="custom")
+        record.update(template="custom" if config.template != AUTO else "category", calibration=resolved.calibration,
+                      note="the training data is too small for a selection slice, so the defaults are used")
+        if config.template == AUTO:
+            resolved = replace(resolved, **TEMPLATES["category"])
+        return resolved, record
+    y = slice_df["label"].tolist()
+    scored = []  # (macro-F1, template name, config), in candidate order
+    for name in names:
+        wording = own if name == "custom" else TEMPLATES[name]
+        candidate = replace(config, **wording, calibration=calibrations[0], template="custom", max_eval_examples=None)
+        result = run_prompting(candidate, rest, slice_df, label_names, all_calibrations=len(calibrations) > 1)
+        for c in calibrations:
+            pred = [label_names[i] for i in result.calibrated[c].argmax(axis=1)]
+            m = evaluate.classification_metrics(y, pred, label_names)
+            record["candidates"].append({"template": name, "calibration": c, "macro_f1": round(m["macro_f1"], 4),
+                                         "accuracy": round(m["accuracy"], 4)})
+            scored.append((m["macro_f1"], name, replace(candidate, calibration=c, max_eval_examples=config.max_eval_examples)))
+    top = max(f1 for f1, _, _ in scored)
+    standard_error = math.sqrt(top * (1 - top) / len(slice_df))
+    chosen = next(item for item in scored if item[0] >= top - standard_error)
+    record.update(template=chosen[1], calibration=chosen[2].calibration, slice_macro_f1=round(chosen[0], 4),
+                  best_slice_macro_f1=round(top, 4), standard_error=round(standard_error, 4))
+    return chosen[2], record
+
+
+def describe_choice(record: dict) -> str:
+    """One line for the CLI and the page: what auto chose, on how many training rows, against what."""
+    if record.get("note"):
+        return f"auto: template '{record['template']}', calibration {record['calibration']} ({record['note']})."
+    others = ", ".join(f"{c['template']}/{c['calibration']} {c['macro_f1']:.3f}" for c in record["candidates"])
+    return (f"auto: template '{record['template']}', calibration {record['calibration']} (macro-F1 {record['slice_macro_f1']:.3f} "
+            f"on {record['slice_rows']} training rows, best {record['best_slice_macro_f1']:.3f} ± {record['standard_error']:.3f}: "
+            f"the first candidate within one standard error wins; candidates: {others}).")
 
 
 # ---- preview and free-text answers ------------------------------------------------------------

@@ -59,3 +59,16 @@ def test_a_short_run_writes_the_run_contract(runs_dir, tiny_bert_dir):
     assert metrics["trainable_params"] < metrics["total_params"] and metrics["n_examples"] > 0
     assert (run / "predictions.csv").exists() and (run / "model" / "model.safetensors").exists()
     assert not any(p.name.startswith(".ckpt-") for p in runs_dir.iterdir())  # checkpoints are cleaned up
+
+
+def test_run_that_does_not_beat_the_majority_class_is_flagged(runs_dir, tiny_bert_dir, tmp_path):
+    """An evaluation file of one class: the majority class scores macro-F1 1.0, so no run can beat it."""
+    one = tmp_path / "all-positive.csv"
+    one.write_text("text,label\n" + "".join(f"a lovely kettle number {i},positive\n" for i in range(12)))
+    out = cli("--train", "reviews", "--eval", str(one), "--model", str(tiny_bert_dir), "--method", "head", "--epochs", "1",
+              "--max-train-examples", "32", "--out", "flagged")
+    assert out.returncode == 0, out.stderr
+    warning = [line for line in out.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warning) == 1 and "does not beat the majority class" in warning[0]
+    metrics = json.loads((runs_dir / "flagged" / "metrics.json").read_text())
+    assert metrics["below_majority"] is True and metrics["majority_macro_f1"] == 1.0 and metrics["majority_accuracy"] == 1.0

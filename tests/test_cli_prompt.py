@@ -71,3 +71,49 @@ def test_existing_run_is_not_overwritten(tiny_llama_dir, runs_dir, capsys):
     (runs_dir / "taken" / "config.json").write_text("{}")
     assert main(_argv(tiny_llama_dir, "--out", "taken")) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_run_below_the_majority_class_prints_a_warning_and_flags_metrics(tiny_llama_dir, runs_dir, tmp_path, capsys):
+    """An evaluation file of one class (legitimate: training has three): always answering it scores macro-F1 1.0."""
+    one = tmp_path / "all-positive.csv"
+    one.write_text("text,label\n" + "".join(f"a lovely kettle number {i},positive\n" for i in range(12)))
+    assert main(_argv(tiny_llama_dir, "--eval", str(one), "--calibrate", "none", "--out", "flagged")) == 0
+    err = capsys.readouterr().err
+    assert "warning: flagged: macro-F1" in err and "does not beat the majority class" in err
+    metrics = json.loads((runs_dir / "flagged" / "metrics.json").read_text())
+    assert metrics["below_majority"] is True and metrics["majority_macro_f1"] == 1.0
+
+
+def test_run_above_the_majority_class_is_not_flagged(runs_dir):
+    from core import evaluate
+
+    metrics = {"macro_f1": 0.8, "accuracy": 0.8}
+    assert evaluate.flag_below_majority(metrics, ["a", "a", "a", "b"], ["a", "b"]) is None
+    assert metrics["below_majority"] is False and metrics["majority_accuracy"] == 0.75
+    assert metrics["majority_macro_f1"] == pytest.approx(0.4286, abs=1e-4)  # mean of F1 'a' 0.857 and 'b' 0 (never predicted)
+
+
+def test_auto_template_and_calibration_are_printed_and_recorded(tiny_llama_dir, runs_dir, capsys):
+    assert main(_argv(tiny_llama_dir, "--template", "auto", "--out", "auto")) == 0  # --calibrate auto is the default
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("auto: auto: template '"))
+    assert "training rows, best" in line and "candidates: category/contextual" in line
+    config = json.loads((runs_dir / "auto" / "config.json").read_text())
+    record = config["auto"]
+    assert record["requested"] == {"calibration": "auto", "template": "auto"}
+    assert config["calibration"] == record["calibration"] != "auto" and config["method"].endswith(f"+{record['calibration']} (auto)")
+    assert len(record["candidates"]) == 12 and record["slice_rows"] > 0
+    assert json.loads((runs_dir / "auto" / "metrics.json").read_text())["auto"] == record
+    assert "--template auto" in config["command"]
+
+
+def test_numeric_labels_print_one_line_naming_the_label_words_flag(tiny_llama_dir, runs_dir, tmp_path, capsys):
+    """SST-2 as a TSV has labels 0/1: the run warns once on stderr and says how to give words."""
+    tsv = tmp_path / "sst.tsv"
+    tsv.write_text("sentence\tlabel\n" + "".join(f"a film number {i}\t{i % 2}\n" for i in range(16)))
+    assert main(_argv(tiny_llama_dir, "--train", str(tsv), "--eval", str(tsv), "--calibrate", "none", "--out", "numeric")) == 0
+    lines = [x for x in capsys.readouterr().err.splitlines() if "label words" in x]
+    assert len(lines) == 1 and "0, 1 are numbers or codes" in lines[0] and "--label-words 0=WORD 1=WORD" in lines[0]
+    assert main(_argv(tiny_llama_dir, "--train", str(tsv), "--eval", str(tsv), "--calibrate", "none", "--out", "worded",
+                      "--label-words", "0=negative", "1=positive")) == 0
+    assert "label words" not in capsys.readouterr().err

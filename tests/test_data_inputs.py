@@ -40,10 +40,17 @@ GOOD_ROWS = [(f"review number {i} of the kettle", "pos" if i % 2 else "neg") for
         (csv_bytes(GOOD_ROWS[:6]), r"upload.csv has 6 usable rows; at least 10 are needed to make train and test splits."),
         (b"text\x00,label\nx,y\n", "contains NUL bytes"),
         (b'text,label\n"unclosed,pos\nmore,neg\n', r"upload.csv could not be parsed as csv"),
-        (b"text,text\na,b\n", r"No label column found among: text, text.1"),
+        (b"text,text,label\na,b,pos\n", r"upload.csv names the column 'text' more than once in its header; give every column its own name."),
+        (b"text,label\n" + b"".join(f"review {i}, with a comma {i},{'pos' if i % 2 else 'neg'}\n".encode() for i in range(20)),
+         r"Row 1 of upload.csv has 3 fields but the header has 2; a text probably contains an unquoted comma \(put such texts in double quotes\)."),
+        (b"text,label\n" + b"".join(f'"quoted {i}",{"pos" if i % 2 else "neg"}\n'.encode() for i in range(20)) + b"late, comma,pos\n",
+         r"Row 21 of upload.csv has 3 fields but the header has 2"),
+        (b"text,label\n" + b"".join(f"row {i},L{i}\n".encode() for i in range(1500)),
+         r"upload.csv has 1500 distinct labels in column 'label'; the limit is 1000, so it is probably not a label column."),
     ],
     ids=["empty", "blank", "header-only", "no-text-column", "no-label-column", "no-labels", "one-class", "latin-1", "utf-16",
-         "500-char-label", "all-texts-empty", "too-few-rows", "nul-bytes", "unclosed-quote", "repeated-columns"],
+         "500-char-label", "all-texts-empty", "too-few-rows", "nul-bytes", "unclosed-quote", "repeated-columns", "unquoted-commas",
+         "one-late-unquoted-comma", "1500-labels"],
 )
 def test_bad_upload_is_answered_by_its_message(raw, message):
     with pytest.raises(UserError, match=message):
@@ -92,7 +99,7 @@ def test_bare_carriage_returns_in_quoted_cells_load():
 
 def test_twelve_megabyte_upload_loads_under_the_default_limit(tmp_path):
     assert data.MAX_FILE_MB >= 50 or pytest.skip("PFT_MAX_UPLOAD_MB is set below 50 here")
-    line = "a fairly long product review that goes on about the kettle, the toaster and the delivery van {i},{label}\n"
+    line = "\"a fairly long product review that goes on about the kettle, the toaster and the delivery van {i}\",{label}\n"
     body = "".join(line.format(i=i, label=("pos", "neg", "neu")[i % 3]) for i in range(125_000))
     path = tmp_path / "big.csv"
     path.write_text("text,label\n" + body, encoding="utf-8")
@@ -109,3 +116,89 @@ def test_cli_answers_a_bad_file_with_one_sentence(tmp_path):
     out = subprocess.run([sys.executable, "-m", "core", "data", str(path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2
     assert out.stderr.strip() == "error: one-class.csv has only one class ('pos'); classification needs at least two."
+
+
+def test_many_real_labels_load():
+    """A 300-intent file (more than Banking77 or CLINC150) is a real label set, not an id column."""
+    rows = [(f"utterance {i} for intent {i % 300}", f"intent_{i % 300}") for i in range(3000)]
+    ds = data.load_upload(csv_bytes(rows), "intents.csv")
+    assert len(ds.label_names) == 300
+
+
+@pytest.mark.parametrize(
+    ("suffix", "frame", "message"),
+    [
+        (".parquet", {"text": [["a", "list"], ["b"]] * 10, "label": ["pos", "neg"] * 10},
+         r"Row 1 of cells.parquet holds a list or object in column 'text' \(\['a' 'list'\]\), not a single text or label"),
+        (".parquet", {"text": [f"row {i}" for i in range(20)], "label": [[i % 2] for i in range(20)]},
+         r"Row 1 of cells.parquet holds a list or object in column 'label' \(\[0\]\)"),
+        (".jsonl", {"text": [f"row {i}" for i in range(20)], "label": [{"a": i % 2} for i in range(20)]},
+         r"Row 1 of cells.jsonl holds a list or object in column 'label' \(\{'a': 0\}\)"),
+    ],
+    ids=["parquet-list-text", "parquet-list-label", "json-object-label"],
+)
+def test_list_and_object_cells_are_refused(tmp_path, suffix, frame, message):
+    import pandas as pd
+
+    path = tmp_path / f"cells{suffix}"
+    df = pd.DataFrame(frame)
+    df.to_parquet(path) if suffix == ".parquet" else df.to_json(path, orient="records", lines=True)
+    with pytest.raises(UserError, match=message):
+        data.load(str(path))
+
+
+def _write(tmp_path, name: str, rows: list[tuple[str, str]]) -> str:
+    path = tmp_path / name
+    path.write_bytes(csv_bytes(rows))
+    return str(path)
+
+
+def test_one_class_train_file_is_refused_but_one_class_eval_file_is_allowed(tmp_path):
+    one = _write(tmp_path, "one.csv", [(f"row {i}", "pos") for i in range(20)])
+    with pytest.raises(UserError, match=r"one.csv has only one class \('pos'\); classification needs at least two."):
+        data.load_split(one, "train")
+    eval_ds, split = data.load_split(one, "test")  # a test file of one class is legitimate when training has more
+    train_ds, _ = data.load_split(_write(tmp_path, "two.csv", GOOD_ROWS), "train")
+    assert data.combined_labels(train_ds, eval_ds) == ["neg", "pos"]
+    with pytest.raises(UserError, match="has only one class"):
+        data.combined_labels(eval_ds, eval_ds)
+
+
+def test_split_column_file_with_a_one_class_train_split_is_refused(tmp_path):
+    path = tmp_path / "splits.csv"
+    body = "".join(f"train row {i},pos,train\n" for i in range(10)) + "".join(f"test row {i},{'pos' if i % 2 else 'neg'},test\n" for i in range(10))
+    path.write_text("text,label,split\n" + body)
+    with pytest.raises(UserError, match=r"The 'train' split of splits.csv has only one class \('pos'\)"):
+        data.load_split(str(path), "train")
+
+
+@pytest.mark.parametrize("flag", ["--train", "--eval"])
+def test_cli_refuses_a_file_with_too_many_labels_on_train_and_eval(tmp_path, flag, capsys):
+    from core.cli import main
+
+    many = _write(tmp_path, "many.csv", [(f"row {i}", f"L{i}") for i in range(1500)])
+    argv = ["prompt", "--train", "reviews", "--eval", "reviews", "--model", "smollm2"]
+    argv[argv.index(flag) + 1] = many
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: many.csv has 1500 distinct labels in column 'label'; the limit is 1000, so it is probably not a label column."
+
+
+def test_cli_refuses_a_one_class_train_file(tmp_path, runs_dir, capsys):
+    from core.cli import main
+
+    one = _write(tmp_path, "one.csv", [(f"row {i}", "pos") for i in range(20)])
+    assert main(["finetune", "--train", one, "--eval", "reviews", "--out", "never"]) == 2
+    assert "one.csv has only one class ('pos')" in capsys.readouterr().err
+
+
+def test_hugging_face_class_label_names_become_the_labels(monkeypatch):
+    import datasets
+
+    features = datasets.Features({"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=["negative", "positive"])})
+    rows = {"sentence": [f"film {i}" for i in range(20)], "label": [i % 2 for i in range(20)]}
+    fake = datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows, features=features)})
+    monkeypatch.setattr(datasets, "load_dataset", lambda name: fake)
+    monkeypatch.setattr("core.models.hub_reachable", lambda: True)
+    ds = data.load_hub("someone/sst2")
+    assert ds.label_names == ["negative", "positive"]

@@ -69,3 +69,50 @@ def test_run_button_launches_a_background_job_and_shows_its_result(tiny_llama_di
     assert not at.exception
     assert at.selectbox(key=scoped(at, f"pr_result_run_{names[0]}")).value == names[0]  # the box shows the job that just ended
     assert json.loads((runs_dir / names[1] / "config.json").read_text())["max_eval_examples"] == 8
+
+
+def _dataset(labels: list[str], per_label: int = 4):
+    """A small Dataset with the given labels, split 70/15/15."""
+    import pandas as pd
+
+    from core import data
+
+    rows = [(f"example text {i} for {lab}", lab) for lab in labels for i in range(per_label)]
+    return data.from_frame(pd.DataFrame(rows, columns=["text", "label"]), "custom.csv", "custom.csv")
+
+
+def _open_with(open_page, model_dir, ds):
+    """The Prompting page on ds (the Hugging Face source leaves a dataset in the session as it is)."""
+    return open_page("app_pages/prompting.py", pr_model="other", pr_model_other=str(model_dir), ds_kind="Hugging Face", dataset=ds)
+
+
+def test_numeric_labels_get_one_warning_and_a_label_word_editor(tiny_llama_dir, runs_dir, open_page):
+    at = _open_with(open_page, tiny_llama_dir, _dataset(["0", "1"], per_label=10))
+    assert not at.exception and not at.error
+    assert len(at.warning) == 1 and "2 of 2 label words are numbers or codes" in at.warning[0].value
+    editors = [e for e in at.dataframe if list(e.value.columns) == ["label", "word"]]
+    assert len(editors) == 1 and editors[0].value["word"].tolist() == ["0", "1"]
+    notices = [e for e in at.expander if "Label words that need attention" in e.label]
+    assert len(notices) == 1 and "Label word '0' (0) is a number or code" in notices[0].text[0].value
+
+
+def test_seventy_seven_labels_give_one_notice_and_the_run_button(tiny_llama_dir, runs_dir, open_page):
+    intents = [f"intent_{chr(97 + i // 26)}{chr(97 + i % 26)}_request" for i in range(77)]
+    at = _open_with(open_page, tiny_llama_dir, _dataset(intents))
+    assert not at.exception and not at.error
+    assert len(at.warning) == 0  # the words mean something ("intent aa request"): no opaque warning
+    editors = [e for e in at.dataframe if list(e.value.columns) == ["label", "word"]]
+    assert editors[0].value["word"].tolist()[:2] == ["intent aa request", "intent ab request"]  # underscores as spaces
+    notices = [e for e in at.expander if "Label words that need attention" in e.label]
+    assert len(notices) == 1 and len(notices[0].text[0].value.splitlines()) > 10  # many multi-token words, one notice
+    assert at.button(key=scoped(at, "pr_run"))  # reachable: nothing but the one notice stands between it and the prompt
+
+
+def test_results_show_what_auto_chose(tiny_llama_dir, runs_dir, _page):
+    assert main(["prompt", "--train", "reviews", "--eval", "reviews", "--model", str(tiny_llama_dir), "--template", "auto",
+                 "--max-eval-examples", "6", "--out", "auto-run"]) == 0
+    at = _page(tiny_llama_dir)
+    assert not at.exception and not at.error
+    chosen = [e for e in at.expander if e.label.startswith("Chosen automatically: template '")]
+    assert len(chosen) == 1 and "the first candidate within one standard error wins" in chosen[0].text[0].value
+    assert len(chosen[0].dataframe[0].value) == 12  # 4 templates x 3 calibrations, each with its slice macro-F1

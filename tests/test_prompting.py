@@ -10,6 +10,7 @@ import pytest
 from core import models, prompting
 from core.errors import UserError
 from core.prompting import PromptConfig
+from tests.conftest import CORPUS
 
 
 @pytest.fixture(params=["sdpa", "eager"])
@@ -181,7 +182,7 @@ def test_config_validation_names_the_problem():
         prompting.verbalizer(PromptConfig(label_words={"negative": "bad", "neutral": "Bad"}), LABELS)
     assert prompting.verbalizer(PromptConfig(label_words={"negative": "bad"}), LABELS) == ["bad", "neutral", "positive"]
     assert PromptConfig(shots=8, selection="balanced", calibration="none").method == "8-shot balanced"
-    assert PromptConfig(shots=8).method == "8-shot balanced +contextual"  # calibrated by default
+    assert PromptConfig(shots=8).method == "8-shot balanced +auto"  # calibration chosen on a training slice by default
     assert PromptConfig(calibration="pmi").method == "zero-shot +pmi"
 
 
@@ -228,3 +229,94 @@ def test_run_prompting_end_to_end_with_calibration(tiny, tiny_bert_dir):
             assert seen[-1] == (6, 6) and {t for _, t in seen} == {6}  # examples, not rows (calibration rows not counted)
             assert [d for d, _ in seen] == sorted(d for d, _ in seen)
             assert len(result.demos) == 3
+
+
+def _bigger_train() -> pd.DataFrame:
+    texts = list(dict.fromkeys(" ".join(c.split()[:5]) for c in CORPUS))  # 9 distinct texts
+    rows = [(f"{t} {i}", LABELS[(i + k) % 3]) for k, t in enumerate(texts) for i in range(3)]
+    return pd.DataFrame({"id": [f"train-{i}" for i in range(len(rows))], "text": [r[0] for r in rows], "label": [r[1] for r in rows]})
+
+
+@pytest.mark.parametrize("selection", ["balanced", "nearest"])
+def test_all_calibrations_from_one_pass_equal_each_calibration_run_alone(tiny_llama_dir, tiny_bert_dir, selection):
+    name, train = str(tiny_llama_dir), _train()
+    eval_df = train.assign(id=[f"test-{i}" for i in range(len(train))])
+    common = dict(model=name, shots=2, selection=selection, batch_size=4, max_eval_examples=5, embedding_model=str(tiny_bert_dir))
+    together = prompting.run_prompting(PromptConfig(calibration="none", **common), train, eval_df, LABELS, all_calibrations=True)
+    assert set(together.calibrated) == {"none", "contextual", "pmi"}
+    for calibration in ("none", "contextual", "pmi"):
+        alone = prompting.run_prompting(PromptConfig(calibration=calibration, **common), train, eval_df, LABELS)
+        assert np.allclose(alone.calibrated[calibration], together.calibrated[calibration], atol=1e-6)
+        assert list(alone.calibrated) == (["none"] if calibration == "none" else ["none", calibration])
+
+
+def test_selection_slice_is_stratified_capped_and_seeded():
+    train = pd.DataFrame({"id": range(300), "text": [f"t{i}" for i in range(300)],
+                          "label": ["a"] * 200 + ["b"] * 90 + ["c"] * 9 + ["d"]})
+    part, rest = prompting.selection_slice(train, ["a", "b", "c", "d"], seed=3)
+    counts = part["label"].value_counts().to_dict()
+    assert counts == {"a": prompting.SLICE_PER_CLASS, "b": prompting.SLICE_PER_CLASS, "c": 4}  # c: at most half; d: one row, kept out
+    assert len(part) + len(rest) == 300 and not set(part["id"]) & set(rest["id"])
+    assert part.equals(prompting.selection_slice(train, ["a", "b", "c", "d"], seed=3)[0])
+    many = pd.DataFrame({"id": range(770), "text": [f"t{i}" for i in range(770)], "label": [f"l{i % 77}" for i in range(770)]})
+    part, _ = prompting.selection_slice(many, [f"l{i}" for i in range(77)], seed=0)
+    assert len(part) <= prompting.SLICE_MAX and part["label"].nunique() == 77
+
+
+def test_auto_chooses_on_a_training_slice_and_never_reads_the_evaluation_rows(tiny_llama_dir, monkeypatch):
+    train = _bigger_train()
+    eval_df = pd.DataFrame({"id": [f"test-{i}" for i in range(6)], "text": [f"held out text {i}" for i in range(6)], "label": LABELS * 2})
+    calls = []
+    original = prompting.run_prompting
+
+    def spy(config, train_rows, eval_rows, labels, progress=None, all_calibrations=False):
+        calls.append((config, set(train_rows["id"]), set(eval_rows["id"]), all_calibrations))
+        return original(config, train_rows, eval_rows, labels, progress, all_calibrations)
+
+    monkeypatch.setattr(prompting, "run_prompting", spy)
+    config = PromptConfig(model=str(tiny_llama_dir), shots=2, calibration="auto", template="auto", batch_size=8)
+    result = original(config, train, eval_df, LABELS)
+    assert len(calls) == len(prompting.TEMPLATES)  # one scoring pass per template; calibrations share it
+    for candidate, demo_pool, scored, all_calibrations in calls:
+        assert scored <= set(train["id"]) and not scored & set(eval_df["id"])  # the slice is training data
+        assert not scored & demo_pool  # slice rows are never demonstrations
+        assert all_calibrations and candidate.calibration != "auto" and candidate.template == "custom"
+    record = result.auto
+    assert len(record["candidates"]) == len(prompting.TEMPLATES) * len(prompting.AUTO_CALIBRATIONS)
+    top = max(c["macro_f1"] for c in record["candidates"])
+    first_close = next(c for c in record["candidates"] if c["macro_f1"] >= top - record["standard_error"])  # one-standard-error rule
+    assert record["best_slice_macro_f1"] == top and record["standard_error"] == pytest.approx((top * (1 - top) / 12) ** 0.5, abs=1e-4)
+    assert (record["template"], record["calibration"], record["slice_macro_f1"]) == (first_close["template"], first_close["calibration"],
+                                                                                   first_close["macro_f1"])
+    assert result.config.calibration == record["calibration"] and result.config.template == "custom"
+    assert result.config.query_template == prompting.TEMPLATES[record["template"]]["query_template"]
+    assert result.metrics["auto"] == record and result.metrics["calibration"] == record["calibration"]
+    assert record["slice_rows"] == 3 * 4 and record["slice_classes"] == 3  # 9 rows per class: at most half (4) each
+    again = original(config, train, eval_df, LABELS)
+    assert again.auto == record  # seeded
+
+
+def test_auto_with_too_little_training_data_falls_back_to_the_defaults(tiny_llama_dir):
+    train = _train().iloc[[0, 3, 6]]  # one row per class: nothing can be held out
+    result = prompting.run_prompting(PromptConfig(model=str(tiny_llama_dir), calibration="auto", template="auto"), train,
+                                     _train(), LABELS)
+    assert result.auto["note"] and result.config.calibration == "contextual"
+    assert result.config.query_template == prompting.DEFAULT_QUERY_TEMPLATE and result.metrics["n_examples"] == 10
+
+
+@pytest.mark.parametrize(("word", "opaque"), [("0", True), ("-1", True), ("2.5", True), ("LABEL_3", True), ("class-2", True), ("C1", True),
+                                              ("A", True), ("x", True), ("negative", False), ("no", False), ("Sci/Tech", False),
+                                              ("card arrival", False), ("5 stars", False)])
+def test_opaque_label_words_are_detected(word, opaque):
+    assert prompting.is_opaque(word) is opaque
+
+
+def test_default_label_words_turn_underscores_into_spaces_and_opaque_ones_are_named(tiny_llama_dir):
+    labels = ["card_arrival", "LABEL_1", "0"]
+    config = PromptConfig()
+    assert prompting.verbalizer(config, labels) == ["card arrival", "LABEL 1", "0"]
+    assert prompting.opaque_labels(config, labels) == ["LABEL_1", "0"]
+    assert prompting.opaque_labels(PromptConfig(label_words={"LABEL_1": "refund", "0": "other"}), labels) == []
+    tok = models.load_tokenizer(str(tiny_llama_dir))
+    notes = prompting.check_label_words(config, tok, labels)
+    assert "Label word '0' (0) is a number or code, not a word: the model cannot tell what it means." in notes
