@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import charts, cli_prompt, evaluate, jobs, prompting, runs
+from core import charts, cli_prompt, evaluate, jobs, prompting, runs, verdict
 from core.errors import UserError
 from ui import state
 
@@ -185,6 +185,8 @@ c1.metric("Accuracy", f"{metrics.get('accuracy', 0):.3f}")
 c2.metric("Macro-F1", f"{metrics.get('macro_f1', 0):.3f}")
 c3.metric("Examples", metrics.get("n_examples", 0))
 c4.metric("Examples / second", f"{metrics.get('examples_per_second') or 0:.1f}")
+for warning in verdict.run_warnings(chosen, config_saved, metrics):  # e.g. no better than always answering the majority label
+    st.warning(state.plain(warning))
 st.caption(f"{config_saved.get('method', '')} · model {config_saved.get('model', '')} · scoring {config_saved.get('scoring', '')} · "
            f"{state.plain(config_saved.get('command', ''))}")
 if metrics.get("auto"):

@@ -116,3 +116,16 @@ def test_results_show_what_auto_chose(tiny_llama_dir, runs_dir, _page):
     chosen = [e for e in at.expander if e.label.startswith("Chosen automatically: template '")]
     assert len(chosen) == 1 and "the first candidate within one standard error wins" in chosen[0].text[0].value
     assert len(chosen[0].dataframe[0].value) == 12  # 4 templates x 3 calibrations, each with its slice macro-F1
+
+
+def test_a_result_below_the_majority_class_is_flagged(tiny_llama_dir, runs_dir, _page):
+    """Issue 9 item 4: the Prompting page's result says when a run does not beat always answering the majority label."""
+    from tests.compare_fixtures import make_run
+
+    make_run(runs_dir, "always-wrong", 0.0, kind="prompt")
+    at = _page(tiny_llama_dir)
+    assert not at.exception
+    assert any("'always-wrong' does not beat the majority baseline" in w.value for w in at.warning)
+    make_run(runs_dir, "always-right", 1.0, kind="prompt")
+    at = _page(tiny_llama_dir)
+    assert not any("does not beat the majority baseline" in w.value for w in at.warning)  # the newest run is shown first
