@@ -1,5 +1,5 @@
 """Accuracy, not speed: the fixed prompting defaults (category template, contextual calibration) against
---calibrate auto --template auto, with the bundled SmolLM2 on the shared SST-2 and AG News dev sets, zero- and 4-shot.
+the default (--calibrate auto) and --calibrate auto --template auto, with the bundled SmolLM2 on the shared SST-2 and AG News dev sets, zero- and 4-shot.
 
 Auto chooses on a stratified slice of the TRAINING file only (never the dev rows scored here). Dev rows: a fixed
 random subset (eval_subset, seed 0) of --limit rows, the same for every arm. Prints one table row per
@@ -32,6 +32,7 @@ def main() -> int:
     parser.add_argument("--shots", type=int, nargs="+", default=[0, 4])
     parser.add_argument("--sets", nargs="+", default=list(SETS))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--arms", nargs="+", default=["before", "default", "auto"], help="which arms to run: before, default, auto")
     args = parser.parse_args()
     import torch
 
@@ -51,9 +52,10 @@ def main() -> int:
             labels = data.combined_labels(train_ds, dev_ds)
             train, dev = train_ds.splits["train"], prompting.eval_subset(dev_ds.splits["test"], args.limit)
             majority = evaluate.majority_baseline(dev["label"].tolist(), labels)["accuracy"]
-            arms = {"before (category, contextual)": dict(calibration="contextual", template="custom"),
-                    "after (auto, auto)": dict(calibration="auto", template="auto")}
-            for arm, settings in arms.items():
+            arms = {"before": ("before (category, contextual)", dict(calibration="contextual", template="custom")),
+                    "default": ("default (category, auto calibration)", dict(calibration="auto", template="custom")),
+                    "auto": ("after (auto, auto)", dict(calibration="auto", template="auto"))}
+            for arm, settings in (arms[a] for a in args.arms):
                 config = prompting.PromptConfig(shots=shots, label_words=words, batch_size=16, **settings)
                 started = time.perf_counter()
                 result = prompting.run_prompting(config, train, dev, labels)
