@@ -93,7 +93,14 @@ class SoftPromptBody:
 
         B, V = input_ids.shape[0], self.prompt.shape[0]
         embeds = torch.cat([self.prompt.unsqueeze(0).expand(B, -1, -1).to(self.lm.dtype), self.lm.get_input_embeddings()(input_ids)], 1)
-        mask = torch.cat([torch.ones(B, V, dtype=attention_mask.dtype, device=attention_mask.device), attention_mask], 1)
+        if attention_mask.dim() == 4:  # label tries: an additive (B, 1, T, S) mask; the soft prompt sees itself causally, every row sees it
+            T, S, low = attention_mask.shape[2], attention_mask.shape[3], torch.finfo(attention_mask.dtype).min
+            own = torch.full((V, V), low, dtype=attention_mask.dtype, device=attention_mask.device).triu(1)  # (V, V)
+            top = torch.cat([own, torch.full((V, S), low, dtype=own.dtype, device=own.device)], 1).expand(B, 1, V, V + S)
+            rows = torch.cat([torch.zeros(B, 1, T, V, dtype=own.dtype, device=own.device), attention_mask], 3)  # (B, 1, T, V + S)
+            mask = torch.cat([top, rows], 2)  # (B, 1, V + T, V + S)
+        else:
+            mask = torch.cat([torch.ones(B, V, dtype=attention_mask.dtype, device=attention_mask.device), attention_mask], 1)
         positions = torch.cat([torch.arange(V, device=position_ids.device).expand(B, V), position_ids + V], 1)
         out = self.lm.base_model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=False)
         return BaseModelOutput(last_hidden_state=out.last_hidden_state[:, V:])

@@ -205,7 +205,7 @@ def test_the_demo(page, app_url):
         demo.settle()
         # the Results box switches to the run that just finished
         assert f"prompt-{shots}shot-" in demo.selected("Run")
-        expect(demo.main()).to_contain_text(re.compile(r"zero-shot( \+\w+)? · model smollm2") if shots == 0 else f"{shots}-shot")
+        expect(demo.main()).to_contain_text(re.compile(r"zero-shot( \+\w+)?( \(auto\))? · model smollm2") if shots == 0 else f"{shots}-shot")
         assert demo.metric("Examples") == EVAL_CAP
         assert 0.0 <= demo.metric("Accuracy") <= 1.0
         assert demo.main().locator("[data-testid='stVegaLiteChart']").count() >= 1  # the confusion matrix
