@@ -1,1 +1,0 @@
-"""UI-side helpers shared by the pages: session state, cached models, error display. Only pages import this."""
