@@ -19,7 +19,7 @@ from tests.app_server import CHROMIUM, LOCAL_HOSTS, ROOT, serve_app
 ARTIFACTS = ROOT / "artifacts" / "e2e"
 README_SHOTS = ROOT / "docs" / "screenshots"
 README_STEPS = {"01-data": "data.png", "02-tokenization": "tokenization.png", "04-prompt-few-shot": "prompting.png",
-                "05-finetune-done": "finetune.png", "06-compare": "compare.png", "07-attention": "attention.png"}
+                "05-finetune-done": "finetune.png", "06-compare-verdict": "compare.png", "07-attention": "attention.png"}
 SLOW_STEP_MS = 420_000  # one prompt or fine-tune run on 2 shared CPUs, with model loading
 EVAL_CAP = 20  # rows of the test split each prompt run scores (quick on 2 CPUs; Compare joins runs on these rows)
 FINETUNE_SECONDS = 45  # the fine-tune's time bound
@@ -226,6 +226,10 @@ def test_the_demo(page, app_url):
     expect(table).to_be_visible()
     expect(demo.main()).to_contain_text(f"{EVAL_CAP} examples")
     assert demo.main().locator("[data-testid='stVegaLiteChart']").count() >= 3
+    expect(demo.main()).to_contain_text("Verdict:")  # the answer opens the page (the README's picture)
+    demo.page.locator("h1").first.scroll_into_view_if_needed()
+    demo.settle()
+    demo.shot("06-compare-verdict")
     # an error case: the first disagreement/error cell that holds examples (which one depends on the runs' luck)
     demo.main().get_by_text(re.compile(r"^(only A right|only B right|both wrong) \([1-9]\d*\)")).first.click()
     demo.settle()
