@@ -7,7 +7,6 @@ import os
 import signal
 import sys
 import threading
-import traceback
 
 
 def add_cli_args(sub) -> None:
@@ -47,7 +46,7 @@ def add_cli_args(sub) -> None:
 def cmd_continual(args) -> int:
     """Validate, create the run folder, train task by task (saving each step), and print the matrix and transfer."""
     from core import continual, models
-    from core.cli_finetune import _mark, one_sentence
+    from core.cli_finetune import _mark, report_crash
     from core.errors import UserError
     from core.runs import command_line, finish_with_metrics, new_run_name, reserved_for_this_process, resolve_out
 
@@ -113,12 +112,4 @@ def cmd_continual(args) -> int:
         _mark(run, created, "cancelled", "Interrupted.")
         raise
     except Exception as e:
-        sentence = one_sentence(e)
-        if run.path.is_dir():
-            try:
-                (run.path / "traceback.txt").write_text("".join(traceback.format_exception(e)), encoding="utf-8")
-            except OSError:
-                pass
-        _mark(run, created or reserved_for_this_process(run.path), "failed", sentence)
-        print(f"error: {sentence}", file=sys.stderr)
-        return 1
+        return report_crash(run, created or reserved_for_this_process(run.path), e)

@@ -161,15 +161,21 @@ def cmd_finetune(args) -> int:
         _mark(run, created, "cancelled", f"Interrupted at {reached(run.status, 'finetune') or 'the start'}.")
         raise
     except Exception as e:
-        sentence = one_sentence(e)
-        if main_rank and run.path.is_dir():
-            try:
-                (run.path / "traceback.txt").write_text("".join(traceback.format_exception(e)), encoding="utf-8")
-            except OSError:
-                pass
-        _mark(run, created or reserved_for_this_process(run.path), "failed", sentence)
-        print(f"error: {sentence}", file=sys.stderr)
-        return 1
+        return report_crash(run, created or reserved_for_this_process(run.path), e, main_rank)
+
+
+def report_crash(run, ours: bool, exc: BaseException, main_rank: bool = True) -> int:
+    """An unexpected exception: its traceback in the run folder, the run failed with one sentence, that sentence on
+    stderr; returns exit status 1."""
+    sentence = one_sentence(exc)
+    if main_rank and run.path.is_dir():
+        try:
+            (run.path / "traceback.txt").write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+        except OSError:
+            pass
+    _mark(run, ours, "failed", sentence)
+    print(f"error: {sentence}", file=sys.stderr)
+    return 1
 
 
 def _mark(run, ours: bool, state: str, error: str) -> None:
