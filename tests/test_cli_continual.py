@@ -78,3 +78,20 @@ def test_lora_per_task_saves_an_adapter_per_step(runs_dir, tiny_bert_dir):
     assert out.returncode == 0, out.stderr
     for step in (1, 2):
         assert (runs_dir / "lora-seq" / "steps" / str(step) / "model" / "adapter_config.json").exists()
+
+
+def test_a_crash_fails_the_run_with_one_sentence_and_keeps_the_traceback(runs_dir, tiny_bert_dir, monkeypatch, capsys):
+    """An unexpected error mid-run: exit status 1, status 'failed' with one sentence, the traceback kept in the folder."""
+    from core import continual
+    from core.cli import main
+    from core.runs import RunDir
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(continual, "run_sequence", boom)
+    assert main(["continual", "--model", str(tiny_bert_dir), "--max-train-examples", "8", "--out", "crashed"]) == 1
+    run = RunDir(runs_dir / "crashed")
+    assert run.status["state"] == "failed" and run.status["error"] == "Training crashed (RuntimeError: boom)."
+    assert "RuntimeError: boom" in (run.path / "traceback.txt").read_text()
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "error: Training crashed (RuntimeError: boom)."
