@@ -156,18 +156,24 @@ def head_parameter_names(model) -> set[str]:
     return {n for n, _ in model.named_parameters() if not n.startswith(prefix)}
 
 
+def with_lora(model, config: FinetuneConfig, task_type: str):
+    """model wrapped in peft LoRA adapters from the config's rank, alpha, dropout and target modules (task_type: peft's
+    TaskType name, SEQ_CLS or CAUSAL_LM); a model peft cannot adapt is one sentence."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    targets = [t.strip() for t in config.lora_target_modules.split(",") if t.strip()] or None
+    lora = LoraConfig(task_type=TaskType[task_type], r=config.lora_r, lora_alpha=config.lora_alpha,
+                      lora_dropout=config.lora_dropout, target_modules=targets)
+    try:
+        return get_peft_model(model, lora)
+    except ValueError as e:
+        raise UserError(f"LoRA could not be applied to this model: {str(e).splitlines()[0][:200]}") from e
+
+
 def apply_method(model, config: FinetuneConfig):
     """Freeze what the method leaves fixed (or wrap in LoRA); returns the model to train."""
     if config.method == "lora":
-        from peft import LoraConfig, TaskType, get_peft_model
-
-        targets = [t.strip() for t in config.lora_target_modules.split(",") if t.strip()] or None
-        lora = LoraConfig(task_type=TaskType.SEQ_CLS, r=config.lora_r, lora_alpha=config.lora_alpha,
-                          lora_dropout=config.lora_dropout, target_modules=targets)
-        try:
-            return get_peft_model(model, lora)
-        except ValueError as e:
-            raise UserError(f"LoRA could not be applied to this model: {str(e).splitlines()[0][:200]}") from e
+        return with_lora(model, config, "SEQ_CLS")
     if config.method == "adapter":
         from core import adapters
 

@@ -26,6 +26,7 @@ from core.finetune import (
     make_progress_callback,
     precision_flags,
     version_flags,
+    with_lora,
 )
 from core.runs import RunDir
 
@@ -136,19 +137,13 @@ def score(model, prompted: Prompted, texts: list[str], max_length: int, batch_si
 def build(config: FinetuneConfig, tokenizer, device: str = "cpu"):
     """The causal LM wrapped for the method: peft PromptTuning (initialised from the instruction's token embeddings) or LoRA."""
     import torch
-    from peft import LoraConfig, PromptTuningConfig, TaskType, get_peft_model
+    from peft import PromptTuningConfig, TaskType, get_peft_model
     from transformers import AutoModelForCausalLM, set_seed
 
     set_seed(config.seed)
     lm = models._from_pretrained(AutoModelForCausalLM, models._converted(models.resolve(config.model)), use_safetensors=True).to(device)
     if config.method == "lora-lm":
-        targets = [t.strip() for t in config.lora_target_modules.split(",") if t.strip()] or None
-        lora = LoraConfig(task_type=TaskType.CAUSAL_LM, r=config.lora_r, lora_alpha=config.lora_alpha,
-                          lora_dropout=config.lora_dropout, target_modules=targets)
-        try:
-            return get_peft_model(lm, lora)
-        except ValueError as e:
-            raise UserError(f"LoRA could not be applied to this model: {str(e).splitlines()[0][:200]}") from e
+        return with_lora(lm, config, "CAUSAL_LM")
     model = get_peft_model(lm, PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=config.virtual_tokens))
     init = prompting.encode(tokenizer, prompt_config(config).instruction.replace("{labels}", "")) or [0]
     ids = torch.tensor([init[i % len(init)] for i in range(config.virtual_tokens)], device=device)
