@@ -42,16 +42,21 @@ def test_a_prompt_run_is_replayed_on_its_prompt_with_its_probabilities(prompt_ru
     assert any("as the run computed them" in n for n in result.notes)
 
 
-def test_probabilities_scored_on_the_rebuilt_prompt_equal_the_run_s(prompt_run):
-    """With no calibration, scoring the prompt rebuilt here gives the run's own numbers: the same demonstrations, order and tokens."""
-    am = attention.load_attention_model(f"{attention.RUN_PREFIX}{prompt_run.path}")
-    predictions = prompt_run.predictions()
-    am.prompt_run = dataclasses.replace(am.prompt_run, predictions=pd.DataFrame({"text": []}))  # forget what the run recorded
+def assert_rescored_like_the_run(am, predictions: pd.DataFrame) -> None:
+    """With the run's recorded probabilities forgotten, scoring its rebuilt prompt here gives its numbers for 3 rows."""
+    am.prompt_run = dataclasses.replace(am.prompt_run, predictions=pd.DataFrame({"text": []}))
     for _, row in predictions.head(3).iterrows():
         result = attention.extract_attention(am, row["text"], max_tokens=512)
         assert any("scored here" in n for n in result.notes)
         np.testing.assert_allclose([result.probabilities[lab] for lab in am.label_names],
                                    [row[f"prob_{lab}"] for lab in am.label_names], atol=1e-4)
+
+
+def test_probabilities_scored_on_the_rebuilt_prompt_equal_the_run_s(prompt_run):
+    """With no calibration, scoring the prompt rebuilt here gives the run's own numbers: the same demonstrations, order and tokens."""
+    am = attention.load_attention_model(f"{attention.RUN_PREFIX}{prompt_run.path}")
+    predictions = prompt_run.predictions()
+    assert_rescored_like_the_run(am, predictions)
 
 
 def test_demonstrations_are_left_out_when_they_do_not_fit_the_token_limit(prompt_run):
@@ -119,12 +124,7 @@ def test_a_lora_lm_run_is_shown_on_the_prompt_it_was_trained_on_with_its_probabi
     result = attention.extract_attention(am, row["text"], max_tokens=512)
     assert result.input_text.endswith(f"Text: {row['text']}\nCategory:") and result.input_text.count("Text: ") == 1
     assert result.prediction == row["pred"] and any("as the run computed them" in n for n in result.notes)
-    am.prompt_run = dataclasses.replace(am.prompt_run, predictions=pd.DataFrame({"text": []}))  # forget what the run recorded
-    for _, row in predictions.head(3).iterrows():
-        result = attention.extract_attention(am, row["text"], max_tokens=512)
-        assert any("scored here" in n for n in result.notes)
-        np.testing.assert_allclose([result.probabilities[lab] for lab in am.label_names],
-                                   [row[f"prob_{lab}"] for lab in am.label_names], atol=1e-4)
+    assert_rescored_like_the_run(am, predictions)
 
 
 def test_attention_page_lists_lora_lm_runs_and_not_prompt_tuning_runs(lora_lm_run, runs_dir):
