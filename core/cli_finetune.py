@@ -105,6 +105,8 @@ def cmd_finetune(args) -> int:
     created = False
     try:
         config = config_from_args(args)
+        if distributed and config.method not in finetune.SHARDED_METHODS:
+            raise UserError(f"Method '{config.method}' does not run under torchrun; run it as one process (python -m core finetune ...).")
         train_ds, train_split = data.load_split(args.train, "train", args.text_col, args.label_col, seed=config.seed)
         eval_ds, eval_split = data.load_split(args.eval, "test", args.text_col, args.label_col, seed=config.seed)
         eval_frame = eval_ds.splits[eval_split]

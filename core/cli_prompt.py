@@ -84,7 +84,7 @@ def cmd_prompt(args) -> int:
     import os
     import signal
 
-    from core import data, prompting, runs
+    from core import data, distributed, prompting, runs
 
     signal.signal(signal.SIGTERM, _interrupt)  # jobs.cancel: mark the run cancelled rather than dying mid-write
 
@@ -107,7 +107,7 @@ def cmd_prompt(args) -> int:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun: each process scores a shard, rank 0 writes the runs
         if not args.out:
             raise UserError("Give --out when running under torchrun, so every process works on the same run.")
-        if join_process_group() != 0:
+        if distributed.join_process_group() != 0:
             for config in configs:
                 prompting.run_prompting(config, train, eval_df, labels)
             return 0
@@ -145,20 +145,6 @@ def cmd_prompt(args) -> int:
             raise
         print(f"{run.name}: accuracy {run.metrics['accuracy']:.3f}, macro-F1 {run.metrics['macro_f1']:.3f} -> {run.path}")
     return 0
-
-
-def join_process_group() -> int:
-    """Start torch.distributed for a torchrun job (NCCL with one GPU per process, else gloo on CPU); this process's rank."""
-    import os
-
-    import torch
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank()
 
 
 def run_one(config, run, train, eval_df, labels) -> None:

@@ -14,13 +14,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core import data, evaluate, models
+from core import data, distributed, evaluate, models
 from core.errors import UserError
 from core.runs import RunDir
 
 METHODS = ("full", "head", "bitfit", "lora", "adapter", "logreg", "knn", "setfit", "prompt-tuning", "lora-lm")
 ENCODER_ONLY = ("adapter", "logreg", "knn", "setfit")  # mean-pooled sentence embeddings: need an encoder
 DECODER_ONLY = ("prompt-tuning", "lora-lm")  # trained to say the label word after the prompt: need a causal LM
+SHARDED_METHODS = ("full", "head", "bitfit", "lora", "adapter")  # trained by the Trainer's DDP, evaluated through the classifier: torchrun-able
 FROZEN_METHODS = ("logreg", "knn")  # no gradient training: no learning rate, epochs or batches
 DEFAULT_LR = {"full": 1e-4, "head": 3e-2, "bitfit": 3e-3, "lora": 5e-4, "adapter": 1e-3,  # best of a sweep on SST-2 with MiniLM (bench/)
               "setfit": 2e-5,  # SetFit's own default body learning rate
@@ -458,10 +459,9 @@ def train(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: pd.DataF
         return FinetuneResult({}, pd.DataFrame(), "cancelled", cancelled=True)
     train_set = encode(tokenizer, train_frame, label_names, config.max_length)
     dev_set = encode(tokenizer, dev_frame, label_names, config.max_length) if dev_frame is not None and len(dev_frame) else None
-    eval_set = encode(tokenizer, eval_frame, label_names, config.max_length)
     has_dev = dev_set is not None
     strategy = config.eval_strategy if has_dev else "no"
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
     # under torchrun every rank must name the same checkpoint folder, so callers pass one
     checkpoints = Path(tempfile.mkdtemp(prefix="pft-ckpt-")) if work_dir is None else Path(work_dir)
     steps_per_epoch = math.ceil(len(train_set) / (config.batch_size * int(os.environ.get("WORLD_SIZE", "1"))))
@@ -490,7 +490,7 @@ def train(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: pd.DataF
         seed=config.seed,
         data_seed=config.seed,
         use_cpu=device == "cpu",
-        ddp_backend="gloo" if distributed and device != "cuda" else None,
+        ddp_backend="gloo" if ddp and device != "cuda" else None,
         report_to="none",
         disable_tqdm=True,
         dataloader_num_workers=0,
@@ -517,10 +517,8 @@ def train(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: pd.DataF
         if stopped_by == "epochs" and trainer.state.global_step < trainer.state.max_steps:
             stopped_by = "early_stopping"
         started = time.time()
-        out = trainer.predict(eval_set)
+        probs = predict_sharded(trainer, tokenizer, list(eval_frame["text"]), config.max_length)  # (N, C)
         eval_seconds = time.time() - started
-        logits = out.predictions[0] if isinstance(out.predictions, tuple) else out.predictions
-        probs = softmax(np.asarray(logits, dtype=np.float32))  # (N, C)
         n_train_seen = int(train_out.global_step * config.batch_size * int(os.environ.get("WORLD_SIZE", "1")))
         metrics = evaluate.classification_metrics(
             list(eval_frame["label"]), [label_names[i] for i in probs.argmax(axis=1)], label_names)
@@ -542,12 +540,26 @@ def train(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: pd.DataF
         predictions = evaluate.predictions_frame(eval_frame["id"], eval_frame["text"], eval_frame["label"], probs, label_names)
         if run is not None and trainer.is_world_process_zero():
             save_model(trainer, tokenizer, label_names, config, run.path / "model")
-        if distributed and torch.distributed.is_initialized():
+        if ddp and torch.distributed.is_initialized():
             torch.distributed.barrier()
         return FinetuneResult(metrics, predictions, stopped_by, model=trainer.model)
     finally:
         if is_main_process():  # checkpoints only served to keep the best weights until the end
             shutil.rmtree(checkpoints, ignore_errors=True)
+
+
+def predict_sharded(trainer, tokenizer, texts: list[str], max_length: int) -> np.ndarray:
+    """Class probabilities (N, C) of the trained model; under torchrun each process scores every world-th text and every
+    process gets the whole table in the original order, equal to one process scoring them all."""
+    rank, world = distributed.shard()
+    model = trainer.model.eval()
+    with trainer.autocast_smart_context_manager():  # the training's mixed precision, as Trainer.predict would
+        part = predict_probs(model, tokenizer, texts[rank::world], trainer.args.per_device_eval_batch_size, max_length)
+    if world == 1:
+        return part
+    whole = np.zeros((len(texts), part.shape[1]))
+    whole[rank::world] = part
+    return distributed.all_sum(whole)
 
 
 def save_model(trainer, tokenizer, label_names: list[str], config: FinetuneConfig, path: Path) -> None:
@@ -599,21 +611,22 @@ def load_run_model(run_path: str | Path, device: str = "cpu"):
     labels = {"num_labels": len(label_names), "id2label": dict(enumerate(label_names)),
               "label2id": {n: i for i, n in enumerate(label_names)}}
     try:
-        if (model_dir / "pooling.json").exists():  # a mean-pooled classifier (core.pooled)
-            from core import pooled
+        with models.LOAD_LOCK:  # one model load at a time (see models.LOAD_LOCK)
+            if (model_dir / "pooling.json").exists():  # a mean-pooled classifier (core.pooled)
+                from core import pooled
 
-            model = pooled.load(model_dir, base, label_names)
-        elif (model_dir / "adapter_config.json").exists():
-            from peft import PeftModel
+                model = pooled.load(model_dir, base, label_names)
+            elif (model_dir / "adapter_config.json").exists():
+                from peft import PeftModel
 
-            source = models._converted(models.resolve(base))
-            model = models._from_pretrained(AutoModelForSequenceClassification, source, attn_implementation="eager",
-                                            ignore_mismatched_sizes=True, use_safetensors=True, **labels)
-            model.config.pad_token_id = tokenizer.pad_token_id
-            model = PeftModel.from_pretrained(model, str(model_dir)).merge_and_unload()
-        else:
-            model = AutoModelForSequenceClassification.from_pretrained(
-                str(model_dir), attn_implementation="eager", use_safetensors=True, local_files_only=True, trust_remote_code=False)
+                source = models._converted(models.resolve(base))
+                model = models._from_pretrained(AutoModelForSequenceClassification, source, attn_implementation="eager",
+                                                ignore_mismatched_sizes=True, use_safetensors=True, **labels)
+                model.config.pad_token_id = tokenizer.pad_token_id
+                model = PeftModel.from_pretrained(model, str(model_dir)).merge_and_unload()
+            else:
+                model = AutoModelForSequenceClassification.from_pretrained(
+                    str(model_dir), attn_implementation="eager", use_safetensors=True, local_files_only=True, trust_remote_code=False)
     except (OSError, ValueError, RuntimeError) as e:
         raise UserError(f"Could not load the saved model of {Path(run_path).name}: {str(e).splitlines()[0][:200]}") from e
     if model.config.pad_token_id is None:

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from core import evaluate, models
+from core import distributed, evaluate, models
 from core.errors import UserError
 
 SELECTIONS = ("random", "balanced", "nearest")
@@ -537,27 +537,6 @@ def load_model(config: PromptConfig):
     return models.load_tokenizer(config.model), models.load_causal_lm(config.model, device, attention="sdpa")
 
 
-def shard() -> tuple[int, int]:
-    """(rank, world size) of a torchrun job whose process group is up, else (0, 1)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def all_sum(values: np.ndarray) -> np.ndarray:
-    """values summed over every process of the torchrun job (gloo on CPU, NCCL on GPUs)."""
-    import torch
-    import torch.distributed as dist
-
-    t = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64))
-    if dist.get_backend() == "nccl":
-        t = t.cuda()
-    dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t.cpu().numpy()
-
-
 def run_prompting(config: PromptConfig, train: pd.DataFrame, eval_df: pd.DataFrame, label_names: list[str],
                   progress: Progress | None = None, all_calibrations: bool = False) -> PromptResult:
     """Classify eval_df by prompting: build prompts, score every label, calibrate, and compute the run's metrics.
@@ -606,11 +585,11 @@ def run_prompting(config: PromptConfig, train: pd.DataFrame, eval_df: pd.DataFra
         query_rows, extra_rows = queries, extra
     n_rows = len(query_rows) + len(extra_rows)
     rows = label_rows(query_rows + extra_rows, label_ids)
-    rank, world = shard()
+    rank, world = distributed.shard()
     report = (lambda done, total: progress(round(done * N / total) if total else N, N)) if progress and rank == 0 else None
     sums = score_rows(model, prefix_ids, rows[rank::world], n_rows, C, config.batch_size, tokenizer.pad_token_id or 0, report, counted=N)
     if world > 1:  # every process scored every world-th row; summing gives each the whole table
-        sums = all_sum(sums)
+        sums = distributed.all_sum(sums)
     scores = label_scores(sums, [len(ids) for ids in label_ids], config.scoring)
     main, extra_scores = scores[:N], scores[N:]
     if nearest and M:

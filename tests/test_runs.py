@@ -112,3 +112,19 @@ def test_open_run_takes_a_name_or_runs_slash_name_under_any_runs_root(runs_dir, 
     assert open_run("runs/r1").path == (runs_dir / "r1").resolve()
     with pytest.raises(UserError, match="no run folder"):
         open_run("runs/nope")
+
+
+def test_predictions_round_trip_texts_with_line_breaks_quotes_and_commas(runs_dir):
+    """A lone \r, \n, \r\n, quotes and commas inside texts come back unchanged, one row each (pandas 3 leaves \r unquoted)."""
+    import numpy as np
+
+    from core import evaluate
+
+    texts = ["carriage\rreturn", "new\nline", "both\r\nends", 'say "hi", then go', "plain", "\rstarts", "ends\r"]
+    probs = np.tile([[0.25, 0.75]], (len(texts), 1))
+    frame = evaluate.predictions_frame([f"r{i}" for i in range(len(texts))], texts, ["neg", "pos"] * 3 + ["neg"], probs, ["neg", "pos"])
+    run = RunDir(runs_dir / "crlf").create({"kind": "prompt"})
+    run.write_predictions(frame)
+    back = run.predictions()
+    assert list(back["id"]) == list(frame["id"]) and list(back["text"]) == texts
+    assert list(back["pred"]) == ["pos"] * len(texts) and back["prob_pos"].tolist() == [0.75] * len(texts)
