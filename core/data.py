@@ -177,6 +177,13 @@ def clean(df: pd.DataFrame, text_col: str, label_col: str, name: str) -> tuple[p
     extra = [c for c in df.columns if c.lower() in SPLIT_COLUMNS]
     out = pd.DataFrame({"text": df[text_col], "label": df[label_col]})
     for c in extra[:1]:
+        blank = df[c].isna() | (df[c].astype(str).str.strip() == "")
+        if blank.all():  # an empty split column says nothing: split the rows as if it were not there
+            notes.append(f"Ignored the empty column '{c}'.")
+            continue
+        if blank.any():
+            row = int(np.flatnonzero(blank.to_numpy())[0]) + 1
+            raise UserError(f"Row {row} of {name} has no value in column '{c}'; fill it (train, validation or test) or remove the column.")
         out["split"] = df[c].astype(str).str.strip().str.lower().replace({"dev": "validation", "valid": "validation", "val": "validation", "eval": "test"})
     for col, values in ((text_col, out["text"]), (label_col, out["label"])):
         nested = values.map(lambda v: isinstance(v, (list, tuple, dict, set, np.ndarray)))

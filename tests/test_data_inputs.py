@@ -202,3 +202,18 @@ def test_hugging_face_class_label_names_become_the_labels(monkeypatch):
     monkeypatch.setattr("core.models.hub_reachable", lambda: True)
     ds = data.load_hub("someone/sst2")
     assert ds.label_names == ["negative", "positive"]
+
+
+def test_an_empty_split_column_is_ignored_and_the_rows_are_split():
+    """Found by the random-table test: a split column with no values used to load as a dataset with no splits at all."""
+    raw = "text,label,split\n" + "".join(f"text number {i} here,{'ab'[i % 2]},\n" for i in range(20))
+    ds = data.load_upload(raw.encode(), "blank_split.csv")
+    assert set(ds.splits) == {"train", "validation", "test"}
+    assert sum(len(f) for f in ds.splits.values()) == 20
+    assert "Ignored the empty column 'split'." in ds.notes
+
+
+def test_a_split_column_with_a_gap_is_refused_naming_the_row():
+    raw = "text,label,split\nhello there,a,train\nbye now,b,\nthird one,a,test\nfourth one,b,test\n"
+    with pytest.raises(UserError, match=r"^Row 2 of gap\.csv has no value in column 'split'"):
+        data.load_upload(raw.encode(), "gap.csv")
