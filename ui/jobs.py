@@ -15,7 +15,7 @@ from core import jobs
 from core.runs import RunDir, evaluated_on, reservation
 from ui import state
 
-UNITS = {"prompt": "examples", "finetune": "steps", "continual": "steps"}  # what status.json's done/total count
+UNITS = {"prompt": "example", "finetune": "step", "continual": "step"}  # what status.json's done/total count
 
 
 def job_key(kind: str) -> str:
@@ -52,7 +52,7 @@ def progress_line(kind: str, status: dict) -> tuple[float, str]:
     done, total, task, tasks = status.get("done") or 0, status.get("total") or 0, status.get("task"), status.get("tasks")
     words = f"task {task} of {tasks} · " if task and tasks else ""
     if total:
-        words += f"{done} of {total} {UNITS.get(kind, 'steps')}"
+        words += f"{UNITS.get(kind, 'step')} {done} of {total}"  # as core.runs.reached says how far a stopped run got
         if (status.get("of") or 0) > total:
             words += f" (a sample of {status['of']})"
     else:
