@@ -41,7 +41,7 @@ def _model_options() -> dict[str, str]:
     scope = current_scope()
     for run in (of_dataset(runs, scope.fingerprints.values()) if scope else runs).itertuples():
         what = {"finetune": "fine-tuned run", "prompt": "prompt run"}.get(run.kind)
-        if what:
+        if what and run.method != "prompt-tuning":  # a soft prompt has no tokens to show attention on
             options[f"{attention.RUN_PREFIX}{run.path}"] = f"{what} {run.name} ({run.model}, {run.method})"
     for spec in st.session_state.get(ATTENTION_MODELS, []):
         options.setdefault(spec, spec.removeprefix(attention.RUN_PREFIX))

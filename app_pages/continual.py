@@ -2,32 +2,33 @@
 
 import streamlit as st
 
-from core import charts_continual, continual, data, jobs
+from core import charts_continual, continual, data
 from core.errors import UserError
-from core.runs import RunDir, RunRegistry, new_run_name, resolve_out, runs_root
+from core.runs import RunDir, RunRegistry, new_run_name, runs_root
+from ui import forms, state
 from ui import jobs as job_watcher
-from ui import state
 
 st.title("Continual")
 st.caption("Fine-tune one encoder on task after task (reviews today, financial news next quarter) and measure what it forgets: "
            "after every step the model is scored on every task.")
 root = runs_root()
 CURRENT = "(the dataset loaded in the sidebar)"
+C = continual.ContinualConfig  # defaults, limits and help of every setting (the CLI flags' source too)
 
 
-def task_argv(names: list[str]) -> list[str]:
-    """--train/--eval flags for the chosen tasks, in order (a sample's train and test splits; the sidebar dataset saved as files)."""
+def task_settings(names: list[str]) -> dict:
+    """train/eval of the chosen tasks, in order (a sample's train and test splits; the sidebar dataset saved as files)."""
     trains, evals = [], []
     for name in names:
         if name == CURRENT:
             ds = state.current_dataset()
-            argv = state.dataset_argv(ds, "test" if "test" in ds.splits else ds.split_names()[-1])
-            trains.append(argv[1])
-            evals.append(argv[3])
+            files = forms.dataset_settings(ds, "test" if "test" in ds.splits else ds.split_names()[-1])
+            trains.append(files["train"])
+            evals.append(files["eval"])
         else:
             trains.append(f"{name}:train")
             evals.append(f"{name}:test")
-    return ["--train", *trains, "--eval", *evals]
+    return {"train": trains, "eval": evals}
 
 
 def show_results(run: RunDir) -> None:
@@ -62,29 +63,26 @@ with left:
                             key="cl_tasks", help="Each task trains on its train split and is scored on its test split.")
     strategy = st.radio("Strategy", continual.STRATEGIES, horizontal=True, key="cl_strategy",
                         captions=["plain sequential fine-tuning", "mix in earlier rows", "one adapter per task", "Fisher penalty"])
-    replay_share = st.slider("Replay share of earlier tasks' rows", 0.05, 1.0, continual.ContinualConfig.replay_share, 0.05,
+    replay_share = st.slider("Replay share of earlier tasks' rows", 0.05, 1.0, C.replay_share, 0.05,
                              key="cl_replay", disabled=strategy != "replay")
-    ewc_lambda = st.number_input("EWC strength (lambda)", 0.0, 1e9, continual.ContinualConfig.ewc_lambda, key="cl_ewc",
-                                 disabled=strategy != "ewc")
+    ewc_lambda = forms.number(C, "ewc_lambda", "EWC strength (lambda)", max_value=1e9, key="cl_ewc", disabled=strategy != "ewc")
 with right:
     model = state.model_choice("Model", "encoder", key="cl_model")
-    epochs = st.number_input("Epochs per task", 0.1, 100.0, continual.ContinualConfig.epochs, 0.5, key="cl_epochs")
-    lr = st.number_input("Learning rate", 1e-6, 0.5, continual.DEFAULT_LR[strategy], format="%.0e", key=f"cl_lr_{strategy}")
-    max_examples = st.number_input("Max training rows per task (0 = all)", 0, 10_000_000, 0, 100, key="cl_examples")
-    seed = st.number_input("Seed", 0, 2**31 - 1, 42, key="cl_seed")
+    epochs = forms.number(C, "epochs", "Epochs per task", min_value=0.1, step=0.5, key="cl_epochs")
+    lr = forms.number(C, "lr", "Learning rate", value=continual.DEFAULT_LR[strategy], min_value=1e-6, max_value=0.5, format="%.0e",
+                      key=f"cl_lr_{strategy}", help=None)
+    max_examples = forms.number(C, "max_train_examples", "Max training rows per task (0 = all)", step=100, key="cl_examples")
+    seed = forms.number(C, "seed", "Seed", key="cl_seed")
     run_name = st.text_input("Run name (empty: automatic)", "", key="cl_run_name")
 
 if st.button("Start continual run", type="primary", key="cl_start", disabled=not model):
     try:
         if len(chosen) < 2:
             raise UserError("Choose two or more tasks: continual learning trains on one after the other.")
-        continual.ContinualConfig(strategy=strategy, model=model, epochs=epochs, lr=lr, replay_share=replay_share,
-                                  ewc_lambda=ewc_lambda, max_train_examples=int(max_examples), seed=int(seed))
+        config = C(strategy=strategy, model=model, epochs=epochs, lr=lr, replay_share=replay_share, ewc_lambda=ewc_lambda,
+                   max_train_examples=int(max_examples), seed=int(seed))
         name = run_name.strip() or new_run_name("continual", strategy)
-        argv = ["continual", *task_argv(chosen), "--strategy", strategy, "--model", model, "--epochs", str(epochs), "--lr", str(lr),
-                "--replay-share", str(replay_share), "--ewc-lambda", str(ewc_lambda), "--max-train-examples", str(int(max_examples)),
-                "--seed", str(int(seed)), "--out", name]
-        jobs.launch(argv, resolve_out(name, root))
+        forms.start_job("continual", config, name, root, **task_settings(chosen))
         job_watcher.remember("continual", [name])
         st.toast(f"Started {name}")
     except UserError as exc:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import charts, cli_prompt, evaluate, jobs, prompting, runs, verdict
+from core import charts, evaluate, prompting, runs, verdict
 from core.errors import UserError
+from ui import forms, state
 from ui import jobs as job_watcher
-from ui import state
+
+P = prompting.PromptConfig  # defaults, choices and help of every setting (the CLI flags' source too)
 
 st.title("Prompting")
 st.caption("Classify the evaluation split by asking a small language model. Label words are scored by log-likelihood; "
@@ -26,11 +28,11 @@ label_names = ds.label_names
 left, right = st.columns([3, 2])
 with left:
     st.subheader("Prompt")
-    instruction = st.text_area("Instruction ({labels} = the label words)", prompting.DEFAULT_INSTRUCTION, height=68, key=state.scoped("pr_instruction"))
-    example_template = st.text_area("Demonstration template ({text}, {label})", prompting.DEFAULT_EXAMPLE_TEMPLATE, height=90, key=state.scoped("pr_example"))
-    query_template = st.text_area("Query template ({text}; the label word is scored right after it)", prompting.DEFAULT_QUERY_TEMPLATE,
+    instruction = st.text_area("Instruction ({labels} = the label words)", P.instruction, height=68, key=state.scoped("pr_instruction"))
+    example_template = st.text_area("Demonstration template ({text}, {label})", P.example_template, height=90, key=state.scoped("pr_example"))
+    query_template = st.text_area("Query template ({text}; the label word is scored right after it)", P.query_template,
                                   height=68, key=state.scoped("pr_query"))
-    use_chat = st.checkbox("Wrap in the model's chat template", key=state.scoped("pr_chat"))
+    use_chat = st.checkbox("Wrap in the model's chat template", P.use_chat_template, key=state.scoped("pr_chat"))
     auto_template = st.checkbox("Let the run choose the template", key=state.scoped("pr_template_auto"),
                                 help=f"auto: the best of {len(prompting.TEMPLATES)} built-in wordings ({', '.join(prompting.TEMPLATES)}) by "
                                      "macro-F1 on a small stratified slice of the training data; the wording above is then not used")
@@ -54,17 +56,21 @@ with right:
     st.subheader("Settings")
     model = state.model_choice("Model", "decoder", key="pr_model")
     a, b = st.columns(2)
-    shots_text = a.text_input("Shots (commas for a grid)", "4", key=state.scoped("pr_shots"), help="e.g. 0, 4, 8 runs three prompts side by side")
-    seeds_text = b.text_input("Seeds (commas for a grid)", "0", key=state.scoped("pr_seeds"), help="several seeds show how much the choice of demos matters")
-    selection = a.selectbox("Demonstrations", prompting.SELECTIONS, index=1, key=state.scoped("pr_selection"))
-    calibrations = (prompting.AUTO, *prompting.CALIBRATIONS)
-    calibration = b.selectbox("Calibration", calibrations, index=calibrations.index(prompting.PromptConfig.calibration), key=state.scoped("pr_calibration"),
-                              help="auto: the best of none / contextual / pmi by macro-F1 on a small stratified slice of the training "
+    shots_text = a.text_input("Shots (several for a grid)", "4", key=state.scoped("pr_shots"), help="e.g. 0 4 8 runs three prompts side by side")
+    seeds_text = b.text_input("Seeds (several for a grid)", "0", key=state.scoped("pr_seeds"), help="several seeds show how much the choice of demos matters")
+    selection = forms.choice(P, "selection", "Demonstrations", a, key=state.scoped("pr_selection"))
+    calibration = forms.choice(P, "calibration", "Calibration", b, key=state.scoped("pr_calibration"),
+                               help="auto: the best of none / contextual / pmi by macro-F1 on a small stratified slice of the training "
                                    "data (never the evaluation split); contextual: divide by the probabilities the prompt gives a "
                                    "content-free input; pmi: subtract the label's log-probability after the bare answer cue")
-    scoring = a.selectbox("Label scoring", prompting.SCORINGS, key=state.scoped("pr_scoring"), help="mean: length-normalised, for multi-token label words")
+    scoring = forms.choice(P, "scoring", "Label scoring", a, key=state.scoped("pr_scoring"), help="mean: length-normalised, for multi-token label words")
     eval_split = b.selectbox("Evaluation split", eval_splits, index=eval_splits.index("test") if "test" in eval_splits else 0, key=state.scoped("pr_split"))
-    cap = st.number_input("Evaluate at most (0 = all rows)", 0, 100_000, 0, step=50, key=state.scoped("pr_cap"))
+    cap = forms.number(P, "max_eval_examples", "Evaluate at most (0 = all rows)", value=0, min_value=0, step=50, key=state.scoped("pr_cap"),
+                       help=None)
+    with st.expander("Advanced"):
+        c, d = st.columns(2)
+        batch_size = forms.number(P, "batch_size", "Batch size", c, key=state.scoped("pr_batch"))
+        device = forms.text(P, "device", "Device", d, key=state.scoped("pr_device"))
 
 eval_df = ds.splits[eval_split]
 try:
@@ -72,7 +78,8 @@ try:
     seeds_list = prompting.parse_int_list(seeds_text, "Seeds")
     config = prompting.PromptConfig(model=model, instruction=instruction, example_template=example_template, query_template=query_template,
                                     use_chat_template=use_chat, label_words=label_words, shots=shots_list[0], selection=selection,
-                                    calibration=calibration, template=prompting.AUTO if auto_template else "custom", scoring=scoring, seed=seeds_list[0], max_eval_examples=int(cap) or None)
+                                    calibration=calibration, template=prompting.AUTO if auto_template else "custom", scoring=scoring, seed=seeds_list[0],
+                                    batch_size=int(batch_size), max_eval_examples=int(cap) or None, device=device)
     prompting.verbalizer(config, label_names)
 except UserError as e:
     state.show_error(e)
@@ -115,8 +122,8 @@ if st.button("Run", type="primary", key=state.scoped("pr_run")):
     try:
         base = runs.new_run_name("prompt", f"{shots_list[0]}shot-{config.selection}")
         names = [name for name, _, _ in prompting.grid_run_names(base, shots_list, seeds_list)]
-        argv = ["prompt", *state.dataset_argv(ds, eval_split), *cli_prompt.config_argv(config, shots_list, seeds_list, base)]
-        jobs.launch(argv, runs.runs_root() / names[0])
+        forms.start_job("prompt", config, base, first_run=names[0], shots=shots_list, seed=seeds_list,
+                        **forms.dataset_settings(ds, eval_split))
         job_watcher.remember("prompt", names)
     except Exception as e:
         state.show_error(e)

@@ -2,7 +2,7 @@
 
 Each spec is METHOD:N[:key=value,...] (N labelled training rows, balanced over the classes and seeded, or "all"); every
 spec runs in its own subprocess so its peak memory is its own, under --max-train-seconds so a shared CPU finishes.
-Example: .venv/bin/python -m bench.methods logreg:64 logreg:all setfit:16 setfit:64 lora:all:pooling=mean
+Example: .venv/bin/python -m bench.methods logreg:64 logreg:all setfit:16 setfit:64 lora:all:pooling=mean,lora_target_modules=query+value
 
 Data: PFT_DATA_DIR, else ../shared/data relative to the repository; without it the benchmark says so and exits 0.
 """
@@ -38,7 +38,7 @@ def run_one(spec: str, args) -> dict:
 
     torch.set_num_threads(args.threads)
     method, n, *extra = spec.split(":")
-    overrides = dict(kv.split("=", 1) for kv in (extra[0].split(",") if extra else []))
+    overrides = {k: v.replace("+", ",") for k, v in (kv.split("=", 1) for kv in (extra[0].split(",") if extra else []))}  # a+b: a list value
     train = balanced(read_tsv(data_dir() / "sst2" / "train.tsv"), 0 if n == "all" else int(n), args.seed)
     dev = read_tsv(data_dir() / "sst2" / "dev.tsv", args.eval_limit)
     fields = {f: type(getattr(finetune.FinetuneConfig(), f)) for f in finetune.FinetuneConfig.__dataclass_fields__}

@@ -119,6 +119,36 @@ def load_prompt_run(path: Path, device: str = "cpu") -> AttentionModel:
                           prompt_run=PromptRun(prompt_config, labels, train, predictions, notes))
 
 
+def load_lora_lm_run(path: Path, device: str = "cpu") -> AttentionModel:
+    """The decoder of a finished lora-lm run (its LoRA merged, eager attention), reading the zero-shot prompt it was trained
+    on around the text, like a prompt run; a prompt-tuning run's soft prompt has no tokens to show and is refused."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from core import prompt_learning
+
+    model_dir = path / "model"
+    try:
+        spec = json.loads((model_dir / prompt_learning.SPEC_FILE).read_text(encoding="utf-8"))
+        labels = [str(lab) for lab in json.loads((model_dir / "labels.json").read_text(encoding="utf-8"))]
+        base = json.loads((model_dir / "base_model.json").read_text(encoding="utf-8"))["model"]
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"The saved model of {path.name} is incomplete or corrupt ({type(e).__name__}).") from e
+    if spec.get("method") != "lora-lm":
+        raise UserError(f"{path.name} learned a soft prompt, which has no tokens to show attention on; open its base model instead.")
+    config = prompting.PromptConfig(model=base, instruction=spec["instruction"], query_template=spec["query_template"],
+                                    label_words=dict(zip(labels, spec["label_words"])), shots=0, calibration="none", scoring="sum")
+    lm = models._from_pretrained(AutoModelForCausalLM, models._converted(models.resolve(base)), attn_implementation="eager", use_safetensors=True)
+    with models.LOAD_LOCK:
+        model = PeftModel.from_pretrained(lm, str(model_dir)).merge_and_unload()
+    try:
+        predictions = RunDir(path).predictions()
+    except (OSError, ValueError):
+        predictions = pd.DataFrame({"text": []})
+    return AttentionModel(name=path.name, model=model.to(device).eval(), tokenizer=models.load_tokenizer(base), kind="prompt",
+                          label_names=labels, prompt_run=PromptRun(config, labels, pd.DataFrame({"id": [], "text": [], "label": []}), predictions))
+
+
 def load_attention_model(spec: str, device: str = "cpu") -> AttentionModel:
     """A bundled model, any model name/folder, or a run ('run:<folder>': a fine-tuned classifier or a prompt run), with eager attention."""
     spec = (spec or "").strip()
@@ -128,6 +158,8 @@ def load_attention_model(spec: str, device: str = "cpu") -> AttentionModel:
             return load_prompt_run(path, device)
         if not (path / "model").is_dir():
             raise UserError(f"The run folder {path} holds no fine-tuned model (no model/ folder).")
+        if (path / "model" / "prompt_learning.json").exists():  # prompt-tuning or lora-lm: a decoder taught to say label words
+            return load_lora_lm_run(path, device)
         model, tokenizer = _load_run_model(str(path), device)
         labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
         return AttentionModel(name=path.name, model=model, tokenizer=tokenizer, kind="classifier", label_names=labels)

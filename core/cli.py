@@ -5,7 +5,7 @@ Bad input ends with exit status 2 and one sentence on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
-import math
+import json
 import os
 import sys
 
@@ -15,6 +15,7 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no weight-loading 
 
 from core import progress  # noqa: E402
 from core.errors import UserError  # noqa: E402
+from core.settings import SEED, as_list, number  # noqa: E402,F401  (flag types, kept importable from here)
 
 
 class Parser(argparse.ArgumentParser):
@@ -25,24 +26,6 @@ class Parser(argparse.ArgumentParser):
         raise UserError(f"{message[:1].upper()}{message[1:].rstrip('.')} (see {self.prog} --help).")
 
 
-def number(kind: type = int, low: float = 0, high: float | None = None):
-    """An argparse type: a finite int or float in [low, high], refused in one sentence otherwise."""
-    what = "a whole number" if kind is int else "a number"
-    limits = f"from {low} to {high}" if high is not None else f"of at least {low}"
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text[:30]!r} is not {what}") from None
-        if not math.isfinite(value) or value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"must be {what} {limits} (got {text[:30]!r})")
-        return value
-
-    return parse
-
-
-SEED = number(int, 0, 2**32 - 1)  # what numpy and torch accept as a seed
 DASH_VALUE_FLAGS = ("--label-words",)  # LABEL=WORD values whose label may start with '-' (argparse takes '-1=bad' for a flag)
 
 
@@ -118,7 +101,84 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in (cli_prompt, cli_finetune, cli_compare, cli_continual, cli_runs):
         module.add_cli_args(sub)
+    for name, p in sub.choices.items():
+        if name != "models":
+            p.add_argument("--config", metavar="FILE", default=None,
+                           help="a JSON file of settings (keys: flag names, e.g. a run's config.json); flags given here override it")
+    parser.commands = sub.choices
     return parser
+
+
+# Keys of a run's config.json that record what happened rather than set anything (ignored when it is used as --config).
+RECORD_KEYS = {"kind", "dataset", "method", "dev_set", "n_dev_examples", "n_train_examples", "labels", "world_size", "command",
+               "grid", "auto", "tasks", "label_space"}
+
+
+def read_config_file(path: str) -> dict:
+    """The settings object of a --config file, or one sentence about why it cannot be used."""
+    try:
+        obj = json.loads(open(path, encoding="utf-8").read())
+    except OSError as e:
+        raise UserError(f"Could not read the config file {path}: {e.strerror or e}.") from None
+    except ValueError as e:
+        raise UserError(f"The config file {path} is not valid JSON ({str(e).split(':')[0]}).") from None
+    if not isinstance(obj, dict):
+        raise UserError(f"The config file {path} must hold a JSON object of settings, such as {{\"epochs\": 3}}.")
+    return obj
+
+
+def config_defaults(p: argparse.ArgumentParser, command: str, obj: dict, path: str) -> dict:
+    """A --config file's settings as defaults of the subcommand's parser (keys: a flag's name or its field name; a run's
+    config.json also works: its record-only keys are skipped and its dataset gives --train/--eval)."""
+    actions = {a.dest: a for a in p._actions if a.dest not in ("help", "config")}
+    names = {**{d: d for d in p._defaults if d != "func"}, **{d: d for d in actions}}
+    names.update({o.lstrip("-").replace("-", "_"): a.dest for a in actions.values() for o in a.option_strings})
+    if "kind" in obj:  # a run's config.json
+        if obj["kind"] != command:
+            raise UserError(f"The config file {path} is the config of a {obj['kind']} run, not of {command}.")
+        dataset = obj.get("dataset") if isinstance(obj.get("dataset"), dict) else {}
+        obj = {**{k: dataset[k] for k in ("train", "eval") if k in dataset and k in names},
+               **{k: v for k, v in obj.items() if k not in RECORD_KEYS or k in names}}
+    unknown = [k for k in obj if str(k).replace("-", "_") not in names]
+    if unknown:
+        raise UserError(f"The config file {path} has setting{'s' if len(unknown) > 1 else ''} that {command} does not know: "
+                        f"{', '.join(map(str, unknown[:5]))}.")
+    values = {}
+    for key, value in obj.items():
+        dest = names[key.replace("-", "_")]
+        action = actions.get(dest)
+        if action is not None and action.nargs in ("+", "*"):
+            value = as_list(value)
+        if action is not None and value is not None and not isinstance(value, bool):
+            value = [checked(action, key, v, path) for v in value] if isinstance(value, list) else checked(action, key, value, path)
+            action.required = False
+        values[dest] = value
+    return values
+
+
+def checked(action: argparse.Action, key: str, value, path: str):
+    """One value from a --config file, parsed and checked as the flag's text on a command line would be."""
+    try:
+        value = action.type(str(value)) if action.type else str(value)
+    except (argparse.ArgumentTypeError, ValueError, TypeError) as e:
+        raise UserError(f"In the config file {path}, '{key}' {e}.") from None
+    if action.choices is not None and value not in action.choices:
+        raise UserError(f"In the config file {path}, '{key}' must be one of: {', '.join(map(str, action.choices))} (got {value!r}).")
+    return value
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Parse argv; a --config FILE after the subcommand sets that subcommand's defaults first, so flags override it."""
+    parser = build_parser()
+    argv = attach_dash_values(argv)
+    command = parser.commands.get(argv[0]) if argv else None
+    if command is not None and "--config" in {a.split("=")[0] for a in argv[1:]}:
+        pre = Parser(prog=command.prog, add_help=False)
+        pre.add_argument("--config")
+        path = pre.parse_known_args(argv[1:])[0].config
+        if path:
+            command.set_defaults(**config_defaults(command, argv[0], read_config_file(path), path))
+    return parser.parse_args(argv)
 
 
 def reconcile() -> None:
@@ -135,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse argv, run the command, turn UserError into one line on stderr and exit status 2."""
     argv = sys.argv[1:] if argv is None else argv
     try:
-        args = build_parser().parse_args(attach_dash_values(argv))
+        args = parse_args(argv)
         args.argv = argv
         progress.QUIET = args.quiet
         reconcile()

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import UserError
+from core.settings import split_list
 
 
 def add_cli_args(sub) -> None:
@@ -29,12 +30,12 @@ def add_cli_args(sub) -> None:
     p.add_argument("--eval", required=True, help="evaluation data: a file or a sample name")
     p.add_argument("--text-col", default=None)
     p.add_argument("--label-col", default=None)
-    p.add_argument("--sizes", default="8pc,32pc,all",
-                   help="fine-tuning sizes, comma-separated: training rows, NNpc (NN per class) or all (default 8pc,32pc,all)")
-    p.add_argument("--methods", default="logreg,setfit,lora,full",
-                   help="fine-tune methods, comma-separated, cheapest first (default logreg,setfit,lora,full)")
-    p.add_argument("--seeds", default="0", help="seeds for every fine-tune run, comma-separated; several show as spread (default 0)")
-    p.add_argument("--shots", default="0,4,8", help="prompting shot counts, comma-separated (default 0,4,8)")
+    p.add_argument("--sizes", nargs="+", default=["8pc", "32pc", "all"], metavar="SIZE",
+                   help="fine-tuning sizes: training rows, NNpc (NN per class) or all (default 8pc 32pc all)")
+    p.add_argument("--methods", nargs="+", default=["logreg", "setfit", "lora", "full"], metavar="METHOD",
+                   help="fine-tune methods, cheapest first (default logreg setfit lora full)")
+    p.add_argument("--seeds", nargs="+", default=["0"], metavar="S", help="seeds for every fine-tune run; several show as spread (default 0)")
+    p.add_argument("--shots", nargs="+", default=["0", "4", "8"], metavar="K", help="prompting shot counts (default 0 4 8)")
     p.add_argument("--max-train-seconds", type=number(float), default=60, help="training time limit per fine-tuning run (default 60)")
     p.add_argument("--max-seconds", type=number(float), default=540, help="time limit for the whole batch; later runs are skipped (default 540)")
     p.add_argument("--prefix", default=None, help="run name prefix (default efficiency-<time>)")
@@ -77,10 +78,10 @@ def cmd_compare(args) -> int:
     return 0
 
 
-def parse_sizes(text: str, n_labels: int) -> list[int]:
-    """'8pc,100,all' -> training rows (0 = all), sorted with all last: NNpc is NN per class."""
+def parse_sizes(items: list[str] | str, n_labels: int) -> list[int]:
+    """['8pc', '100', 'all'] (or '8pc,100,all') -> training rows (0 = all), sorted with all last: NNpc is NN per class."""
     values = set()
-    for token in (t.strip().lower() for t in text.split(",") if t.strip()):
+    for token in (t.lower() for t in split_list(items)):
         if token == "all":
             values.add(0)
         elif token.endswith("pc") and token[:-2].isdigit() and int(token[:-2]) > 0:
@@ -94,12 +95,12 @@ def parse_sizes(text: str, n_labels: int) -> list[int]:
     return sorted(values, key=lambda n: (n == 0, n))
 
 
-def parse_counts(text: str, flag: str) -> list[int]:
-    """'0,4,8' -> [0, 4, 8], refusing anything but non-negative integers."""
+def parse_counts(items: list[str] | str, flag: str) -> list[int]:
+    """['0', '4', '8'] (or '0,4,8') -> [0, 4, 8], refusing anything but non-negative integers."""
     try:
-        values = [int(v) for v in text.split(",") if v.strip()]
+        values = [int(v) for v in split_list(items)]
     except ValueError:
-        raise UserError(f"{flag} must be comma-separated whole numbers, e.g. 0,4,8.") from None
+        raise UserError(f"{flag} must be whole numbers, e.g. {flag} 0 4 8.") from None
     if not values or any(v < 0 for v in values):
         raise UserError(f"{flag} must list at least one number, none negative.")
     return sorted(set(values))
@@ -153,7 +154,7 @@ def cmd_efficiency(args) -> int:
     plan = EfficiencyPlan(prefix=runs.check_run_name(args.prefix or f"efficiency-{time.strftime('%Y%m%d-%H%M%S')}"),
                           data_argv=data_argv, sizes=parse_sizes(args.sizes, len(train_ds.label_names)),
                           shots=parse_counts(args.shots, "--shots"), max_train_seconds=args.max_train_seconds,
-                          methods=[m.strip().lower() for m in args.methods.split(",") if m.strip()],
+                          methods=[m.lower() for m in split_list(args.methods)],
                           seeds=parse_counts(args.seeds, "--seeds"), prompt_extra=shlex.split(args.prompt_args),
                           finetune_extra=shlex.split(args.finetune_args))
     deadline = time.monotonic() + args.max_seconds

@@ -11,11 +11,9 @@ import threading
 
 def add_cli_args(sub) -> None:
     """Register the continual subcommand."""
-    from core.cli import SEED, number
     from core.continual import DEFAULT_EVAL, DEFAULT_TRAIN, ContinualConfig
-    from core.models import ENCODER
+    from core.settings import add_flags
 
-    d = ContinualConfig()
     p = sub.add_parser("continual", help="fine-tune on a sequence of tasks and measure forgetting (naive, replay, lora-per-task, ewc)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--train", nargs="+", default=list(DEFAULT_TRAIN), metavar="T",
@@ -24,21 +22,7 @@ def add_cli_args(sub) -> None:
                    help="evaluation data of each task, in the same order (a sample's test split by default)")
     p.add_argument("--text-col", default=None, help="text column of files (detected when unambiguous)")
     p.add_argument("--label-col", default=None, help="label column of files (detected when unambiguous)")
-    # no choices=: an unknown strategy gets the house's one sentence and exit status 2 from ContinualConfig
-    p.add_argument("--strategy", default=d.strategy, help="naive, replay, lora-per-task or ewc")
-    p.add_argument("--model", default=ENCODER, help="bundled encoder, Hugging Face id or local folder")
-    p.add_argument("--epochs", type=number(float), default=d.epochs, help="epochs per task")
-    p.add_argument("--lr", type=number(float), default=None, help="peak learning rate (default: 1e-4, lora-per-task 5e-4)")
-    p.add_argument("--batch-size", type=number(int, 1), default=d.batch_size)
-    p.add_argument("--max-train-examples", type=number(int), default=0, help="at most N training rows per task (0: all)")
-    p.add_argument("--max-length", type=number(int, 1), default=d.max_length, help="tokens per text")
-    p.add_argument("--replay-share", type=number(float), default=d.replay_share,
-                   help="replay: share of every earlier task's training rows mixed into each later step")
-    p.add_argument("--ewc-lambda", type=number(float), default=d.ewc_lambda, help="ewc: strength of the Fisher penalty")
-    p.add_argument("--lora-r", type=number(int, 1), default=d.lora_r)
-    p.add_argument("--lora-alpha", type=number(int, 1), default=d.lora_alpha)
-    p.add_argument("--seed", type=SEED, default=d.seed)
-    p.add_argument("--device", default=d.device, help="auto, cpu, cuda or mps")
+    add_flags(p, ContinualConfig)
     p.add_argument("--out", default=None, help="run name; each step also becomes a run NAME.stepK (default: continual-STRATEGY-TIMESTAMP)")
     p.set_defaults(func=cmd_continual)
 
@@ -49,13 +33,11 @@ def cmd_continual(args) -> int:
     from core.cli_finetune import _mark, report_crash
     from core.errors import UserError
     from core.runs import command_line, finish_with_metrics, new_run_name, reserved_for_this_process, resolve_out
+    from core.settings import from_args
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    config = continual.ContinualConfig(
-        strategy=args.strategy, model=args.model, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-        max_train_examples=args.max_train_examples, max_length=args.max_length, replay_share=args.replay_share,
-        ewc_lambda=args.ewc_lambda, lora_r=args.lora_r, lora_alpha=args.lora_alpha, seed=args.seed, device=args.device)
+    config = from_args(continual.ContinualConfig, args)
     if args.max_train_examples < 0:
         raise UserError("--max-train-examples cannot be negative.")
     run_path = resolve_out(args.out or new_run_name("continual", config.strategy))

@@ -11,66 +11,17 @@ import traceback
 
 
 def add_cli_args(sub) -> None:
-    """Register the finetune subcommand."""
-    from core.cli import SEED, add_data_args, number
-    from core.finetune import DEV_CHOICES, METHODS, POOLINGS, PRECISIONS, FinetuneConfig
-    from core.models import ENCODER
+    """Register the finetune subcommand: the data flags, then one flag per FinetuneConfig setting (core.settings)."""
+    from core.cli import add_data_args
+    from core.finetune import FinetuneConfig
+    from core.settings import add_flags
 
-    d = FinetuneConfig()
     p = sub.add_parser("finetune", help="fine-tune a classifier (full, head, bitfit, lora, adapter, logreg, knn, setfit, prompt-tuning or lora-lm) and evaluate it",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_data_args(p)
-    p.add_argument("--model", default=ENCODER, help="bundled model (minilm, smollm2), Hugging Face id or local folder")
-    p.add_argument("--method", choices=METHODS, default=d.method,
-                   help="what is trained: full, head (linear probe), bitfit, lora, adapter (Houlsby bottlenecks); logreg / knn on frozen mean-pooled embeddings "
-                        "(scikit-learn, seconds); setfit (contrastive body + logreg head; --epochs counts passes over 40 pairs per example); on a decoder: prompt-tuning (soft prompt) "
-                        "and lora-lm (LoRA), both trained with the LM loss on the label word after the zero-shot prompt")
-    p.add_argument("--epochs", type=number(float), default=d.epochs)
-    p.add_argument("--lr", type=number(float), default=None, help="peak learning rate (default: full 1e-4, head 3e-2, bitfit 3e-3, lora 5e-4, adapter 1e-3, setfit 2e-5, prompt-tuning 3e-2, lora-lm 5e-4; logreg/knn: none)")
-    p.add_argument("--batch-size", type=number(int, 1), default=d.batch_size)
-    p.add_argument("--weight-decay", type=number(float), default=d.weight_decay)
-    p.add_argument("--warmup-ratio", type=number(float), default=d.warmup_ratio)
-    p.add_argument("--eval-every", default="epoch", help="evaluate the dev set every 'epoch' or every N steps (a number)")
-    p.add_argument("--patience", type=number(int), default=d.early_stopping_patience, help="early stopping patience on dev macro-F1 (0: off)")
-    p.add_argument("--max-train-examples", type=number(int), default=0, help="use at most N training rows (0: all)")
-    p.add_argument("--max-train-seconds", type=number(float), default=0, help="stop training after S seconds (0: no limit)")
-    p.add_argument("--max-length", type=number(int, 1), default=d.max_length, help="tokens per text")
-    p.add_argument("--dev", choices=DEV_CHOICES, default=d.dev,
-                   help="in-training eval set: auto = a sample's validation split, else 10%% of train")
-    p.add_argument("--lora-r", type=number(int, 1), default=d.lora_r)
-    p.add_argument("--lora-alpha", type=number(float), default=d.lora_alpha)
-    p.add_argument("--lora-dropout", type=number(float), default=d.lora_dropout)
-    p.add_argument("--lora-targets", default="", help="comma-separated module names (default: peft's choice for the model)")
-    p.add_argument("--virtual-tokens", type=number(int, 1), default=d.virtual_tokens, help="prompt-tuning: soft-prompt length in tokens")
-    p.add_argument("--adapter-reduction", type=number(int, 1), default=d.adapter_reduction,
-                   help="adapter method: hidden size / bottleneck size (16 on MiniLM: 384 -> 24 -> 384)")
-    p.add_argument("--pooling", choices=POOLINGS, default=d.pooling,
-                   help="classify from mean-pooled token states (auto: for sentence-transformer encoders such as minilm) "
-                        "or the model's own head (cls)")
-    p.add_argument("--seed", type=SEED, default=d.seed)
-    p.add_argument("--precision", choices=PRECISIONS, default=d.precision)
-    p.add_argument("--device", default=d.device, help="auto, cpu, cuda or mps")
+    add_flags(p, FinetuneConfig)
     p.add_argument("--out", default=None, help="run name (a folder in the runs folder); default: finetune-METHOD-TIMESTAMP")
     p.set_defaults(func=cmd_finetune)
-
-
-def config_from_args(args):
-    """FinetuneConfig from the parsed flags (validated on creation)."""
-    from core.errors import UserError
-    from core.finetune import FinetuneConfig
-
-    every = str(args.eval_every).strip().lower()
-    if every != "epoch" and not every.isdigit():
-        raise UserError(f"--eval-every must be 'epoch' or a number of steps (got '{args.eval_every}').")
-    return FinetuneConfig(
-        model=args.model, method=args.method, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-        weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio,
-        eval_strategy="epoch" if every == "epoch" else "steps", eval_steps=int(every) if every.isdigit() else 50,
-        early_stopping_patience=args.patience, max_train_examples=args.max_train_examples,
-        max_train_seconds=args.max_train_seconds, max_length=args.max_length, dev=args.dev, lora_r=args.lora_r,
-        lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout, lora_target_modules=args.lora_targets,
-        virtual_tokens=args.virtual_tokens, adapter_reduction=args.adapter_reduction, pooling=args.pooling, seed=args.seed, precision=args.precision, device=args.device,
-    )
 
 
 def one_sentence(exc: BaseException) -> str:
@@ -83,6 +34,7 @@ def cmd_finetune(args) -> int:
     """Load data, create the run folder (rank 0), train, evaluate, and write the run contract; failures end in status.json."""
     from core import data, evaluate, finetune, models
     from core.errors import UserError
+    from core.finetune import FinetuneConfig
     from core.runs import (
         RunDir,
         checkpoint_dir,
@@ -93,6 +45,7 @@ def cmd_finetune(args) -> int:
         reserved_for_this_process,
         resolve_out,
     )
+    from core.settings import from_args
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # graceful cancel: training checks the flag every step
@@ -104,7 +57,9 @@ def cmd_finetune(args) -> int:
     run = RunDir(run_path)
     created = False
     try:
-        config = config_from_args(args)
+        config = from_args(FinetuneConfig, args)
+        if distributed and config.method not in finetune.SHARDED_METHODS:
+            raise UserError(f"Method '{config.method}' does not run under torchrun; run it as one process (python -m core finetune ...).")
         train_ds, train_split = data.load_split(args.train, "train", args.text_col, args.label_col, seed=config.seed)
         eval_ds, eval_split = data.load_split(args.eval, "test", args.text_col, args.label_col, seed=config.seed)
         eval_frame = eval_ds.splits[eval_split]

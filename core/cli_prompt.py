@@ -13,65 +13,25 @@ from core.errors import UserError
 
 
 def add_cli_args(sub) -> None:
-    """Register the prompt subcommand."""
-    from core import prompting
-    from core.cli import SEED, add_data_args, number
+    """Register the prompt subcommand: the data flags, then one flag per PromptConfig setting (core.settings)."""
+    from core.cli import add_data_args
     from core.prompting import PromptConfig
-
-    d = PromptConfig()  # one source of defaults for the page and the CLI
-
-    def flag(text: str) -> str:
-        return text.replace("\n", "\\n")  # templates are typed on one line, with \n for a newline
+    from core.settings import add_flags
 
     p = sub.add_parser("prompt", help="classify the evaluation split by zero-/few-shot prompting a causal LM",
                        description="Classify the evaluation split by prompting; writes a run directory (config, status, metrics, predictions).")
     add_data_args(p)
-    p.add_argument("--model", default="smollm2", help="causal LM: bundled 'smollm2' (default), a Hugging Face id or a local folder")
-    p.add_argument("--shots", type=int, nargs="+", default=[0], metavar="K", help="demonstrations per prompt; several values make a grid")
-    p.add_argument("--selection", choices=["random", "balanced", "nearest"], default=d.selection, help="how demonstrations are chosen")
-    p.add_argument("--calibrate", choices=[prompting.AUTO, *prompting.CALIBRATIONS], default=d.calibration,
-                   help="calibration of label probabilities; auto (default) picks the best by macro-F1 on a slice of the training data")
-    p.add_argument("--template", choices=prompting.TEMPLATE_CHOICES, default=d.template,
-                   help="custom: the instruction and templates given; auto: the best of a few built-in wordings on a training slice")
-    p.add_argument("--scoring", choices=["sum", "mean"], default=d.scoring, help="label log-likelihood: sum over its tokens, or mean")
-    p.add_argument("--seed", type=SEED, nargs="+", default=[0], metavar="S", help="seed of demonstration choice; several values make a grid")
-    p.add_argument("--instruction", default=flag(d.instruction), help="first line; {labels} = the label words ('\\n' = newline)")
-    p.add_argument("--example-template", default=flag(d.example_template), help="one demonstration, with {text} and {label}")
-    p.add_argument("--query-template", default=flag(d.query_template), help="the text to classify, with {text}; the label word follows it")
-    p.add_argument("--chat", action="store_true", help="wrap the prompt in the model's chat template")
-    p.add_argument("--label-words", nargs="+", action="extend", default=[], metavar="LABEL=WORD", help="what the model should say for a label")
-    p.add_argument("--batch-size", type=number(int, 1), default=d.batch_size)
-    p.add_argument("--max-eval-examples", type=number(int, 1), default=None, help="score a fixed random subset of this many evaluation rows")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    add_flags(p, PromptConfig)
     p.add_argument("--out", default=None, help="run name or runs/NAME (default: a new name like prompt-8shot-balanced-<time>)")
     p.set_defaults(func=cmd_prompt)
-
-
-def unescape(template: str) -> str:
-    """Templates typed on a command line spell newlines as \\n and tabs as \\t."""
-    return template.replace("\\n", "\n").replace("\\t", "\t")
-
-
-def parse_label_words(pairs: list[str]) -> dict[str, str]:
-    """LABEL=WORD pairs as a dict."""
-    out = {}
-    for pair in pairs:
-        label, sep, word = pair.partition("=")
-        if not sep or not label.strip() or not word.strip():
-            raise UserError(f"'{pair}' is not LABEL=WORD; write e.g. --label-words negative=bad positive=good.")
-        out[label.strip()] = word.strip()
-    return out
 
 
 def build_config(args: argparse.Namespace, shots: int, seed: int):
     """A PromptConfig from the parsed flags, for one cell of the grid."""
     from core.prompting import PromptConfig
+    from core.settings import from_args
 
-    return PromptConfig(model=args.model, instruction=unescape(args.instruction), example_template=unescape(args.example_template),
-                        query_template=unescape(args.query_template), use_chat_template=args.chat,
-                        label_words=parse_label_words(args.label_words), shots=shots, selection=args.selection,
-                        calibration=args.calibrate, template=args.template, scoring=args.scoring, seed=seed, batch_size=args.batch_size,
-                        max_eval_examples=args.max_eval_examples, device=args.device)
+    return from_args(PromptConfig, args, shots=shots, seed=seed)
 
 
 def _interrupt(signum, frame) -> None:
@@ -84,7 +44,7 @@ def cmd_prompt(args) -> int:
     import os
     import signal
 
-    from core import data, prompting, runs
+    from core import data, distributed, prompting, runs
 
     signal.signal(signal.SIGTERM, _interrupt)  # jobs.cancel: mark the run cancelled rather than dying mid-write
 
@@ -107,7 +67,7 @@ def cmd_prompt(args) -> int:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun: each process scores a shard, rank 0 writes the runs
         if not args.out:
             raise UserError("Give --out when running under torchrun, so every process works on the same run.")
-        if join_process_group() != 0:
+        if distributed.join_process_group() != 0:
             for config in configs:
                 prompting.run_prompting(config, train, eval_df, labels)
             return 0
@@ -147,20 +107,6 @@ def cmd_prompt(args) -> int:
     return 0
 
 
-def join_process_group() -> int:
-    """Start torch.distributed for a torchrun job (NCCL with one GPU per process, else gloo on CPU); this process's rank."""
-    import os
-
-    import torch
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank()
-
-
 def run_one(config, run, train, eval_df, labels) -> None:
     """One prompting run with progress in status.json (and a bar on a terminal) after every batch."""
     from core import evaluate, progress, prompting, runs
@@ -186,19 +132,3 @@ def run_one(config, run, train, eval_df, labels) -> None:
     runs.finish_with_metrics(run, result.metrics, result.predictions)
     if below:
         print(f"warning: {run.name}: {below}", file=sys.stderr)
-
-
-def config_argv(config, shots: list[int], seeds: list[int], out: str) -> list[str]:
-    """The `prompt` CLI flags that reproduce a PromptConfig over a grid of shots and seeds (data flags not included)."""
-    argv = ["--model", config.model, "--shots", *map(str, shots), "--selection", config.selection, "--calibrate", config.calibration,
-            "--template", config.template,
-            "--scoring", config.scoring, "--seed", *map(str, seeds), f"--instruction={config.instruction}",
-            f"--example-template={config.example_template}", f"--query-template={config.query_template}",
-            "--batch-size", str(config.batch_size), f"--device={config.device}", f"--out={out}"]
-    if config.use_chat_template:
-        argv.append("--chat")
-    if config.label_words:
-        argv += [f"--label-words={k}={v}" for k, v in config.label_words.items()]  # one flag each: a label may start with '-'
-    if config.max_eval_examples:
-        argv += ["--max-eval-examples", str(config.max_eval_examples)]
-    return argv

@@ -25,6 +25,7 @@ import pandas as pd
 from core import data, evaluate, finetune, models
 from core.errors import UserError
 from core.runs import RunDir, finish_with_metrics
+from core.settings import SEED, number, setting
 
 STRATEGIES = ("naive", "replay", "lora-per-task", "ewc")
 DEFAULT_LR = {"naive": finetune.DEFAULT_LR["full"], "replay": finetune.DEFAULT_LR["full"], "ewc": finetune.DEFAULT_LR["full"],
@@ -37,20 +38,22 @@ DEFAULT_EVAL = ("reviews:test", "finance_news:test")
 class ContinualConfig:
     """Everything a continual run depends on; the page form and the CLI flags both fill it."""
 
-    strategy: str = "naive"
-    model: str = models.ENCODER
-    epochs: float = 3.0  # passes over each task's training rows
-    lr: float | None = None  # None: DEFAULT_LR of the strategy
-    batch_size: int = 16
-    max_train_examples: int = 0  # per task, a seeded sample; 0 = all
-    max_length: int = 128
-    replay_share: float = 0.3  # replay: share of every earlier task's training rows mixed into each later step
-    ewc_lambda: float = 1000.0  # ewc: strength of the Fisher penalty
+    # no choices=: an unknown strategy gets the house's one sentence (and exit status 2) from __post_init__
+    strategy: str = setting("naive", "--strategy", help="naive, replay, lora-per-task or ewc")
+    model: str = setting(models.ENCODER, "--model", help="bundled encoder, Hugging Face id or local folder")
+    epochs: float = setting(3.0, "--epochs", type=number(float, 0, 100), help="passes over each task's training rows")
+    lr: float | None = setting(None, "--lr", type=number(float), help="peak learning rate (default: 1e-4, lora-per-task 5e-4)")
+    batch_size: int = setting(16, "--batch-size", type=number(int, 1, 4096), help="examples per step")
+    max_train_examples: int = setting(0, "--max-train-examples", type=number(int), help="at most N training rows per task, a seeded sample (0: all)")
+    max_length: int = setting(128, "--max-length", type=number(int, 8, 8192), help="tokens per text")
+    replay_share: float = setting(0.3, "--replay-share", type=number(float),
+                                  help="replay: share of every earlier task's training rows mixed into each later step")
+    ewc_lambda: float = setting(1000.0, "--ewc-lambda", type=number(float), help="ewc: strength of the Fisher penalty")
     fisher_examples: int = 256  # ewc: training rows of a finished task used to estimate its Fisher information
-    lora_r: int = 8
-    lora_alpha: int = 16
-    seed: int = 42
-    device: str = "auto"
+    lora_r: int = setting(8, "--lora-r", type=number(int, 1), help="LoRA rank (lora-per-task)")
+    lora_alpha: int = setting(16, "--lora-alpha", type=number(int, 1), help="LoRA scaling numerator (lora-per-task)")
+    seed: int = setting(42, "--seed", type=SEED)
+    device: str = setting("auto", "--device", help="auto, cpu, cuda or mps")
 
     def __post_init__(self):
         self.strategy = str(self.strategy).lower()

@@ -160,8 +160,9 @@ def train_setfit(config: FinetuneConfig, train_frame: pd.DataFrame, eval_frame: 
     stop = stop or threading.Event()
     source = models._converted(models.resolve(config.model))
     try:
-        sf = SetFitModel.from_pretrained(source.path, local_files_only=source.bundled or os.path.isdir(source.path),
-                                         labels=list(label_names))
+        with models.LOAD_LOCK:
+            sf = SetFitModel.from_pretrained(source.path, local_files_only=source.bundled or os.path.isdir(source.path),
+                                             labels=list(label_names))
     except OSError as e:
         from core.errors import UserError
 

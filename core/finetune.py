@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -14,13 +15,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core import data, evaluate, models
+from core import data, distributed, evaluate, models
 from core.errors import UserError
 from core.runs import RunDir
+from core.settings import SEED, number, setting, split_list
 
 METHODS = ("full", "head", "bitfit", "lora", "adapter", "logreg", "knn", "setfit", "prompt-tuning", "lora-lm")
 ENCODER_ONLY = ("adapter", "logreg", "knn", "setfit")  # mean-pooled sentence embeddings: need an encoder
 DECODER_ONLY = ("prompt-tuning", "lora-lm")  # trained to say the label word after the prompt: need a causal LM
+SHARDED_METHODS = ("full", "head", "bitfit", "lora", "adapter")  # trained by the Trainer's DDP, evaluated through the classifier: torchrun-able
 FROZEN_METHODS = ("logreg", "knn")  # no gradient training: no learning rate, epochs or batches
 DEFAULT_LR = {"full": 1e-4, "head": 3e-2, "bitfit": 3e-3, "lora": 5e-4, "adapter": 1e-3,  # best of a sweep on SST-2 with MiniLM (bench/)
               "setfit": 2e-5,  # SetFit's own default body learning rate
@@ -34,37 +37,67 @@ PAGE_TIME_BUDGET_SECONDS = 600
 POOLINGS = ("auto", "mean", "cls")  # auto: mean for sentence-transformer encoders (how they were trained), else the model's own head
 
 
+REPORT_TO = ("none", "tensorboard", "mlflow")  # Trainer integrations a run may log to (optional packages)
+STEPS_OR_EPOCH = "evaluate the dev set every 'epoch' or every N steps (a number)"
+
+
+def eval_every(text: str) -> str:
+    """--eval-every: 'epoch' or a whole number of steps (kept as text; the config turns N into eval_strategy 'steps')."""
+    every = str(text).strip().lower()
+    if every not in ("epoch", "steps") and not (every.isdigit() and int(every) >= 1):
+        raise UserError(f"--eval-every must be 'epoch' or a number of steps (got '{str(text)[:30]}').")
+    return every
+
+
 @dataclass
 class FinetuneConfig:
-    """Everything a fine-tuning run depends on; the page form and the CLI flags both fill it."""
+    """Everything a fine-tuning run depends on; its fields' metadata make the CLI flags and the page form's defaults."""
 
-    model: str = models.ENCODER  # bundled key, Hugging Face id or local folder
-    method: str = "full"  # full | head (linear probe) | bitfit (biases + head) | lora | adapter | logreg | knn | setfit (see METHODS)
-    epochs: float = 3.0  # passes over the training rows (fractions allowed)
-    lr: float | None = None  # peak learning rate; None: the method's usual rate (DEFAULT_LR)
-    batch_size: int = 16  # per device
-    weight_decay: float = 0.01  # AdamW decoupled decay (Trainer skips biases and norms)
-    warmup_ratio: float = 0.1  # share of steps with linear warm-up
-    eval_strategy: str = "epoch"  # "epoch", or "steps" (every eval_steps optimizer steps)
+    model: str = setting(models.ENCODER, "--model", help="bundled model (minilm, smollm2), Hugging Face id or local folder")
+    method: str = setting("full", "--method", choices=METHODS,
+                          help="what is trained: full, head (linear probe), bitfit, lora, adapter (Houlsby bottlenecks); logreg / knn on frozen "
+                               "mean-pooled embeddings (scikit-learn, seconds); setfit (contrastive body + logreg head; --epochs counts passes "
+                               "over 40 pairs per example); on a decoder: prompt-tuning (soft prompt) and lora-lm (LoRA), both trained with "
+                               "the LM loss on the label word after the zero-shot prompt")
+    epochs: float = setting(3.0, "--epochs", type=number(float, 0, 100), help="passes over the training rows (fractions allowed)")
+    lr: float | None = setting(None, "--lr", type=number(float),
+                               help="peak learning rate (default: full 1e-4, head 3e-2, bitfit 3e-3, lora 5e-4, adapter 1e-3, setfit 2e-5, "
+                                    "prompt-tuning 3e-2, lora-lm 5e-4; logreg/knn: none)")
+    batch_size: int = setting(16, "--batch-size", type=number(int, 1, 4096), help="examples per step, per device")
+    weight_decay: float = setting(0.01, "--weight-decay", type=number(float), help="AdamW decoupled decay (Trainer skips biases and norms)")
+    warmup_ratio: float = setting(0.1, "--warmup-ratio", type=number(float), help="share of steps with linear warm-up")
+    eval_strategy: str = setting("epoch", "--eval-every", type=eval_every, help=STEPS_OR_EPOCH)  # "epoch", or "steps" (every eval_steps)
     eval_steps: int = 50
-    early_stopping_patience: int = 2  # evaluations without a better dev macro-F1 before stopping; 0 = off
-    max_train_examples: int = 0  # cap on training rows (seeded sample); 0 = all
-    max_train_seconds: float = 0.0  # hard training time budget; 0 = none
-    max_length: int = 128  # tokens per text, longer texts are truncated
-    dev: str = "auto"  # in-training eval set: auto | holdout (10% of train) | eval (the eval split) | none
-    lora_r: int = 8  # LoRA rank
-    lora_alpha: int = 16  # LoRA scaling numerator (scale = alpha / r)
-    lora_dropout: float = 0.1
-    lora_target_modules: str = ""  # comma-separated module names; "" = peft's default for the architecture
-    virtual_tokens: int = 20  # prompt-tuning: soft-prompt length in tokens
-    adapter_reduction: int = 16  # bottleneck adapters: hidden size / adapter size
-    pooling: str = "auto"  # classify from: auto | mean (mean-pooled token states) | cls (the model's own head, BERT: CLS pooler)
-    seed: int = 42
-    precision: str = "auto"  # auto: bf16 (or fp16) on CUDA for models of 100M+ parameters, else fp32
-    device: str = "auto"  # auto | cpu | cuda | mps
+    early_stopping_patience: int = setting(2, "--patience", type=number(int), help="early stopping patience on dev macro-F1 (0: off)")
+    max_train_examples: int = setting(0, "--max-train-examples", type=number(int), help="use at most N training rows, a seeded sample (0: all)")
+    max_train_seconds: float = setting(0.0, "--max-train-seconds", type=number(float), help="stop training after S seconds (0: no limit)")
+    max_length: int = setting(128, "--max-length", type=number(int, 8, 8192), help="tokens per text; longer texts are truncated")
+    dev: str = setting("auto", "--dev", choices=DEV_CHOICES,
+                       help="in-training eval set: auto = a sample's validation split, else 10%% of train; holdout = 10%% of train; "
+                            "eval = the eval split; none")
+    lora_r: int = setting(8, "--lora-r", type=number(int, 1), help="LoRA rank")
+    lora_alpha: float = setting(16.0, "--lora-alpha", type=number(float), help="LoRA scaling numerator (scale = alpha / r)")
+    lora_dropout: float = setting(0.1, "--lora-dropout", type=number(float), help="LoRA dropout")
+    lora_target_modules: list[str] = setting([], "--lora-targets", nargs="+", metavar="MODULE",
+                                             help="module names, e.g. query value (default: peft's choice for the model)")
+    virtual_tokens: int = setting(20, "--virtual-tokens", type=number(int, 1, 512), help="prompt-tuning: soft-prompt length in tokens")
+    adapter_reduction: int = setting(16, "--adapter-reduction", type=number(int, 1, 1024),
+                                     help="adapter method: hidden size / bottleneck size (16 on MiniLM: 384 -> 24 -> 384)")
+    pooling: str = setting("auto", "--pooling", choices=POOLINGS,
+                           help="classify from mean-pooled token states (auto: for sentence-transformer encoders such as minilm) "
+                                "or the model's own head (cls)")
+    seed: int = setting(42, "--seed", type=SEED)
+    precision: str = setting("auto", "--precision", choices=PRECISIONS,
+                             help="auto: bf16 (or fp16) on CUDA for models of 100M+ parameters, else fp32")
+    device: str = setting("auto", "--device", help="auto, cpu, cuda or mps")
+    report_to: str = setting("none", "--report-to", choices=REPORT_TO,
+                             help="also log training to TensorBoard or MLflow (optional packages; without them training goes on without it)")
 
     def __post_init__(self):
         self.method = str(self.method).lower()
+        every = eval_every(self.eval_strategy)  # --eval-every N: every N steps
+        self.eval_strategy, self.eval_steps = ("steps", int(every)) if every.isdigit() else (every, self.eval_steps)
+        self.lora_target_modules = split_list(self.lora_target_modules)  # the older comma form (query,value) too
         if self.method not in METHODS:
             raise UserError(f"Unknown method '{self.method}'; choose one of: {', '.join(METHODS)}.")
         if not (0 < float(self.epochs) <= 100):
@@ -93,6 +126,8 @@ class FinetuneConfig:
             raise UserError(f"Unknown pooling '{self.pooling}'; choose one of: {', '.join(POOLINGS)}.")
         if self.precision not in PRECISIONS:
             raise UserError(f"Unknown precision '{self.precision}'; choose one of: {', '.join(PRECISIONS)}.")
+        if self.report_to not in REPORT_TO:
+            raise UserError(f"Unknown --report-to '{self.report_to}'; choose one of: {', '.join(REPORT_TO)}.")
 
     @property
     def learning_rate(self) -> float | None:
@@ -104,6 +139,19 @@ class FinetuneConfig:
     def to_dict(self) -> dict:
         """Hyperparameters for config.json (the learning rate resolved)."""
         return {**asdict(self), "lr": self.learning_rate}
+
+
+def integration(config: FinetuneConfig, run: RunDir | None = None) -> str:
+    """What the Trainer reports to: config.report_to when its package is installed (TensorBoard logs go into the run
+    folder), else 'none', said in one sentence; training never fails for want of a logger."""
+    if config.report_to == "none":
+        return "none"
+    if importlib.util.find_spec(config.report_to) is None:
+        print(f"note: {config.report_to} is not installed; training goes on without it (pip install {config.report_to}).", flush=True)
+        return "none"
+    if config.report_to == "tensorboard" and run is not None:
+        os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(run.path / "tensorboard"))
+    return config.report_to
 
 
 @dataclass
@@ -161,7 +209,7 @@ def with_lora(model, config: FinetuneConfig, task_type: str):
     TaskType name, SEQ_CLS or CAUSAL_LM); a model peft cannot adapt is one sentence."""
     from peft import LoraConfig, TaskType, get_peft_model
 
-    targets = [t.strip() for t in config.lora_target_modules.split(",") if t.strip()] or None
+    targets = config.lora_target_modules or None
     lora = LoraConfig(task_type=TaskType[task_type], r=config.lora_r, lora_alpha=config.lora_alpha,
                       lora_dropout=config.lora_dropout, target_modules=targets)
     try:
@@ -489,10 +537,9 @@ def train(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: pd.DataF
         return FinetuneResult({}, pd.DataFrame(), "cancelled", cancelled=True)
     train_set = encode(tokenizer, train_frame, label_names, config.max_length)
     dev_set = encode(tokenizer, dev_frame, label_names, config.max_length) if dev_frame is not None and len(dev_frame) else None
-    eval_set = encode(tokenizer, eval_frame, label_names, config.max_length)
     has_dev = dev_set is not None
     strategy = config.eval_strategy if has_dev else "no"
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
     # under torchrun every rank must name the same checkpoint folder, so callers pass one
     checkpoints = Path(tempfile.mkdtemp(prefix="pft-ckpt-")) if work_dir is None else Path(work_dir)
     steps_per_epoch = math.ceil(len(train_set) / (config.batch_size * int(os.environ.get("WORLD_SIZE", "1"))))
@@ -521,8 +568,8 @@ def train(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: pd.DataF
         seed=config.seed,
         data_seed=config.seed,
         use_cpu=device == "cpu",
-        ddp_backend="gloo" if distributed and device != "cuda" else None,
-        report_to="none",
+        ddp_backend="gloo" if ddp and device != "cuda" else None,
+        report_to=integration(config, run),
         disable_tqdm=True,
         dataloader_num_workers=0,
         label_names=["labels"],
@@ -548,10 +595,8 @@ def train(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: pd.DataF
         if stopped_by == "epochs" and trainer.state.global_step < trainer.state.max_steps:
             stopped_by = "early_stopping"
         started = time.time()
-        out = trainer.predict(eval_set)
+        probs = predict_sharded(trainer, tokenizer, list(eval_frame["text"]), config.max_length)  # (N, C)
         eval_seconds = time.time() - started
-        logits = out.predictions[0] if isinstance(out.predictions, tuple) else out.predictions
-        probs = softmax(np.asarray(logits, dtype=np.float32))  # (N, C)
         n_train_seen = int(train_out.global_step * config.batch_size * int(os.environ.get("WORLD_SIZE", "1")))
         metrics = evaluate.classification_metrics(
             list(eval_frame["label"]), [label_names[i] for i in probs.argmax(axis=1)], label_names)
@@ -573,12 +618,26 @@ def train(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: pd.DataF
         predictions = evaluate.predictions_frame(eval_frame["id"], eval_frame["text"], eval_frame["label"], probs, label_names)
         if run is not None and trainer.is_world_process_zero():
             save_model(trainer, tokenizer, label_names, config, run.path / "model")
-        if distributed and torch.distributed.is_initialized():
+        if ddp and torch.distributed.is_initialized():
             torch.distributed.barrier()
         return FinetuneResult(metrics, predictions, stopped_by, model=trainer.model)
     finally:
         if is_main_process():  # checkpoints only served to keep the best weights until the end
             shutil.rmtree(checkpoints, ignore_errors=True)
+
+
+def predict_sharded(trainer, tokenizer, texts: list[str], max_length: int) -> np.ndarray:
+    """Class probabilities (N, C) of the trained model; under torchrun each process scores every world-th text and every
+    process gets the whole table in the original order, equal to one process scoring them all."""
+    rank, world = distributed.shard()
+    model = trainer.model.eval()
+    with trainer.autocast_smart_context_manager():  # the training's mixed precision, as Trainer.predict would
+        part = predict_probs(model, tokenizer, texts[rank::world], trainer.args.per_device_eval_batch_size, max_length)
+    if world == 1:
+        return part
+    whole = np.zeros((len(texts), part.shape[1]))
+    whole[rank::world] = part
+    return distributed.all_sum(whole)
 
 
 def save_model(trainer, tokenizer, label_names: list[str], config: FinetuneConfig, path: Path) -> None:
@@ -630,21 +689,22 @@ def load_run_model(run_path: str | Path, device: str = "cpu"):
     labels = {"num_labels": len(label_names), "id2label": dict(enumerate(label_names)),
               "label2id": {n: i for i, n in enumerate(label_names)}}
     try:
-        if (model_dir / "pooling.json").exists():  # a mean-pooled classifier (core.pooled)
-            from core import pooled
+        with models.LOAD_LOCK:  # one model load at a time (see models.LOAD_LOCK)
+            if (model_dir / "pooling.json").exists():  # a mean-pooled classifier (core.pooled)
+                from core import pooled
 
-            model = pooled.load(model_dir, base, label_names)
-        elif (model_dir / "adapter_config.json").exists():
-            from peft import PeftModel
+                model = pooled.load(model_dir, base, label_names)
+            elif (model_dir / "adapter_config.json").exists():
+                from peft import PeftModel
 
-            source = models._converted(models.resolve(base))
-            model = models._from_pretrained(AutoModelForSequenceClassification, source, attn_implementation="eager",
-                                            ignore_mismatched_sizes=True, use_safetensors=True, **labels)
-            model.config.pad_token_id = tokenizer.pad_token_id
-            model = PeftModel.from_pretrained(model, str(model_dir)).merge_and_unload()
-        else:
-            model = AutoModelForSequenceClassification.from_pretrained(
-                str(model_dir), attn_implementation="eager", use_safetensors=True, local_files_only=True, trust_remote_code=False)
+                source = models._converted(models.resolve(base))
+                model = models._from_pretrained(AutoModelForSequenceClassification, source, attn_implementation="eager",
+                                                ignore_mismatched_sizes=True, use_safetensors=True, **labels)
+                model.config.pad_token_id = tokenizer.pad_token_id
+                model = PeftModel.from_pretrained(model, str(model_dir)).merge_and_unload()
+            else:
+                model = AutoModelForSequenceClassification.from_pretrained(
+                    str(model_dir), attn_implementation="eager", use_safetensors=True, local_files_only=True, trust_remote_code=False)
     except (OSError, ValueError, RuntimeError) as e:
         raise UserError(f"Could not load the saved model of {Path(run_path).name}: {str(e).splitlines()[0][:200]}") from e
     if model.config.pad_token_id is None:

@@ -28,6 +28,7 @@ from core.runs import FINAL_STATES, RESERVATION, RUN_NAME, RunDir, reached, rese
 
 ACTIVE_STATES = ("queued", "running")
 DIED = "The job's process ended without finishing (killed or crashed)."
+JOB_SETTINGS = "job.json"  # the settings a page started a job with (its --config file), kept in the run folder
 
 
 def max_jobs() -> int:
@@ -44,8 +45,9 @@ def _jobs_lock(root: Path) -> FileLock:
     return FileLock(root / ".jobs.lock")
 
 
-def launch(argv: list[str], run_dir: Path, env: dict | None = None) -> int:
+def launch(argv: list[str], run_dir: Path, env: dict | None = None, settings: dict | None = None) -> int:
     """Start `python -m core ARGV` detached from this process (own session), logging to run_dir/log.txt; returns its pid.
+    With settings, they are saved as run_dir/job.json first and the job reads them (`--config job.json`).
 
     Refused (UserError) when run_dir exists or when PFT_MAX_JOBS jobs are already active in its runs folder."""
     run_dir = Path(run_dir).resolve()
@@ -61,6 +63,9 @@ def launch(argv: list[str], run_dir: Path, env: dict | None = None) -> int:
         except FileExistsError:
             raise UserError(f"A run named '{run_dir.name}' already exists; choose another name.") from None
         token = uuid.uuid4().hex
+        if settings is not None:
+            write_json(run_dir / JOB_SETTINGS, settings)
+            argv = [argv[0], "--config", str(run_dir / JOB_SETTINGS), *argv[1:]]
         write_json(run_dir / RESERVATION, {"token": token, "pid": None, "argv": list(argv)})
         RunDir(run_dir).set_status("queued")
         with open(run_dir / "log.txt", "ab") as log:

@@ -188,6 +188,27 @@ def choose_device(preference: str = "auto") -> str:
 
 
 _SAFE = {"use_safetensors": True}  # model weights: never unpickle a .bin file
+# One from_pretrained at a time in this process: transformers builds a model on the meta device by patching torch's
+# init and creation functions process-wide, so a second thread loading at the same moment gets meta tensors
+# ("Cannot copy out of meta tensor"). Reentrant: a load may load its tokenizer or base model.
+LOAD_LOCK = threading.RLock()
+_KEY_LOCKS: dict[tuple, threading.Lock] = {}
+
+
+def load_once(cached):
+    """A cached loader (functools.lru_cache) that threads asking for the same model at once share: the first loads,
+    the others wait for it on a lock of their own key and then read the cache (a load of another model does not hold them)."""
+
+    @functools.wraps(cached)
+    def call(*args, **kwargs):
+        key = (cached.__name__, args, tuple(sorted(kwargs.items())))
+        with LOAD_LOCK:
+            lock = _KEY_LOCKS.setdefault(key, threading.Lock())
+        with lock:
+            return cached(*args, **kwargs)
+
+    call.cache_clear = cached.cache_clear
+    return call
 
 
 def _from_pretrained(loader, source: ModelSource, **kwargs):
@@ -198,11 +219,13 @@ def _from_pretrained(loader, source: ModelSource, **kwargs):
         kwargs.pop("use_safetensors", None)
     try:
         try:
-            return loader.from_pretrained(source.path, local_files_only=True, **kwargs)
+            with LOAD_LOCK:
+                return loader.from_pretrained(source.path, local_files_only=True, **kwargs)
         except OSError:
             if source.bundled or Path(source.path).is_dir() or not hub_reachable():
                 raise
-            return loader.from_pretrained(source.path, **kwargs)
+            with LOAD_LOCK:
+                return loader.from_pretrained(source.path, **kwargs)
     except UserError:
         raise
     except OSError as e:
@@ -251,6 +274,7 @@ def _converted(source: ModelSource) -> ModelSource:
     return ModelSource(key=source.key, path=str(target), bundled=True)
 
 
+@load_once
 @functools.lru_cache(maxsize=8)
 def load_tokenizer(name: str):
     """The tokenizer of a model, loaded once per process."""
@@ -262,6 +286,7 @@ def load_tokenizer(name: str):
     return tokenizer
 
 
+@load_once
 @functools.lru_cache(maxsize=4)
 def load_causal_lm(name: str, device: str = "cpu", attention: str = "eager"):
     """A causal LM in eval mode, loaded once per process; "eager" attention returns weights (attention views), "sdpa" is faster (scoring)."""
@@ -271,6 +296,7 @@ def load_causal_lm(name: str, device: str = "cpu", attention: str = "eager"):
     return model.to(device).eval()
 
 
+@load_once
 @functools.lru_cache(maxsize=4)
 def load_encoder(name: str, device: str = "cpu"):
     """A bare encoder (no task head) in eval mode with eager attention, loaded once per process."""

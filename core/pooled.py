@@ -149,8 +149,9 @@ def load(model_dir: Path, base: str, label_names: list[str]) -> PooledClassifier
     spec = json.loads((Path(model_dir) / POOLING_FILE).read_text(encoding="utf-8"))
     reduction = int(spec.get("adapter_reduction") or 0)
     if spec.get("body_saved", True) and not reduction:
-        body = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager", use_safetensors=True, local_files_only=True,
-                                         trust_remote_code=False)
+        with models.LOAD_LOCK:
+            body = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager", use_safetensors=True,
+                                             local_files_only=True, trust_remote_code=False)
     else:
         body = models._from_pretrained(AutoModel, models._converted(models.resolve(base)), attn_implementation="eager", use_safetensors=True)
     state = load_file(str(Path(model_dir) / HEAD_FILE))

@@ -28,8 +28,9 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from core import evaluate, models
+from core import distributed, evaluate, models
 from core.errors import UserError
+from core.settings import SEED, number, setting
 
 SELECTIONS = ("random", "balanced", "nearest")
 CALIBRATIONS = ("none", "contextual", "pmi")
@@ -65,29 +66,58 @@ SLICE_MAX = 128  # ... but no more than this in all (77 labels: 1 per class), an
 Progress = Callable[[int, int], None]  # (examples scored, examples in all)
 
 
+def unescape(template: str) -> str:
+    """Templates typed on a command line spell newlines as \\n and tabs as \\t."""
+    return template.replace("\\n", "\n").replace("\\t", "\t")
+
+
+def parse_label_words(pairs: list[str]) -> dict[str, str]:
+    """LABEL=WORD pairs (as --label-words takes them) as a dict."""
+    out = {}
+    for pair in pairs:
+        label, sep, word = str(pair).partition("=")
+        if not sep or not label.strip() or not word.strip():
+            raise UserError(f"'{pair}' is not LABEL=WORD; write e.g. --label-words negative=bad positive=good.")
+        out[label.strip()] = word.strip()
+    return out
+
+
 @dataclass
 class PromptConfig:
-    """Everything that decides a prompting run; the page form and the CLI flags both fill it."""
+    """Everything that decides a prompting run; its fields' metadata make the CLI flags and the page form's defaults."""
 
-    model: str = models.DECODER  # bundled decoder, a Hugging Face id or a local folder
-    instruction: str = DEFAULT_INSTRUCTION  # first line of the prompt; {labels} becomes the label words, joined by ", "
-    example_template: str = DEFAULT_EXAMPLE_TEMPLATE  # one demonstration: {text} and {label}
-    query_template: str = DEFAULT_QUERY_TEMPLATE  # the text to classify: {text}; the label word is scored right after it
-    use_chat_template: bool = False  # wrap the prompt in the model's chat template (user turn); the label is the reply
-    label_words: dict[str, str] = field(default_factory=dict)  # label -> word the model should say; others say their name
-    shots: int = 0  # demonstrations in the prompt (0 = zero-shot)
-    selection: str = "balanced"  # random | balanced (classes as equal as possible) | nearest (most similar train texts)
-    calibration: str = AUTO  # auto | none | contextual (divide by content-free probs) | pmi (subtract domain-conditional log-prob)
-    template: str = "custom"  # custom (the wording above) | auto (best of TEMPLATES on a training slice)
-    scoring: str = "sum"  # sum of label-token log-probs, or mean (length-normalised, for multi-token label words)
-    seed: int = 0  # demonstration choice and order
-    batch_size: int = 8  # rows per forward pass (on CPU, 8 beat 32: smaller expanded caches)
-    max_eval_examples: int | None = None  # score a fixed random subset of the evaluation split (quick demos); None = all
+    model: str = setting(models.DECODER, "--model", help="causal LM: bundled 'smollm2' (default), a Hugging Face id or a local folder")
+    instruction: str = setting(DEFAULT_INSTRUCTION, "--instruction", type=unescape,
+                               help="first line; {labels} = the label words, joined by ', ' ('\\n' = newline)")
+    example_template: str = setting(DEFAULT_EXAMPLE_TEMPLATE, "--example-template", type=unescape,
+                                    help="one demonstration, with {text} and {label}")
+    query_template: str = setting(DEFAULT_QUERY_TEMPLATE, "--query-template", type=unescape,
+                                  help="the text to classify, with {text}; the label word is scored right after it")
+    use_chat_template: bool = setting(False, "--chat", action="store_true",
+                                      help="wrap the prompt in the model's chat template (user turn); the label is the reply")
+    label_words: dict[str, str] = setting({}, "--label-words", nargs="+", action="extend", metavar="LABEL=WORD",
+                                          help="what the model should say for a label (others say their name)")
+    shots: int = setting(0, "--shots", type=int, nargs="+", metavar="K",
+                         help="demonstrations per prompt (0 = zero-shot); several values make a grid")
+    selection: str = setting("balanced", "--selection", choices=SELECTIONS,
+                             help="how demonstrations are chosen: random, balanced (classes as equal as possible) or nearest (most similar train texts)")
+    calibration: str = setting(AUTO, "--calibrate", choices=(AUTO, *CALIBRATIONS),
+                               help="calibration of label probabilities; auto (default) picks the best by macro-F1 on a slice of the training data")
+    template: str = setting("custom", "--template", choices=TEMPLATE_CHOICES,
+                            help="custom: the instruction and templates given; auto: the best of a few built-in wordings on a training slice")
+    scoring: str = setting("sum", "--scoring", choices=SCORINGS,
+                           help="label log-likelihood: sum over its tokens, or mean (length-normalised, for multi-token label words)")
+    seed: int = setting(0, "--seed", type=SEED, nargs="+", metavar="S", help="seed of demonstration choice and order; several values make a grid")
+    batch_size: int = setting(8, "--batch-size", type=number(int, 1, 512), help="rows per forward pass (on CPU, 8 beat 32)")
+    max_eval_examples: int | None = setting(None, "--max-eval-examples", type=number(int, 1),
+                                            help="score a fixed random subset of this many evaluation rows (default: all)")
     max_demo_chars: int = 500  # demonstrations longer than this are cut, so the shared prefix stays short
     embedding_model: str = models.ENCODER  # encoder for nearest-neighbour selection (mean-pooled embeddings)
-    device: str = "auto"  # auto | cpu | cuda | mps
+    device: str = setting("auto", "--device", help="auto, cpu, cuda or mps")
 
     def __post_init__(self):
+        if isinstance(self.label_words, list):  # LABEL=WORD pairs, as --label-words takes them
+            self.label_words = parse_label_words(self.label_words)
         if "{text}" not in self.query_template:
             raise UserError("The query template must contain {text}, where the text to classify goes.")
         if self.shots and ("{text}" not in self.example_template or "{label}" not in self.example_template):
@@ -537,27 +567,6 @@ def load_model(config: PromptConfig):
     return models.load_tokenizer(config.model), models.load_causal_lm(config.model, device, attention="sdpa")
 
 
-def shard() -> tuple[int, int]:
-    """(rank, world size) of a torchrun job whose process group is up, else (0, 1)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def all_sum(values: np.ndarray) -> np.ndarray:
-    """values summed over every process of the torchrun job (gloo on CPU, NCCL on GPUs)."""
-    import torch
-    import torch.distributed as dist
-
-    t = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64))
-    if dist.get_backend() == "nccl":
-        t = t.cuda()
-    dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t.cpu().numpy()
-
-
 def run_prompting(config: PromptConfig, train: pd.DataFrame, eval_df: pd.DataFrame, label_names: list[str],
                   progress: Progress | None = None, all_calibrations: bool = False) -> PromptResult:
     """Classify eval_df by prompting: build prompts, score every label, calibrate, and compute the run's metrics.
@@ -606,11 +615,11 @@ def run_prompting(config: PromptConfig, train: pd.DataFrame, eval_df: pd.DataFra
         query_rows, extra_rows = queries, extra
     n_rows = len(query_rows) + len(extra_rows)
     rows = label_rows(query_rows + extra_rows, label_ids)
-    rank, world = shard()
+    rank, world = distributed.shard()
     report = (lambda done, total: progress(round(done * N / total) if total else N, N)) if progress and rank == 0 else None
     sums = score_rows(model, prefix_ids, rows[rank::world], n_rows, C, config.batch_size, tokenizer.pad_token_id or 0, report, counted=N)
     if world > 1:  # every process scored every world-th row; summing gives each the whole table
-        sums = all_sum(sums)
+        sums = distributed.all_sum(sums)
     scores = label_scores(sums, [len(ids) for ids in label_ids], config.scoring)
     main, extra_scores = scores[:N], scores[N:]
     if nearest and M:
@@ -784,7 +793,7 @@ def parse_int_list(text: str, what: str, low: int = 0, high: int = 10**6) -> lis
         if not part.strip():
             continue
         if not part.strip().lstrip("-").isdigit() or not low <= int(part) <= high:
-            raise UserError(f"{what} must be whole numbers from {low} to {high}, separated by commas; '{part.strip()}' is not.")
+            raise UserError(f"{what} must be whole numbers from {low} to {high}, separated by spaces or commas; '{part.strip()}' is not.")
         if int(part) not in values:
             values.append(int(part))
     if not values:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -189,7 +190,8 @@ class RunDir:
     def write_predictions(self, df: pd.DataFrame) -> None:
         """predictions.csv: id, text, label, pred, confidence, prob_<label>... (atomic)."""
         try:
-            write_atomic(self.path / "predictions.csv", df.to_csv(index=False))
+            # text cells always quoted: pandas 3 leaves a lone \r unquoted, and readers end the row there
+            write_atomic(self.path / "predictions.csv", df.to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC))
         except OSError as e:  # disk full or read-only: one sentence, like write()
             raise UserError(f"Could not save predictions.csv in {self.path}: {e.strerror}.") from None
 

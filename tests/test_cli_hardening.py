@@ -3,6 +3,7 @@ and label words whose label starts with '-' parse."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import sys
 import pytest
 
 from core import cli_prompt, prompting
-from core.cli import attach_dash_values, build_parser, main
+from core.cli import attach_dash_values, build_parser, main, parse_args
 from tests.conftest import ROOT
 
 BASE = {"prompt": ["prompt", "--train", "reviews", "--eval", "reviews"],
@@ -67,7 +68,7 @@ def test_closed_pipe_ends_quietly():
 ])
 def test_label_words_whose_label_starts_with_a_dash(argv):
     args = build_parser().parse_args(attach_dash_values([*BASE["prompt"], *argv, "--shots", "2"]))
-    assert cli_prompt.parse_label_words(args.label_words) == {"-1": "bad", "1": "good"} and args.shots == [2]
+    assert prompting.parse_label_words(args.label_words) == {"-1": "bad", "1": "good"} and args.shots == [2]
 
 
 def test_label_word_without_equals_still_gets_its_sentence(capsys):
@@ -75,8 +76,10 @@ def test_label_word_without_equals_still_gets_its_sentence(capsys):
     assert "is not LABEL=WORD" in capsys.readouterr().err
 
 
-def test_the_apps_argv_round_trips_labels_starting_with_a_dash():
+def test_the_apps_config_file_round_trips_labels_starting_with_a_dash(tmp_path):
     config = prompting.PromptConfig(label_words={"-1": "bad", "--x": "odd", "1": "good"})
-    argv = [*BASE["prompt"], *cli_prompt.config_argv(config, [0], [0], "out")]
-    args = build_parser().parse_args(attach_dash_values(argv))
-    assert cli_prompt.parse_label_words(args.label_words) == config.label_words
+    (tmp_path / "job.json").write_text(json.dumps(config.to_dict()))
+    args = parse_args([*BASE["prompt"], "--config", str(tmp_path / "job.json")])
+    assert cli_prompt.build_config(args, 0, 0).label_words == config.label_words
+
+

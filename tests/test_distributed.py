@@ -44,6 +44,48 @@ def test_torchrun_two_cpu_processes_write_one_run(runs_dir, tiny_bert_dir):
     assert list(predictions["id"]) == [f"test-{i}" for i in range(metrics["n_examples"])]  # gathered back in order
 
 
+def test_torchrun_two_cpu_processes_evaluate_like_one(runs_dir, tiny_bert_dir, monkeypatch):
+    """The final evaluation is sharded over 2 processes and merged in order: with training that changes nothing (lr 1e-9),
+    predictions.csv equals a single-process run's (an odd number of rows, so the shards differ in size)."""
+    import pandas as pd
+
+    from core.cli import main
+
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists() and not shutil.which("torchrun"):
+        pytest.skip("torchrun is not installed")
+    eval_csv = runs_dir.parent / "eval.csv"
+    pd.read_csv(ROOT / "sample_data" / "reviews" / "test.csv").head(37).to_csv(eval_csv, index=False)
+    flags = ["finetune", "--train", "reviews", "--eval", str(eval_csv), "--model", str(tiny_bert_dir), "--method", "lora",
+             "--epochs", "1", "--lr", "1e-9", "--batch-size", "8", "--max-train-examples", "32", "--dev", "none", "--seed", "5",
+             "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [str(torchrun if torchrun.exists() else "torchrun"), "--nproc_per_node", "2", "--master_port", "29521", "-m", "core",
+           *flags, "--out", "sharded"]
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+    assert out.returncode == 0, out.stderr[-3000:]
+    monkeypatch.chdir(runs_dir.parent)
+    assert main([*flags, "--out", "runs/single"]) == 0
+    sharded, single = (pd.read_csv(runs_dir / name / "predictions.csv", dtype={"id": str}) for name in ("sharded", "single"))
+    assert len(single) == 37
+    assert list(sharded["id"]) == list(single["id"]) and list(sharded["pred"]) == list(single["pred"])
+    probs = [c for c in single.columns if c.startswith("prob_")]
+    assert (sharded[probs] - single[probs]).abs().to_numpy().max() < 1e-5
+    assert json.loads((runs_dir / "sharded" / "metrics.json").read_text())["world_size"] == 2
+
+
+def test_torchrun_refuses_methods_that_do_not_shard(runs_dir, tiny_bert_dir, monkeypatch, capsys):
+    """logreg/knn/setfit/prompt-tuning/lora-lm under torchrun: one sentence, exit 2, no run folder."""
+    from core.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    code = main(["finetune", "--train", "reviews", "--eval", "reviews", "--model", str(tiny_bert_dir), "--method", "logreg",
+                 "--out", "refused"])
+    assert code == 2
+    assert "does not run under torchrun" in capsys.readouterr().err
+    assert not (runs_dir / "refused").exists()
+
+
 def test_torchrun_two_cpu_processes_prompt_like_one(runs_dir, tiny_llama_dir, monkeypatch):
     """2 processes shard the evaluation rows (multi-token label words, contextual calibration); rank 0 writes one run
     whose predictions equal a single-process run's."""

@@ -185,7 +185,7 @@ def test_random_numeric_flags_parse_to_finite_values_or_one_sentence(command, dr
         assert str(e).strip() and "\n" not in str(e)
         _count("cli flags", "refused")
         return
-    parsed = getattr(args, flag.lstrip("-").replace("-", "_"))
+    parsed = getattr(args, _parser().commands[command]._option_string_actions[flag].dest)  # --patience: early_stopping_patience
     parsed = parsed[0] if isinstance(parsed, list) else parsed
     assert math.isfinite(parsed) and parsed >= 0, (flag, value, parsed)
     _count("cli flags", "parsed")
@@ -229,14 +229,20 @@ def test_exported_csv_cells_never_start_a_formula(cells):
 @given(st.dictionaries(st.text(alphabet=string.ascii_letters + string.digits + "-_ .=", min_size=1, max_size=12).filter(
     lambda s: s.strip() and "=" not in s and s.strip() == s), st.text(alphabet=string.ascii_letters + "-= ", min_size=1, max_size=8).filter(
     lambda s: s.strip() == s and s), min_size=1, max_size=4))
-def test_label_words_round_trip_through_the_apps_command_line(words):
-    """Whatever labels the app passes (e.g. '-1', '--x'), `prompt` parses the same label words back."""
+def test_label_words_round_trip_through_the_apps_config_file(words):
+    """Whatever labels the app saves (e.g. '-1', '--x'), `prompt --config` parses the same label words back."""
+    import tempfile
+
     from core import cli_prompt, prompting
-    from core.cli import attach_dash_values
+    from core.cli import parse_args
 
     config = prompting.PromptConfig(label_words=words)
-    args = _parser().parse_args(attach_dash_values([*COMMAND_BASE["prompt"], *cli_prompt.config_argv(config, [0], [0], "o")]))
-    assert cli_prompt.parse_label_words(args.label_words) == words
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "job.json")
+        with open(path, "w") as f:
+            json.dump(config.to_dict(), f)
+        args = parse_args([*COMMAND_BASE["prompt"], "--config", path])
+    assert cli_prompt.build_config(args, 0, 0).label_words == words
     _count("label words", "round trip")
 
 

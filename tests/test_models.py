@@ -93,3 +93,34 @@ def test_transformers_names_resolve_from_many_threads_at_once():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_same_model_loaded_from_many_threads_at_once(tiny_bert_dir, tiny_llama_dir):
+    """Six threads load the same models together (the app and page reruns): no meta-tensor failure, the cached encoder is
+    loaded once and shared, and every fresh classifier works."""
+    import threading
+
+    import torch
+
+    models.load_encoder.cache_clear()
+    models.load_causal_lm.cache_clear()
+    start, errors, encoders, outputs = threading.Barrier(6), [], [], []
+
+    def work(i: int) -> None:
+        try:
+            start.wait()
+            encoders.append(models.load_encoder(str(tiny_bert_dir)))
+            lm = models.load_causal_lm(str(tiny_llama_dir), attention="sdpa")
+            clf = models.load_for_classification(str(tiny_bert_dir), ["a", "b"]).eval()
+            with torch.no_grad():
+                outputs.append((clf(input_ids=torch.tensor([[2, 5, 7, 3]])).logits.shape,
+                                lm(input_ids=torch.tensor([[1, 5, 7]])).logits.shape[-1]))
+        except Exception as e:  # collected, so the assertion below names what failed
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert errors == []
+    assert all(e is encoders[0] for e in encoders)
+    assert len(outputs) == 6 and all(shape == (1, 2) for shape, _ in outputs)

@@ -66,7 +66,8 @@ def test_start_runs_a_job_that_the_page_follows_to_the_end(runs_dir, _page):
     while time.time() < deadline and jobs.refresh(run).get("state") in jobs.ACTIVE_STATES:
         time.sleep(0.5)
     assert run.status["state"] == "succeeded", (run.status, (run.path / "log.txt").read_text()[-2000:])
-    assert "--strategy replay" in run.config["command"] and "--train reviews:train finance_news:train" in run.config["command"]
+    assert run.config["strategy"] == "replay" and run.config["dataset"]["train"] == ["reviews:train", "finance_news:train"]
+    assert run.config["max_train_examples"] == 24 and run.config["command"].endswith("--out seq-from-page")  # from job.json
     at.run()
     assert not at.exception
     assert any("seq-from-page" in s.value and "succeeded" in s.value for s in at.subheader)

@@ -63,7 +63,8 @@ def test_start_runs_a_job_that_the_page_follows_to_the_end(tiny_bert_dir, runs_d
     while time.time() < deadline and jobs.refresh(run).get("state") in jobs.ACTIVE_STATES:
         time.sleep(0.5)
     assert run.status["state"] == "succeeded", run.status
-    assert run.config["n_train_examples"] == 48 and "--max-train-examples 48" in run.config["command"]
+    assert run.config["n_train_examples"] == 48 and run.config["max_train_examples"] == 48
+    assert run.config["command"].endswith(f"--config {run.path / 'job.json'} --out from-the-page")  # re-runnable from its folder
     at.run()
     assert not at.exception
     assert any("from-the-page" in s.value and "succeeded" in s.value for s in at.subheader)
@@ -87,3 +88,40 @@ def test_the_default_time_budget_is_the_one_setting(tiny_bert_dir, runs_dir, ope
 
     at = open_page("app_pages/finetune.py", ft_model="other", ft_model_other=str(tiny_bert_dir))
     assert at.number_input(key=scoped(at, "ft_seconds")).value == finetune.PAGE_TIME_BUDGET_SECONDS
+
+
+def test_start_saves_the_whole_form_as_the_jobs_config_file(tiny_bert_dir, runs_dir, open_page, monkeypatch):
+    """The job is started from job.json in its reserved run folder (no hand-built argv), and that file, read back by the
+    CLI's --config, gives exactly the settings on the form, the Advanced ones (dev set, precision, device) included."""
+    import dataclasses
+    import types
+
+    from core.cli import parse_args
+    from core.finetune import FinetuneConfig
+    from core.settings import from_args
+
+    started = []
+    monkeypatch.setattr(jobs.subprocess, "Popen", lambda argv, **kw: started.append(argv) or types.SimpleNamespace(pid=os.getpid()))
+    at = open_page("app_pages/finetune.py", ft_model="other", ft_model_other=str(tiny_bert_dir), ft_method="lora")
+    form = {"ft_epochs": 2.0, "ft_lr_lora": 1e-3, "ft_batch": 8, "ft_seconds": 120.0, "ft_examples": 40, "ft_wd": 0.05,
+            "ft_warmup": 0.2, "ft_maxlen": 64, "ft_patience": 3, "ft_seed": 7, "ft_lora_r": 4, "ft_lora_alpha": 8.0, "ft_lora_dropout": 0.2}
+    for key, value in form.items():
+        at.number_input(key=scoped(at, key)).set_value(value)
+    for key, value in {"ft_eval_every": "20", "ft_lora_targets": "query, value", "ft_device": "cpu", "ft_run_name": "form-run"}.items():
+        at.text_input(key=scoped(at, key)).set_value(value)
+    for key, value in {"ft_pooling": "mean", "ft_dev": "holdout", "ft_precision": "fp32", "ft_report_to": "tensorboard"}.items():
+        at.selectbox(key=scoped(at, key)).set_value(value)
+    at.button(key=scoped(at, "ft_start")).click().run()
+    assert not at.exception and not at.error
+    job = runs_dir / "form-run" / "job.json"
+    assert started[0][-5:] == ["finetune", "--config", str(job), "--out", "form-run"]
+    args = parse_args(["finetune", "--config", str(job)])
+    assert (args.train, args.eval) == ("reviews:train", "reviews:test")
+    saved = dataclasses.asdict(from_args(FinetuneConfig, args))
+    expected = dataclasses.asdict(FinetuneConfig(
+        model=str(tiny_bert_dir), method="lora", epochs=2.0, lr=1e-3, batch_size=8, max_train_seconds=120.0, max_train_examples=40,
+        weight_decay=0.05, warmup_ratio=0.2, max_length=64, early_stopping_patience=3, seed=7, lora_r=4, lora_alpha=8.0, lora_dropout=0.2,
+        eval_strategy="steps", eval_steps=20, lora_target_modules=["query", "value"], device="cpu", pooling="mean", dev="holdout",
+        precision="fp32", report_to="tensorboard"))
+    assert {k: v for k, v in saved.items() if v != expected[k]} == {}
+    assert saved.keys() == expected.keys()

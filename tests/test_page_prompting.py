@@ -71,6 +71,44 @@ def test_run_button_launches_a_background_job_and_shows_its_result(tiny_llama_di
     assert json.loads((runs_dir / names[1] / "config.json").read_text())["max_eval_examples"] == 8
 
 
+
+def test_run_saves_the_whole_form_as_the_jobs_config_file(tiny_llama_dir, runs_dir, _page, monkeypatch):
+    """The job starts from job.json in the grid's first reserved run folder; read back by `prompt --config`, every cell
+    of the grid has exactly the settings on the form (chat, batch size and device included)."""
+    import dataclasses
+    import os
+    import types
+
+    from core import cli_prompt, jobs, prompting
+    from core.cli import parse_args
+
+    started = []
+    monkeypatch.setattr(jobs.subprocess, "Popen", lambda argv, **kw: started.append(argv) or types.SimpleNamespace(pid=os.getpid()))
+    at = _page(tiny_llama_dir)
+    at.text_area(key=scoped(at, "pr_instruction")).set_value("Pick one of {labels}.")
+    at.text_area(key=scoped(at, "pr_query")).set_value("Q: {text}\nA:")
+    at.checkbox(key=scoped(at, "pr_chat")).check()
+    at.text_input(key=scoped(at, "pr_shots")).set_value("0 2")
+    at.text_input(key=scoped(at, "pr_seeds")).set_value("3")
+    for key, value in {"pr_selection": "random", "pr_calibration": "pmi", "pr_scoring": "mean"}.items():
+        at.selectbox(key=scoped(at, key)).set_value(value)
+    at.number_input(key=scoped(at, "pr_cap")).set_value(9)
+    at.number_input(key=scoped(at, "pr_batch")).set_value(4)
+    at.text_input(key=scoped(at, "pr_device")).set_value("cpu").run()
+    at.button(key=scoped(at, "pr_run")).click().run()
+    assert not at.exception and not at.error
+    names = at.session_state[scoped(at, "prompt_job")]
+    job = runs_dir / names[0] / "job.json"
+    assert started[0][-5:] == ["prompt", "--config", str(job), "--out", names[0].removesuffix("-0shot-seed3")]
+    args = parse_args(["prompt", "--config", str(job)])
+    assert (args.train, args.eval, args.shots, args.seed) == ("reviews:train", "reviews:test", [0, 2], [3])
+    expected = prompting.PromptConfig(model=str(tiny_llama_dir), instruction="Pick one of {labels}.", query_template="Q: {text}\nA:",
+                                      use_chat_template=True, shots=2, selection="random", calibration="pmi", scoring="mean", seed=3,
+                                      batch_size=4, max_eval_examples=9, device="cpu")
+    saved = cli_prompt.build_config(args, 2, 3)
+    assert {k: v for k, v in dataclasses.asdict(saved).items() if v != dataclasses.asdict(expected)[k]} == {}
+
+
 def _dataset(labels: list[str], per_label: int = 4):
     """A small Dataset with the given labels, split 70/15/15."""
     import pandas as pd

@@ -127,3 +127,19 @@ def test_comparable_runs_are_the_finished_ones_on_the_same_evaluation_split(runs
     assert check_comparable({n: configs[n] for n in ("a", "b")}) == "one"
     with pytest.raises(UserError, match=r"^These runs were evaluated on different splits \('a' on one, 'c' on two\)"):
         check_comparable(configs)
+
+
+def test_predictions_round_trip_texts_with_line_breaks_quotes_and_commas(runs_dir):
+    """A lone \r, \n, \r\n, quotes and commas inside texts come back unchanged, one row each (pandas 3 leaves \r unquoted)."""
+    import numpy as np
+
+    from core import evaluate
+
+    texts = ["carriage\rreturn", "new\nline", "both\r\nends", 'say "hi", then go', "plain", "\rstarts", "ends\r"]
+    probs = np.tile([[0.25, 0.75]], (len(texts), 1))
+    frame = evaluate.predictions_frame([f"r{i}" for i in range(len(texts))], texts, ["neg", "pos"] * 3 + ["neg"], probs, ["neg", "pos"])
+    run = RunDir(runs_dir / "crlf").create({"kind": "prompt"})
+    run.write_predictions(frame)
+    back = run.predictions()
+    assert list(back["id"]) == list(frame["id"]) and list(back["text"]) == texts
+    assert list(back["pred"]) == ["pos"] * len(texts) and back["prob_pos"].tolist() == [0.75] * len(texts)

@@ -12,7 +12,6 @@ import streamlit as st
 
 from core import data, models
 from core.errors import UserError
-from core.runs import runs_root
 
 DATASET_KEY = "dataset"
 SCOPE_KEY = "dataset_scope"  # the current dataset's Scope, computed once per load
@@ -86,15 +85,6 @@ def require_dataset() -> data.Dataset:
     if SCOPE_KEY not in st.session_state:  # a dataset put in the session by other means than set_dataset
         st.session_state[SCOPE_KEY] = Scope.of(ds)
     return ds
-
-
-def dataset_argv(ds: data.Dataset, eval_split: str = "test", train_split: str = "train") -> list[str]:
-    """CLI flags (--train/--eval) that make a background job read exactly this dataset's splits."""
-    if ds.source in data.list_samples():
-        return ["--train", f"{ds.source}:{train_split}", "--eval", f"{ds.source}:{eval_split}"]
-    folder = runs_root() / "_data" / ds.fingerprint(eval_split)[:16]
-    paths = data.save_splits(ds, folder)
-    return ["--train", str(paths[train_split]), "--eval", str(paths[eval_split]), "--text-col", "text", "--label-col", "label"]
 
 
 @st.cache_resource(show_spinner="Loading tokenizer…")

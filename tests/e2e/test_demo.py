@@ -197,7 +197,7 @@ def test_the_demo(page, app_url):
     expect(demo.main()).to_contain_text("Preview", timeout=120_000)
     demo.fill("Evaluate at most (0 = all rows)", str(EVAL_CAP))
     for shots, step in ((0, "03-prompt-zero-shot"), (4, "04-prompt-few-shot")):
-        demo.fill("Shots (commas for a grid)", str(shots))
+        demo.fill("Shots (several for a grid)", str(shots))
         expect(demo.main()).to_contain_text(f"1 run × {EVAL_CAP} examples")
         demo.click("Run")
         finished = re.compile(rf"prompt-{shots}shot-\S+: succeeded")

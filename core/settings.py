@@ -1,0 +1,92 @@
+"""Settings that carry their own flag, type, choices and help: a config dataclass is the one source of its CLI flags,
+its page form's defaults and limits, and the keys a --config file may set."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+
+
+def number(kind: type = int, low: float = 0, high: float | None = None):
+    """An argparse type: a finite int or float in [low, high], refused in one sentence otherwise (kind, low and high
+    stay readable as attributes, so a form can use the same limits)."""
+    what = "a whole number" if kind is int else "a number"
+    limits = f"from {low} to {high}" if high is not None else f"of at least {low}"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text[:30]!r} is not {what}") from None
+        if not math.isfinite(value) or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {what} {limits} (got {text[:30]!r})")
+        return value
+
+    parse.kind, parse.low, parse.high = kind, low, high
+    return parse
+
+
+SEED = number(int, 0, 2**32 - 1)  # what numpy and torch accept as a seed
+
+
+def setting(default=None, flag: str | None = None, **meta):
+    """A dataclass field whose metadata names its CLI flag and argparse options (help, type, choices, nargs, action,
+    metavar); without a flag it is set from --config files only."""
+    meta = {"flag": flag, **meta} if flag else meta
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+ARGPARSE_KEYS = ("help", "type", "choices", "nargs", "action", "metavar")
+
+
+def default_of(f: dataclasses.Field):
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
+def split_list(values) -> list[str]:
+    """The items of a many-valued flag (`--sizes 8pc all`), accepting the older comma form (`--sizes 8pc,all`) too."""
+    return [t.strip() for v in ([values] if isinstance(values, str) else values) for t in str(v).split(",") if t.strip()]
+
+
+def as_list(value) -> list:
+    """A value for a many-valued flag: a list as is, a dict as KEY=VALUE items, a scalar (--shots 4) as one item."""
+    if isinstance(value, dict):
+        return [f"{k}={v}" for k, v in value.items()]
+    return list(value) if isinstance(value, list) else [value]
+
+
+def add_flags(parser: argparse.ArgumentParser, cls) -> None:
+    """One flag per field of a config dataclass that names one (dest: the field's name, so a run's config.json can
+    serve as a --config file); the other fields become plain defaults that --config files may set."""
+    for f in dataclasses.fields(cls):
+        default = default_of(f)
+        if "flag" not in f.metadata:
+            parser.set_defaults(**{f.name: default})
+            continue
+        options = {k: f.metadata[k] for k in ARGPARSE_KEYS if k in f.metadata}
+        if "choices" not in options and "action" not in options:
+            options.setdefault("metavar", f.metadata["flag"].lstrip("-").upper().replace("-", "_"))
+        if options.get("nargs") in ("+", "*"):
+            default = as_list(default)
+        parser.add_argument(f.metadata["flag"], dest=f.name, default=default, **options)
+
+
+def from_args(cls, args: argparse.Namespace, **overrides):
+    """The config dataclass from parsed flags: every field that has a value in args (validated on creation)."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+    return cls(**{**values, **overrides})
+
+
+def widget_options(cls, name: str) -> dict:
+    """A field's default, limits, choices and help for a page widget (what the CLI flag uses too)."""
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    kind = f.metadata.get("type")
+    out = {"value": default_of(f), "help": (f.metadata.get("help") or "").replace("%%", "%") or None}
+    if getattr(kind, "kind", None):
+        out.update(min_value=kind.kind(kind.low), max_value=None if kind.high is None else kind.kind(kind.high))
+    if "choices" in f.metadata:
+        out["options"] = list(f.metadata["choices"])
+    return out
