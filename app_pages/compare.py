@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from core import charts, evaluate, report, verdict
-from core.runs import RunDir, RunRegistry, of_dataset
+from core.runs import RunDir, RunRegistry, comparable, of_dataset
 from ui.state import current_scope, plain, scoped, show_error
 
 ATTENTION_TEXT, ATTENTION_MODELS = "attention_text", "attention_models"  # read by pages/attention.py
@@ -47,14 +47,28 @@ if len(finished) < 2:
             "`python -m core efficiency --train reviews --eval reviews` runs prompting and fine-tuning at several sizes.")
     st.stop()
 
-labels = {r.path: f"{r.name} · {r.kind} · {r.model} · {r.method} · macro-F1 {float(r.macro_f1 or 0):.3f}" for r in finished.itertuples()}
-common_split = finished["eval_sha256"].value_counts().index[0]
+splits = finished["eval_sha256"][finished["eval_sha256"] != ""].value_counts()  # splits with the most runs first
+kept = [p for p in st.session_state.get(scoped(CHOSEN), []) if p in set(finished["path"])]
+split_key = scoped("cmp_split")
+if splits.empty:
+    st.info("None of these runs records the fingerprint of its evaluation split, so none can be compared.")
+    st.stop()
+if st.session_state.get(split_key) not in splits.index:  # first visit, or back from another page: the split of this dataset's last choice
+    last = finished.set_index("path")["eval_sha256"].get(kept[0]) if kept else None
+    st.session_state[split_key] = last if last in splits.index else splits.index[0]
+split_names = {sha: name for name, sha in scope.fingerprints.items()} if scope else {}
+datasets = finished.groupby("eval_sha256")["dataset"].first()
+split = st.selectbox("Evaluation split", list(splits.index), key=split_key,
+                     format_func=lambda sha: f"{datasets[sha]} · {split_names.get(sha, 'split')} {sha[:8]} · {splits[sha]} run(s)",
+                     help="Runs are compared on the examples of one evaluation split; only the runs scored on it are offered.")
+offered = comparable(finished, split)
+labels = {r.path: f"{r.name} · {r.kind} · {r.model} · {r.method} · macro-F1 {float(r.macro_f1 or 0):.3f}" for r in offered.itertuples()}
 runs_key = scoped("cmp_runs")
-if runs_key in st.session_state:  # drop runs no longer listed (deleted, or hidden by the dataset filter)
+if runs_key in st.session_state and st.session_state.get(scoped("cmp_split_shown")) == split:  # drop runs no longer listed
     st.session_state[runs_key] = [p for p in st.session_state[runs_key] if p in labels]
-else:  # first visit, or back from another page: this dataset's last choice, else two runs on its most common split
-    kept = [p for p in st.session_state.get(scoped(CHOSEN), []) if p in labels]
-    st.session_state[runs_key] = kept or finished[finished["eval_sha256"] == common_split]["path"].head(2).tolist()
+else:  # first visit, back from another page, or another split: this dataset's last choice on it, else its first two runs
+    st.session_state[runs_key] = [p for p in kept if p in labels] or offered["path"].head(2).tolist()
+st.session_state[scoped("cmp_split_shown")] = split
 chosen = st.multiselect("Runs (same evaluation split)", list(labels), format_func=labels.get, key=runs_key)
 st.session_state[scoped(CHOSEN)] = chosen  # not a widget key, so it outlives the page
 if len(chosen) < 2:
@@ -140,8 +154,7 @@ st.altair_chart(charts.reliability_diagram(cmp.reliability, eces))
 st.caption("Points on the diagonal are well calibrated; below it, the run is over-confident.")
 
 st.subheader("Data efficiency")
-same_split = finished[finished["eval_sha256"] == cmp.runs[0].eval_sha256]["path"].tolist()
-efficiency = evaluate.efficiency_frame(same_split)
+efficiency = evaluate.efficiency_frame(offered["path"].tolist())
 if len(efficiency) >= 2:
     st.altair_chart(charts.efficiency_chart(efficiency))
 st.caption("Macro-F1 of every finished run on this split against its labelled training examples (shots or rows). "

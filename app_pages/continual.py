@@ -2,10 +2,11 @@
 
 import streamlit as st
 
-from core import charts_continual, continual, data, jobs
+from core import charts_continual, continual, data
 from core.errors import UserError
 from core.runs import RunDir, RunRegistry, new_run_name, runs_root
 from ui import forms, state
+from ui import jobs as job_watcher
 
 st.title("Continual")
 st.caption("Fine-tune one encoder on task after task (reviews today, financial news next quarter) and measure what it forgets: "
@@ -53,37 +54,6 @@ def show_results(run: RunDir) -> None:
     st.code("\n".join(steps), language=None)
 
 
-@st.fragment(run_every=2.0)
-def live_panel() -> None:
-    """The running continual job (found from the run folders, so a reload reattaches), else the last one started here."""
-    active = jobs.active_runs(root)
-    mine = [r for r in active if ((r.read(".reserved") or {}).get("argv") or [r.config.get("kind")])[0] == "continual"]
-    if not mine and active:
-        st.info(f"Another job is running ({active[0].name}); a continual run can start when it ends.")
-    watched = mine[0].name if mine else st.session_state.get("cl_watch")
-    if not watched or not (root / watched).is_dir():
-        return
-    run = RunDir(root / watched)
-    status = jobs.refresh(run)
-    run_state = status.get("state", "broken")
-    st.subheader(f"Run `{run.name}` · {run_state}")
-    if run_state in jobs.ACTIVE_STATES:
-        task, tasks = status.get("task") or 0, status.get("tasks") or 0
-        done, total = status.get("done") or 0, status.get("total") or 0
-        text = f"task {task} of {tasks} · step {done} of {total}" if task and total else "starting (loading data and the model)…"
-        progress = ((task - 1) + float(status.get("progress") or 0.0)) / tasks if task and tasks else 0.0
-        st.progress(min(1.0, max(0.0, progress)), text=text)
-        if st.button("Cancel", key=f"cl_cancel_{run.name}"):
-            with st.spinner("Stopping…"):
-                final = jobs.cancel(run)
-            st.warning(f"Run {run.name} is {final.get('state')}; the finished steps are kept.")
-    elif run_state == "cancelled":
-        st.warning(f"Cancelled. {status.get('error') or ''}")
-    elif run_state != "succeeded":
-        st.error(status.get("error") or "This run is broken (status.json is missing or corrupt).")
-    show_results(run)
-
-
 samples = data.list_samples()
 ds = state.current_dataset()
 options = samples + ([CURRENT] if ds is not None and ds.source not in samples else [])
@@ -113,12 +83,12 @@ if st.button("Start continual run", type="primary", key="cl_start", disabled=not
                    max_train_examples=int(max_examples), seed=int(seed))
         name = run_name.strip() or new_run_name("continual", strategy)
         forms.start_job("continual", config, name, root, **task_settings(chosen))
-        st.session_state["cl_watch"] = name
+        job_watcher.remember("continual", [name])
         st.toast(f"Started {name}")
     except UserError as exc:
         state.show_error(exc)
 
-live_panel()
+job_watcher.panel("continual", root, details=lambda run, status: show_results(run))  # any dataset's: tasks are samples
 
 st.divider()
 st.subheader("Strategies side by side")

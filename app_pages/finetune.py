@@ -4,8 +4,9 @@ import streamlit as st
 
 from core import charts, finetune, jobs, models, verdict
 from core.errors import UserError
-from core.runs import RunDir, evaluated_on, new_run_name, runs_root
+from core.runs import RunDir, new_run_name, runs_root
 from ui import forms, state
+from ui import jobs as job_watcher
 
 st.title("Fine-tune")
 st.caption("Train a classifier on the loaded dataset in a background job; it keeps running if you close or reload the page.")
@@ -28,30 +29,11 @@ def parameter_counts(model: str, method: str, lora_r: int, lora_alpha: float, lo
     return counts.trainable, counts.total
 
 
-def job_kind(run: RunDir) -> str:
-    """'finetune' or 'prompt' for an active run, from its config or (before it has one) from the launch arguments."""
-    argv = (run.read(".reserved") or {}).get("argv") or ["?"]
-    return run.config.get("kind") or argv[0]
-
-
-def show_run(run: RunDir, live: bool) -> None:
-    """Progress, ETA, curves and the outcome of one fine-tuning run."""
-    status = jobs.refresh(run)
-    run_state = status.get("state", "broken")
-    st.subheader(f"Run `{run.name}` · {run_state}")
-    if run_state in jobs.ACTIVE_STATES:
-        done, total, eta = status.get("done") or 0, status.get("total") or 0, status.get("eta_seconds")
-        text = f"step {done} of {total}" if total else "starting (loading the model)…"
-        if eta is not None:
-            text += f" · about {eta:.0f} s left"
-        st.progress(min(1.0, float(status.get("progress") or 0.0)), text=text)
-        if status.get("trainable_params"):
-            st.caption(f"training {status['trainable_params']:,} of {status['total_params']:,} parameters")
-        if st.button("Cancel", key=state.scoped(f"ft_cancel_{run.name}"), type="secondary"):
-            with st.spinner("Stopping…"):
-                final = jobs.cancel(run)
-            st.warning(f"Run {run.name} is {final.get('state')}; what it wrote so far is kept.")
-    elif run_state == "succeeded":
+def run_details(run: RunDir, status: dict) -> None:
+    """What the job watcher (ui.jobs) shows of a fine-tuning run besides its progress: parameters, scores, curves."""
+    if status.get("state") in jobs.ACTIVE_STATES and status.get("trainable_params"):
+        st.caption(f"training {status['trainable_params']:,} of {status['total_params']:,} parameters")
+    elif status.get("state") == "succeeded":
         m = run.metrics or {}
         cols = st.columns(4)
         cols[0].metric("accuracy", f"{m.get('accuracy', 0):.3f}")
@@ -61,32 +43,11 @@ def show_run(run: RunDir, live: bool) -> None:
         for warning in verdict.run_warnings(run.name, run.config, m):
             st.warning(warning)
         st.caption(f"Stopped by: {m.get('stopped_by', '?')}. Compare it with other runs on the Compare page.")
-    elif run_state == "cancelled":
-        st.warning(state.plain(f"Cancelled. {status.get('error') or ''}"))
-    else:
-        st.error(state.plain(status.get("error") or "This run is broken (status.json is missing or corrupt)."))
     history = run.history()
     if not history.empty:
         st.altair_chart(charts.training_curves(history), width="content")
-    elif live:
+    elif status.get("state") in jobs.ACTIVE_STATES:
         st.caption("The curves appear after the first logged steps.")
-
-
-@st.fragment(run_every=2.0)
-def live_panel() -> None:
-    """The running job (found from the run folders, so a reload or a new tab reattaches), else the last run started here."""
-    active = jobs.active_runs(root)
-    watched = st.session_state.get(state.scoped("ft_watch"))
-    fingerprints = state.current_scope().fingerprints.values()
-    mine = [r for r in active if job_kind(r) == "finetune" and (r.name == watched or evaluated_on(r.config, fingerprints))]
-    others = [r for r in active if r.name not in {m.name for m in mine}]
-    if mine:
-        st.session_state[state.scoped("ft_watch")] = watched = mine[0].name  # a job found after a reload stays shown once it has ended
-        show_run(mine[0], live=True)
-    elif others:
-        st.info(f"A {job_kind(others[0])} job is running ({others[0].name}); a fine-tune can start when it ends.")
-    if not mine and watched and (root / watched).is_dir():
-        show_run(RunDir(root / watched), live=False)
 
 
 left, right = st.columns([1, 1])
@@ -158,9 +119,9 @@ if st.button("Start fine-tuning", type="primary", key=state.scoped("ft_start"), 
             adapter_reduction=int(adapter_reduction), pooling=pooling, seed=int(seed), precision=precision, device=device, report_to=report_to)
         name = run_name.strip() or new_run_name("finetune", f"{method}-{model.rstrip('/').split('/')[-1]}")
         forms.start_job("finetune", config, name, root, **forms.dataset_settings(ds, eval_split))
-        st.session_state[state.scoped("ft_watch")] = name
+        job_watcher.remember("finetune", [name])
         st.toast(f"Started {name}")
     except UserError as exc:
         state.show_error(exc)
 
-live_panel()
+job_watcher.panel("finetune", root, state.current_scope().fingerprints.values(), run_details)

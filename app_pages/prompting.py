@@ -6,12 +6,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import charts, evaluate, jobs, prompting, runs, verdict
+from core import charts, evaluate, prompting, runs, verdict
 from core.errors import UserError
 from ui import forms, state
+from ui import jobs as job_watcher
 
 P = prompting.PromptConfig  # defaults, choices and help of every setting (the CLI flags' source too)
-JOB_KEY = "prompt_job"  # run names of the job this session started last on this dataset (a scoped key)
 
 st.title("Prompting")
 st.caption("Classify the evaluation split by asking a small language model. Label words are scored by log-likelihood; "
@@ -124,53 +124,12 @@ if st.button("Run", type="primary", key=state.scoped("pr_run")):
         names = [name for name, _, _ in prompting.grid_run_names(base, shots_list, seeds_list)]
         forms.start_job("prompt", config, base, first_run=names[0], shots=shots_list, seed=seeds_list,
                         **forms.dataset_settings(ds, eval_split))
-        st.session_state[state.scoped(JOB_KEY)] = names
+        job_watcher.remember("prompt", names)
     except Exception as e:
         state.show_error(e)
 
 
-def job_statuses(names: list[str]) -> list[tuple[str, dict]]:
-    """(name, status) of each run of the job; a folder the job has not made yet counts as queued."""
-    out = []
-    for name in names:
-        path = runs.runs_root() / name
-        out.append((name, jobs.refresh(runs.RunDir(path)) if (path / "status.json").exists() else {"state": "queued"}))
-    return out
-
-
-@st.fragment(run_every=2)
-def job_progress() -> None:
-    """Progress of the running job, polled every two seconds; the whole page reruns once it has finished."""
-    names = st.session_state.get(state.scoped(JOB_KEY))
-    if not names:
-        return
-    statuses = job_statuses(names)
-    for name, status in statuses:
-        s = status.get("state", "queued")
-        eta = status.get("eta_seconds")
-        text = f"{name}: {s}" + (f" · {status.get('done', 0)}/{status.get('total')} examples" if status.get("total") else "")
-        if status.get("total") and (status.get("of") or 0) > status["total"]:
-            text += f" · scoring {status['total']} of {status['of']} examples"
-        text += f" · about {eta:.0f} s left" if s == "running" and eta else ""
-        st.progress(float(status.get("progress") or (1.0 if s == "succeeded" else 0.0)), text=text)
-        if s in ("failed", "cancelled") and status.get("error"):
-            st.error(state.plain(f"{name}: {status['error']}"))
-    active = [runs.RunDir(runs.runs_root() / n) for n, s in statuses if s.get("state") in ("queued", "running")]
-    if active:
-        if st.button("Cancel", key=state.scoped("pr_cancel")):
-            for run in active:
-                if run.path.exists():
-                    jobs.cancel(run)
-            st.rerun(scope="app")
-    elif not st.session_state.get(state.scoped("pr_job_done")):
-        st.session_state[state.scoped("pr_job_done")] = True
-        st.rerun(scope="app")
-
-
-if st.session_state.get(state.scoped(JOB_KEY)):
-    if any(s.get("state") in ("queued", "running") for _, s in job_statuses(st.session_state[state.scoped(JOB_KEY)])):
-        st.session_state[state.scoped("pr_job_done")] = False
-    job_progress()
+job_watcher.panel("prompt", runs.runs_root(), state.current_scope().fingerprints.values())
 
 # ---- results ----
 st.subheader("Results")
@@ -180,7 +139,7 @@ if table.empty:
             "`python -m core prompt --train reviews --eval reviews --shots 8 --selection balanced`).")
     st.stop()
 table = table.sort_values("created", ascending=False)
-mine = [n for n in st.session_state.get(state.scoped(JOB_KEY)) or [] if n in set(table["run"])]
+mine = [n for n in st.session_state.get(job_watcher.job_key("prompt")) or [] if n in set(table["run"])]
 # keyed by the latest job, so the box starts on that job's first run each time a new job has finished
 chosen = st.selectbox("Run", table["run"].tolist(), index=table["run"].tolist().index(mine[0]) if mine else 0,
                       key=state.scoped(f"pr_result_run_{mine[0] if mine else ''}"))

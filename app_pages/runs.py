@@ -23,7 +23,7 @@ except Exception as exc:
 
 c1, c2, c3, c4 = st.columns([2, 1, 2, 1])
 text = c1.text_input("Filter", "", placeholder="name, model, method or dataset", key=state.scoped("runs_filter"))
-kind = c2.selectbox("Kind", ["all", "prompt", "finetune"], key=state.scoped("runs_kind"))
+kind = c2.selectbox("Kind", ["all", "prompt", "finetune", "continual"], key=state.scoped("runs_kind"))
 states = c3.multiselect("State", [*STATES, "broken"], key=state.scoped("runs_states"))
 if c4.button("Rebuild index", key=state.scoped("runs_rebuild"), help="Throw the index away and re-read every run folder"):
     try:

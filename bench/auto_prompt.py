@@ -5,18 +5,15 @@ Auto chooses on a stratified slice of the TRAINING file only (never the dev rows
 random subset (eval_subset, seed 0) of --limit rows, the same for every arm. Prints one table row per
 (data, shots, arm): accuracy, macro-F1, the majority-class rate of the scored rows, and what auto chose.
 
-    .venv/bin/python bench/auto_prompt.py [--limit 300] [--threads 2]
+    .venv/bin/python -m bench.auto_prompt [--limit 300] [--threads 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 DATA = Path(os.environ.get("PFT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 SETS = {  # name -> (train file, dev file, label words)

@@ -7,7 +7,7 @@ move: only its fragment's work, the rest comes from the cache).
 threshold slider (AppTest reruns the whole script, so this is the cached full-rerun cost; a fragment rerun in the
 browser does less).
 
-    .venv/bin/python bench/data_page.py [--out /tmp/pft-bench] [--apptest]
+    .venv/bin/python -m bench.data_page [--out /tmp/pft-bench] [--apptest]
 """
 
 from __future__ import annotations
@@ -16,10 +16,6 @@ import argparse
 import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 
 CPU: dict[str, float] = {}  # process CPU seconds per step (wall time on a shared machine includes waiting)
 
@@ -37,11 +33,11 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("/tmp/pft-bench"))
     parser.add_argument("--apptest", action="store_true")
     args = parser.parse_args()
-    import duplicates as dup_bench
-    import make_big_data
     import pandas as pd
     import pyarrow as pa
 
+    from bench import duplicates as dup_bench
+    from bench import make_big_data
     from core import charts, data, models, tokens
 
     big, _ = make_big_data.write(args.out)

@@ -1,11 +1,11 @@
 """Benchmark: the duplicate scan (core.data.duplicate_report) against the former all-pairs scan, time and peak memory.
 
-Files (made by bench/make_big_data.py): a synthetic 67,000-row file, and 20,000 case variants of one word (every row
+Files (made by bench.make_big_data): a synthetic 67,000-row file, and 20,000 case variants of one word (every row
 an exact duplicate of every other: 200 M pairs). Each (scan, file) runs in its own process, so its peak memory
 (maxrss) is its own; the former scan gets a memory cap (--cap-mb) and a time limit (--limit-s) and is reported as
 not finishing when it meets one. The former scan also runs on the first 2,000 variants, where it finishes.
 
-    .venv/bin/python bench/duplicates.py [--out /tmp/pft-bench] [--cap-mb 4096] [--limit-s 120]
+    .venv/bin/python -m bench.duplicates [--out /tmp/pft-bench] [--cap-mb 4096] [--limit-s 120]
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _shingles(text: str, n: int = 3) -> set[str]:
@@ -78,13 +77,13 @@ def one(scan: str, path: str, first: int | None) -> dict:
 
 
 def run(scan: str, path: Path, first: int | None, cap_mb: int, limit_s: int) -> str:
-    cmd = [sys.executable, __file__, "--one", scan, str(path)] + (["--first", str(first)] if first else [])
+    cmd = [sys.executable, "-m", "bench.duplicates", "--one", scan, str(path)] + (["--first", str(first)] if first else [])
 
     def cap():
         resource.setrlimit(resource.RLIMIT_AS, (cap_mb << 20, cap_mb << 20))
 
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=limit_s, preexec_fn=cap)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=limit_s, preexec_fn=cap, cwd=ROOT)
     except subprocess.TimeoutExpired:
         return f"did not finish in {limit_s} s"
     if done.returncode:
@@ -105,7 +104,7 @@ def main() -> int:
     if args.one:
         print(json.dumps(one(args.one[0], args.one[1], args.first)))
         return 0
-    import make_big_data
+    from bench import make_big_data
 
     big, variants = make_big_data.write(args.out)
     for label, path, first in (("67k synthetic", big, None), ("20,000 variants", variants, None), ("2,000 variants", variants, 2000)):

@@ -9,6 +9,8 @@ Accuracy (--accuracy): each method (full, head, bitfit, lora) trained for 2 epoc
 file and scored on dev.tsv: accuracy, macro-F1, training time, trainable parameters. Heavy on a CPU: run it on a GPU
 (bench/gpu_check.sh) or with --limit.
 
+    .venv/bin/python -m bench.finetune [--accuracy] [--limit N] [--steps N]
+
 Data: PFT_DATA_DIR, else ../shared/data relative to the repository; without it the benchmark says so and exits 0.
 """
 
@@ -24,7 +26,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -163,7 +164,7 @@ def speed(args) -> list[str]:
     """Run both recipes in subprocesses and report examples/second, the ratio and peak memory."""
     results = {}
     for recipe in ("naive", "ours"):
-        cmd = [sys.executable, __file__, "--recipe", recipe, "--limit", str(args.limit), "--steps", str(args.steps),
+        cmd = [sys.executable, "-m", "bench.finetune", "--recipe", recipe, "--limit", str(args.limit), "--steps", str(args.steps),
                "--warmup-steps", str(args.warmup_steps), "--precision", args.precision,
                "--batch-size", str(args.batch_size), "--threads", str(args.threads), "--model", args.model, "--device", args.device]
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)

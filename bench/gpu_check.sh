@@ -44,11 +44,11 @@ say "data: $PFT_DATA_DIR  model: $PFT_BENCH_MODEL  python: $PY  mixed precision:
 if [ ! -f "$PFT_DATA_DIR/sst2/train.tsv" ]; then say "no sst2 data at $PFT_DATA_DIR; set PFT_DATA_DIR"; exit 1; fi
 
 say ""; say "== speed: our recipe vs the naive one, full fine-tuning, same number of steps"
-run 150 $PY bench/finetune.py --limit "$LIMIT" --steps "$STEPS" --warmup-steps 10 --batch-size 32 --threads 8 --model "$PFT_BENCH_MODEL"
-run 150 $PY bench/finetune.py --limit "$LIMIT" --steps "$STEPS" --warmup-steps 10 --batch-size 32 --threads 8 --model "$PFT_BENCH_MODEL" --precision "$MIXED"
+run 150 $PY -m bench.finetune --limit "$LIMIT" --steps "$STEPS" --warmup-steps 10 --batch-size 32 --threads 8 --model "$PFT_BENCH_MODEL"
+run 150 $PY -m bench.finetune --limit "$LIMIT" --steps "$STEPS" --warmup-steps 10 --batch-size 32 --threads 8 --model "$PFT_BENCH_MODEL" --precision "$MIXED"
 
 say ""; say "== accuracy: each method, $EPOCHS epochs on the sst2 train file, scored on dev.tsv"
-run 200 $PY bench/finetune.py --accuracy --limit "$LIMIT" --eval-limit "$EVAL_LIMIT" --epochs "$EPOCHS" --batch-size "$BS" \
+run 200 $PY -m bench.finetune --accuracy --limit "$LIMIT" --eval-limit "$EVAL_LIMIT" --epochs "$EPOCHS" --batch-size "$BS" \
   --threads 8 --model "$PFT_BENCH_MODEL" --methods "full,head,bitfit,lora,full@2e-4"
 
 say ""; say "== the CLI end to end on the GPU (run contract, mixed precision)"

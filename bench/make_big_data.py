@@ -6,7 +6,7 @@ big_67k.csv      : 67,000 rows `text,label` (SST-2 train size), 2 labels, senten
 variants_20k.csv : 20,000 case variants of one word (`incomprehensibilities`), alternating two labels: every row is an
                    exact duplicate of every other once case is ignored (200 M pairs).
 
-    .venv/bin/python bench/make_big_data.py [--out /tmp/pft-bench]
+    .venv/bin/python -m bench.make_big_data [--out /tmp/pft-bench]
 """
 
 from __future__ import annotations

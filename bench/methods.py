@@ -2,7 +2,7 @@
 
 Each spec is METHOD:N[:key=value,...] (N labelled training rows, balanced over the classes and seeded, or "all"); every
 spec runs in its own subprocess so its peak memory is its own, under --max-train-seconds so a shared CPU finishes.
-Example: python bench/methods.py logreg:64 logreg:all setfit:16 setfit:64 lora:all:pooling=mean,lora_target_modules=query+value
+Example: .venv/bin/python -m bench.methods logreg:64 logreg:all setfit:16 setfit:64 lora:all:pooling=mean,lora_target_modules=query+value
 
 Data: PFT_DATA_DIR, else ../shared/data relative to the repository; without it the benchmark says so and exits 0.
 """
@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from finetune import ROOT, data_dir, peak_memory_mb, read_tsv  # bench/finetune.py: same data reading and memory figure
+from bench.finetune import ROOT, data_dir, peak_memory_mb, read_tsv  # bench/finetune.py: same data reading and memory figure
 
 
 def balanced(frame, n: int, seed: int):
@@ -75,7 +75,7 @@ def main() -> int:
     print(f"SST-2 dev ({args.eval_limit or 'all'} rows), {args.model}, {args.epochs:g} epochs, budget {args.max_train_seconds:g} s per run")
     print(f"{'spec':28} {'n':>5} {'acc':>6} {'F1':>6} {'train s':>8} {'ex/s':>7} {'stopped by':>17} {'trainable':>10} {'peak MB':>8}")
     for spec in args.specs:
-        argv = [sys.executable, __file__, "--one", spec, *[a for a in sys.argv[1:] if a not in args.specs]]
+        argv = [sys.executable, "-m", "bench.methods", "--one", spec, *[a for a in sys.argv[1:] if a not in args.specs]]
         out = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
         if out.returncode:
             print(f"{spec:28} failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")

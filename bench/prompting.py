@@ -14,7 +14,7 @@ label names, so the shared prefix is long); every label word is its category nam
 product's scorer (the query run once, then every label word's tokens as one token trie in the same row); "per-label"
 is the scorer's former layout, one row per (query, label) with the query re-run 77 times. Same alternating rounds.
 
-    .venv/bin/python bench/prompting.py [--case sst2|banking77|all] [--limit 1000] [--baseline-limit 200] [--threads 2]
+    .venv/bin/python -m bench.prompting [--case sst2|banking77|all] [--limit 1000] [--baseline-limit 200] [--threads 2]
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ import resource
 import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"  # --data overrides (e.g. from a git worktree)
 

@@ -13,6 +13,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no weight-loading bars in the terminal or a job's log
 
+from core import progress  # noqa: E402
 from core.errors import UserError  # noqa: E402
 from core.settings import SEED, as_list, number  # noqa: E402,F401  (flag types, kept importable from here)
 
@@ -83,6 +84,8 @@ def cmd_models(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """All subcommands; prompt, finetune and compare register their flags in core/cli_*.py."""
     parser = Parser(prog="python -m core", description="Prompt it, or fine-tune it? Command-line face of the app.")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bars (given before the command; bars are drawn only when stderr is a terminal anyway)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("data", help="describe a dataset")
     p.add_argument("source", help="sample name, file, or Hugging Face dataset name")
@@ -194,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(argv)
         args.argv = argv
+        progress.QUIET = args.quiet
         reconcile()
         return int(args.func(args) or 0)
     except UserError as e:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from core.errors import UserError
 from core.settings import split_list
@@ -69,20 +70,12 @@ def cmd_compare(args) -> int:
         report.write_report(args.csv, report.export_csv(cmp.joined))
         print(f"joined predictions: {args.csv}")
     if args.html:
-        sha = cmp.runs[0].eval_sha256
-        same_split = [r.path for r in _registry_runs(runs) if (r.config.get("dataset") or {}).get("eval_sha256") == sha]
-        efficiency = evaluate.efficiency_frame(sorted(set(same_split) | {r.path for r in cmp.runs}))
+        same_split = (set(runs.comparable(runs.RunRegistry().list(), cmp.runs[0].eval_sha256)["path"].map(Path))
+                      if runs.runs_root().is_dir() else set())
+        efficiency = evaluate.efficiency_frame(sorted(same_split | {r.path for r in cmp.runs}))
         report.write_report(args.html, report.build_report(cmp, efficiency))
         print(f"report: {args.html}")
     return 0
-
-
-def _registry_runs(runs_module) -> list:
-    """RunDirs of every folder in the runs root (empty when there is none)."""
-    root = runs_module.runs_root()
-    if not root.is_dir():
-        return []
-    return [runs_module.RunDir(p) for p in sorted(root.iterdir()) if p.is_dir() and runs_module.RUN_NAME.match(p.name)]
 
 
 def parse_sizes(items: list[str] | str, n_labels: int) -> list[int]:

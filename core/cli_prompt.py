@@ -108,17 +108,19 @@ def cmd_prompt(args) -> int:
 
 
 def run_one(config, run, train, eval_df, labels) -> None:
-    """One prompting run with progress in status.json after every batch."""
-    from core import evaluate, prompting, runs
+    """One prompting run with progress in status.json (and a bar on a terminal) after every batch."""
+    from core import evaluate, progress, prompting, runs
 
     started = time.time()
     run.set_status("running", progress=0.0, done=0, total=None, of=len(eval_df))
 
-    def progress(done: int, total: int) -> None:  # examples scored, examples to score (of: examples in the split)
+    def report(done: int, total: int) -> None:  # examples scored, examples to score (of: examples in the split)
         run.set_status("running", progress=round(done / total, 4), done=done, total=total, of=len(eval_df),
                        eta_seconds=prompting.eta_seconds(time.time() - started, done, total))
+        progress.advance(bar, done, total)
 
-    result = prompting.run_prompting(config, train, eval_df, labels, progress)
+    with progress.bar(run.name) as bar:
+        result = prompting.run_prompting(config, train, eval_df, labels, report)
     if result.auto:
         print(f"{run.name}: {prompting.describe_choice(result.auto)}")
         run.write("config.json", {**run.config, **result.config.to_dict(), "method": f"{result.config.method} (auto)", "auto": result.auto})

@@ -387,7 +387,7 @@ def run_sequence(config: ContinualConfig, tasks: list[Task], run: TaskRun | None
         if run is not None:
             run.task = i + 1
             run.set_status("running", task=i + 1, tasks=len(tasks), train_rows=len(rows))
-        callback = finetune.make_progress_callback(run, stop, 0.0, False)
+        callback = finetune.make_progress_callback(run, stop, 0.0, False, desc=f"task {i + 1} of {len(tasks)} ({task.name})")
         workdir = tempfile.mkdtemp(prefix="pft-continual-")
         try:
             trainer = trainer_class(model=model, args=training_args(fconfig, workdir, len(train_set), finetune.count_parameters(model).total, device),

@@ -115,8 +115,9 @@ class RunResult:
 
     @property
     def eval_sha256(self) -> str:
-        ds = self.config.get("dataset")
-        return str(ds.get("eval_sha256", "")) if isinstance(ds, dict) else ""
+        from core.runs import eval_split
+
+        return eval_split(self.config)
 
     @property
     def labels(self) -> list[str]:
@@ -157,13 +158,9 @@ def join_predictions(runs: list[RunResult]) -> pd.DataFrame:
     """One row per evaluation example: id, text, label, then pred/confidence/correct/prob_<label> per run ('<col>@<run>')."""
     if len(runs) < 2:
         raise UserError("Choose at least two runs to compare.")
-    shas = {r.eval_sha256 for r in runs}
-    if "" in shas:
-        blank = next(r.name for r in runs if not r.eval_sha256)
-        raise UserError(f"Run '{blank}' does not record the fingerprint of its evaluation split (dataset.eval_sha256), so it cannot be joined.")
-    if len(shas) > 1:
-        groups = ", ".join(f"'{r.name}' ({r.eval_sha256[:8]})" for r in runs)
-        raise UserError(f"These runs were evaluated on different splits (fingerprints {groups}); compare runs of one evaluation split only.")
+    from core.runs import check_comparable
+
+    check_comparable({name: r.config for name, r in zip(unique_names(runs), runs, strict=True)})
     for r in runs:
         if r.predictions["id"].duplicated().any():
             raise UserError(f"Run '{r.name}' has duplicate example ids in predictions.csv.")
@@ -427,7 +424,7 @@ def error_cases(joined: pd.DataFrame, names: list[str], label: str | None = None
 
 def efficiency_frame(run_paths: list[str | Path]) -> pd.DataFrame:
     """Macro-F1 against labelled training examples for finished runs (kind, model, method, n_train_examples, macro_f1, run)."""
-    from core.runs import RunDir
+    from core.runs import RunDir, eval_split
 
     rows = []
     for p in run_paths:
@@ -437,7 +434,7 @@ def efficiency_frame(run_paths: list[str | Path]) -> pd.DataFrame:
             continue
         rows.append({"run": run.name, "kind": c.get("kind", "?"), "model": c.get("model", "?"), "method": c.get("method", ""),
                      "n_train_examples": int(c["n_train_examples"]), "macro_f1": float(m["macro_f1"]),
-                     "eval_sha256": (c.get("dataset") or {}).get("eval_sha256", "")})
+                     "eval_sha256": eval_split(c)})
     cols = ["run", "kind", "model", "method", "n_train_examples", "macro_f1", "eval_sha256"]
     return pd.DataFrame(rows, columns=cols).sort_values(["kind", "n_train_examples"]).reset_index(drop=True)
 

@@ -351,9 +351,12 @@ def _any_rank(flag: bool) -> bool:
     return bool(t.item())
 
 
-def make_progress_callback(run: RunDir | None, stop: threading.Event, max_seconds: float, has_dev: bool):
-    """A TrainerCallback that logs history.jsonl and status.json (rank 0) and stops on cancel or time budget."""
+def make_progress_callback(run: RunDir | None, stop: threading.Event, max_seconds: float, has_dev: bool, desc: str = "training"):
+    """A TrainerCallback that logs history.jsonl and status.json (rank 0) and stops on cancel or time budget; on a
+    terminal it also draws bars of the examples trained and evaluated (core.progress)."""
     from transformers import TrainerCallback
+
+    from core import progress
 
     class RunProgressCallback(TrainerCallback):
         """Writes one history line per log, progress/ETA to status.json, and ends training on request."""
@@ -362,13 +365,39 @@ def make_progress_callback(run: RunDir | None, stop: threading.Event, max_second
             self.started = time.time()
             self.last_status = 0.0
             self.stopped_by = "epochs"
+            self.bar = self.eval_bar = None
+            self.per_step = 1  # training examples per optimizer step, over all processes
 
-        def on_train_begin(self, args, state, control, **kwargs):
+        def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
             self.started = time.time()
             self._status(state, force=True)
+            if state.is_world_process_zero:
+                self.per_step = args.train_batch_size * args.gradient_accumulation_steps * args.world_size
+                total = state.max_steps * self.per_step
+                rows = len(train_dataloader.dataset) if train_dataloader is not None and hasattr(train_dataloader, "dataset") else None
+                if rows and args.max_steps <= 0:  # epochs decide: the last batch of an epoch may be short
+                    total = min(total, math.ceil(rows * args.num_train_epochs))
+                self.bar = progress.bar(desc, total)
 
         def on_train_end(self, args, state, control, **kwargs):
             self._status(state, force=True)
+            if self.bar is not None:
+                self.bar.close()
+
+        def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
+            if not state.is_world_process_zero or eval_dataloader is None:
+                return
+            if self.eval_bar is None:
+                self.eval_bar, self.eval_steps = progress.bar("evaluating", len(eval_dataloader.dataset)), 0
+            self.eval_steps += 1  # batches are full but the last
+            progress.advance(self.eval_bar, min(self.eval_bar.total, self.eval_steps * args.eval_batch_size * args.world_size))
+
+        def on_evaluate(self, args, state, control, **kwargs):
+            if self.eval_bar is not None:
+                self.eval_bar.close()
+                self.eval_bar = None
+
+        on_predict = on_evaluate
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if run is None or not state.is_world_process_zero or not logs:
@@ -387,6 +416,8 @@ def make_progress_callback(run: RunDir | None, stop: threading.Event, max_second
                     self.stopped_by = "max_train_seconds"
                     control.should_evaluate = control.should_save = has_dev  # a last checkpoint competes for "best"
             self._status(state)
+            if self.bar is not None:
+                progress.advance(self.bar, min(state.global_step * self.per_step, self.bar.total))
 
         def _status(self, state, force: bool = False):
             now = time.time()

@@ -11,7 +11,6 @@ Policies (for prompting and fine-tuning jobs alike):
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import signal
@@ -19,10 +18,10 @@ import subprocess
 import sys
 import time
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
+from filelock import FileLock
 
 from core.errors import UserError
 from core.runs import FINAL_STATES, RESERVATION, RUN_NAME, RunDir, reached, reservation, runs_root, write_json
@@ -40,16 +39,10 @@ def max_jobs() -> int:
         return 1
 
 
-@contextmanager
-def _jobs_lock(root: Path):
-    """An exclusive file lock over the runs folder, held while deciding whether a job may start."""
+def _jobs_lock(root: Path) -> FileLock:
+    """An exclusive lock over the runs folder (filelock), held while deciding whether a job may start."""
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".jobs.lock", "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    return FileLock(root / ".jobs.lock")
 
 
 def launch(argv: list[str], run_dir: Path, env: dict | None = None, settings: dict | None = None) -> int:

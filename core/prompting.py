@@ -809,18 +809,17 @@ def template_id(config: dict) -> str:
     return "tpl-" + hashlib.sha1(key.encode()).hexdigest()[:4]
 
 
-def prompt_runs_table(root, eval_sha256: str | None = None) -> pd.DataFrame:
-    """Finished prompt runs under root (optionally on one evaluation split): settings and scores, one row per run."""
-    from core.runs import RunDir
+def prompt_runs_table(root, eval_sha256: str) -> pd.DataFrame:
+    """Finished prompt runs under root on one evaluation split (the run registry's listing, core.runs.comparable):
+    settings and scores, one row per run."""
+    from pathlib import Path
+
+    from core.runs import RunDir, RunRegistry, comparable
 
     rows = []
-    for path in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))) if root.exists() else []:
-        run = RunDir(path)
-        config, metrics = run.config, run.metrics
-        if config.get("kind") != "prompt" or not metrics or run.status.get("state") != "succeeded":
-            continue
-        if eval_sha256 and config.get("dataset", {}).get("eval_sha256") != eval_sha256:
-            continue
+    for path in comparable(RunRegistry(root).list(kind="prompt"), eval_sha256)["path"] if Path(root).is_dir() else []:
+        run = RunDir(Path(path))
+        config, metrics = run.config, run.metrics or {}
         tpl = template_id(config)
         rows.append({"run": run.name, "template": tpl, "shots": config.get("shots", 0), "seed": config.get("seed", 0),
                      "selection": config.get("selection"), "calibration": config.get("calibration"), "scoring": config.get("scoring"),

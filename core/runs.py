@@ -311,8 +311,7 @@ class RunRegistry:
         elif s.get("state") == "succeeded" and not m:
             s = {**s, "state": "broken"}
         return (run.name, c.get("kind", "?"), c.get("model", "?"), c.get("method", c.get("selection", "")),
-                c.get("dataset", {}).get("name", "?") if isinstance(c.get("dataset"), dict) else "?",
-                c.get("dataset", {}).get("eval_sha256", "") if isinstance(c.get("dataset"), dict) else "",
+                c.get("dataset", {}).get("name", "?") if isinstance(c.get("dataset"), dict) else "?", eval_split(c),
                 s.get("state", "broken"), m.get("accuracy"), m.get("macro_f1"), s.get("created", run.path.stat().st_mtime), str(run.path))
 
     def rebuild(self) -> None:
@@ -384,10 +383,15 @@ class RunRegistry:
         self.sync()
 
 
+def eval_split(config: dict) -> str:
+    """The fingerprint of the split a run was scored on (config.json's dataset.eval_sha256); '' when it records none."""
+    dataset = config.get("dataset") if isinstance(config, dict) else None
+    return str(dataset.get("eval_sha256") or "") if isinstance(dataset, dict) else ""
+
+
 def evaluated_on(config: dict, fingerprints) -> bool:
     """Whether a run's config.json records an evaluation split among fingerprints (a dataset's data.fingerprint per split)."""
-    dataset = config.get("dataset") if isinstance(config, dict) else None
-    return isinstance(dataset, dict) and dataset.get("eval_sha256") in set(fingerprints)
+    return eval_split(config) in set(fingerprints)
 
 
 def of_dataset(runs: pd.DataFrame, fingerprints, keep_unknown: bool = False) -> pd.DataFrame:
@@ -395,6 +399,28 @@ def of_dataset(runs: pd.DataFrame, fingerprints, keep_unknown: bool = False) -> 
     keep_unknown also keeps runs that record no split (broken, or not started yet)."""
     keep = runs["eval_sha256"].isin(set(fingerprints)) | (keep_unknown & runs["eval_sha256"].fillna("").eq(""))
     return runs[keep].reset_index(drop=True)
+
+
+def comparable(runs: pd.DataFrame, eval_sha256: str) -> pd.DataFrame:
+    """The finished runs of a RunRegistry listing scored on this evaluation split: the only runs Compare (the page and
+    `python -m core compare`) joins with a run on it, and those it charts for data efficiency."""
+    keep = runs["state"].eq("succeeded") & runs["eval_sha256"].eq(eval_sha256) & bool(eval_sha256)
+    return runs[keep].reset_index(drop=True)
+
+
+def check_comparable(configs: dict[str, dict]) -> str:
+    """The evaluation split that runs {name: config.json} share (the rule comparable() applies to a listing); refused in
+    one sentence when one records none or they were scored on different splits."""
+    splits = {name: eval_split(config) for name, config in configs.items()}
+    blank = next((name for name, sha in splits.items() if not sha), None)
+    if blank:
+        raise UserError(f"Run '{blank}' does not record the fingerprint of its evaluation split (dataset.eval_sha256), so it cannot be compared.")
+    first = next(iter(splits))
+    other = next((name for name, sha in splits.items() if sha != splits[first]), None)
+    if other:
+        raise UserError(f"These runs were evaluated on different splits ('{first}' on {splits[first][:8]}, '{other}' on "
+                        f"{splits[other][:8]}); compare runs of one evaluation split only.")
+    return splits[first]
 
 
 def _mtime(path: Path) -> float:

@@ -42,6 +42,7 @@ def test_compare_refuses_mismatched_splits_with_exit_2(runs_dir, tmp_path):
                           env={**__import__("os").environ, "PFT_RUNS_DIR": str(runs_dir)})
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: These runs were evaluated on different splits") and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "'b' on other" in proc.stderr  # one sentence naming the odd run out
 
 
 def test_compare_refuses_missing_run_and_bad_report_folder(runs_dir, tmp_path, capsys):

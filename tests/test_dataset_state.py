@@ -11,7 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import data
-from core.runs import evaluated_on, of_dataset
+from core.runs import RunDir, evaluated_on, of_dataset
 from tests.compare_fixtures import REVIEWS_TEST, make_run
 from tests.scoped import scoped
 from ui.state import Scope
@@ -108,13 +108,14 @@ def test_prompting_label_words_after_a_switch_are_the_new_labels(app, runs_dir):
 def test_prompting_job_box_belongs_to_the_dataset_that_started_it(app, runs_dir):
     at = app.run()
     at.switch_page("app_pages/prompting.py").run()
+    RunDir(runs_dir / "reviews-job").create({"kind": "prompt"})  # queued, as a job just launched
     at.session_state[scoped(at, "prompt_job")] = ["reviews-job"]  # as the Run button leaves it
     at.run()
-    assert any("reviews-job" in p.proto.text for p in at.get("progress"))
+    assert any("reviews-job" in s.value for s in at.subheader) and at.get("progress")
     switch(at, "support_intents")
-    assert not at.exception and not at.get("progress")
+    assert not at.exception and not at.get("progress") and not any("reviews-job" in s.value for s in at.subheader)
     switch(at, "reviews")
-    assert any("reviews-job" in p.proto.text for p in at.get("progress"))
+    assert any("reviews-job" in s.value for s in at.subheader) and at.get("progress")
 
 
 @pytest.mark.parametrize(("page", "kind", "name", "value", "default"), [
@@ -156,7 +157,8 @@ def test_compare_and_runs_list_only_the_runs_of_the_current_dataset(app, runs_di
     assert {Path(p).name for p in at.multiselect(key=scoped(at, "cmp_runs")).value} == {"sup-a", "sup-b"}
     assert set(at.dataframe[0].value["run"]) >= {"sup-a", "sup-b"}
     at.checkbox(key=scoped(at, "cmp_all_datasets")).check().run()
-    assert len(at.multiselect(key=scoped(at, "cmp_runs")).options) == 4
+    assert len(at.selectbox(key=scoped(at, "cmp_split")).options) == 2  # every dataset's splits; runs offered from the chosen one
+    assert {o.split(" · ")[0] for o in at.multiselect(key=scoped(at, "cmp_runs")).options} == {"sup-a", "sup-b"}
     at.switch_page("app_pages/runs.py").run()
     assert set(at.dataframe[0].value["name"]) == {"sup-a", "sup-b"}
 

@@ -55,15 +55,20 @@ def test_compare_page_shows_metrics_tests_charts_and_filters(runs_dir):
     assert not at.exception
 
 
-def test_compare_page_refuses_mismatched_splits(runs_dir):
+def test_compare_page_offers_only_runs_on_the_chosen_split(runs_dir):
     make_run(runs_dir, "a", 0.6, eval_sha256="split-one")
+    make_run(runs_dir, "a2", 0.7, eval_sha256="split-one", seed=3)
     make_run(runs_dir, "b", 0.7, eval_sha256="split-two")
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
     at.switch_page("app_pages/compare.py").run()
-    at.checkbox(key=scoped(at, "cmp_all_datasets")).check().run()  # neither run is on the dataset the sidebar loaded
-    at.multiselect(key=scoped(at, "cmp_runs")).set_value([str(runs_dir / "a"), str(runs_dir / "b")]).run()
-    assert not at.exception
-    assert any("different splits" in e.value for e in at.error)
+    at.checkbox(key=scoped(at, "cmp_all_datasets")).check().run()  # none of the runs is on the dataset the sidebar loaded
+    split = at.selectbox(key=scoped(at, "cmp_split"))
+    assert split.value == "split-one" and split.options == ["reviews · split split-on · 2 run(s)", "reviews · split split-tw · 1 run(s)"]
+    runs = at.multiselect(key=scoped(at, "cmp_runs"))
+    assert sorted(o.split(" · ")[0] for o in runs.options) == ["a", "a2"]  # the run on another split is not offered
+    assert set(runs.value) == {str(runs_dir / "a"), str(runs_dir / "a2")}
+    at.selectbox(key=scoped(at, "cmp_split")).set_value("split-two").run()
+    assert len(at.multiselect(key=scoped(at, "cmp_runs")).options) == 1 and not at.exception
 
 
 def test_compare_page_opens_with_the_verdict_and_flags_weak_and_budget_runs(runs_dir):

@@ -43,7 +43,7 @@ def test_page_counts_parameters_reattaches_and_refuses_a_second_start(tiny_bert_
     assert any(run.name in s.value and "running" in s.value for s in at.subheader)  # found from the run folders
     assert "about 12 s left" in at.get("progress")[0].proto.text
     assert len(at.get("vega_lite_chart")) == 1
-    assert at.button(key=scoped(at, f"ft_cancel_{run.name}"))
+    assert at.button(key=scoped(at, f"finetune_cancel_{run.name}"))
     at.button(key=scoped(at, "ft_start")).click().run()
     assert not at.exception
     assert "already running" in at.error[0].value
@@ -77,7 +77,7 @@ def test_a_result_stopped_by_the_time_budget_carries_a_warning(tiny_bert_dir, ru
 
     make_run(runs_dir, "cut-short", 0.9, kind="finetune", config_extra={"epochs": 3.0},
              metrics_extra={"stopped_by": "max_train_seconds", "epochs_done": 1.6, "train_seconds": 120.0})
-    at = open_page("app_pages/finetune.py", ft_model="other", ft_model_other=str(tiny_bert_dir), ft_watch="cut-short")
+    at = open_page("app_pages/finetune.py", ft_model="other", ft_model_other=str(tiny_bert_dir), finetune_job=["cut-short"])
     assert not at.exception
     assert any("cut-short" in s.value and "succeeded" in s.value for s in at.subheader)
     assert any("'cut-short' was stopped by its time budget after 1.6 of 3 epochs" in w.value for w in at.warning)

@@ -24,6 +24,15 @@ def test_empty_runs_folder_says_how_to_start(runs_dir, _page):
     assert "No runs yet" in at.info[0].value
 
 
+def test_the_kind_filter_offers_continual_runs(runs_dir, _page):
+    make_run(runs_dir, "ft-lora", method="lora")
+    make_run(runs_dir, "seq-naive", kind="continual", method="naive")
+    at = _page()
+    at.checkbox(key=scoped(at, "runs_this_dataset")).uncheck().run()
+    at.selectbox(key=scoped(at, "runs_kind")).set_value("continual").run()
+    assert not at.exception and list(at.dataframe[0].value["name"]) == ["seq-naive"]
+
+
 def test_list_filter_rename_delete_with_a_broken_run(runs_dir, _page):
     make_run(runs_dir, "ft-lora", method="lora")
     make_run(runs_dir, "prompt-zero", kind="prompt", method="0-shot")

@@ -114,6 +114,21 @@ def test_open_run_takes_a_name_or_runs_slash_name_under_any_runs_root(runs_dir, 
         open_run("runs/nope")
 
 
+def test_comparable_runs_are_the_finished_ones_on_the_same_evaluation_split(runs_dir):
+    from core.runs import check_comparable, comparable
+    from tests.compare_fixtures import make_run as make_finished
+
+    for name, sha in (("a", "one"), ("b", "one"), ("c", "two")):
+        make_finished(runs_dir, name, 0.7, eval_sha256=sha)
+    RunDir(runs_dir / "b").set_status("failed", error="stopped")
+    listing = RunRegistry(runs_dir).list()
+    assert list(comparable(listing, "one")["name"]) == ["a"] and comparable(listing, "").empty
+    configs = {n: RunDir(runs_dir / n).config for n in ("a", "b", "c")}
+    assert check_comparable({n: configs[n] for n in ("a", "b")}) == "one"
+    with pytest.raises(UserError, match=r"^These runs were evaluated on different splits \('a' on one, 'c' on two\)"):
+        check_comparable(configs)
+
+
 def test_predictions_round_trip_texts_with_line_breaks_quotes_and_commas(runs_dir):
     """A lone \r, \n, \r\n, quotes and commas inside texts come back unchanged, one row each (pandas 3 leaves \r unquoted)."""
     import numpy as np
