@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import charts, evaluate, report, verdict
+from core import charts
+from core.comparison import evaluate, report, verdict
 from core.runs import RunDir, RunRegistry, comparable, of_dataset
 from ui.state import current_scope, plain, scoped, show_error
 

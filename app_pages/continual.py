@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from core import charts_continual, continual, data
+from core import charts_continual, data
 from core.errors import UserError
 from core.runs import RunDir, RunRegistry, new_run_name, runs_root
+from core.training import continual
 from ui import forms, state
 from ui import jobs as job_watcher
 

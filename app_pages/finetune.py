@@ -2,9 +2,11 @@
 
 import streamlit as st
 
-from core import charts, finetune, jobs, models, verdict
+from core import charts, jobs, models
+from core.comparison import verdict
 from core.errors import UserError
 from core.runs import RunDir, new_run_name, runs_root
+from core.training import finetune
 from ui import forms, state
 from ui import jobs as job_watcher
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import charts, evaluate, prompting, runs, verdict
+from core import charts, prompting, runs
+from core.comparison import evaluate, verdict
 from core.errors import UserError
 from ui import forms, state
 from ui import jobs as job_watcher

@@ -5,7 +5,8 @@ import json
 import pandas as pd
 import streamlit as st
 
-from core import jobs, report, verdict
+from core import jobs
+from core.comparison import report, verdict
 from core.errors import UserError
 from core.runs import STATES, RunDir, RunRegistry, of_dataset, runs_root, state_label
 from ui import state

@@ -33,7 +33,8 @@ def main() -> int:
     args = parser.parse_args()
     import torch
 
-    from core import data, evaluate, prompting
+    from core import data, prompting
+    from core.comparison import evaluate
 
     torch.set_num_threads(args.threads)
     if not DATA.exists():

@@ -1,6 +1,6 @@
-"""Benchmark: the vectorised percentile bootstrap of core.evaluate against scipy.stats.bootstrap, for macro-F1 intervals.
+"""Benchmark: the vectorised percentile bootstrap of core.comparison.evaluate against scipy.stats.bootstrap, for macro-F1 intervals.
 
-ours  : core.evaluate.bootstrap_metrics: all resamples as one count matrix, accuracy, macro-F1 and per-class F1 at once.
+ours  : core.comparison.evaluate.bootstrap_metrics: all resamples as one count matrix, accuracy, macro-F1 and per-class F1 at once.
 scipy : scipy.stats.bootstrap(method="percentile", paired) calling scikit-learn's f1_score once per resample (macro-F1 only).
 
 Both on the same seeded labels and predictions (N examples, C classes, about 70% right); prints seconds, the ratio and both
@@ -25,7 +25,7 @@ def main() -> int:
     from scipy import stats
     from sklearn.metrics import f1_score
 
-    from core import evaluate
+    from core.comparison import evaluate
 
     rng = np.random.default_rng(0)
     labels = [f"c{i}" for i in range(args.classes)]

@@ -60,7 +60,8 @@ def recipe_ours(args, texts, labels, label_names, device: str) -> dict:
     import pandas as pd
     from transformers import DataCollatorWithPadding, PrinterCallback, TrainerCallback, TrainingArguments
 
-    from core import finetune, models
+    from core import models
+    from core.training import finetune
 
     config = finetune.FinetuneConfig(model=args.model, method="full", lr=5e-5, batch_size=args.batch_size,
                                      max_length=128, seed=0, device=device, precision=args.precision)
@@ -187,7 +188,7 @@ def accuracy(args) -> list[str]:
     """Train each method for --epochs on the SST-2 train file and score it on dev.tsv."""
     import torch
 
-    from core import finetune
+    from core.training import finetune
 
     torch.set_num_threads(args.threads)
     train = read_tsv(data_dir() / "sst2" / "train.tsv", args.limit)

@@ -34,7 +34,7 @@ def run_one(spec: str, args) -> dict:
     """Train one spec in this process and return its figures."""
     import torch
 
-    from core import finetune
+    from core.training import finetune
 
     torch.set_num_threads(args.threads)
     method, n, *extra = spec.split(":")

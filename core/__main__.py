@@ -1,4 +1,4 @@
-"""`python -m core ...`: the CLI in core/cli.py (kept apart so no module imports this file back)."""
+"""`python -m core ...`: the CLI in core/cli/__init__.py (kept apart so no module imports this file back)."""
 
 import sys
 

@@ -74,11 +74,11 @@ class AttentionResult:
 
 
 def _load_run_model(run_path: str, device: str):
-    """core.finetune.load_run_model, explained in one sentence when fine-tuning is not available in this install."""
+    """core.training.finetune.load_run_model, explained in one sentence when fine-tuning is not available in this install."""
     try:
-        from core.finetune import load_run_model
+        from core.training.finetune import load_run_model
     except ImportError:
-        raise UserError("Fine-tuned run models cannot be loaded yet: core.finetune.load_run_model is not available.") from None
+        raise UserError("Fine-tuned run models cannot be loaded yet: core.training.finetune.load_run_model is not available.") from None
     return load_run_model(run_path, device)
 
 
@@ -125,7 +125,7 @@ def load_lora_lm_run(path: Path, device: str = "cpu") -> AttentionModel:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from core import prompt_learning
+    from core.training import prompt_learning
 
     model_dir = path / "model"
     try:

@@ -28,7 +28,8 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from core import distributed, evaluate, models
+from core import distributed, models
+from core.comparison import evaluate
 from core.errors import UserError
 from core.settings import SEED, number, setting
 

@@ -1,4 +1,4 @@
-"""Small finished run directories written through core.runs + core.evaluate, for Compare tests (no model needed)."""
+"""Small finished run directories written through core.runs + core.comparison.evaluate, for Compare tests (no model needed)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core import data, evaluate
+from core import data
+from core.comparison import evaluate
 from core.runs import RunDir, finish_with_metrics
 
 LABELS = ["negative", "neutral", "positive"]

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from core import adapters, finetune, pooled
 from core.errors import UserError
 from core.runs import RunDir
+from core.training import adapters, finetune, pooled
 from tests.test_finetune import LABELS, config_for, toy_frame
 
 

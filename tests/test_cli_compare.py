@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from core import cli_compare
+from core.cli import compare as cli_compare
 from core.cli import main
 from tests.compare_fixtures import make_run
 

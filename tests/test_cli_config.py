@@ -8,12 +8,13 @@ import json
 
 import pytest
 
-from core import cli_compare, finetune
+from core.cli import compare as cli_compare
 from core.cli import main, parse_args
-from core.continual import ContinualConfig
-from core.finetune import FinetuneConfig
 from core.prompting import PromptConfig
 from core.settings import from_args
+from core.training import finetune
+from core.training.continual import ContinualConfig
+from core.training.finetune import FinetuneConfig
 
 
 def write(tmp_path, obj, name="settings.json"):

@@ -82,9 +82,9 @@ def test_lora_per_task_saves_an_adapter_per_step(runs_dir, tiny_bert_dir):
 
 def test_a_crash_fails_the_run_with_one_sentence_and_keeps_the_traceback(runs_dir, tiny_bert_dir, monkeypatch, capsys):
     """An unexpected error mid-run: exit status 1, status 'failed' with one sentence, the traceback kept in the folder."""
-    from core import continual
     from core.cli import main
     from core.runs import RunDir
+    from core.training import continual
 
     def boom(*args, **kwargs):
         raise RuntimeError("boom")

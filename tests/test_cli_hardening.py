@@ -10,8 +10,9 @@ import sys
 
 import pytest
 
-from core import cli_prompt, prompting
+from core import prompting
 from core.cli import attach_dash_values, build_parser, main, parse_args
+from core.cli import prompt as cli_prompt
 from tests.conftest import ROOT
 
 BASE = {"prompt": ["prompt", "--train", "reviews", "--eval", "reviews"],

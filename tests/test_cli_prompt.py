@@ -85,7 +85,7 @@ def test_run_below_the_majority_class_prints_a_warning_and_flags_metrics(tiny_ll
 
 
 def test_run_above_the_majority_class_is_not_flagged(runs_dir):
-    from core import evaluate
+    from core.comparison import evaluate
 
     metrics = {"macro_f1": 0.8, "accuracy": 0.8}
     assert evaluate.flag_below_majority(metrics, ["a", "a", "a", "b"], ["a", "b"]) is None

@@ -1,12 +1,12 @@
-"""core.continual: the transfer arithmetic, label spaces, and every strategy on a tiny random BERT."""
+"""core.training.continual: the transfer arithmetic, label spaces, and every strategy on a tiny random BERT."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from core import continual
 from core.errors import UserError
+from core.training import continual
 
 
 def test_transfer_metrics_of_a_hand_made_matrix():
@@ -118,7 +118,8 @@ def test_ewc_adds_lambda_half_of_the_fisher_weighted_squared_distance(two_domain
     import torch
     from transformers import DataCollatorWithPadding
 
-    from core import finetune, models
+    from core import models
+    from core.training import finetune
 
     space = continual.label_space(two_domains)
     config = continual.ContinualConfig(strategy="ewc", model=str(tiny_bert_dir), batch_size=8, max_length=32, seed=0, device="cpu")

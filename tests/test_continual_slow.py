@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from core import continual, finetune, models
+from core import models
 from core.runs import RunDir
+from core.training import continual, finetune
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,8 @@ import io
 import pandas as pd
 import pytest
 
-from core import report
 from core.cli import main
+from core.comparison import report
 from tests.compare_fixtures import make_run
 
 FORMULAS = ["=HYPERLINK(\"http://x\",\"y\")", "+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0", "@SUM(A1)", "\tTAB", "\rCR"]

@@ -243,7 +243,7 @@ def test_label_chart_keeps_the_top_labels_sorted_and_folds_the_rest_into_other()
 
 
 def test_most_confused_pairs_are_sorted_and_searchable():
-    from core import evaluate
+    from core.comparison import evaluate
 
     conf = pd.DataFrame([("r", "a", "a", 9), ("r", "a", "b", 3), ("r", "b", "c", 5), ("r", "c", "a", 0), ("s", "card_x", "b", 4)],
                         columns=["run", "true", "pred", "count"])

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from core import charts, cli_compare
+from core import charts
+from core.cli import compare as cli_compare
 from core.errors import UserError
 
 

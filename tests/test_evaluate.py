@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import evaluate
+from core.comparison import evaluate
 from core.errors import UserError
 from tests.compare_fixtures import make_run
 

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from core import evaluate
+from core.comparison import evaluate
 
 LABELS = ["neg", "neu", "pos", "rare"]
 

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import finetune
 from core.errors import UserError
 from core.runs import RunDir
+from core.training import finetune
 
 LABELS = ["negative", "positive"]
 

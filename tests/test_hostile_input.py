@@ -213,7 +213,7 @@ def test_plain_text_renders_as_exactly_that_text(text):
 @settings(max_examples=MAX_EXAMPLES, deadline=None)
 @given(st.lists(st.text(alphabet=string.printable + NON_ASCII, max_size=20), min_size=1, max_size=8))
 def test_exported_csv_cells_never_start_a_formula(cells):
-    from core import report
+    from core.comparison import report
 
     frame = pd.DataFrame({"text": cells, "n": range(len(cells))})
     rows = list(csv.reader(io.StringIO(report.export_csv(frame), newline="")))
@@ -233,8 +233,9 @@ def test_label_words_round_trip_through_the_apps_config_file(words):
     """Whatever labels the app saves (e.g. '-1', '--x'), `prompt --config` parses the same label words back."""
     import tempfile
 
-    from core import cli_prompt, prompting
+    from core import prompting
     from core.cli import parse_args
+    from core.cli import prompt as cli_prompt
 
     config = prompting.PromptConfig(label_words=words)
     with tempfile.TemporaryDirectory() as folder:

@@ -8,9 +8,9 @@ import threading
 import numpy as np
 import pytest
 
-from core import embeddings_clf, finetune, pooled
 from core.errors import UserError
 from core.runs import RunDir
+from core.training import embeddings_clf, finetune, pooled
 from tests.test_finetune import LABELS, config_for, toy_frame
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core import attention, data, finetune, models
+from core import attention, data, models
 from core.runs import RunDir
+from core.training import finetune
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,9 @@ import time
 import pandas as pd
 import pytest
 
-from core import continual, jobs
+from core import jobs
 from core.runs import RunDir, finish_with_metrics
+from core.training import continual
 
 
 @pytest.fixture

@@ -84,7 +84,7 @@ def test_a_result_stopped_by_the_time_budget_carries_a_warning(tiny_bert_dir, ru
 
 
 def test_the_default_time_budget_is_the_one_setting(tiny_bert_dir, runs_dir, open_page):
-    from core import finetune
+    from core.training import finetune
 
     at = open_page("app_pages/finetune.py", ft_model="other", ft_model_other=str(tiny_bert_dir))
     assert at.number_input(key=scoped(at, "ft_seconds")).value == finetune.PAGE_TIME_BUDGET_SECONDS
@@ -97,8 +97,8 @@ def test_start_saves_the_whole_form_as_the_jobs_config_file(tiny_bert_dir, runs_
     import types
 
     from core.cli import parse_args
-    from core.finetune import FinetuneConfig
     from core.settings import from_args
+    from core.training.finetune import FinetuneConfig
 
     started = []
     monkeypatch.setattr(jobs.subprocess, "Popen", lambda argv, **kw: started.append(argv) or types.SimpleNamespace(pid=os.getpid()))

@@ -79,8 +79,9 @@ def test_run_saves_the_whole_form_as_the_jobs_config_file(tiny_llama_dir, runs_d
     import os
     import types
 
-    from core import cli_prompt, jobs, prompting
+    from core import jobs, prompting
     from core.cli import parse_args
+    from core.cli import prompt as cli_prompt
 
     started = []
     monkeypatch.setattr(jobs.subprocess, "Popen", lambda argv, **kw: started.append(argv) or types.SimpleNamespace(pid=os.getpid()))

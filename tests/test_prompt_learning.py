@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from core import finetune, prompt_learning, prompting
+from core import prompting
 from core.errors import UserError
 from core.runs import RunDir
+from core.training import finetune, prompt_learning
 from tests.test_finetune import LABELS, config_for, toy_frame
 
 

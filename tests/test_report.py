@@ -6,7 +6,7 @@ import re
 
 import pandas as pd
 
-from core import evaluate, report
+from core.comparison import evaluate, report
 from core.runs import RunDir
 from tests.compare_fixtures import make_run
 

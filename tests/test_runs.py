@@ -133,7 +133,7 @@ def test_predictions_round_trip_texts_with_line_breaks_quotes_and_commas(runs_di
     """A lone \r, \n, \r\n, quotes and commas inside texts come back unchanged, one row each (pandas 3 leaves \r unquoted)."""
     import numpy as np
 
-    from core import evaluate
+    from core.comparison import evaluate
 
     texts = ["carriage\rreturn", "new\nline", "both\r\nends", 'say "hi", then go', "plain", "\rstarts", "ends\r"]
     probs = np.tile([[0.25, 0.75]], (len(texts), 1))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core import evaluate, verdict
+from core.comparison import evaluate, verdict
 from core.runs import RunDir
 from tests.compare_fixtures import make_run
 

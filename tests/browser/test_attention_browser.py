@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from core import evaluate, report
+from core.comparison import evaluate, report
 from tests.compare_fixtures import make_run
 
 pytestmark = pytest.mark.browser

@@ -13,8 +13,8 @@ import traceback
 def add_cli_args(sub) -> None:
     """Register the finetune subcommand: the data flags, then one flag per FinetuneConfig setting (core.settings)."""
     from core.cli import add_data_args
-    from core.finetune import FinetuneConfig
     from core.settings import add_flags
+    from core.training.finetune import FinetuneConfig
 
     p = sub.add_parser("finetune", help="fine-tune a classifier (full, head, bitfit, lora, adapter, logreg, knn, setfit, prompt-tuning or lora-lm) and evaluate it",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -32,9 +32,9 @@ def one_sentence(exc: BaseException) -> str:
 
 def cmd_finetune(args) -> int:
     """Load data, create the run folder (rank 0), train, evaluate, and write the run contract; failures end in status.json."""
-    from core import data, evaluate, finetune, models
+    from core import data, models
+    from core.comparison import evaluate
     from core.errors import UserError
-    from core.finetune import FinetuneConfig
     from core.runs import (
         RunDir,
         checkpoint_dir,
@@ -46,6 +46,8 @@ def cmd_finetune(args) -> int:
         resolve_out,
     )
     from core.settings import from_args
+    from core.training import finetune
+    from core.training.finetune import FinetuneConfig
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # graceful cancel: training checks the flag every step
@@ -135,7 +137,7 @@ def report_crash(run, ours: bool, exc: BaseException, main_rank: bool = True) ->
 
 def _mark(run, ours: bool, state: str, error: str) -> None:
     """Write a final state into a run folder this process owns (never into someone else's run)."""
-    from core.finetune import is_main_process
+    from core.training.finetune import is_main_process
 
     if ours and is_main_process() and run.path.is_dir():
         try:

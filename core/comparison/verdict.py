@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from core.evaluate import BUDGET_STOP, Comparison, majority_baseline
+from core.comparison.evaluate import BUDGET_STOP, Comparison, majority_baseline
 
 MIN_EVAL_EXAMPLES = 200  # fewer evaluation examples than this: intervals too wide to separate runs a few points apart
 SIGNIFICANCE = 0.05

@@ -17,9 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core import evaluate, models, prompting
+from core import models, prompting
+from core.comparison import evaluate
 from core.errors import UserError
-from core.finetune import (
+from core.runs import RunDir
+from core.training.finetune import (
     FinetuneConfig,
     FinetuneResult,
     count_parameters,
@@ -28,7 +30,6 @@ from core.finetune import (
     version_flags,
     with_lora,
 )
-from core.runs import RunDir
 
 SPEC_FILE = "prompt_learning.json"
 

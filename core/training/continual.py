@@ -7,7 +7,7 @@ a frozen body, picked by task at evaluation) and ewc (elastic weight consolidati
 
 Label space: when every task has the same label names the tasks share one head; otherwise each task gets its own
 output units ("task:label") and its predictions are restricted to them (task-incremental, the task is known).
-Training uses the HF Trainer with core.finetune's model building, encoding, progress callback and saving.
+Training uses the HF Trainer with core.training.finetune's model building, encoding, progress callback and saving.
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core import data, evaluate, finetune, models
+from core import data, models
+from core.comparison import evaluate
 from core.errors import UserError
 from core.runs import RunDir, finish_with_metrics
 from core.settings import SEED, number, setting
+from core.training import finetune
 
 STRATEGIES = ("naive", "replay", "lora-per-task", "ewc")
 DEFAULT_LR = {"naive": finetune.DEFAULT_LR["full"], "replay": finetune.DEFAULT_LR["full"], "ewc": finetune.DEFAULT_LR["full"],
@@ -278,7 +280,7 @@ def fisher_diagonal(model, dataset: TaskTexts, collator, unit_mask, n_examples: 
 
 
 def training_args(config: finetune.FinetuneConfig, output_dir: str, n_rows: int, n_params: int, device: str):
-    """TrainingArguments of one step: fixed epochs, no dev set, no checkpoints (as core.finetune sets them otherwise)."""
+    """TrainingArguments of one step: fixed epochs, no dev set, no checkpoints (as core.training.finetune sets them otherwise)."""
     import math
 
     from transformers import TrainingArguments

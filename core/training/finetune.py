@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core import data, distributed, evaluate, models
+from core import data, distributed, models
+from core.comparison import evaluate
 from core.errors import UserError
 from core.runs import RunDir
 from core.settings import SEED, number, setting, split_list
@@ -223,7 +224,7 @@ def apply_method(model, config: FinetuneConfig):
     if config.method == "lora":
         return with_lora(model, config, "SEQ_CLS")
     if config.method == "adapter":
-        from core import adapters
+        from core.training import adapters
 
         if not adapters.add_adapters(model.body, config.adapter_reduction):
             raise UserError(f"No attention or feed-forward output projections were found in {config.model} to put adapters after.")
@@ -248,10 +249,10 @@ def count_parameters(model) -> ParameterCount:
 
 
 def uses_mean_pooling(config: FinetuneConfig) -> bool:
-    """Whether the classifier reads mean-pooled token states (core.pooled) rather than the model's own classification head."""
-    from core import pooled
+    """Whether the classifier reads mean-pooled token states (core.training.pooled) rather than the model's own classification head."""
+    from core.training import pooled
 
-    if config.method == "adapter":  # adapters live in core.pooled's classifier, whatever the encoder
+    if config.method == "adapter":  # adapters live in core.training.pooled's classifier, whatever the encoder
         return True
     return config.pooling == "mean" or (config.pooling == "auto" and pooled.is_sentence_transformer(config.model))
 
@@ -262,11 +263,11 @@ def build_model(config: FinetuneConfig, label_names: list[str], device: str = "c
 
     set_seed(config.seed)
     if config.method in DECODER_ONLY:
-        from core import prompt_learning
+        from core.training import prompt_learning
 
         return prompt_learning.build(config, models.load_tokenizer(config.model), device)
     if uses_mean_pooling(config):
-        from core import pooled
+        from core.training import pooled
 
         # unit-length features cap the logits of a freshly initialised head, so gradient-trained heads read the raw mean
         model = pooled.build(config.model, label_names, device, attention="sdpa", normalize=False)
@@ -507,16 +508,16 @@ def train(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: pd.DataF
           work_dir: Path | None = None, on_model_ready=None) -> FinetuneResult:
     """Train with the HF Trainer, keep the best dev checkpoint, evaluate on eval_frame, save the model into run/model.
 
-    logreg/knn/setfit train outside the Trainer (core.embeddings_clf) and ignore the dev set."""
+    logreg/knn/setfit train outside the Trainer (core.training.embeddings_clf) and ignore the dev set."""
     import tempfile
 
     if config.method in FROZEN_METHODS or config.method == "setfit":
-        from core import embeddings_clf
+        from core.training import embeddings_clf
 
         fit = embeddings_clf.train_setfit if config.method == "setfit" else embeddings_clf.train_frozen
         return fit(config, train_frame, eval_frame, label_names, run, stop, on_model_ready)
     if config.method in DECODER_ONLY:
-        from core import prompt_learning
+        from core.training import prompt_learning
 
         return prompt_learning.train(config, train_frame, eval_frame, label_names, run, stop, on_model_ready)
 
@@ -642,12 +643,12 @@ def predict_sharded(trainer, tokenizer, texts: list[str], max_length: int) -> np
 
 def save_model(trainer, tokenizer, label_names: list[str], config: FinetuneConfig, path: Path) -> None:
     """Weights as safetensors (for LoRA: the adapter and the head), tokenizer, labels and the base model name."""
-    from core import pooled
+    from core.training import pooled
 
     model = trainer.model
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     if isinstance(inner, pooled.PooledClassifier):  # mean-pooled head: body (LoRA merged into a copy) + head.safetensors
-        from core import embeddings_clf
+        from core.training import embeddings_clf
 
         if hasattr(model, "merge_and_unload"):
             import copy
@@ -690,8 +691,8 @@ def load_run_model(run_path: str | Path, device: str = "cpu"):
               "label2id": {n: i for i, n in enumerate(label_names)}}
     try:
         with models.LOAD_LOCK:  # one model load at a time (see models.LOAD_LOCK)
-            if (model_dir / "pooling.json").exists():  # a mean-pooled classifier (core.pooled)
-                from core import pooled
+            if (model_dir / "pooling.json").exists():  # a mean-pooled classifier (core.training.pooled)
+                from core.training import pooled
 
                 model = pooled.load(model_dir, base, label_names)
             elif (model_dir / "adapter_config.json").exists():

@@ -10,9 +10,18 @@ import time
 import numpy as np
 import pandas as pd
 
-from core import evaluate, models, pooled
-from core.finetune import FinetuneConfig, FinetuneResult, ParameterCount, count_parameters, make_progress_callback, predict_probs
+from core import models
+from core.comparison import evaluate
 from core.runs import RunDir
+from core.training import pooled
+from core.training.finetune import (
+    FinetuneConfig,
+    FinetuneResult,
+    ParameterCount,
+    count_parameters,
+    make_progress_callback,
+    predict_probs,
+)
 
 LOGREG_C = 10.0  # inverse L2 strength on unit-length embeddings (C=1 underfits them; chosen on SST-2 train, bench/methods.py)
 KNN_NEIGHBORS = 10

@@ -13,10 +13,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.comparison.evaluate import (
+    AGREEMENT_CELLS,
+    Comparison,
+    agreement_table,
+    error_cases,
+    format_metrics_table,
+    per_class_table,
+)
+from core.comparison.verdict import format_p, verdict
 from core.errors import UserError
-from core.evaluate import AGREEMENT_CELLS, Comparison, agreement_table, error_cases, format_metrics_table, per_class_table
 from core.runs import write_atomic
-from core.verdict import format_p, verdict
 
 PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac", "#eeca3b"]
 CSS = """

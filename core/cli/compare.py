@@ -49,8 +49,9 @@ def cmd_compare(args) -> int:
     optionally write the HTML report and the joined CSV."""
     import pandas as pd
 
-    from core import evaluate, report, runs
-    from core.verdict import format_p, verdict
+    from core import runs
+    from core.comparison import evaluate, report
+    from core.comparison.verdict import format_p, verdict
 
     cmp = evaluate.compare_runs(args.runs, n_resamples=args.resamples, seed=args.seed)
     headline, caveats = verdict(cmp)
@@ -123,7 +124,7 @@ class EfficiencyPlan:
     def __post_init__(self):
         if self.max_train_seconds <= 0:
             raise UserError("--max-train-seconds must be positive.")
-        from core.finetune import METHODS
+        from core.training.finetune import METHODS
 
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown or not self.methods:
@@ -143,7 +144,8 @@ class EfficiencyPlan:
 
 def cmd_efficiency(args) -> int:
     """Start each run as a `python -m core` subprocess in turn, stopping when the time limit is spent; print macro-F1 per size."""
-    from core import data, evaluate, runs
+    from core import data, runs
+    from core.comparison import evaluate
 
     if args.max_seconds <= 0:
         raise UserError("--max-seconds must be positive.")

@@ -109,7 +109,8 @@ def cmd_prompt(args) -> int:
 
 def run_one(config, run, train, eval_df, labels) -> None:
     """One prompting run with progress in status.json (and a bar on a terminal) after every batch."""
-    from core import evaluate, progress, prompting, runs
+    from core import progress, prompting, runs
+    from core.comparison import evaluate
 
     started = time.time()
     run.set_status("running", progress=0.0, done=0, total=None, of=len(eval_df))

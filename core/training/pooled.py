@@ -117,7 +117,7 @@ class PooledClassifier(nn.Module):
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        from core import adapters
+        from core.training import adapters
 
         reduction = adapters.reduction_of(self.body)
         if save_body and reduction:  # adapter weights live inside the body: its whole state, re-adapted on load
@@ -144,7 +144,7 @@ def load(model_dir: Path, base: str, label_names: list[str]) -> PooledClassifier
     from safetensors.torch import load_file
     from transformers import AutoModel
 
-    from core import adapters
+    from core.training import adapters
 
     spec = json.loads((Path(model_dir) / POOLING_FILE).read_text(encoding="utf-8"))
     reduction = int(spec.get("adapter_reduction") or 0)

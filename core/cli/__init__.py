@@ -97,9 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list bundled models, or describe one")
     p.add_argument("name", nargs="?")
     p.set_defaults(func=cmd_models)
-    from core import cli_compare, cli_continual, cli_finetune, cli_prompt, cli_runs
+    from core.cli import compare, continual, finetune, prompt, runs
 
-    for module in (cli_prompt, cli_finetune, cli_compare, cli_continual, cli_runs):
+    for module in (prompt, finetune, compare, continual, runs):
         module.add_cli_args(sub)
     for name, p in sub.choices.items():
         if name != "models":

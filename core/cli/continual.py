@@ -1,4 +1,4 @@
-"""CLI of `python -m core continual`: fine-tune on a sequence of tasks and write the accuracy matrix (core/continual.py)."""
+"""CLI of `python -m core continual`: fine-tune on a sequence of tasks and write the accuracy matrix (core/training/continual.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import threading
 
 def add_cli_args(sub) -> None:
     """Register the continual subcommand."""
-    from core.continual import DEFAULT_EVAL, DEFAULT_TRAIN, ContinualConfig
     from core.settings import add_flags
+    from core.training.continual import DEFAULT_EVAL, DEFAULT_TRAIN, ContinualConfig
 
     p = sub.add_parser("continual", help="fine-tune on a sequence of tasks and measure forgetting (naive, replay, lora-per-task, ewc)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -29,11 +29,12 @@ def add_cli_args(sub) -> None:
 
 def cmd_continual(args) -> int:
     """Validate, create the run folder, train task by task (saving each step), and print the matrix and transfer."""
-    from core import continual, models
-    from core.cli_finetune import _mark, report_crash
+    from core import models
+    from core.cli.finetune import _mark, report_crash
     from core.errors import UserError
     from core.runs import command_line, finish_with_metrics, new_run_name, reserved_for_this_process, resolve_out
     from core.settings import from_args
+    from core.training import continual
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
