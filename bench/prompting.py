@@ -28,6 +28,22 @@ from pathlib import Path
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"  # --data overrides (e.g. from a git worktree)
 
 
+def alternate(queries: list, nb: int, rounds: int, fast, baseline):
+    """Score all queries with fast and the first nb with baseline, in alternating rounds so that both meet the same load
+    on a shared machine; returns (fast scores, baseline scores, fast seconds, baseline seconds)."""
+    fast_parts, base_parts, fast_s, base_s = [], [], 0.0, 0.0
+    for r in range(rounds):
+        start = time.perf_counter()
+        fast_parts.append(fast(queries[r * len(queries) // rounds : (r + 1) * len(queries) // rounds]))
+        fast_s += time.perf_counter() - start
+        start = time.perf_counter()
+        base_parts.append(baseline(queries[r * nb // rounds : (r + 1) * nb // rounds]))
+        base_s += time.perf_counter() - start
+    import numpy as np
+
+    return np.concatenate(fast_parts), np.concatenate(base_parts), fast_s, base_s
+
+
 def per_label_rows(queries, label_ids):
     """The scorer's former layout (the baseline): one teacher-forced row per (query, label)."""
     from core import prompting
@@ -62,20 +78,12 @@ def banking77(args) -> bool:
           f"mean query {np.mean([len(q) for q in queries]):.1f} tokens; label tokens {sum(map(len, label_ids))} "
           f"({trie_nodes} trie nodes)")
     nb = min(args.b77_baseline_limit, len(queries))
-    rounds = max(1, nb)
-    trie_parts, base_parts, trie_s, base_s = [], [], 0.0, 0.0
-    for r in range(rounds):
-        tq = queries[r * len(queries) // rounds : (r + 1) * len(queries) // rounds]
-        bq = queries[r * nb // rounds : (r + 1) * nb // rounds]
-        start = time.perf_counter()
-        trie_parts.append(prompting.score_rows(model, prefix, prompting.label_rows(tq, label_ids), len(tq), len(labels),
-                                               config.batch_size, tokenizer.pad_token_id))
-        trie_s += time.perf_counter() - start
-        start = time.perf_counter()
-        base_parts.append(prompting.score_rows(model, prefix, per_label_rows(bq, label_ids), len(bq), len(labels),
-                                               config.batch_size, tokenizer.pad_token_id))
-        base_s += time.perf_counter() - start
-    trie, base = np.concatenate(trie_parts), np.concatenate(base_parts)
+    trie, base, trie_s, base_s = alternate(
+        queries, nb, max(1, nb),
+        lambda q: prompting.score_rows(model, prefix, prompting.label_rows(q, label_ids), len(q), len(labels), config.batch_size,
+                                       tokenizer.pad_token_id),
+        lambda q: prompting.score_rows(model, prefix, per_label_rows(q, label_ids), len(q), len(labels), config.batch_size,
+                                       tokenizer.pad_token_id))
     trie_rate, base_rate = len(queries) / trie_s, nb / base_s
     agree = float(np.mean(trie[:nb].argmax(1) == base.argmax(1)))
     accuracy = float(np.mean(np.array(labels)[trie.argmax(1)] == subset["category"].to_numpy()))
@@ -139,21 +147,12 @@ def sst2(args) -> bool:
     print(f"model {config.model}, {torch.get_num_threads()} threads; prefix {len(prefix)} tokens; "
           f"mean query {np.mean([len(q) for q in queries]):.1f} tokens; label tokens {label_ids}")
 
-    # The two scorers run in alternating rounds, so that both meet the same load on a shared machine.
     nb = min(args.baseline_limit, len(queries))
-    rounds = max(1, min(10, nb))
-    fast_parts, naive_parts, fast_s, naive_s = [], [], 0.0, 0.0
-    for r in range(rounds):
-        fq = queries[r * len(queries) // rounds : (r + 1) * len(queries) // rounds]
-        nq = queries[r * nb // rounds : (r + 1) * nb // rounds]
-        start = time.perf_counter()
-        fast_parts.append(prompting.score_rows(model, prefix, prompting.label_rows(fq, label_ids), len(fq), len(labels),
-                                               config.batch_size, tokenizer.pad_token_id))
-        fast_s += time.perf_counter() - start
-        start = time.perf_counter()
-        naive_parts.append(prompting.score_rows_naive(model, prefix, nq, label_ids))
-        naive_s += time.perf_counter() - start
-    fast, naive = np.concatenate(fast_parts), np.concatenate(naive_parts)
+    fast, naive, fast_s, naive_s = alternate(
+        queries, nb, max(1, min(10, nb)),
+        lambda q: prompting.score_rows(model, prefix, prompting.label_rows(q, label_ids), len(q), len(labels), config.batch_size,
+                                       tokenizer.pad_token_id),
+        lambda q: prompting.score_rows_naive(model, prefix, q, label_ids))
     fast_rate, naive_rate = len(queries) / fast_s, nb / naive_s
 
     agree = float(np.mean(fast[:nb].argmax(1) == naive.argmax(1)))
