@@ -23,7 +23,7 @@ except Exception as exc:
 
 c1, c2, c3, c4 = st.columns([2, 1, 2, 1])
 text = c1.text_input("Filter", "", placeholder="name, model, method or dataset", key=state.scoped("runs_filter"))
-kind = c2.selectbox("Kind", ["all", "prompt", "finetune"], key=state.scoped("runs_kind"))
+kind = c2.selectbox("Kind", ["all", "prompt", "finetune", "continual"], key=state.scoped("runs_kind"))
 states = c3.multiselect("State", [*STATES, "broken"], key=state.scoped("runs_states"))
 if c4.button("Rebuild index", key=state.scoped("runs_rebuild"), help="Throw the index away and re-read every run folder"):
     try:
@@ -80,11 +80,13 @@ with col_a:
         except UserError as exc:
             state.show_error(exc)
 with col_b:
-    sure = st.checkbox(f"Yes, delete {name} and its files", key=state.scoped(f"runs_confirm_{name}"))
+    steps = registry.step_runs(name)  # a continual run's step runs go with it
+    with_steps = f" and its step runs {', '.join(steps)}" if steps else ""
+    sure = st.checkbox(f"Yes, delete {name} and its files{with_steps}", key=state.scoped(f"runs_confirm_{name}"))
     if st.button("Delete", key=state.scoped("runs_delete"), disabled=not sure, type="primary"):
         try:
             registry.delete(name)
-            st.success(f"Deleted {name}.")
+            st.success(f"Deleted {name}{with_steps}.")
             st.rerun()
         except UserError as exc:
             state.show_error(exc)
