@@ -45,7 +45,9 @@ class ContinualConfig:
     max_train_examples: int = 0  # per task, a seeded sample; 0 = all
     max_length: int = 128
     replay_share: float = 0.3  # replay: share of every earlier task's training rows mixed into each later step
-    ewc_lambda: float = 1000.0  # ewc: strength of the Fisher penalty
+    # ewc: strength of the Fisher penalty. On the default sequence (MiniLM) 1e5 barely changed forgetting (reviews 0.818 ->
+    # 0.838 after step 2) and 1e6 kept reviews at 0.879 of 0.889 while finance_news still rose 0.53 -> 0.84 (naive 0.89)
+    ewc_lambda: float = 1e6
     fisher_examples: int = 256  # ewc: training rows of a finished task used to estimate its Fisher information
     lora_r: int = 8
     lora_alpha: int = 16
