@@ -81,11 +81,13 @@ with col_a:
         except UserError as exc:
             state.show_error(exc)
 with col_b:
-    sure = st.checkbox(f"Yes, delete {name} and its files", key=state.scoped(f"runs_confirm_{name}"))
+    steps = registry.step_runs(name)  # a continual run's step runs go with it
+    with_steps = f" and its step runs {', '.join(steps)}" if steps else ""
+    sure = st.checkbox(f"Yes, delete {name} and its files{with_steps}", key=state.scoped(f"runs_confirm_{name}"))
     if st.button("Delete", key=state.scoped("runs_delete"), disabled=not sure, type="primary"):
         try:
             registry.delete(name)
-            st.success(f"Deleted {name}.")
+            st.success(f"Deleted {name}{with_steps}.")
             st.rerun()
         except UserError as exc:
             state.show_error(exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import glob
 import json
 import os
 import re
@@ -369,17 +370,24 @@ class RunRegistry:
         os.rename(src, dst)
         self.sync()
 
+    def step_runs(self, name: str) -> list[str]:
+        """The runs NAME.stepK that a continual run NAME made of its steps (their config names it as continual_run)."""
+        return sorted(p.name for p in self.root.glob(f"{glob.escape(name)}.step*")
+                      if p.is_dir() and RunDir(p).config.get("continual_run") == name)
+
     def delete(self, name: str) -> None:
-        """Delete a finished run's folder (moved aside first, so a crash never leaves half a run)."""
+        """Delete a finished run's folder, and a continual run's step runs with it (each moved aside first, so a crash
+        never leaves half a run)."""
         src = self.root / check_run_name(name)
         if not src.is_dir():
             raise UserError(f"There is no run named '{name}'.")
         if RunDir(src).status.get("state") in ("queued", "running"):
             raise UserError(f"Run '{name}' is still {RunDir(src).status['state']}; cancel it before deleting it.")
-        trash = self.root / f".deleted-{name}-{time.time_ns()}"
-        os.rename(src, trash)
-        shutil.rmtree(trash, ignore_errors=True)
-        shutil.rmtree(checkpoint_dir(self.root / name), ignore_errors=True)
+        for doomed in [name, *self.step_runs(name)]:
+            trash = self.root / f".deleted-{doomed}-{time.time_ns()}"
+            os.rename(self.root / doomed, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+            shutil.rmtree(checkpoint_dir(self.root / doomed), ignore_errors=True)
         self.sync()
 
 

@@ -77,6 +77,18 @@ def test_prune_with_yes_removes_failed_runs_and_leftovers(killed_job, capsys):
     assert "removed 1 runs and 1 leftover folders" in capsys.readouterr().out
 
 
+def test_prune_removes_a_failed_continual_run_with_its_step_runs(runs_dir, capsys):
+    from tests.test_runs import make_continual_run
+
+    make_continual_run(runs_dir, "seq")
+    runs.RunDir(runs_dir / "seq").set_status("failed", error="x")  # step 2 crashed after step 1 and 2 were saved
+    runs.RunDir(runs_dir / "seq.step2").set_status("failed")  # doomed twice over: removed once
+    assert main(["runs", "--prune", "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert "run seq (failed) with its step runs seq.step1, seq.step2" in out and "removed 3 runs" in out
+    assert not any(p.name.startswith("seq") for p in runs_dir.iterdir())
+
+
 # ---- issue 13 item 12: cancelled runs say so, and how far they got ------------------------------------------------
 
 

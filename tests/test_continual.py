@@ -128,7 +128,7 @@ def test_ewc_adds_lambda_half_of_the_fisher_weighted_squared_distance(two_domain
     rows = continual.encode_rows(tokenizer, two_domains[0].train.assign(task=0), space, two_domains, 32)
     collator = DataCollatorWithPadding(tokenizer)
     mask = torch.ones(2, len(space.units), dtype=torch.bool)
-    fisher = continual.fisher_diagonal(model, rows, collator, mask, 16, 8, seed=0)
+    fisher = continual.fisher_diagonal(model, rows, collator, mask, 16, seed=0)
     weight, anchor = fisher["classifier.weight"]
     assert weight.sum() > 0 and torch.equal(anchor, model.classifier.weight.detach())  # the head was used: it has Fisher weight
     assert float(continual.ewc_penalty(model, [fisher])) == pytest.approx(0.0)  # at the anchor: no penalty
@@ -143,6 +143,50 @@ def test_ewc_adds_lambda_half_of_the_fisher_weighted_squared_distance(two_domain
         model.eval()
         losses[lam] = float(trainer.compute_loss(model, dict(batch)))
     assert losses[10.0] - losses[0.0] == pytest.approx(10.0 / 2 * 0.25 * float(weight.sum()), rel=1e-4)
+
+
+def test_the_fisher_is_the_mean_of_each_rows_squared_gradient(two_domains, tiny_bert_dir):
+    """Per row, not per batch: the square of a batch's mean gradient is much smaller (the rows' gradients cancel)."""
+    import torch
+    from transformers import DataCollatorWithPadding
+
+    from core import models
+    from core.training import finetune
+
+    space = continual.label_space(two_domains)
+    config = continual.ContinualConfig(strategy="ewc", model=str(tiny_bert_dir), max_length=32, seed=0, device="cpu")
+    model = finetune.build_model(config.finetune_config(), space.units, "cpu")
+    tokenizer = models.load_tokenizer(str(tiny_bert_dir))
+    rows = continual.encode_rows(tokenizer, two_domains[0].train.assign(task=0), space, two_domains, 32)
+    collator = DataCollatorWithPadding(tokenizer)
+    mask = torch.ones(2, len(space.units), dtype=torch.bool)
+    fisher = continual.fisher_diagonal(model, rows, collator, mask, len(rows), seed=0)  # every row: the order does not matter
+    expected = torch.zeros_like(model.classifier.weight)
+    for i in range(len(rows)):
+        batch = collator([rows[i]])
+        labels, task_id = batch.pop("labels"), batch.pop("task_id")
+        model.zero_grad()
+        log_p = torch.log_softmax(continual.masked_logits(model(**batch).logits, mask, task_id), dim=-1)[0, labels[0]]
+        (-log_p).backward()
+        expected += model.classifier.weight.grad ** 2
+    assert torch.allclose(fisher["classifier.weight"][0], expected / len(rows), rtol=1e-4, atol=1e-9)
+
+
+def test_ewc_holds_the_parameters_that_matter_to_the_first_task(two_domains, tiny_bert_dir, monkeypatch):
+    """With a strong penalty, in the loss the optimizer follows, the Fisher-weighted distance from task 1's parameters
+    after task 2 is a fraction of naive's (plain distance is no measure: parameters task 1 does not use move freely)."""
+    penalties, terms = [], []
+    original_penalty, original_fisher = continual.ewc_penalty, continual.fisher_diagonal
+    monkeypatch.setattr(continual, "ewc_penalty", lambda model, t: penalties.append(float(v := original_penalty(model, t))) or v)
+    monkeypatch.setattr(continual, "fisher_diagonal", lambda *a, **k: terms.append(original_fisher(*a, **k)) or terms[-1])
+    final = {}
+    for strategy in ("ewc", "naive"):  # both train task 1 identically (same seed), so task 1's Fisher and anchor serve both
+        config = continual.ContinualConfig(strategy=strategy, model=str(tiny_bert_dir), epochs=4, lr=5e-3, batch_size=8,
+                                           max_length=32, ewc_lambda=1e6, seed=0, device="cpu")
+        continual.run_sequence(config, two_domains, on_step=lambda result, i, trainer, model, s=strategy: final.update({s: model}))
+    assert len(terms) == 1 and penalties and max(penalties) > 0  # ewc's second step: the penalty is computed while training
+    distance = {s: float(original_penalty(m, terms)) for s, m in final.items()}
+    assert distance["ewc"] < distance["naive"] / 5
 
 
 def test_replay_mixes_earlier_rows_in(two_domains, tiny_bert_dir, monkeypatch):

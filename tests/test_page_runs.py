@@ -79,3 +79,21 @@ def test_runs_stopped_by_their_budget_or_below_majority_are_flagged(runs_dir, _p
     flags = at.dataframe[0].value.set_index("name")["warnings"].to_dict()
     assert flags == {"cut-short": "time budget", "weak-prompt": "below majority", "fine": ""}
     assert any("'time budget' stopped before their epochs were done" in w.value for w in at.warning)
+
+
+def test_the_kind_filter_offers_continual_and_deleting_one_says_and_deletes_its_step_runs(runs_dir, _page):
+    from tests.test_runs import make_continual_run
+
+    make_continual_run(runs_dir, "seq")
+    make_run(runs_dir, "ft-lora")
+    at = _page()
+    at.checkbox(key=scoped(at, "runs_this_dataset")).uncheck().run()
+    at.selectbox(key=scoped(at, "runs_kind")).set_value("continual").run()
+    assert list(at.dataframe[0].value["name"]) == ["seq"]
+    assert at.selectbox(key=scoped(at, "runs_selected")).value == "seq"
+    confirm = at.checkbox(key=scoped(at, "runs_confirm_seq"))
+    assert "and its step runs seq.step1, seq.step2" in confirm.label
+    confirm.check().run()
+    at.button(key=scoped(at, "runs_delete")).click().run()
+    assert not at.exception
+    assert sorted(p.name for p in runs_dir.iterdir() if p.is_dir()) == ["ft-lora"]

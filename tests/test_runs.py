@@ -78,6 +78,26 @@ def test_rename_and_delete(runs_dir):
     assert list(reg.list()["name"]) == ["new-name"]
 
 
+def make_continual_run(root, name, steps=2) -> None:
+    """A continual run and its step runs NAME.stepK, as core.training.continual.save_step writes them."""
+    make_run(root, name, kind="continual", method="naive")
+    for k in range(1, steps + 1):
+        step = make_run(root, f"{name}.step{k}", kind="continual-step", method="naive")
+        write_json(step.path / "config.json", {**step.config, "continual_run": name, "step": k})
+
+
+def test_deleting_a_continual_run_deletes_its_step_runs(runs_dir):
+    make_continual_run(runs_dir, "seq")
+    make_continual_run(runs_dir, "seq.stepwise", steps=1)  # another continual run whose name starts alike: kept
+    make_run(runs_dir, "seq.step9")  # named alike but not one of seq's steps: kept
+    reg = RunRegistry(runs_dir)
+    assert reg.step_runs("seq") == ["seq.step1", "seq.step2"]
+    reg.delete("seq")
+    assert set(reg.list()["name"]) == {"seq.stepwise", "seq.stepwise.step1", "seq.step9"}
+    reg.delete("seq.stepwise.step1")  # a step run alone: only itself
+    assert set(reg.list()["name"]) == {"seq.stepwise", "seq.step9"}
+
+
 def test_rebuild_recovers_from_a_corrupt_index(runs_dir):
     make_run(runs_dir, "a")
     reg = RunRegistry(runs_dir)

@@ -38,24 +38,28 @@ def cmd_runs(args) -> int:
         return 0
     active = {r.name for r in jobs.active_runs(registry.root)}
     doomed = table[table["state"].isin(PRUNED_STATES)]["name"].tolist()
+    steps = {name: registry.step_runs(name) for name in doomed}  # a continual run's step runs go with it
+    n_runs = len(set(doomed).union(*steps.values()))
     orphans = [p for p in sorted(registry.root.glob(".ckpt-*")) + sorted(registry.root.glob(".deleted-*"))
                if p.is_dir() and p.name.removeprefix(".ckpt-") not in active]
     if not doomed and not orphans:
         print("nothing to prune")
         return 0
     for name in doomed:
-        print(f"run {name} ({table.set_index('name').at[name, 'state']})")
+        with_steps = f" with its step runs {', '.join(steps[name])}" if steps[name] else ""
+        print(f"run {name} ({table.set_index('name').at[name, 'state']}){with_steps}")
     for path in orphans:
         print(f"leftover {path.name}")
     if not args.yes:
         if not sys.stdin.isatty():
-            raise UserError(f"Nothing was removed: confirm with --yes to remove these {len(doomed) + len(orphans)} folders.")
-        if input(f"Remove these {len(doomed) + len(orphans)} folders? [y/N] ").strip().lower() not in ("y", "yes"):
+            raise UserError(f"Nothing was removed: confirm with --yes to remove these {n_runs + len(orphans)} folders.")
+        if input(f"Remove these {n_runs + len(orphans)} folders? [y/N] ").strip().lower() not in ("y", "yes"):
             print("nothing removed")
             return 0
     for name in doomed:
-        registry.delete(name)
+        if (registry.root / name).is_dir():  # not already gone as the step run of another doomed run
+            registry.delete(name)
     for path in orphans:
         shutil.rmtree(path, ignore_errors=True)
-    print(f"removed {len(doomed)} runs and {len(orphans)} leftover folders")
+    print(f"removed {n_runs} runs and {len(orphans)} leftover folders")
     return 0

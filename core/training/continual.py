@@ -50,7 +50,9 @@ class ContinualConfig:
     max_length: int = setting(128, "--max-length", type=number(int, 8, 8192), help="tokens per text")
     replay_share: float = setting(0.3, "--replay-share", type=number(float),
                                   help="replay: share of every earlier task's training rows mixed into each later step")
-    ewc_lambda: float = setting(1000.0, "--ewc-lambda", type=number(float), help="ewc: strength of the Fisher penalty")
+    # ewc: on the default sequence (MiniLM) 1e5 barely changed forgetting (reviews 0.818 -> 0.838 after step 2) and 1e6 kept
+    # reviews at 0.879 of 0.889 while finance_news still rose 0.53 -> 0.84 (naive 0.89)
+    ewc_lambda: float = setting(1e6, "--ewc-lambda", type=number(float), help="ewc: strength of the Fisher penalty")
     fisher_examples: int = 256  # ewc: training rows of a finished task used to estimate its Fisher information
     lora_r: int = setting(8, "--lora-r", type=number(int, 1), help="LoRA rank (lora-per-task)")
     lora_alpha: int = setting(16, "--lora-alpha", type=number(int, 1), help="LoRA scaling numerator (lora-per-task)")
@@ -249,34 +251,29 @@ def ewc_penalty(model, terms):
     return total
 
 
-def fisher_diagonal(model, dataset: TaskTexts, collator, unit_mask, n_examples: int, batch_size: int, seed: int) -> dict:
+def fisher_diagonal(model, dataset: TaskTexts, collator, unit_mask, n_examples: int, seed: int) -> dict:
     """{parameter name: (diagonal empirical Fisher, the parameter's current value)} from a seeded sample of the task's rows.
 
-    The Fisher of a parameter is estimated as the mean over mini-batches of the squared gradient of the batch's
-    cross-entropy (the usual mini-batch approximation of EWC implementations)."""
+    F[p] = mean over the sampled rows of (d log p(y|x) / d theta_p)^2, y the row's label: one gradient per row, as in
+    Kirkpatrick et al. 2017. (Squaring the gradient of a mini-batch's mean loss instead gives about 1/batch-size of
+    that, since the rows' gradients mostly cancel in the mean; on the default sequence it was 23 times smaller.)"""
     import torch
 
-    rng = np.random.default_rng(seed)
-    rows = rng.permutation(len(dataset))[:n_examples]
+    rows = np.random.default_rng(seed).permutation(len(dataset))[:n_examples]
     device = next(model.parameters()).device
-    names = [n for n, p in model.named_parameters() if p.requires_grad]
-    fisher = {n: torch.zeros_like(p) for n, p in model.named_parameters() if p.requires_grad}
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    fisher = {n: torch.zeros_like(p) for n, p in params.items()}
     model.eval()
-    batches = 0
-    for start in range(0, len(rows), batch_size):
-        batch = collator([dataset[int(i)] for i in rows[start:start + batch_size]])
-        batch = {k: v.to(device) for k, v in batch.items()}
+    for i in rows:
+        batch = {k: v.to(device) for k, v in collator([dataset[int(i)]]).items()}
         labels, task_id = batch.pop("labels"), batch.pop("task_id")
         model.zero_grad(set_to_none=True)
-        logits = model(**batch).logits
-        torch.nn.functional.cross_entropy(masked_logits(logits, unit_mask, task_id), labels).backward()
-        for n, p in model.named_parameters():
-            if p.grad is not None and n in fisher:
+        torch.nn.functional.cross_entropy(masked_logits(model(**batch).logits, unit_mask, task_id), labels).backward()
+        for n, p in params.items():
+            if p.grad is not None:
                 fisher[n] += p.grad.detach() ** 2
-        batches += 1
     model.zero_grad(set_to_none=True)
-    params = dict(model.named_parameters())
-    return {n: (fisher[n] / max(batches, 1), params[n].detach().clone()) for n in names}
+    return {n: (fisher[n] / max(len(rows), 1), p.detach().clone()) for n, p in params.items()}
 
 
 def training_args(config: finetune.FinetuneConfig, output_dir: str, n_rows: int, n_params: int, device: str):
@@ -408,7 +405,7 @@ def run_sequence(config: ContinualConfig, tasks: list[Task], run: TaskRun | None
             task_models.append(model)
         if config.strategy == "ewc" and i < len(tasks) - 1:
             ewc_terms.append(fisher_diagonal(model, encode_rows(tokenizer, task.train.assign(task=i), space, tasks, config.max_length),
-                                             collator, unit_mask, config.fisher_examples, config.batch_size, config.seed + i))
+                                             collator, unit_mask, config.fisher_examples, config.seed + i))
         # lora-per-task: each task's own adapter; for tasks not trained yet, an untrained adapter (LoRA B = 0), i.e. the initial model
         scorers = task_models + [initial_model] * (len(tasks) - i - 1) if lora else [model] * len(tasks)
         accuracies, predictions = evaluate_tasks(scorers, tokenizer, tasks, space, config.max_length)
