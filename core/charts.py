@@ -260,17 +260,20 @@ def training_curves(history: pd.DataFrame) -> alt.Chart:
     loss = history[["step", "loss"]].dropna() if {"step", "loss"} <= cols else pd.DataFrame({"step": [], "loss": []})
     f1 = history[["step", "epoch", "eval_macro_f1"]].dropna() if {"step", "epoch", "eval_macro_f1"} <= cols else pd.DataFrame(
         {"step": [], "epoch": [], "eval_macro_f1": []})
+    # both charts on one whole-number step axis from 0, so one dev point reads "13", not "13.000000" alone on its axis
+    last = max([1.0, *loss["step"].tolist(), *f1["step"].tolist()])
+    x = alt.X("step:Q", title="step", scale=alt.Scale(domain=[0, last]), axis=alt.Axis(format="d", tickMinStep=1))
     loss_chart = (
         alt.Chart(loss, title="training loss")
         .mark_line(point=len(loss) < 30)
-        .encode(x=alt.X("step:Q", title="step"), y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False)),
+        .encode(x=x, y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False)),
                 tooltip=["step", alt.Tooltip("loss:Q", format=".4f")])
         .properties(height=240, width=360)
     )
     f1_chart = (
         alt.Chart(f1, title="dev macro-F1")
         .mark_line(point=True, color="#e45756")
-        .encode(x=alt.X("step:Q", title="step"), y=alt.Y("eval_macro_f1:Q", title="macro-F1", scale=alt.Scale(domain=[0, 1])),
+        .encode(x=x, y=alt.Y("eval_macro_f1:Q", title="macro-F1", scale=alt.Scale(domain=[0, 1])),
                 tooltip=["step", alt.Tooltip("epoch:Q", format=".2f"), alt.Tooltip("eval_macro_f1:Q", format=".4f")])
         .properties(height=240, width=360)
     )

@@ -49,3 +49,11 @@ def test_series_show_seed_spread_and_crossovers():
     assert cross.to_dict("records") == [{"series": "logreg · minilm", "n_train_examples": 64, "macro_f1": 0.75}]  # full never does
     spec = charts.efficiency_chart(eff).to_dict()
     assert len(spec["layer"]) == 3
+
+
+def test_training_curves_share_a_whole_number_step_axis_from_zero():
+    """One dev evaluation at step 13 used to get an axis of its own labelled '13.000000'."""
+    history = pd.DataFrame([{"step": s, "loss": 1.0 / s} for s in (1, 3, 6, 9, 12)] + [{"step": 13, "epoch": 0.4, "eval_macro_f1": 0.25}])
+    spec = charts.training_curves(history).to_dict()
+    axes = [c["encoding"]["x"] for c in spec["hconcat"]]
+    assert all(a["scale"]["domain"] == [0, 13] and a["axis"]["format"] == "d" and a["axis"]["tickMinStep"] == 1 for a in axes), axes

@@ -200,7 +200,7 @@ def test_the_demo(page, app_url):
         demo.fill("Shots (several for a grid)", str(shots))
         expect(demo.main()).to_contain_text(f"1 run × {EVAL_CAP} examples")
         demo.click("Run")
-        finished = re.compile(rf"prompt-{shots}shot-\S+: succeeded")
+        finished = re.compile(rf"prompt-{shots}shot-\S+ · succeeded")  # the shared job watcher (ui/jobs.py)
         expect(demo.main()).to_contain_text(finished, timeout=SLOW_STEP_MS)
         demo.settle()
         # the Results box switches to the run that just finished
