@@ -262,7 +262,7 @@ def training_curves(history: pd.DataFrame) -> alt.Chart:
         {"step": [], "epoch": [], "eval_macro_f1": []})
     # both charts on one whole-number step axis from 0, so one dev point reads "13", not "13.000000" alone on its axis
     last = max([1.0, *loss["step"].tolist(), *f1["step"].tolist()])
-    x = alt.X("step:Q", title="step", scale=alt.Scale(domain=[0, last]), axis=alt.Axis(format="d", tickMinStep=1))
+    x = alt.X("step:Q", title="step", scale=alt.Scale(domain=[0, last], padding=8), axis=alt.Axis(format="d", tickMinStep=1))
     loss_chart = (
         alt.Chart(loss, title="training loss")
         .mark_line(point=len(loss) < 30)
