@@ -557,7 +557,9 @@ def duplicate_scan(ds: Dataset, max_pairs: int = MAX_DUPLICATE_PAIRS) -> Duplica
     rows = pd.concat([pd.DataFrame({"split": s, "id": f["id"].astype(str), "text": f["text"].astype(str)}) for s, f in frames]
                      or [pd.DataFrame(columns=["split", "id", "text"])], ignore_index=True)
     rows["group"] = pd.factorize(rows["text"].str.lower().str.split().str.join(" "))[0]
-    per_split = pd.crosstab(rows["group"], rows["split"])  # (groups, splits) rows per group and split
+    split_codes, split_names = pd.factorize(rows["split"], sort=True)
+    n_groups, n_splits = int(rows["group"].max()) + 1 if len(rows) else 0, len(split_names)
+    per_split = np.bincount(rows["group"].to_numpy() * n_splits + split_codes, minlength=n_groups * n_splits).reshape(n_groups, n_splits)
     reps = rows.drop_duplicates("group").set_index("group").sort_index()  # one text per exact group, in group order
     later = rows[rows.duplicated("group")].sort_values("group", kind="stable").head(max_pairs)  # each paired with its first
     first = reps.loc[later["group"]]
@@ -567,7 +569,7 @@ def duplicate_scan(ds: Dataset, max_pairs: int = MAX_DUPLICATE_PAIRS) -> Duplica
     shingles = [_shingles(t) for t in reps["text"]]
     candidates, capped = lsh_candidates(minhash_signatures(shingles))
     sims = np.array([jaccard(shingles[i], shingles[j]) for i, j in candidates], dtype=float)
-    return DuplicateScan(list(per_split.columns), per_split.to_numpy().astype(np.int64), reps.reset_index(drop=True), exact,
+    return DuplicateScan(list(split_names), per_split.astype(np.int64), reps.reset_index(drop=True), exact,
                          candidates, sims, capped)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from core import data
@@ -193,6 +193,7 @@ def test_random_numeric_flags_parse_to_finite_values_or_one_sentence(command, dr
 
 @settings(max_examples=MAX_EXAMPLES, deadline=None)
 @given(st.text(alphabet=string.printable + NON_ASCII + "！［］＊", max_size=80))
+@example("0\r#")  # a lone carriage return ends a Markdown line: this rendered as a heading
 def test_plain_text_renders_as_exactly_that_text(text):
     """ui.state.plain: CommonMark renders the escaped text as one paragraph of the same characters, with no markup."""
     import html as html_module

@@ -112,7 +112,8 @@ _BLOCK = re.compile(r"^(\s*)([#>+=-]|\d+(?=[.)]))", re.M)  # headings, quotes, l
 def plain(value) -> str:
     """Any value as text that st.markdown / st.caption / st.error show literally: dataset text, label names, file names and
     messages quoting them are data, never Markdown, links, images or HTML (ordinary punctuation is left alone)."""
-    text = _INLINE.sub(lambda m: "\\" + m.group(0), re.sub(r"^[ \t]+", "", str(value), flags=re.M))  # indent = code block
+    text = re.sub(r"\r\n?", "\n", str(value))  # Markdown ends a line at a lone \r too: make it a line end the escapes below see
+    text = _INLINE.sub(lambda m: "\\" + m.group(0), re.sub(r"^[ \t]+", "", text, flags=re.M))  # indent = code block
     return _BLOCK.sub(lambda m: m.group(1) + (m.group(2) + "\\" if m.group(2)[0].isdigit() else "\\" + m.group(2)), text)
 
 
