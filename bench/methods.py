@@ -42,7 +42,7 @@ def run_one(spec: str, args) -> dict:
     train = balanced(read_tsv(data_dir() / "sst2" / "train.tsv"), 0 if n == "all" else int(n), args.seed)
     dev = read_tsv(data_dir() / "sst2" / "dev.tsv", args.eval_limit)
     fields = {f: type(getattr(finetune.FinetuneConfig(), f)) for f in finetune.FinetuneConfig.__dataclass_fields__}
-    typed = {k: (float(v) if k == "lr" else fields[k](v)) for k, v in overrides.items()}
+    typed = {k: (float(v) if k == "lr" else v.split(",") if fields[k] is list else fields[k](v)) for k, v in overrides.items()}
     config = finetune.FinetuneConfig(model=args.model, method=method, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                                      dev="none", early_stopping_patience=0, max_train_seconds=args.max_train_seconds, **typed)
     started = time.time()
