@@ -343,14 +343,9 @@ def is_main_process() -> bool:
 
 def _any_rank(flag: bool) -> bool:
     """True when flag is true on any process (so all DDP ranks stop at the same step)."""
-    import torch
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
+    if distributed.shard()[1] == 1:
         return flag
-    t = torch.tensor([1 if flag else 0], device="cuda" if dist.get_backend() == "nccl" else "cpu")
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+    return bool(distributed.all_sum(np.array([1.0 if flag else 0.0]))[0] > 0)
 
 
 def make_progress_callback(run: RunDir | None, stop: threading.Event, max_seconds: float, has_dev: bool, desc: str = "training"):
