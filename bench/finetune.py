@@ -188,6 +188,7 @@ def accuracy(args) -> list[str]:
     """Train each method for --epochs on the SST-2 train file and score it on dev.tsv."""
     import torch
 
+    from core.settings import split_list
     from core.training import finetune
 
     torch.set_num_threads(args.threads)
@@ -198,7 +199,7 @@ def accuracy(args) -> list[str]:
     lines = [f"accuracy: {args.model}, {args.epochs:g} epochs on {len(train)} sst2 train rows, scored on {len(dev)} dev rows"]
     lines.append(f"  {'method':8} {'lr':>8} {'accuracy':>9} {'macro-F1':>9} {'train s':>8} {'trainable':>12} {'total':>12}")
     print("\n".join(lines), flush=True)
-    for spec in args.methods.split(","):
+    for spec in split_list(args.methods):
         method, _, lr = spec.partition("@")
         config = finetune.FinetuneConfig(model=args.model, method=method, epochs=args.epochs,
                                          lr=float(lr or lrs[method]) if (lr or method in lrs) else None,
@@ -221,7 +222,7 @@ def main() -> int:
     p.add_argument("--warmup-steps", type=int, default=3, help="first steps left out of the speed figure (one-time set-up)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--epochs", type=float, default=2.0)
-    p.add_argument("--methods", default="full,head,bitfit,lora", help="comma-separated; method@lr overrides the rate")
+    p.add_argument("--methods", nargs="+", default=["full", "head", "bitfit", "lora"], help="space-separated (commas still read); method@lr overrides the rate")
     p.add_argument("--lrs", default="", help="per-method learning rates, e.g. full=1e-4,head=1e-3")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--model", default=os.environ.get("PFT_BENCH_MODEL", "minilm"))

@@ -49,7 +49,7 @@ run 150 $PY -m bench.finetune --limit "$LIMIT" --steps "$STEPS" --warmup-steps 1
 
 say ""; say "== accuracy: each method, $EPOCHS epochs on the sst2 train file, scored on dev.tsv"
 run 200 $PY -m bench.finetune --accuracy --limit "$LIMIT" --eval-limit "$EVAL_LIMIT" --epochs "$EPOCHS" --batch-size "$BS" \
-  --threads 8 --model "$PFT_BENCH_MODEL" --methods "full,head,bitfit,lora,full@2e-4"
+  --threads 8 --model "$PFT_BENCH_MODEL" --methods full head bitfit lora full@2e-4
 
 say ""; say "== the CLI end to end on the GPU (run contract, mixed precision)"
 run 90 $PY -m core finetune --train "$PFT_DATA_DIR/sst2/train.tsv" --eval "$PFT_DATA_DIR/sst2/dev.tsv" --model "$PFT_BENCH_MODEL" \
