@@ -75,13 +75,21 @@ with right:
     max_examples = forms.number(C, "max_train_examples", "Max training rows per task (0 = all)", step=100, key="cl_examples")
     seed = forms.number(C, "seed", "Seed", key="cl_seed")
     run_name = st.text_input("Run name (empty: automatic)", "", key="cl_run_name")
+with st.expander("Advanced"):
+    c1, c2, c3 = st.columns(3)
+    batch_size = forms.number(C, "batch_size", "Batch size", c1, key="cl_batch")
+    max_length = forms.number(C, "max_length", "Max tokens per text", c2, key="cl_maxlen")
+    device = forms.text(C, "device", "Device", c3, key="cl_device")
+    lora_r = forms.number(C, "lora_r", "LoRA rank", c1, key="cl_lora_r", disabled=strategy != "lora-per-task")
+    lora_alpha = forms.number(C, "lora_alpha", "LoRA alpha", c2, key="cl_lora_alpha", disabled=strategy != "lora-per-task")
 
 if st.button("Start continual run", type="primary", key="cl_start", disabled=not model):
     try:
         if len(chosen) < 2:
             raise UserError("Choose two or more tasks: continual learning trains on one after the other.")
         config = C(strategy=strategy, model=model, epochs=epochs, lr=lr, replay_share=replay_share, ewc_lambda=ewc_lambda,
-                   max_train_examples=int(max_examples), seed=int(seed))
+                   max_train_examples=int(max_examples), seed=int(seed), batch_size=int(batch_size), max_length=int(max_length),
+                   lora_r=int(lora_r), lora_alpha=int(lora_alpha), device=device)
         name = run_name.strip() or new_run_name("continual", strategy)
         forms.start_job("continual", config, name, root, **task_settings(chosen))
         job_watcher.remember("continual", [name])

@@ -75,3 +75,35 @@ def test_start_runs_a_job_that_the_page_follows_to_the_end(runs_dir, _page):
     assert [m.label for m in at.metric][:3] == ["average accuracy", "backward transfer (BWT)", "forward transfer (FWT)"]
     assert len(at.get("vega_lite_chart")) >= 2
     assert "seq-from-page.step1" in at.code[0].value
+
+
+def test_start_saves_the_whole_form_as_the_jobs_config_file(runs_dir, _page, tiny_bert_dir, monkeypatch):
+    """The job starts from job.json in its run folder; read back by `continual --config`, it gives exactly the form's
+    settings, the Advanced ones (batch size, max length, LoRA rank and alpha, device) included."""
+    import dataclasses
+    import os
+    import types
+
+    from core.cli import parse_args
+    from core.settings import from_args
+
+    started = []
+    monkeypatch.setattr(jobs.subprocess, "Popen", lambda argv, **kw: started.append(argv) or types.SimpleNamespace(pid=os.getpid()))
+    at = _page()
+    at.radio(key="cl_strategy").set_value("lora-per-task").run()
+    for key, value in {"cl_epochs": 2.0, "cl_lr_lora-per-task": 2e-3, "cl_examples": 30, "cl_seed": 5, "cl_batch": 4, "cl_maxlen": 48,
+                       "cl_lora_r": 4, "cl_lora_alpha": 12}.items():
+        at.number_input(key=key).set_value(value)
+    at.text_input(key="cl_device").set_value("cpu")
+    at.text_input(key="cl_run_name").set_value("seq-form")
+    at.button(key="cl_start").click().run()
+    assert not at.exception and not at.error
+    job = runs_dir / "seq-form" / "job.json"
+    assert started[0][-5:] == ["continual", "--config", str(job), "--out", "seq-form"]
+    args = parse_args(["continual", "--config", str(job)])
+    assert (args.train, args.eval) == (["reviews:train", "finance_news:train"], ["reviews:test", "finance_news:test"])
+    saved = dataclasses.asdict(from_args(continual.ContinualConfig, args))
+    expected = dataclasses.asdict(continual.ContinualConfig(
+        strategy="lora-per-task", model=str(tiny_bert_dir), epochs=2.0, lr=2e-3, max_train_examples=30, seed=5, batch_size=4,
+        max_length=48, lora_r=4, lora_alpha=12, device="cpu"))
+    assert {k: v for k, v in saved.items() if v != expected[k]} == {}
