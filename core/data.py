@@ -201,7 +201,8 @@ def clean(df: pd.DataFrame, text_col: str, label_col: str, name: str) -> tuple[p
     if pd.api.types.is_float_dtype(labels) and (labels == labels.round()).all():
         labels = labels.astype(int)
     out["label"] = labels.astype(str).str.strip()
-    out["text"] = out["text"].fillna("").astype(str).str.replace("\r\n", "\n").str.strip()
+    # line ends as the CSV reader leaves them (a bare \r from JSONL, Parquet or the Hub would split a row in a job's CSV copy)
+    out["text"] = out["text"].fillna("").astype(str).str.replace("\r\n", "\n").str.replace("\r", "\n").str.strip()
     empty = out["text"] == ""
     if empty.all():
         raise UserError(f"Every text in column '{text_col}' of {name} is empty.")
