@@ -70,9 +70,11 @@ st.subheader("Manage a run")
 name = st.selectbox("Run", list(runs["name"]), key=state.scoped("runs_selected"))
 run = RunDir(root / name)
 status = run.status
+steps = registry.step_runs(name)  # a continual run's step runs are renamed and deleted with it
 col_a, col_b = st.columns(2)
 with col_a:
-    new_name = st.text_input("New name", name, key=state.scoped(f"runs_new_name_{name}"))
+    new_name = st.text_input("New name", name, key=state.scoped(f"runs_new_name_{name}"),
+                             help=f"Its step runs ({', '.join(steps)}) are renamed with it." if steps else None)
     if st.button("Rename", key=state.scoped("runs_rename"), disabled=new_name.strip() in ("", name)):
         try:
             registry.rename(name, new_name.strip())
@@ -81,7 +83,6 @@ with col_a:
         except UserError as exc:
             state.show_error(exc)
 with col_b:
-    steps = registry.step_runs(name)  # a continual run's step runs go with it
     with_steps = f" and its step runs {', '.join(steps)}" if steps else ""
     sure = st.checkbox(f"Yes, delete {name} and its files{with_steps}", key=state.scoped(f"runs_confirm_{name}"))
     if st.button("Delete", key=state.scoped("runs_delete"), disabled=not sure, type="primary"):

@@ -359,14 +359,20 @@ class RunRegistry:
         return df.reset_index(drop=True)
 
     def rename(self, name: str, new_name: str) -> None:
-        """Rename a finished run's folder."""
+        """Rename a finished run's folder, and a continual run's step runs NAME.stepK to NEW.stepK with it (each step's
+        config then names its new continual run, so Compare and a later delete still find them)."""
         src, dst = self.root / check_run_name(name), self.root / check_run_name(new_name)
         if not src.is_dir():
             raise UserError(f"There is no run named '{name}'.")
-        if dst.exists():
-            raise UserError(f"A run named '{new_name}' already exists.")
         if RunDir(src).status.get("state") in ("queued", "running"):
             raise UserError(f"Run '{name}' is still {RunDir(src).status['state']}; rename it when it has finished.")
+        steps = {step: new_name + step[len(name):] for step in self.step_runs(name)}
+        for taken in [new_name, *steps.values()]:
+            if (self.root / check_run_name(taken)).exists():
+                raise UserError(f"A run named '{taken}' already exists.")
+        for old, new in steps.items():
+            os.rename(self.root / old, self.root / new)
+            RunDir(self.root / new).write("config.json", {**RunDir(self.root / new).config, "continual_run": new_name})
         os.rename(src, dst)
         self.sync()
 

@@ -98,6 +98,19 @@ def test_deleting_a_continual_run_deletes_its_step_runs(runs_dir):
     assert set(reg.list()["name"]) == {"seq.stepwise", "seq.step9"}
 
 
+def test_renaming_a_continual_run_takes_its_step_runs_along(runs_dir):
+    make_continual_run(runs_dir, "seq")
+    make_run(runs_dir, "seq.step9")  # named alike but not one of seq's steps: stays
+    reg = RunRegistry(runs_dir)
+    reg.rename("seq", "first-try")
+    assert set(reg.list()["name"]) == {"first-try", "first-try.step1", "first-try.step2", "seq.step9"}
+    assert reg.step_runs("first-try") == ["first-try.step1", "first-try.step2"]  # still found, so a delete takes them too
+    make_run(runs_dir, "taken.step2")
+    with pytest.raises(UserError, match="'taken.step2' already exists"):
+        reg.rename("first-try", "taken")
+    assert set(reg.list()["name"]) == {"first-try", "first-try.step1", "first-try.step2", "seq.step9", "taken.step2"}  # nothing moved
+
+
 def test_rebuild_recovers_from_a_corrupt_index(runs_dir):
     make_run(runs_dir, "a")
     reg = RunRegistry(runs_dir)
