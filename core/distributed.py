@@ -6,6 +6,13 @@ from __future__ import annotations
 import numpy as np
 
 
+def is_main_process() -> bool:
+    """True on rank 0 of a torchrun job, and always when not distributed (read before the process group is up)."""
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def join_process_group() -> int:
     """Start torch.distributed for a torchrun job (NCCL with one GPU per process, else gloo on CPU); this process's rank."""
     import os

@@ -34,6 +34,7 @@ def cmd_finetune(args) -> int:
     """Load data, create the run folder (rank 0), train, evaluate, and write the run contract; failures end in status.json."""
     from core import data, models
     from core.comparison import evaluate
+    from core.distributed import is_main_process
     from core.errors import UserError
     from core.runs import (
         RunDir,
@@ -51,7 +52,7 @@ def cmd_finetune(args) -> int:
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # graceful cancel: training checks the flag every step
-    main_rank = finetune.is_main_process()
+    main_rank = is_main_process()
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed and not args.out:
         raise UserError("Give --out when running under torchrun, so every process writes to the same run.")
@@ -137,7 +138,7 @@ def report_crash(run, ours: bool, exc: BaseException, main_rank: bool = True) ->
 
 def _mark(run, ours: bool, state: str, error: str) -> None:
     """Write a final state into a run folder this process owns (never into someone else's run)."""
-    from core.training.finetune import is_main_process
+    from core.distributed import is_main_process
 
     if ours and is_main_process() and run.path.is_dir():
         try:

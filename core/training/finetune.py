@@ -336,11 +336,6 @@ def choose_dev(config: FinetuneConfig, train_ds: data.Dataset, train_split: str,
 # ---- training --------------------------------------------------------------------------------
 
 
-def is_main_process() -> bool:
-    """True on rank 0 of a torchrun job, and always when not distributed."""
-    return int(os.environ.get("RANK", "0")) == 0
-
-
 def _any_rank(flag: bool) -> bool:
     """True when flag is true on any process (so all DDP ranks stop at the same step)."""
     if distributed.shard()[1] == 1:
@@ -619,7 +614,7 @@ def train(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: pd.DataF
             torch.distributed.barrier()
         return FinetuneResult(metrics, predictions, stopped_by, model=trainer.model)
     finally:
-        if is_main_process():  # checkpoints only served to keep the best weights until the end
+        if distributed.is_main_process():  # checkpoints only served to keep the best weights until the end
             shutil.rmtree(checkpoints, ignore_errors=True)
 
 
