@@ -72,6 +72,16 @@ def test_eval_labels_missing_from_training_are_refused(tmp_path):
         continual.load_tasks([a[0], a[0]], [a[1], str(odd)])
 
 
+def test_tasks_from_files_of_the_same_name_get_names_apart(tmp_path):
+    """Two datasets each saved as train.csv were both named 'train.csv': one row of the heatmap, one key of a step's
+    task_accuracy; the folder tells them apart, and the task number a task given twice."""
+    (tmp_path / "sst").mkdir(), (tmp_path / "news").mkdir()
+    a, b = _task_files(tmp_path / "sst", "x", SENTIMENT_A), _task_files(tmp_path / "news", "x", SENTIMENT_B)
+    tasks = continual.load_tasks([a[0], b[0], a[0]], [a[1], b[1], a[1]])
+    assert [t.name for t in tasks] == ["sst/x-train.csv", "news/x-train.csv", "sst/x-train.csv (3)"]
+    assert [t.name for t in continual.load_tasks([a[0], "reviews"], [a[1], "reviews"])] == ["x-train.csv", "reviews"]  # unique: as they were
+
+
 def test_an_unknown_strategy_is_refused():
     with pytest.raises(UserError, match="Unknown strategy 'gem'"):
         continual.ContinualConfig(strategy="gem")

@@ -122,6 +122,22 @@ def load_tasks(train_sources: list[str], eval_sources: list[str], text_col: str 
         if len(labels) < 2:
             raise UserError(f"Task {k} ({train_ds.name}) has a single label in its training rows; a classifier needs two or more.")
         tasks.append(Task(train_ds.name, tr, ev, train, eval_ds.splits[eval_split], labels, eval_split))
+    return distinct_names(tasks)
+
+
+def distinct_names(tasks: list[Task]) -> list[Task]:
+    """Tasks renamed apart where names repeat (two files called train.csv): the file's folder first, then the task number;
+    the matrix, its charts and each step's task_accuracy are keyed by these names."""
+    names = [t.name for t in tasks]
+    clash = {n for n in names if names.count(n) > 1}
+    for t in tasks:
+        if t.name in clash and Path(t.train_source).parent.name:
+            t.name = f"{Path(t.train_source).parent.name}/{t.name}"
+    seen = set()
+    for k, t in enumerate(tasks, start=1):
+        if t.name in seen:
+            t.name = f"{t.name} ({k})"
+        seen.add(t.name)
     return tasks
 
 
