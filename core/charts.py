@@ -11,28 +11,28 @@ MAX_MATRIX_LABELS = 12  # above this many labels a confusion matrix is unreadabl
 
 
 def label_distribution(summary: pd.DataFrame, labels: list[str] | None = None, top: int = 20) -> alt.Chart:
-    """Horizontal bars of rows per label, stacked by split, most frequent label first; beyond the top labels the rest
-    are one bar, 'other (K labels)', so the chart stays readable at 77 labels (summary: split, label, count).
-    labels is accepted for the callers' sake; the order is by count."""
+    """Horizontal bars of rows per label, stacked by split, most frequent label first; beyond `top` labels only the
+    top/2 most and top/2 least frequent are drawn, around an empty row 'K more labels', so the chart stays readable at
+    77 labels and still shows how far the classes are apart (summary: split, label, count). labels is accepted for the
+    callers' sake; the order is by count."""
     totals = summary.groupby("label")["count"].sum().sort_values(ascending=False, kind="stable")
-    kept = list(totals.index[:top])
-    data = summary.copy()
+    kept = list(totals.index)
+    data = summary
     if len(totals) > top:
-        other = f"other ({len(totals) - top} labels)"
-        data["label"] = data["label"].where(data["label"].isin(kept), other)
-        data = data.groupby(["split", "label"], as_index=False)["count"].sum()
-        kept.append(other)
+        gap = f"({len(totals) - top} more labels)"
+        kept = [*totals.index[: top // 2], gap, *totals.index[len(totals) - (top - top // 2):]]
+        data = pd.concat([summary[summary["label"].isin(kept)], pd.DataFrame({"split": [summary["split"].iloc[0]], "label": [gap], "count": [0]})])
     return (
         alt.Chart(data)
         .mark_bar()
         .encode(
-            y=alt.Y("label:N", title=None, sort=kept),
+            y=alt.Y("label:N", title=None, sort=kept, axis=alt.Axis(labelLimit=260)),
             x=alt.X("count:Q", title="rows", stack=True),
             color=alt.Color("split:N", sort=["train", "validation", "test"]),
             order=alt.Order("split:N"),
             tooltip=["label", "split", "count"],
         )
-        .properties(height=max(120, 18 * len(kept)))
+        .properties(height=max(120, 22 * len(kept)))
     )
 
 
@@ -53,6 +53,7 @@ def length_histogram(lengths: pd.DataFrame, max_length: int | None = None, max_c
             x=alt.X("start:Q", title="tokens per text"),
             x2="end:Q",
             y=alt.Y("texts:Q", title="texts", stack=None),
+            y2=alt.datum(0),  # without a baseline, x/x2 make Vega-Lite draw each bar as a thin dash at its count
             **({"color": alt.Color("label:N")} if coloured else {}),
             tooltip=(["label"] if coloured else []) + [alt.Tooltip("start:Q", title="from"), alt.Tooltip("end:Q", title="below"), "texts"],
         )
@@ -145,19 +146,23 @@ def efficiency_chart(efficiency: pd.DataFrame) -> alt.Chart:
     return (spread + lines + crossings).properties(height=300)
 
 
-def class_probabilities(probs: pd.DataFrame) -> alt.Chart:
-    """Each run's probability per class for one example (probs: run, label, probability)."""
+def class_probabilities(probs: pd.DataFrame, true_label: str | None = None, top: int = 8) -> alt.Chart:
+    """Each run's probability per class for one example (probs: run, label, probability): the true label and the `top`
+    classes most probable under any run, most probable first, so 77 labels do not give 77 mostly empty rows."""
+    best = probs.groupby("label")["probability"].max().sort_values(ascending=False, kind="stable")
+    kept = list(best.index[:top]) + ([true_label] if true_label in best.index[top:] else [])
+    shown = probs[probs["label"].isin(kept)]
     return (
-        alt.Chart(probs)
+        alt.Chart(shown)
         .mark_bar()
         .encode(
             x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1])),
-            y=alt.Y("label:N", title=None),
+            y=alt.Y("label:N", title=None, sort=kept, axis=alt.Axis(labelLimit=260)),
             yOffset=alt.YOffset("run:N"),
             color=alt.Color("run:N", title=None),
             tooltip=["run", "label", alt.Tooltip("probability:Q", format=".3f")],
         )
-        .properties(height=40 * max(probs["label"].nunique(), 1))
+        .properties(height=40 * max(len(kept), 1))
     )
 
 
