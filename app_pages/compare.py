@@ -10,7 +10,8 @@ import streamlit as st
 from core import charts
 from core.comparison import evaluate, report, verdict
 from core.runs import RunDir, RunRegistry, comparable, of_dataset
-from ui.state import current_scope, plain, scoped, show_error
+from ui import forms
+from ui.state import current_dataset, current_scope, plain, scoped, show_error
 
 ATTENTION_TEXT, ATTENTION_MODELS = "attention_text", "attention_models"  # read by pages/attention.py
 CHOSEN = "cmp_chosen"  # the runs chosen on this dataset (a scoped key), kept while other pages are open
@@ -44,8 +45,9 @@ if scope and not st.checkbox("Runs of every dataset", False, key=scoped("cmp_all
                              help="Off: only runs evaluated on a split of the dataset chosen in the sidebar."):
     finished = of_dataset(finished, scope.fingerprints.values())
 if len(finished) < 2:
-    st.info("Compare needs at least two finished runs. Start some on the Prompting and Fine-tune pages, or from a terminal: "
-            "`python -m core efficiency --train reviews --eval reviews` runs prompting and fine-tuning at several sizes.")
+    where = " on this dataset (tick 'Runs of every dataset' for the others)" if scope else ""
+    st.info(f"Compare needs at least two finished runs{where}. Start some on the Prompting and Fine-tune pages, or from a terminal: "
+            f"`python -m core efficiency {forms.cli_data_args(current_dataset())}` runs prompting and fine-tuning at several sizes.")
     st.stop()
 
 splits = finished["eval_sha256"][finished["eval_sha256"] != ""].value_counts()  # splits with the most runs first
@@ -142,7 +144,10 @@ if len(errors):
     st.caption(f"true label: {plain(row['label'])}")
     probs = pd.DataFrame([{"run": n, "label": lab, "probability": float(row.get(f"prob_{lab}@{n}", float("nan")))}
                           for n in ordered for lab in cmp.labels])
-    st.altair_chart(charts.class_probabilities(probs.dropna()))
+    probs = probs.dropna()
+    st.altair_chart(charts.class_probabilities(probs, row["label"]))
+    if probs["label"].nunique() > 8:
+        st.caption(f"The 8 of {probs['label'].nunique()} classes most probable under any run, and the true label.")
     if st.button("Open this example on the Attention page (models of runs A and B side by side)", key=scoped("cmp_to_attention")):
         by_name = dict(zip(names, cmp.runs, strict=True))
         st.session_state[ATTENTION_TEXT] = row["text"]

@@ -12,6 +12,7 @@ from ui.state import current_scope, model_choice, plain, require_dataset, scoped
 
 PAGE_ROWS = 200  # rows the browse table sends per page
 LENGTH_SAMPLE = 10_000  # texts whose tokens are counted for the length chart (a seeded sample of larger datasets)
+MAX_NAMED_LABELS = 12  # labels named in the caption and shown under "Examples per class" before a choice is offered
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -35,7 +36,8 @@ def duplicates(key: str, _ds: data.Dataset) -> data.DuplicateScan:
 st.title("Data")
 ds = require_dataset()
 key = current_scope().id  # the dataset's fingerprint: cached work below is done once per dataset
-st.caption(plain(f"{ds.name}: text column '{ds.text_col}', label column '{ds.label_col}', labels: {', '.join(ds.label_names)}"))
+named = ", ".join(ds.label_names[:MAX_NAMED_LABELS]) + (f" and {len(ds.label_names) - MAX_NAMED_LABELS} more" if len(ds.label_names) > MAX_NAMED_LABELS else "")
+st.caption(plain(f"{ds.name}: text column '{ds.text_col}', label column '{ds.label_col}', {len(ds.label_names)} labels: {named}"))
 if ds.source in data.list_samples():
     with st.expander("Dataset card"):
         st.markdown(data.sample_card(ds.source))
@@ -58,8 +60,6 @@ def class_section() -> None:
         st.dataframe(table, hide_index=True, width="stretch", height=min(36 * (len(table) + 1), 320))
 
 
-with left:
-    class_section()
 
 
 @st.fragment
@@ -80,6 +80,7 @@ def lengths_section() -> None:
 
 with right:
     lengths_section()
+class_section()  # full width: long label names and a column per split
 
 
 @st.fragment
@@ -106,7 +107,10 @@ browse_section()
 
 st.subheader("Examples per class")
 per_class = st.slider("Examples per class", 1, 10, 3, key=scoped("data_examples"))
-for label in ds.label_names:
+classes = ds.label_names
+if len(classes) > MAX_NAMED_LABELS:  # 77 labels x 3 examples made the page 14,000 px tall
+    classes = st.multiselect("Classes", ds.label_names, default=ds.label_names[:MAX_NAMED_LABELS], key=scoped("data_example_classes"))
+for label in classes:
     rows = ds.splits[ds.split_names()[0]]
     picked = rows[rows["label"] == label].head(per_class)
     st.markdown(f"**{plain(label)}**")

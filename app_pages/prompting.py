@@ -137,7 +137,7 @@ st.subheader("Results")
 table = prompting.prompt_runs_table(runs.runs_root(), state.current_scope().fingerprints[eval_split])  # this split's runs
 if table.empty:
     st.info("No finished prompting runs on this evaluation split yet. Run one above (or from the CLI: "
-            "`python -m core prompt --train reviews --eval reviews --shots 8 --selection balanced`).")
+            f"`python -m core prompt {forms.cli_data_args(state.current_dataset())} --shots 8 --selection balanced`).")
     st.stop()
 table = table.sort_values("created", ascending=False)
 mine = [n for n in st.session_state.get(job_watcher.job_key("prompt")) or [] if n in set(table["run"])]

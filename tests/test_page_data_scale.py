@@ -63,6 +63,12 @@ def test_data_page_charts_and_class_table_stay_readable_at_77_labels(at):
     at.text_input(key=scoped(at, "data_class_search")).input("_05_").run()
     table = next(d.value for d in at.dataframe if "share" in d.value.columns)
     assert list(table["label"]) == ["intent_05_card"]
+    head = next(c.value for c in at.caption if "label column" in c.value)
+    assert "77 labels:" in head and "and 65 more" in head and "intent_76" not in head  # not all 77 names in one paragraph
+    examples = at.multiselect(key=scoped(at, "data_example_classes"))
+    assert examples.value == LABELS[:12] and len([m for m in at.markdown if m.value.startswith("**intent_")]) == 12
+    examples.set_value([LABELS[40]]).run()
+    assert [m.value for m in at.markdown if m.value.startswith("**intent_")] == [f"**{LABELS[40]}**"]
 
 
 def test_compare_shows_most_confused_pairs_for_77_labels(runs_dir):
@@ -94,3 +100,13 @@ def test_length_chart_counts_tokens_of_a_sample_of_a_large_dataset():
     at = app.run()
     assert not at.exception
     assert any("longest" in c.value and "(a random 10,000 of 10,500 texts)" in c.value for c in at.caption)
+
+
+def test_empty_pages_suggest_commands_for_the_loaded_dataset(runs_dir, at):
+    """The hints said `--train reviews --eval reviews` whatever dataset was loaded."""
+    at.switch_page("app_pages/compare.py").run()
+    assert not at.exception
+    hint = at.info[0].value
+    assert "on this dataset" in hint and "python -m core efficiency --train many.csv --eval many.csv" in hint
+    at.switch_page("app_pages/prompting.py").run()
+    assert any("python -m core prompt --train many.csv --eval many.csv" in i.value for i in at.info)

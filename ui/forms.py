@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from pathlib import Path
 
 import streamlit as st
@@ -45,6 +46,13 @@ def dataset_settings(ds: data.Dataset, eval_split: str = "test", train_split: st
         return {"train": f"{ds.source}:{train_split}", "eval": f"{ds.source}:{eval_split}"}
     paths = data.save_splits(ds, runs_root() / "_data" / ds.fingerprint(eval_split)[:16])
     return {"train": str(paths[train_split]), "eval": str(paths[eval_split]), "text_col": "text", "label_col": "label"}
+
+
+def cli_data_args(ds: data.Dataset | None) -> str:
+    """--train/--eval naming the sidebar's dataset in a command a page suggests: a sample or Hub id, else the uploaded
+    file's name (the user has that file); shown in a Markdown code span, so a name with a backtick becomes FILE."""
+    source = "reviews" if ds is None else "FILE" if "`" in ds.source else shlex.quote(ds.source)
+    return f"--train {source} --eval {source}"
 
 
 def start_job(command: str, config, out: str, root: Path | None = None, first_run: str | None = None, **extra) -> Path:
