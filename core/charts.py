@@ -32,7 +32,7 @@ def label_distribution(summary: pd.DataFrame, labels: list[str] | None = None, t
             order=alt.Order("split:N"),
             tooltip=["label", "split", "count"],
         )
-        .properties(height=max(120, 22 * len(kept)))
+        .properties(height=max(160, 26 * len(kept)))
     )
 
 
