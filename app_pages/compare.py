@@ -161,10 +161,11 @@ st.caption("Points on the diagonal are well calibrated; below it, the run is ove
 
 st.subheader("Data efficiency")
 efficiency = evaluate.efficiency_frame(offered["path"].tolist())
-if len(efficiency) >= 2:
+if efficiency["n_train_examples"].nunique() >= 2:  # one size is a column of dots, not a curve
     st.altair_chart(charts.efficiency_chart(efficiency))
-st.caption("Macro-F1 of every finished run on this split against its labelled training examples (shots or rows). "
-           "`python -m core efficiency --train … --eval … --sizes 16,64,256 --shots 0,4,8` produces such runs in one go.")
+st.caption("Macro-F1 of every finished run on this split against its labelled training examples (shots or rows), drawn once "
+           f"runs differ in size. `python -m core efficiency {forms.cli_data_args(current_dataset())} --sizes 8pc 32pc all --shots 0 4 8` "
+           "produces such runs in one go.")
 
 st.subheader("Export")
 e1, e2 = st.columns(2)

@@ -85,3 +85,17 @@ def test_compare_page_opens_with_the_verdict_and_flags_weak_and_budget_runs(runs
     table = at.dataframe[0].value.set_index("run")
     assert table.loc["prompt-0shot", "warnings"] == "below majority" and table.loc["finetune-full", "warnings"] == "time budget"
     assert table.loc["majority", "kind"] == "baseline" and table.loc["finetune-full", "train s"] == "120"
+
+
+def test_the_efficiency_chart_waits_for_runs_of_two_sizes(runs_dir):
+    """Two runs of one size drew a chart of one column of dots against an empty log axis."""
+    def efficiency_charts(at):
+        return [c for c in at.get("vega_lite_chart") if "labelled training examples" in c.proto.spec]
+
+    make_run(runs_dir, "lora-a", 0.8, kind="finetune", seed=1, n_train_examples=256)
+    make_run(runs_dir, "lora-b", 0.7, kind="finetune", seed=2, n_train_examples=256)
+    at = _open(runs_dir)
+    assert not efficiency_charts(at) and any("drawn once runs differ in size" in c.value for c in at.caption)
+    make_run(runs_dir, "prompt-8", 0.6, seed=3, n_train_examples=8)
+    at = _open(runs_dir)
+    assert len(efficiency_charts(at)) == 1
