@@ -35,6 +35,12 @@ def test_report_escapes_example_text_and_skips_empty_efficiency(runs_dir):
     assert "Data efficiency" not in html
 
 
+def test_report_draws_efficiency_only_for_runs_of_two_sizes(runs_dir):
+    cmp, paths = _comparison(runs_dir)
+    assert "Data efficiency" in report.build_report(cmp, evaluate.efficiency_frame(paths))  # 4 and 64 rows
+    assert "Data efficiency" not in report.build_report(cmp, evaluate.efficiency_frame(paths[:1]))
+
+
 def test_report_table_counts_match_agreement(runs_dir):
     cmp, _ = _comparison(runs_dir)
     html = report.build_report(cmp)
