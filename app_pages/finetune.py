@@ -66,6 +66,8 @@ with left:
     eval_splits = [s for s in ds.split_names() if s != "train"] or ds.split_names()
     eval_split = st.selectbox("Evaluate on split", eval_splits, index=eval_splits.index("test") if "test" in eval_splits else 0,
                               key=state.scoped("ft_eval_split"))
+    # prompt-tuning and lora-lm learn to answer a word per label, as a prompt is scored on one
+    label_words = forms.label_words(ds.label_names, state.scoped("ft_words")) if method in finetune.DECODER_ONLY else {}
 F = finetune.FinetuneConfig  # defaults, limits, choices and help of every setting (the CLI flags' source too)
 with right:
     frozen = method in finetune.FROZEN_METHODS  # no gradient training: epochs and learning rate do not apply
@@ -118,7 +120,8 @@ if st.button("Start fine-tuning", type="primary", key=state.scoped("ft_start"), 
             weight_decay=weight_decay, warmup_ratio=warmup, max_length=int(max_length), early_stopping_patience=int(patience),
             max_train_examples=int(max_examples), max_train_seconds=float(max_seconds), dev=dev, lora_r=int(lora_r), lora_alpha=lora_alpha,
             lora_dropout=lora_dropout, lora_target_modules=lora_targets, virtual_tokens=int(virtual_tokens),
-            adapter_reduction=int(adapter_reduction), pooling=pooling, seed=int(seed), precision=precision, device=device, report_to=report_to)
+            adapter_reduction=int(adapter_reduction), label_words=label_words, pooling=pooling, seed=int(seed), precision=precision,
+            device=device, report_to=report_to)
         name = run_name.strip() or new_run_name("finetune", f"{method}-{model.rstrip('/').split('/')[-1]}")
         forms.start_job("finetune", config, name, root, **forms.dataset_settings(ds, eval_split))
         job_watcher.remember("finetune", [name])

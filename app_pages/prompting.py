@@ -37,22 +37,7 @@ with left:
     auto_template = st.checkbox("Let the run choose the template", key=state.scoped("pr_template_auto"),
                                 help=f"auto: the best of {len(prompting.TEMPLATES)} built-in wordings ({', '.join(prompting.TEMPLATES)}) by "
                                      "macro-F1 on a small stratified slice of the training data; the wording above is then not used")
-    opaque_box = st.container()
-    defaults = [prompting.default_word(lab) for lab in label_names]
-    opaque_defaults = any(prompting.is_opaque(w) for w in defaults)
-    with st.expander("Label words (what the model should answer for each label)", expanded=opaque_defaults):
-        # one table for all labels, keyed by the dataset so another dataset never inherits these words
-        edited = st.data_editor(pd.DataFrame({"label": label_names, "word": defaults}), hide_index=True, width="stretch",
-                                disabled=["label"], key=state.scoped("pr_words"),
-                                column_config={"label": st.column_config.TextColumn("label"),
-                                               "word": st.column_config.TextColumn("label word", help="what the model should answer")})
-    label_words = {lab: str(word).strip() for lab, word, default in zip(edited["label"], edited["word"], defaults)
-                   if word is not None and str(word).strip() and str(word).strip() != default}
-    opaque = [lab for lab, default in zip(label_names, defaults) if prompting.is_opaque(label_words.get(lab, default))]
-    if opaque:  # one warning, no dataset text in it (label names are listed as plain text under the preview)
-        opaque_box.warning(f"{len(opaque)} of {len(label_names)} label words are numbers or codes, so the model cannot tell what "
-                           "they mean and prompting lands near chance. Give each label a word that means something in the "
-                           "table below (e.g. 0 → negative, 1 → positive).", icon="⚠️")
+    label_words = forms.label_words(label_names, state.scoped("pr_words"), st.container())
 with right:
     st.subheader("Settings")
     model = state.model_choice("Model", "decoder", key="pr_model")

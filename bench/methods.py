@@ -3,6 +3,7 @@
 Each spec is METHOD:N[:key=value,...] (N labelled training rows, balanced over the classes and seeded, or "all"); every
 spec runs in its own subprocess so its peak memory is its own, under --max-train-seconds so a shared CPU finishes.
 Example: .venv/bin/python -m bench.methods logreg:64 logreg:all setfit:16 setfit:64 lora:all:pooling=mean,lora_target_modules=query+value
+         .venv/bin/python -m bench.methods prompt-tuning:256:label_words=0=negative+1=positive --model smollm2
 
 Data: PFT_DATA_DIR, else ../shared/data relative to the repository; without it the benchmark says so and exits 0.
 """
@@ -42,7 +43,7 @@ def run_one(spec: str, args) -> dict:
     train = balanced(read_tsv(data_dir() / "sst2" / "train.tsv"), 0 if n == "all" else int(n), args.seed)
     dev = read_tsv(data_dir() / "sst2" / "dev.tsv", args.eval_limit)
     fields = {f: type(getattr(finetune.FinetuneConfig(), f)) for f in finetune.FinetuneConfig.__dataclass_fields__}
-    typed = {k: (float(v) if k == "lr" else v.split(",") if fields[k] is list else fields[k](v)) for k, v in overrides.items()}
+    typed = {k: (float(v) if k == "lr" else v.split(",") if fields[k] in (list, dict) else fields[k](v)) for k, v in overrides.items()}
     config = finetune.FinetuneConfig(model=args.model, method=method, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                                      dev="none", early_stopping_patience=0, max_train_seconds=args.max_train_seconds, **typed)
     started = time.time()

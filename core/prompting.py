@@ -72,8 +72,10 @@ def unescape(template: str) -> str:
     return template.replace("\\n", "\n").replace("\\t", "\t")
 
 
-def parse_label_words(pairs: list[str]) -> dict[str, str]:
-    """LABEL=WORD pairs (as --label-words takes them) as a dict."""
+def parse_label_words(pairs: list[str] | dict) -> dict[str, str]:
+    """LABEL=WORD pairs (as --label-words takes them), or a dict (a config file's), as a dict; an empty word is refused."""
+    if isinstance(pairs, dict):
+        pairs = [f"{label}={word}" for label, word in pairs.items()]
     out = {}
     for pair in pairs:
         label, sep, word = str(pair).partition("=")
@@ -117,8 +119,7 @@ class PromptConfig:
     device: str = setting("auto", "--device", help="auto, cpu, cuda or mps")
 
     def __post_init__(self):
-        if isinstance(self.label_words, list):  # LABEL=WORD pairs, as --label-words takes them
-            self.label_words = parse_label_words(self.label_words)
+        self.label_words = parse_label_words(self.label_words)  # LABEL=WORD pairs, as --label-words takes them
         if "{text}" not in self.query_template:
             raise UserError("The query template must contain {text}, where the text to classify goes.")
         if self.shots and ("{text}" not in self.example_template or "{label}" not in self.example_template):
@@ -139,9 +140,6 @@ class PromptConfig:
             raise UserError("The number of evaluation examples must be at least 1.")
         if self.max_demo_chars < 20:
             raise UserError("Demonstrations must be allowed at least 20 characters.")
-        for label, word in self.label_words.items():
-            if not str(word).strip():
-                raise UserError(f"The label word for '{label}' is empty.")
 
     @property
     def method(self) -> str:
@@ -173,6 +171,17 @@ def is_opaque(word: str) -> bool:
 def opaque_labels(config: PromptConfig, label_names: list[str]) -> list[str]:
     """Labels whose word (given or default) is opaque, in label order."""
     return [lab for lab, word in zip(label_names, verbalizer(config, label_names)) if is_opaque(word)]
+
+
+def opaque_warning(config: PromptConfig, label_names: list[str]) -> str:
+    """The CLI's one-sentence warning when label words are numbers or codes ('' when none is)."""
+    opaque = opaque_labels(config, label_names)
+    if not opaque:
+        return ""
+    shown = ", ".join(opaque[:5]) + (f" and {len(opaque) - 5} more" if len(opaque) > 5 else "")
+    example = " ".join(f"{lab}=WORD" for lab in opaque[:2])
+    return (f"warning: the label words {shown} are numbers or codes, which the model cannot read as meanings; "
+            f"give label words that mean something with --label-words {example} (e.g. 0=negative).")
 
 
 def verbalizer(config: PromptConfig, label_names: list[str]) -> list[str]:

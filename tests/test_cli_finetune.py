@@ -25,6 +25,7 @@ def cli(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProces
     (["--eval-every", "sometimes"], "--eval-every must be 'epoch' or a number"),
     (["--out", "../outside"], "outside it"),
     (["--model", "https://example.com/model"], "is not a model name"),
+    (["--label-words", "positive=good"], "full trains a classifier and takes none"),
 ])
 def test_bad_input_is_one_sentence_and_exit_2(args, sentence, runs_dir, tiny_bert_dir):
     base = {"--train": "reviews", "--eval": "reviews", "--model": str(tiny_bert_dir), "--out": "bad"}
@@ -72,3 +73,20 @@ def test_run_that_does_not_beat_the_majority_class_is_flagged(runs_dir, tiny_ber
     assert len(warning) == 1 and "does not beat the majority class" in warning[0]
     metrics = json.loads((runs_dir / "flagged" / "metrics.json").read_text())
     assert metrics["below_majority"] is True and metrics["majority_macro_f1"] == 1.0 and metrics["majority_accuracy"] == 1.0
+
+
+def test_lora_lm_warns_about_numeric_labels_and_learns_the_label_words_given(runs_dir, tiny_llama_dir, tmp_path):
+    rows = [(f"{w} movie number {i}", str(i % 2)) for i, w in enumerate(["awful", "lovely"] * 12)]
+    data = tmp_path / "numeric.csv"
+    data.write_text("text,label\n" + "\n".join(f"{t},{lab}" for t, lab in rows) + "\n")
+    base = ["--train", str(data), "--eval", str(data), "--model", str(tiny_llama_dir), "--method", "lora-lm", "--epochs", "1",
+            "--batch-size", "8", "--dev", "none"]
+    out = cli(*base, "--out", "numeric-words")
+    assert out.returncode == 0, out.stderr
+    assert "the label words 0, 1 are numbers or codes" in out.stderr and "--label-words 0=WORD 1=WORD" in out.stderr
+    out = cli(*base, "--label-words", "0=awful", "1=lovely", "--out", "meaningful-words")
+    assert out.returncode == 0, out.stderr
+    assert "numbers or codes" not in out.stderr
+    run = runs_dir / "meaningful-words"
+    assert json.loads((run / "config.json").read_text())["label_words"] == {"0": "awful", "1": "lovely"}
+    assert json.loads((run / "model" / "prompt_learning.json").read_text())["label_words"] == ["awful", "lovely"]

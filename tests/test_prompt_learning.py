@@ -78,3 +78,18 @@ def test_decoder_methods_train_their_parameters_and_write_the_contract(method, t
 def test_decoder_methods_refuse_an_encoder(method, tiny_bert_dir):
     with pytest.raises(UserError, match="needs a decoder"):
         finetune.check_method_fits(config_for(tiny_bert_dir, method))
+
+
+def test_label_words_are_what_the_decoder_learns_to_answer(tiny_llama_dir):
+    """Numeric labels were trained (and scored) as the words '0' and '1'; --label-words gives them meaning, as on prompts."""
+    tokenizer = prompting.models.load_tokenizer(str(tiny_llama_dir))
+    config = config_for(tiny_llama_dir, "lora-lm", label_words=["negative=awful", "positive=lovely"])
+    prompted = prompt_learning.Prompted(config, tokenizer, LABELS)
+    words = prompting.verbalizer(prompted.pc, LABELS)
+    assert words == ["awful", "lovely"] and "awful, lovely" in tokenizer.decode(prompted.prefix_ids)
+    default = prompt_learning.Prompted(config_for(tiny_llama_dir, "lora-lm"), tokenizer, LABELS)
+    assert prompted.label_ids != default.label_ids  # the training target changed with the words
+    with pytest.raises(UserError, match="lora takes none|trains a classifier"):
+        config_for(tiny_llama_dir, "lora", label_words=["negative=awful"])
+    with pytest.raises(UserError, match="does not have: neutral"):
+        prompt_learning.Prompted(config_for(tiny_llama_dir, "prompt-tuning", label_words=["neutral=meh"]), tokenizer, LABELS)

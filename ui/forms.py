@@ -7,9 +7,10 @@ import dataclasses
 import shlex
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
-from core import data, jobs
+from core import data, jobs, prompting
 from core.runs import resolve_out, runs_root
 from core.settings import widget_options
 
@@ -46,6 +47,26 @@ def dataset_settings(ds: data.Dataset, eval_split: str = "test", train_split: st
         return {"train": f"{ds.source}:{train_split}", "eval": f"{ds.source}:{eval_split}"}
     paths = data.save_splits(ds, runs_root() / "_data" / ds.fingerprint(eval_split)[:16])
     return {"train": str(paths[train_split]), "eval": str(paths[eval_split]), "text_col": "text", "label_col": "label"}
+
+
+def label_words(label_names: list[str], key: str, warn_where=st) -> dict[str, str]:
+    """The label-word table (what the model answers for each label; open when a default is a number or code) and the
+    words changed from the defaults; one warning in warn_where while any word is a number or code."""
+    defaults = [prompting.default_word(lab) for lab in label_names]
+    with st.expander("Label words (what the model should answer for each label)", expanded=any(map(prompting.is_opaque, defaults))):
+        # one table for all labels, keyed by the dataset so another dataset never inherits these words
+        edited = st.data_editor(pd.DataFrame({"label": label_names, "word": defaults}), hide_index=True, width="stretch",
+                                disabled=["label"], key=key,
+                                column_config={"label": st.column_config.TextColumn("label"),
+                                               "word": st.column_config.TextColumn("label word", help="what the model should answer")})
+    words = {lab: str(word).strip() for lab, word, default in zip(edited["label"], edited["word"], defaults, strict=True)
+             if word is not None and str(word).strip() and str(word).strip() != default}
+    opaque = [lab for lab, default in zip(label_names, defaults, strict=True) if prompting.is_opaque(words.get(lab, default))]
+    if opaque:  # one warning, no dataset text in it (label names are listed as plain text in the table)
+        warn_where.warning(f"{len(opaque)} of {len(label_names)} label words are numbers or codes, so the model cannot tell what "
+                           "they mean: prompting lands near chance and prompt learning starts from nothing. Give each label a word "
+                           "that means something in the table (e.g. 0 → negative, 1 → positive).", icon="⚠️")
+    return words
 
 
 def cli_data_args(ds: data.Dataset | None) -> str:

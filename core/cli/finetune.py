@@ -71,6 +71,12 @@ def cmd_finetune(args) -> int:
         train_frame = finetune.cap_rows(train_frame, config.max_train_examples, config.seed)
         models.resolve(config.model)
         finetune.check_method_fits(config)
+        if config.method in finetune.DECODER_ONLY and main_rank:  # trained to answer a label word: numbers teach it little
+            from core import prompting
+            from core.training.prompt_learning import prompt_config
+
+            if warning := prompting.opaque_warning(prompt_config(config), label_names):
+                print(warning, file=sys.stderr)
         run_config = {
             "kind": "finetune",
             **config.to_dict(),

@@ -55,12 +55,8 @@ def cmd_prompt(args) -> int:
     eval_ds, eval_split = data.load_split(args.eval, "test", args.text_col, args.label_col)
     train, eval_df = train_ds.splits[train_split], eval_ds.splits[eval_split]
     labels = data.combined_labels(train_ds, eval_ds)
-    opaque = prompting.opaque_labels(configs[0], labels)
-    if opaque:
-        shown = ", ".join(opaque[:5]) + (f" and {len(opaque) - 5} more" if len(opaque) > 5 else "")
-        example = " ".join(f"{lab}=WORD" for lab in opaque[:2])
-        print(f"warning: the label words {shown} are numbers or codes, which the model cannot read as meanings; "
-              f"give label words that mean something with --label-words {example} (e.g. 0=negative).", file=sys.stderr)
+    if warning := prompting.opaque_warning(configs[0], labels):
+        print(warning, file=sys.stderr)
     missing = set(eval_df["label"]) - set(train["label"])
     if missing and max(args.shots) > 0:
         print(f"note: the training data has no examples of: {', '.join(sorted(missing))}")

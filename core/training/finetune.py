@@ -18,6 +18,7 @@ import pandas as pd
 from core import data, distributed, models
 from core.comparison import evaluate
 from core.errors import UserError
+from core.prompting import parse_label_words
 from core.runs import RunDir
 from core.settings import SEED, number, setting, split_list
 
@@ -83,6 +84,8 @@ class FinetuneConfig:
     lora_target_modules: list[str] = setting([], "--lora-targets", nargs="+", metavar="MODULE",
                                              help="module names, e.g. query value (default: peft's choice for the model)")
     virtual_tokens: int = setting(20, "--virtual-tokens", type=number(int, 1, 512), help="prompt-tuning: soft-prompt length in tokens")
+    label_words: dict[str, str] = setting({}, "--label-words", nargs="+", action="extend", metavar="LABEL=WORD",
+                                          help="prompt-tuning and lora-lm: the word the model learns to answer for a label (others say their name)")
     adapter_reduction: int = setting(16, "--adapter-reduction", type=number(int, 1, 1024),
                                      help="adapter method: hidden size / bottleneck size (16 on MiniLM: 384 -> 24 -> 384)")
     pooling: str = setting("auto", "--pooling", choices=POOLINGS,
@@ -100,6 +103,9 @@ class FinetuneConfig:
         every = eval_every(self.eval_strategy)  # --eval-every N: every N steps
         self.eval_strategy, self.eval_steps = ("steps", int(every)) if every.isdigit() else (every, self.eval_steps)
         self.lora_target_modules = split_list(self.lora_target_modules)  # the older comma form (query,value) too
+        self.label_words = parse_label_words(self.label_words)
+        if self.label_words and self.method not in DECODER_ONLY:
+            raise UserError(f"Label words are what prompt-tuning and lora-lm learn to answer; {self.method} trains a classifier and takes none.")
         if self.method not in METHODS:
             raise UserError(f"Unknown method '{self.method}'; choose one of: {', '.join(METHODS)}.")
         if not (0 < float(self.epochs) <= 100):

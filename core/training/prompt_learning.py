@@ -36,7 +36,7 @@ SPEC_FILE = "prompt_learning.json"
 
 def prompt_config(config: FinetuneConfig) -> prompting.PromptConfig:
     """The zero-shot prompt both methods train on and are scored with (no calibration: the model learns the label prior)."""
-    return prompting.PromptConfig(model=config.model, shots=0, calibration="none", device=config.device)
+    return prompting.PromptConfig(model=config.model, shots=0, calibration="none", label_words=config.label_words, device=config.device)
 
 
 class Prompted:
