@@ -73,9 +73,13 @@ def unescape(template: str) -> str:
 
 
 def parse_label_words(pairs: list[str] | dict) -> dict[str, str]:
-    """LABEL=WORD pairs (as --label-words takes them), or a dict (a config file's), as a dict; an empty word is refused."""
+    """LABEL=WORD pairs (as --label-words takes them) as a dict; a dict (the pages') is kept as it is, never re-split at
+    '=' (a label may contain one). An empty word is refused either way."""
     if isinstance(pairs, dict):
-        pairs = [f"{label}={word}" for label, word in pairs.items()]
+        empty = [label for label, word in pairs.items() if not str(word).strip()]
+        if empty:
+            raise UserError(f"The label word for '{empty[0]}' is empty.")
+        return {str(label): str(word) for label, word in pairs.items()}
     out = {}
     for pair in pairs:
         label, sep, word = str(pair).partition("=")

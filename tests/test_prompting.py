@@ -320,3 +320,12 @@ def test_default_label_words_turn_underscores_into_spaces_and_opaque_ones_are_na
     tok = models.load_tokenizer(str(tiny_llama_dir))
     notes = prompting.check_label_words(config, tok, labels)
     assert "Label word '0' (0) is a number or code, not a word: the model cannot tell what it means." in notes
+
+
+def test_label_words_from_a_page_are_kept_as_given_even_with_an_equals_sign():
+    """The page hands label words over as a dict; re-splitting it at '=' turned label 'x=1' into label 'x'."""
+    labels = ["x=1", "y"]
+    assert prompting.verbalizer(PromptConfig(label_words={"x=1": "one"}), labels) == ["one", "y"]
+    assert PromptConfig(label_words=["neg=bad", "pos=good"]).label_words == {"neg": "bad", "pos": "good"}
+    with pytest.raises(UserError, match="The label word for 'y' is empty"):
+        PromptConfig(label_words={"y": "  "})
