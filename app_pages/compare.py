@@ -146,8 +146,8 @@ if len(errors):
                           for n in ordered for lab in cmp.labels])
     probs = probs.dropna()
     st.altair_chart(charts.class_probabilities(probs, row["label"]))
-    if probs["label"].nunique() > 8:
-        st.caption(f"The 8 of {probs['label'].nunique()} classes most probable under any run, and the true label.")
+    if probs["label"].nunique() > charts.TOP_CLASSES:
+        st.caption(f"The {charts.TOP_CLASSES} of {probs['label'].nunique()} classes most probable under any run, and the true label.")
     if st.button("Open this example on the Attention page (models of runs A and B side by side)", key=scoped("cmp_to_attention")):
         by_name = dict(zip(names, cmp.runs, strict=True))
         st.session_state[ATTENTION_TEXT] = row["text"]
@@ -161,7 +161,7 @@ st.caption("Points on the diagonal are well calibrated; below it, the run is ove
 
 st.subheader("Data efficiency")
 efficiency = evaluate.efficiency_frame(offered["path"].tolist())
-if efficiency["n_train_examples"].nunique() >= 2:  # one size is a column of dots, not a curve
+if evaluate.has_curve(efficiency):
     st.altair_chart(charts.efficiency_chart(efficiency))
 st.caption("Macro-F1 of every finished run on this split against its labelled training examples (shots or rows), drawn once "
            f"runs differ in size. `python -m core efficiency {forms.cli_data_args(current_dataset())} --sizes 8pc 32pc all --shots 0 4 8` "

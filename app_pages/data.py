@@ -60,8 +60,6 @@ def class_section() -> None:
         st.dataframe(table, hide_index=True, width="stretch", height=min(36 * (len(table) + 1), 320))
 
 
-
-
 @st.fragment
 def lengths_section() -> None:
     st.subheader("Length in tokens")

@@ -6,6 +6,7 @@ import altair as alt
 import pandas as pd
 
 MAX_MATRIX_LABELS = 12  # above this many labels a confusion matrix is unreadable; pages show the most confused pairs
+TOP_CLASSES = 8  # classes a per-example probability chart shows (the most probable, plus the true label)
 
 # ---- data and tokenization -------------------------------------------------------------------
 
@@ -146,7 +147,7 @@ def efficiency_chart(efficiency: pd.DataFrame) -> alt.Chart:
     return (spread + lines + crossings).properties(height=300)
 
 
-def class_probabilities(probs: pd.DataFrame, true_label: str | None = None, top: int = 8) -> alt.Chart:
+def class_probabilities(probs: pd.DataFrame, true_label: str | None = None, top: int = TOP_CLASSES) -> alt.Chart:
     """Each run's probability per class for one example (probs: run, label, probability): the true label and the `top`
     classes most probable under any run, most probable first, so 77 labels do not give 77 mostly empty rows."""
     best = probs.groupby("label")["probability"].max().sort_values(ascending=False, kind="stable")

@@ -439,6 +439,12 @@ def efficiency_frame(run_paths: list[str | Path]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols).sort_values(["kind", "n_train_examples"]).reset_index(drop=True)
 
 
+def has_curve(efficiency: pd.DataFrame) -> bool:
+    """Whether an efficiency frame spans two or more training sizes: one size draws a column of dots, not a curve
+    (the Compare page and the HTML report both ask this)."""
+    return bool(len(efficiency)) and efficiency["n_train_examples"].nunique() >= 2
+
+
 def most_confused(confusions: pd.DataFrame, top: int = 20, search: str = "") -> pd.DataFrame:
     """The most frequent mistakes (true != pred) over runs, most examples first: run, true, pred, count; search keeps
     the pairs whose true or predicted label contains it (case-insensitive, plain text)."""

@@ -19,6 +19,7 @@ from core.comparison.evaluate import (
     agreement_table,
     error_cases,
     format_metrics_table,
+    has_curve,
     per_class_table,
 )
 from core.comparison.verdict import format_p, verdict
@@ -184,7 +185,7 @@ def build_report(cmp: Comparison, efficiency: pd.DataFrame | None = None, top_er
         parts += ["<h2>McNemar's test (paired)</h2>", table_html(mc)]
     parts += ["<h2>Confusion matrices</h2>", '<div class="charts">', svg_confusions(cmp.confusions, cmp.labels, names), "</div>",
               "<h2>Calibration</h2>", '<div class="charts">', svg_reliability(cmp.reliability, eces), "</div>"]
-    if efficiency is not None and len(efficiency) and efficiency["n_train_examples"].nunique() >= 2:  # as on the Compare page
+    if efficiency is not None and has_curve(efficiency):
         parts += ["<h2>Data efficiency</h2>", '<div class="charts">', svg_efficiency(efficiency), "</div>"]
     a, b = names[0], names[1]
     parts += [f"<h2>Agreement: {_e(a)} vs {_e(b)}</h2>", table_html(agreement_table(cmp.joined, a, b), index=True)]
