@@ -90,7 +90,8 @@ for caveat in caveats:
     st.warning(plain(caveat))
 st.subheader("Metrics")
 st.caption(f"{len(cmp.joined)} examples. Brackets: 95% bootstrap interval (1,000 resamples, seed 0). Train s: training seconds; "
-           "examples/s: inference speed; ECE: expected calibration error. Baselines (scikit-learn's DummyClassifier on the same "
+           "examples/s: inference speed; tokens in/out, USD, latency ms (endpoint prompt runs only): tokens sent and received, their "
+           "price, median wait per request; ECE: expected calibration error. Baselines (scikit-learn's DummyClassifier on the same "
            "labels): majority always answers the most frequent label, stratified random draws labels in their proportions.")
 st.dataframe(evaluate.format_metrics_table(cmp.metrics, cmp.baselines), hide_index=True, key=scoped("cmp_metrics"))
 with st.expander("F1 per class"):

@@ -95,7 +95,7 @@ def test_compare_prints_the_verdict_first_then_caveats_and_the_baseline_rows(run
                  metrics_extra={"stopped_by": "max_train_seconds", "epochs_done": 1.6})
     assert main(["compare", str(a), str(b), "--resamples", "100"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("Verdict: 'ft-b' is best on macro-F1") and "McNemar p" in lines[0]
+    assert lines[0].startswith("Verdict: Fine-tuning beats prompting: the best fine-tune run 'ft-b' reaches macro-F1") and "McNemar p" in lines[0]
     caveats = [line for line in lines if line.startswith("caveat: ")]
     assert lines[1:1 + len(caveats)] == caveats and len(caveats) == 3  # 60 examples, time budget, below majority
     rows = {}

@@ -77,7 +77,7 @@ def test_compare_page_opens_with_the_verdict_and_flags_weak_and_budget_runs(runs
              metrics_extra={"stopped_by": "max_train_seconds", "epochs_done": 1.6, "train_seconds": 120.0})
     at = _open(runs_dir)
     assert not at.exception
-    assert at.info[0].value.startswith("**Verdict:** 'finetune-full' is best on macro-F1")
+    assert at.info[0].value.startswith("**Verdict:** Fine-tuning beats prompting: the best fine-tune run 'finetune-full' reaches macro-F1")
     warnings = [w.value for w in at.warning]
     assert any("'finetune-full' was stopped by its time budget after 1.6 of 3 epochs" in w for w in warnings)
     assert any("'prompt-0shot' does not beat the majority baseline" in w for w in warnings)

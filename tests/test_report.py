@@ -63,7 +63,8 @@ def test_report_opens_with_the_verdict_and_shows_baselines_and_flags(runs_dir):
     html = report.build_report(evaluate.compare_runs([a, b], n_resamples=100))
     body = html[html.index("<body>") + len("<body>"):]
     first_content = re.sub(r"^<h1>[^<]*</h1>", "", body)  # the title, then the verdict before anything else
-    assert first_content.startswith('<p class="verdict" id="verdict"><b>Verdict:</b> &#x27;finetune-64&#x27; is best')
+    assert first_content.startswith('<p class="verdict" id="verdict"><b>Verdict:</b> Fine-tuning beats prompting: the best '
+                                    'fine-tune run &#x27;finetune-64&#x27; reaches')
     assert "Caveat: &#x27;finetune-64&#x27; was stopped by its time budget after 2.0 of 3 epochs" in html
     assert "Caveat: &#x27;prompt-4shot&#x27; does not beat the majority baseline" in html
     assert "<td>majority</td>" in html and "<td>stratified random</td>" in html

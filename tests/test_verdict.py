@@ -44,13 +44,56 @@ def test_verdict_names_the_best_run_its_interval_margin_significance_and_cost(ru
     headline, caveats = verdict.verdict(cmp)
     best = cmp.metrics.set_index("run").loc["finetune-lora"]
     other = cmp.metrics.set_index("run").loc["prompt-8shot"]
-    assert headline.startswith(f"'finetune-lora' is best on macro-F1 with {best['macro_f1']:.3f} "
-                               f"(95% CI {best['macro_f1_low']:.3f}-{best['macro_f1_high']:.3f})")
-    assert f"{best['macro_f1'] - other['macro_f1']:.3f} ahead of 'prompt-8shot'" in headline
+    assert headline.startswith(f"Fine-tuning beats prompting: the best fine-tune run 'finetune-lora' reaches macro-F1 "
+                               f"{best['macro_f1']:.3f} (95% CI {best['macro_f1_low']:.3f}-{best['macro_f1_high']:.3f}), "
+                               f"{best['macro_f1'] - other['macro_f1']:.3f} ahead of the best prompt run 'prompt-8shot'")
     assert "the difference is significant (McNemar p < 0.001)" in headline
     assert "'finetune-lora' trains 1,000 parameters in 95 s, labels 24.0 examples/s and peaks at 1,234 MB of memory" in headline
     assert "'prompt-8shot' needs no training" in headline
+    assert "cheapest" not in headline  # the prompt is far outside the best run's interval
     assert caveats == []  # 300 examples, no budget stop, both above the majority baseline, same rows
+
+
+def test_verdict_answers_the_family_question_before_ranking_two_fine_tunes(runs_dir):
+    """Six runs as on held-out finance news: the headline is the best fine-tune against the best prompt, not the two
+    fine-tunes against each other; then the cheapest run inside the best run's interval; the best prompt barely above
+    the majority baseline is a caveat."""
+    make = [("full", 0.95, "finetune", 3, {"seconds": 614.0, "train_seconds": 600.0}),
+            ("full-2", 0.93, "finetune", 4, {"seconds": 700.0, "train_seconds": 690.0}),
+            ("logreg", 0.93, "finetune", 5, {"seconds": 13.0, "train_seconds": 9.0}),
+            ("zero-shot", 0.25, "prompt", 6, {"seconds": 40.0}),
+            ("four-shot", 0.2, "prompt", 7, {"seconds": 60.0})]
+    paths = [make_run(runs_dir, name, acc, kind=kind, seed=seed, n=300, metrics_extra=extra) for name, acc, kind, seed, extra in make]
+    cmp = evaluate.compare_runs(paths, n_resamples=200)
+    headline, caveats = verdict.verdict(cmp)
+    rows = cmp.metrics.set_index("run")
+    best_prompt = rows.loc[rows["kind"].eq("prompt"), "macro_f1"].idxmax()
+    assert headline.startswith("Fine-tuning beats prompting: the best fine-tune run 'full' reaches macro-F1")
+    assert f"ahead of the best prompt run '{best_prompt}'" in headline and "'full-2'" not in headline
+    cheap = rows[rows["macro_f1"] >= rows.loc["full", "macro_f1_low"]]
+    assert "logreg" in cheap.index  # the fixture puts it inside the interval; the sentence must name it
+    assert (f"The cheapest run within the best run's interval is 'logreg' (macro-F1 {rows.loc['logreg', 'macro_f1']:.3f}, "
+            "13 s of compute against 614 s for 'full')") in headline
+    majority = cmp.baselines.set_index("run").loc["majority", "macro_f1"]
+    barely = [c for c in caveats if "barely above the majority baseline" in c]
+    prompt_row = rows.loc[best_prompt]
+    assert (prompt_row["macro_f1_low"] <= majority < prompt_row["macro_f1"]) == bool(barely)
+    assert barely and barely[0].startswith(f"The best prompt run '{best_prompt}' is barely above the majority baseline")
+
+
+def test_verdict_and_table_show_endpoint_tokens_money_and_latency(runs_dir):
+    api = {"prompt_tokens": 123_456, "completion_tokens": 300, "cost_usd": 0.0185, "latency_ms": 212.0}
+    a = make_run(runs_dir, "gpt", 0.9, seed=1, n=300, metrics_extra=api)
+    b = make_run(runs_dir, "local", 0.5, seed=2, n=300)
+    cmp = evaluate.compare_runs([a, b], n_resamples=100)
+    headline, _ = verdict.verdict(cmp)
+    assert ("'gpt' needs no training, sends 123,456 prompt and 300 completion tokens ($0.0185), waits 212 ms per request "
+            "(median), labels 24.0 examples/s") in headline
+    table = evaluate.format_metrics_table(cmp.metrics, cmp.baselines).set_index("run")
+    assert table.loc["gpt", ["tokens in/out", "USD", "latency ms"]].tolist() == ["123,456 / 300", "0.0185", "212"]
+    assert table.loc["local", ["tokens in/out", "USD", "latency ms"]].tolist() == ["", "", ""]
+    without = evaluate.format_metrics_table(evaluate.compare_runs([b, b], n_resamples=50).metrics)
+    assert "USD" not in without.columns  # no endpoint run: the table stays narrow
 
 
 def test_verdict_says_when_the_difference_may_be_chance(runs_dir):

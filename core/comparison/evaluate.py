@@ -315,6 +315,10 @@ class Comparison:
     baselines: pd.DataFrame = field(default_factory=pd.DataFrame)  # majority / stratified random, columns as in metrics
 
 
+# What an endpoint prompt run records about its requests (core/endpoints.py): tokens, money (None without a price), latency.
+ENDPOINT_COSTS = ("prompt_tokens", "completion_tokens", "cost_usd", "latency_ms")
+
+
 def _cost(metrics: dict, key: str):
     v = metrics.get(key)
     return float(v) if isinstance(v, (int, float)) else np.nan
@@ -361,6 +365,7 @@ def compare_runs(paths: list[str | Path], n_resamples: int = 1000, seed: int = 0
                    trainable_params=trainable, total_params=_cost(r.metrics, "total_params"),
                    train_seconds=0.0 if trainable == 0 and np.isnan(train_seconds) else train_seconds,  # prompting trains nothing
                    peak_memory_mb=_cost(r.metrics, "peak_memory_mb"), stopped_by=str(r.metrics.get("stopped_by") or ""),
+                   **{key: _cost(r.metrics, key) for key in ENDPOINT_COSTS},
                    below_majority=bool(row["macro_f1"] <= majority_f1))
         metric_rows.append(row)
         m = confusion(y_true, pred, labels)
@@ -378,7 +383,8 @@ def _blank_or(fmt: str):
 
 def format_metrics_table(metrics: pd.DataFrame, baselines: pd.DataFrame | None = None) -> pd.DataFrame:
     """The compact metrics table as people read it, runs then baseline rows: warnings, macro-F1 as 'value [low, high]',
-    the cost columns (training seconds, inference examples/s, trainable parameters, peak memory), then accuracy, ECE,
+    the cost columns (training seconds, inference examples/s, trainable parameters, peak memory; for endpoint runs also
+    prompt/completion tokens, money and median latency per request), then accuracy, ECE,
     kind and method; narrow enough that the costs show without scrolling sideways."""
     rows = pd.concat([metrics, baselines], ignore_index=True) if baselines is not None and len(baselines) else metrics
     budget, below = rows["stopped_by"].eq(BUDGET_STOP), rows["below_majority"].eq(True)
@@ -391,6 +397,12 @@ def format_metrics_table(metrics: pd.DataFrame, baselines: pd.DataFrame | None =
     out["examples/s"] = rows["examples_per_second"].map(_blank_or("{:.1f}"))
     out["trainable params"] = rows["trainable_params"].map(lambda v: "" if pd.isna(v) else f"{int(v):,}")
     out["peak MB"] = rows["peak_memory_mb"].map(_blank_or("{:,.0f}"))
+    if rows.reindex(columns=list(ENDPOINT_COSTS)).notna().any().any():  # only when a run was prompted through an endpoint
+        tokens = rows.reindex(columns=["prompt_tokens", "completion_tokens"])
+        out["tokens in/out"] = [f"{int(a):,} / {int(b):,}" if pd.notna(a) and pd.notna(b) else ""
+                                for a, b in zip(tokens["prompt_tokens"], tokens["completion_tokens"], strict=True)]
+        out["USD"] = rows.reindex(columns=["cost_usd"])["cost_usd"].map(_blank_or("{:.4f}"))
+        out["latency ms"] = rows.reindex(columns=["latency_ms"])["latency_ms"].map(_blank_or("{:,.0f}"))
     out["accuracy"] = interval["accuracy"]
     out["ECE"] = rows["ece"].map(_blank_or("{:.3f}"))
     out["kind"], out["method"] = rows["kind"], rows["method"]

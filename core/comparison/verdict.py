@@ -80,14 +80,23 @@ def _mcnemar_p(cmp: Comparison, a: str, b: str) -> float:
 
 
 def cost_phrase(row: pd.Series) -> str:
-    """What a run costs in words: training parameters and time, inference speed, peak memory when recorded."""
+    """What a run costs in words: training parameters and time, tokens, money and latency of an endpoint, inference speed,
+    peak memory, each when recorded."""
     trainable, seconds = _num(row.get("trainable_params")), _num(row.get("train_seconds"))
     if trainable == 0:
         parts = ["needs no training"]
     else:
         what = f"trains {int(trainable):,} parameters" if not math.isnan(trainable) else "is trained"
         parts = [what + (f" in {seconds:.0f} s" if not math.isnan(seconds) else "")]
-    speed, memory = _num(row.get("examples_per_second")), _num(row.get("peak_memory_mb"))
+    tokens_in, tokens_out = _num(row.get("prompt_tokens")), _num(row.get("completion_tokens"))
+    if not math.isnan(tokens_in):
+        usd = _num(row.get("cost_usd"))
+        money = f" (${usd:.4f})" if not math.isnan(usd) else " (no price set)"
+        parts.append(f"sends {int(tokens_in):,} prompt and {int(0 if math.isnan(tokens_out) else tokens_out):,} completion "
+                     f"tokens{money}")
+    latency, speed, memory = _num(row.get("latency_ms")), _num(row.get("examples_per_second")), _num(row.get("peak_memory_mb"))
+    if not math.isnan(latency):
+        parts.append(f"waits {latency:,.0f} ms per request (median)")
     if not math.isnan(speed):
         parts.append(f"labels {speed:.1f} examples/s")
     if not math.isnan(memory):
@@ -95,33 +104,83 @@ def cost_phrase(row: pd.Series) -> str:
     return f"'{row['run']}' " + ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
 
 
-def verdict(cmp: Comparison) -> tuple[str, list[str]]:
-    """(headline, caveats): the best run on macro-F1 with its 95% interval, its margin over the runner-up and whether McNemar
-    finds it significant, the cost of both, then every caveat that applies to this comparison."""
-    ranked = cmp.metrics.sort_values("macro_f1", ascending=False, kind="stable").reset_index(drop=True)
-    best, second = ranked.iloc[0], ranked.iloc[1]
-    majority = float(cmp.baselines.set_index("run").loc["majority", "macro_f1"])
-    margin, p = best["macro_f1"] - second["macro_f1"], _mcnemar_p(cmp, best["run"], second["run"])
-    lead = f"'{best['run']}' is best on macro-F1 with {best['macro_f1']:.3f} (95% CI {best['macro_f1_low']:.3f}-{best['macro_f1_high']:.3f})"
-    if best["macro_f1"] <= majority:
-        lead = f"No run beats the majority baseline (macro-F1 {majority:.3f}); the best, " + lead[0].lower() + lead[1:]
-    if margin == 0:
-        versus = f", tied with '{second['run']}'"
-    else:
-        versus = f", {margin:.3f} ahead of '{second['run']}' ({second['macro_f1']:.3f})"
+def family(kind: str) -> str:
+    """'prompt' for a prompted run (local model or endpoint), 'fine-tune' for anything trained on the labels."""
+    return "prompt" if kind == "prompt" else "fine-tune"
+
+
+def _score(row: pd.Series) -> str:
+    return f"{row['macro_f1']:.3f} (95% CI {row['macro_f1_low']:.3f}-{row['macro_f1_high']:.3f})"
+
+
+def _significance(p: float) -> str:
     if math.isnan(p):
-        significance = ""
-    elif p < SIGNIFICANCE:
-        significance = f"; the difference is significant (McNemar {format_p(p)})"
+        return ""
+    if p < SIGNIFICANCE:
+        return f"; the difference is significant (McNemar {format_p(p)})"
+    return f"; the difference is not significant (McNemar {format_p(p)}), so it may be chance"
+
+
+def _families_lead(cmp: Comparison, ranked: pd.DataFrame) -> tuple[str, pd.Series, pd.Series] | None:
+    """The prompt-or-fine-tune answer when both families ran: the best of each, margin, McNemar; None otherwise."""
+    fams = ranked["kind"].map(family)
+    if fams.nunique() < 2:
+        return None
+    tuned, prompt = ranked[fams == "fine-tune"].iloc[0], ranked[fams == "prompt"].iloc[0]
+    margin, p = tuned["macro_f1"] - prompt["macro_f1"], _mcnemar_p(cmp, tuned["run"], prompt["run"])
+    if margin == 0:
+        text = (f"Fine-tuning and prompting tie: the best fine-tuned run '{tuned['run']}' and the best prompt "
+                f"'{prompt['run']}' both reach macro-F1 {_score(tuned)}")
+        return text + _significance(p), tuned, prompt
+    win, lose = (tuned, prompt) if margin > 0 else (prompt, tuned)
+    how = "Fine-tuning beats prompting" if margin > 0 else "Prompting beats fine-tuning"
+    text = (f"{how}: the best {family(win['kind'])} run '{win['run']}' reaches macro-F1 {_score(win)}, {abs(margin):.3f} ahead "
+            f"of the best {family(lose['kind'])} run '{lose['run']}' ({_score(lose)})")
+    return text + _significance(p), win, lose
+
+
+def cheapest_within_interval(ranked: pd.DataFrame) -> pd.Series | None:
+    """The run with the least compute (training plus labelling the evaluation split, then money) whose macro-F1 lies
+    inside the best run's 95% interval, when that is not the best run itself; None otherwise."""
+    best = ranked.iloc[0]
+    close = ranked[ranked["macro_f1"] >= best["macro_f1_low"]]
+    cost = close.assign(_s=close["seconds"].fillna(math.inf), _usd=close.reindex(columns=["cost_usd"])["cost_usd"].fillna(0.0))
+    cheapest = cost.sort_values(["_s", "_usd"], kind="stable").iloc[0]
+    if cheapest["run"] == best["run"] or not cheapest["_s"] < _num(best.get("seconds")):
+        return None
+    return ranked[ranked["run"] == cheapest["run"]].iloc[0]
+
+
+def verdict(cmp: Comparison) -> tuple[str, list[str]]:
+    """(headline, caveats). When prompt and fine-tuned runs are both present the headline answers the page's question
+    first: the best of each family, the margin, whether McNemar finds it significant; otherwise the best run against the
+    runner-up. Then what both cost, the cheapest run within the best run's interval, and every caveat that applies."""
+    ranked = cmp.metrics.sort_values("macro_f1", ascending=False, kind="stable").reset_index(drop=True)
+    best = ranked.iloc[0]
+    majority = float(cmp.baselines.set_index("run").loc["majority", "macro_f1"])
+    families = _families_lead(cmp, ranked)
+    if families is not None:
+        lead, first, second = families
     else:
-        significance = f"; the difference is not significant (McNemar {format_p(p)}), so it may be chance"
-    headline = f"{lead}{versus}{significance}. Cost: {cost_phrase(best)}; {cost_phrase(second)}."
+        first, second = best, ranked.iloc[1]
+        margin = best["macro_f1"] - second["macro_f1"]
+        lead = f"'{best['run']}' is best on macro-F1 with {_score(best)}"
+        lead += f", tied with '{second['run']}'" if margin == 0 else f", {margin:.3f} ahead of '{second['run']}' ({second['macro_f1']:.3f})"
+        lead += _significance(_mcnemar_p(cmp, best["run"], second["run"]))
+    if best["macro_f1"] <= majority:
+        lead = (f"No run beats the majority baseline (macro-F1 {majority:.3f}); " + ("" if families else "the best, ")
+                + lead[0].lower() + lead[1:])
+    headline = f"{lead}. Cost: {cost_phrase(first)}; {cost_phrase(second)}."
+    cheap = cheapest_within_interval(ranked)
+    if cheap is not None:
+        headline += (f" The cheapest run within the best run's interval is '{cheap['run']}' (macro-F1 {cheap['macro_f1']:.3f}, "
+                     f"{cheap['seconds']:,.0f} s of compute against {best['seconds']:,.0f} s for '{best['run']}').")
     return headline, caveats(cmp, majority)
 
 
 def caveats(cmp: Comparison, majority: float) -> list[str]:
-    """Sentences on what limits the comparison: few examples, budget-stopped runs, runs below the majority baseline, runs
-    joined on a subset of their examples (runs of different evaluation splits are refused by the join)."""
+    """Sentences on what limits the comparison: few examples, budget-stopped runs, runs below the majority baseline, the
+    best run of a family whose interval reaches down to that baseline, runs joined on a subset of their examples (runs of different evaluation splits are refused by the join)."""
     out = []
     n = len(cmp.joined)
     if n < MIN_EVAL_EXAMPLES:
@@ -132,4 +191,10 @@ def caveats(cmp: Comparison, majority: float) -> list[str]:
         run = by_name[row["run"]]
         out += [w for w in (budget_warning(row["run"], run.config, run.metrics),
                             below_majority_warning(row["run"], row["macro_f1"], majority)) if w]
+    fams = cmp.metrics.assign(family=cmp.metrics["kind"].map(family)).sort_values("macro_f1", ascending=False, kind="stable")
+    for _, row in fams.drop_duplicates("family").iterrows():  # the best of each family, barely above the baseline
+        if majority < row["macro_f1"] and row["macro_f1_low"] <= majority:
+            out.append(f"The best {row['family']} run '{row['run']}' is barely above the majority baseline: its macro-F1 "
+                       f"{row['macro_f1']:.3f} has a 95% interval reaching down to {row['macro_f1_low']:.3f}, and always "
+                       f"answering the most frequent label scores {majority:.3f}.")
     return out + list(cmp.notes)
