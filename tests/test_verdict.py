@@ -81,6 +81,15 @@ def test_verdict_answers_the_family_question_before_ranking_two_fine_tunes(runs_
     assert barely and barely[0].startswith(f"The best prompt run '{best_prompt}' is barely above the majority baseline")
 
 
+def test_verdict_says_what_the_search_behind_a_run_cost(runs_dir):
+    a = make_run(runs_dir, "lora-searched", 0.9, kind="finetune", seed=1, n=300,
+                 metrics_extra={"search_trials": 20, "search_seconds": 1234.0, "train_seconds": 60.0})
+    b = make_run(runs_dir, "prompt", 0.5, seed=2, n=300)
+    headline, _ = verdict.verdict(evaluate.compare_runs([a, b], n_resamples=100))
+    assert "'lora-searched' trains 1,000 parameters in 60 s, was chosen by a 20-trial search costing 1,234 s, labels" in headline
+    assert "'prompt' needs no training, labels" in headline
+
+
 def test_verdict_and_table_show_endpoint_tokens_money_and_latency(runs_dir):
     api = {"prompt_tokens": 123_456, "completion_tokens": 300, "cost_usd": 0.0185, "latency_ms": 212.0}
     a = make_run(runs_dir, "gpt", 0.9, seed=1, n=300, metrics_extra=api)

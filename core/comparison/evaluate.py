@@ -317,6 +317,7 @@ class Comparison:
 
 # What an endpoint prompt run records about its requests (core/endpoints.py): tokens, money (None without a price), latency.
 ENDPOINT_COSTS = ("prompt_tokens", "completion_tokens", "cost_usd", "latency_ms")
+SEARCH_COSTS = ("search_trials", "search_seconds")  # a run chosen by `python -m core search`: its trials and their compute
 
 
 def _cost(metrics: dict, key: str):
@@ -365,7 +366,7 @@ def compare_runs(paths: list[str | Path], n_resamples: int = 1000, seed: int = 0
                    trainable_params=trainable, total_params=_cost(r.metrics, "total_params"),
                    train_seconds=0.0 if trainable == 0 and np.isnan(train_seconds) else train_seconds,  # prompting trains nothing
                    peak_memory_mb=_cost(r.metrics, "peak_memory_mb"), stopped_by=str(r.metrics.get("stopped_by") or ""),
-                   **{key: _cost(r.metrics, key) for key in ENDPOINT_COSTS},
+                   **{key: _cost(r.metrics, key) for key in ENDPOINT_COSTS + SEARCH_COSTS},
                    below_majority=bool(row["macro_f1"] <= majority_f1))
         metric_rows.append(row)
         m = confusion(y_true, pred, labels)

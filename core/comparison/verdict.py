@@ -80,14 +80,18 @@ def _mcnemar_p(cmp: Comparison, a: str, b: str) -> float:
 
 
 def cost_phrase(row: pd.Series) -> str:
-    """What a run costs in words: training parameters and time, tokens, money and latency of an endpoint, inference speed,
-    peak memory, each when recorded."""
+    """What a run costs in words: training parameters and time, the hyperparameter search that chose it, tokens, money
+    and latency of an endpoint, inference speed, peak memory, each when recorded."""
     trainable, seconds = _num(row.get("trainable_params")), _num(row.get("train_seconds"))
     if trainable == 0:
         parts = ["needs no training"]
     else:
         what = f"trains {int(trainable):,} parameters" if not math.isnan(trainable) else "is trained"
         parts = [what + (f" in {seconds:.0f} s" if not math.isnan(seconds) else "")]
+    trials, searched = _num(row.get("search_trials")), _num(row.get("search_seconds"))
+    if not math.isnan(trials):  # a searched run is not like for like with an unsearched one: its search is part of its cost
+        parts.append(f"was chosen by a {int(trials)}-trial search costing {searched:,.0f} s" if not math.isnan(searched)
+                     else f"was chosen by a {int(trials)}-trial search")
     tokens_in, tokens_out = _num(row.get("prompt_tokens")), _num(row.get("completion_tokens"))
     if not math.isnan(tokens_in):
         usd = _num(row.get("cost_usd"))
