@@ -170,7 +170,7 @@ st.caption("Macro-F1 of every finished run on this split against its labelled tr
 
 st.subheader("Export")
 e1, e2 = st.columns(2)
-e1.download_button("HTML report (opens offline)", report.build_report(cmp, efficiency), file_name="comparison.html",
+e1.download_button("HTML report (opens offline)", lambda: report.build_report(cmp, efficiency), file_name="comparison.html",
                    mime="text/html", key=scoped("cmp_html"))
 e2.download_button("Joined predictions (CSV)", report.export_csv(cmp.joined), file_name="joined_predictions.csv",
                    mime="text/csv", key=scoped("cmp_csv"))

@@ -6,6 +6,7 @@ import re
 
 import pandas as pd
 
+from core import charts
 from core.comparison import evaluate, report
 from core.runs import RunDir
 from tests.compare_fixtures import make_run
@@ -20,8 +21,11 @@ def _comparison(runs_dir):
 def test_report_has_no_external_resources_or_scripts(runs_dir):
     cmp, paths = _comparison(runs_dir)
     html = report.build_report(cmp, evaluate.efficiency_frame(paths))
-    assert not re.search(r"https?://|<script|<link|<img|@import|url\(", html, re.I)
+    assert not re.search(r"https?://|<script|<link|<img|@import|url\((?!#)", html, re.I)  # url(#id): a gradient of its own
     assert html.count('<svg class="chart"') == 4
+    ids = re.findall(r' id="([^"]+)"', html)
+    assert len(ids) == len(set(ids))  # one document: every chart's gradients and clips are its own
+    assert set(re.findall(r"url\(#([^)]+)\)", html)) <= set(ids)
     for needle in ("McNemar", "Agreement: prompt-4shot vs finetune-64", "Top ", "python -m core finetune", "[0."):
         assert needle in html
 
@@ -64,9 +68,23 @@ def test_report_opens_with_the_verdict_and_shows_baselines_and_flags(runs_dir):
     body = html[html.index("<body>") + len("<body>"):]
     first_content = re.sub(r"^<h1>[^<]*</h1>", "", body)  # the title, then the verdict before anything else
     assert first_content.startswith('<p class="verdict" id="verdict"><b>Verdict:</b> Fine-tuning beats prompting: the best '
-                                    'fine-tune run &#x27;finetune-64&#x27; reaches')
-    assert "Caveat: &#x27;finetune-64&#x27; was stopped by its time budget after 2.0 of 3 epochs" in html
-    assert "Caveat: &#x27;prompt-4shot&#x27; does not beat the majority baseline" in html
+                                    'fine-tune run &#39;finetune-64&#39; reaches')
+    assert "Caveat: &#39;finetune-64&#39; was stopped by its time budget after 2.0 of 3 epochs" in html
+    assert "Caveat: &#39;prompt-4shot&#39; does not beat the majority baseline" in html
     assert "<td>majority</td>" in html and "<td>stratified random</td>" in html
     assert "<td>below majority</td>" in html and "<td>time budget</td>" in html
     assert "F1 per class" in html
+
+
+def test_report_follows_the_page_at_many_labels_most_confused_pairs_not_a_matrix(runs_dir):
+    labels = [f"intent_{i}" for i in range(charts.MAX_MATRIX_LABELS + 1)]
+    a = make_run(runs_dir, "a", 0.5, seed=1, labels=labels, n=130)
+    b = make_run(runs_dir, "b", 0.7, kind="finetune", seed=2, labels=labels, n=130)
+    cmp = evaluate.compare_runs([a, b], n_resamples=50)
+    html = report.build_report(cmp)
+    assert "Confusion matrices" not in html and 'aria-label="confusions"' not in html
+    top = evaluate.most_confused(cmp.confusions, top=25)
+    assert "Most confused label pairs" in html and f"<td>{top.loc[0, 'true']}</td><td>{top.loc[0, 'pred']}</td>" in html
+    few = report.build_report(evaluate.compare_runs([make_run(runs_dir, "c", 0.5, seed=3), make_run(runs_dir, "d", 0.7, seed=4)],
+                                                    n_resamples=50))
+    assert 'aria-label="confusions"' in few and "Most confused label pairs" not in few
