@@ -1,0 +1,162 @@
+"""Issue 19: links in the runs folder are never written through, --config values are checked as flags are, hostile
+inputs end in one sentence (exit status 2), never a traceback or a silent misread."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core import jobs, runs
+from core.cli import main
+from core.cli.finetune import report_crash
+from core.errors import UserError
+
+
+def tree(path: Path) -> set[str]:
+    """Every entry under path (links not followed), as relative paths."""
+    return {str(p.relative_to(path)) for p in path.rglob("*")} if path.exists() else set()
+
+
+# --- item 1: a dangling link in the runs folder -------------------------------------------------------------------
+
+
+def test_a_job_is_not_started_through_a_dangling_link(runs_dir, tmp_path):
+    outside = tmp_path / "elsewhere" / "outside"
+    (runs_dir / "dang").symlink_to(outside)
+    before = tree(tmp_path)
+    with pytest.raises(UserError, match="symbolic link"):
+        jobs.launch(["finetune", "--out", "dang"], runs_dir / "dang", settings={"epochs": 1})
+    assert not outside.exists() and not (tmp_path / "elsewhere").exists()
+    assert tree(tmp_path) - before <= {"runs/.jobs.lock"}
+
+
+def test_out_naming_a_dangling_link_is_refused(runs_dir, tmp_path):
+    (runs_dir / "dang").symlink_to(tmp_path / "outside")
+    for out in ("dang", "runs/dang", str(runs_dir / "dang")):
+        with pytest.raises(UserError, match="symbolic link"):
+            runs.resolve_out(out)
+
+
+LINK_KINDS = ("dangling", "outside folder", "sibling run", "plain run", "nothing")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kinds=st.lists(st.sampled_from(LINK_KINDS), min_size=1, max_size=4), pick=st.integers(0, 3))
+def test_creating_a_run_never_writes_outside_the_runs_folder(tmp_path_factory, kinds, pick):
+    base = tmp_path_factory.mktemp("prop")
+    root, outside = base / "runs", base / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (root / "plain").mkdir()
+    for i, kind in enumerate(kinds):
+        entry = root / f"r{i}"
+        if kind == "dangling":
+            entry.symlink_to(base / f"missing{i}")
+        elif kind == "outside folder":
+            entry.symlink_to(outside, target_is_directory=True)
+        elif kind == "sibling run":
+            entry.symlink_to(root / "plain", target_is_directory=True)
+        elif kind == "plain run":
+            entry.mkdir()
+    name = f"r{pick % len(kinds)}"
+    before_root, before_base = tree(root), {p for p in tree(base) if not p.startswith("runs")}
+    try:  # as a page starts a job (jobs.launch; its process is not started here)
+        with mock.patch("core.jobs.subprocess.Popen") as popen:
+            popen.return_value.pid = 0
+            jobs.launch(["finetune", "--out", name], root / name, settings={})
+    except UserError:
+        assert tree(root) - before_root <= {".jobs.lock"}
+        with pytest.raises(UserError):  # and as the CLI makes its folder
+            runs.RunDir(runs.resolve_out(name, root)).create({"kind": "finetune"})
+    else:
+        assert kinds[pick % len(kinds)] == "nothing"
+        assert (root / name).is_dir() and not (root / name).is_symlink()
+    assert {p for p in tree(base) if not p.startswith("runs")} == before_base  # nothing appeared outside
+    assert not tree(root / "plain")  # and nothing inside another run
+
+
+# --- item 2: the crash path --------------------------------------------------------------------------------------
+
+
+def test_a_crash_before_the_folder_is_made_writes_into_no_other_run(runs_dir):
+    other = runs_dir / "finished"
+    other.mkdir()
+    report_crash(runs.RunDir(other), False, RuntimeError("boom"))
+    assert not (other / "traceback.txt").exists()
+
+
+def test_a_crash_replaces_a_linked_traceback_rather_than_following_it(runs_dir, tmp_path):
+    run = runs_dir / "mine"
+    run.mkdir()
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    (run / "traceback.txt").symlink_to(target)
+    report_crash(runs.RunDir(run), True, RuntimeError("boom"))
+    assert target.read_text() == "keep me"
+    assert not (run / "traceback.txt").is_symlink() and "RuntimeError" in (run / "traceback.txt").read_text()
+
+
+# --- item 11: compare's exports and runs --prune with links ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("dangling", [False, True])
+def test_an_export_onto_a_link_is_refused_and_the_link_kept(tmp_path, dangling):
+    from core.comparison.report import write_report
+
+    target = tmp_path / "target.csv"
+    if not dangling:
+        target.write_text("keep me")
+    link = tmp_path / "out.csv"
+    link.symlink_to(target)
+    with pytest.raises(UserError, match="link or not a regular file"):
+        write_report(link, "a,b\n")
+    assert link.is_symlink() and (dangling or target.read_text() == "keep me")
+
+
+def test_an_export_onto_a_special_file_is_refused(tmp_path):
+    from core.comparison.report import write_report
+
+    fifo = tmp_path / "pipe"  # stands for /dev/stdout, which root's os.replace would swap for a file (never tried on a real one)
+    os.mkfifo(fifo)
+    with pytest.raises(UserError, match="not a regular file"):
+        write_report(fifo, "a,b\n")
+    assert fifo.is_fifo()
+
+
+def test_prune_neither_lists_nor_claims_to_remove_linked_leftovers(runs_dir, tmp_path, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("x")
+    (runs_dir / ".ckpt-ghost").symlink_to(elsewhere, target_is_directory=True)
+    (runs_dir / ".deleted-ghost-1").symlink_to(elsewhere, target_is_directory=True)
+    assert main(["runs", "--prune", "--yes"]) == 0
+    assert "nothing to prune" in capsys.readouterr().out
+    assert (elsewhere / "keep.txt").exists()
+
+
+def test_deleting_a_linked_run_removes_the_link_only(runs_dir, tmp_path):
+    real = tmp_path / "real-run"
+    real.mkdir()
+    runs.RunDir(real).write("config.json", {"kind": "finetune"})
+    runs.RunDir(real).set_status("failed")
+    (runs_dir / "linked").symlink_to(real, target_is_directory=True)
+    runs.RunRegistry(runs_dir).delete("linked")
+    assert not os.path.lexists(runs_dir / "linked") and (real / "config.json").exists()
+    assert not [p for p in runs_dir.iterdir() if p.name.startswith(".deleted-")]
+
+
+def test_renaming_onto_a_dangling_link_is_one_sentence(runs_dir, tmp_path):
+    run = runs.RunDir(runs_dir / "a")
+    run.create({"kind": "finetune"})
+    run.set_status("failed")
+    (runs_dir / "b").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(UserError, match="already exists"):
+        runs.RunRegistry(runs_dir).rename("a", "b")
+    assert (runs_dir / "a" / "config.json").exists() and (runs_dir / "b").is_symlink()
+
+
