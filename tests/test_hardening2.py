@@ -3,6 +3,7 @@ inputs end in one sentence (exit status 2), never a traceback or a silent misrea
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from unittest import mock
@@ -160,3 +161,104 @@ def test_renaming_onto_a_dangling_link_is_one_sentence(runs_dir, tmp_path):
     assert (runs_dir / "a" / "config.json").exists() and (runs_dir / "b").is_symlink()
 
 
+
+
+# --- items 5, 6, 8, 9, 10: --config values are checked as the flags are ---------------------------------------------
+
+
+def write_config(tmp_path, obj) -> str:
+    path = tmp_path / "settings.json"
+    path.write_text(obj if isinstance(obj, str) else json.dumps(obj))
+    return str(path)
+
+
+def test_a_failed_run_survives_prune_with_false_as_text(runs_dir, tmp_path, capsys):
+    run = runs.RunDir(runs_dir / "failed-run")
+    run.create({"kind": "finetune"})
+    run.set_status("failed")
+    assert main(["runs", "--config", write_config(tmp_path, {"prune": "false", "yes": "no"})]) == 2
+    assert "'yes' must be true or false" in capsys.readouterr().err
+    assert main(["runs", "--config", write_config(tmp_path, {"prune": "false", "yes": "true"})]) == 0  # words as text: parsed
+    assert (runs_dir / "failed-run" / "config.json").exists()
+
+
+@pytest.mark.parametrize("value, chat", [(False, False), ("false", False), ("FALSE", False), (True, True), ("true", True)])
+def test_chat_from_a_config_file_is_what_it_says(tmp_path, value, chat):
+    from core.cli import parse_args
+
+    args = parse_args(["prompt", "--config", write_config(tmp_path, {"train": "reviews", "eval": "reviews", "chat": value})])
+    assert args.use_chat_template is chat
+
+
+SETTINGS = {"train": "reviews", "eval": "reviews"}
+
+
+@pytest.mark.parametrize("command, obj, sentence", [
+    ("prompt", {**SETTINGS, "chat": "no"}, "'chat' must be true or false"),
+    ("prompt", {**SETTINGS, "chat": 1}, "'chat' must be true or false"),
+    ("prompt", {**SETTINGS, "max_demo_chars": None}, "'max_demo_chars' cannot be null"),
+    ("prompt", {**SETTINGS, "max_demo_chars": "abc"}, "'max_demo_chars' 'abc' is not a whole number"),
+    ("prompt", {**SETTINGS, "query_template": None}, "'query_template' cannot be null"),
+    ("prompt", {**SETTINGS, "batch_size": None}, "'batch_size' cannot be null"),
+    ("prompt", {**SETTINGS, "batch_size": "abc"}, "'batch_size' 'abc' is not a whole number"),
+    ("continual", {"fisher_examples": "abc"}, "'fisher_examples' 'abc' is not a whole number"),
+    ("continual", {"replay_share": None}, "'replay_share' cannot be null"),
+    ("continual", {"max_train_examples": None}, "'max_train_examples' cannot be null"),
+    ("finetune", {**SETTINGS, "eval_steps": "abc"}, "'eval_steps' 'abc' is not a whole number"),
+    ("finetune", {**SETTINGS, "eval_steps": 0}, "'eval_steps' must be a whole number of at least 1"),
+    ("finetune", '{"train": "reviews", "eval": "reviews", "eval_steps": 1e400}', "'eval_steps' 'inf' is not a whole number"),
+    ("finetune", {**SETTINGS, "model": True}, "'model' must be one text or number (got true)"),
+    ("finetune", {**SETTINGS, "epochs": None}, "'epochs' cannot be null"),
+    ("finetune", {**SETTINGS, "epochs": True}, "'epochs' must be one text or number (got true)"),
+    ("finetune", {"train": ["reviews"], "eval": "reviews"}, "'train' must be one text or number (got [\"reviews\"])"),
+    ("finetune", {**SETTINGS, "lora_targets": [["query"]]}, "'lora_targets' must be a list of texts or numbers"),
+    ("finetune", {**SETTINGS, "device": "meta"}, "'device' must be auto, cpu, cuda, cuda:N or mps"),
+    ("finetune", {**SETTINGS, "device": "cpu:99"}, "'device' must be auto, cpu, cuda, cuda:N or mps"),
+    ("finetune", "[" * 100_000 + "]" * 100_000, "nests its values too deeply"),
+    ("finetune", '{"epochs": 1' + " " * 1_000_001 + "}", "larger than 1,000,000 bytes"),
+])
+def test_a_bad_config_value_is_one_sentence_and_exit_2(tmp_path, capsys, command, obj, sentence):
+    assert main([command, "--config", write_config(tmp_path, obj)]) == 2
+    err = capsys.readouterr().err
+    assert sentence in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_a_config_fifo_is_refused_without_waiting(tmp_path, capsys):
+    fifo = tmp_path / "settings.json"
+    os.mkfifo(fifo)  # opening it to read would wait for a writer for ever
+    assert main(["runs", "--config", str(fifo)]) == 2
+    assert "is not a regular file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag, value", [("--device", "meta"), ("--device", "cpu:99"), ("--device", "cuda:x")])
+def test_a_device_torch_cannot_run_is_refused_on_the_command_line(runs_dir, capsys, flag, value):
+    assert main(["finetune", "--train", "reviews", "--eval", "reviews", "--method", "logreg", flag, value]) == 2
+    assert "must be auto, cpu, cuda, cuda:N or mps" in capsys.readouterr().err
+    assert not list(runs_dir.iterdir())
+
+
+@pytest.mark.parametrize("extra", [["--device", "cuda"], ["--device", "mps"], ["--precision", "fp16"]])
+def test_logreg_refuses_a_device_or_precision_it_would_not_use(runs_dir, tiny_bert_dir, capsys, extra):
+    assert main(["finetune", "--train", "reviews", "--eval", "reviews", "--model", str(tiny_bert_dir), "--method", "logreg",
+                 *extra, "--out", "lr"]) == 2
+    assert "embeds on the CPU in full precision" in capsys.readouterr().err
+
+
+def test_max_length_beyond_the_models_positions_is_one_sentence(runs_dir, tiny_bert_dir, capsys):
+    from transformers import AutoConfig
+
+    positions = AutoConfig.from_pretrained(tiny_bert_dir).max_position_embeddings
+    assert main(["finetune", "--train", "reviews", "--eval", "reviews", "--model", str(tiny_bert_dir), "--method", "head",
+                 "--max-length", str(positions + 1), "--out", "long"]) == 2
+    assert f"more than {tiny_bert_dir} can read ({positions} token positions)" in capsys.readouterr().err
+
+
+def test_logreg_says_report_to_logs_nothing(runs_dir, tiny_bert_dir, capsys):
+    assert main(["finetune", "--train", "reviews", "--eval", "reviews", "--model", str(tiny_bert_dir), "--method", "logreg",
+                 "--report-to", "tensorboard", "--out", "lr"]) == 0
+    assert "logreg trains outside the Trainer, so --report-to tensorboard logs nothing" in capsys.readouterr().out
+
+
+def test_efficiency_with_an_unclosed_quote_in_prompt_args_is_one_sentence(capsys):
+    assert main(["efficiency", "--train", "reviews", "--eval", "reviews", "--prompt-args", '"']) == 2
+    assert "--prompt-args: cannot be split into flags (no closing quotation)" in capsys.readouterr().err

@@ -50,7 +50,7 @@ def cmd_continual(args) -> int:
             sibling = resolve_out(continual.step_run_name(run.name, k), run.path.parent)
             if os.path.lexists(sibling):
                 raise UserError(f"A run named '{sibling.name}' already exists; choose another --out.")
-        models.resolve(config.model)
+        models.check_max_length(config.model, config.max_length)
         space = continual.label_space(tasks)
         run_config = {
             "kind": "continual",

@@ -26,7 +26,7 @@ from core import data, models
 from core.comparison import evaluate
 from core.errors import UserError
 from core.runs import RunDir, finish_with_metrics
-from core.settings import SEED, number, setting
+from core.settings import SEED, device_name, number, setting
 from core.training import finetune
 
 STRATEGIES = ("naive", "replay", "lora-per-task", "ewc")
@@ -53,11 +53,11 @@ class ContinualConfig:
     # ewc: on the default sequence (MiniLM) 1e5 barely changed forgetting (reviews 0.818 -> 0.838 after step 2) and 1e6 kept
     # reviews at 0.879 of 0.889 while finance_news still rose 0.53 -> 0.84 (naive 0.89)
     ewc_lambda: float = setting(1e6, "--ewc-lambda", type=number(float), help="ewc: strength of the Fisher penalty")
-    fisher_examples: int = 256  # ewc: training rows of a finished task used to estimate its Fisher information
+    fisher_examples: int = setting(256, type=number(int, 1, 100_000))  # ewc: training rows of a finished task used to estimate its Fisher information
     lora_r: int = setting(8, "--lora-r", type=number(int, 1), help="LoRA rank (lora-per-task)")
     lora_alpha: int = setting(16, "--lora-alpha", type=number(int, 1), help="LoRA scaling numerator (lora-per-task)")
     seed: int = setting(42, "--seed", type=SEED)
-    device: str = setting("auto", "--device", help="auto, cpu, cuda or mps")
+    device: str = setting("auto", "--device", type=device_name, help="auto, cpu, cuda or mps")
 
     def __post_init__(self):
         self.strategy = str(self.strategy).lower()
