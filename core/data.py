@@ -319,12 +319,26 @@ def load_upload(data: bytes, filename: str, text_col: str | None = None, label_c
 HUB_DATASET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?\Z")  # 'imdb', 'owner/name'
 
 
+# datasets' own loaders (csv, json, text, ...): as a dataset name they read the working folder, recursively
+PACKAGED_BUILDERS = ("arrow", "audiofolder", "csv", "generator", "imagefolder", "json", "pandas", "parquet", "spark", "sql",
+                     "text", "videofolder", "webdataset", "xml", "cache", "folder_based_builder")
+
+
+def packaged_builders() -> set[str]:
+    """The names datasets.load_dataset takes for its packaged loaders (those of the installed version too)."""
+    try:
+        from datasets.packaged_modules import _PACKAGED_DATASETS_MODULES as installed
+    except ImportError:
+        installed = {}
+    return {*PACKAGED_BUILDERS, *(str(k).lower() for k in installed)}
+
+
 def load_hub(name: str, text_col: str | None = None, label_col: str | None = None, seed: int = 0) -> Dataset:
     """A Dataset from the Hugging Face hub (needs network or the local datasets cache); a hub id only, never a local path
     (datasets.load_dataset would read any server folder or file, past the upload limit)."""
     from core.models import hub_reachable
 
-    if not HUB_DATASET_ID.match(name) or ".." in name or Path(name).expanduser().exists():
+    if not HUB_DATASET_ID.match(name) or ".." in name or Path(name).expanduser().exists() or name.lower() in packaged_builders():
         raise UserError(f"'{name[:80]}' is not a Hugging Face dataset id (like imdb or owner/name); load a file with the File source.")
     try:
         import datasets

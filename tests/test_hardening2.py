@@ -3,8 +3,10 @@ inputs end in one sentence (exit status 2), never a traceback or a silent misrea
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import re
 from pathlib import Path
 from unittest import mock
 
@@ -262,3 +264,79 @@ def test_logreg_says_report_to_logs_nothing(runs_dir, tiny_bert_dir, capsys):
 def test_efficiency_with_an_unclosed_quote_in_prompt_args_is_one_sentence(capsys):
     assert main(["efficiency", "--train", "reviews", "--eval", "reviews", "--prompt-args", '"']) == 2
     assert "--prompt-args: cannot be split into flags (no closing quotation)" in capsys.readouterr().err
+
+
+# --- item 3: the Hugging Face box never reads local files -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["csv", "json", "text", "parquet", "arrow", "imagefolder", "audiofolder", "webdataset", "pandas",
+                                  "sql", "generator", "CSV", "xml"])
+def test_packaged_loader_names_are_not_dataset_ids(monkeypatch, name):
+    import datasets
+
+    from core import data
+
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail(f"load_dataset({name!r}) was called"))
+    with pytest.raises(UserError, match="is not a Hugging Face dataset id"):
+        data.load_hub(name)
+    with pytest.raises(UserError, match="is not a Hugging Face dataset id"):
+        data.load(name)
+
+
+def test_a_local_folder_name_is_not_a_dataset_id(monkeypatch, tmp_path):
+    import datasets
+
+    from core import data
+
+    (tmp_path / "mydata").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail("load_dataset was called"))
+    with pytest.raises(UserError, match="is not a Hugging Face dataset id"):
+        data.load_hub("mydata")
+
+
+# --- item 4 (and 12's links in labels): run-derived text is never Markdown --------------------------------------------
+
+MARKDOWN_CALLS = {"caption", "markdown", "info", "warning", "error", "success", "toast", "subheader", "header", "title"}
+DATA_NAMES = re.compile(r"\b(name|note|notes|warning|state|status|summary|config|config_saved|label|labels|strategy|label_space|"
+                        r"stopped_by|root|kind|model|title|job_state|prediction|source)\b")
+
+
+# plain escapes; the others give numbers, a bundled sample's own card, or a command made safe for a code span
+SAFE_CALLS = {"plain", "len", "int", "float", "round", "nunique", "sample_card", "cli_data_args"}
+
+
+def unescaped(node) -> list[str]:
+    """The pieces of a Markdown call's argument that interpolate run or data values without ui.state.plain."""
+    if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in SAFE_CALLS:
+        return []
+    if isinstance(node, ast.JoinedStr):  # a value with a format spec ({n:,}, {p:.2f}) is a number; one in a `code span` is literal
+        values = node.values
+        return [piece for i, v in enumerate(values) if isinstance(v, ast.FormattedValue) and v.format_spec is None
+                and not (0 < i < len(values) - 1 and str(getattr(values[i - 1], "value", "")).endswith("`")
+                         and str(getattr(values[i + 1], "value", "")).startswith("`"))
+                for piece in unescaped(v.value)]
+    if isinstance(node, (ast.BinOp, ast.IfExp)):
+        return [piece for child in ast.iter_child_nodes(node) for piece in unescaped(child)]
+    text = ast.unparse(node)
+    return [text] if not isinstance(node, ast.Constant) and DATA_NAMES.search(text) else []
+
+
+def test_every_page_escapes_run_and_data_text_it_renders_as_markdown():
+    root = Path(__file__).resolve().parent.parent
+    found = []
+    for path in sorted([*root.glob("app_pages/*.py"), *root.glob("ui/*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") in MARKDOWN_CALLS and node.args:
+                found += [f"{path.name}:{node.lineno}: {piece}" for piece in unescaped(node.args[0])]
+    assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize("text", ["see https://example.org", "HTTP://x.y", "www.example.org", "mail me@example.org",
+                                  "ftp://x", "![](https:127.0.0.1:8999)"])
+def test_plain_leaves_no_bare_link_for_gfm_to_make(text):
+    from ui.state import plain
+
+    shown = plain(text)
+    assert not re.search(r"(?i)(https?|ftp):|www\.|(?<!\\)@", shown.replace("\\:", "").replace("\\.", "")), shown
+    assert re.sub(r"\\(.)", r"\1", shown) == text  # every escape is a backslash before the same character
