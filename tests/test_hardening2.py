@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from unittest import mock
 
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -340,3 +341,71 @@ def test_plain_leaves_no_bare_link_for_gfm_to_make(text):
     shown = plain(text)
     assert not re.search(r"(?i)(https?|ftp):|www\.|(?<!\\)@", shown.replace("\\:", "").replace("\\.", "")), shown
     assert re.sub(r"\\(.)", r"\1", shown) == text  # every escape is a backslash before the same character
+
+
+# --- item 7: a header of 100,000 names ------------------------------------------------------------------------------
+
+
+def test_a_table_of_too_many_columns_is_refused_in_one_sentence():
+    from core import data
+
+    header = ",".join(f"c{i}" for i in range(data.MAX_COLUMNS + 1))
+    with pytest.raises(UserError, match=f"has {data.MAX_COLUMNS + 1:,} columns; the limit is {data.MAX_COLUMNS:,}"):
+        data.read_table(f"{header}\n{','.join('x' * (data.MAX_COLUMNS + 1))}\n".encode(), "wide.csv")
+    frame = pd.DataFrame({f"c{i}": ["x"] for i in range(data.MAX_COLUMNS + 1)})  # the same for JSON Lines and Parquet
+    with pytest.raises(UserError, match="columns; the limit is"):
+        data.read_table(frame.to_json(orient="records", lines=True).encode(), "wide.jsonl")
+
+
+def test_a_repeated_name_in_a_wide_header_is_still_named():
+    from core import data
+
+    header = [f"c{i}" for i in range(500)] + ["c7"]
+    with pytest.raises(UserError, match="names the column 'c7' more than once"):
+        data.check_fields(",".join(header) + "\n", ",", "wide.csv")
+
+
+# --- item 12: smaller ones --------------------------------------------------------------------------------------------
+
+
+def test_a_jsonl_line_that_is_not_an_object_is_named():
+    from core import data
+
+    raw = b'{"text": "a", "label": "x"}\n\n[1, 2]\n{"text": "b", "label": "y"}\n'
+    with pytest.raises(UserError, match=r"Line 3 of d.jsonl is a JSON list, not an object"):
+        data.read_table(raw, "d.jsonl")
+    with pytest.raises(UserError, match=r"Line 2 of d.jsonl is not valid JSON"):
+        data.read_table(b'{"text": "a", "label": "x"}\n{"text": \n', "d.jsonl")
+
+
+def test_a_million_character_cell_is_one_sentence_of_ours():
+    from core import data
+
+    raw = b'text,label\n"' + b"a" * 1_000_000 + b'",x\nb,y\n'
+    with pytest.raises(UserError, match="has a cell longer than 131,072 characters") as e:
+        data.read_table(raw, "big.csv")
+    assert "field limit" not in str(e.value)
+
+
+def test_a_file_that_is_not_a_table_is_neither_read_nor_quoted(tmp_path, capsys):
+    secret = tmp_path / "passwd"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n")
+    assert main(["data", str(secret)]) == 2
+    err = capsys.readouterr().err
+    assert "passwd is not a table file" in err and "root:x" not in err
+
+
+def test_data_shows_a_labels_terminal_escapes_as_text(tmp_path, capsys):
+    red = "\x1b[31mred\x07"
+    rows = ["text,label"] + [f"text number {i},{red if i % 2 else 'blue'}" for i in range(12)]
+    (tmp_path / "esc.csv").write_text("\n".join(rows) + "\n")
+    assert main(["data", str(tmp_path / "esc.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\\x1b[31mred\\x07" in out
+
+
+def test_continual_refuses_a_dangling_step_link_before_training(runs_dir, tmp_path, capsys):
+    (runs_dir / "seq.step1").symlink_to(tmp_path / "nowhere")
+    assert main(["continual", "--train", "reviews", "reviews", "--eval", "reviews", "reviews", "--out", "seq"]) == 2
+    assert "seq.step1" in capsys.readouterr().err
+    assert not (runs_dir / "seq").exists()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import stat
 import sys
 
@@ -52,15 +53,24 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-col", default=None, help="label column (detected when unambiguous)")
 
 
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # ESC and the other control characters but tab and newline
+
+
+def for_terminal(text: str) -> str:
+    """Text from a dataset as a terminal shows it literally: control characters (an ESC starting a colour, a title or a
+    cursor move) written as \\xNN."""
+    return CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
 def cmd_data(args) -> int:
-    """Describe a dataset: splits, labels, cleaning notes."""
+    """Describe a dataset: splits, labels, cleaning notes (labels and names are data: their control characters are shown escaped)."""
     from core import data
 
     ds = data.load(args.source, args.text_col, args.label_col)
-    print(f"{ds.name}: text column '{ds.text_col}', label column '{ds.label_col}', {len(ds.label_names)} labels")
+    print(for_terminal(f"{ds.name}: text column '{ds.text_col}', label column '{ds.label_col}', {len(ds.label_names)} labels"))
     for note in ds.notes:
-        print(f"note: {note}")
-    print(data.summary(ds).pivot_table(index="label", columns="split", values="count", fill_value=0).to_string())
+        print(for_terminal(f"note: {note}"))
+    print(for_terminal(data.summary(ds).pivot_table(index="label", columns="split", values="count", fill_value=0).to_string()))
     if args.duplicates:
         report = data.duplicate_report(ds, args.threshold)
         print(f"\nduplicate pairs (exact: same text up to case and spacing; near: word 3-gram Jaccard >= {args.threshold}):")
@@ -243,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         reconcile()
         return int(args.func(args) or 0)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(for_terminal(f"error: {e}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted.", file=sys.stderr)

@@ -267,6 +267,21 @@ def ewc_penalty(model, terms):
     return total
 
 
+def consolidate(total: dict | None, term: dict) -> dict:
+    """One EWC term {name: (F, anchor)} with the same gradient as the terms total and term together, so memory stays two
+    tensors per parameter however many tasks finish: sum_k F_k (theta - a_k)^2 = F (theta - a)^2 + a constant, with
+    F = sum_k F_k and a the F-weighted mean of the anchors (the constant moves the loss, not its gradient)."""
+    if total is None:
+        return term
+    merged = {}
+    for name, (fisher, anchor) in term.items():
+        f_total, a_total = total[name]
+        f_sum = f_total + fisher
+        weighted = (f_total * a_total + fisher * anchor) / f_sum.clamp_min(1e-30)
+        merged[name] = (f_sum, weighted.where(f_sum > 0, anchor))
+    return merged
+
+
 def fisher_diagonal(model, dataset: TaskTexts, collator, unit_mask, n_examples: int, seed: int) -> dict:
     """{parameter name: (diagonal empirical Fisher, the parameter's current value)} from a seeded sample of the task's rows.
 
@@ -420,8 +435,9 @@ def run_sequence(config: ContinualConfig, tasks: list[Task], run: TaskRun | None
         if lora:
             task_models.append(model)
         if config.strategy == "ewc" and i < len(tasks) - 1:
-            ewc_terms.append(fisher_diagonal(model, encode_rows(tokenizer, task.train.assign(task=i), space, tasks, config.max_length),
-                                             collator, unit_mask, config.fisher_examples, config.seed + i))
+            fisher = fisher_diagonal(model, encode_rows(tokenizer, task.train.assign(task=i), space, tasks, config.max_length),
+                                     collator, unit_mask, config.fisher_examples, config.seed + i)
+            ewc_terms = [consolidate(ewc_terms[0] if ewc_terms else None, fisher)]  # one term, not one per finished task
         # lora-per-task: each task's own adapter; for tasks not trained yet, an untrained adapter (LoRA B = 0), i.e. the initial model
         scorers = task_models + [initial_model] * (len(tasks) - i - 1) if lora else [model] * len(tasks)
         accuracies, predictions = evaluate_tasks(scorers, tokenizer, tasks, space, config.max_length)
