@@ -409,3 +409,54 @@ def test_continual_refuses_a_dangling_step_link_before_training(runs_dir, tmp_pa
     assert main(["continual", "--train", "reviews", "reviews", "--eval", "reviews", "reviews", "--out", "seq"]) == 2
     assert "seq.step1" in capsys.readouterr().err
     assert not (runs_dir / "seq").exists()
+
+
+def test_a_device_as_config_file_is_refused_unread(capsys):
+    assert main(["runs", "--config", "/dev/zero"]) == 2  # only stat()ed: reading it would never end
+    assert "is not a regular file" in capsys.readouterr().err
+
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False) |
+                           st.text(max_size=8) | st.sampled_from(["true", "false", "no", "1e400", "abc", "", "cuda:0", "lora"]),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=2),
+                           max_leaves=6)
+
+
+@pytest.mark.parametrize("command, cls", [("finetune", "core.training.finetune.FinetuneConfig"),
+                                          ("prompt", "core.prompting.PromptConfig"),
+                                          ("continual", "core.training.continual.ContinualConfig")])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_hostile_config_is_a_config_or_one_sentence(tmp_path, command, cls, data):
+    """Any JSON value for any setting: the settings parse to values of the field's own kind, or end in a UserError."""
+    import dataclasses
+    import importlib
+
+    from core.cli import build_parser, parse_args
+    from core.settings import from_args
+
+    module, name = cls.rsplit(".", 1)
+    config_cls = getattr(importlib.import_module(module), name)
+    keys = sorted({f.name for f in dataclasses.fields(config_cls)})
+    obj = {"train": "reviews", "eval": "reviews"} if command != "continual" else {}
+    obj.update(data.draw(st.dictionaries(st.sampled_from(keys), JSON_VALUES, min_size=1, max_size=3)))
+    path = tmp_path / f"{command}.json"
+    path.write_text(json.dumps(obj))
+    build_parser()  # fresh parsers: defaults from an earlier example never leak
+    try:
+        args = parse_args([command, "--config", str(path)])
+        if command == "prompt":  # one cell of the shots x seeds grid, as the command builds it
+            from core.cli import prompt as cli_prompt
+
+            config = cli_prompt.build_config(args, args.shots[0], args.seed[0])
+        else:
+            config = from_args(config_cls, args)
+    except UserError as e:
+        assert str(e) and "\n" not in str(e)
+        return
+    for f in dataclasses.fields(config_cls):
+        value, default = getattr(config, f.name), dataclasses.MISSING if f.default is dataclasses.MISSING else f.default
+        if isinstance(default, bool):
+            assert isinstance(value, bool), (f.name, value)
+        elif isinstance(default, (int, float)) and f.name in obj:
+            assert isinstance(value, (int, float)) and not isinstance(value, bool), (f.name, value)
