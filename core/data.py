@@ -440,15 +440,17 @@ def load_split(source: str, default_split: str, text_col: str | None = None, lab
 
 def save_splits(ds: Dataset, folder: Path) -> dict[str, Path]:
     """Write each split as text,label CSV (atomically) so a CLI job can read exactly what the app loaded."""
-    from core.runs import write_atomic
+    from core.runs import not_a_link, write_atomic
 
+    for part in (folder.parent, folder):  # runs/_data and its fingerprint folder: never a link leading out of the runs folder
+        not_a_link(part)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
     for s, frame in ds.splits.items():
         path = folder / f"{s}.csv"
         write_atomic(path, frame[["text", "label"]].to_csv(index=False))
         paths[s] = path
-    (folder / "labels.json").write_text(json.dumps(ds.label_names))
+    write_atomic(folder / "labels.json", json.dumps(ds.label_names))
     return paths
 
 

@@ -42,7 +42,7 @@ def max_jobs() -> int:
 def _jobs_lock(root: Path) -> FileLock:
     """An exclusive lock over the runs folder (filelock), held while deciding whether a job may start."""
     root.mkdir(parents=True, exist_ok=True)
-    return FileLock(root / ".jobs.lock")
+    return FileLock(not_a_link(root / ".jobs.lock"))  # filelock truncates its file: never one a link points to
 
 
 def launch(argv: list[str], run_dir: Path, env: dict | None = None, settings: dict | None = None) -> int:

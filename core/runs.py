@@ -89,7 +89,7 @@ def resolve_out(out: str | Path, root: Path | None = None) -> Path:
 def not_a_link(path: Path) -> Path:
     """The path, refused when it is a symbolic link (dangling or not): nothing is ever written through one."""
     if path.is_symlink():
-        raise UserError(f"'{path.name}' in the runs folder is a symbolic link; runs are never written through links, so choose another name.")
+        raise UserError(f"'{path.name}' in the runs folder is a symbolic link, and nothing is written through links; remove it or choose another name.")
     return path
 
 
@@ -277,6 +277,8 @@ class RunRegistry:
         self.root = (root or runs_root()).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.db = self.root / "index.sqlite"
+        for suffix in ("", "-wal", "-shm"):  # sqlite writes through links: the index and its journals must be files of ours
+            not_a_link(Path(f"{self.db}{suffix}"))
         try:
             self._create_table()
         except sqlite3.OperationalError:  # locked by another process: list() reads the folders until it is free

@@ -460,3 +460,30 @@ def test_a_hostile_config_is_a_config_or_one_sentence(tmp_path, command, cls, da
             assert isinstance(value, bool), (f.name, value)
         elif isinstance(default, (int, float)) and f.name in obj:
             assert isinstance(value, (int, float)) and not isinstance(value, bool), (f.name, value)
+
+
+@pytest.mark.parametrize("linked", ["_data", "_data/abc"])
+def test_the_pages_dataset_copy_is_not_written_through_a_link(runs_dir, tmp_path, linked):
+    from core import data
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    if linked == "_data/abc":
+        (runs_dir / "_data").mkdir()
+    (runs_dir / linked).symlink_to(outside, target_is_directory=True)
+    with pytest.raises(UserError, match="symbolic link"):
+        data.save_splits(data.load("reviews"), runs_dir / "_data" / "abc")
+    assert not list(outside.iterdir())
+
+
+@pytest.mark.parametrize("entry", [".jobs.lock", "index.sqlite", "index.sqlite-wal"])
+def test_the_runs_folders_own_files_are_not_written_through_links(runs_dir, tmp_path, entry):
+    precious = tmp_path / "precious"
+    precious.write_text("keep me")
+    (runs_dir / entry).symlink_to(precious)
+    with pytest.raises(UserError, match="symbolic link"):
+        if entry == ".jobs.lock":
+            jobs.launch(["finetune", "--out", "x"], runs_dir / "x", settings={})
+        else:
+            runs.RunRegistry(runs_dir).list()
+    assert precious.read_text() == "keep me"

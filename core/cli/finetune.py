@@ -42,6 +42,7 @@ def cmd_finetune(args) -> int:
         command_line,
         finish_with_metrics,
         new_run_name,
+        not_a_link,
         reached,
         reserved_for_this_process,
         resolve_out,
@@ -103,7 +104,7 @@ def cmd_finetune(args) -> int:
                 run.set_status("running", trainable_params=params.trainable, total_params=params.total)
 
         result = finetune.train(config, train_frame, dev_frame, eval_frame, label_names, run if main_rank else None, stop,
-                                work_dir=checkpoint_dir(run.path), on_model_ready=announce)
+                                work_dir=not_a_link(checkpoint_dir(run.path)), on_model_ready=announce)
         if not main_rank:
             return 0
         if result.cancelled:
