@@ -55,7 +55,7 @@ def _panel(spec: str, text: str, max_tokens: int, view: str, key: str) -> None:
     except Exception as e:
         show_error(e)
         return
-    st.markdown(f"**{plain(result.model_name)}** · {result.kind} · {result.n_layers} layers × {result.n_heads} heads · {len(result.tokens)} tokens")
+    st.markdown(f"**{plain(result.model_name)}** · {plain(result.kind)} · {result.n_layers} layers × {result.n_heads} heads · {len(result.tokens)} tokens")
     if result.prediction is not None:
         what = "predicted next token" if result.kind == "decoder" else "predicted label"
         st.caption(f"{what}: {plain(result.prediction)} ({result.probabilities[result.prediction]:.2f})")
@@ -66,7 +66,7 @@ def _panel(spec: str, text: str, max_tokens: int, view: str, key: str) -> None:
                          hide_index=True,
                          column_config={"probability": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f")})
             for note in result.notes:
-                st.caption(note)
+                st.caption(plain(note))  # names the run's data file: data, never Markdown
     tabs = st.tabs(["bertviz", "one head", "all heads", "saliency"])
     with tabs[0]:
         try:

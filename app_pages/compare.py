@@ -176,6 +176,6 @@ e2.download_button("Joined predictions (CSV)", report.export_csv(cmp.joined), fi
                    mime="text/csv", key=scoped("cmp_csv"))
 with st.expander("Reproduce these runs"):
     for name, run in zip(names, cmp.runs, strict=True):
-        st.markdown(f"**{name}**")
+        st.markdown(f"**{plain(name)}**")
         st.code(run.config.get("command", "(no command recorded)"), language="bash")
-        st.caption(f"status: {RunDir(run.path).status.get('state')}")
+        st.caption(plain(f"status: {RunDir(run.path).status.get('state')}"))

@@ -38,7 +38,7 @@ def show_results(run: RunDir) -> None:
     if not summary or not summary.get("matrix"):
         st.caption("The accuracy matrix appears after the first task is trained.")
         return
-    st.caption(f"{summary['strategy']}: {summary['label_space']}.")
+    st.caption(state.plain(f"{summary['strategy']}: {summary['label_space']}."))  # label names are data
     if summary.get("average_accuracy") is not None:
         cols = st.columns(3)
         cols[0].metric("average accuracy", f"{summary['average_accuracy']:.3f}", help="mean accuracy over all tasks after the last step")
@@ -93,7 +93,7 @@ if st.button("Start continual run", type="primary", key="cl_start", disabled=not
         name = run_name.strip() or new_run_name("continual", strategy)
         forms.start_job("continual", config, name, root, **task_settings(chosen))
         job_watcher.remember("continual", [name])
-        st.toast(f"Started {name}")
+        st.toast(state.plain(f"Started {name}"))
     except UserError as exc:
         state.show_error(exc)
 

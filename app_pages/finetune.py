@@ -43,8 +43,8 @@ def run_details(run: RunDir, status: dict) -> None:
         cols[2].metric("training time", f"{m.get('train_seconds', 0):.0f} s")
         cols[3].metric("trainable parameters", f"{m.get('trainable_params', 0):,}")
         for warning in verdict.run_warnings(run.name, run.config, m):
-            st.warning(warning)
-        st.caption(f"Stopped by: {m.get('stopped_by', '?')}. Compare it with other runs on the Compare page.")
+            st.warning(state.plain(warning))
+        st.caption(state.plain(f"Stopped by: {m.get('stopped_by', '?')}. Compare it with other runs on the Compare page."))
     history = run.history()
     if not history.empty:
         st.altair_chart(charts.training_curves(history), width="content")
@@ -125,7 +125,7 @@ if st.button("Start fine-tuning", type="primary", key=state.scoped("ft_start"), 
         name = run_name.strip() or new_run_name("finetune", f"{method}-{model.rstrip('/').split('/')[-1]}")
         forms.start_job("finetune", config, name, root, **forms.dataset_settings(ds, eval_split))
         job_watcher.remember("finetune", [name])
-        st.toast(f"Started {name}")
+        st.toast(state.plain(f"Started {name}"))
     except UserError as exc:
         state.show_error(exc)
 

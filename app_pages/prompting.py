@@ -138,8 +138,8 @@ c3.metric("Examples", metrics.get("n_examples", 0))
 c4.metric("Examples / second", f"{metrics.get('examples_per_second') or 0:.1f}")
 for warning in verdict.run_warnings(chosen, config_saved, metrics):  # e.g. no better than always answering the majority label
     st.warning(state.plain(warning))
-st.caption(f"{config_saved.get('method', '')} · model {config_saved.get('model', '')} · scoring {config_saved.get('scoring', '')} · "
-           f"{state.plain(config_saved.get('command', ''))}")
+st.caption(state.plain(f"{config_saved.get('method', '')} · model {config_saved.get('model', '')} · scoring {config_saved.get('scoring', '')} · "
+                       f"{config_saved.get('command', '')}"))
 if metrics.get("auto"):
     with st.expander(f"Chosen automatically: template '{metrics['auto']['template']}', calibration {metrics['auto']['calibration']}"):
         st.text(prompting.describe_choice(metrics["auto"]))

@@ -13,7 +13,7 @@ from ui import state
 
 st.title("Runs")
 root = runs_root()
-st.caption(f"Every prompting and fine-tuning run saved in `{root}`. The folders are the truth; the index is rebuilt from them.")
+st.caption(f"Every prompting and fine-tuning run saved in {state.plain(root)}. The folders are the truth; the index is rebuilt from them.")
 
 try:
     registry = RunRegistry(root)
@@ -78,7 +78,7 @@ with col_a:
     if st.button("Rename", key=state.scoped("runs_rename"), disabled=new_name.strip() in ("", name)):
         try:
             registry.rename(name, new_name.strip())
-            st.success(f"Renamed {name} to {new_name.strip()}.")
+            st.success(state.plain(f"Renamed {name} to {new_name.strip()}."))
             st.rerun()
         except UserError as exc:
             state.show_error(exc)
@@ -88,7 +88,7 @@ with col_b:
     if st.button("Delete", key=state.scoped("runs_delete"), disabled=not sure, type="primary"):
         try:
             registry.delete(name)
-            st.success(f"Deleted {name}{with_steps}.")
+            st.success(state.plain(f"Deleted {name}{with_steps}."))
             st.rerun()
         except UserError as exc:
             state.show_error(exc)

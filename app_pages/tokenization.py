@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from core import models, tokens
-from ui.state import current_dataset, scoped, show_error, tokenizer
+from ui.state import current_dataset, plain, scoped, show_error, tokenizer
 
 PALETTE = ["#fde2e4", "#e2ece9", "#dfe7fd", "#fff1c1", "#e8dff5", "#d3f8e2", "#fce1c8", "#cddafd"]
 
@@ -59,9 +59,9 @@ columns = st.columns(len(names))
 for col, name in zip(columns, names):
     with col:
         info = models.BUNDLED.get(name)
-        st.subheader(info.name if info else name)
+        st.subheader(plain(info.name if info else name))  # a name typed in the box is shown as text
         if info:
-            st.caption(f"{info.tokenizer_kind} · {info.role}")
+            st.caption(plain(f"{info.tokenizer_kind} · {info.role}"))
         try:
             view = tokens.tokenize_view(tokenizer(name), text, name)
         except Exception as e:

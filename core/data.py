@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import csv
 import hashlib
 import io
@@ -27,6 +28,7 @@ MAX_LABEL_CHARS = 100  # a longer "label" is almost surely a text column picked 
 # Banking77 (77), CLINC150 (151) and large product or intent taxonomies (several hundred) stay well inside; a column with
 # more distinct values than this is an id or free text, not labels (and prompting scores every label for every example)
 MAX_CLASSES = 1000
+MAX_COLUMNS = 1000  # a table for text classification needs two; a header of 100,000 names is refused before pandas parses it
 
 
 @dataclass
@@ -89,6 +91,7 @@ def read_table(data: bytes, filename: str) -> pd.DataFrame:
             if "\x00" in text:
                 raise UserError(f"{filename} contains NUL bytes, so it is not a text table.")
             if suffix in (".jsonl", ".ndjson"):
+                check_json_lines(text, filename)
                 df = pd.read_json(io.StringIO(text), lines=True, dtype=False)
             elif suffix == ".json":
                 df = pd.read_json(io.StringIO(text), dtype=False)
@@ -108,6 +111,7 @@ def read_table(data: bytes, filename: str) -> pd.DataFrame:
         raise UserError(f"{filename} could not be parsed as {suffix.lstrip('.') or 'a table'}: {first}") from None
     if not isinstance(df, pd.DataFrame) or df.empty or len(df.columns) == 0:
         raise UserError(f"{filename} has no rows.")
+    too_many_columns(len(df.columns), filename)
     df.columns = [str(c).strip() for c in df.columns]
     if len(set(df.columns)) != len(df.columns):
         raise UserError(f"{filename} has repeated column names: {', '.join(df.columns)}.")
@@ -123,7 +127,8 @@ def check_fields(text: str, sep: str, filename: str) -> None:
     rows = csv.reader(io.StringIO(text), delimiter=sep)
     try:
         header = [c.strip() for c in next(rows)]
-        repeated = sorted({c for c in header if header.count(c) > 1})
+        too_many_columns(len(header), filename)
+        repeated = sorted(c for c, n in collections.Counter(header).items() if n > 1)  # one pass: a header may have 100,000 names
         if repeated:
             raise UserError(f"{filename} names the column '{repeated[0]}' more than once in its header; give every column its own name.")
         for n, row in enumerate(rows, start=1):  # data rows, counted from 1
@@ -132,8 +137,32 @@ def check_fields(text: str, sep: str, filename: str) -> None:
                     f"Row {n} of {filename} has {len(row)} fields but the header has {len(header)}; a text probably contains an "
                     f"unquoted {SEPARATOR_NAMES.get(sep, repr(sep))} (put such texts in double quotes)."
                 )
-    except csv.Error:
+    except csv.Error as e:
+        if "field larger than field limit" in str(e):
+            raise UserError(f"{filename} has a cell longer than {csv.field_size_limit():,} characters, far beyond any text a "
+                            "classifier reads; shorten it or leave it out.") from None
         return  # malformed quoting: pandas reports it with its own message
+
+
+def check_json_lines(text: str, filename: str) -> None:
+    """Refuse a JSON Lines file whose line is not a JSON object, naming that line (pandas names none)."""
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except (ValueError, RecursionError):
+            raise UserError(f"Line {n} of {filename} is not valid JSON; each line must be one object such as "
+                            '{"text": "...", "label": "..."}.') from None
+        if not isinstance(obj, dict):
+            raise UserError(f"Line {n} of {filename} is a JSON {type(obj).__name__.replace('dict', 'object')}, not an object such as "
+                            '{"text": "...", "label": "..."}.')
+
+
+def too_many_columns(n: int, filename: str) -> None:
+    """Refuse a table of more than MAX_COLUMNS columns in one sentence."""
+    if n > MAX_COLUMNS:
+        raise UserError(f"{filename} has {n:,} columns; the limit is {MAX_COLUMNS:,} (a text, a label and a few more are all this needs).")
 
 
 def delimiter(header: str, suffix: str) -> str:
@@ -319,12 +348,26 @@ def load_upload(data: bytes, filename: str, text_col: str | None = None, label_c
 HUB_DATASET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?\Z")  # 'imdb', 'owner/name'
 
 
+# datasets' own loaders (csv, json, text, ...): as a dataset name they read the working folder, recursively
+PACKAGED_BUILDERS = ("arrow", "audiofolder", "csv", "generator", "imagefolder", "json", "pandas", "parquet", "spark", "sql",
+                     "text", "videofolder", "webdataset", "xml", "cache", "folder_based_builder")
+
+
+def packaged_builders() -> set[str]:
+    """The names datasets.load_dataset takes for its packaged loaders (those of the installed version too)."""
+    try:
+        from datasets.packaged_modules import _PACKAGED_DATASETS_MODULES as installed
+    except ImportError:
+        installed = {}
+    return {*PACKAGED_BUILDERS, *(str(k).lower() for k in installed)}
+
+
 def load_hub(name: str, text_col: str | None = None, label_col: str | None = None, seed: int = 0) -> Dataset:
     """A Dataset from the Hugging Face hub (needs network or the local datasets cache); a hub id only, never a local path
     (datasets.load_dataset would read any server folder or file, past the upload limit)."""
     from core.models import hub_reachable
 
-    if not HUB_DATASET_ID.match(name) or ".." in name or Path(name).expanduser().exists():
+    if not HUB_DATASET_ID.match(name) or ".." in name or Path(name).expanduser().exists() or name.lower() in packaged_builders():
         raise UserError(f"'{name[:80]}' is not a Hugging Face dataset id (like imdb or owner/name); load a file with the File source.")
     try:
         import datasets
@@ -347,13 +390,18 @@ def load_hub(name: str, text_col: str | None = None, label_col: str | None = Non
     return from_frame(pd.concat(frames, ignore_index=True), name, name, text_col, label_col, seed)
 
 
+TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".parquet", ".txt")
+
+
 def load(source: str, text_col: str | None = None, label_col: str | None = None, seed: int = 0) -> Dataset:
     """A sample name, a file path, or (failing both) a Hugging Face dataset name."""
     if source in list_samples():
         return load_sample(source)
     path = Path(source).expanduser()
-    if path.suffix.lower() in (".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".parquet", ".txt") or path.exists():
+    if path.suffix.lower() in TABLE_SUFFIXES:
         return from_frame(read_file(path), path.name, str(path), text_col, label_col, seed)
+    if path.exists():  # never read as a table (nor quoted in an error): /etc/passwd, a key, a folder
+        raise UserError(f"{path.name} is not a table file; give a .csv, .tsv, .txt, .jsonl, .json or .parquet file.")
     if "/" in source or source.replace("_", "").replace("-", "").isalnum():
         return load_hub(source, text_col, label_col, seed)
     raise UserError(f"'{source}' is not a sample name ({', '.join(list_samples())}), a file, or a dataset name.")
@@ -392,15 +440,17 @@ def load_split(source: str, default_split: str, text_col: str | None = None, lab
 
 def save_splits(ds: Dataset, folder: Path) -> dict[str, Path]:
     """Write each split as text,label CSV (atomically) so a CLI job can read exactly what the app loaded."""
-    from core.runs import write_atomic
+    from core.runs import not_a_link, write_atomic
 
+    for part in (folder.parent, folder):  # runs/_data and its fingerprint folder: never a link leading out of the runs folder
+        not_a_link(part)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
     for s, frame in ds.splits.items():
         path = folder / f"{s}.csv"
         write_atomic(path, frame[["text", "label"]].to_csv(index=False))
         paths[s] = path
-    (folder / "labels.json").write_text(json.dumps(ds.label_names))
+    write_atomic(folder / "labels.json", json.dumps(ds.label_names))
     return paths
 
 

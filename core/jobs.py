@@ -24,7 +24,7 @@ import psutil
 from filelock import FileLock
 
 from core.errors import UserError
-from core.runs import FINAL_STATES, RESERVATION, RUN_NAME, RunDir, reached, reservation, runs_root, write_json
+from core.runs import FINAL_STATES, RESERVATION, RUN_NAME, RunDir, not_a_link, reached, reservation, runs_root, write_json
 
 ACTIVE_STATES = ("queued", "running")
 DIED = "The job's process ended without finishing (killed or crashed)."
@@ -42,7 +42,7 @@ def max_jobs() -> int:
 def _jobs_lock(root: Path) -> FileLock:
     """An exclusive lock over the runs folder (filelock), held while deciding whether a job may start."""
     root.mkdir(parents=True, exist_ok=True)
-    return FileLock(root / ".jobs.lock")
+    return FileLock(not_a_link(root / ".jobs.lock"))  # filelock truncates its file: never one a link points to
 
 
 def launch(argv: list[str], run_dir: Path, env: dict | None = None, settings: dict | None = None) -> int:
@@ -50,8 +50,8 @@ def launch(argv: list[str], run_dir: Path, env: dict | None = None, settings: di
     With settings, they are saved as run_dir/job.json first and the job reads them (`--config job.json`).
 
     Refused (UserError) when run_dir exists or when PFT_MAX_JOBS jobs are already active in its runs folder."""
-    run_dir = Path(run_dir).resolve()
-    root = run_dir.parent
+    root = Path(run_dir).parent.resolve()
+    run_dir = not_a_link(root / Path(run_dir).name)  # never resolved through a link: a dangling one would lead outside
     with _jobs_lock(root):
         active = active_runs(root)
         if len(active) >= max_jobs():
@@ -59,7 +59,7 @@ def launch(argv: list[str], run_dir: Path, env: dict | None = None, settings: di
                 f"A job is already running ({active[0].name}); wait for it to finish or cancel it before starting another."
             )
         try:
-            run_dir.mkdir(parents=True)
+            run_dir.mkdir()  # exclusive: an existing folder, file or link of that name is refused
         except FileExistsError:
             raise UserError(f"A run named '{run_dir.name}' already exists; choose another name.") from None
         token = uuid.uuid4().hex

@@ -354,6 +354,22 @@ def describe(name: str) -> ModelInfo:
     )
 
 
+def max_positions(name: str) -> int | None:
+    """How many token positions the model has (its config's max_position_embeddings or n_positions), None when unsaid."""
+    from transformers import AutoConfig
+
+    config = _from_pretrained(AutoConfig, resolve(name))
+    value = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def check_max_length(name: str, max_length: int) -> None:
+    """Refuse, in one sentence, a --max-length beyond the model's position embeddings (it would crash in training)."""
+    positions = max_positions(name)
+    if positions and max_length > positions:
+        raise UserError(f"--max-length {max_length} is more than {name} can read ({positions} token positions); give at most {positions}.")
+
+
 def model_card_json(info: ModelInfo) -> str:
     """ModelInfo as JSON for the CLI's `models` command."""
     return json.dumps(info.__dict__, indent=2)

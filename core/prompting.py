@@ -31,7 +31,7 @@ import pandas as pd
 from core import distributed, models
 from core.comparison import evaluate
 from core.errors import UserError
-from core.settings import SEED, number, setting
+from core.settings import SEED, device_name, number, setting
 
 SELECTIONS = ("random", "balanced", "nearest")
 CALIBRATIONS = ("none", "contextual", "pmi")
@@ -118,9 +118,9 @@ class PromptConfig:
     batch_size: int = setting(8, "--batch-size", type=number(int, 1, 512), help="rows per forward pass (on CPU, 8 beat 32)")
     max_eval_examples: int | None = setting(None, "--max-eval-examples", type=number(int, 1),
                                             help="score a fixed random subset of this many evaluation rows (default: all)")
-    max_demo_chars: int = 500  # demonstrations longer than this are cut, so the shared prefix stays short
+    max_demo_chars: int = setting(500, type=number(int, 1))  # demonstrations longer than this are cut, so the shared prefix stays short
     embedding_model: str = models.ENCODER  # encoder for nearest-neighbour selection (mean-pooled embeddings)
-    device: str = setting("auto", "--device", help="auto, cpu, cuda or mps")
+    device: str = setting("auto", "--device", type=device_name, help="auto, cpu, cuda or mps")
 
     def __post_init__(self):
         self.label_words = parse_label_words(self.label_words)  # LABEL=WORD pairs, as --label-words takes them

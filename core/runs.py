@@ -77,13 +77,20 @@ def resolve_out(out: str | Path, root: Path | None = None) -> Path:
         raise UserError("The output path contains a NUL byte.")
     p = Path(out_s)
     if len(p.parts) == 1:
-        return root / check_run_name(out_s)
+        return not_a_link(root / check_run_name(out_s))
     if not p.is_absolute() and len(p.parts) == 2 and p.parts[0] == "runs":  # the documented `--out runs/NAME`
-        return root / check_run_name(p.parts[1])
-    resolved = (Path.cwd() / p).resolve() if not p.is_absolute() else p.resolve()
+        return not_a_link(root / check_run_name(p.parts[1]))
+    resolved = (Path.cwd() / p.parent).resolve() / p.name  # the folder resolved, the name itself not followed
     if resolved.parent != root:
         raise UserError(f"Runs are saved directly inside {root}; '{out_s}' is outside it (give a plain run name instead).")
-    return root / check_run_name(resolved.name)
+    return not_a_link(root / check_run_name(resolved.name))
+
+
+def not_a_link(path: Path) -> Path:
+    """The path, refused when it is a symbolic link (dangling or not): nothing is ever written through one."""
+    if path.is_symlink():
+        raise UserError(f"'{path.name}' in the runs folder is a symbolic link, and nothing is written through links; remove it or choose another name.")
+    return path
 
 
 def new_run_name(kind: str, detail: str) -> str:
@@ -270,6 +277,8 @@ class RunRegistry:
         self.root = (root or runs_root()).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.db = self.root / "index.sqlite"
+        for suffix in ("", "-wal", "-shm"):  # sqlite writes through links: the index and its journals must be files of ours
+            not_a_link(Path(f"{self.db}{suffix}"))
         try:
             self._create_table()
         except sqlite3.OperationalError:  # locked by another process: list() reads the folders until it is free
@@ -368,7 +377,7 @@ class RunRegistry:
             raise UserError(f"Run '{name}' is still {RunDir(src).status['state']}; rename it when it has finished.")
         steps = {step: new_name + step[len(name):] for step in self.step_runs(name)}
         for taken in [new_name, *steps.values()]:
-            if (self.root / check_run_name(taken)).exists():
+            if os.path.lexists(self.root / check_run_name(taken)):  # a dangling link too: rename would fail on it
                 raise UserError(f"A run named '{taken}' already exists.")
         for old, new in steps.items():
             os.rename(self.root / old, self.root / new)
@@ -390,6 +399,9 @@ class RunRegistry:
         if RunDir(src).status.get("state") in ("queued", "running"):
             raise UserError(f"Run '{name}' is still {RunDir(src).status['state']}; cancel it before deleting it.")
         for doomed in [name, *self.step_runs(name)]:
+            if (self.root / doomed).is_symlink():  # a linked run: the link goes, never what it points to
+                (self.root / doomed).unlink()
+                continue
             trash = self.root / f".deleted-{doomed}-{time.time_ns()}"
             os.rename(self.root / doomed, trash)
             shutil.rmtree(trash, ignore_errors=True)

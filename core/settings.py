@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import re
 
 
 def number(kind: type = int, low: float = 0, high: float | None = None):
@@ -28,6 +29,15 @@ def number(kind: type = int, low: float = 0, high: float | None = None):
 
 
 SEED = number(int, 0, 2**32 - 1)  # what numpy and torch accept as a seed
+DEVICE = re.compile(r"(auto|cpu|mps|cuda(:\d{1,2})?)\Z")
+
+
+def device_name(text: str) -> str:
+    """--device: auto, cpu, mps, cuda or cuda:N (torch's other devices, such as meta, cannot run a model)."""
+    device = str(text).strip().lower()
+    if not DEVICE.match(device):
+        raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda, cuda:N or mps (got {str(text)[:30]!r})")
+    return device
 
 
 def setting(default=None, flag: str | None = None, **meta):
@@ -65,6 +75,8 @@ def add_flags(parser: argparse.ArgumentParser, cls) -> None:
         default = default_of(f)
         if "flag" not in f.metadata:
             parser.set_defaults(**{f.name: default})
+            config_only(parser)[f.name] = argparse.Action([], f.name, default=default, type=f.metadata.get("type"),
+                                                          choices=f.metadata.get("choices"))
             continue
         options = {k: f.metadata[k] for k in ARGPARSE_KEYS if k in f.metadata}
         if "choices" not in options and "action" not in options:
@@ -72,6 +84,11 @@ def add_flags(parser: argparse.ArgumentParser, cls) -> None:
         if options.get("nargs") in ("+", "*"):
             default = as_list(default)
         parser.add_argument(f.metadata["flag"], dest=f.name, default=default, **options)
+
+
+def config_only(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    """The settings of a parser that have no flag, as actions (type, choices, default) that check a --config file's value."""
+    return parser.__dict__.setdefault("config_only_actions", {})
 
 
 def from_args(cls, args: argparse.Namespace, **overrides):

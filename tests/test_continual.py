@@ -221,3 +221,25 @@ def test_separate_heads_predict_only_their_own_labels(tmp_path, tiny_bert_dir):
     final = result.step_predictions[-1]
     for task in tasks:
         assert set(final[final["task"] == task.name]["pred"]) <= set(task.labels)
+
+
+def test_ewc_keeps_one_consolidated_term_with_the_same_gradient_as_one_per_task():
+    """Ten finished tasks cost the memory of one: the consolidated term's gradient is the sum of the tasks' terms'."""
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    terms = [{n: (torch.rand_like(p) * (torch.rand_like(p) > 0.3), torch.randn_like(p)) for n, p in model.named_parameters()}
+             for _ in range(10)]
+    merged = None
+    for term in terms:
+        merged = continual.consolidate(merged, term)
+    assert set(merged) == {n for n, _ in model.named_parameters()} and all(len(v) == 2 for v in merged.values())
+
+    def grads(ts):
+        model.zero_grad()
+        continual.ewc_penalty(model, ts).backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    for got, want in zip(grads([merged]), grads(terms), strict=True):
+        assert torch.allclose(got, want, rtol=1e-4, atol=1e-5)

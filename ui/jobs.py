@@ -85,13 +85,13 @@ def _panel(kind: str, root: Path, fingerprints, details) -> None:
     if not shown:
         others = [r for r in jobs.active_runs(root) if job_kind(r) != kind]
         if others:
-            st.info(f"A {job_kind(others[0])} job is running ({others[0].name}); a {kind} run can start when it ends.")
+            st.info(state.plain(f"A {job_kind(others[0])} job is running ({others[0].name}); a {kind} run can start when it ends."))
         return
     statuses = [jobs.refresh(run) for run in shown]
     active = [run for run, s in zip(shown, statuses) if s.get("state") in jobs.ACTIVE_STATES]
     job_state = "running" if active else statuses[-1].get("state", "broken")
     title = shown[0].name if len(shown) == 1 else f"{shown[0].name} and {len(shown) - 1} more"
-    st.subheader(f"Run `{title}` · {job_state}")
+    st.subheader(f"Run `{title}` · {state.plain(job_state)}")  # run names have no backtick; the state is read from status.json
     for run, status in zip(shown, statuses):
         fraction, words = progress_line(kind, status)
         if status.get("state") in jobs.ACTIVE_STATES or len(shown) > 1:
@@ -102,7 +102,7 @@ def _panel(kind: str, root: Path, fingerprints, details) -> None:
     if active and st.button("Cancel", key=state.scoped(f"{kind}_cancel_{shown[0].name}"), type="secondary"):
         with st.spinner("Stopping…"):
             finals = [jobs.cancel(run) for run in active]
-        st.warning(f"Run {active[0].name} is {finals[0].get('state')}; what it wrote so far is kept.")
+        st.warning(state.plain(f"Run {active[0].name} is {finals[0].get('state')}; what it wrote so far is kept."))
     was_active = st.session_state.get(state.scoped(f"{kind}_job_active"))
     st.session_state[state.scoped(f"{kind}_job_active")] = bool(active)
     if was_active and not active:

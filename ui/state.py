@@ -107,6 +107,7 @@ def encoder(name: str, device: str = "cpu"):
 
 _INLINE = re.compile(r"[\\`*\[\]<>~$|&]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")  # emphasis, code, links, images, HTML, math
 _BLOCK = re.compile(r"^(\s*)([#>+=-]|\d+(?=[.)]))", re.M)  # headings, quotes, lists and underlines at a line's start
+_AUTOLINK = re.compile(r"(?i)\b(https?|ftp|www)([:.])|(@)")  # bare URLs and e-mail addresses, which GFM turns into links
 
 
 def plain(value) -> str:
@@ -114,6 +115,7 @@ def plain(value) -> str:
     messages quoting them are data, never Markdown, links, images or HTML (ordinary punctuation is left alone)."""
     text = re.sub(r"\r\n?", "\n", str(value))  # Markdown ends a line at a lone \r too: make it a line end the escapes below see
     text = _INLINE.sub(lambda m: "\\" + m.group(0), re.sub(r"^[ \t]+", "", text, flags=re.M))  # indent = code block
+    text = _AUTOLINK.sub(lambda m: "\\@" if m.group(3) else f"{m.group(1)}\\{m.group(2)}", text)
     return _BLOCK.sub(lambda m: m.group(1) + (m.group(2) + "\\" if m.group(2)[0].isdigit() else "\\" + m.group(2)), text)
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import stat
 import sys
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -15,7 +17,7 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no weight-loading 
 
 from core import progress  # noqa: E402
 from core.errors import UserError  # noqa: E402
-from core.settings import SEED, as_list, number  # noqa: E402,F401  (flag types, kept importable from here)
+from core.settings import SEED, as_list, config_only, number  # noqa: E402,F401  (flag types, kept importable from here)
 
 
 class Parser(argparse.ArgumentParser):
@@ -51,15 +53,24 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-col", default=None, help="label column (detected when unambiguous)")
 
 
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # ESC and the other control characters but tab and newline
+
+
+def for_terminal(text: str) -> str:
+    """Text from a dataset as a terminal shows it literally: control characters (an ESC starting a colour, a title or a
+    cursor move) written as \\xNN."""
+    return CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
 def cmd_data(args) -> int:
-    """Describe a dataset: splits, labels, cleaning notes."""
+    """Describe a dataset: splits, labels, cleaning notes (labels and names are data: their control characters are shown escaped)."""
     from core import data
 
     ds = data.load(args.source, args.text_col, args.label_col)
-    print(f"{ds.name}: text column '{ds.text_col}', label column '{ds.label_col}', {len(ds.label_names)} labels")
+    print(for_terminal(f"{ds.name}: text column '{ds.text_col}', label column '{ds.label_col}', {len(ds.label_names)} labels"))
     for note in ds.notes:
-        print(f"note: {note}")
-    print(data.summary(ds).pivot_table(index="label", columns="split", values="count", fill_value=0).to_string())
+        print(for_terminal(f"note: {note}"))
+    print(for_terminal(data.summary(ds).pivot_table(index="label", columns="split", values="count", fill_value=0).to_string()))
     if args.duplicates:
         report = data.duplicate_report(ds, args.threshold)
         print(f"\nduplicate pairs (exact: same text up to case and spacing; near: word 3-gram Jaccard >= {args.threshold}):")
@@ -114,13 +125,25 @@ RECORD_KEYS = {"kind", "dataset", "method", "dev_set", "n_dev_examples", "n_trai
                "grid", "auto", "tasks", "label_space"}
 
 
+MAX_CONFIG_BYTES = 1_000_000  # a settings file is a few hundred bytes; a larger one is a mistake (or /dev/zero)
+
+
 def read_config_file(path: str) -> dict:
-    """The settings object of a --config file, or one sentence about why it cannot be used."""
+    """The settings object of a --config file (a regular file of at most MAX_CONFIG_BYTES), or one sentence about why it
+    cannot be used (a FIFO or device is never opened: reading one could wait forever or never end)."""
     try:
-        obj = json.loads(open(path, encoding="utf-8").read())
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise UserError(f"The config file {path} is not a regular file.")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise UserError(f"The config file {path} is larger than {MAX_CONFIG_BYTES:,} bytes, too large for a file of settings.")
+        obj = json.loads(raw.decode("utf-8"))
     except OSError as e:
         raise UserError(f"Could not read the config file {path}: {e.strerror or e}.") from None
-    except ValueError as e:
+    except RecursionError:
+        raise UserError(f"The config file {path} nests its values too deeply to be a file of settings.") from None
+    except ValueError as e:  # JSON, or UTF-8
         raise UserError(f"The config file {path} is not valid JSON ({str(e).split(':')[0]}).") from None
     if not isinstance(obj, dict):
         raise UserError(f"The config file {path} must hold a JSON object of settings, such as {{\"epochs\": 3}}.")
@@ -129,31 +152,60 @@ def read_config_file(path: str) -> dict:
 
 def config_defaults(p: argparse.ArgumentParser, command: str, obj: dict, path: str) -> dict:
     """A --config file's settings as defaults of the subcommand's parser (keys: a flag's name or its field name; a run's
-    config.json also works: its record-only keys are skipped and its dataset gives --train/--eval)."""
-    actions = {a.dest: a for a in p._actions if a.dest not in ("help", "config")}
+    config.json also works: its record-only keys are skipped and its dataset gives --train/--eval). Every value is
+    checked as its flag's text is (a setting without a flag by its field's type), see config_value."""
+    actions = {**config_only(p), **{a.dest: a for a in p._actions if a.dest not in ("help", "config")}}
     names = {**{d: d for d in p._defaults if d != "func"}, **{d: d for d in actions}}
     names.update({o.lstrip("-").replace("-", "_"): a.dest for a in actions.values() for o in a.option_strings})
     if "kind" in obj:  # a run's config.json
         if obj["kind"] != command:
-            raise UserError(f"The config file {path} is the config of a {obj['kind']} run, not of {command}.")
+            raise UserError(f"The config file {path} is the config of a {str(obj['kind'])[:40]} run, not of {command}.")
         dataset = obj.get("dataset") if isinstance(obj.get("dataset"), dict) else {}
         obj = {**{k: dataset[k] for k in ("train", "eval") if k in dataset and k in names},
                **{k: v for k, v in obj.items() if k not in RECORD_KEYS or k in names}}
     unknown = [k for k in obj if str(k).replace("-", "_") not in names]
     if unknown:
         raise UserError(f"The config file {path} has setting{'s' if len(unknown) > 1 else ''} that {command} does not know: "
-                        f"{', '.join(map(str, unknown[:5]))}.")
+                        f"{', '.join(str(k)[:40] for k in unknown[:5])}.")
     values = {}
     for key, value in obj.items():
         dest = names[key.replace("-", "_")]
         action = actions.get(dest)
-        if action is not None and action.nargs in ("+", "*"):
-            value = as_list(value)
-        if action is not None and value is not None and not isinstance(value, bool):
-            value = [checked(action, key, v, path) for v in value] if isinstance(value, list) else checked(action, key, value, path)
-            action.required = False
+        if action is not None:
+            value = config_value(action, key, value, path)
+            action.required = action.required and value is None
         values[dest] = value
     return values
+
+
+def config_value(action: argparse.Action, key: str, value, path: str):
+    """One value of a --config file for the flag (or flagless setting) action: a switch takes only true or false (or
+    those words as text), null only where the default is null, one value (text or a number, never true/false, a list or
+    an object) where the flag takes one, and each value is then parsed and checked as its text on a command line would be."""
+    where = f"In the config file {path}, '{key}'"
+    if action.nargs == 0:  # a switch such as --chat or --yes
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        if not isinstance(value, bool):
+            raise UserError(f"{where} must be true or false (got {shown(value)}).")
+        return value
+    if value is None:
+        if action.default is None:
+            return None
+        raise UserError(f"{where} cannot be null; give it a value or leave it out.")
+    many = action.nargs in ("+", "*")
+    items = as_list(value) if many else [value]
+    for item in items:
+        if item is None or isinstance(item, (bool, list, dict)):
+            raise UserError(f"{where} must be {'a list of texts or numbers' if many else 'one text or number'} (got {shown(value)}).")
+    parsed = [checked(action, key, item, path) for item in items]
+    return parsed if many else parsed[0]
+
+
+def shown(value) -> str:
+    """A config value as a short piece of JSON for an error sentence."""
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def checked(action: argparse.Action, key: str, value, path: str):
@@ -201,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         reconcile()
         return int(args.func(args) or 0)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(for_terminal(f"error: {e}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted.", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import shlex
 import subprocess
 import sys
@@ -11,6 +12,14 @@ from pathlib import Path
 
 from core.errors import UserError
 from core.settings import split_list
+
+
+def shell_words(text: str) -> list[str]:
+    """--prompt-args/--finetune-args: flags as a shell would split them (an unclosed quote is refused)."""
+    try:
+        return shlex.split(text)
+    except ValueError as e:  # shlex: "No closing quotation"
+        raise argparse.ArgumentTypeError(f"cannot be split into flags ({str(e).lower()})") from None
 
 
 def add_cli_args(sub) -> None:
@@ -39,8 +48,8 @@ def add_cli_args(sub) -> None:
     p.add_argument("--max-train-seconds", type=number(float), default=60, help="training time limit per fine-tuning run (default 60)")
     p.add_argument("--max-seconds", type=number(float), default=540, help="time limit for the whole batch; later runs are skipped (default 540)")
     p.add_argument("--prefix", default=None, help="run name prefix (default efficiency-<time>)")
-    p.add_argument("--prompt-args", default="", help="extra flags for every prompt run, as one quoted string")
-    p.add_argument("--finetune-args", default="", help="extra flags for every finetune run, as one quoted string")
+    p.add_argument("--prompt-args", default="", type=shell_words, help="extra flags for every prompt run, as one quoted string")
+    p.add_argument("--finetune-args", default="", type=shell_words, help="extra flags for every finetune run, as one quoted string")
     p.set_defaults(func=cmd_efficiency)
 
 
@@ -157,8 +166,8 @@ def cmd_efficiency(args) -> int:
                           data_argv=data_argv, sizes=parse_sizes(args.sizes, len(train_ds.label_names)),
                           shots=parse_counts(args.shots, "--shots"), max_train_seconds=args.max_train_seconds,
                           methods=[m.lower() for m in split_list(args.methods)],
-                          seeds=parse_counts(args.seeds, "--seeds"), prompt_extra=shlex.split(args.prompt_args),
-                          finetune_extra=shlex.split(args.finetune_args))
+                          seeds=parse_counts(args.seeds, "--seeds"), prompt_extra=args.prompt_args,
+                          finetune_extra=args.finetune_args)
     deadline = time.monotonic() + args.max_seconds
     finished = []
     for name, argv in plan.commands():

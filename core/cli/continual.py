@@ -48,9 +48,9 @@ def cmd_continual(args) -> int:
         tasks = continual.load_tasks(args.train, args.eval, args.text_col, args.label_col, args.max_train_examples, config.seed)
         for k in range(1, len(tasks) + 1):
             sibling = resolve_out(continual.step_run_name(run.name, k), run.path.parent)
-            if sibling.exists():
+            if os.path.lexists(sibling):
                 raise UserError(f"A run named '{sibling.name}' already exists; choose another --out.")
-        models.resolve(config.model)
+        models.check_max_length(config.model, config.max_length)
         space = continual.label_space(tasks)
         run_config = {
             "kind": "continual",

@@ -42,6 +42,7 @@ def cmd_finetune(args) -> int:
         command_line,
         finish_with_metrics,
         new_run_name,
+        not_a_link,
         reached,
         reserved_for_this_process,
         resolve_out,
@@ -103,7 +104,7 @@ def cmd_finetune(args) -> int:
                 run.set_status("running", trainable_params=params.trainable, total_params=params.total)
 
         result = finetune.train(config, train_frame, dev_frame, eval_frame, label_names, run if main_rank else None, stop,
-                                work_dir=checkpoint_dir(run.path), on_model_ready=announce)
+                                work_dir=not_a_link(checkpoint_dir(run.path)), on_model_ready=announce)
         if not main_rank:
             return 0
         if result.cancelled:
@@ -131,10 +132,12 @@ def cmd_finetune(args) -> int:
 def report_crash(run, ours: bool, exc: BaseException, main_rank: bool = True) -> int:
     """An unexpected exception: its traceback in the run folder, the run failed with one sentence, that sentence on
     stderr; returns exit status 1."""
+    from core.runs import write_atomic
+
     sentence = one_sentence(exc)
-    if main_rank and run.path.is_dir():
-        try:
-            (run.path / "traceback.txt").write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+    if main_rank and ours and run.path.is_dir() and not run.path.is_symlink():  # only into a folder this run made or reserved
+        try:  # atomic: a link planted as traceback.txt is replaced, never followed
+            write_atomic(run.path / "traceback.txt", "".join(traceback.format_exception(exc)))
         except OSError:
             pass
     _mark(run, ours, "failed", sentence)

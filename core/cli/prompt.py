@@ -72,7 +72,7 @@ def cmd_prompt(args) -> int:
     cells = prompting.grid_run_names(base_dir.name, args.shots, args.seed)
     paths = [base_dir.parent / name for name, _, _ in cells]
     for p in paths:  # all names checked before any folder is made; jobs.launch may have reserved the first for us
-        if p.exists() and not (runs.reserved_for_this_process(p) and not (p / "config.json").exists()):
+        if runs.not_a_link(p).exists() and not (runs.reserved_for_this_process(p) and not (p / "config.json").exists()):
             raise UserError(f"A run named '{p.name}' already exists; choose another name.")
     dataset = {"name": eval_ds.name, "train": args.train, "eval": args.eval, "train_split": train_split, "eval_split": eval_split,
                "train_sha256": data.fingerprint(train), "eval_sha256": data.fingerprint(eval_df)}

@@ -41,7 +41,7 @@ def cmd_runs(args) -> int:
     steps = {name: registry.step_runs(name) for name in doomed}  # a continual run's step runs go with it
     n_runs = len(set(doomed).union(*steps.values()))
     orphans = [p for p in sorted(registry.root.glob(".ckpt-*")) + sorted(registry.root.glob(".deleted-*"))
-               if p.is_dir() and p.name.removeprefix(".ckpt-") not in active]
+               if p.is_dir() and not p.is_symlink() and p.name.removeprefix(".ckpt-") not in active]  # a link is not ours to remove
     if not doomed and not orphans:
         print("nothing to prune")
         return 0

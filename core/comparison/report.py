@@ -118,6 +118,8 @@ def write_report(path: str | Path, text: str) -> Path:
     path = Path(path)
     if not path.parent.is_dir():
         raise UserError(f"The folder {path.parent} does not exist, so {path.name} cannot be written there.")
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise UserError(f"{path} is a link or not a regular file, so it is not replaced; give the path of a new or ordinary file.")
     try:
         write_atomic(path, text)
     except OSError as e:

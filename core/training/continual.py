@@ -26,7 +26,7 @@ from core import data, models
 from core.comparison import evaluate
 from core.errors import UserError
 from core.runs import RunDir, finish_with_metrics
-from core.settings import SEED, number, setting
+from core.settings import SEED, device_name, number, setting
 from core.training import finetune
 
 STRATEGIES = ("naive", "replay", "lora-per-task", "ewc")
@@ -53,11 +53,11 @@ class ContinualConfig:
     # ewc: on the default sequence (MiniLM) 1e5 barely changed forgetting (reviews 0.818 -> 0.838 after step 2) and 1e6 kept
     # reviews at 0.879 of 0.889 while finance_news still rose 0.53 -> 0.84 (naive 0.89)
     ewc_lambda: float = setting(1e6, "--ewc-lambda", type=number(float), help="ewc: strength of the Fisher penalty")
-    fisher_examples: int = 256  # ewc: training rows of a finished task used to estimate its Fisher information
+    fisher_examples: int = setting(256, type=number(int, 1, 100_000))  # ewc: training rows of a finished task used to estimate its Fisher information
     lora_r: int = setting(8, "--lora-r", type=number(int, 1), help="LoRA rank (lora-per-task)")
     lora_alpha: int = setting(16, "--lora-alpha", type=number(int, 1), help="LoRA scaling numerator (lora-per-task)")
     seed: int = setting(42, "--seed", type=SEED)
-    device: str = setting("auto", "--device", help="auto, cpu, cuda or mps")
+    device: str = setting("auto", "--device", type=device_name, help="auto, cpu, cuda or mps")
 
     def __post_init__(self):
         self.strategy = str(self.strategy).lower()
@@ -267,6 +267,21 @@ def ewc_penalty(model, terms):
     return total
 
 
+def consolidate(total: dict | None, term: dict) -> dict:
+    """One EWC term {name: (F, anchor)} with the same gradient as the terms total and term together, so memory stays two
+    tensors per parameter however many tasks finish: sum_k F_k (theta - a_k)^2 = F (theta - a)^2 + a constant, with
+    F = sum_k F_k and a the F-weighted mean of the anchors (the constant moves the loss, not its gradient)."""
+    if total is None:
+        return term
+    merged = {}
+    for name, (fisher, anchor) in term.items():
+        f_total, a_total = total[name]
+        f_sum = f_total + fisher
+        weighted = (f_total * a_total + fisher * anchor) / f_sum.clamp_min(1e-30)
+        merged[name] = (f_sum, weighted.where(f_sum > 0, anchor))
+    return merged
+
+
 def fisher_diagonal(model, dataset: TaskTexts, collator, unit_mask, n_examples: int, seed: int) -> dict:
     """{parameter name: (diagonal empirical Fisher, the parameter's current value)} from a seeded sample of the task's rows.
 
@@ -420,8 +435,9 @@ def run_sequence(config: ContinualConfig, tasks: list[Task], run: TaskRun | None
         if lora:
             task_models.append(model)
         if config.strategy == "ewc" and i < len(tasks) - 1:
-            ewc_terms.append(fisher_diagonal(model, encode_rows(tokenizer, task.train.assign(task=i), space, tasks, config.max_length),
-                                             collator, unit_mask, config.fisher_examples, config.seed + i))
+            fisher = fisher_diagonal(model, encode_rows(tokenizer, task.train.assign(task=i), space, tasks, config.max_length),
+                                     collator, unit_mask, config.fisher_examples, config.seed + i)
+            ewc_terms = [consolidate(ewc_terms[0] if ewc_terms else None, fisher)]  # one term, not one per finished task
         # lora-per-task: each task's own adapter; for tasks not trained yet, an untrained adapter (LoRA B = 0), i.e. the initial model
         scorers = task_models + [initial_model] * (len(tasks) - i - 1) if lora else [model] * len(tasks)
         accuracies, predictions = evaluate_tasks(scorers, tokenizer, tasks, space, config.max_length)

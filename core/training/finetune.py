@@ -20,7 +20,7 @@ from core.comparison import evaluate
 from core.errors import UserError
 from core.prompting import parse_label_words
 from core.runs import RunDir
-from core.settings import SEED, number, setting, split_list
+from core.settings import SEED, device_name, number, setting, split_list
 
 METHODS = ("full", "head", "bitfit", "lora", "adapter", "logreg", "knn", "setfit", "prompt-tuning", "lora-lm")
 ENCODER_ONLY = ("adapter", "logreg", "knn", "setfit")  # mean-pooled sentence embeddings: need an encoder
@@ -70,7 +70,7 @@ class FinetuneConfig:
     weight_decay: float = setting(0.01, "--weight-decay", type=number(float), help="AdamW decoupled decay (Trainer skips biases and norms)")
     warmup_ratio: float = setting(0.1, "--warmup-ratio", type=number(float), help="share of steps with linear warm-up")
     eval_strategy: str = setting("epoch", "--eval-every", type=eval_every, help=STEPS_OR_EPOCH)  # "epoch", or "steps" (every eval_steps)
-    eval_steps: int = 50
+    eval_steps: int = setting(50, type=number(int, 1))  # set by --eval-every N, or by a --config file
     early_stopping_patience: int = setting(2, "--patience", type=number(int), help="early stopping patience on dev macro-F1 (0: off)")
     max_train_examples: int = setting(0, "--max-train-examples", type=number(int), help="use at most N training rows, a seeded sample (0: all)")
     max_train_seconds: float = setting(0.0, "--max-train-seconds", type=number(float), help="stop training after S seconds (0: no limit)")
@@ -94,7 +94,7 @@ class FinetuneConfig:
     seed: int = setting(42, "--seed", type=SEED)
     precision: str = setting("auto", "--precision", choices=PRECISIONS,
                              help="auto: bf16 (or fp16) on CUDA for models of 100M+ parameters, else fp32")
-    device: str = setting("auto", "--device", help="auto, cpu, cuda or mps")
+    device: str = setting("auto", "--device", type=device_name, help="auto, cpu, cuda or mps")
     report_to: str = setting("none", "--report-to", choices=REPORT_TO,
                              help="also log training to TensorBoard or MLflow (optional packages; without them training goes on without it)")
 
@@ -204,6 +204,10 @@ def check_method_fits(config: FinetuneConfig) -> None:
         needs = "a decoder (a causal language model such as smollm2)" if role == "encoder" else "an encoder (a sentence encoder such as minilm)"
         article = "an" if role == "encoder" else "a"
         raise UserError(f"Method '{config.method}' needs {needs}, and {config.model} is {article} {role}.")
+    models.check_max_length(config.model, config.max_length)
+    if config.method in FROZEN_METHODS and (config.device not in ("auto", "cpu") or config.precision not in ("auto", "fp32")):
+        raise UserError(f"{config.method} embeds on the CPU in full precision; leave --device and --precision at auto (got "
+                        f"{config.device} and {config.precision}).")
 
 
 def head_parameter_names(model) -> set[str]:
@@ -511,6 +515,8 @@ def train(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: pd.DataF
     if config.method in FROZEN_METHODS or config.method == "setfit":
         from core.training import embeddings_clf
 
+        if config.report_to != "none":
+            print(f"note: {config.method} trains outside the Trainer, so --report-to {config.report_to} logs nothing.", flush=True)
         fit = embeddings_clf.train_setfit if config.method == "setfit" else embeddings_clf.train_frozen
         return fit(config, train_frame, eval_frame, label_names, run, stop, on_model_ready)
     if config.method in DECODER_ONLY:
