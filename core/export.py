@@ -323,6 +323,24 @@ def replace_into(tmp: Path, dest: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def exports_root() -> Path:
+    """Where the app exports runs: `exports/` beside the runs folder."""
+    return runs.runs_root().parent / "exports"
+
+
+def zip_bytes(folder: Path) -> bytes:
+    """An export folder as a zip archive (its files under the folder's name), for a download."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for f in sorted(Path(folder).rglob("*")):
+            if f.is_file() and not f.is_symlink():
+                archive.write(f, Path(folder.name) / f.relative_to(folder))
+    return buffer.getvalue()
+
+
 # ---- text from the data in the card ----------------------------------------------------------
 
 

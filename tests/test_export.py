@@ -3,10 +3,12 @@ predicts what the run predicted; the model card; bad input is one sentence and l
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -189,6 +191,8 @@ def test_force_replaces_an_earlier_export_and_an_empty_folder_is_used(logreg_run
     exported(logreg_run, dest, "--force")
     assert not (dest / "stale.txt").exists() and (dest / "export.json").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "runs"]  # no temp or old folder left beside it
+    names = zipfile.ZipFile(io.BytesIO(export.zip_bytes(dest))).namelist()
+    assert "out/export.json" in names and "out/model_head.pkl" in names and "out/stale.txt" not in names
 
 
 def test_a_failure_while_writing_leaves_nothing(logreg_run, tmp_path, monkeypatch, capsys):
@@ -217,3 +221,22 @@ def test_minilm_runs_export_to_the_same_predictions(method, fmt, runs_dir, tmp_p
     dest = exported(run, tmp_path / "export")
     assert json.loads((dest / "export.json").read_text())["format"] == fmt
     assert_same_predictions(load_outside(dest, run, tmp_path))
+
+
+def test_the_runs_page_exports_the_selected_run_and_offers_a_zip(logreg_run, runs_dir, open_page):
+    from tests.scoped import scoped
+
+    RunDir(runs_dir / "still-going").create({"kind": "finetune"}).set_status("running")
+    at = open_page("app_pages/runs.py")
+    at.checkbox(key=scoped(at, "runs_this_dataset")).uncheck().run()
+    at.selectbox(key=scoped(at, "runs_selected")).set_value("still-going").run()
+    assert at.button(key=scoped(at, "runs_export")).disabled
+    at.selectbox(key=scoped(at, "runs_selected")).set_value("lr").run()
+    at.button(key=scoped(at, "runs_export")).click().run()
+    assert not at.exception and not at.error
+    dest = runs_dir.parent / "exports" / "lr"
+    assert json.loads((dest / "export.json").read_text())["format"] == "setfit"
+    assert any("Exported to" in s.value and str(dest) in s.value for s in at.success)
+    assert [b for b in at.get("download_button") if b.proto.label == "Download lr.zip"]
+    at.button(key=scoped(at, "runs_export")).click().run()  # again: the earlier export is replaced, not refused
+    assert not at.error and (dest / "export.json").exists()
