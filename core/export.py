@@ -270,6 +270,34 @@ def write_peft(run: runs.RunDir, out: Path) -> None:
               "method": spec.get("method"), "scoring": "the label whose word the adapted model gives the highest log-likelihood "
               "right after the filled query template"}
     (out / "prompt.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    base = base_info(run)["model"]
+    adapter_config = json.loads((out / "adapter_config.json").read_text(encoding="utf-8"))
+    adapter_config["base_model_name_or_path"] = hub_id(base)
+    (out / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2) + "\n", encoding="utf-8")
+    if spec.get("method") == "lora-lm":  # LoRA merges: the whole decoder as the run scored with, in merged/
+        write_merged_decoder(base, model_dir, out / "merged")
+
+
+def hub_id(model: str) -> str:
+    """The Hugging Face id of a bundled model (its weights there may differ: see the card), else the name as given."""
+    from core import models
+
+    info = models.BUNDLED.get(models.ALIASES.get(str(model).lower(), model))
+    return {"SmolLM2-135M-Instruct": "HuggingFaceTB/SmolLM2-135M-Instruct",
+            "all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2"}.get(info.name, info.name) if info else str(model)
+
+
+def write_merged_decoder(base: str, adapter_dir: Path, out: Path) -> None:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from core import models
+
+    lm = models._from_pretrained(AutoModelForCausalLM, models._converted(models.resolve(base)), use_safetensors=True)
+    with models.LOAD_LOCK:
+        merged = PeftModel.from_pretrained(lm, str(adapter_dir)).merge_and_unload()
+    merged.save_pretrained(str(out), safe_serialization=True)
+    models.load_tokenizer(base).save_pretrained(str(out))
 
 
 WRITERS = {"transformers": write_transformers, "transformers+code": write_mean_pooled, "setfit": write_setfit,

@@ -50,6 +50,10 @@ from peft import AutoPeftModelForCausalLM
 model = AutoPeftModelForCausalLM.from_pretrained("path/to/this/folder")  # downloads or reads the base decoder
 ```
 
+For lora-lm, `merged/` holds the decoder with the LoRA merged in: `AutoModelForCausalLM.from_pretrained("merged")`.
+The bundled SmolLM2 is the Q4_1 GGUF de-quantized, so the hub's weights that `adapter_config.json` names are close to,
+but not exactly, the base the adapter was trained on; `merged/` is exact.
+
 Fill `query_template` in `prompt.json` with the text (after the instruction, as in `example_prompt`) and score each label's
 word as the continuation; the label whose word is most likely is the answer.""",
     "prompt": """Send `example_prompt` in `prompt.json` to an LLM with your text in place of the example's: the instruction, then

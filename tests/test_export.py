@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import torch
 
 from core import export
 from core.cli import main
@@ -54,6 +55,7 @@ def assert_same_predictions(result: dict) -> None:
 
 CASES = {  # name: (flags, rows, format)
     "full-mean": (["--method", "full", "--pooling", "mean"], 32, "transformers+code"),
+    "llama-full": (["--method", "full"], 32, "transformers"),
     "lora-cls": (["--method", "lora", "--pooling", "cls", "--lr", "5e-3"], 32, "transformers"),
     "logreg": (["--method", "logreg"], 32, "setfit"),
     "knn": (["--method", "knn"], 32, "setfit"),
@@ -62,9 +64,9 @@ CASES = {  # name: (flags, rows, format)
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_an_exported_encoder_run_predicts_its_predictions_without_core(case, runs_dir, tiny_bert_dir, tmp_path):
+def test_an_exported_classifier_predicts_its_predictions_without_core(case, runs_dir, tiny_bert_dir, tiny_llama_dir, tmp_path):
     flags, rows, fmt = CASES[case]
-    run = finetune(case, tiny_bert_dir, *flags, rows=rows)
+    run = finetune(case, tiny_llama_dir if case.startswith("llama") else tiny_bert_dir, *flags, rows=rows)
     dest = exported(run, tmp_path / "export")
     assert json.loads((dest / "export.json").read_text())["format"] == fmt
     files = {p.name for p in dest.rglob("*")}
@@ -128,13 +130,23 @@ def test_a_prompt_run_exports_the_exact_prompt(runs_dir, tiny_llama_dir, tmp_pat
     assert "label words" in card and "## Verdict" in card
 
 
-def test_a_prompt_tuning_run_exports_its_adapter_and_prompt(runs_dir, tiny_llama_dir, tmp_path):
-    run = finetune("soft", tiny_llama_dir, "--method", "prompt-tuning", "--virtual-tokens", "4", "--lr", "1e-2", rows=16)
+@pytest.mark.parametrize("method", ["prompt-tuning", "lora-lm"])
+def test_a_prompt_learning_run_exports_its_adapter_and_prompt(method, runs_dir, tiny_llama_dir, tmp_path):
+    run = finetune("taught", tiny_llama_dir, "--method", method, "--virtual-tokens", "4", "--lr", "1e-2", "--warmup-ratio", "0",
+                   rows=16)
     dest = exported(run, tmp_path / "export")
     names = {p.name for p in dest.iterdir()}
     assert {"adapter_config.json", "adapter_model.safetensors", "prompt.json", "README.md"} <= names
     assert json.loads((dest / "export.json").read_text())["format"] == "peft"
     assert json.loads((dest / "prompt.json").read_text())["query_template"]
+    assert ("merged" in names) == (method == "lora-lm")
+    if method == "lora-lm":  # the merged decoder is a plain causal LM: no LoRA weights left, and it differs from the base
+        from safetensors.torch import load_file
+
+        merged = load_file(str(dest / "merged" / "model.safetensors"))
+        base = load_file(str(tiny_llama_dir / "model.safetensors"))
+        assert not [k for k in merged if "lora" in k]
+        assert any(not torch.equal(merged[k], base[k]) for k in base if k in merged)
 
 
 # ---- bad input: one sentence, exit 2, nothing written ------------------------------------------------------
