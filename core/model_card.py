@@ -9,6 +9,7 @@ import pandas as pd
 
 from core import runs
 from core.comparison import evaluate, verdict
+from core.errors import UserError
 from core.export import FORMATS, labels_of, md_text
 
 LIBRARY = {"transformers": "transformers", "transformers+code": "transformers", "setfit": "setfit", "peft": "peft"}
@@ -123,8 +124,11 @@ def verdict_section(run: runs.RunDir) -> str:
     others = others[others["name"] != run.name]
     if others.empty:
         return "There are no other finished runs on this evaluation split to compare with, so there is no verdict.\n"
-    cmp = evaluate.compare_runs([run.path, *others["path"].tolist()])
-    headline, caveats = verdict.verdict(cmp)
+    try:
+        cmp = evaluate.compare_runs([run.path, *others["path"].tolist()])
+        headline, caveats = verdict.verdict(cmp)
+    except UserError as e:  # e.g. a run that became unreadable since it was listed: the export stands without a verdict
+        return f"The runs on this split could not be compared ({md_text(e)}), so there is no verdict.\n"
     lines = [md_text(headline), ""] + [f"- {md_text(c)}" for c in caveats]
     table = cmp.metrics.sort_values("macro_f1", ascending=False)
     lines += ["", "| run | method | macro-F1 (95% interval) | accuracy |", "|---|---|---|---|"]

@@ -92,6 +92,9 @@ def test_the_card_gives_data_metrics_verdict_and_limitations(runs_dir, tiny_bert
     finetune("second", tiny_bert_dir, "--method", "knn")
     card = (exported(first, tmp_path / "with-verdict") / "README.md").read_text()
     assert "is best on macro-F1" in card and "| second |" in card and "| first |" in card
+    (runs_dir / "second" / "predictions.csv").unlink()  # listed as finished, but it can no longer be compared
+    card = (exported(first, tmp_path / "unreadable") / "README.md").read_text()
+    assert "could not be compared" in card and "## Limitations" in card
 
 
 def test_text_from_the_data_cannot_put_html_or_images_in_the_card(runs_dir, tiny_bert_dir, tmp_path):
