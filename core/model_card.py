@@ -4,13 +4,14 @@ runs on its evaluation split, limitations, and how to load it. Every text that c
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 
 from core import runs
 from core.comparison import evaluate, verdict
 from core.errors import UserError
-from core.export import FORMATS, labels_of, md_text
+from core.export import FORMATS, hub_id, labels_of, md_text
 
 LIBRARY = {"transformers": "transformers", "transformers+code": "transformers", "setfit": "setfit", "peft": "peft"}
 SETTINGS = ("model", "method", "pooling", "epochs", "learning_rate", "lr", "batch_size", "max_length", "seed", "lora_r",
@@ -75,6 +76,9 @@ def card(run: runs.RunDir, fmt: str) -> str:
     front = {"library_name": LIBRARY.get(fmt), "pipeline_tag": "text-classification",
              "tags": ["prompt-or-finetune", str(c.get("kind")), str(c.get("method") or "").split(" ")[0] or "run"],
              "metrics": ["accuracy", "f1"]}
+    base = hub_id(str(c.get("model") or ""))
+    if "/" in base and not base.startswith(("/", ".", "~")) and not Path(base).exists():  # a hub id, never a local path
+        front["base_model"] = base
     yaml = "\n".join(f"{k}: {json.dumps(v)}" for k, v in front.items() if v is not None)
     parts = [f"---\n{yaml}\n---\n", f"# {md_text(run.name)}\n",
              f"Exported by prompt-or-finetune from the run `{run.name}` as {FORMATS[fmt]}.\n",

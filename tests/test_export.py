@@ -235,6 +235,7 @@ def test_minilm_runs_export_to_the_same_predictions(method, fmt, runs_dir, tmp_p
     run = finetune(f"minilm-{method}", "minilm", "--method", method, "--batch-size", "16", rows=64)
     dest = exported(run, tmp_path / "export")
     assert json.loads((dest / "export.json").read_text())["format"] == fmt
+    assert 'base_model: "sentence-transformers/all-MiniLM-L6-v2"' in (dest / "README.md").read_text()
     assert_same_predictions(load_outside(dest, run, tmp_path))
 
 
