@@ -5,7 +5,7 @@ What a run becomes depends on what it trained (FORMATS says it in one line each;
 - a classifier read through [CLS] (any encoder with --pooling cls, any decoder): a plain Hugging Face model folder (LoRA
   merged), loaded by `pipeline("text-classification", model=DIR)`;
 - a classifier on mean-pooled token states (full/head/bitfit/lora on a sentence-transformer encoder such as MiniLM): the
-  same folder with a 50-line modeling_mean_pooled.py (torch and transformers only) named in auto_map, loaded by
+  same folder with a 60-line modeling_mean_pooled.py (torch and transformers only) named in auto_map, loaded by
   `pipeline(..., trust_remote_code=True)`; no stock transformers class mean-pools a BERT body;
 - logreg, knn and setfit: a SetFit folder (a sentence-transformers body with its mean Pooling and Normalize modules, and a
   scikit-learn head in SetFit's model_head.pkl), loaded by `SetFitModel.from_pretrained(DIR)`; model_head.pkl is a joblib
