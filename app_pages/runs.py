@@ -1,11 +1,12 @@
 """Runs page: every run folder in the registry; filter, inspect, rename, delete, rebuild the index."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from core import jobs
+from core import export, jobs
 from core.comparison import report, verdict
 from core.errors import UserError
 from core.runs import STATES, RunDir, RunRegistry, of_dataset, runs_root, state_label
@@ -92,6 +93,24 @@ with col_b:
             st.rerun()
         except UserError as exc:
             state.show_error(exc)
+exported_key = state.scoped("runs_exported")
+exportable = status.get("state") == "succeeded" and run.config.get("kind") in ("finetune", "prompt")
+if st.button("Export", key=state.scoped("runs_export"), disabled=not exportable,
+             help=f"Write the run as a folder that standard libraries load without this app (see its README.md), under "
+                  f"{export.exports_root()}, replacing an earlier export of it, and offer it as a zip. "
+                  "Finished prompting and fine-tuning runs only." if exportable else "Only finished prompting and fine-tuning runs export."):
+    try:
+        export.exports_root().mkdir(parents=True, exist_ok=True)
+        with st.spinner(f"Exporting {name}..."):
+            st.session_state[exported_key] = str(export.export_run(run.path, export.exports_root() / name, force=True))
+    except (UserError, OSError) as exc:
+        state.show_error(exc)
+done = st.session_state.get(exported_key)
+if done and Path(done).name == name and (Path(done) / export.MARKER).is_file():
+    how = json.loads((Path(done) / export.MARKER).read_text(encoding="utf-8"))["how_to_load"]
+    st.success(f"Exported to `{done}`: {how}.")
+    st.download_button(f"Download {name}.zip", export.zip_bytes(Path(done)), file_name=f"{name}.zip",
+                       mime="application/zip", key=state.scoped("runs_export_zip"))
 if status.get("error"):
     (st.warning if status.get("state") == "cancelled" else st.error)(state.plain(status["error"]))
 with st.expander("config.json and status.json"):

@@ -1,0 +1,1 @@
+"""Files copied verbatim into exports (they never import core)."""
