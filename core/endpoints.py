@@ -480,6 +480,25 @@ def _run(config, train, eval_df, label_names, progress, all_calibrations, meter:
     return prompting.PromptResult(predictions, metrics, demos, warnings, 0, example, config, choice, calibrated)
 
 
+def preview_text(config, train: pd.DataFrame, label_names: list[str], text: str) -> str:
+    """The exact prompt an endpoint gets for one text (the echo mode scores the label word right after it; the chat
+    modes send it as the user message)."""
+    from core import prompting
+
+    words = prompting.verbalizer(config, label_names)
+    prefixes, _ = prompting.build_prefixes(config, train, [text], words, label_names)
+    return prefixes[0] + prompting.fill(config.query_template, text)
+
+
+def generate_answer(config, prompt: str, label_names: list[str]) -> tuple[str, str | None]:
+    """The endpoint's free-text answer to a prompt (a chat completion, cached like every request) and the label parsed from it."""
+    from core import prompting
+
+    client = Client(parse_spec(config.model, config.api_key_env), config, Meter())
+    answer = answer_text(client.request("chat", chat_body(prompt, "generate")))
+    return answer, prompting.parse_label(answer, prompting.verbalizer(config, label_names), label_names)
+
+
 def describe_usage(metrics: dict) -> str:
     """One line: scoring mode, requests (cached), tokens, cost, median latency, unparsed answers."""
     cost = f"${metrics['cost_usd']:.4f}" if metrics.get("cost_usd") is not None else "no price given"
