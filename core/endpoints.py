@@ -44,7 +44,9 @@ PREFIX = "openai:"
 GENERATE_TOKENS = 10  # the generate mode's answer length (as the page's free-text answer)
 TOP_LOGPROBS = 20  # the most OpenAI's chat API lists
 UNPARSED = "(unparsed)"  # pred of a generated answer that names no label
-PROBE_PROMPT, PROBE_WORD = "Text: the film was good\nCategory:", " positive"
+PROBE_PROMPT = "Text: the film was good\nCategory:"
+COUNTING = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12"  # its later tokens are near-certain for any LM: an echo check
+ALIGNED = -2.0  # mean log-probability of COUNTING's second half above which a server's echo is trusted
 FALL_THROUGH = {400, 404, 405, 422, 501}  # a probe answered with these tries the next mode (a route or field the server lacks)
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -307,6 +309,15 @@ def echo_score(response: dict, prompt: str, continuation: str) -> tuple[float, i
     return float(sum(picked)), len(picked)
 
 
+def echo_aligned(response: dict) -> bool:
+    """Whether an echo's prompt log-probabilities are each token's own given the tokens before it: the second half of
+    COUNTING is near-certain then. (llama-cpp-python 0.3 pairs each token with the next position's distribution when
+    the model adds no BOS token, as SmolLM2's GGUF; those numbers are no likelihood, so such a server is not scored by echo.)"""
+    values = [v for v in ((response["choices"][0] or {}).get("logprobs") or {}).get("token_logprobs") or [] if v is not None]
+    half = values[len(values) // 2 :]
+    return len(half) >= 3 and float(np.mean(half)) > ALIGNED
+
+
 def chat_body(prompt: str, mode: str) -> dict:
     body = {"messages": [{"role": "user", "content": prompt}], "temperature": 0}
     if mode == "chat-logprobs":
@@ -339,9 +350,8 @@ def answer_text(response: dict) -> str:
 def probe(client: Client) -> str:
     """The first scoring mode this endpoint supports: echo, then chat-logprobs, then generate (whose failure is the run's error)."""
     try:
-        response = client.request("completions", echo_body(PROBE_PROMPT, PROBE_WORD))
-        if str(response["choices"][0].get("text", "")).startswith(PROBE_PROMPT + PROBE_WORD):
-            echo_score(response, PROBE_PROMPT, PROBE_WORD)
+        response = client.request("completions", echo_body(COUNTING, ""))
+        if str(response["choices"][0].get("text", "")).startswith(COUNTING) and echo_aligned(response):
             return "echo"
     except UserError as e:
         if getattr(e, "status", None) not in FALL_THROUGH:

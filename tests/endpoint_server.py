@@ -76,11 +76,16 @@ def llama_available() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None and importlib.util.find_spec("uvicorn") is not None
 
 
-def start_llama(tmp: Path, api_key: str | None = None, port: int | None = None) -> Server:
+def start_llama(tmp: Path, api_key: str | None = None, port: int | None = None, bos: bool = True) -> Server:
     """llama-cpp-python's server on the bundled GGUF, with every position's logits kept (echo log-probabilities)."""
     port = port or free_port()
     argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path()), "--model_alias", "smollm2", "--host", "127.0.0.1",
-            "--port", str(port), "--logits_all", "true", "--n_ctx", "2048", "--n_threads", "2", "--verbose", "false"]
+            "--port", str(port), "--logits_all", "true", "--n_ctx", "2048", "--n_threads", "2", "--verbose", "false",
+            # llama-cpp-python 0.3 misaligns echoed log-probabilities by one token when the model adds no BOS (SmolLM2's
+            # GGUF says not to; core.endpoints.echo_aligned catches it): with a BOS first they are each token's own
+            "--kv_overrides", "tokenizer.ggml.add_bos_token=bool:true"]
+    if not bos:  # as llama-cpp-python serves SmolLM2 by default: echo log-probabilities one token off
+        argv = argv[:-2]
     if api_key:
         argv += ["--api_key", api_key]
     return Server(argv, port, tmp / f"llama-{port}.log", api_key=api_key)

@@ -18,6 +18,7 @@ from core.errors import UserError
 from tests.endpoint_server import FakeServer, free_port, llama_available, start_llama
 
 KEY = "sk-test-0123456789abcdef"  # the key the keyed server wants; it must never reach a file
+ROWS = 24  # of the 99 test rows of reviews (a fixed random subset, as --max-eval-examples takes it)
 AGREEMENT = 0.9  # measured 0.97 on the 99 test rows of reviews (the GGUF is Q4_1; the local scorer de-quantizes it)
 needs_llama = pytest.mark.skipif(not llama_available(), reason="llama-cpp-python[server] is not installed")
 
@@ -47,14 +48,16 @@ def one_sentence(capsys, *parts: str) -> str:
 
 @pytest.mark.slow
 def test_echo_scores_agree_with_the_local_scorer(llama_server, runs_dir, capsys):
-    assert prompt(llama_server.spec(), "--concurrency", "4", "--price-input", "0.5", "--price-output", "1.5", "--out", "ep") == 0
+    rows = ["--max-eval-examples", str(ROWS)]  # llama-cpp-python's echo sorts the vocabulary at every prompt token: ~1 s a request
+    assert prompt(llama_server.spec(), *rows, "--concurrency", "4", "--price-input", "0.5", "--price-output", "1.5", "--out", "ep") == 0
     config, metrics, preds = read(runs_dir / "ep")
     assert metrics["scoring_mode"] == "echo" and config["scoring_mode"] == "echo" and metrics["unparsed"] == 0
     assert config["endpoint"] == {"model": "smollm2", "base_url": llama_server.base_url, "api_key_env": None}
     ds = data.load_sample("reviews")
-    local = prompting.run_prompting(prompting.PromptConfig(calibration="none"), ds.splits["train"], ds.splits["test"], ds.label_names)
+    local = prompting.run_prompting(prompting.PromptConfig(calibration="none", max_eval_examples=ROWS), ds.splits["train"],
+                                    ds.splits["test"], ds.label_names)
     joined = preds.merge(local.predictions, on="id", suffixes=("", "_local"))
-    assert len(preds) == len(local.predictions) == len(joined) == len(ds.splits["test"])
+    assert len(preds) == len(local.predictions) == len(joined) == ROWS
     assert set(preds["label"]) == set(local.predictions["label"]) and set(preds["pred"]) <= set(ds.label_names)
     agreement = float((joined["pred"] == joined["pred_local"]).mean())
     print(f"echo vs local scorer: {agreement:.3f} of {len(joined)} predictions agree")
@@ -67,7 +70,7 @@ def test_echo_scores_agree_with_the_local_scorer(llama_server, runs_dir, capsys)
     assert metrics["cost_usd"] == pytest.approx((metrics["prompt_tokens"] * 0.5 + metrics["completion_tokens"] * 1.5) / 1e6, abs=1e-6)
     assert metrics["latency_ms"] > 0
     # a rerun asks nothing twice: every answer comes from the cache, with the same tokens and predictions
-    assert prompt(llama_server.spec(), "--price-input", "0.5", "--price-output", "1.5", "--out", "again") == 0
+    assert prompt(llama_server.spec(), *rows, "--price-input", "0.5", "--price-output", "1.5", "--out", "again") == 0
     _, again, preds_again = read(runs_dir / "again")
     assert again["cached_requests"] == again["requests"] == metrics["requests"]
     assert again["prompt_tokens"] == metrics["prompt_tokens"] and preds_again["pred"].tolist() == preds["pred"].tolist()
@@ -172,3 +175,14 @@ def test_a_server_that_dies_midway_keeps_its_answers_for_the_rerun(tmp_path):
     finally:
         server.stop()
     assert result.metrics["cached_requests"] == kept and result.metrics["requests"] == 12 * 3 + 1
+
+
+@needs_llama
+def test_misaligned_echo_log_probabilities_are_not_trusted(tmp_path, runs_dir):
+    server = start_llama(tmp_path, bos=False)  # llama-cpp-python's default for SmolLM2: each echoed token gets the next one's
+    try:
+        assert prompt(server.spec(), "--max-eval-examples", "3", "--out", "probed") == 0
+    finally:
+        server.stop()
+    _, metrics, _ = read(runs_dir / "probed")
+    assert metrics["scoring_mode"] == "chat-logprobs"
