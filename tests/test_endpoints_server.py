@@ -18,7 +18,7 @@ from core.errors import UserError
 from tests.endpoint_server import FakeServer, free_port, llama_available, start_llama
 
 KEY = "sk-test-0123456789abcdef"  # the key the keyed server wants; it must never reach a file
-ROWS = 24  # of the 99 test rows of reviews (a fixed random subset, as --max-eval-examples takes it)
+ROWS = 12  # of the 99 test rows of reviews (a fixed random subset, as --max-eval-examples takes it)
 AGREEMENT = 0.9  # measured 0.97 on the 99 test rows of reviews (the GGUF is Q4_1; the local scorer de-quantizes it)
 needs_llama = pytest.mark.skipif(not llama_available(), reason="llama-cpp-python[server] is not installed")
 
@@ -130,6 +130,7 @@ def test_malformed_json_is_one_sentence(runs_dir, capsys):
     one_sentence(capsys, "not an OpenAI-compatible JSON response")
 
 
+@pytest.mark.slow
 @needs_llama
 def test_keys_are_read_from_the_named_variable_and_never_written(tmp_path, runs_dir, capsys, monkeypatch):
     server = start_llama(tmp_path, api_key=KEY)
@@ -152,12 +153,13 @@ def test_keys_are_read_from_the_named_variable_and_never_written(tmp_path, runs_
     assert written and not [p for p in written if KEY.encode() in p.read_bytes()]
 
 
+@pytest.mark.slow
 @needs_llama
 def test_a_server_that_dies_midway_keeps_its_answers_for_the_rerun(tmp_path):
     server = start_llama(tmp_path)
     port = server.port
     ds = data.load_sample("reviews")
-    config = prompting.PromptConfig(model=server.spec(), calibration="none", max_eval_examples=12, concurrency=1, retries=0)
+    config = prompting.PromptConfig(model=server.spec(), calibration="none", max_eval_examples=4, concurrency=1, retries=0)
     reports = []
 
     def die(done, total):
@@ -168,15 +170,16 @@ def test_a_server_that_dies_midway_keeps_its_answers_for_the_rerun(tmp_path):
         prompting.run_prompting(config, ds.splits["train"], ds.splits["test"], ds.label_names, progress=die)
     with sqlite3.connect(tmp_path / "endpoint-cache.sqlite") as db:
         kept = db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
-    assert reports and kept >= 3  # the probe and at least one example's two labels
+    assert reports and kept >= 2  # the probe and at least the first answer
     server = start_llama(tmp_path, port=port)  # back on the same address: the rerun pays only for what was never answered
     try:
         result = prompting.run_prompting(config, ds.splits["train"], ds.splits["test"], ds.label_names)
     finally:
         server.stop()
-    assert result.metrics["cached_requests"] == kept and result.metrics["requests"] == 12 * 3 + 1
+    assert result.metrics["cached_requests"] == kept and result.metrics["requests"] == 4 * 3 + 1
 
 
+@pytest.mark.slow
 @needs_llama
 def test_misaligned_echo_log_probabilities_are_not_trusted(tmp_path, runs_dir):
     server = start_llama(tmp_path, bos=False)  # llama-cpp-python's default for SmolLM2: each echoed token gets the next one's
