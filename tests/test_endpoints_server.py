@@ -19,7 +19,9 @@ from tests.endpoint_server import FakeServer, free_port, llama_available, start_
 
 KEY = "sk-test-0123456789abcdef"  # the key the keyed server wants; it must never reach a file
 ROWS = 12  # of the 99 test rows of reviews (a fixed random subset, as --max-eval-examples takes it)
-AGREEMENT = 0.9  # measured 0.97 on the 99 test rows of reviews (the GGUF is Q4_1; the local scorer de-quantizes it)
+# Measured on these 12 rows: 12 of 12 predictions agree, label probabilities differ by 0.030 on average (at most 0.157):
+# the server reads the Q4_1 GGUF with a BOS token first, the local scorer the de-quantized weights without one.
+AGREEMENT, PROB_GAP = 10 / 12, 0.06
 needs_llama = pytest.mark.skipif(not llama_available(), reason="llama-cpp-python[server] is not installed")
 
 
@@ -64,6 +66,9 @@ def test_echo_scores_agree_with_the_local_scorer(llama_server, runs_dir, capsys)
     assert agreement >= AGREEMENT
     probs = preds[[f"prob_{lab}" for lab in ds.label_names]].to_numpy()
     assert np.allclose(probs.sum(axis=1), 1, atol=1e-4)
+    gap = np.abs(joined[[f"prob_{lab}" for lab in ds.label_names]].to_numpy()
+                 - joined[[f"prob_{lab}_local" for lab in ds.label_names]].to_numpy()).mean()
+    assert gap <= PROB_GAP  # the same likelihoods, not merely the same argmax (misaligned echo numbers are far off)
     # every (row, label) is one request, plus the probe: tokens from the server's usage fields, cost from the prices
     assert metrics["requests"] == len(preds) * len(ds.label_names) + 1 and metrics["cached_requests"] == 0
     assert metrics["prompt_tokens"] > 10 * metrics["requests"] and metrics["completion_tokens"] >= metrics["requests"] - 1
