@@ -3,10 +3,12 @@ then read accuracy, the confusion matrix, per-example probabilities, and a grid 
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 import streamlit as st
 
-from core import charts, prompting, runs
+from core import charts, endpoints, prompting, runs
 from core.comparison import evaluate, verdict
 from core.errors import UserError
 from ui import forms, state
@@ -40,7 +42,32 @@ with left:
     label_words = forms.label_words(label_names, state.scoped("pr_words"), st.container())
 with right:
     st.subheader("Settings")
-    model = state.model_choice("Model", "decoder", key="pr_model")
+    source = st.radio("Model", ["Local model", "Endpoint"], horizontal=True, key=state.scoped("pr_source"),
+                      help="Endpoint: any OpenAI-compatible server (vLLM, Ollama, llama.cpp's server, a hosted API)")
+    endpoint_mode = source == "Endpoint"
+    if endpoint_mode:
+        e1, e2 = st.columns(2)
+        base_url = e1.text_input("Base URL", "http://127.0.0.1:8000/v1", key=state.scoped("pr_ep_url"))
+        endpoint_model = e2.text_input("Model name", key=state.scoped("pr_ep_model"), placeholder="e.g. meta-llama/Llama-3.1-8B-Instruct")
+        key_env = e1.text_input("API key variable (its name)", key=state.scoped("pr_ep_key_env"), placeholder="e.g. OPENAI_API_KEY",
+                                help="the NAME of an environment variable of the app's process that holds the key; the key itself "
+                                     "is never asked for, shown or saved").strip()
+        scoring_mode = forms.choice(P, "scoring_mode", "Scoring mode", e2, key=state.scoped("pr_ep_mode"))
+        concurrency = forms.number(P, "concurrency", "Concurrent requests", e1, key=state.scoped("pr_ep_concurrency"))
+        price_input = e2.number_input("USD per 1M prompt tokens", min_value=0.0, value=None, placeholder="no price",
+                                      key=state.scoped("pr_ep_price_in"))
+        price_output = e1.number_input("USD per 1M completion tokens", min_value=0.0, value=None, placeholder="no price",
+                                       key=state.scoped("pr_ep_price_out"))
+        model = f"openai:{endpoint_model.strip()}@{base_url.strip()}"
+        if not endpoint_model.strip():
+            st.info("Give the model name the server serves (its /v1/models lists them).")
+            st.stop()
+        if key_env and not os.environ.get(key_env):
+            st.warning(state.plain(f"{key_env} is not set in the app's environment; runs will stop at once. Set it before "
+                                   "starting the app (scripts/run.sh passes the environment on)."))
+    else:
+        model = state.model_choice("Model", "decoder", key="pr_model")
+        key_env, scoring_mode, concurrency, price_input, price_output = None, prompting.AUTO, P.concurrency, None, None
     a, b = st.columns(2)
     shots_text = a.text_input("Shots (several for a grid)", "4", key=state.scoped("pr_shots"), help="e.g. 0 4 8 runs three prompts side by side")
     seeds_text = b.text_input("Seeds (several for a grid)", "0", key=state.scoped("pr_seeds"), help="several seeds show how much the choice of demos matters")
@@ -62,10 +89,13 @@ eval_df = ds.splits[eval_split]
 try:
     shots_list = prompting.parse_int_list(shots_text, "Shots", 0, prompting.MAX_SHOTS)
     seeds_list = prompting.parse_int_list(seeds_text, "Seeds")
+    use_chat = use_chat and not endpoint_mode  # an endpoint's server applies its own chat template (chat modes)
     config = prompting.PromptConfig(model=model, instruction=instruction, example_template=example_template, query_template=query_template,
                                     use_chat_template=use_chat, label_words=label_words, shots=shots_list[0], selection=selection,
                                     calibration=calibration, template=prompting.AUTO if auto_template else "custom", scoring=scoring, seed=seeds_list[0],
-                                    batch_size=int(batch_size), max_eval_examples=int(cap) or None, device=device)
+                                    batch_size=int(batch_size), max_eval_examples=int(cap) or None, device=device,
+                                    api_key_env=key_env or None, scoring_mode=scoring_mode, concurrency=int(concurrency),
+                                    price_input=price_input, price_output=price_output)
     prompting.verbalizer(config, label_names)
 except UserError as e:
     state.show_error(e)
@@ -75,29 +105,57 @@ except UserError as e:
 st.subheader("Preview")
 index = st.number_input(f"Example of the {eval_split} split", 0, max(len(eval_df) - 1, 0), 0, key=state.scoped("pr_example_index"))
 example = eval_df.iloc[int(index)]
-try:
-    tokenizer = state.tokenizer(config.model)
-    embeddings = (state.text_embeddings(tuple(train["text"].astype(str)), config.embedding_model)
-                  if config.selection == "nearest" and config.shots else None)
-    preview = prompting.preview_prompt(config, tokenizer, train, label_names, str(example["text"]), embeddings)
-except Exception as e:
-    state.show_error(e)
-    st.stop()
-if preview.warnings:  # one collapsed notice, however many labels (77 intents give dozens of lines)
-    with st.expander(f"⚠️ Label words that need attention ({len(preview.warnings)})"):
-        st.text("\n".join(preview.warnings))
-st.caption(f"True label: **{state.plain(example['label'])}** · {preview.n_tokens} tokens ({preview.prefix_tokens} in the shared prefix) · "
-           f"scored continuations: {state.plain(', '.join(repr(c) for c in preview.continuations))}")
-st.code(preview.text, language=None, wrap_lines=True)
-if len(preview.demos):
-    with st.expander(f"Demonstrations in prompt order ({len(preview.demos)})"):
-        st.dataframe(preview.demos, hide_index=True, width="stretch")
-if st.button("Generate a free-text answer for this example", key=state.scoped("pr_generate")):
+
+
+def endpoint_preview() -> None:
+    """The prompt as the server gets it (no local tokenizer, so no token counts), and a free-text answer on request."""
     try:
-        answer, parsed = prompting.generate_answer(config, tokenizer, state.causal_lm(config.model), preview.text, label_names)
-        st.caption(state.plain(f"Model wrote: {answer.strip() or '(nothing)'} → parsed label: {parsed or 'none found'}"))
+        text = endpoints.preview_text(config, train, label_names, str(example["text"]))
     except Exception as e:
         state.show_error(e)
+        st.stop()
+    st.caption(f"True label: **{state.plain(example['label'])}** · sent to {state.plain(base_url)} as model "
+               f"{state.plain(endpoint_model or '(none yet)')}; the scoring mode is probed when a run starts")
+    st.code(text, language=None, wrap_lines=True)
+    if st.button("Ask the endpoint for a free-text answer to this example", key=state.scoped("pr_ep_generate")):
+        try:
+            answer, parsed = endpoints.generate_answer(config, text, label_names)
+            st.caption(state.plain(f"Model wrote: {answer.strip() or '(nothing)'} → parsed label: {parsed or 'none found'}"))
+        except Exception as e:
+            state.show_error(e)
+
+
+def local_preview() -> None:
+    """The exact prompt with its token counts and demonstrations, and the local model's free-text answer on request."""
+    try:
+        tokenizer = state.tokenizer(config.model)
+        embeddings = (state.text_embeddings(tuple(train["text"].astype(str)), config.embedding_model)
+                      if config.selection == "nearest" and config.shots else None)
+        preview = prompting.preview_prompt(config, tokenizer, train, label_names, str(example["text"]), embeddings)
+    except Exception as e:
+        state.show_error(e)
+        st.stop()
+    if preview.warnings:  # one collapsed notice, however many labels (77 intents give dozens of lines)
+        with st.expander(f"⚠️ Label words that need attention ({len(preview.warnings)})"):
+            st.text("\n".join(preview.warnings))
+    st.caption(f"True label: **{state.plain(example['label'])}** · {preview.n_tokens} tokens ({preview.prefix_tokens} in the shared prefix) · "
+               f"scored continuations: {state.plain(', '.join(repr(c) for c in preview.continuations))}")
+    st.code(preview.text, language=None, wrap_lines=True)
+    if len(preview.demos):
+        with st.expander(f"Demonstrations in prompt order ({len(preview.demos)})"):
+            st.dataframe(preview.demos, hide_index=True, width="stretch")
+    if st.button("Generate a free-text answer for this example", key=state.scoped("pr_generate")):
+        try:
+            answer, parsed = prompting.generate_answer(config, tokenizer, state.causal_lm(config.model), preview.text, label_names)
+            st.caption(state.plain(f"Model wrote: {answer.strip() or '(nothing)'} → parsed label: {parsed or 'none found'}"))
+        except Exception as e:
+            state.show_error(e)
+
+
+if endpoint_mode:
+    endpoint_preview()
+else:
+    local_preview()
 
 # ---- run as a background job ----
 st.subheader("Run on the evaluation split")
@@ -136,6 +194,17 @@ c1.metric("Accuracy", f"{metrics.get('accuracy', 0):.3f}")
 c2.metric("Macro-F1", f"{metrics.get('macro_f1', 0):.3f}")
 c3.metric("Examples", metrics.get("n_examples", 0))
 c4.metric("Examples / second", f"{metrics.get('examples_per_second') or 0:.1f}")
+if "scoring_mode" in metrics:  # an endpoint run: how it was scored and what it cost
+    e1, e2, e3, e4, e5 = st.columns(5)
+    e1.metric("Scoring mode", metrics["scoring_mode"])
+    e2.metric("Tokens (prompt + completion)", f"{metrics.get('prompt_tokens', 0):,} + {metrics.get('completion_tokens', 0):,}")
+    e3.metric("Cost", f"${metrics['cost_usd']:.4f}" if metrics.get("cost_usd") is not None else "no price")
+    e4.metric("Median latency", f"{metrics['latency_ms']:.0f} ms" if metrics.get("latency_ms") is not None else "n/a")
+    e5.metric("Unparsed answers", metrics.get("unparsed", 0))
+    st.caption(state.plain(f"{endpoints.describe_usage(metrics)}; endpoint {metrics.get('endpoint', {}).get('base_url', '')}, "
+                           f"model {metrics.get('endpoint', {}).get('model', '')}"))
+    for missing in endpoints.missing_views(metrics):
+        st.info(state.plain(f"Not shown for this run: {missing}."))
 for warning in verdict.run_warnings(chosen, config_saved, metrics):  # e.g. no better than always answering the majority label
     st.warning(state.plain(warning))
 st.caption(state.plain(f"{config_saved.get('method', '')} · model {config_saved.get('model', '')} · scoring {config_saved.get('scoring', '')} · "
@@ -160,7 +229,8 @@ with right:
         predictions = run.predictions()
         only_wrong = st.checkbox("Only the mistakes", key=state.scoped("pr_only_wrong"))
         shown = predictions[predictions["label"] != predictions["pred"]] if only_wrong else predictions
-        order = ["id", "label", "pred", "confidence", *[c for c in predictions.columns if c.startswith("prob_")], "text"]
+        order = ["id", "label", "pred", "confidence", *[c for c in predictions.columns if c.startswith("prob_")], "text",
+                 *(["answer"] if "answer" in predictions.columns else [])]  # an endpoint's generated answer (generate mode)
         st.dataframe(shown, hide_index=True, width="stretch", height=320, column_order=order,
                      column_config={c: st.column_config.ProgressColumn(c, min_value=0.0, max_value=1.0, format="%.2f")
                                     for c in predictions.columns if c.startswith("prob_") or c == "confidence"})

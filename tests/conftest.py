@@ -149,3 +149,6 @@ def offline(monkeypatch):
     models.hub_reachable.cache_clear()
     yield
     models.hub_reachable.cache_clear()
+
+
+from tests.endpoint_server import llama_server, transformers_server  # noqa: E402,F401  (session fixtures: real OpenAI-compatible servers)

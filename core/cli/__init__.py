@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Keys of a run's config.json that record what happened rather than set anything (ignored when it is used as --config).
 RECORD_KEYS = {"kind", "dataset", "method", "dev_set", "n_dev_examples", "n_train_examples", "labels", "world_size", "command",
-               "grid", "auto", "tasks", "label_space"}
+               "grid", "auto", "tasks", "label_space", "endpoint"}
 
 
 MAX_CONFIG_BYTES = 1_000_000  # a settings file is a few hundred bytes; a larger one is a mistake (or /dev/zero)

@@ -44,7 +44,7 @@ def cmd_prompt(args) -> int:
     import os
     import signal
 
-    from core import data, distributed, prompting, runs
+    from core import data, distributed, endpoints, prompting, runs
 
     signal.signal(signal.SIGTERM, _interrupt)  # jobs.cancel: mark the run cancelled rather than dying mid-write
 
@@ -81,6 +81,7 @@ def cmd_prompt(args) -> int:
     for config, path in zip(configs, paths):
         record = {"kind": "prompt", "model": config.model, "method": config.method, "dataset": dataset,
                   "n_train_examples": config.shots, "seed": config.seed, "labels": labels, **config.to_dict(),
+                  **endpoints.config_record(config),
                   "grid": [p.name for p in paths] if len(paths) > 1 else None, "command": command}
         run_dirs.append(runs.RunDir(path).create(record))
         run_dirs[-1].set_status("queued", pid=os.getpid())
@@ -105,7 +106,7 @@ def cmd_prompt(args) -> int:
 
 def run_one(config, run, train, eval_df, labels) -> None:
     """One prompting run with progress in status.json (and a bar on a terminal) after every batch."""
-    from core import progress, prompting, runs
+    from core import endpoints, progress, prompting, runs
     from core.comparison import evaluate
 
     started = time.time()
@@ -121,6 +122,10 @@ def run_one(config, run, train, eval_df, labels) -> None:
     if result.auto:
         print(f"{run.name}: {prompting.describe_choice(result.auto)}")
         run.write("config.json", {**run.config, **result.config.to_dict(), "method": f"{result.config.method} (auto)", "auto": result.auto})
+    elif "scoring_mode" in result.metrics:  # an endpoint run: the probed scoring mode is part of what ran
+        run.write("config.json", {**run.config, "scoring_mode": result.metrics["scoring_mode"], "calibration": result.config.calibration})
+    if "scoring_mode" in result.metrics:
+        print(f"{run.name}: {endpoints.describe_usage(result.metrics)}")
     for w in result.warnings:
         print(f"warning: {w}")
     run.write("demonstrations.json", {"demos": result.demos.to_dict(orient="records"), "warnings": result.warnings,
