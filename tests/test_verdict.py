@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from core.comparison import evaluate, verdict
+from core.comparison import evaluate, report, verdict
 from core.runs import RunDir
 from tests.compare_fixtures import make_run
 
@@ -154,3 +155,24 @@ def test_run_warnings_read_the_runs_own_metrics(runs_dir):
 def test_finished_runs_record_peak_memory(runs_dir):
     run = RunDir(make_run(runs_dir, "a", 0.8))
     assert run.metrics["peak_memory_mb"] > 0
+
+
+def test_a_generated_run_without_probabilities_is_compared_and_its_gaps_said(runs_dir):
+    """An endpoint's generate mode writes empty confidence and probabilities and '(unparsed)' answers: Compare, the
+    report and the verdict still work, and say what is missing."""
+    gen = make_run(runs_dir, "gen", 0.8, seed=1, metrics_extra={"scoring_mode": "generate", "unparsed": 5})
+    preds = RunDir(gen).predictions()
+    for col in [c for c in preds.columns if c.startswith("prob_")] + ["confidence"]:
+        preds[col] = ""
+    preds.loc[:4, "pred"] = "(unparsed)"
+    preds.to_csv(gen / "predictions.csv", index=False)
+    ft = make_run(runs_dir, "ft", 0.7, kind="finetune", seed=2)
+    cmp = evaluate.compare_runs([gen, ft], n_resamples=50)
+    rows = cmp.metrics.set_index("run")
+    assert np.isnan(rows.loc["gen", "ece"]) and not np.isnan(rows.loc["ft", "ece"])
+    assert set(cmp.reliability["run"]) == {"ft"}
+    assert rows.loc["gen", "accuracy"] <= (60 - 5) / 60  # unparsed answers count as wrong
+    _, caveats = verdict.verdict(cmp)
+    assert "'gen' gave 5 answers that named no label; they count as wrong." in caveats
+    assert any(c.startswith("'gen' has no probabilities (scoring mode generate)") for c in caveats)
+    assert "no calibration line" in report.build_report(cmp)

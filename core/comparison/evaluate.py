@@ -141,6 +141,8 @@ def load_run_result(path: str | Path) -> RunResult:
     missing = {"id", "text", "label", "pred", "confidence"} - set(preds.columns)
     if missing:
         raise UserError(f"The predictions.csv of run '{run.name}' lacks the column(s) {', '.join(sorted(missing))}.")
+    for col in ["confidence", *[c for c in preds.columns if c.startswith("prob_")]]:  # empty: no probabilities (generate mode)
+        preds[col] = pd.to_numeric(preds[col], errors="coerce")
     return RunResult(name=run.name, path=run.path, config=config, metrics=metrics, predictions=preds)
 
 
@@ -280,14 +282,16 @@ def agreement_table(joined: pd.DataFrame, run_a: str, run_b: str) -> pd.DataFram
 
 def reliability(confidence, correct, n_bins: int = 10) -> tuple[pd.DataFrame, float]:
     """Reliability bins (bin_low, bin_high, confidence, accuracy, count) and expected calibration error (equal-width bins,
-    scikit-learn's calibration_curve; a confidence on an edge belongs to the lower bin)."""
+    scikit-learn's calibration_curve; a confidence on an edge belongs to the lower bin) over the rows with a confidence;
+    NaN when none has one."""
     from sklearn.calibration import calibration_curve
 
-    conf = np.clip(np.asarray(confidence, dtype=float), 0, 1)
-    ok = np.asarray(correct, dtype=int)
+    conf = np.asarray(confidence, dtype=float)
+    known = ~np.isnan(conf)  # a run that gave no probabilities (an endpoint's generate mode) has none to calibrate
+    conf, ok = np.clip(conf[known], 0, 1), np.asarray(correct, dtype=int)[known]
     columns = ["bin_low", "bin_high", "confidence", "accuracy", "count"]
     if not len(conf):
-        return pd.DataFrame(columns=columns), 0.0
+        return pd.DataFrame(columns=columns), (0.0 if not len(known) else float("nan"))
     accuracy, mean_conf = calibration_curve(ok, conf, n_bins=n_bins, strategy="uniform")
     edges = np.linspace(0, 1, n_bins + 1)
     counts = np.bincount(np.searchsorted(edges[1:-1], conf), minlength=n_bins)  # calibration_curve's own binning
@@ -367,6 +371,7 @@ def compare_runs(paths: list[str | Path], n_resamples: int = 1000, seed: int = 0
                    train_seconds=0.0 if trainable == 0 and np.isnan(train_seconds) else train_seconds,  # prompting trains nothing
                    peak_memory_mb=_cost(r.metrics, "peak_memory_mb"), stopped_by=str(r.metrics.get("stopped_by") or ""),
                    **{key: _cost(r.metrics, key) for key in ENDPOINT_COSTS + SEARCH_COSTS},
+                   unparsed=_cost(r.metrics, "unparsed"), scoring_mode=str(r.metrics.get("scoring_mode") or ""),
                    below_majority=bool(row["macro_f1"] <= majority_f1))
         metric_rows.append(row)
         m = confusion(y_true, pred, labels)

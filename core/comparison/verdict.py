@@ -184,7 +184,8 @@ def verdict(cmp: Comparison) -> tuple[str, list[str]]:
 
 def caveats(cmp: Comparison, majority: float) -> list[str]:
     """Sentences on what limits the comparison: few examples, budget-stopped runs, runs below the majority baseline, the
-    best run of a family whose interval reaches down to that baseline, runs joined on a subset of their examples (runs of different evaluation splits are refused by the join)."""
+    best run of a family whose interval reaches down to that baseline, a generated run's unparsed answers and missing
+    probabilities, runs joined on a subset of their examples (runs of different evaluation splits are refused by the join)."""
     out = []
     n = len(cmp.joined)
     if n < MIN_EVAL_EXAMPLES:
@@ -195,6 +196,12 @@ def caveats(cmp: Comparison, majority: float) -> list[str]:
         run = by_name[row["run"]]
         out += [w for w in (budget_warning(row["run"], run.config, run.metrics),
                             below_majority_warning(row["run"], row["macro_f1"], majority)) if w]
+    for _, row in cmp.metrics.iterrows():  # an endpoint's generate mode: answers parsed to labels, no probabilities
+        if _num(row.get("unparsed")) > 0:
+            out.append(f"'{row['run']}' gave {int(row['unparsed'])} answers that named no label; they count as wrong.")
+        if math.isnan(_num(row.get("ece"))):
+            out.append(f"'{row['run']}' has no probabilities (scoring mode {row.get('scoring_mode') or 'unknown'}): it has no "
+                       "calibration line or ECE, and its confidence is empty in the error cases.")
     fams = cmp.metrics.assign(family=cmp.metrics["kind"].map(family)).sort_values("macro_f1", ascending=False, kind="stable")
     for _, row in fams.drop_duplicates("family").iterrows():  # the best of each family, barely above the baseline
         if majority < row["macro_f1"] and row["macro_f1_low"] <= majority:
