@@ -506,3 +506,37 @@ def flag_surges(share: pd.DataFrame, label: str, threshold_points: float, window
                         "jump": (one["share"] - trailing) * 100, "total": one["total"]})
     out["flagged"] = (out["jump"] > threshold_points) & (out["total"] >= min_rows)
     return out
+
+
+# ---- a background job (the Apply page) ---------------------------------------------------------------------------
+
+JOB_OUTPUT = "labelled.csv"  # what a predict job writes into its folder
+UPLOADS = ".uploads"  # folder of the runs root holding the files the Apply page was given
+
+
+def start_job(raw: bytes, filename: str, run_name: str, text_col: str | None = None, time_col: str | None = None,
+              root: Path | None = None) -> Path:
+    """Save an uploaded file under the runs root and start `python -m core predict --config JOB/job.json --job JOB` on it;
+    returns the job's folder (its status.json, metrics.json, shares.csv and labelled.csv)."""
+    from core import jobs, runs
+
+    root = Path(root or runs.runs_root())
+    suffix = _suffix(Path(filename))
+    name = runs.new_run_name("predict", run_name)
+    staged = root / UPLOADS / f"{name}{suffix}"
+    try:
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=staged.parent, prefix=".", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+        os.replace(tmp, staged)
+    except OSError as e:
+        raise UserError(f"Could not save the uploaded file in {staged.parent}: {e.strerror}.") from None
+    settings = {"run": str(root / run_name), "file": str(staged), "out": str(root / name / JOB_OUTPUT),
+                "text-col": text_col, "time-col": time_col}
+    try:
+        jobs.launch(["predict", "--job", name], root / name, settings=settings)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    return root / name
