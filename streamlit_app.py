@@ -32,6 +32,7 @@ pages = {
     ],
     "Use": [
         st.Page("app_pages/apply.py", title="Apply", icon=":material/label:"),
+        st.Page("app_pages/playground.py", title="Playground", icon=":material/keyboard:"),
     ],
 }
 reconcile()  # runs whose process died are marked failed (and empty .ckpt-* folders dropped) before any page lists them
