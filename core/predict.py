@@ -147,6 +147,11 @@ def _classifier_predictor(run: RunDir, config: dict, model_dir: Path, device: st
 
     model, tokenizer = finetune.load_run_model(model_dir.parent, device) if model_dir.name == "model" else _load_at(model_dir, device)
     labels = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
+    if hasattr(model, "set_attn_implementation"):  # loaded eager for attention views; sdpa is the faster kernel for inference
+        try:
+            model.set_attn_implementation("sdpa")
+        except (ValueError, ImportError):
+            pass
     max_length = int(config.get("max_length") or 128)
     batch = max(int(config.get("batch_size") or 32), 32)  # the evaluation batch finetune.train scored with
 
