@@ -97,7 +97,7 @@ columns = st.columns(min(len(chosen), 3))
 for i, path in enumerate(chosen):
     with columns[i % len(columns)]:
         name = Path(path).name
-        st.subheader(name)
+        st.subheader(state.plain(name))
         try:
             stamp = _stamp(path)
             predictor = _predictor(path, stamp)

@@ -388,6 +388,8 @@ def _check_label_column(chunk: pd.DataFrame, text_col: str, label_names: list[st
     if not candidates:
         return
     values = chunk[candidates[0]].dropna().astype(str).str.strip()
+    if len(values) and values.str.len().max() > data.MAX_LABEL_CHARS:  # a column of texts that happens to be called 'output'
+        return
     unseen = sorted(set(values[values != ""]) - set(label_names))
     if unseen:
         raise UserError(f"Column '{candidates[0]}' of {name} holds labels the run never saw ({', '.join(unseen[:5])}); "

@@ -241,3 +241,12 @@ def test_bundled_model_runs_predict_their_own_split_as_their_predictions_csv(met
     out = tmp_path / "pred.parquet"
     assert main(["predict", f"slow-{method}", str(eval_file), "--out", str(out), "--batch-rows", "10"]) == 0
     _assert_same_as_run(run, out)
+
+
+def test_a_text_column_named_like_a_label_column_is_not_taken_for_labels(tmp_path):
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"text": ["awful", "fine"], "output": ["a long reply " * 20, "another long reply " * 20]}).to_csv(src, index=False)
+    predictor = predict.Predictor("fake", "classifier", ["negative", "positive"], _by_word)
+    summary = predict.predict_file(predictor, src, tmp_path / "out.csv")
+    assert summary.rows == 2 and summary.label_counts == {"negative": 1, "positive": 1}
+    assert list(pd.read_csv(tmp_path / "out.csv")["output"].str.len()) == [260, 380]
