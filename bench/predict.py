@@ -140,6 +140,9 @@ def main() -> None:
     parser.add_argument("--big-rows", type=int, default=1_000_000, help="rows labelled by the tiny run")
     parser.add_argument("--models", nargs="+", choices=("minilm", "tiny"), default=["minilm", "tiny"],
                         help="minilm: the --rows file; tiny: the --rows and --big-rows files")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads of both cases (on a busy 2-core machine two OpenMP threads spin against the other "
+                             "processes: 2,000 rows took 58 s with 2 threads and 3.3 s with 1)")
     parser.add_argument("--worker", nargs=4, metavar=("CASE", "RUN", "SRC", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -150,7 +153,8 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp_name:
         tmp = Path(tmp_name)
-        env = {**os.environ, "PFT_RUNS_DIR": str(tmp / "runs"), "PFT_MODEL_ROOTS": str(tmp), "CUDA_VISIBLE_DEVICES": ""}
+        env = {**os.environ, "PFT_RUNS_DIR": str(tmp / "runs"), "PFT_MODEL_ROOTS": str(tmp), "CUDA_VISIBLE_DEVICES": "",
+               "OMP_NUM_THREADS": str(args.threads)}
         if "minilm" in args.models:
             train_run("minilm", "bench-minilm", env)
             compare("MiniLM head (CLS pooling)", "bench-minilm", args.rows, tmp, env)
