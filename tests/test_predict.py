@@ -250,3 +250,18 @@ def test_a_text_column_named_like_a_label_column_is_not_taken_for_labels(tmp_pat
     summary = predict.predict_file(predictor, src, tmp_path / "out.csv")
     assert summary.rows == 2 and summary.label_counts == {"negative": 1, "positive": 1}
     assert list(pd.read_csv(tmp_path / "out.csv")["output"].str.len()) == [260, 380]
+
+
+def test_continual_step_run_predicts_its_own_rows_as_its_predictions_csv(tiny_bert_dir, runs_dir, tmp_path, capsys):
+    base = ["continual", "--train", "reviews", "finance_news:train", "--eval", "reviews:validation", "finance_news",
+            "--model", str(tiny_bert_dir), "--epochs", "1", "--lr", "1e-3", "--max-train-examples", "32"]
+    assert main([*base, "--strategy", "naive", "--out", "seq"]) == 0
+    rows = pd.read_csv(runs_dir / "seq.step2" / "predictions.csv", dtype=str, keep_default_na=False)[["id", "text", "label"]]
+    src = tmp_path / "rows.csv"
+    rows.to_csv(src, index=False)
+    out = tmp_path / "pred.csv"
+    assert main(["predict", "seq.step2", str(src), "--out", str(out)]) == 0
+    _assert_same_as_run(runs_dir / "seq.step2", out)
+    assert main([*base, "--strategy", "lora-per-task", "--out", "per-task"]) == 0
+    capsys.readouterr()
+    _refused(["predict", "per-task.step2", str(src), "--out", str(out)], capsys, "scores each task with its own adapter")
