@@ -30,6 +30,10 @@ pages = {
         st.Page("app_pages/compare.py", title="Compare", icon=":material/balance:"),
         st.Page("app_pages/attention.py", title="Attention", icon=":material/visibility:"),
     ],
+    "Use": [
+        st.Page("app_pages/apply.py", title="Apply", icon=":material/label:"),
+        st.Page("app_pages/playground.py", title="Playground", icon=":material/keyboard:"),
+    ],
 }
 reconcile()  # runs whose process died are marked failed (and empty .ckpt-* folders dropped) before any page lists them
 dataset_sidebar()

@@ -284,3 +284,24 @@ def training_curves(history: pd.DataFrame) -> alt.Chart:
         .properties(height=240, width=360)
     )
     return alt.hconcat(loss_chart, f1_chart)
+
+
+# ---- applying a run to new data ----------------------------------------------------------------
+
+
+def label_share_chart(share: pd.DataFrame, flags: pd.DataFrame | None = None, period: str = "D") -> alt.Chart:
+    """Each label's share of the rows per day or week (share: period, label, count, total, share), with the periods the
+    surge rule flagged (flags: period, share, flagged) marked in red."""
+    unit = "day" if period == "D" else "week of"
+    lines = alt.Chart(share).mark_line(point=True).encode(
+        x=alt.X("period:T", title=unit),
+        y=alt.Y("share:Q", title="share of rows", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("label:N"),
+        tooltip=[alt.Tooltip("period:T", title=unit), "label", alt.Tooltip("share:Q", format=".1%"), "count", "total"],
+    )
+    if flags is None or not flags["flagged"].any():
+        return lines.properties(height=320)
+    marks = alt.Chart(flags[flags["flagged"]]).mark_rule(color="red", strokeDash=[4, 3]).encode(
+        x="period:T", tooltip=[alt.Tooltip("period:T", title="flagged"), alt.Tooltip("share:Q", format=".1%"),
+                               alt.Tooltip("jump:Q", title="points above trailing mean", format="+.1f")])
+    return (marks + lines).properties(height=320)

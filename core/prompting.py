@@ -712,6 +712,15 @@ def run_prompting(config: PromptConfig, train: pd.DataFrame, eval_df: pd.DataFra
     return PromptResult(predictions, metrics, demos, warnings, len(prefix_ids), example, config, choice, calibrated)
 
 
+def score_texts(config: PromptConfig, train: pd.DataFrame, texts: list[str], label_names: list[str],
+                progress: Progress | None = None) -> np.ndarray:
+    """(N, C) label probabilities of unlabelled texts under a run's prompt (its template, label words, demonstrations drawn
+    from train, calibration), exactly as run_prompting scores an evaluation split: the one call core.predict makes."""
+    frame = pd.DataFrame({"id": range(len(texts)), "text": texts, "label": label_names[0]})  # a label only for the unused metrics
+    result = run_prompting(replace(config, max_eval_examples=None), train, frame, label_names, progress)
+    return result.calibrated[result.config.calibration]
+
+
 # ---- auto: template and calibration chosen on a training slice -------------------------------
 
 

@@ -155,9 +155,11 @@ NUMERIC_FLAGS = {"prompt": ["--seed", "--batch-size", "--max-eval-examples"],
                  "finetune": ["--epochs", "--lr", "--batch-size", "--weight-decay", "--warmup-ratio", "--patience",
                               "--max-train-examples", "--max-train-seconds", "--max-length", "--lora-r", "--lora-alpha",
                               "--lora-dropout", "--seed"],
-                 "compare": ["--resamples", "--seed"], "efficiency": ["--max-train-seconds", "--max-seconds"]}
+                 "compare": ["--resamples", "--seed"], "efficiency": ["--max-train-seconds", "--max-seconds"],
+                 "predict": ["--alert-threshold", "--batch-rows"]}
 COMMAND_BASE = {"prompt": ["prompt", "--train", "r", "--eval", "r"], "finetune": ["finetune", "--train", "r", "--eval", "r"],
-                "compare": ["compare", "a", "b"], "efficiency": ["efficiency", "--train", "r", "--eval", "r"]}
+                "compare": ["compare", "a", "b"], "efficiency": ["efficiency", "--train", "r", "--eval", "r"],
+                "predict": ["predict", "a", "b.csv"]}
 number_text = st.one_of(st.sampled_from(["-1", "0", "nan", "NaN", "inf", "-inf", "1e309", "1e-9", "0x10", "1_000", " 3", "",
                                          "4294967296", "-0", "1.5", "١٢", "+7", "--1"]),
                         st.integers(-2**40, 2**40).map(str), st.floats(allow_nan=True, allow_infinity=True).map(repr),

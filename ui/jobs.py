@@ -15,7 +15,7 @@ from core import jobs
 from core.runs import RunDir, evaluated_on, reservation
 from ui import state
 
-UNITS = {"prompt": "example", "finetune": "step", "continual": "step"}  # what status.json's done/total count
+UNITS = {"prompt": "example", "finetune": "step", "continual": "step", "predict": "row"}  # what status.json's done/total count
 
 
 def job_key(kind: str) -> str:
