@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -105,8 +106,12 @@ for i, path in enumerate(chosen):
         except Exception as exc:
             state.show_error(exc)
             continue
-        label = predictor.label_names[max(range(len(probs)), key=probs.__getitem__)]
+        label = predict.labels_of(np.array([probs], dtype=float), predictor.label_names)[0]
         predicted[path] = label
+        if not predictor.probabilities:  # an endpoint's generate mode: the answer, parsed; nothing to chart
+            st.metric("label", label)
+            st.caption("This run parses the endpoint's generated answer to a label: it gives no class probabilities.")
+            continue
         st.metric("label", label, f"{max(probs):.1%} confident", delta_color="off")
         frame = pd.DataFrame({"run": name, "label": predictor.label_names, "probability": probs})
         st.altair_chart(charts.class_probabilities(frame, example["label"].iloc[0] if is_example else None))

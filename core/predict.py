@@ -47,6 +47,7 @@ class Predictor:
     label_names: list[str]
     score: Callable[[list[str]], np.ndarray]
     has_saliency: bool = False  # an encoder classifier, which core.attention.saliency can explain
+    probabilities: bool = True  # False: an endpoint's generate mode, whose rows mark the label answered (NaN: none named)
 
 
 def _check_finished(run: RunDir) -> dict:
@@ -90,8 +91,12 @@ def _prompt_predictor(run: RunDir, config: dict) -> Predictor:
 
     names = {f.name for f in dataclasses.fields(prompting.PromptConfig)}
     prompt_config = prompting.PromptConfig(**{k: v for k, v in config.items() if k in names})
+    mode = (run.metrics or {}).get("scoring_mode")
+    if mode:  # an endpoint run: score the way it did, without probing the server again
+        prompt_config = dataclasses.replace(prompt_config, scoring_mode=mode)
     labels, train = _labels(config, run), _prompt_train(config, run)
-    return Predictor(run.name, "prompt", labels, lambda texts: prompting.score_texts(prompt_config, train, texts, labels))
+    return Predictor(run.name, "prompt", labels, lambda texts: prompting.score_texts(prompt_config, train, texts, labels),
+                     probabilities=mode != "generate")
 
 
 def _sharded(score: Callable[[list[str]], np.ndarray], n_labels: int) -> Callable[[list[str]], np.ndarray]:
@@ -369,16 +374,30 @@ class PredictSummary:
                 "label_counts": self.label_counts, "bad_times": self.bad_times}
 
 
-def output_frame(chunk: pd.DataFrame, rows: np.ndarray, probs: np.ndarray, label_names: list[str]) -> pd.DataFrame:
-    """row, the input's columns (a name the output uses gets an input_ prefix), label, confidence, prob_<label>."""
+def labels_of(probs: np.ndarray, label_names: list[str]) -> list[str]:
+    """The most probable label of each row; endpoints.UNPARSED for a row without scores (a generated answer that named
+    no label), never a label it did not give."""
+    from core.endpoints import UNPARSED
+
+    known = ~np.isnan(probs).all(axis=1)
+    best = np.where(np.isnan(probs), -np.inf, probs).argmax(axis=1)
+    return [label_names[i] if k else UNPARSED for i, k in zip(best, known, strict=True)]
+
+
+def output_frame(chunk: pd.DataFrame, rows: np.ndarray, probs: np.ndarray, label_names: list[str],
+                 probabilities: bool = True) -> pd.DataFrame:
+    """row, the input's columns (a name the output uses gets an input_ prefix), label, confidence, prob_<label> (empty
+    when the run gives no probabilities)."""
     taken = set(OUTPUT_COLUMNS) | {f"prob_{lab}" for lab in label_names}
     out = pd.DataFrame({"row": rows})
     for c in chunk.columns:
         out[f"input_{c}" if str(c) in taken else str(c)] = chunk[c].to_numpy()
-    out["label"] = [label_names[i] for i in probs.argmax(axis=1)] if len(probs) else []
-    out["confidence"] = probs.max(axis=1).round(6) if len(probs) else []
+    out["label"] = labels_of(probs, label_names)
+    shown = probs if probabilities else np.full(probs.shape, np.nan)
+    out["confidence"] = np.nanmax(np.where(np.isnan(shown), -np.inf, shown), axis=1).round(6) if len(probs) else []
+    out["confidence"] = out["confidence"].replace(-np.inf, np.nan)
     for j, lab in enumerate(label_names):
-        out[f"prob_{lab}"] = probs[:, j].round(6)
+        out[f"prob_{lab}"] = shown[:, j].round(6)
     return out
 
 
@@ -436,9 +455,9 @@ def predict_file(predictor: Predictor, src: str | Path, out: str | Path | None, 
                 summary.skipped_rows += rows[~keep][: max(0, 10 - len(summary.skipped_rows))].tolist()
             kept = chunk[keep]
             probs = predictor.score(texts[keep].tolist()) if keep.any() else np.zeros((0, len(predictor.label_names)))
-            frame = output_frame(kept, rows[keep], probs, predictor.label_names)
+            frame = output_frame(kept, rows[keep], probs, predictor.label_names, predictor.probabilities)
             for lab, n in frame["label"].value_counts().items():
-                counts[lab] += int(n)
+                counts[lab] = counts.get(lab, 0) + int(n)  # (unparsed) too, for a generated answer
             if time_col:
                 day, bad = day_counts(kept[time_col], frame["label"])
                 daily.append(day)

@@ -715,10 +715,19 @@ def run_prompting(config: PromptConfig, train: pd.DataFrame, eval_df: pd.DataFra
 def score_texts(config: PromptConfig, train: pd.DataFrame, texts: list[str], label_names: list[str],
                 progress: Progress | None = None) -> np.ndarray:
     """(N, C) label probabilities of unlabelled texts under a run's prompt (its template, label words, demonstrations drawn
-    from train, calibration), exactly as run_prompting scores an evaluation split: the one call core.predict makes."""
+    from train, calibration), exactly as run_prompting scores an evaluation split: the one call core.predict makes.
+    An endpoint in generate mode gives answers, not probabilities: 1 at the label answered, 0 elsewhere, and a row of NaN
+    where the answer named no label."""
     frame = pd.DataFrame({"id": range(len(texts)), "text": texts, "label": label_names[0]})  # a label only for the unused metrics
     result = run_prompting(replace(config, max_eval_examples=None), train, frame, label_names, progress)
-    return result.calibrated[result.config.calibration]
+    if result.calibrated:
+        return result.calibrated[result.config.calibration]
+    answered = np.full((len(texts), len(label_names)), np.nan)
+    for i, pred in enumerate(result.predictions["pred"]):
+        if pred in label_names:
+            answered[i] = 0.0
+            answered[i, label_names.index(pred)] = 1.0
+    return answered
 
 
 # ---- auto: template and calibration chosen on a training slice -------------------------------

@@ -104,6 +104,13 @@ def test_a_server_without_logprobs_is_scored_by_generation(transformers_server, 
     assert set(preds["pred"]) <= {*data.load_sample("reviews").label_names, endpoints.UNPARSED}
     assert preds["confidence"].isna().all() and preds["answer"].notna().any()  # no probabilities in this mode, never invented
     assert metrics["completion_tokens"] > 0 and metrics["prompt_tokens"] > 0
+    # the run labels new data as it labelled its own rows (answers from the cache), without inventing probabilities
+    src, out = runs_dir.parent / "new.csv", runs_dir.parent / "labelled.csv"
+    preds[["text"]].to_csv(src, index=False)
+    assert main(["predict", "gen", str(src), "--out", str(out)]) == 0
+    labelled = pd.read_csv(out, keep_default_na=False)
+    assert labelled["label"].tolist() == preds["pred"].tolist()
+    assert (labelled["confidence"] == "").all() and (labelled.filter(like="prob_") == "").all().all()
     # a model the server does not have: one sentence in the server's words, exit 2
     capsys.readouterr()
     assert prompt(transformers_server.spec("no-such-model"), "--max-eval-examples", "2", "--retries", "0", "--out", "gone") == 2
