@@ -1,0 +1,53 @@
+"""CLI of `python -m core slices` (each run's metrics per slice of the evaluation split)."""
+
+from __future__ import annotations
+
+from core.errors import UserError
+
+
+def add_cli_args(sub) -> None:
+    """Register the explorer's subcommands."""
+    from core.cli import SEED, number
+
+    p = sub.add_parser("slices", help="each run's accuracy and macro-F1 per slice of the evaluation split, prompt vs fine-tune tests")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="finished run folders (or run names) on one evaluation split")
+    p.add_argument("--by", default="length", help="length | label | negation | numbers | column:NAME | regex:PATTERN (default length)")
+    p.add_argument("--data", default=None, help="the evaluation file whose extra columns column:NAME slices by (rows matched on text)")
+    p.add_argument("--text-col", default=None, help="text column of --data (detected when unambiguous)")
+    p.add_argument("--resamples", type=number(int, 100, 100_000), default=1000, help="bootstrap resamples for the 95%% intervals (default 1000)")
+    p.add_argument("--seed", type=SEED, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--csv", default=None, help="also write the slice table to this CSV file")
+    p.set_defaults(func=cmd_slices)
+
+
+def extra_columns(path: str, text_col: str | None) -> "pd.DataFrame":  # noqa: F821, UP037
+    """The file's columns with its text column named 'text' (for column:NAME slices)."""
+    from core import data
+
+    frame = data.read_file(path)
+    text_col = data.detect_column(list(frame.columns), data.TEXT_COLUMNS, "text", text_col)
+    return frame.rename(columns={text_col: "text"}).astype({"text": str})
+
+
+def cmd_slices(args) -> int:
+    """Print the slice table, slices where a prompt and a fine-tuned run differ significantly first."""
+    import pandas as pd
+
+    from core import explore
+    from core.comparison import report
+
+    kind, _ = explore.parse_by(args.by)  # a bad --by is refused before any run is read
+    if kind == "column" and not args.data:
+        raise UserError("Slicing by a column needs the file that holds it: add --data FILE.")
+    extra = extra_columns(args.data, args.text_col) if args.data else None
+    joined, kinds, labels = explore.load_joined(args.runs)
+    result = explore.slice_report(joined, kinds, labels, args.by, extra, n_resamples=args.resamples, seed=args.seed)
+    significant = result.tests[result.tests["significant"]]["slice"].unique()
+    print(f"{len(joined)} evaluation examples in {result.table['slice'].nunique()} slices by {args.by}; "
+          f"{len(significant)} with a significant difference (McNemar, Holm-adjusted p < {explore.ALPHA}) listed first.")
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60, "display.max_rows", 10_000):
+        print(explore.format_slices(result).to_string(index=False))
+    if args.csv:
+        report.write_report(args.csv, report.export_csv(result.table.merge(result.tests, on=["slice", "n"], how="left")))
+        print(f"slices: {args.csv}")
+    return 0

@@ -1,0 +1,188 @@
+"""Model-behaviour explorer: slices of the evaluation split with each run's metrics and where prompt and fine-tune differ,
+label errors in the data (cross-validated probabilities + cleanlab), an embedding map, and robustness to perturbed text."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from core.comparison import evaluate
+from core.errors import UserError
+
+SLICE_KINDS = ("length", "label", "negation", "numbers", "column:NAME", "regex:PATTERN")
+NEGATION = re.compile(r"\b(?:not|no|never|none|nobody|nothing|neither|nor|without|cannot|hardly)\b|n't\b", re.I)
+NUMBER = re.compile(r"\d")
+LENGTH_BINS = 4  # word-count quartiles of the split
+MAX_COLUMN_VALUES = 20  # values of a text column shown as slices of their own; the rest make one 'other' slice
+ALPHA = 0.05  # slices whose Holm-adjusted McNemar p-value is below this are listed first
+
+
+@dataclass
+class SliceReport:
+    """Per-slice metrics (one row per slice and run) and the prompt-vs-fine-tune tests (one row per slice and pair)."""
+
+    by: str
+    table: pd.DataFrame  # slice, n, run, kind, accuracy(_low/_high), macro_f1(_low/_high)
+    tests: pd.DataFrame  # slice, n, run_a, run_b, only_a_right, only_b_right, p_value, p_holm, significant
+
+
+def parse_by(by: str) -> tuple[str, str]:
+    """('length'|'label'|'negation'|'numbers'|'column'|'regex', argument), or one sentence about a bad --by."""
+    kind, _, arg = str(by).partition(":")
+    if kind in ("length", "label", "negation", "numbers") and not arg:
+        return kind, ""
+    if kind in ("column", "regex") and arg:
+        if kind == "regex":
+            try:
+                re.compile(arg)
+            except re.error as e:
+                raise UserError(f"The regular expression '{arg}' is not valid ({e}).") from None
+        return kind, arg
+    raise UserError(f"Slices are by {', '.join(SLICE_KINDS)}; '{by}' is none of these.")
+
+
+def word_counts(texts) -> np.ndarray:
+    return np.array([len(str(t).split()) for t in texts])
+
+
+def slice_labels(frame: pd.DataFrame, by: str) -> pd.Series:
+    """Each row's slice name under `by` (frame: text, label and any extra columns), in the order slices should be read."""
+    kind, arg = parse_by(by)
+    texts = frame["text"].astype(str)
+    if kind == "label":
+        return frame["label"].astype(str).rename("slice")
+    if kind in ("negation", "numbers", "regex"):
+        pattern = NEGATION if kind == "negation" else NUMBER if kind == "numbers" else re.compile(arg, re.I)
+        name = {"negation": "negation word", "numbers": "a number"}.get(kind, f"matches /{arg}/")
+        hit = texts.map(lambda t: bool(pattern.search(t)))
+        return pd.Series(np.where(hit, f"with {name}" if kind != "regex" else name,
+                                  f"without {name}" if kind != "regex" else f"does not match /{arg}/"), index=frame.index, name="slice")
+    if kind == "length":
+        return _bins(pd.Series(word_counts(texts), index=frame.index), "words")
+    if arg not in frame.columns:
+        extra = [c for c in frame.columns if c not in ("id", "text", "label") and "@" not in c]
+        raise UserError(f"There is no column '{arg}' to slice by; the extra columns are: {', '.join(extra) or 'none'}.")
+    values = frame[arg]
+    numeric = pd.to_numeric(values, errors="coerce")
+    if numeric.notna().all() and numeric.nunique() > MAX_COLUMN_VALUES:
+        return _bins(numeric, arg)
+    values = values.astype(str)
+    top = values.value_counts().index[:MAX_COLUMN_VALUES]
+    return values.where(values.isin(top), "other").map(lambda v: f"{arg} = {v}" if v != "other" else f"{arg}: other").rename("slice")
+
+
+def _bins(values: pd.Series, unit: str) -> pd.Series:
+    """Quantile bins of a numeric column named like '5–9 words' (fewer bins when values repeat)."""
+    codes, edges = pd.qcut(values, LENGTH_BINS, labels=False, retbins=True, duplicates="drop")
+    edges = np.asarray(edges)
+    # qcut's bins are (lo, hi], the first one closed: '3–5 words', then '>5–12 words'
+    names = [f"{'' if i == 0 else '>'}{edges[i]:g}–{edges[i + 1]:g} {unit}" for i in range(len(edges) - 1)]
+    return pd.Series([names[int(c)] for c in codes], index=values.index, name="slice")
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1)."""
+    p = np.asarray(p_values, dtype=float)
+    order = np.argsort(p, kind="stable")
+    adjusted = np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order])
+    out = np.empty_like(p)
+    out[order] = np.minimum(adjusted, 1.0)
+    return out
+
+
+def family_pairs(names: list[str], kinds: dict[str, str]) -> list[tuple[str, str]]:
+    """(prompt run, fine-tuned run) pairs; every pair when the runs are all of one family."""
+    prompts = [n for n in names if kinds.get(n) == "prompt"]
+    others = [n for n in names if kinds.get(n) != "prompt"]
+    if prompts and others:
+        return [(a, b) for a in prompts for b in others]
+    return [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+
+
+def slice_report(joined: pd.DataFrame, kinds: dict[str, str], labels: list[str], by: str, extra: pd.DataFrame | None = None,
+                 n_resamples: int = 1000, seed: int = 0) -> SliceReport:
+    """Each run's accuracy and macro-F1 with 95% bootstrap intervals on every slice of the joined evaluation rows, and
+    McNemar's test of each prompt/fine-tune pair on each slice (Holm-adjusted over all tests); slices with a significant
+    difference first, smallest p first. extra: more columns per evaluation text (a 'text' column) for column:NAME slices."""
+    names = evaluate.run_names(joined)
+    frame = joined
+    if extra is not None and len(extra):
+        cols = ["text"] + [c for c in extra.columns if c not in joined.columns and c not in ("id", "label")]
+        frame = joined.merge(extra[cols].drop_duplicates("text"), on="text", how="left")
+    groups = slice_labels(frame, by)
+    order = list(dict.fromkeys(sorted(groups.unique(), key=_natural))) if parse_by(by)[0] == "length" else list(pd.unique(groups))
+    if parse_by(by)[0] == "label":
+        order = [lab for lab in labels if lab in set(groups)] + [g for g in order if g not in labels]
+    rows, tests = [], []
+    for name in order:
+        part = frame[groups.to_numpy() == name]
+        y_true = part["label"].tolist()
+        for run in names:
+            ci = evaluate.bootstrap_metrics(y_true, part[f"pred@{run}"].tolist(), labels, n_resamples=n_resamples, seed=seed)
+            ci = ci.set_index("metric")
+            rows.append({"slice": name, "n": len(part), "run": run, "kind": kinds.get(run, "?"),
+                         **{f"{m}{s}": float(ci.loc[m, c]) for m in ("accuracy", "macro_f1")
+                            for s, c in (("", "value"), ("_low", "low"), ("_high", "high"))}})
+        for a, b in family_pairs(names, kinds):
+            test = evaluate.mcnemar_test(part[f"correct@{a}"], part[f"correct@{b}"])
+            tests.append({"slice": name, "n": len(part), "run_a": a, "run_b": b, "only_a_right": test["only_a_right"],
+                          "only_b_right": test["only_b_right"], "p_value": test["p_value"]})
+    table = pd.DataFrame(rows)
+    tests = pd.DataFrame(tests, columns=["slice", "n", "run_a", "run_b", "only_a_right", "only_b_right", "p_value"])
+    tests["p_holm"] = holm(tests["p_value"]) if len(tests) else []
+    tests["significant"] = tests["p_holm"] < ALPHA
+    if len(tests):  # significant slices first (smallest p first), the rest in their natural order
+        best = tests.groupby("slice", sort=False)["p_holm"].min()
+        rank = {s: (0, best[s], i) if best[s] < ALPHA else (1, 0.0, i) for i, s in enumerate(order)}
+        order = sorted(order, key=rank.get)
+        table = table.assign(_o=table["slice"].map(order.index)).sort_values(["_o"], kind="stable").drop(columns="_o")
+        tests = tests.assign(_o=tests["slice"].map(order.index)).sort_values(["_o", "p_holm"], kind="stable").drop(columns="_o")
+    return SliceReport(by=by, table=table.reset_index(drop=True), tests=tests.reset_index(drop=True))
+
+
+def _natural(name: str):
+    """Sort key that orders '3–5 words' before '>5–12 words' before '>12–40 words' by their first number."""
+    m = re.search(r"[\d.]+", name)
+    return float(m.group(0)) if m else float("inf")
+
+
+def format_slices(report: SliceReport) -> pd.DataFrame:
+    """The slice table as people read it: slice, n, run, accuracy and macro-F1 as 'value [low, high]', and for each slice
+    its most significant prompt-vs-fine-tune difference ('a vs b: p = ... (Holm)', marked * when significant)."""
+    t = report.table
+    if t.empty:
+        return pd.DataFrame(columns=["slice", "n", "run", "accuracy", "macro_f1", "difference"])
+    out = pd.DataFrame({"slice": t["slice"], "n": t["n"], "run": t["run"]})
+    for m in ("accuracy", "macro_f1"):
+        out[m] = [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in zip(t[m], t[f"{m}_low"], t[f"{m}_high"], strict=True)]
+    diff = {}
+    for s, g in report.tests.groupby("slice", sort=False):
+        top = g.sort_values("p_holm", kind="stable").iloc[0]
+        better = top["run_a"] if top["only_a_right"] > top["only_b_right"] else top["run_b"]
+        star = " *" if top["significant"] else ""
+        diff[s] = f"{top['run_a']} vs {top['run_b']}: p = {top['p_holm']:.3g}{star}" + (f", {better} better" if star else "")
+    out["difference"] = t["slice"].map(diff).fillna("")
+    return out
+
+
+def load_joined(paths: list) -> tuple[pd.DataFrame, dict[str, str], list[str]]:
+    """(joined predictions, run name -> kind, labels) of one or more finished runs on one evaluation split."""
+    runs = [evaluate.load_run_result(p) for p in paths]
+    if not runs:
+        raise UserError("Name at least one run.")
+    if len(runs) == 1:
+        r = runs[0]
+        cols = ["id", "pred", "confidence"] + [c for c in r.predictions.columns if c.startswith("prob_")]
+        joined = r.predictions[["id", "text", "label"]].merge(
+            r.predictions[cols].rename(columns={c: f"{c}@{r.name}" for c in cols if c != "id"}), on="id")
+        joined[f"correct@{r.name}"] = joined[f"pred@{r.name}"] == joined["label"]
+    else:
+        joined = evaluate.join_predictions(runs)
+    names = evaluate.run_names(joined)
+    labels = list(runs[0].labels)
+    for r in runs[1:]:
+        labels += [lab for lab in r.labels if lab not in labels]
+    return joined, {n: str(r.config.get("kind", "?")) for n, r in zip(names, runs, strict=True)}, labels

@@ -1,0 +1,52 @@
+"""`python -m core slices` (and the explorer's other commands): output and one-sentence errors with exit status 2."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from core.cli import main
+from tests.compare_fixtures import make_run
+
+
+def test_slices_prints_one_row_per_slice_and_run(runs_dir, capsys, tmp_path):
+    a = make_run(runs_dir, "prompt-a", 0.9, seed=1)
+    b = make_run(runs_dir, "ft-b", 0.4, kind="finetune", seed=2)
+    out_csv = tmp_path / "slices.csv"
+    assert main(["slices", str(a), str(b), "--by", "label", "--resamples", "100", "--csv", str(out_csv)]) == 0
+    out = capsys.readouterr().out
+    assert "60 evaluation examples in 3 slices by label" in out
+    lines = [line for line in out.splitlines() if line.strip().startswith(("negative", "neutral", "positive"))]
+    assert len(lines) == 6 and all("[" in line for line in lines)
+    table = pd.read_csv(out_csv)
+    assert set(table["run"]) == {"prompt-a", "ft-b"} and {"p_holm", "macro_f1_low"} <= set(table.columns)
+
+
+def test_slices_by_a_column_of_the_evaluation_file(runs_dir, capsys, tmp_path):
+    a = make_run(runs_dir, "prompt-a", 0.9, seed=1)
+    texts = pd.read_csv(a / "predictions.csv")["text"]
+    extra = tmp_path / "eval.csv"
+    pd.DataFrame({"text": texts, "label": "x", "channel": ["web", "mail", "phone"] * 20}).to_csv(extra, index=False)
+    assert main(["slices", str(a), "--by", "column:channel", "--data", str(extra), "--resamples", "100"]) == 0
+    assert "channel = mail" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("args", "sentence"), [
+    (["--by", "size"], "Slices are by length, label, negation, numbers, column:NAME, regex:PATTERN; 'size' is none of these."),
+    (["--by", "regex:(oops"], "The regular expression '(oops' is not valid"),
+    (["--by", "column:stars"], "Slicing by a column needs the file that holds it: add --data FILE."),
+])
+def test_slices_refuses_bad_specs_with_one_sentence(runs_dir, capsys, args, sentence):
+    a = make_run(runs_dir, "prompt-a", 0.9, seed=1)
+    assert main(["slices", str(a), *args]) == 2
+    err = capsys.readouterr().err
+    assert sentence in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_slices_refuses_an_unknown_column_naming_the_others(runs_dir, capsys, tmp_path):
+    a = make_run(runs_dir, "prompt-a", 0.9, seed=1)
+    extra = tmp_path / "eval.csv"
+    pd.DataFrame({"text": ["t"], "label": ["x"], "channel": ["web"]}).to_csv(extra, index=False)
+    assert main(["slices", str(a), "--by", "column:stars", "--data", str(extra)]) == 2
+    err = capsys.readouterr().err
+    assert "There is no column 'stars' to slice by; the extra columns are: channel." in err and len(err.strip().splitlines()) == 1

@@ -1,0 +1,98 @@
+"""core.explore: slices of the evaluation split (metrics, intervals, prompt-vs-fine-tune tests) checked by hand."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from core import explore
+from core.errors import UserError
+from tests.compare_fixtures import make_run
+
+
+def joined_frame(texts, labels, preds: dict[str, list[str]]) -> pd.DataFrame:
+    """A joined predictions frame (as evaluate.join_predictions makes) from texts, true labels and each run's predictions."""
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(len(texts))], "text": texts, "label": labels})
+    for run, pred in preds.items():
+        frame[f"pred@{run}"] = pred
+        frame[f"confidence@{run}"] = 0.9
+        frame[f"correct@{run}"] = frame[f"pred@{run}"] == frame["label"]
+    return frame
+
+
+def test_negation_slices_match_hand_computed_metrics_and_list_the_significant_slice_first():
+    # 10 plain rows first, then 30 with 'not': the prompt run is wrong on 20 of the negated rows, the fine-tune on none
+    texts = [f"a fine day number {i}" for i in range(10)] + [f"it is not good {i}" for i in range(30)]
+    labels = ["pos", "neg"] * 5 + ["neg"] * 30
+    prompt = labels[:10] + ["pos"] * 20 + ["neg"] * 10
+    report = explore.slice_report(joined_frame(texts, labels, {"p": prompt, "f": labels}), {"p": "prompt", "f": "finetune"},
+                                  ["neg", "pos"], "negation", n_resamples=200)
+    assert report.table["slice"].iloc[0] == "with negation word"  # significant, so first although the plain rows come first
+    row = report.table.set_index(["slice", "run"])
+    assert row.loc[("with negation word", "p"), "accuracy"] == pytest.approx(10 / 30)
+    # macro-F1 over the classes present in the slice (neg only): precision 1, recall 1/3 -> F1 = 2 * (1/3) / (1 + 1/3) = 0.5
+    assert row.loc[("with negation word", "p"), "macro_f1"] == pytest.approx(0.5)
+    assert row.loc[("with negation word", "f"), "accuracy"] == 1.0 and row.loc[("without negation word", "p"), "accuracy"] == 1.0
+    assert row.loc[("with negation word", "p"), "accuracy_low"] < 10 / 30 < row.loc[("with negation word", "p"), "accuracy_high"]
+    tests = report.tests.set_index("slice")
+    assert tests.loc["with negation word", "only_b_right"] == 20 and tests.loc["with negation word", "only_a_right"] == 0
+    assert tests.loc["with negation word", "p_value"] == pytest.approx(2 * 0.5 ** 20)  # exact binomial, 0 of 20
+    assert tests.loc["with negation word", "p_holm"] == pytest.approx(2 * 2 * 0.5 ** 20)  # two tests: Holm doubles the smallest
+    assert tests.loc["with negation word", "significant"] and not tests.loc["without negation word", "significant"]
+    shown = explore.format_slices(report)
+    assert shown.loc[0, "difference"].endswith("*, f better") and shown.loc[0, "accuracy"].startswith("0.333 [")
+
+
+def test_holm_adjusts_step_down_and_stays_monotone():
+    assert explore.holm([0.01, 0.04, 0.03]).tolist() == pytest.approx([0.03, 0.06, 0.06])
+
+
+@pytest.mark.parametrize(("by", "expected"), [
+    ("numbers", {"with a number": 2, "without a number": 2}),
+    ("regex:refund|money", {"matches /refund|money/": 2, "does not match /refund|money/": 2}),
+    ("label", {"a": 3, "b": 1}),
+])
+def test_text_slices_count_the_rows_they_hold(by, expected):
+    frame = pd.DataFrame({"text": ["refund 20 now", "no money", "call me at 5", "hello"], "label": ["a", "a", "a", "b"]})
+    assert explore.slice_labels(frame, by).value_counts().to_dict() == expected
+
+
+def test_length_bins_are_word_quartiles_named_by_their_edges():
+    frame = pd.DataFrame({"text": [" ".join(["w"] * k) for k in range(1, 9)], "label": "x"})
+    bins = explore.slice_labels(frame, "length")
+    assert bins.tolist() == ["1–2.75 words"] * 2 + [">2.75–4.5 words"] * 2 + [">4.5–6.25 words"] * 2 + [">6.25–8 words"] * 2
+
+
+def test_column_slices_read_extra_columns_matched_on_text_and_bin_numbers(tmp_path):
+    texts = [f"text {i}" for i in range(40)]
+    joined = joined_frame(texts, ["a", "b"] * 20, {"p": ["a"] * 40, "f": ["a", "b"] * 20})
+    extra = pd.DataFrame({"text": texts[::-1], "source": (["web", "mail"] * 20)[::-1], "stars": range(40)})
+    report = explore.slice_report(joined, {"p": "prompt", "f": "finetune"}, ["a", "b"], "column:source", extra, n_resamples=100)
+    assert set(report.table["slice"]) == {"source = web", "source = mail"} and set(report.table["n"]) == {20}
+    binned = explore.slice_report(joined, {"p": "prompt", "f": "finetune"}, ["a", "b"], "column:stars", extra, n_resamples=100)
+    assert binned.table["slice"].nunique() == explore.LENGTH_BINS
+
+
+@pytest.mark.parametrize(("by", "words"), [("size", "none of these"), ("regex:(unclosed", "not valid"), ("column:", "none of these")])
+def test_bad_slice_specs_are_one_sentence(by, words):
+    with pytest.raises(UserError, match=words):
+        explore.parse_by(by)
+
+
+def test_unknown_column_names_the_extra_columns():
+    frame = pd.DataFrame({"text": ["x"], "label": ["a"], "source": ["web"]})
+    with pytest.raises(UserError, match="no column 'stars'.*source"):
+        explore.slice_labels(frame, "column:stars")
+
+
+def test_slices_of_finished_runs_use_their_joined_predictions(runs_dir):
+    a = make_run(runs_dir, "prompt-a", 0.9, seed=1)
+    b = make_run(runs_dir, "ft-b", 0.5, kind="finetune", seed=2)
+    joined, kinds, labels = explore.load_joined([a, b])
+    report = explore.slice_report(joined, kinds, labels, "label", n_resamples=100)
+    assert report.table["slice"].unique().tolist() == labels or report.tests["significant"].any()
+    per_label = report.table[report.table["run"] == "ft-b"].set_index("slice")["accuracy"]
+    truth = joined.assign(ok=joined["pred@ft-b"] == joined["label"]).groupby("label")["ok"].mean()
+    assert per_label.sort_index().tolist() == pytest.approx(truth.sort_index().tolist())
+    one, kinds_one, _ = explore.load_joined([a])
+    assert kinds_one == {"prompt-a": "prompt"} and len(one) == 60
