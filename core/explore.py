@@ -186,3 +186,80 @@ def load_joined(paths: list) -> tuple[pd.DataFrame, dict[str, str], list[str]]:
     for r in runs[1:]:
         labels += [lab for lab in r.labels if lab not in labels]
     return joined, {n: str(r.config.get("kind", "?")) for n, r in zip(names, runs, strict=True)}, labels
+
+
+# ---- label errors: cross-validated probabilities from a cheap model, ranked by cleanlab -------------------------------
+
+CV_FOLDS = 5
+MANY_LABEL_ERRORS = 0.02  # share of the evaluation split suspected mislabelled above which the comparison gets a caveat
+
+
+def cv_probabilities(x: np.ndarray, y: np.ndarray, n_labels: int, folds: int = CV_FOLDS, seed: int = 0) -> np.ndarray:
+    """(N, n_labels) out-of-fold class probabilities of a logistic regression on features x (scikit-learn's
+    cross_val_predict, stratified folds): every row's probabilities come from a model that never saw it."""
+    import warnings
+
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    from core.training.embeddings_clf import LOGREG_C
+
+    counts = np.bincount(y, minlength=n_labels)
+    k = int(min(folds, max(2, counts.max())))
+    if len(y) < 2 * k or (counts > 0).sum() < 2:
+        raise UserError(f"Looking for label errors needs at least {2 * k} rows over two or more labels; there are {len(y)}.")
+    with warnings.catch_warnings():  # a class smaller than the folds is fine: its rows are scored by folds that lack it
+        warnings.simplefilter("ignore", UserWarning)
+        probs = cross_val_predict(LogisticRegression(C=LOGREG_C, max_iter=2000, random_state=seed), x, y,
+                                  cv=StratifiedKFold(k, shuffle=True, random_state=seed), method="predict_proba")
+    out = np.zeros((len(y), n_labels))
+    out[:, np.flatnonzero(counts)] = probs  # predict_proba columns follow the classes present
+    return out
+
+
+def rank_label_issues(y: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Positions of rows whose given label looks wrong (cleanlab's find_label_issues: confident learning), least
+    likely label first (self-confidence: the out-of-fold probability of the given label)."""
+    from cleanlab.filter import find_label_issues
+
+    present = np.flatnonzero(np.bincount(y, minlength=probs.shape[1]))
+    remap = np.full(probs.shape[1], -1)
+    remap[present] = np.arange(len(present))  # cleanlab wants every class it is given to occur among the labels
+    sub = probs[:, present] / np.clip(probs[:, present].sum(1, keepdims=True), 1e-12, None)
+    return find_label_issues(labels=remap[y], pred_probs=sub, return_indices_ranked_by="self_confidence")
+
+
+def label_issues(ds, splits: list[str] | None = None, encoder: str | None = None, folds: int = CV_FOLDS, seed: int = 0,
+                 embeddings: np.ndarray | None = None) -> pd.DataFrame:
+    """Rows of the dataset's splits (default: all) whose label looks wrong, most suspicious first: rank, split, id, text,
+    label, suspected_label, label_probability (out-of-fold probability of the given label), suspected_probability.
+    Features: the bundled encoder's mean-pooled embeddings (or embeddings given in the rows' order)."""
+    from core import prompting
+
+    splits = splits or ds.split_names()
+    unknown = [s for s in splits if s not in ds.splits]
+    if unknown:
+        raise UserError(f"{ds.name} has no split '{unknown[0]}'; its splits are: {', '.join(ds.split_names())}.")
+    rows = pd.concat([ds.splits[s][["id", "text", "label"]].assign(split=s) for s in splits], ignore_index=True)
+    index = {lab: i for i, lab in enumerate(ds.label_names)}
+    y = rows["label"].map(index).to_numpy(dtype=int)
+    if embeddings is None:
+        embeddings = prompting.embed_texts(rows["text"].tolist(), **({"encoder_name": encoder} if encoder else {}))
+    probs = cv_probabilities(np.asarray(embeddings), y, len(ds.label_names), folds, seed)
+    ranked = rank_label_issues(y, probs)
+    best = probs.argmax(1)
+    out = rows.iloc[ranked][["split", "id", "text", "label"]].reset_index(drop=True)
+    out["suspected_label"] = [ds.label_names[best[i]] for i in ranked]
+    out["label_probability"] = probs[ranked, y[ranked]].round(4)
+    out["suspected_probability"] = probs[ranked, best[ranked]].round(4)
+    out.insert(0, "rank", np.arange(1, len(out) + 1))
+    return out
+
+
+def label_error_caveat(issues: pd.DataFrame, split: str, n_rows: int) -> str | None:
+    """A caveat for a comparison on `split` when more than MANY_LABEL_ERRORS of its n_rows look mislabelled."""
+    count = int((issues["split"] == split).sum()) if len(issues) else 0
+    if not n_rows or count / n_rows <= MANY_LABEL_ERRORS:
+        return None
+    return (f"{count} of the {n_rows} rows of the {split} split ({count / n_rows:.0%}) look mislabelled (cleanlab on "
+            "cross-validated probabilities); differences smaller than that share may be label noise, not the runs.")

@@ -50,3 +50,27 @@ def test_slices_refuses_an_unknown_column_naming_the_others(runs_dir, capsys, tm
     assert main(["slices", str(a), "--by", "column:stars", "--data", str(extra)]) == 2
     err = capsys.readouterr().err
     assert "There is no column 'stars' to slice by; the extra columns are: channel." in err and len(err.strip().splitlines()) == 1
+
+
+def test_label_errors_prints_and_writes_the_top_suspects(tiny_bert_dir, capsys, tmp_path):
+    from tests.conftest import CORPUS
+
+    source, out_csv = tmp_path / "short.csv", tmp_path / "rows.csv"
+    texts = [f"{t} {i}" for i, t in enumerate(CORPUS[:90])]  # short texts: the tiny encoder reads 128 positions
+    labels = [("good", "bad", "meh")[i % 3] for i in range(90)]  # each sentence (i % 9) has one label ...
+    for i in (3, 13, 23, 33):
+        labels[i] = "good" if labels[i] != "good" else "bad"  # ... except four planted flips
+    pd.DataFrame({"text": texts, "label": labels,
+                  "split": ["train"] * 60 + ["test"] * 30}).to_csv(source, index=False)
+    assert main(["label-errors", str(source), "--encoder", str(tiny_bert_dir), "--top", "3", "--out", str(out_csv)]) == 0
+    out = capsys.readouterr().out
+    assert "rows look mislabelled: train " in out and "of 60, test " in out and "of 30" in out
+    rows = pd.read_csv(out_csv)
+    assert list(rows.columns) == ["rank", "split", "id", "text", "label", "suspected_label", "label_probability", "suspected_probability"]
+    assert 1 <= len(rows) <= 3 and (rows["label"] != rows["suspected_label"]).all()
+    assert set(rows["text"]) <= {texts[i] for i in (3, 13, 23, 33)}
+
+
+def test_label_errors_refuses_an_unknown_split(capsys):
+    assert main(["label-errors", "reviews", "--splits", "dev"]) == 2
+    assert "reviews has no split 'dev'; its splits are: train, validation, test." in capsys.readouterr().err

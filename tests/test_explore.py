@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -96,3 +97,48 @@ def test_slices_of_finished_runs_use_their_joined_predictions(runs_dir):
     assert per_label.sort_index().tolist() == pytest.approx(truth.sort_index().tolist())
     one, kinds_one, _ = explore.load_joined([a])
     assert kinds_one == {"prompt-a": "prompt"} and len(one) == 60
+
+
+def separable_dataset(n_per_class: int = 60, seed: int = 0):
+    """Three well-separated Gaussian clusters as 'embeddings', a Dataset over them, and the rows whose labels were flipped:
+    two per class, one to each other class (a pair of rows flipped alike would teach a flexible model their wrong label)."""
+    from core.data import Dataset
+
+    rng = np.random.default_rng(seed)
+    labels = ["a", "b", "c"]
+    y = np.repeat(np.arange(3), n_per_class)
+    x = rng.normal(0, 0.3, size=(len(y), 8)) + 4 * np.eye(8)[y]  # (N, 8): cluster k sits at 4 e_k
+    flipped = np.array([k * n_per_class + j for k in range(3) for j in (0, 1)])
+    given = y.copy()
+    given[flipped] = (y[flipped] + np.tile([1, 2], 3)) % 3
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(len(y))], "text": [f"row {i}" for i in range(len(y))],
+                          "label": [labels[i] for i in given]})
+    half = len(y) // 2
+    order = rng.permutation(len(y))
+    splits = {"train": frame.iloc[order[:half]].reset_index(drop=True), "test": frame.iloc[order[half:]].reset_index(drop=True)}
+    embeddings = x[np.concatenate([order[:half], order[half:]])]
+    return Dataset(name="synthetic", source="synthetic", splits=splits, label_names=labels), embeddings, frame.iloc[flipped], y[flipped]
+
+
+def test_cleanlab_finds_planted_flipped_labels_on_separable_data():
+    ds, embeddings, planted, truth = separable_dataset()
+    issues = explore.label_issues(ds, embeddings=embeddings)
+    assert set(issues["id"]) == set(planted["id"])  # every flipped row, and nothing else
+    suspected = issues.set_index("id")["suspected_label"]
+    assert [suspected[i] for i in planted["id"]] == [["a", "b", "c"][k] for k in truth]  # the label before the flip
+    assert issues["rank"].tolist() == list(range(1, len(issues) + 1))
+    assert (issues["label_probability"].diff().dropna() >= 0).all()  # least likely given label first
+    assert set(issues["split"]) <= {"train", "test"}
+
+
+def test_label_error_caveat_only_when_the_evaluation_split_holds_many():
+    issues = pd.DataFrame({"split": ["test"] * 3 + ["train"] * 50})
+    assert explore.label_error_caveat(issues, "test", 200) is None  # 1.5%
+    caveat = explore.label_error_caveat(issues, "test", 100)
+    assert caveat.startswith("3 of the 100 rows of the test split (3%) look mislabelled")
+
+
+def test_label_errors_refuse_an_unknown_split():
+    ds, embeddings, _, _ = separable_dataset()
+    with pytest.raises(UserError, match="no split 'dev'"):
+        explore.label_issues(ds, ["dev"], embeddings=embeddings)

@@ -1,4 +1,5 @@
-"""CLI of `python -m core slices` (each run's metrics per slice of the evaluation split)."""
+"""CLI of `python -m core slices` (each run's metrics per slice of the evaluation split) and `label-errors` (rows whose label
+looks wrong)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ def add_cli_args(sub) -> None:
     p.add_argument("--seed", type=SEED, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--csv", default=None, help="also write the slice table to this CSV file")
     p.set_defaults(func=cmd_slices)
+    add_label_errors_args(sub)
 
 
 def extra_columns(path: str, text_col: str | None) -> "pd.DataFrame":  # noqa: F821, UP037
@@ -50,4 +52,41 @@ def cmd_slices(args) -> int:
     if args.csv:
         report.write_report(args.csv, report.export_csv(result.table.merge(result.tests, on=["slice", "n"], how="left")))
         print(f"slices: {args.csv}")
+    return 0
+
+
+def add_label_errors_args(sub) -> None:
+    """Register label-errors."""
+    from core.cli import SEED, number
+
+    p = sub.add_parser("label-errors", help="rows whose label looks wrong (cleanlab on cross-validated logreg probabilities)")
+    p.add_argument("source", metavar="DATASET", help="sample name, file, or Hugging Face dataset name")
+    p.add_argument("--text-col", default=None)
+    p.add_argument("--label-col", default=None)
+    p.add_argument("--splits", nargs="+", default=None, metavar="SPLIT", help="splits to look in (default: all)")
+    p.add_argument("--top", type=number(int, 1, 1_000_000), default=20, help="rows to print (default 20)")
+    p.add_argument("--out", default=None, help="write the ranked suspects (all of them, or --top) to this CSV file")
+    p.add_argument("--encoder", default=None, help="encoder whose embeddings feed the logistic regression (default: the bundled one)")
+    p.add_argument("--seed", type=SEED, default=0, help="fold seed (default 0)")
+    p.set_defaults(func=cmd_label_errors)
+
+
+def cmd_label_errors(args) -> int:
+    """Print the top suspected label errors and a count per split; optionally write them to CSV."""
+    import pandas as pd
+
+    from core import data, explore
+    from core.comparison import report
+
+    ds = data.load(args.source, args.text_col, args.label_col)
+    issues = explore.label_issues(ds, args.splits, args.encoder, seed=args.seed)
+    per_split = issues["split"].value_counts()
+    splits = args.splits or ds.split_names()
+    print(f"{len(issues)} rows look mislabelled: " + ", ".join(f"{s} {per_split.get(s, 0)} of {len(ds.splits[s])}" for s in splits))
+    top = issues.head(args.top)
+    with pd.option_context("display.width", 200, "display.max_colwidth", 70, "display.max_rows", 10_000):
+        print(top.to_string(index=False) if len(top) else "none")
+    if args.out:
+        report.write_report(args.out, report.export_csv(top))
+        print(f"rows: {args.out}")
     return 0
