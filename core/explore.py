@@ -263,3 +263,196 @@ def label_error_caveat(issues: pd.DataFrame, split: str, n_rows: int) -> str | N
         return None
     return (f"{count} of the {n_rows} rows of the {split} split ({count / n_rows:.0%}) look mislabelled (cleanlab on "
             "cross-validated probabilities); differences smaller than that share may be label noise, not the runs.")
+
+
+# ---- embedding map: the evaluation split in two dimensions -------------------------------------------------------------
+
+MAP_COLOURS = 10  # categories coloured on the map; the rest share one grey 'other' (77 labels stay readable)
+
+
+def projection_methods() -> list[str]:
+    """'pca', and 'umap' when umap-learn is installed."""
+    import importlib.util
+
+    return ["pca"] + (["umap"] if importlib.util.find_spec("umap") else [])
+
+
+def project(embeddings: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
+    """(N, 2) coordinates of (N, H) embeddings: scikit-learn's PCA, or UMAP (cosine) when umap-learn is installed."""
+    x = np.asarray(embeddings, dtype=np.float32)
+    if len(x) < 3:
+        raise UserError(f"A map needs at least 3 examples; there are {len(x)}.")
+    if method == "umap":
+        if "umap" not in projection_methods():
+            raise UserError("UMAP needs the umap-learn package (pip install umap-learn); PCA works without it.")
+        import umap
+
+        return umap.UMAP(n_components=2, metric="cosine", random_state=seed).fit_transform(x)
+    if method != "pca":
+        raise UserError(f"The map is projected by {' or '.join(projection_methods())}, not '{method}'.")
+    from sklearn.decomposition import PCA
+
+    return PCA(n_components=2, random_state=seed).fit_transform(x)
+
+
+def agreement_of_runs(joined: pd.DataFrame, names: list[str]) -> pd.Series:
+    """Per example: 'all right', 'all wrong', 'only RUN right' (one run right), or 'k of n right'."""
+    right = joined[[f"correct@{n}" for n in names]].to_numpy(bool)  # (N, R)
+    k = right.sum(1)
+    out = [("all right" if c == len(names) else "all wrong" if c == 0 else
+            f"only {names[int(np.flatnonzero(row)[0])]} right" if c == 1 else f"{c} of {len(names)} right")
+           for c, row in zip(k, right, strict=True)]
+    return pd.Series(out, index=joined.index, name="agreement")
+
+
+def colour_options(names: list[str]) -> list[str]:
+    """What the map can be coloured by: the true label, each run's prediction and correctness, and the runs' agreement."""
+    return ["label"] + [f"{what} of {n}" for n in names for what in ("prediction", "correct")] + (["agreement of runs"] if len(names) > 1 else [])
+
+
+def map_frame(joined: pd.DataFrame, coords: np.ndarray, colour: str) -> pd.DataFrame:
+    """x, y, id, text, label, every run's pred@/correct@ columns, and 'colour' (at most MAP_COLOURS categories + 'other')."""
+    names = evaluate.run_names(joined)
+    cols = ["id", "text", "label"] + [c for n in names for c in (f"pred@{n}", f"correct@{n}")]
+    frame = joined[cols].assign(x=coords[:, 0].round(4), y=coords[:, 1].round(4))
+    if colour == "label":
+        values = frame["label"].astype(str)
+    elif colour == "agreement of runs":
+        values = agreement_of_runs(joined, names)
+    elif colour.startswith(("prediction of ", "correct of ")):
+        what, _, run = colour.partition(" of ")
+        if run not in names:
+            raise UserError(f"There is no run '{run}' on this map; the runs are: {', '.join(names)}.")
+        values = frame[f"pred@{run}"].astype(str) if what == "prediction" else frame[f"correct@{run}"].map({True: "right", False: "wrong"})
+    else:
+        raise UserError(f"The map is coloured by one of: {', '.join(colour_options(names))}; not '{colour}'.")
+    top = values.value_counts().index[:MAP_COLOURS]
+    frame["colour"] = values.where(values.isin(top), "other")
+    return frame
+
+
+def in_box(frame: pd.DataFrame, selection: dict | None) -> pd.DataFrame:
+    """The map's rows inside a brushed box ({'x': [lo, hi], 'y': [lo, hi]}, as Altair reports an interval); all without one."""
+    if not selection or "x" not in selection or "y" not in selection:
+        return frame
+    (x0, x1), (y0, y1) = sorted(selection["x"]), sorted(selection["y"])
+    return frame[frame["x"].between(x0, x1) & frame["y"].between(y0, y1)]
+
+
+# ---- robustness: predictions on perturbed texts ---------------------------------------------------------------------
+
+PERTURBATIONS = ("typos", "case", "punctuation", "irrelevant sentence", "negation", "numbers")
+IRRELEVANT = "By the way, the weather was mild that day."
+SENTIMENT_WORDS = {"positive", "negative", "pos", "neg", "good", "bad"}
+_BE = re.compile(r"\b(is|was|are|were|am|do|does|did|can|will|would|should|could|has|have|had)\b(?! not\b)", re.I)
+
+
+def is_sentiment(labels: list[str]) -> bool:
+    """Whether the label names look like sentiment (negation should flip them): positive/negative and the like."""
+    return len({str(lab).lower() for lab in labels} & SENTIMENT_WORDS) >= 2
+
+
+def perturb(text: str, kind: str, rng: np.random.Generator) -> str:
+    """One perturbed text: 'typos' swaps two adjacent letters in about one word in five (at least one), 'case' upper-cases,
+    'punctuation' removes it, 'irrelevant sentence' appends one, 'negation' puts 'not' after the first auxiliary verb
+    (or 'not' before the text), 'numbers' changes every digit."""
+    if kind == "typos":
+        words = text.split(" ")
+        long = [i for i, w in enumerate(words) if sum(ch.isalpha() for ch in w) >= 3]
+        for i in rng.choice(long, size=max(1, len(long) // 5), replace=False) if long else []:
+            w = words[i]
+            j = int(rng.integers(0, len(w) - 1))
+            words[i] = w[:j] + w[j + 1] + w[j] + w[j + 2:]
+        return " ".join(words)
+    if kind == "case":
+        return text.upper()
+    if kind == "punctuation":
+        return re.sub(r"[^\w\s]", "", text)
+    if kind == "irrelevant sentence":
+        return f"{text.rstrip()} {IRRELEVANT}"
+    if kind == "negation":
+        new, n = _BE.subn(lambda m: f"{m.group(1)} not", text, count=1)
+        return new if n else f"Not: {text}"
+    if kind == "numbers":
+        return re.sub(r"\d", lambda m: str((int(m.group(0)) + int(rng.integers(1, 10))) % 10), text)
+    raise UserError(f"Perturbations are {', '.join(PERTURBATIONS)}; '{kind}' is none of these.")
+
+
+def perturbed(texts: list[str], kind: str, seed: int = 0) -> list[str]:
+    """Every text perturbed by kind, seeded (the same texts and seed give the same perturbations)."""
+    rng = np.random.default_rng(seed)
+    return [perturb(str(t), kind, rng) for t in texts]
+
+
+def robustness(predictors: dict, rows: pd.DataFrame, kinds: list[str] | None = None, seed: int = 0,
+               sentiment: bool = False) -> pd.DataFrame:
+    """For each run (predictors: name -> f(list of texts) -> list of labels) and perturbation: how many texts it changed,
+    the share of those whose prediction stayed the same, accuracy before and after, and for negation on sentiment-like
+    labels the share whose prediction flipped (as a negated sentiment should)."""
+    kinds = list(kinds or PERTURBATIONS)
+    texts, labels = rows["text"].astype(str).tolist(), rows["label"].astype(str).tolist()
+    out = []
+    for name, predict in predictors.items():
+        before = np.asarray(predict(texts), dtype=object)
+        for kind in kinds:
+            new = perturbed(texts, kind, seed)
+            changed = np.array([a != b for a, b in zip(texts, new, strict=True)])
+            after = before.copy()
+            if changed.any():
+                after[changed] = predict([t for t, c in zip(new, changed, strict=True) if c])
+            same = before[changed] == after[changed]
+            row = {"run": name, "perturbation": kind, "changed texts": int(changed.sum()),
+                   "unchanged predictions": float(same.mean()) if changed.any() else np.nan,
+                   "accuracy": float(np.mean(before == np.asarray(labels, dtype=object))),
+                   "accuracy perturbed": float(np.mean(after == np.asarray(labels, dtype=object)))}
+            if kind == "negation" and sentiment:
+                row["flipped (expected)"] = float(1 - same.mean()) if changed.any() else np.nan
+            out.append(row)
+    return pd.DataFrame(out)
+
+
+def run_predictor(path, max_length: int = 128, device: str = "cpu"):
+    """f(texts) -> predicted labels of a finished run: a fine-tuned run's saved model, or a prompt run's prompt and
+    demonstrations re-scored. (A small local stand-in: fold into core/predict.py's run predictor after merge.)"""
+    import dataclasses
+    from pathlib import Path
+
+    from core.runs import RunDir
+
+    run = RunDir(Path(path))
+    config = run.config
+    if config.get("kind") == "prompt":
+        from core import attention, prompting
+
+        fields = {f.name for f in dataclasses.fields(prompting.PromptConfig)}
+        prompt_config = prompting.PromptConfig(**{k: v for k, v in config.items() if k in fields})
+        prompt_config = dataclasses.replace(prompt_config, max_eval_examples=None)
+        labels = [str(lab) for lab in config.get("labels") or []]
+        train, notes = attention._run_train_split(config)
+        if notes and prompt_config.shots:
+            raise UserError(notes[0])
+
+        def predict_prompt(texts: list[str]) -> list[str]:
+            frame = pd.DataFrame({"id": [f"p{i}" for i in range(len(texts))], "text": texts, "label": labels[0]})
+            return prompting.run_prompting(prompt_config, train, frame, labels).predictions["pred"].tolist()
+
+        return predict_prompt
+    from core.training import finetune
+
+    model, tokenizer = finetune.load_run_model(run.path, device)
+    names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+
+    def predict_model(texts: list[str]) -> list[str]:
+        probs = finetune.predict_probs(model, tokenizer, texts, max_length=int(config.get("max_length") or max_length))
+        return [names[i] for i in probs.argmax(1)]
+
+    return predict_model
+
+
+def format_robustness(table: pd.DataFrame) -> pd.DataFrame:
+    """Shares as percentages (one decimal), for the page, the CLI and the report."""
+    out = table.copy()
+    for col in ("unchanged predictions", "accuracy", "accuracy perturbed", "flipped (expected)"):
+        if col in out:
+            out[col] = out[col].map(lambda v: "" if pd.isna(v) else f"{v:.1%}")
+    return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -74,3 +76,39 @@ def test_label_errors_prints_and_writes_the_top_suspects(tiny_bert_dir, capsys, 
 def test_label_errors_refuses_an_unknown_split(capsys):
     assert main(["label-errors", "reviews", "--splits", "dev"]) == 2
     assert "reviews has no split 'dev'; its splits are: train, validation, test." in capsys.readouterr().err
+
+
+@pytest.fixture
+def tiny_runs(runs_dir, tiny_bert_dir, tiny_llama_dir) -> list[Path]:
+    """A 2-shot prompt run of the tiny Llama on 8 reviews test rows and a head-only fine-tune of the tiny BERT."""
+    assert main(["prompt", "--train", "reviews", "--eval", "reviews", "--model", str(tiny_llama_dir), "--shots", "2",
+                 "--calibrate", "none", "--max-eval-examples", "8", "--out", "tiny-2shot"]) == 0
+    assert main(["finetune", "--train", "reviews", "--eval", "reviews", "--model", str(tiny_bert_dir), "--method", "head",
+                 "--epochs", "1", "--max-train-examples", "32", "--out", "tiny-head"]) == 0
+    return [runs_dir / "tiny-2shot", runs_dir / "tiny-head"]
+
+
+def test_run_predictors_reproduce_each_run_s_own_predictions(tiny_runs):
+    from core import explore
+
+    for path in tiny_runs:
+        preds = pd.read_csv(path / "predictions.csv", dtype=str, keep_default_na=False)
+        assert explore.run_predictor(path)(preds["text"].tolist()) == preds["pred"].tolist()
+
+
+def test_robustness_prints_each_run_s_share_of_unchanged_predictions(tiny_runs, capsys, tmp_path):
+    out_csv = tmp_path / "robust.csv"
+    assert main(["robustness", *map(str, tiny_runs), "--perturbations", "typos", "case", "--max-examples", "5", "--csv", str(out_csv)]) == 0
+    assert "5 of 8 evaluation examples, 2 perturbation(s)" in capsys.readouterr().out
+    table = pd.read_csv(out_csv)
+    assert len(table) == 4 and set(table["run"]) == {"tiny-2shot", "tiny-head"} and table["unchanged predictions"].between(0, 1).all()
+    assert "flipped (expected)" not in table  # no negation asked for
+
+
+def test_robustness_refuses_an_unknown_perturbation_and_a_run_without_a_model(runs_dir, capsys):
+    a = make_run(runs_dir, "ft-b", 0.8, kind="finetune", seed=2)
+    assert main(["robustness", str(a), "--perturbations", "emoji"]) == 2
+    assert "Perturbations are typos, case, punctuation, irrelevant sentence, negation, numbers; 'emoji' is none" in capsys.readouterr().err
+    assert main(["robustness", str(a)]) == 2
+    err = capsys.readouterr().err
+    assert "has no saved model" in err and len(err.strip().splitlines()) == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -142,3 +144,71 @@ def test_label_errors_refuse_an_unknown_split():
     ds, embeddings, _, _ = separable_dataset()
     with pytest.raises(UserError, match="no split 'dev'"):
         explore.label_issues(ds, ["dev"], embeddings=embeddings)
+
+
+def test_pca_map_keeps_the_two_directions_of_largest_spread():
+    rng = np.random.default_rng(0)
+    x = np.zeros((200, 6))
+    x[:, 2], x[:, 4] = rng.normal(0, 5, 200), rng.normal(0, 2, 200)  # all the variance lies in dimensions 2 and 4
+    coords = explore.project(x)
+    assert coords.shape == (200, 2)
+    assert abs(np.corrcoef(coords[:, 0], x[:, 2])[0, 1]) > 0.99 and abs(np.corrcoef(coords[:, 1], x[:, 4])[0, 1]) > 0.99
+
+
+def test_map_colours_by_agreement_and_groups_rare_labels_into_other():
+    texts = [f"t{i}" for i in range(24)]
+    labels = [f"label{i % 12}" for i in range(24)]  # 12 labels: two more than the map colours
+    joined = joined_frame(texts, labels, {"p": labels[:12] + ["x"] * 12, "f": labels[:6] + ["x"] * 6 + labels[12:]})
+    coords = np.arange(48, dtype=float).reshape(24, 2)
+    agree = explore.map_frame(joined, coords, "agreement of runs")["colour"]
+    assert agree.tolist() == ["all right"] * 6 + ["only p right"] * 6 + ["only f right"] * 12
+    by_label = explore.map_frame(joined, coords, "label")["colour"]
+    assert by_label.nunique() == explore.MAP_COLOURS + 1 and (by_label == "other").sum() == 4
+    wrong = explore.map_frame(joined, coords, "correct of f")
+    assert (wrong["colour"] == "wrong").sum() == 6
+    inside = explore.in_box(wrong, {"x": [10, 0], "y": [0, 11]})  # a brushed box, edges in any order
+    assert inside["id"].tolist() == ["r0", "r1", "r2", "r3", "r4", "r5"]
+    with pytest.raises(UserError, match="no run 'z'"):
+        explore.map_frame(joined, coords, "prediction of z")
+
+
+def test_perturbations_change_what_they_name_and_are_seeded():
+    text = "The movie was great, 10 out of 10!"
+    assert explore.perturbed([text], "case") == ["THE MOVIE WAS GREAT, 10 OUT OF 10!"]
+    assert explore.perturbed([text], "punctuation") == ["The movie was great 10 out of 10"]
+    assert explore.perturbed([text], "negation") == ["The movie was not great, 10 out of 10!"]
+    assert explore.perturbed([text], "irrelevant sentence")[0] == f"{text} {explore.IRRELEVANT}"
+    typo = explore.perturbed([text], "typos", seed=3)[0]
+    assert typo != text and sorted(typo) == sorted(text) and explore.perturbed([text], "typos", seed=3)[0] == typo
+    numbers = explore.perturbed([text], "numbers")[0]
+    assert numbers != text and re.sub(r"\d", "#", numbers) == re.sub(r"\d", "#", text)  # every digit, nothing else
+    assert explore.perturbed(["no digits here"], "numbers") == ["no digits here"]
+
+
+def test_robustness_counts_the_predictions_that_stay_the_same():
+    rows = pd.DataFrame({"text": ["good film", "BAD FILM", "good 1", "bad 2"], "label": ["positive", "negative", "positive", "negative"]})
+
+    def by_case(texts):  # says 'positive' for lower-case text: upper-casing flips the two lower-case rows
+        return ["positive" if t == t.lower() else "negative" for t in texts]
+
+    def by_word(texts):  # reads the word, whatever its case
+        return ["positive" if "good" in t.lower() else "negative" for t in texts]
+
+    table = explore.robustness({"case": by_case, "word": by_word}, rows, ["case", "numbers"]).set_index(["run", "perturbation"])
+    assert table.loc[("case", "case"), "changed texts"] == 3  # 'BAD FILM' is upper case already
+    assert table.loc[("case", "case"), "unchanged predictions"] == 0.0  # all three changed texts now read as negative
+    assert table.loc[("word", "case"), "unchanged predictions"] == 1.0
+    # before: positive, negative, positive, positive (3 of 4 right); after: all negative (2 of 4)
+    assert table.loc[("case", "case"), "accuracy"] == 0.75 and table.loc[("case", "case"), "accuracy perturbed"] == 0.5
+    assert table.loc[("word", "numbers"), "changed texts"] == 2
+
+
+def test_negation_flips_are_counted_for_sentiment_labels():
+    rows = pd.DataFrame({"text": ["it was good", "it was bad"], "label": ["positive", "negative"]})
+
+    def reads_not(texts):
+        return [("negative" if "good" in t else "positive") if " not " in t else ("positive" if "good" in t else "negative") for t in texts]
+
+    table = explore.robustness({"r": reads_not}, rows, ["negation"], sentiment=explore.is_sentiment(["negative", "positive"]))
+    assert table.loc[0, "flipped (expected)"] == 1.0 and table.loc[0, "unchanged predictions"] == 0.0
+    assert not explore.is_sentiment(["World", "Sports"])

@@ -1,5 +1,5 @@
-"""CLI of `python -m core slices` (each run's metrics per slice of the evaluation split) and `label-errors` (rows whose label
-looks wrong)."""
+"""CLI of `python -m core slices` (each run's metrics per slice of the evaluation split) `label-errors` (rows whose label
+looks wrong) and `robustness` (predictions on perturbed texts)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ def add_cli_args(sub) -> None:
     p.add_argument("--csv", default=None, help="also write the slice table to this CSV file")
     p.set_defaults(func=cmd_slices)
     add_label_errors_args(sub)
+    add_robustness_args(sub)
 
 
 def extra_columns(path: str, text_col: str | None) -> "pd.DataFrame":  # noqa: F821, UP037
@@ -90,3 +91,45 @@ def cmd_label_errors(args) -> int:
         report.write_report(args.out, report.export_csv(top))
         print(f"rows: {args.out}")
     return 0
+
+
+def add_robustness_args(sub) -> None:
+    """Register robustness."""
+    from core.cli import SEED, number
+    from core.explore import PERTURBATIONS
+
+    p = sub.add_parser("robustness", help="share of each run's predictions that stay the same on perturbed evaluation texts")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="finished run folders (or run names) on one evaluation split")
+    p.add_argument("--perturbations", nargs="+", default=list(PERTURBATIONS), metavar="KIND",
+                   help=f"any of: {', '.join(PERTURBATIONS)} (quote 'irrelevant sentence'; default all)")
+    p.add_argument("--max-examples", type=number(int, 1), default=None, help="a seeded random sample of the evaluation rows (prompt runs are slow)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the sample and the perturbations (default 0)")
+    p.add_argument("--csv", default=None, help="also write the table to this CSV file")
+    p.set_defaults(func=cmd_robustness)
+
+
+def cmd_robustness(args) -> int:
+    """Re-predict every run on each perturbation of the (sampled) evaluation rows and print the invariance table."""
+    import pandas as pd
+
+    from core import explore
+    from core.comparison import report
+    from core.comparison.evaluate import run_names
+
+    unknown = [k for k in args.perturbations if k not in explore.PERTURBATIONS]
+    if unknown:
+        raise UserError(f"Perturbations are {', '.join(explore.PERTURBATIONS)}; '{unknown[0]}' is none of these.")
+    joined, _, labels = explore.load_joined(args.runs)
+    rows = joined.sample(args.max_examples, random_state=args.seed).sort_index() if args.max_examples and args.max_examples < len(joined) else joined
+    predictors = dict(zip(run_names(joined), (explore.run_predictor(p) for p in args.runs), strict=True))
+    table = explore.robustness(predictors, rows, args.perturbations, args.seed, sentiment=explore.is_sentiment(labels))
+    print(f"{len(rows)} of {len(joined)} evaluation examples, {len(args.perturbations)} perturbation(s); "
+          "unchanged predictions: share of the perturbed texts whose prediction stayed the same.")
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_rows", 10_000):
+        print(explore.format_robustness(table).to_string(index=False))
+    if args.csv:
+        report.write_report(args.csv, report.export_csv(table))
+        print(f"robustness: {args.csv}")
+    return 0
+
+
