@@ -75,7 +75,9 @@ def slice_labels(frame: pd.DataFrame, by: str) -> pd.Series:
 
 
 def _bins(values: pd.Series, unit: str) -> pd.Series:
-    """Quantile bins of a numeric column named like '5–9 words' (fewer bins when values repeat)."""
+    """Quantile bins of a numeric column named like '5–9 words' (fewer bins when values repeat; one when all are equal)."""
+    if values.nunique() <= 1:
+        return pd.Series(f"{values.iloc[0]:g} {unit}" if len(values) else "", index=values.index, name="slice")
     codes, edges = pd.qcut(values, LENGTH_BINS, labels=False, retbins=True, duplicates="drop")
     edges = np.asarray(edges)
     # qcut's bins are (lo, hi], the first one closed: '3–5 words', then '>5–12 words'
@@ -455,4 +457,19 @@ def format_robustness(table: pd.DataFrame) -> pd.DataFrame:
     for col in ("unchanged predictions", "accuracy", "accuracy perturbed", "flipped (expected)"):
         if col in out:
             out[col] = out[col].map(lambda v: "" if pd.isna(v) else f"{v:.1%}")
+    return out
+
+
+def report_sections(slices: SliceReport | None = None, robustness_table: pd.DataFrame | None = None) -> list[tuple[str, pd.DataFrame, str]]:
+    """The explorer's sections of the HTML report (core.comparison.report.build_report's sections)."""
+    out = []
+    if slices is not None:
+        out.append((f"Slices by {slices.by}", format_slices(slices),
+                    "Accuracy and macro-F1 with 95% bootstrap intervals on each slice of the evaluation split; difference: "
+                    f"McNemar's test of a prompt and a fine-tuned run on the slice's rows, Holm-adjusted over all slices and "
+                    f"pairs (* below {ALPHA}), significant slices first."))
+    if robustness_table is not None and len(robustness_table):
+        out.append(("Robustness to perturbed text", format_robustness(robustness_table),
+                    "Unchanged predictions: the share of perturbed texts whose prediction stayed the same; flipped (expected): "
+                    "for negation on sentiment labels, the share whose prediction changed."))
     return out

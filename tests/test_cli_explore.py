@@ -15,13 +15,17 @@ def test_slices_prints_one_row_per_slice_and_run(runs_dir, capsys, tmp_path):
     a = make_run(runs_dir, "prompt-a", 0.9, seed=1)
     b = make_run(runs_dir, "ft-b", 0.4, kind="finetune", seed=2)
     out_csv = tmp_path / "slices.csv"
-    assert main(["slices", str(a), str(b), "--by", "label", "--resamples", "100", "--csv", str(out_csv)]) == 0
+    html = tmp_path / "report.html"
+    assert main(["slices", str(a), str(b), "--by", "label", "--resamples", "100", "--csv", str(out_csv), "--html", str(html)]) == 0
     out = capsys.readouterr().out
     assert "60 evaluation examples in 3 slices by label" in out
     lines = [line for line in out.splitlines() if line.strip().startswith(("negative", "neutral", "positive"))]
     assert len(lines) == 6 and all("[" in line for line in lines)
     table = pd.read_csv(out_csv)
     assert set(table["run"]) == {"prompt-a", "ft-b"} and {"p_holm", "macro_f1_low"} <= set(table.columns)
+    text = html.read_text()
+    section = text.split("<h2>Slices by label</h2>")[1].split("<h2>")[0]
+    assert section.count("<td>neutral</td>") == 2 and "<script" not in text  # one row per run
 
 
 def test_slices_by_a_column_of_the_evaluation_file(runs_dir, capsys, tmp_path):
@@ -98,7 +102,10 @@ def test_run_predictors_reproduce_each_run_s_own_predictions(tiny_runs):
 
 def test_robustness_prints_each_run_s_share_of_unchanged_predictions(tiny_runs, capsys, tmp_path):
     out_csv = tmp_path / "robust.csv"
-    assert main(["robustness", *map(str, tiny_runs), "--perturbations", "typos", "case", "--max-examples", "5", "--csv", str(out_csv)]) == 0
+    html = tmp_path / "report.html"
+    assert main(["robustness", *map(str, tiny_runs), "--perturbations", "typos", "case", "--max-examples", "5", "--csv", str(out_csv),
+                 "--html", str(html)]) == 0
+    assert "<h2>Robustness to perturbed text</h2>" in html.read_text()
     assert "5 of 8 evaluation examples, 2 perturbation(s)" in capsys.readouterr().out
     table = pd.read_csv(out_csv)
     assert len(table) == 4 and set(table["run"]) == {"tiny-2shot", "tiny-head"} and table["unchanged predictions"].between(0, 1).all()

@@ -64,6 +64,8 @@ def test_length_bins_are_word_quartiles_named_by_their_edges():
     frame = pd.DataFrame({"text": [" ".join(["w"] * k) for k in range(1, 9)], "label": "x"})
     bins = explore.slice_labels(frame, "length")
     assert bins.tolist() == ["1–2.75 words"] * 2 + [">2.75–4.5 words"] * 2 + [">4.5–6.25 words"] * 2 + [">6.25–8 words"] * 2
+    same = pd.DataFrame({"text": ["two words"] * 3, "label": "x"})
+    assert explore.slice_labels(same, "length").tolist() == ["2 words"] * 3  # one bin when every text is as long
 
 
 def test_column_slices_read_extra_columns_matched_on_text_and_bin_numbers(tmp_path):

@@ -18,6 +18,7 @@ def add_cli_args(sub) -> None:
     p.add_argument("--resamples", type=number(int, 100, 100_000), default=1000, help="bootstrap resamples for the 95%% intervals (default 1000)")
     p.add_argument("--seed", type=SEED, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--csv", default=None, help="also write the slice table to this CSV file")
+    p.add_argument("--html", default=None, help="write the comparison's HTML report with the slices in it (two or more runs)")
     p.set_defaults(func=cmd_slices)
     add_label_errors_args(sub)
     add_robustness_args(sub)
@@ -53,6 +54,7 @@ def cmd_slices(args) -> int:
     if args.csv:
         report.write_report(args.csv, report.export_csv(result.table.merge(result.tests, on=["slice", "n"], how="left")))
         print(f"slices: {args.csv}")
+    write_html(args, explore.report_sections(slices=result))
     return 0
 
 
@@ -105,6 +107,7 @@ def add_robustness_args(sub) -> None:
     p.add_argument("--max-examples", type=number(int, 1), default=None, help="a seeded random sample of the evaluation rows (prompt runs are slow)")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the sample and the perturbations (default 0)")
     p.add_argument("--csv", default=None, help="also write the table to this CSV file")
+    p.add_argument("--html", default=None, help="write the comparison's HTML report with this table in it (two or more runs)")
     p.set_defaults(func=cmd_robustness)
 
 
@@ -130,6 +133,19 @@ def cmd_robustness(args) -> int:
     if args.csv:
         report.write_report(args.csv, report.export_csv(table))
         print(f"robustness: {args.csv}")
+    write_html(args, explore.report_sections(robustness_table=table))
     return 0
+
+
+def write_html(args, sections) -> None:
+    """--html: the comparison report of args.runs with the explorer's sections appended."""
+    if not args.html:
+        return
+    from core.comparison import evaluate, report
+
+    if len(args.runs) < 2:
+        raise UserError("The HTML report compares two or more runs; name another run or leave out --html.")
+    report.write_report(args.html, report.build_report(evaluate.compare_runs(args.runs), sections=sections))
+    print(f"report: {args.html}")
 
 

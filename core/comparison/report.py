@@ -163,9 +163,11 @@ def svg_efficiency(efficiency: pd.DataFrame) -> str:
     return _svg(width, height, body, "macro-F1 against labelled training examples")
 
 
-def build_report(cmp: Comparison, efficiency: pd.DataFrame | None = None, top_errors: int = 20) -> str:
+def build_report(cmp: Comparison, efficiency: pd.DataFrame | None = None, top_errors: int = 20,
+                 sections: list[tuple[str, pd.DataFrame, str]] | None = None) -> str:
     """The whole report as one HTML string: the verdict and its caveats first, then metrics with the baselines, McNemar,
-    charts, agreement, top errors and reproduce commands."""
+    charts, agreement, top errors, any extra sections (title, table, note: e.g. the explorer's slices and robustness)
+    and reproduce commands."""
     names = cmp.names
     eces = dict(zip(cmp.metrics["run"], cmp.metrics["ece"], strict=True))
     headline, caveats = verdict(cmp)
@@ -195,9 +197,15 @@ def build_report(cmp: Comparison, efficiency: pd.DataFrame | None = None, top_er
     errors[[f"confidence@{n}" for n in names]] = errors[[f"confidence@{n}" for n in names]].round(3)
     cols = ["id", "text", "label", "agreement"] + [c for n in names for c in (f"pred@{n}", f"confidence@{n}")]
     parts += [f"<h2>Top {len(errors)} error cases (most confident first)</h2>", table_html(errors[cols])]
+    parts += [section_html(*section) for section in sections or []]
     parts += ["<h2>Reproduce</h2>"] + [f"<p><b>{_e(n)}</b>: <code>{_e(r.config.get('command', '(no command recorded)'))}</code></p>"
                                         for n, r in zip(names, cmp.runs, strict=True)]
     return f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Comparison report</title><style>{CSS}</style></head><body>{"".join(parts)}</body></html>'
+
+
+def section_html(title: str, table: pd.DataFrame, note: str = "") -> str:
+    """One more section of the report: a heading, an escaped note and an escaped table."""
+    return f"<h2>{_e(title)}</h2>" + (f'<p class="note">{_e(note)}</p>' if note else "") + table_html(table)
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets read as the start of a formula (OWASP CSV injection)
