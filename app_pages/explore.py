@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
-from core import charts, explore, models
+from core import charts, data, explore, models
 from core.comparison import evaluate, report
 from core.runs import RunRegistry, comparable, of_dataset
-from ui.state import current_scope, plain, require_dataset, scoped, show_error, text_embeddings
+from ui.state import ORIGIN_KEY, current_scope, plain, require_dataset, scoped, show_error, text_embeddings
 
 ROBUSTNESS = "exp_robustness"  # a scoped session key: the last robustness table of this page
 
@@ -26,9 +27,15 @@ def _joined(paths: tuple[str, ...], stamps: tuple[float, ...]):
 
 
 @st.cache_data(show_spinner="Computing slices…", max_entries=16)
-def _slices(paths: tuple[str, ...], stamps: tuple[float, ...], by: str) -> explore.SliceReport:
+def _slices(paths: tuple[str, ...], stamps: tuple[float, ...], by: str, scope_id: str, _extra: pd.DataFrame | None) -> explore.SliceReport:
     joined, kinds, labels = _joined(paths, stamps)
-    return explore.slice_report(joined, kinds, labels, by)
+    return explore.slice_report(joined, kinds, labels, by, _extra)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _extra_columns(scope_id: str, _ds, _upload) -> pd.DataFrame | None:
+    """The uploaded file's columns beside text and label, for slices by a column (scope_id: the dataset it was loaded as)."""
+    return explore.extra_columns(data.read_table(_upload.getvalue(), _upload.name), _ds.text_col, _ds.label_col)
 
 
 @st.cache_data(show_spinner="Projecting the embeddings…", max_entries=8)
@@ -76,16 +83,21 @@ slices_tab, map_tab, robust_tab = st.tabs(["Slices", "Embedding map", "Robustnes
 
 with slices_tab:
     c1, c2 = st.columns([1, 2])
-    kind = c1.selectbox("Slice by", ["length", "label", "negation", "numbers", "regex"], key=scoped("exp_by"),
+    upload = st.session_state.get("ds_upload") if (st.session_state.get(ORIGIN_KEY) or ("",))[0] == "file" else None
+    extra = _extra_columns(scope.id, ds, upload) if upload is not None else None
+    options = ["length", "label", "negation", "numbers", "regex"] + (["column"] if extra is not None else [])
+    kind = c1.selectbox("Slice by", options, key=scoped("exp_by"),
                         format_func={"length": "text length (word quartiles)", "label": "true label", "negation": "negation words",
-                                     "numbers": "numbers", "regex": "a keyword or regular expression"}.get)
+                                     "numbers": "numbers", "regex": "a keyword or regular expression", "column": "a column of the file"}.get)
     by = kind
     if kind == "regex":
         pattern = c2.text_input("Keyword or regular expression (case-insensitive)", key=scoped("exp_regex"), placeholder="e.g. refund|money")
         by = f"regex:{pattern}" if pattern else ""
+    elif kind == "column":
+        by = "column:" + c2.selectbox("Column", [c for c in extra.columns if c != "text"], key=scoped("exp_column"))
     if by:
         try:
-            sliced = _slices(paths, stamps, by)
+            sliced = _slices(paths, stamps, by, scope.id, extra)
             significant = sliced.tests.loc[sliced.tests["significant"], "slice"].unique()
             st.caption(plain(f"{len(joined)} examples in {sliced.table['slice'].nunique()} slices; {len(significant)} where a prompt "
                              f"and a fine-tuned run differ significantly (McNemar, Holm-adjusted over {len(sliced.tests)} tests, "
@@ -94,7 +106,9 @@ with slices_tab:
             st.session_state[scoped("exp_slices_report")] = sliced
         except Exception as e:
             show_error(e)
-    st.caption("A column of your file: `python -m core slices RUN... --by column:NAME --data FILE`.")
+    if extra is None:
+        st.caption("Slices by a column of your file: load it as a File in the sidebar, or "
+                   "`python -m core slices RUN... --by column:NAME --data FILE`.")
 
 with map_tab:
     c1, c2 = st.columns(2)

@@ -85,6 +85,15 @@ def _bins(values: pd.Series, unit: str) -> pd.Series:
     return pd.Series([names[int(c)] for c in codes], index=values.index, name="slice")
 
 
+def extra_columns(frame: pd.DataFrame, text_col: str, label_col: str | None = None) -> pd.DataFrame | None:
+    """A file's columns beside its text, label and split columns, with the text column named 'text' (for column:NAME
+    slices, matched to the evaluation rows on text); None when it has none."""
+    from core.data import SPLIT_COLUMNS
+
+    extra = [c for c in frame.columns if c not in (text_col, label_col) and str(c).lower() not in SPLIT_COLUMNS]
+    return frame[[text_col, *extra]].rename(columns={text_col: "text"}).astype({"text": str}) if extra else None
+
+
 def holm(p_values) -> np.ndarray:
     """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1)."""
     p = np.asarray(p_values, dtype=float)

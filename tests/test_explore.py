@@ -214,3 +214,9 @@ def test_negation_flips_are_counted_for_sentiment_labels():
     table = explore.robustness({"r": reads_not}, rows, ["negation"], sentiment=explore.is_sentiment(["negative", "positive"]))
     assert table.loc[0, "flipped (expected)"] == 1.0 and table.loc[0, "unchanged predictions"] == 0.0
     assert not explore.is_sentiment(["World", "Sports"])
+
+
+def test_extra_columns_leave_out_text_label_and_split():
+    frame = pd.DataFrame({"review": ["a", "b"], "stars": [1, 5], "split": ["train", "test"], "label": ["x", "y"]})
+    assert list(explore.extra_columns(frame, "review", "label").columns) == ["text", "stars"]
+    assert explore.extra_columns(frame[["review", "label"]], "review", "label") is None

@@ -24,13 +24,14 @@ def add_cli_args(sub) -> None:
     add_robustness_args(sub)
 
 
-def extra_columns(path: str, text_col: str | None) -> "pd.DataFrame":  # noqa: F821, UP037
-    """The file's columns with its text column named 'text' (for column:NAME slices)."""
-    from core import data
+def extra_columns(path: str, text_col: str | None) -> "pd.DataFrame | None":  # noqa: F821, UP037
+    """The file's columns beside text and label (for column:NAME slices)."""
+    from core import data, explore
 
     frame = data.read_file(path)
     text_col = data.detect_column(list(frame.columns), data.TEXT_COLUMNS, "text", text_col)
-    return frame.rename(columns={text_col: "text"}).astype({"text": str})
+    label_col = next((c for c in frame.columns if c in data.LABEL_COLUMNS), None)
+    return explore.extra_columns(frame, text_col, label_col)
 
 
 def cmd_slices(args) -> int:
