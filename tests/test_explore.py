@@ -220,3 +220,14 @@ def test_extra_columns_leave_out_text_label_and_split():
     frame = pd.DataFrame({"review": ["a", "b"], "stars": [1, 5], "split": ["train", "test"], "label": ["x", "y"]})
     assert list(explore.extra_columns(frame, "review", "label").columns) == ["text", "stars"]
     assert explore.extra_columns(frame[["review", "label"]], "review", "label") is None
+
+
+def test_report_sections_escape_slice_names_taken_from_the_data():
+    from core.comparison import report
+
+    texts = [f"t{i}" for i in range(8)]
+    joined = joined_frame(texts, ["a", "b"] * 4, {"p": ["a"] * 8, "f": ["a", "b"] * 4})
+    extra = pd.DataFrame({"text": texts, "source": ["<script>alert(1)</script>", "*bold*"] * 4})
+    sliced = explore.slice_report(joined, {"p": "prompt", "f": "finetune"}, ["a", "b"], "column:source", extra, n_resamples=100)
+    html = "".join(report.section_html(*s) for s in explore.report_sections(sliced))
+    assert "<script>" not in html and "source = &lt;script&gt;alert(1)&lt;/script&gt;" in html and "<h2>Slices by column:source</h2>" in html
