@@ -68,7 +68,7 @@ def main() -> int:
     started = time.perf_counter()
     explore.project(emb)
     pca_s = time.perf_counter() - started
-    print(f"map, ours: embedding {embed_s:.1f} s ({len(texts) / embed_s:.0f} rows/s) + PCA {pca_s:.2f} s = {embed_s + pca_s:.1f} s")
+    print(f"map, ours: embedding {embed_s:.1f} s ({len(texts) / max(embed_s, 1e-9):.0f} rows/s) + PCA {pca_s:.2f} s = {embed_s + pca_s:.1f} s")
 
     if not args.no_encoder:
         sub = texts[: args.baseline_rows]
