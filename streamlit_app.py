@@ -29,6 +29,7 @@ pages = {
     "Decide": [
         st.Page("app_pages/compare.py", title="Compare", icon=":material/balance:"),
         st.Page("app_pages/attention.py", title="Attention", icon=":material/visibility:"),
+        st.Page("app_pages/explore.py", title="Explore runs", icon=":material/travel_explore:"),
     ],
     "Use": [
         st.Page("app_pages/apply.py", title="Apply", icon=":material/label:"),

@@ -11,6 +11,7 @@ from core import charts
 from core.comparison import evaluate, report, verdict
 from core.runs import RunDir, RunRegistry, comparable, of_dataset
 from ui import forms
+from ui.explore import label_error_caveats
 from ui.state import current_dataset, current_scope, plain, scoped, show_error
 
 ATTENTION_TEXT, ATTENTION_MODELS = "attention_text", "attention_models"  # read by pages/attention.py
@@ -86,7 +87,7 @@ except Exception as e:  # a bad or mismatched run is explained, the page stays u
 names = cmp.names
 headline, caveats = verdict.verdict(cmp)
 st.info(f"**Verdict:** {plain(headline)}", icon=":material/gavel:")
-for caveat in caveats:
+for caveat in caveats + label_error_caveats(split):  # + the Data page's label errors, when looked for
     st.warning(plain(caveat))
 st.subheader("Metrics")
 st.caption(f"{len(cmp.joined)} examples. Brackets: 95% bootstrap interval (1,000 resamples, seed 0). Train s: training seconds; "

@@ -131,3 +131,32 @@ def duplicates_section() -> None:
 
 
 duplicates_section()
+
+
+@st.fragment
+def label_errors_section() -> None:
+    from core.comparison.report import export_csv
+    from ui.explore import LABEL_ISSUES, label_issues
+
+    st.subheader("Suspected label errors")
+    st.caption("Every row embedded by the bundled encoder, a logistic regression's out-of-fold probabilities (5 stratified folds, "
+               "scikit-learn) and cleanlab's confident learning: the rows whose given label the model finds least likely, "
+               "with the label it suspects. A cheap model flags hard rows too: read them before relabelling.")
+    if not st.toggle("Look for label errors", key=scoped("data_label_errors"), help="Embeds every row once (cached for this dataset)."):
+        return
+    try:
+        issues = label_issues(key, ds)
+    except Exception as e:
+        show_error(e)
+        return
+    st.session_state[scoped(LABEL_ISSUES)] = issues  # read by Compare for its caveats
+    counts = issues["split"].value_counts()
+    st.caption(" · ".join(f"{s}: {counts.get(s, 0)} of {len(ds.splits[s])} rows" for s in ds.split_names()))
+    top = int(st.number_input("Rows to show and download", 1, max(1, len(issues)), min(20, max(1, len(issues))),
+                              key=scoped("data_label_errors_top")))
+    st.dataframe(issues.head(top), hide_index=True, width="stretch", height=min(36 * (top + 1), 400), key=scoped("data_label_errors_table"))
+    st.download_button("Suspected label errors (CSV)", export_csv(issues.head(top)), file_name="label_errors.csv", mime="text/csv",
+                       key=scoped("data_label_errors_csv"))
+
+
+label_errors_section()

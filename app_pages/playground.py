@@ -124,7 +124,7 @@ for i, path in enumerate(chosen):
                 st.caption(state.plain(f"Token saliency: not available ({exc})."))
         else:
             kind = "prompt runs" if predictor.kind == "prompt" else "prompt-tuning and lora-lm runs"
-            st.caption(f"Token saliency: not available for {kind} (see the Attention page for a prompt run's attention).")
+            st.caption(state.plain(f"Token saliency: not available for {kind} (see the Attention page for a prompt run's attention)."))
 
 if is_example and len(set(predicted.values())) > 1 and scope is not None:
     sha = scope.fingerprints.get(split)

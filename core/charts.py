@@ -305,3 +305,17 @@ def label_share_chart(share: pd.DataFrame, flags: pd.DataFrame | None = None, pe
         x="period:T", tooltip=[alt.Tooltip("period:T", title="flagged"), alt.Tooltip("share:Q", format=".1%"),
                                alt.Tooltip("jump:Q", title="points above trailing mean", format="+.1f")])
     return (marks + lines).properties(height=320)
+
+
+def embedding_map(frame: pd.DataFrame, title: str, brush_name: str = "brush") -> alt.Chart:
+    """The evaluation split as points (x, y from explore.map_frame) coloured by 'colour', with an interval brush (brush_name)
+    whose box the page reads back to filter a table; grey for 'other'; text in the tooltip only."""
+    brush = alt.selection_interval(name=brush_name, encodings=["x", "y"])
+    domain = [c for c in frame["colour"].value_counts().index if c != "other"] + (["other"] if (frame["colour"] == "other").any() else [])
+    palette = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d", "#eeca3b", "#17becf"]
+    colours = palette[: len([d for d in domain if d != "other"])] + (["#cfcfcf"] if "other" in domain else [])
+    return alt.Chart(frame[["x", "y", "colour", "id", "label", "text"]]).mark_circle(size=18, opacity=0.7).encode(
+        x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None),
+        color=alt.Color("colour:N", title=title, scale=alt.Scale(domain=domain, range=colours), sort=domain),
+        tooltip=["id:N", "label:N", "colour:N", alt.Tooltip("text:N")],
+    ).add_params(brush).properties(height=480)

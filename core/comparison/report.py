@@ -60,10 +60,12 @@ def _environment():
     return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined)
 
 
-def build_report(cmp: Comparison, efficiency: pd.DataFrame | None = None, top_errors: int = 20) -> str:
+def build_report(cmp: Comparison, efficiency: pd.DataFrame | None = None, top_errors: int = 20,
+                 sections: list[tuple[str, pd.DataFrame, str]] | None = None) -> str:
     """The whole report as one HTML string: the verdict and its caveats first, then metrics with the baselines, McNemar,
     the page's charts (confusion matrices up to charts.MAX_MATRIX_LABELS labels, the most confused pairs above, as on the
-    page), agreement, top errors and reproduce commands."""
+    page), agreement, top errors, any extra sections (title, table, note: e.g. the explorer's slices and robustness) and
+    reproduce commands."""
     from markupsafe import Markup
 
     names = cmp.names
@@ -90,7 +92,9 @@ def build_report(cmp: Comparison, efficiency: pd.DataFrame | None = None, top_er
         metrics=_table(format_metrics_table(cmp.metrics, cmp.baselines)), per_class=_table(per_class_table(cmp.metrics, cmp.baselines)),
         mcnemar=mcnemar, most_confused=_table(most_confused(cmp.confusions, top=25)), run_a=a, run_b=b,
         agreement=_table(agreement_table(cmp.joined, a, b), index=True), errors=_table(errors[cols]),
+        sections=[{"title": title, "table": _table(table), "note": note} for title, table, note in sections or []],
         commands=[(n, r.config.get("command", "(no command recorded)")) for n, r in zip(names, cmp.runs, strict=True)])
+
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets read as the start of a formula (OWASP CSV injection)
