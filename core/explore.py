@@ -422,42 +422,12 @@ def robustness(predictors: dict, rows: pd.DataFrame, kinds: list[str] | None = N
     return pd.DataFrame(out)
 
 
-def run_predictor(path, max_length: int = 128, device: str = "cpu"):
-    """f(texts) -> predicted labels of a finished run: a fine-tuned run's saved model, or a prompt run's prompt and
-    demonstrations re-scored. (A small local stand-in: fold into core/predict.py's run predictor after merge.)"""
-    import dataclasses
-    from pathlib import Path
+def run_predictor(path, device: str = "auto"):
+    """f(texts) -> predicted labels of a finished run (core.predict's predictor: any run kind, its exact prompt or model)."""
+    from core import predict
 
-    from core.runs import RunDir
-
-    run = RunDir(Path(path))
-    config = run.config
-    if config.get("kind") == "prompt":
-        from core import attention, prompting
-
-        fields = {f.name for f in dataclasses.fields(prompting.PromptConfig)}
-        prompt_config = prompting.PromptConfig(**{k: v for k, v in config.items() if k in fields})
-        prompt_config = dataclasses.replace(prompt_config, max_eval_examples=None)
-        labels = [str(lab) for lab in config.get("labels") or []]
-        train, notes = attention._run_train_split(config)
-        if notes and prompt_config.shots:
-            raise UserError(notes[0])
-
-        def predict_prompt(texts: list[str]) -> list[str]:
-            frame = pd.DataFrame({"id": [f"p{i}" for i in range(len(texts))], "text": texts, "label": labels[0]})
-            return prompting.run_prompting(prompt_config, train, frame, labels).predictions["pred"].tolist()
-
-        return predict_prompt
-    from core.training import finetune
-
-    model, tokenizer = finetune.load_run_model(run.path, device)
-    names = [model.config.id2label[i] for i in range(model.config.num_labels)]
-
-    def predict_model(texts: list[str]) -> list[str]:
-        probs = finetune.predict_probs(model, tokenizer, texts, max_length=int(config.get("max_length") or max_length))
-        return [names[i] for i in probs.argmax(1)]
-
-    return predict_model
+    predictor = predict.load_predictor(path, device)
+    return lambda texts: predict.labels_of(predictor.score(list(texts)), predictor.label_names)
 
 
 def format_robustness(table: pd.DataFrame) -> pd.DataFrame:

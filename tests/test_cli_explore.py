@@ -118,4 +118,4 @@ def test_robustness_refuses_an_unknown_perturbation_and_a_run_without_a_model(ru
     assert "Perturbations are typos, case, punctuation, irrelevant sentence, negation, numbers; 'emoji' is none" in capsys.readouterr().err
     assert main(["robustness", str(a)]) == 2
     err = capsys.readouterr().err
-    assert "has no saved model" in err and len(err.strip().splitlines()) == 1
+    assert "The model folder of run ft-b is missing" in err and len(err.strip().splitlines()) == 1
