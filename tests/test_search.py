@@ -200,3 +200,59 @@ def test_ray_backend_runs_trials_on_a_local_two_worker_ray(runs_dir, tiny_bert_d
     study = study_of(runs_dir, "ray")
     assert sum(t.state.name == "COMPLETE" for t in study.trials) >= 2
     assert RunDir(runs_dir / "ray").metrics["search_trials"] >= 2
+
+
+TRIALS = pd.DataFrame({"trial": [0, 1, 2, 3], "state": ["COMPLETE", "COMPLETE", "PRUNED", "FAIL"],
+                       "dev_macro_f1": [0.71, 0.83, 0.52, None], "seconds": [30.0, 41.5, 12.0, 3.0],
+                       "run": [f"s.trial{i}" for i in range(4)], "pruned_at": [None, None, 12, None],
+                       "param_lr": [1e-3, 3e-4, 0.5, 1e-4], "param_lora_target_modules": ["query+value", "query+key+value", "query+value", None]})
+
+
+def test_search_charts_draw_every_state_and_scale_each_setting():
+    from core import charts_search
+
+    def values(spec, part):
+        return pd.DataFrame(spec["datasets"][part["data"]["name"]])
+
+    history = charts_search.trial_history(TRIALS).to_dict()
+    assert set(values(history, history["layer"][1])["state"]) == {"COMPLETE", "PRUNED"}  # a failed trial has no value
+    assert values(history, history["layer"][0])["best"].tolist() == [0.71, 0.83]
+    spec = charts_search.parallel_coordinates(TRIALS).to_dict()
+    parallel = values(spec, spec)
+    assert set(parallel["trial"]) == {0, 1, 2}
+    lr = parallel[parallel["axis"] == "lr"].set_index("trial")["position"]
+    assert lr[2] == 1.0 and lr[1] == 0.0 and 0 < lr[0] < 1  # log scale: 3e-4 .. 0.5
+    assert charts_search.importance_chart({"lr": 0.8, "lora_r": 0.2}).to_dict()["mark"]["type"] == "bar"
+
+
+def test_finetune_page_shows_a_search_and_starts_one_as_a_job(runs_dir, open_page, monkeypatch):
+    from core import jobs
+    from core.runs import write_json
+    from tests.scoped import scoped
+
+    folder = runs_dir / "s"
+    folder.mkdir()
+    write_json(folder / "search.json", {"method": "lora", "train": "reviews:train", "trials": 4})
+    RunDir(folder).set_status("succeeded", done=4, total=4)
+    TRIALS.to_csv(folder / "trials.csv", index=False)
+    write_json(folder / "importance.json", {"lr": 0.8, "lora_target_modules": 0.2})
+    started = []
+    monkeypatch.setattr(jobs, "launch", lambda argv, run_dir, settings=None: started.append((argv, run_dir, settings)) or 1)
+    at = open_page("app_pages/finetune.py")
+    assert not at.exception
+    assert any("4 of 4 trials finished" in c.value for c in at.caption)
+    assert len(at.get("vega_lite_chart")) >= 3  # history, importance, parallel coordinates
+    at.selectbox(key=scoped(at, "search_method")).set_value("lora").run()
+    assert any("lora_r 4, 8, 16, 32" in c.value for c in at.caption)
+    at.text_input(key=scoped(at, "search_name")).set_value("tune-lora")
+    at.number_input(key=scoped(at, "search_trials")).set_value(6)
+    at.button(key=scoped(at, "search_start")).click().run()
+    assert not at.exception and not at.error
+    argv, run_dir, settings = started[0]
+    assert argv == ["search", "--out", "tune-lora"] and run_dir == runs_dir / "tune-lora"
+    assert settings["method"] == "lora" and settings["trials"] == 6 and settings["train"] == "reviews:train"
+    from core.cli import parse_args  # the job's settings are a valid --config of search
+
+    write_json(runs_dir / "job.json", settings)
+    args = parse_args(["search", "--config", str(runs_dir / "job.json"), "--out", "tune-lora"])
+    assert (args.method, args.trials, args.eval) == ("lora", 6, "reviews:test")
