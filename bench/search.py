@@ -33,6 +33,7 @@ def main() -> int:
     p.add_argument("--rows", type=int, default=512, help="training rows (a seeded sample of the 5,000)")
     p.add_argument("--trials", type=int, default=6)
     p.add_argument("--budget", type=float, default=1200)
+    p.add_argument("--eval-rows", type=int, default=0, help="score a seeded sample of this many dev rows (0: all 1,000)")
     p.add_argument("--what", nargs="+", default=["lora", "prompt"], choices=["lora", "prompt"])
     p.add_argument("--runs", default=None, help="runs folder (default: a temporary one)")
     args = p.parse_args()
@@ -43,6 +44,8 @@ def main() -> int:
     words = {0: "negative", 1: "positive"}
     train = pd.read_csv(SST2 / "train.tsv", sep="\t").sample(n=args.rows, random_state=0)
     dev = pd.read_csv(SST2 / "dev.tsv", sep="\t")
+    if args.eval_rows:
+        dev = dev.sample(n=args.eval_rows, random_state=0)
     for frame, name in ((train, "train.csv"), (dev, "dev.csv")):
         frame.assign(text=frame["sentence"], label=frame["label"].map(words))[["text", "label"]].to_csv(work / name, index=False)
     env = {**os.environ, "PFT_RUNS_DIR": str(work / "runs")}

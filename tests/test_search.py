@@ -163,13 +163,15 @@ def test_a_search_killed_mid_way_resumes_to_completion(runs_dir, tiny_bert_dir, 
     assert result.config["lr"] == 3e-3 and result.config["epochs"] == 1
 
 
-def test_two_processes_on_one_storage_share_the_trials(runs_dir, tiny_bert_dir, data_files, tmp_path):
-    """Two searches on one journal storage finish 3 trials between them: every trial number once, one run folder per
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_two_processes_on_one_storage_share_the_trials(runs_dir, tiny_bert_dir, data_files, tmp_path, kind):
+    """Two searches on one storage (the search folder's SQLite study.db, which a second search of the same name joins,
+    or a journal file given as --storage) finish 3 trials between them: every trial number once, one run folder per
     trial, both processes ran some, and the best is re-trained once."""
-    storage = f"journal:{tmp_path / 'study.log'}"
+    storage = f"journal:{tmp_path / 'study.log'}" if kind == "journal" else f"sqlite:///{runs_dir / 'shared' / 'study.db'}"
     space = {"lr": {"low": 1e-3, "high": 1e-2, "log": True}, "epochs": [1], "batch_size": [8]}
-    procs = [start(search_argv(tiny_bert_dir, data_files, "shared", 3, space, "--storage", storage), tmp_path / f"w{i}.log")
-             for i in range(2)]
+    extra = ["--storage", storage] if kind == "journal" else []
+    procs = [start(search_argv(tiny_bert_dir, data_files, "shared", 3, space, *extra), tmp_path / f"w{i}.log") for i in range(2)]
     for i, proc in enumerate(procs):
         assert proc.wait(timeout=900) == 0, (tmp_path / f"w{i}.log").read_text()
     study = optuna.load_study(study_name="shared", storage=search_mod.storage_for(storage))
@@ -182,6 +184,30 @@ def test_two_processes_on_one_storage_share_the_trials(runs_dir, tiny_bert_dir, 
     logs = [(tmp_path / f"w{i}.log").read_text() for i in range(2)]
     assert sum("re-training on all training rows" in text for text in logs) == 1
     assert RunDir(runs_dir / "shared").metrics["search_trials"] == len(study.trials)
+
+
+def test_a_prompt_search_tunes_the_prompt_on_the_dev_split_and_reruns_the_best_on_the_evaluation_split(
+        runs_dir, tiny_llama_dir, data_files, tmp_path):
+    space = {"template": ["category", "answer"], "calibration": ["none"], "shots": [0, 1], "selection": ["balanced"]}
+    argv = ["search", "--method", "prompt", "--model", str(tiny_llama_dir), "--train", str(data_files[0]), "--eval",
+            str(data_files[1]), "--trials", "2", "--budget", "3600", "--out", "ps", "--space", json.dumps(space)]
+    proc = start(argv, tmp_path / "ps.log")
+    assert proc.wait(timeout=900) == 0, (tmp_path / "ps.log").read_text()
+    study = study_of(runs_dir, "ps")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    assert study.trials[0].params == {"template": "category", "calibration": "none", "shots": 0, "selection": "balanced"}  # the default first
+    for t in study.trials:
+        trial = RunDir(runs_dir / t.user_attrs["run"])
+        assert trial.config["kind"] == "prompt" and trial.metrics["n_examples"] == 24  # the dev split: 20% of 120 rows
+        assert trial.metrics["macro_f1"] == pytest.approx(t.value)
+    result = RunDir(runs_dir / "ps")
+    best = study.best_trial.params
+    from core.prompting import TEMPLATES
+
+    assert result.config["kind"] == "prompt" and result.metrics["n_examples"] == 40
+    assert result.config["query_template"] == TEMPLATES[best["template"]]["query_template"]
+    assert result.config["shots"] == best["shots"] and result.config["calibration"] == "none"
+    assert result.metrics["search_trials"] == 2 and result.metrics["search_best_trial"] == study.best_trial.number
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed (optional)")
