@@ -179,6 +179,10 @@ if searches:
                + (f" · {status['error']}" if status.get("error") else ""))
     if status.get("state") in jobs.ACTIVE_STATES and st.button("Cancel search", key=state.scoped("search_cancel")):
         jobs.cancel(folder)
+    if status.get("state") in ("failed", "cancelled") and not folder.metrics:  # the study keeps every finished trial
+        how = (f"`python -m core search --config {folder.path / jobs.JOB_SETTINGS} --out {chosen}`"
+               if (folder.path / jobs.JOB_SETTINGS).is_file() else "the command that started it")
+        st.caption(f"To resume this search where it stopped, run {how} again.")
     if (folder.path / "trials.csv").is_file():
         trials = pd.read_csv(folder.path / "trials.csv")
         if folder.metrics and "search_trials" in folder.metrics:

@@ -31,6 +31,7 @@ DEV_SHARE = 0.2  # of the training rows, stratified and seeded: what every trial
 EVALS_PER_EPOCH = 2  # dev evaluations per epoch in a fine-tune trial: the points the pruner compares
 POLL_SECONDS = 0.5
 STUDY_FILE = "study.db"
+CODE_ROOT = Path(__file__).resolve().parent.parent  # where `python -m core` runs a trial (its paths are all absolute)
 BACKENDS = ("optuna", "ray")
 
 
@@ -71,6 +72,8 @@ class Search:
         if int(self.jobs) < 1:
             raise UserError(f"--jobs must be at least 1 (got {self.jobs}).")
         self.space = space_for(self.method, self.space)
+        if self.model and Path(self.model).exists():  # a model folder, named from wherever the trials run
+            self.model = str(Path(self.model).resolve())
         if not isinstance(self.enqueue, list) or not all(isinstance(e, dict) for e in self.enqueue):
             raise UserError("--enqueue must be a JSON list of objects of settings, such as [{\"lr\": 0.001}].")
         for settings in self.enqueue:
@@ -267,7 +270,7 @@ def objective(search: Search, train_path: Path, dev_path: Path, n_train: int):
         run_path = search.folder.parent / name
         started = time.time()
         with open(trials_dir / f"{trial.number}.log", "ab") as log:
-            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=child_env())
+            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=child_env(), cwd=CODE_ROOT)
         reported, pruned_at = 0, None
         try:
             while pruned_at is None:
@@ -448,6 +451,7 @@ def prepare(search: Search) -> None:
         write_json(search.folder / "search.json", {**saved, **settings})
         RunDir(search.folder).set_status("running", pid=os.getpid(), progress=0.0, done=0, total=search.trials, error=None)
         carve(search)
+        load_study(search)  # the storage's tables and the study made by one process at a time (two at once clash in SQLite)
 
 
 def optimize(search: Search, log=print) -> object:
@@ -465,7 +469,7 @@ def optimize(search: Search, log=print) -> object:
         for settings in search.enqueue or [default_params(search)]:
             study.enqueue_trial(settings, skip_if_exists=True)
     log(f"dev split: {described}; study: {search.storage_url}")
-    left = search.budget - spent_seconds(study) / max(1, search.jobs)
+    left = (search.budget - spent_seconds(study)) / search.jobs  # wall seconds in which --jobs trials at once spend what is left
     folder = RunDir(search.folder)
 
     def after_trial(study, trial) -> None:
