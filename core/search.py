@@ -407,7 +407,8 @@ def importances(study) -> dict[str, float]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return {k: round(float(v), 4) for k, v in optuna.importance.get_param_importances(study, evaluator=evaluator).items()}
+            found = optuna.importance.get_param_importances(study, evaluator=evaluator)
+        return {k: round(float(v), 4) for k, v in found.items() if math.isfinite(float(v))}
     except (RuntimeError, ValueError, ZeroDivisionError):
         return {}
 

@@ -186,6 +186,16 @@ def test_two_processes_on_one_storage_share_the_trials(runs_dir, tiny_bert_dir, 
     assert RunDir(runs_dir / "shared").metrics["search_trials"] == len(study.trials)
 
 
+def test_jobs_runs_trials_at_once_in_one_search(runs_dir, tiny_bert_dir, data_files, tmp_path):
+    space = {"lr": {"low": 1e-3, "high": 1e-2, "log": True}, "epochs": [1], "batch_size": [8]}
+    proc = start(search_argv(tiny_bert_dir, data_files, "j", 2, space, "--jobs", "2"), tmp_path / "j.log")
+    assert proc.wait(timeout=900) == 0, (tmp_path / "j.log").read_text()
+    first, second = study_of(runs_dir, "j").trials
+    assert first.state.name == second.state.name == "COMPLETE"
+    assert second.datetime_start < first.datetime_complete and first.datetime_start < second.datetime_complete  # overlapped
+    assert RunDir(runs_dir / "j").metrics["search_trials"] == 2
+
+
 def test_a_prompt_search_tunes_the_prompt_on_the_dev_split_and_reruns_the_best_on_the_evaluation_split(
         runs_dir, tiny_llama_dir, data_files, tmp_path):
     space = {"template": ["category", "answer"], "calibration": ["none"], "shots": [0, 1], "selection": ["balanced"]}
