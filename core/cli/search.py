@@ -29,7 +29,7 @@ def add_cli_args(sub) -> None:
     from core.settings import SEED, number
 
     p = sub.add_parser("search", help="hyperparameter search (Optuna) for a fine-tune method or for prompting; every trial is a run",
-                       description="Tune a method on a dev split carved from the training data (20%%, stratified, seeded), then "
+                       description="Tune a method on a dev split carved from the training data (20%, stratified, seeded), then "
                                    "re-train the best settings on all training rows and evaluate them on the evaluation split as run NAME.")
     add_data_args(p)
     p.add_argument("--method", required=True, help="prompt, or a fine-tune method: full, head, bitfit, lora, adapter, setfit, "
