@@ -1,11 +1,13 @@
 """Fine-tune page: pick a model and a method, start a background job, watch its curves, cancel it."""
 
+import pandas as pd
 import streamlit as st
 
-from core import charts, jobs, models
+from core import charts, charts_search, jobs, models
+from core import search as search_module
 from core.comparison import verdict
 from core.errors import UserError
-from core.runs import RunDir, new_run_name, runs_root
+from core.runs import RunDir, new_run_name, read_json, resolve_out, runs_root
 from core.training import finetune
 from ui import forms, state
 from ui import jobs as job_watcher
@@ -130,3 +132,69 @@ if st.button("Start fine-tuning", type="primary", key=state.scoped("ft_start"), 
         state.show_error(exc)
 
 job_watcher.panel("finetune", root, state.current_scope().fingerprints.values(), run_details)
+
+
+# ---- Search: tune a method's settings (core/search.py) -------------------------------------------------------
+st.divider()
+st.header("Search")
+st.caption("Let Optuna tune a method: every trial trains on 80% of the training rows and is scored on the other 20% "
+           "(stratified, seeded; never the evaluation split), the median pruner stops trials whose dev curve falls behind, "
+           "and the best settings are re-trained on all training rows as the search's run. Trials are runs NAME.trialK.")
+searchable = [m for m in fitting if finetune.SEARCH_SPACE.get(m)] + ["prompt"]
+s1, s2, s3 = st.columns(3)
+search_method = s1.selectbox("Method to tune", searchable, key=state.scoped("search_method"),
+                             help="prompt tunes the wording, calibration, shots and demonstration choice on the bundled decoder")
+search_trials = s2.number_input("Trials", 1, 500, 20, key=state.scoped("search_trials"))
+search_budget = s3.number_input("Budget (s of trials)", 10, 86400, 1200, step=60, key=state.scoped("search_budget"),
+                                help="no trial starts once the trials have taken this many seconds")
+space = search_module.space_for(search_method, {})
+st.caption("Space: " + "; ".join(f"{k} " + (", ".join(map(str, v)) if isinstance(v, list) else
+                                              f"{v['low']:g}–{v['high']:g}{' (log)' if v.get('log') else ''}")
+                                  for k, v in space.items()))
+search_name = s1.text_input("Search name (empty: automatic)", "", key=state.scoped("search_name"))
+if st.button("Start search", key=state.scoped("search_start"), disabled=not model):
+    try:
+        name = search_name.strip() or new_run_name("search", search_method)
+        settings = {"method": search_method, "trials": int(search_trials), "budget": float(search_budget), "seed": int(seed),
+                    "max_train_examples": int(max_examples), **forms.dataset_settings(ds, eval_split)}
+        if search_method != "prompt":
+            settings["model"] = model
+        jobs.launch(["search", "--out", name], resolve_out(name, root), settings=settings)
+        st.session_state[state.scoped("search_shown")] = name
+        st.toast(f"Started search {name}")
+    except UserError as exc:
+        state.show_error(exc)
+
+searches = sorted((p for p in root.iterdir() if (p / "search.json").is_file()), key=lambda p: p.stat().st_mtime, reverse=True) \
+    if root.is_dir() else []
+if searches:
+    names = [p.name for p in searches]
+    shown = st.session_state.get(state.scoped("search_shown"))
+    chosen = st.selectbox("Search", names, index=names.index(shown) if shown in names else 0, key=state.scoped("search_pick"))
+    folder = RunDir(root / chosen)
+    status = jobs.refresh(folder)
+    info = read_json(folder.path / "search.json") or {}
+    st.caption(f"{info.get('method')} on {info.get('train')} · {status.get('state')} · "
+               f"{status.get('done', 0)} of {status.get('total', info.get('trials'))} trials finished"
+               + (f" · {status['error']}" if status.get("error") else ""))
+    if status.get("state") in jobs.ACTIVE_STATES and st.button("Cancel search", key=state.scoped("search_cancel")):
+        jobs.cancel(folder)
+    if status.get("state") in ("failed", "cancelled") and not folder.metrics:  # the study keeps every finished trial
+        how = (f"`python -m core search --config {folder.path / jobs.JOB_SETTINGS} --out {chosen}`"
+               if (folder.path / jobs.JOB_SETTINGS).is_file() else "the command that started it")
+        st.caption(f"To resume this search where it stopped, run {how} again.")
+    if (folder.path / "trials.csv").is_file():
+        trials = pd.read_csv(folder.path / "trials.csv")
+        if folder.metrics and "search_trials" in folder.metrics:
+            m = folder.metrics
+            st.success(f"Result run {chosen}: macro-F1 {m['macro_f1']:.3f} on the evaluation split, with the settings of trial "
+                       f"{m['search_best_trial']} (dev macro-F1 {m['search_dev_macro_f1']:.3f}); {m['search_trials']} trials "
+                       f"took {m['search_seconds']:,.0f} s. Compare it with other runs on the Compare page.")
+        st.dataframe(trials, hide_index=True, width="stretch")
+        st.altair_chart(charts_search.trial_history(trials), width="stretch")
+        importance = read_json(folder.path / "importance.json") or {}
+        if importance:
+            st.altair_chart(charts_search.importance_chart(importance), width="stretch")
+        else:
+            st.caption("Setting importances appear once two trials have completed.")
+        st.altair_chart(charts_search.parallel_coordinates(trials), width="stretch")

@@ -65,6 +65,9 @@ TEMPLATES = {
              "query_template": DEFAULT_QUERY_TEMPLATE, "use_chat_template": True},
 }
 AUTO_CALIBRATIONS = ("contextual", "pmi", "none")  # in tie-break order (contextual was the fixed default before auto)
+# What `python -m core search --method prompt` tunes (core/search.py; the format of finetune.SEARCH_SPACE): one of the
+# TEMPLATES wordings, a calibration, the number of demonstrations and how they are chosen.
+SEARCH_SPACE = {"template": list(TEMPLATES), "calibration": list(CALIBRATIONS), "shots": [0, 1, 2, 4, 8], "selection": list(SELECTIONS)}
 SLICE_PER_CLASS = 16  # training rows per class scored to choose template and calibration ...
 SLICE_MAX = 128  # ... but no more than this in all (77 labels: 1 per class), and never more than half of a class
 

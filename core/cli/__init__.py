@@ -108,9 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list bundled models, or describe one")
     p.add_argument("name", nargs="?")
     p.set_defaults(func=cmd_models)
-    from core.cli import compare, continual, explore, export, finetune, predict, prompt, runs
+    from core.cli import compare, continual, explore, export, finetune, predict, prompt, runs, search
 
-    for module in (prompt, finetune, compare, continual, runs, predict, export, explore):
+    for module in (prompt, finetune, compare, continual, runs, predict, export, explore, search):
         module.add_cli_args(sub)
     for name, p in sub.choices.items():
         if name != "models":

@@ -31,6 +31,28 @@ FROZEN_METHODS = ("logreg", "knn")  # no gradient training: no learning rate, ep
 DEFAULT_LR = {"full": 1e-4, "head": 3e-2, "bitfit": 3e-3, "lora": 1e-3, "adapter": 1e-3,
               "setfit": 2e-5,  # SetFit's own default body learning rate
               "prompt-tuning": 3e-2, "lora-lm": 5e-4}  # peft's prompt-tuning examples; LoRA's rate for the LM loss
+# What `python -m core search` (core/search.py) tunes per method, keyed by FinetuneConfig field: a list is one of its
+# values ("query+value": several modules), {"low", "high"} a range ("log": log-uniform, "int": whole numbers).
+# logreg's C and SetFit's iterations are constants, not settings, so they are not searched; knn has nothing to tune.
+EPOCHS_SPACE = {"low": 1, "high": 4, "int": True}
+BATCH_SPACE = [8, 16, 32]
+SEARCH_SPACE = {
+    "full": {"lr": {"low": 1e-5, "high": 3e-4, "log": True}, "epochs": EPOCHS_SPACE, "batch_size": BATCH_SPACE},
+    "head": {"lr": {"low": 1e-3, "high": 1e-1, "log": True}, "epochs": EPOCHS_SPACE, "batch_size": BATCH_SPACE},
+    "bitfit": {"lr": {"low": 3e-4, "high": 3e-2, "log": True}, "epochs": EPOCHS_SPACE, "batch_size": BATCH_SPACE},
+    "lora": {"lr": {"low": 1e-4, "high": 5e-3, "log": True}, "epochs": EPOCHS_SPACE, "batch_size": BATCH_SPACE,
+             "lora_r": [4, 8, 16, 32], "lora_alpha": [8, 16, 32],
+             "lora_target_modules": ["query+value", "query+key+value", "query+key+value+dense"]},
+    "adapter": {"lr": {"low": 1e-4, "high": 5e-3, "log": True}, "epochs": EPOCHS_SPACE, "batch_size": BATCH_SPACE,
+                "adapter_reduction": [8, 16, 32, 64]},
+    "logreg": {},
+    "knn": {},
+    "setfit": {"lr": {"low": 5e-6, "high": 1e-4, "log": True}, "epochs": {"low": 1, "high": 3, "int": True}, "batch_size": BATCH_SPACE},
+    "prompt-tuning": {"lr": {"low": 3e-3, "high": 1e-1, "log": True}, "epochs": {"low": 1, "high": 3, "int": True},
+                      "virtual_tokens": [10, 20, 40]},
+    "lora-lm": {"lr": {"low": 1e-4, "high": 2e-3, "log": True}, "epochs": {"low": 1, "high": 3, "int": True},
+                "lora_r": [4, 8, 16], "lora_alpha": [8, 16, 32]},
+}
 MIXED_PRECISION_MIN_PARAMS = 100_000_000  # below this, autocast costs more than it saves (MiniLM on an H200: 4x slower)
 DEV_CHOICES = ("auto", "holdout", "eval", "none")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
