@@ -49,10 +49,10 @@ gives the probabilities; for k-NN, the training `embeddings` and their `onehot` 
     "peft": """```python
 from peft import AutoPeftModelForCausalLM
 
-model = AutoPeftModelForCausalLM.from_pretrained("path/to/this/folder")  # downloads or reads the base decoder
+model = AutoPeftModelForCausalLM.from_pretrained("path/to/this/folder", use_safetensors=True)  # downloads or reads the base decoder
 ```
 
-For lora-lm, `merged/` holds the decoder with the LoRA merged in: `AutoModelForCausalLM.from_pretrained("merged")`.
+For lora-lm, `merged/` holds the decoder with the LoRA merged in: `AutoModelForCausalLM.from_pretrained("merged", use_safetensors=True)`.
 The bundled SmolLM2 is the Q4_1 GGUF de-quantized, so the hub's weights that `adapter_config.json` names are close to,
 but not exactly, the base the adapter was trained on; `merged/` is exact.
 
