@@ -237,7 +237,9 @@ def rank_label_issues(y: np.ndarray, probs: np.ndarray) -> np.ndarray:
     remap = np.full(probs.shape[1], -1)
     remap[present] = np.arange(len(present))  # cleanlab wants every class it is given to occur among the labels
     sub = probs[:, present] / np.clip(probs[:, present].sum(1, keepdims=True), 1e-12, None)
-    return find_label_issues(labels=remap[y], pred_probs=sub, return_indices_ranked_by="self_confidence")
+    # n_jobs=1: cleanlab's default forks a multiprocessing pool, which deadlocks when the caller has other threads (a
+    # Streamlit page runs in a script thread; torch keeps its own): the forked worker waits on a lock it copied held
+    return find_label_issues(labels=remap[y], pred_probs=sub, return_indices_ranked_by="self_confidence", n_jobs=1)
 
 
 def label_issues(ds, splits: list[str] | None = None, encoder: str | None = None, folds: int = CV_FOLDS, seed: int = 0,
