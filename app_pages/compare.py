@@ -87,7 +87,8 @@ except Exception as e:  # a bad or mismatched run is explained, the page stays u
 names = cmp.names
 headline, caveats = verdict.verdict(cmp)
 st.info(f"**Verdict:** {plain(headline)}", icon=":material/gavel:")
-for caveat in caveats + label_error_caveats(split):  # + the Data page's label errors, when looked for
+data_caveats = label_error_caveats(split)  # the Data page's label errors, when looked for
+for caveat in caveats + data_caveats:
     st.warning(plain(caveat))
 st.subheader("Metrics")
 st.caption(f"{len(cmp.joined)} examples. Brackets: 95% bootstrap interval (1,000 resamples, seed 0). Train s: training seconds; "
@@ -171,7 +172,7 @@ st.caption("Macro-F1 of every finished run on this split against its labelled tr
 
 st.subheader("Export")
 e1, e2 = st.columns(2)
-e1.download_button("HTML report (opens offline)", lambda: report.build_report(cmp, efficiency), file_name="comparison.html",
+e1.download_button("HTML report (opens offline)", lambda: report.build_report(cmp, efficiency, more_caveats=data_caveats), file_name="comparison.html",
                    mime="text/html", key=scoped("cmp_html"))
 e2.download_button("Joined predictions (CSV)", report.export_csv(cmp.joined), file_name="joined_predictions.csv",
                    mime="text/csv", key=scoped("cmp_csv"))

@@ -12,7 +12,8 @@ import streamlit as st
 from core import charts, data, explore, models
 from core.comparison import evaluate, report
 from core.runs import RunRegistry, comparable, of_dataset
-from ui.state import ORIGIN_KEY, current_scope, plain, require_dataset, scoped, show_error, text_embeddings
+from ui.explore import label_error_caveats
+from ui.state import ORIGIN_KEY, current_scope, open_in_compare, plain, require_dataset, scoped, show_error, text_embeddings
 
 ROBUSTNESS = "exp_robustness"  # a scoped session key: the last robustness table of this page
 
@@ -128,6 +129,12 @@ with map_tab:
         columns = ["id", "text", "label", "colour"] + [c for n in run_names for c in (f"pred@{n}", f"correct@{n}")]
         st.dataframe(shown[columns], hide_index=True, width="stretch", height=320, key=scoped("exp_map_rows"))
         st.caption(f"{len(shown)} of {len(frame)} examples" + (" inside the box." if box else "."))
+        if len(shown) and len(chosen) >= 2:  # a point of the map, in Compare's error browser with these runs as A and B
+            texts = dict(zip(shown["id"].astype(str), shown["text"].astype(str), strict=True))
+            picked = st.selectbox("Look at one of these examples in Compare's error browser", list(texts), key=scoped("exp_map_pick"),
+                                  format_func=lambda i: f"{i}: {texts[i][:90]}")
+            if st.button("Open in Compare", key=scoped("exp_to_compare")):
+                open_in_compare(list(chosen), split, picked)
     except Exception as e:
         show_error(e)
 
@@ -156,7 +163,7 @@ if len(chosen) >= 2:
     sections = explore.report_sections(st.session_state.get(scoped("exp_slices_report")), st.session_state.get(scoped(ROBUSTNESS)))
     if st.toggle("Prepare the HTML report with these slices and robustness", key=scoped("exp_report")):
         try:
-            html = report.build_report(_comparison(paths, stamps), sections=sections)
+            html = report.build_report(_comparison(paths, stamps), sections=sections, more_caveats=label_error_caveats(split))
             st.download_button("HTML report (opens offline)", html, file_name="comparison.html", mime="text/html", key=scoped("exp_html"))
         except Exception as e:
             show_error(e)

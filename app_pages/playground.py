@@ -13,8 +13,6 @@ from core import attention, charts, predict
 from core.runs import of_dataset, runs_root
 from ui import state
 
-COMPARE_CHOSEN = "cmp_chosen"  # app_pages/compare.py's CHOSEN: the runs Compare opens with (a scoped key)
-
 st.title("Playground")
 st.caption("Try finished runs on any text: each run's label and class probabilities side by side, with the tokens that "
            "pushed a fine-tuned classifier towards its label. Press Ctrl+Enter (or click away) to update after an edit.")
@@ -135,9 +133,4 @@ if is_example and len(set(predicted.values())) > 1 and scope is not None:
         if st.button("Open it in Compare's error browser", key=state.scoped("pg_to_compare")):
             first = disagree[0]
             other = next(p for p in disagree if predicted[p] != predicted[first])
-            st.session_state[state.scoped(COMPARE_CHOSEN)] = [first, other, *[p for p in on_split if p not in (first, other)]]
-            st.session_state[state.scoped("cmp_split")] = sha
-            for key in ("cmp_runs", "cmp_run_a", "cmp_run_b", "cmp_cell", "cmp_label"):
-                st.session_state.pop(state.scoped(key), None)  # Compare starts from the runs and example chosen here
-            st.session_state[state.scoped("cmp_example")] = picked
-            st.switch_page("app_pages/compare.py")
+            state.open_in_compare([first, other, *[p for p in on_split if p not in (first, other)]], sha, picked)

@@ -60,3 +60,25 @@ def test_explore_page_refuses_a_bad_regular_expression_in_one_sentence(open_page
     at.selectbox(key=scoped(at, "exp_by")).set_value("regex").run()
     at.text_input(key=scoped(at, "exp_regex")).input("(refund").run()
     assert not at.exception and any("is not valid" in e.value for e in at.error)
+
+
+def test_an_example_on_the_map_opens_in_compares_error_browser(open_page, runs_dir):
+    from tests.scoped import scoped
+
+    a, b = make_run(runs_dir, "prompt-a", 0.9, seed=1), make_run(runs_dir, "ft-b", 0.5, kind="finetune", seed=2)
+    at = open_page("app_pages/explore.py")
+    assert not at.exception
+    at.selectbox(key=scoped(at, "exp_map_pick")).set_value("ex007").run()
+    at.button(key=scoped(at, "exp_to_compare")).click().run()
+    assert not at.exception
+    assert at.selectbox(key=scoped(at, "cmp_example")).value == "ex007"
+    assert sorted(at.multiselect(key=scoped(at, "cmp_runs")).value) == sorted([str(a), str(b)])
+
+
+def test_the_report_carries_the_pages_label_error_caveat(runs_dir):
+    from core.comparison import evaluate, report
+
+    cmp = evaluate.compare_runs([make_run(runs_dir, "a", 0.7, seed=1), make_run(runs_dir, "b", 0.8, kind="finetune", seed=2)],
+                                n_resamples=50)
+    html = report.build_report(cmp, more_caveats=["12 of the 99 rows of the test split look mislabelled."])
+    assert '<p class="caveat">Caveat: 12 of the 99 rows of the test split look mislabelled.</p>' in html

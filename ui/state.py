@@ -148,3 +148,14 @@ def text_embeddings(texts: tuple[str, ...], encoder_name: str):
     from core import prompting
 
     return prompting.embed_texts(list(texts), encoder_name)
+
+
+def open_in_compare(runs: list[str], split_sha: str, example_id: str) -> None:
+    """Go to Compare's error browser with these runs (paths, the first two as A and B) on this evaluation split and this
+    example selected (the Playground and the Explore runs page's map send an example there)."""
+    st.session_state[scoped("cmp_chosen")] = list(runs)
+    st.session_state[scoped("cmp_split")] = split_sha
+    for key in ("cmp_runs", "cmp_run_a", "cmp_run_b", "cmp_cell", "cmp_label"):
+        st.session_state.pop(scoped(key), None)  # Compare starts from these runs and this example
+    st.session_state[scoped("cmp_example")] = example_id
+    st.switch_page("app_pages/compare.py")

@@ -61,7 +61,7 @@ def _environment():
 
 
 def build_report(cmp: Comparison, efficiency: pd.DataFrame | None = None, top_errors: int = 20,
-                 sections: list[tuple[str, pd.DataFrame, str]] | None = None) -> str:
+                 sections: list[tuple[str, pd.DataFrame, str]] | None = None, more_caveats: list[str] | None = None) -> str:
     """The whole report as one HTML string: the verdict and its caveats first, then metrics with the baselines, McNemar,
     the page's charts (confusion matrices up to charts.MAX_MATRIX_LABELS labels, the most confused pairs above, as on the
     page), agreement, top errors, any extra sections (title, table, note: e.g. the explorer's slices and robustness) and
@@ -70,6 +70,7 @@ def build_report(cmp: Comparison, efficiency: pd.DataFrame | None = None, top_er
 
     names = cmp.names
     headline, caveats = verdict(cmp)
+    caveats += more_caveats or []  # what the page knows beyond the runs, e.g. the Data page's suspected label errors
     eces = dict(zip(cmp.metrics["run"], cmp.metrics["ece"], strict=True))
     drawn = {"intervals": charts.metric_intervals(cmp.metrics), "reliability": charts.reliability_diagram(cmp.reliability, eces)}
     if len(cmp.labels) <= charts.MAX_MATRIX_LABELS:
