@@ -161,7 +161,7 @@ if st.button("Start search", key=state.scoped("search_start"), disabled=not mode
             settings["model"] = model
         jobs.launch(["search", "--out", name], resolve_out(name, root), settings=settings)
         st.session_state[state.scoped("search_shown")] = name
-        st.toast(f"Started search {name}")
+        st.toast(state.plain(f"Started search {name}"))
     except UserError as exc:
         state.show_error(exc)
 
@@ -174,9 +174,9 @@ if searches:
     folder = RunDir(root / chosen)
     status = jobs.refresh(folder)
     info = read_json(folder.path / "search.json") or {}
-    st.caption(f"{info.get('method')} on {info.get('train')} · {status.get('state')} · "
-               f"{status.get('done', 0)} of {status.get('total', info.get('trials'))} trials finished"
-               + (f" · {status['error']}" if status.get("error") else ""))
+    st.caption(state.plain(f"{info.get('method')} on {info.get('train')} · {status.get('state')} · "
+                           f"{status.get('done', 0)} of {status.get('total', info.get('trials'))} trials finished"
+                           + (f" · {status['error']}" if status.get("error") else "")))
     if status.get("state") in jobs.ACTIVE_STATES and st.button("Cancel search", key=state.scoped("search_cancel")):
         jobs.cancel(folder)
     if status.get("state") in ("failed", "cancelled") and not folder.metrics:  # the study keeps every finished trial

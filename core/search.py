@@ -455,6 +455,22 @@ def prepare(search: Search) -> None:
         load_study(search)  # the storage's tables and the study made by one process at a time (two at once clash in SQLite)
 
 
+def serialize_asks(study, lock_path: Path) -> None:
+    """One study.ask at a time across this machine's threads and processes: in SQLite, taking a waiting trial (the
+    enqueued defaults) is not atomic, and two --jobs threads took trial 0 together (both ran as NAME.trial0)."""
+    import threading
+
+    from filelock import FileLock
+
+    ask, local, machine = study.ask, threading.Lock(), FileLock(lock_path)
+
+    def locked_ask(*args, **kwargs):
+        with local, machine:
+            return ask(*args, **kwargs)
+
+    study.ask = locked_ask
+
+
 def optimize(search: Search, log=print) -> object:
     """Run trials until the study holds search.trials finished ones or the budget is spent; returns the study."""
 
@@ -484,6 +500,7 @@ def optimize(search: Search, log=print) -> object:
         if finished >= search.trials:
             study.stop()
 
+    serialize_asks(study, search.folder.parent / f".{search.folder.name}.ask.lock")
     if done < search.trials and left > 0:
         study.optimize(objective(search, train_path, dev_path, n_train), n_trials=search.trials - done, timeout=left,
                        n_jobs=search.jobs, catch=(TrialFailed,), callbacks=[after_trial], gc_after_trial=False)

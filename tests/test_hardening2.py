@@ -215,6 +215,7 @@ SETTINGS = {"train": "reviews", "eval": "reviews"}
     ("finetune", {**SETTINGS, "epochs": True}, "'epochs' must be one text or number (got true)"),
     ("finetune", {"train": ["reviews"], "eval": "reviews"}, "'train' must be one text or number (got [\"reviews\"])"),
     ("finetune", {**SETTINGS, "lora_targets": [["query"]]}, "'lora_targets' must be a list of texts or numbers"),
+    ("prompt", {"train": "reviews", "eval": "reviews", "seed": []}, "'seed' needs at least one value (got an empty list)"),
     ("finetune", {**SETTINGS, "device": "meta"}, "'device' must be auto, cpu, cuda, cuda:N or mps"),
     ("finetune", {**SETTINGS, "device": "cpu:99"}, "'device' must be auto, cpu, cuda, cuda:N or mps"),
     ("finetune", "[" * 100_000 + "]" * 100_000, "nests its values too deeply"),
