@@ -198,7 +198,7 @@ def config_value(action: argparse.Action, key: str, value, path: str):
     for item in items:
         if item is None or isinstance(item, (bool, list, dict)):
             raise UserError(f"{where} must be {'a list of texts or numbers' if many else 'one text or number'} (got {shown(value)}).")
-    if action.nargs == "+" and not items:  # as on a command line, where `--seed` alone is refused
+    if action.nargs == "+" and not items and action.default not in (None, [], (), {}):  # --seed: a grid of no seeds
         raise UserError(f"{where} needs at least one value (got an empty list).")
     parsed = [checked(action, key, item, path) for item in items]
     return parsed if many else parsed[0]
