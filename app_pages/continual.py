@@ -63,7 +63,7 @@ with left:
     chosen = st.multiselect("Tasks, in training order", options, default=[t for t in continual.DEFAULT_TRAIN if t in options],
                             key="cl_tasks", help="Each task trains on its train split and is scored on its test split.")
     strategy = st.radio("Strategy", continual.STRATEGIES, horizontal=True, key="cl_strategy",
-                        captions=["plain sequential fine-tuning", "mix in earlier rows", "one adapter per task", "Fisher penalty"])
+                        captions=[continual.STRATEGY_CAPTIONS[s] for s in continual.STRATEGIES])
     replay_share = st.slider("Replay share of earlier tasks' rows", 0.05, 1.0, C.replay_share, 0.05,
                              key="cl_replay", disabled=strategy != "replay")
     ewc_lambda = forms.number(C, "ewc_lambda", "EWC strength (lambda)", max_value=1e9, key="cl_ewc", disabled=strategy != "ewc")

@@ -16,11 +16,6 @@ st.title("Fine-tune")
 st.caption("Train a classifier on the loaded dataset in a background job; it keeps running if you close or reload the page.")
 ds = state.require_dataset()
 root = runs_root()
-METHOD_CAPTIONS = {"full": "all weights", "head": "linear probe", "bitfit": "biases + head", "lora": "low-rank adapters",
-                   "adapter": "bottleneck adapters (Houlsby)",
-                   "logreg": "frozen embeddings + logistic regression (seconds)", "knn": "frozen embeddings + k nearest neighbours",
-                   "setfit": "contrastive few-shot (SetFit)", "prompt-tuning": "soft prompt, scored like prompting",
-                   "lora-lm": "LoRA on the label word, scored like prompting"}
 
 
 @st.cache_data(show_spinner="Counting parameters…", max_entries=32)
@@ -62,7 +57,8 @@ with left:
     except UserError:
         role = "encoder"  # an unknown model is explained below, where its parameters are counted
     fitting = [m for m in finetune.METHODS if finetune.method_fits(m, role)]
-    method = st.radio("Method", fitting, horizontal=True, key=state.scoped("ft_method"), captions=[METHOD_CAPTIONS[m] for m in fitting])
+    method = st.radio("Method", fitting, horizontal=True, key=state.scoped("ft_method"),
+                      captions=[finetune.METHODS[m].caption for m in fitting])
     if method is None or method not in fitting:  # a method kept from another model that does not fit this one
         method = fitting[0]
     eval_splits = [s for s in ds.split_names() if s != "train"] or ds.split_names()
@@ -72,9 +68,9 @@ with left:
     label_words = forms.label_words(ds.label_names, state.scoped("ft_words")) if method in finetune.DECODER_ONLY else {}
 F = finetune.FinetuneConfig  # defaults, limits, choices and help of every setting (the CLI flags' source too)
 with right:
-    frozen = method in finetune.FROZEN_METHODS  # no gradient training: epochs and learning rate do not apply
+    frozen = finetune.METHODS[method].frozen  # no gradient training: epochs and learning rate do not apply
     epochs = forms.number(F, "epochs", "Epochs", min_value=0.1, step=0.5, key=state.scoped("ft_epochs"), disabled=frozen)
-    lr = forms.number(F, "lr", "Learning rate", value=finetune.DEFAULT_LR.get(method, 1e-4), min_value=1e-6, max_value=0.5, format="%.0e",
+    lr = forms.number(F, "lr", "Learning rate", value=finetune.METHODS[method].default_lr or 1e-4, min_value=1e-6, max_value=0.5, format="%.0e",
                       key=state.scoped(f"ft_lr_{method}"), disabled=frozen, help=None)
     batch_size = forms.number(F, "batch_size", "Batch size", key=state.scoped("ft_batch"))
     max_seconds = forms.number(F, "max_train_seconds", "Time budget (s, 0 = none)", value=finetune.PAGE_TIME_BUDGET_SECONDS, step=30.0,

@@ -61,7 +61,7 @@ def recipe_ours(args, texts, labels, label_names, device: str) -> dict:
     from transformers import DataCollatorWithPadding, PrinterCallback, TrainerCallback, TrainingArguments
 
     from core import models
-    from core.training import finetune
+    from core.training import base, classifier, finetune
 
     config = finetune.FinetuneConfig(model=args.model, method="full", lr=5e-5, batch_size=args.batch_size,
                                      max_length=128, seed=0, device=device, precision=args.precision)
@@ -69,14 +69,14 @@ def recipe_ours(args, texts, labels, label_names, device: str) -> dict:
     model = finetune.build_model(config, label_names, "cpu")
     frame = pd.DataFrame({"text": texts, "label": labels})
     started = time.perf_counter()
-    train_set = finetune.encode(tokenizer, frame, label_names, config.max_length)
+    train_set = classifier.encode(tokenizer, frame, label_names, config.max_length)
     targs = TrainingArguments(output_dir=str(ROOT / "artifacts" / "bench-ckpt"), max_steps=args.steps,
                               per_device_train_batch_size=args.batch_size, learning_rate=5e-5, weight_decay=0.01,
                               optim="adamw_torch", save_strategy="no", eval_strategy="no", report_to="none",
                               disable_tqdm=True, logging_strategy="no", seed=0, use_cpu=device == "cpu",
-                              dataloader_num_workers=0, **finetune.precision_flags(config, device),
-                              **finetune.version_flags(config))
-    trainer = finetune.ordered_eval_trainer_class()(model=model, args=targs, train_dataset=train_set,
+                              dataloader_num_workers=0, **base.precision_flags(config, device),
+                              **base.version_flags(config))
+    trainer = classifier.ordered_eval_trainer_class()(model=model, args=targs, train_dataset=train_set,
                                                      data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer)
     trainer.remove_callback(PrinterCallback)
     step_times: list[float] = []

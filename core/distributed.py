@@ -13,6 +13,13 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def world_size() -> int:
+    """How many processes torchrun started for this job (1 when not distributed; read before the process group is up)."""
+    import os
+
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def join_process_group() -> int:
     """Start torch.distributed for a torchrun job (NCCL with one GPU per process, else gloo on CPU); this process's rank."""
     import os

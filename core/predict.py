@@ -148,7 +148,7 @@ def _prompt_learning_predictor(run: RunDir, config: dict, model_dir: Path, devic
 
 
 def _classifier_predictor(run: RunDir, config: dict, model_dir: Path, device: str) -> Predictor:
-    from core.training import finetune
+    from core.training import base, finetune
 
     model, tokenizer = finetune.load_run_model(model_dir.parent, device) if model_dir.name == "model" else _load_at(model_dir, device)
     labels = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
@@ -161,7 +161,7 @@ def _classifier_predictor(run: RunDir, config: dict, model_dir: Path, device: st
     batch = max(int(config.get("batch_size") or 32), 32)  # the evaluation batch finetune.train scored with
 
     def score(texts: list[str]) -> np.ndarray:
-        return finetune.predict_probs(model, tokenizer, texts, batch, max_length)
+        return base.predict_probs(model, tokenizer, texts, batch, max_length)
 
     return Predictor(run.name, "classifier", labels, _sharded(score, len(labels)), has_saliency=True)
 

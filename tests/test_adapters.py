@@ -8,7 +8,7 @@ import torch
 
 from core.errors import UserError
 from core.runs import RunDir
-from core.training import adapters, finetune, pooled
+from core.training import adapters, base, finetune, pooled
 from tests.test_finetune import LABELS, config_for, toy_frame
 
 
@@ -31,7 +31,7 @@ def test_adapter_method_trains_adapters_norms_and_head_only(tiny_bert_dir):
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all(".adapter." in n or "LayerNorm" in n or n.startswith("classifier.") for n in trainable)
     assert any(".adapter." in n for n in trainable) and {"classifier.weight", "classifier.bias"} <= trainable
-    counts = finetune.count_parameters(model)
+    counts = base.count_parameters(model)
     # 4 adapters of 32 -> 4 -> 32, 5 layer norms of 2 x 32, the 32 x 2 head
     assert counts.trainable == 4 * (32 * 4 + 4 + 4 * 32 + 32) + 5 * 64 + 32 * 2 + 2
     assert counts.trainable < counts.total
@@ -45,7 +45,7 @@ def test_adapter_run_reloads_to_the_same_probabilities(tiny_bert_dir, tmp_path):
     assert (run.path / "model" / pooled.ADAPTED_BODY_FILE).exists()
     model, tokenizer = finetune.load_run_model(run.path)
     assert adapters.reduction_of(model.body) == 4
-    probs = finetune.predict_probs(model, tokenizer, list(eval_frame["text"]))
+    probs = base.predict_probs(model, tokenizer, list(eval_frame["text"]))
     np.testing.assert_allclose(probs, result.predictions[[f"prob_{lab}" for lab in LABELS]].to_numpy(), atol=1e-4)
 
 

@@ -12,7 +12,7 @@ from core.cli import compare as cli_compare
 from core.cli import main, parse_args
 from core.prompting import PromptConfig
 from core.settings import from_args
-from core.training import finetune
+from core.training import base
 from core.training.continual import ContinualConfig
 from core.training.finetune import FinetuneConfig
 
@@ -90,7 +90,7 @@ def test_flags_come_from_the_dataclass_metadata():
         assert dataclasses.asdict(from_args(cls, args, **({"shots": 0, "seed": 0} if cls is PromptConfig else {}))) == \
             dataclasses.asdict(cls())
     assert widget_options(FinetuneConfig, "max_length") | {"help": None} == {"value": 128, "min_value": 8, "max_value": 8192, "help": None}
-    assert widget_options(FinetuneConfig, "dev")["options"] == list(finetune.DEV_CHOICES)
+    assert widget_options(FinetuneConfig, "dev")["options"] == list(base.DEV_CHOICES)
 
 
 def test_every_many_valued_flag_takes_space_separated_values_and_the_old_commas():
@@ -108,19 +108,19 @@ def test_every_many_valued_flag_takes_space_separated_values_and_the_old_commas(
 def test_report_to_falls_back_to_none_when_its_package_is_missing(installed, monkeypatch, capsys, tmp_path):
     from core.runs import RunDir
 
-    monkeypatch.setattr(finetune.importlib.util, "find_spec", lambda name: object() if installed else None)
+    monkeypatch.setattr(base.importlib.util, "find_spec", lambda name: object() if installed else None)
     monkeypatch.delenv("TENSORBOARD_LOGGING_DIR", raising=False)
     args = parse_args(["finetune", "--train", "reviews", "--eval", "reviews", "--report-to", "tensorboard"])
     config = from_args(FinetuneConfig, args)
-    chosen = finetune.integration(config, RunDir(tmp_path))
+    chosen = base.integration(config, RunDir(tmp_path))
     out = capsys.readouterr().out
     if installed:
         assert chosen == "tensorboard" and out == ""
-        assert finetune.os.environ["TENSORBOARD_LOGGING_DIR"] == str(tmp_path / "tensorboard")  # the logs stay with the run
+        assert base.os.environ["TENSORBOARD_LOGGING_DIR"] == str(tmp_path / "tensorboard")  # the logs stay with the run
     else:
         assert chosen == "none"
         assert "tensorboard is not installed; training goes on without it (pip install tensorboard)." in out
-    assert finetune.integration(FinetuneConfig()) == "none"  # the default asks for nothing
+    assert base.integration(FinetuneConfig()) == "none"  # the default asks for nothing
 
 
 def test_a_prompt_runs_config_json_re_runs_it(runs_dir, tiny_llama_dir):
@@ -142,8 +142,8 @@ def test_a_continual_runs_config_json_is_a_config_file(tmp_path):
 
 
 def test_a_run_asking_for_a_missing_logger_trains_without_it(runs_dir, tiny_bert_dir, monkeypatch, capsys):
-    real = finetune.importlib.util.find_spec
-    monkeypatch.setattr(finetune.importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a))
+    real = base.importlib.util.find_spec
+    monkeypatch.setattr(base.importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a))
     assert main(["finetune", "--train", "reviews", "--eval", "reviews", "--model", str(tiny_bert_dir), "--method", "head",
                  "--epochs", "1", "--max-train-examples", "16", "--report-to", "mlflow", "--out", "no-mlflow"]) == 0
     assert "mlflow is not installed; training goes on without it (pip install mlflow)." in capsys.readouterr().out

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from core.errors import UserError
-from core.training import continual
+from core.training import base, continual
 
 
 def test_transfer_metrics_of_a_hand_made_matrix():
@@ -147,8 +147,9 @@ def test_ewc_adds_lambda_half_of_the_fisher_weighted_squared_distance(two_domain
     batch = collator([rows[i] for i in range(8)])
     losses = {}
     for lam in (0.0, 10.0):
-        trainer = continual.continual_trainer_class()(model=model, args=continual.training_args(
-            config.finetune_config(), str(tiny_bert_dir.parent / "ewc-args"), 8, 1, "cpu"), unit_mask=mask,
+        trainer = continual.continual_trainer_class()(model=model, args=base.training_arguments(
+            config.finetune_config(), tiny_bert_dir.parent / "ewc-args", 8, "cpu", 1, remove_unused_columns=False),
+            unit_mask=mask,
             ewc_terms=[shifted], ewc_lambda=lam)
         model.eval()
         losses[lam] = float(trainer.compute_loss(model, dict(batch)))

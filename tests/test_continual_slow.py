@@ -7,7 +7,7 @@ import pytest
 
 from core import models
 from core.runs import RunDir
-from core.training import continual, finetune
+from core.training import base, continual, finetune
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +24,7 @@ def test_default_sequence_on_minilm_saves_models_that_reproduce_the_matrix(strat
     for step in (1, 2):
         model, tokenizer = finetune.load_run_model(run.path / "steps" / str(step))
         task = tasks[step - 1]  # the task trained at this step, scored by the saved model (for LoRA: its adapter, merged)
-        probs = finetune.predict_probs(model.eval(), tokenizer, list(task.eval["text"]), max_length=64)
+        probs = base.predict_probs(model.eval(), tokenizer, list(task.eval["text"]), max_length=64)
         accuracy = float((probs.argmax(axis=1) == [result.space.units.index(lab) for lab in task.eval["label"]]).mean())
         assert accuracy == pytest.approx(result.matrix[step - 1][step - 1], abs=0.011)  # at most one borderline row apart
         assert RunDir(tmp_path / f"seq.step{step}").metrics["task_accuracy"][task.name] == result.matrix[step - 1][step - 1]

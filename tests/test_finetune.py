@@ -11,7 +11,7 @@ import pytest
 
 from core.errors import UserError
 from core.runs import RunDir
-from core.training import finetune
+from core.training import base, finetune
 
 LABELS = ["negative", "positive"]
 
@@ -59,7 +59,7 @@ def test_each_method_trains_only_its_parameters(which, method, tiny_bert_dir, ti
     assert changed <= trainable, f"frozen weights changed: {sorted(changed - trainable)[:5]}"
     head = [n for n in trainable if "classifier" in n or "score" in n]
     assert any(n in changed for n in head), "the classification head did not move"
-    counts = finetune.count_parameters(result.model)
+    counts = base.count_parameters(result.model)
     assert counts.trainable == sum(after[n].numel() for n in trainable)
     assert result.metrics["trainable_params"] == counts.trainable
     if method != "full":
@@ -104,7 +104,7 @@ def test_history_metrics_predictions_and_saved_model_follow_the_contract(tiny_be
     model, tokenizer = finetune.load_run_model(run.path)
     assert not model.training and model.config._attn_implementation == "eager"
     assert not any("lora" in n for n, _ in model.named_parameters()), "the adapter should be merged"
-    probs = finetune.predict_probs(model, tokenizer, list(eval_frame["text"]))
+    probs = base.predict_probs(model, tokenizer, list(eval_frame["text"]))
     saved = preds[[f"prob_{lab}" for lab in LABELS]].to_numpy()
     np.testing.assert_allclose(probs, saved, atol=1e-4)  # same order and same weights as the run's predictions
 
@@ -115,7 +115,7 @@ def test_full_model_reloads_as_safetensors(tiny_llama_dir, tmp_path):
     result = finetune.train(config_for(tiny_llama_dir, "full", lr=1e-3), toy_frame(16), None, eval_frame, LABELS, run)
     assert (run.path / "model" / "model.safetensors").exists()
     model, tokenizer = finetune.load_run_model(run.path)
-    probs = finetune.predict_probs(model, tokenizer, list(eval_frame["text"]), batch_size=3)
+    probs = base.predict_probs(model, tokenizer, list(eval_frame["text"]), batch_size=3)
     np.testing.assert_allclose(probs, result.predictions[[f"prob_{lab}" for lab in LABELS]].to_numpy(), atol=1e-4)
 
 

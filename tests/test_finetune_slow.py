@@ -7,7 +7,7 @@ import pytest
 
 from core import data, models
 from core.runs import RunDir
-from core.training import finetune
+from core.training import base, finetune
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +23,7 @@ def test_minilm_bitfit_short_run_beats_chance_and_reloads(tmp_path):
     assert result.metrics["trainable_params"] < 0.01 * result.metrics["total_params"]
     model, tokenizer = finetune.load_run_model(run.path)
     assert model.config._attn_implementation == "eager"
-    probs = finetune.predict_probs(model, tokenizer, list(test["text"][:8]), max_length=64)
+    probs = base.predict_probs(model, tokenizer, list(test["text"][:8]), max_length=64)
     np.testing.assert_allclose(probs, result.predictions[[f"prob_{lab}" for lab in ds.label_names]].to_numpy()[:8], atol=1e-4)
 
 

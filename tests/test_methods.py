@@ -10,7 +10,8 @@ import pytest
 
 from core.errors import UserError
 from core.runs import RunDir
-from core.training import embeddings_clf, finetune, pooled
+from core.training import base, classifier, embeddings_clf, finetune, pooled
+from core.training.base import FinetuneConfig
 from tests.test_finetune import LABELS, config_for, toy_frame
 
 
@@ -51,7 +52,7 @@ def test_frozen_methods_write_the_contract_and_reload_to_the_same_probabilities(
     model_dir = run.path / "model"
     assert (model_dir / "head.safetensors").exists() and not (model_dir / "model.safetensors").exists()  # the body is the base model
     model, tokenizer = finetune.load_run_model(run.path)
-    probs = finetune.predict_probs(model, tokenizer, list(eval_frame["text"]))
+    probs = base.predict_probs(model, tokenizer, list(eval_frame["text"]))
     np.testing.assert_allclose(probs, result.predictions[[f"prob_{lab}" for lab in LABELS]].to_numpy(), atol=1e-4)
 
 
@@ -72,7 +73,7 @@ def test_setfit_trains_the_body_and_reloads(tiny_bert_dir, tmp_path):
     assert not run.history().empty and "embedding_loss" in run.history().columns
     assert (run.path / "model" / "model.safetensors").exists() and (run.path / "model" / "pooling.json").exists()
     model, tokenizer = finetune.load_run_model(run.path)
-    probs = finetune.predict_probs(model, tokenizer, list(eval_frame["text"]))
+    probs = base.predict_probs(model, tokenizer, list(eval_frame["text"]))
     np.testing.assert_allclose(probs, result.predictions[[f"prob_{lab}" for lab in LABELS]].to_numpy(), atol=1e-4)
     from core import attention
 
@@ -99,6 +100,30 @@ def test_every_method_fits_one_of_the_bundled_roles(tiny_bert_dir, tiny_llama_di
         fits = [finetune.method_fits(method, role) for role in ("encoder", "decoder")]
         assert any(fits) and fits == [method not in finetune.DECODER_ONLY, method not in finetune.ENCODER_ONLY]
         finetune.check_method_fits(config_for(tiny_bert_dir if fits[0] else tiny_llama_dir, method))
+
+
+def test_the_capability_lists_are_reads_of_the_method_records():
+    """One record per method: the lists the CLI, pages, search and torchrun checks use come from it, in registration order."""
+    assert list(finetune.METHODS) == ["full", "head", "bitfit", "lora", "adapter", "logreg", "knn", "setfit", "prompt-tuning", "lora-lm"]
+    assert finetune.ENCODER_ONLY == ("adapter", "logreg", "knn", "setfit") and finetune.DECODER_ONLY == ("prompt-tuning", "lora-lm")
+    assert finetune.SHARDED_METHODS == ("full", "head", "bitfit", "lora", "adapter") and finetune.FROZEN_METHODS == ("logreg", "knn")
+    assert set(finetune.DEFAULT_LR) == set(finetune.METHODS) - set(finetune.FROZEN_METHODS)
+    assert all(m.caption and m.name == name for name, m in finetune.METHODS.items())
+    assert FinetuneConfig(method="knn").learning_rate is None and FinetuneConfig(method="lora").learning_rate == 1e-3
+
+
+@pytest.mark.parametrize("method", ["full", "prompt-tuning"])
+def test_every_trainer_method_logs_where_report_to_says(method, monkeypatch, tmp_path):
+    """One TrainingArguments builder: prompt learning honours --report-to as the classifiers do (it once hard-coded none)."""
+    from core.runs import RunDir
+
+    real = base.importlib.util.find_spec
+    monkeypatch.setattr(base.importlib.util, "find_spec", lambda name, *a: object() if name == "tensorboard" else real(name, *a))
+    monkeypatch.delenv("TENSORBOARD_LOGGING_DIR", raising=False)
+    config = FinetuneConfig(method=method, report_to="tensorboard", batch_size=4, epochs=2)
+    args = base.training_arguments(config, tmp_path / "work", 100, "cpu", 1000, RunDir(tmp_path))
+    assert args.report_to == ["tensorboard"] and args.eval_strategy == "no" and args.learning_rate == config.learning_rate
+    assert args.logging_steps == 2  # 50 steps / 25
 
 
 def test_parameter_counts_of_the_embedding_methods(tiny_bert_dir):
@@ -151,9 +176,9 @@ def tiny_st_dir(tiny_bert_dir, tmp_path_factory):
 def test_sentence_transformers_are_detected(tiny_st_dir, tiny_bert_dir):
     assert pooled.is_sentence_transformer(str(tiny_st_dir)) and pooled.normalizes(str(tiny_st_dir))
     assert not pooled.is_sentence_transformer(str(tiny_bert_dir))
-    assert finetune.uses_mean_pooling(config_for(tiny_st_dir, "full"))
-    assert not finetune.uses_mean_pooling(config_for(tiny_st_dir, "full", pooling="cls"))
-    assert not finetune.uses_mean_pooling(config_for(tiny_bert_dir, "full"))
+    assert classifier.uses_mean_pooling(config_for(tiny_st_dir, "full"))
+    assert not classifier.uses_mean_pooling(config_for(tiny_st_dir, "full", pooling="cls"))
+    assert not classifier.uses_mean_pooling(config_for(tiny_bert_dir, "full"))
 
 
 @pytest.mark.parametrize("method", ["full", "head", "bitfit", "lora"])
@@ -172,9 +197,9 @@ def test_mean_pooled_head_trains_what_the_method_trains_and_reloads(method, tiny
     run = RunDir(tmp_path / method).create({"kind": "finetune"})
     eval_frame = toy_frame(10, "test")
     result = finetune.train(config, toy_frame(32), None, eval_frame, LABELS, run)
-    assert result.metrics["trainable_params"] == finetune.count_parameters(built).trainable
+    assert result.metrics["trainable_params"] == base.count_parameters(built).trainable
     assert (run.path / "model" / "pooling.json").exists()
     model, tokenizer = finetune.load_run_model(run.path)
     assert isinstance(model, pooled.PooledClassifier)
-    probs = finetune.predict_probs(model, tokenizer, list(eval_frame["text"]))
+    probs = base.predict_probs(model, tokenizer, list(eval_frame["text"]))
     np.testing.assert_allclose(probs, result.predictions[[f"prob_{lab}" for lab in LABELS]].to_numpy(), atol=1e-4)

@@ -7,14 +7,14 @@ import pytest
 
 from core import attention, data, models
 from core.runs import RunDir
-from core.training import finetune
+from core.training import base, finetune
 
 pytestmark = pytest.mark.slow
 
 
 def reloads_to_the_same_probabilities(run, result, test, labels):
     model, tokenizer = finetune.load_run_model(run.path)
-    probs = finetune.predict_probs(model, tokenizer, list(test["text"][:8]), max_length=64)
+    probs = base.predict_probs(model, tokenizer, list(test["text"][:8]), max_length=64)
     np.testing.assert_allclose(probs, result.predictions[[f"prob_{lab}" for lab in labels]].to_numpy()[:8], atol=1e-4)
 
 

@@ -9,7 +9,7 @@ import torch
 from core import prompting
 from core.errors import UserError
 from core.runs import RunDir
-from core.training import finetune, prompt_learning
+from core.training import base, finetune, prompt_learning
 from tests.test_finetune import LABELS, config_for, toy_frame
 
 
@@ -61,7 +61,7 @@ def test_decoder_methods_train_their_parameters_and_write_the_contract(method, t
     eval_frame = toy_frame(8, "test")
     result = finetune.train(config, toy_frame(32), None, eval_frame, LABELS, run)
     m = result.metrics
-    assert m["trainable_params"] == finetune.count_parameters(built).trainable < m["total_params"]
+    assert m["trainable_params"] == base.count_parameters(built).trainable < m["total_params"]
     assert m["steps"] == 12 and m["n_examples"] == 8
     assert not run.history().dropna(subset=["loss"]).empty
     before = {n: p.detach() for n, p in built.named_parameters() if p.requires_grad}  # same seed, same start as train()'s model

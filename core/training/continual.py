@@ -7,7 +7,8 @@ a frozen body, picked by task at evaluation) and ewc (elastic weight consolidati
 
 Label space: when every task has the same label names the tasks share one head; otherwise each task gets its own
 output units ("task:label") and its predictions are restricted to them (task-incremental, the task is known).
-Training uses the HF Trainer with core.training.finetune's model building, encoding, progress callback and saving.
+Training uses the HF Trainer with the full and lora methods' model building, encoding and saving (core.training.classifier)
+and the methods' shared progress callback and TrainingArguments (core.training.base).
 """
 
 from __future__ import annotations
@@ -27,11 +28,14 @@ from core.comparison import evaluate
 from core.errors import UserError
 from core.runs import RunDir, finish_with_metrics
 from core.settings import SEED, device_name, number, setting
-from core.training import finetune
+from core.training import classifier, finetune
+from core.training.base import METHODS, count_parameters, make_progress_callback, predict_probs, training_arguments
 
-STRATEGIES = ("naive", "replay", "lora-per-task", "ewc")
-DEFAULT_LR = {"naive": finetune.DEFAULT_LR["full"], "replay": finetune.DEFAULT_LR["full"], "ewc": finetune.DEFAULT_LR["full"],
-              "lora-per-task": finetune.DEFAULT_LR["lora"]}
+STRATEGY_METHOD = {"naive": "full", "replay": "full", "lora-per-task": "lora", "ewc": "full"}  # what trains each step
+STRATEGIES = tuple(STRATEGY_METHOD)
+STRATEGY_CAPTIONS = {"naive": "plain sequential fine-tuning", "replay": "mix in earlier rows",
+                     "lora-per-task": "one adapter per task", "ewc": "Fisher penalty"}
+DEFAULT_LR = {strategy: METHODS[method].default_lr for strategy, method in STRATEGY_METHOD.items()}
 DEFAULT_TRAIN = ("reviews", "finance_news")  # same labels, new domain: the sequence the page and README start from
 DEFAULT_EVAL = ("reviews:test", "finance_news:test")
 
@@ -76,7 +80,7 @@ class ContinualConfig:
     def finetune_config(self) -> finetune.FinetuneConfig:
         """The fine-tuning settings of one step (lora for lora-per-task, full otherwise; no dev set, fixed epochs)."""
         return finetune.FinetuneConfig(
-            model=self.model, method="lora" if self.strategy == "lora-per-task" else "full", epochs=self.epochs,
+            model=self.model, method=STRATEGY_METHOD[self.strategy], epochs=self.epochs,
             lr=self.learning_rate, batch_size=self.batch_size, max_length=self.max_length, dev="none",
             early_stopping_patience=0, lora_r=self.lora_r, lora_alpha=self.lora_alpha, seed=self.seed, device=self.device)
 
@@ -198,10 +202,10 @@ def transfer_metrics(matrix: list[list[float]], initial: list[float]) -> dict:
 # ---- training ------------------------------------------------------------------------------------
 
 
-class TaskTexts(finetune.EncodedTexts):
+class TaskTexts(classifier.EncodedTexts):
     """Encoded texts with the task number of every row (the loss restricts each row to its task's units)."""
 
-    def __init__(self, encoded: finetune.EncodedTexts, task_ids: list[int]):
+    def __init__(self, encoded: classifier.EncodedTexts, task_ids: list[int]):
         super().__init__(encoded.encodings, encoded.labels)
         self.task_ids = task_ids
 
@@ -212,7 +216,7 @@ class TaskTexts(finetune.EncodedTexts):
 def encode_rows(tokenizer, frame: pd.DataFrame, space: LabelSpace, tasks: list[Task], max_length: int) -> TaskTexts:
     """Tokenize rows that carry a `task` column (0-based) with their labels mapped to output units."""
     units = [space.unit_of(int(k), lab, tasks[int(k)].labels) for k, lab in zip(frame["task"], frame["label"], strict=True)]
-    encoded = finetune.encode(tokenizer, frame.assign(label=units), space.units, max_length)
+    encoded = classifier.encode(tokenizer, frame.assign(label=units), space.units, max_length)
     return TaskTexts(encoded, [int(k) for k in frame["task"]])
 
 
@@ -229,7 +233,7 @@ def continual_trainer_class():
     """A Trainer whose loss is cross-entropy over each row's task units, plus the EWC penalty when one is set."""
     import torch
 
-    OrderedEvalTrainer = finetune.ordered_eval_trainer_class()
+    OrderedEvalTrainer = classifier.ordered_eval_trainer_class()
 
     class ContinualTrainer(OrderedEvalTrainer):
         def __init__(self, *args, unit_mask=None, ewc_terms=(), ewc_lambda: float = 0.0, **kwargs):
@@ -307,24 +311,6 @@ def fisher_diagonal(model, dataset: TaskTexts, collator, unit_mask, n_examples: 
     return {n: (fisher[n] / max(len(rows), 1), p.detach().clone()) for n, p in params.items()}
 
 
-def training_args(config: finetune.FinetuneConfig, output_dir: str, n_rows: int, n_params: int, device: str):
-    """TrainingArguments of one step: fixed epochs, no dev set, no checkpoints (as core.training.finetune sets them otherwise)."""
-    import math
-
-    from transformers import TrainingArguments
-
-    total_steps = max(1, math.ceil(math.ceil(n_rows / config.batch_size) * config.epochs))
-    return TrainingArguments(
-        output_dir=output_dir, num_train_epochs=config.epochs, learning_rate=config.learning_rate,
-        per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=max(config.batch_size, 32),
-        weight_decay=config.weight_decay, lr_scheduler_type="linear", optim="adamw_torch", eval_strategy="no",
-        save_strategy="no", logging_strategy="steps", logging_steps=max(1, min(50, total_steps // 25)),
-        logging_first_step=True, seed=config.seed, data_seed=config.seed, use_cpu=device == "cpu", report_to="none",
-        disable_tqdm=True, dataloader_num_workers=0, label_names=["labels"],
-        remove_unused_columns=False,  # keeps task_id, which the model's forward does not take
-        **finetune.precision_flags(config, device, n_params), **finetune.version_flags(config))
-
-
 @dataclass
 class ContinualResult:
     """The accuracy matrix and what goes into continual.json, metrics.json and predictions.csv."""
@@ -360,7 +346,7 @@ def evaluate_tasks(task_models: list, tokenizer, tasks: list[Task], space: Label
     for j, task in enumerate(tasks):
         model = task_models[j]
         model.eval()
-        probs = finetune.predict_probs(model, tokenizer, list(task.eval["text"]), max_length=max_length)[:, space.task_units[j]]
+        probs = predict_probs(model, tokenizer, list(task.eval["text"]), max_length=max_length)[:, space.task_units[j]]
         probs = probs / probs.sum(axis=1, keepdims=True)  # softmax over the task's own units
         frame = evaluate.predictions_frame([f"{j + 1}:{i}" for i in task.eval["id"]], task.eval["text"], task.eval["label"],
                                            probs, task.labels)
@@ -417,10 +403,12 @@ def run_sequence(config: ContinualConfig, tasks: list[Task], run: TaskRun | None
         if run is not None:
             run.task = i + 1
             run.set_status("running", task=i + 1, tasks=len(tasks), train_rows=len(rows))
-        callback = finetune.make_progress_callback(run, stop, 0.0, False, desc=f"task {i + 1} of {len(tasks)} ({task.name})")
+        callback = make_progress_callback(run, stop, 0.0, False, desc=f"task {i + 1} of {len(tasks)} ({task.name})")
         workdir = tempfile.mkdtemp(prefix="pft-continual-")
         try:
-            trainer = trainer_class(model=model, args=training_args(fconfig, workdir, len(train_set), finetune.count_parameters(model).total, device),
+            args = training_arguments(fconfig, workdir, len(train_set), device, count_parameters(model).total,
+                                      remove_unused_columns=False)  # keeps task_id, which the model's forward does not take
+            trainer = trainer_class(model=model, args=args,
                                     data_collator=collator, train_dataset=train_set, processing_class=tokenizer, callbacks=[callback],
                                     unit_mask=unit_mask, ewc_terms=list(ewc_terms) if config.strategy == "ewc" else (),
                                     ewc_lambda=config.ewc_lambda)
@@ -467,7 +455,7 @@ def step_metrics(result: ContinualResult, step: int) -> dict:
 
 def save_step(run: RunDir, config: ContinualConfig, run_config: dict, result: ContinualResult, step: int, trainer) -> None:
     """After step `step` (0-based): its model into steps/<step+1>/model, a sibling run with its predictions, continual.json."""
-    finetune.save_model(trainer, trainer.processing_class, result.space.units, config.finetune_config(),
+    classifier.save_model(trainer, trainer.processing_class, result.space.units, config.finetune_config(),
                         run.path / "steps" / str(step + 1) / "model")
     sibling = RunDir(run.path.parent / step_run_name(run.name, step + 1))
     sibling.create({**run_config, "kind": "continual-step", "continual_run": run.name, "step": step + 1,

@@ -6,6 +6,7 @@ import os
 import tempfile
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -13,22 +14,27 @@ import pandas as pd
 from core import models
 from core.comparison import evaluate
 from core.runs import RunDir
-from core.training import pooled
-from core.training.finetune import (
+from core.training.base import (
+    BATCH_SPACE,
     FinetuneConfig,
     FinetuneResult,
+    Method,
     ParameterCount,
     count_parameters,
     make_progress_callback,
     predict_probs,
+    register,
 )
+
+if TYPE_CHECKING:  # the module itself imports torch: loaded when a method trains, not when the CLI starts
+    from core.training.pooled import PooledClassifier
 
 LOGREG_C = 10.0  # inverse L2 strength on unit-length embeddings (C=1 underfits them; chosen on SST-2 train, bench/methods.py)
 KNN_NEIGHBORS = 10
 SETFIT_ITERATIONS = 20  # SetFit's pairs per labelled example and pass (its own default)
 
 
-def embed(model: pooled.PooledClassifier, tokenizer, texts: list[str], max_length: int, batch_size: int = 64,
+def embed(model: PooledClassifier, tokenizer, texts: list[str], max_length: int, batch_size: int = 64,
           on_batch=None, stop: threading.Event | None = None) -> np.ndarray | None:
     """(N, H) sentence embeddings, batched by length; None when stop was set. on_batch(done) after each batch."""
     import torch
@@ -79,10 +85,22 @@ def linear_weights(clf, n_labels: int) -> tuple[np.ndarray, np.ndarray]:
     return coef, bias
 
 
-def train_frozen(config: FinetuneConfig, train_frame: pd.DataFrame, eval_frame: pd.DataFrame, label_names: list[str],
-                 run: RunDir | None = None, stop: threading.Event | None = None, on_model_ready=None) -> FinetuneResult:
-    """logreg / knn: embed train and eval with the frozen encoder (mean pooling), fit scikit-learn, save the head only."""
+def note_no_logger(config: FinetuneConfig) -> None:
+    """Say that --report-to has nothing to log: these methods train outside the HF Trainer."""
+    if config.report_to != "none":
+        print(f"note: {config.method} trains outside the Trainer, so --report-to {config.report_to} logs nothing.", flush=True)
+
+
+def train_frozen(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: pd.DataFrame | None, eval_frame: pd.DataFrame,
+                 label_names: list[str], run: RunDir | None = None, stop: threading.Event | None = None, work_dir=None,
+                 on_model_ready=None) -> FinetuneResult:
+    """logreg / knn: embed train and eval with the frozen encoder (mean pooling), fit scikit-learn, save the head only
+    (no dev set, no checkpoints)."""
     import torch
+
+    from core.training import pooled
+
+    note_no_logger(config)
 
     stop = stop or threading.Event()
     torch.manual_seed(config.seed)
@@ -138,34 +156,24 @@ def train_frozen(config: FinetuneConfig, train_frame: pd.DataFrame, eval_frame: 
     )
     predictions = evaluate.predictions_frame(eval_frame["id"], eval_frame["text"], eval_frame["label"], probs, label_names)
     if run is not None:
-        save(model, tokenizer, label_names, config, run.path / "model", save_body=False)
+        pooled.save_run_model(model, tokenizer, label_names, config.model, config.method, run.path / "model", save_body=False)
     return FinetuneResult(metrics, predictions, "epochs", model=model)
 
 
-def save(model: pooled.PooledClassifier, tokenizer, label_names: list[str], config: FinetuneConfig, path, save_body: bool) -> None:
-    """The run's model/ folder, written beside and swapped in whole (as finetune.save_model does)."""
-    import json
-    import shutil
-
-    tmp = path.with_name(f".{path.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save(tmp, save_body=save_body)
-    tokenizer.save_pretrained(str(tmp))
-    (tmp / "labels.json").write_text(json.dumps(label_names))
-    (tmp / "base_model.json").write_text(json.dumps({"model": config.model, "method": config.method}))
-    shutil.rmtree(path, ignore_errors=True)
-    os.replace(tmp, path)
-
-
-def train_setfit(config: FinetuneConfig, train_frame: pd.DataFrame, eval_frame: pd.DataFrame, label_names: list[str],
-                 run: RunDir | None = None, stop: threading.Event | None = None, on_model_ready=None) -> FinetuneResult:
-    """SetFit: contrastive fine-tuning of the sentence encoder on label-pair similarity, then a LogisticRegression head."""
+def train_setfit(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: pd.DataFrame | None, eval_frame: pd.DataFrame,
+                 label_names: list[str], run: RunDir | None = None, stop: threading.Event | None = None, work_dir=None,
+                 on_model_ready=None) -> FinetuneResult:
+    """SetFit: contrastive fine-tuning of the sentence encoder on label-pair similarity, then a LogisticRegression head
+    (no dev set, no checkpoints)."""
     import shutil
 
     from datasets import Dataset
     from setfit import SetFitModel, Trainer, TrainingArguments
     from transformers import PrinterCallback
 
+    from core.training import pooled
+
+    note_no_logger(config)
     stop = stop or threading.Event()
     source = models._converted(models.resolve(config.model))
     try:
@@ -228,5 +236,16 @@ def train_setfit(config: FinetuneConfig, train_frame: pd.DataFrame, eval_frame: 
     )
     predictions = evaluate.predictions_frame(eval_frame["id"], eval_frame["text"], eval_frame["label"], probs, label_names)
     if run is not None:
-        save(model, tokenizer, label_names, config, run.path / "model", save_body=True)
+        pooled.save_run_model(model, tokenizer, label_names, config.model, config.method, run.path / "model", save_body=True)
     return FinetuneResult(metrics, predictions, callback.stopped_by, model=model)
+
+
+# mean-pooled sentence embeddings: each needs an encoder. LOGREG_C and SETFIT_ITERATIONS are constants, not settings,
+# so search leaves them alone; knn has nothing to tune
+register(
+    Method("logreg", train_frozen, "frozen embeddings + logistic regression (seconds)", fits="encoder", frozen=True),
+    Method("knn", train_frozen, "frozen embeddings + k nearest neighbours", fits="encoder", frozen=True),
+    Method("setfit", train_setfit, "contrastive few-shot (SetFit)", fits="encoder", default_lr=2e-5,  # SetFit's own body rate
+           search_space={"lr": {"low": 5e-6, "high": 1e-4, "log": True}, "epochs": {"low": 1, "high": 3, "int": True},
+                         "batch_size": BATCH_SPACE}),
+)

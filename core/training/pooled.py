@@ -7,6 +7,8 @@ the unchanged base model), head.safetensors and pooling.json, so Compare, Attent
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +69,7 @@ class KnnHead(nn.Module):
 class PooledClassifier(nn.Module):
     """body (a head-less encoder) -> mean pooling -> optional L2 normalisation -> head; returns an HF-style output."""
 
-    base_model_prefix = "body"  # what finetune.head_parameter_names reads: everything else is the head
+    base_model_prefix = "body"  # what classifier.head_parameter_names reads: everything else is the head
 
     def __init__(self, body, label_names: list[str], normalize: bool = False, head: nn.Module | None = None):
         super().__init__()
@@ -164,3 +166,16 @@ def load(model_dir: Path, base: str, label_names: list[str]) -> PooledClassifier
     if head is None:
         model.classifier.load_state_dict(state)
     return model.eval()
+
+
+def save_run_model(model: PooledClassifier, tokenizer, label_names: list[str], base_model: str, method: str, path: Path,
+                   save_body: bool) -> None:
+    """A run's model/ folder (the classifier, tokenizer, labels and base model), written beside and swapped in whole."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save(tmp, save_body=save_body)
+    tokenizer.save_pretrained(str(tmp))
+    (tmp / "labels.json").write_text(json.dumps(label_names))
+    (tmp / "base_model.json").write_text(json.dumps({"model": base_model, "method": method}))
+    shutil.rmtree(path, ignore_errors=True)
+    os.replace(tmp, path)

@@ -21,13 +21,14 @@ from core import models, prompting
 from core.comparison import evaluate
 from core.errors import UserError
 from core.runs import RunDir
-from core.training.finetune import (
+from core.training.base import (
     FinetuneConfig,
     FinetuneResult,
+    Method,
     count_parameters,
     make_progress_callback,
-    precision_flags,
-    version_flags,
+    register,
+    training_arguments,
     with_lora,
 )
 
@@ -153,10 +154,12 @@ def build(config: FinetuneConfig, tokenizer, device: str = "cpu"):
     return model
 
 
-def train(config: FinetuneConfig, train_frame: pd.DataFrame, eval_frame: pd.DataFrame, label_names: list[str],
-          run: RunDir | None = None, stop: threading.Event | None = None, on_model_ready=None) -> FinetuneResult:
-    """Train the soft prompt or the LoRA weights with the HF Trainer, score eval_frame like prompting, save the adapter."""
-    from transformers import PrinterCallback, Trainer, TrainingArguments
+def train(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: pd.DataFrame | None, eval_frame: pd.DataFrame,
+          label_names: list[str], run: RunDir | None = None, stop: threading.Event | None = None, work_dir=None,
+          on_model_ready=None) -> FinetuneResult:
+    """Train the soft prompt or the LoRA weights with the HF Trainer, score eval_frame like prompting, save the adapter
+    (no dev set, no checkpoints)."""
+    from transformers import PrinterCallback, Trainer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
@@ -172,13 +175,7 @@ def train(config: FinetuneConfig, train_frame: pd.DataFrame, eval_frame: pd.Data
         return FinetuneResult({}, pd.DataFrame(), "cancelled", cancelled=True)
     rows = prompted.training_rows(train_frame, label_names, config.max_length)
     work = tempfile.mkdtemp(prefix="pft-plm-")
-    args = TrainingArguments(output_dir=work, num_train_epochs=config.epochs, learning_rate=config.learning_rate,
-                             per_device_train_batch_size=config.batch_size, weight_decay=config.weight_decay,
-                             lr_scheduler_type="linear", optim="adamw_torch", eval_strategy="no", save_strategy="no",
-                             logging_strategy="steps", logging_steps=max(1, min(50, len(rows) // config.batch_size // 10)),
-                             logging_first_step=True, seed=config.seed, data_seed=config.seed, use_cpu=device == "cpu",
-                             report_to="none", disable_tqdm=True, dataloader_num_workers=0, label_names=["labels"],
-                             remove_unused_columns=False, **precision_flags(config, device, params.total), **version_flags(config))
+    args = training_arguments(config, work, len(rows), device, params.total, run, remove_unused_columns=False)
     callback = make_progress_callback(run, stop, config.max_train_seconds, has_dev=False)
     trainer = Trainer(model=model, args=args, data_collator=pad_collator(tokenizer.pad_token_id or 0), train_dataset=rows,
                       callbacks=[callback])
@@ -246,3 +243,14 @@ def save(model, tokenizer, label_names: list[str], config: FinetuneConfig, promp
                                              "label_words": prompting.verbalizer(prompted.pc, label_names), "method": config.method}))
     shutil.rmtree(path, ignore_errors=True)
     os.replace(tmp, path)
+
+
+# trained to say the label word after the zero-shot prompt: each needs a causal LM
+register(
+    Method("prompt-tuning", train, "soft prompt, scored like prompting", fits="decoder", default_lr=3e-2,  # peft's examples
+           search_space={"lr": {"low": 3e-3, "high": 1e-1, "log": True}, "epochs": {"low": 1, "high": 3, "int": True},
+                         "virtual_tokens": [10, 20, 40]}),
+    Method("lora-lm", train, "LoRA on the label word, scored like prompting", fits="decoder", default_lr=5e-4,  # LoRA's LM rate
+           search_space={"lr": {"low": 1e-4, "high": 2e-3, "log": True}, "epochs": {"low": 1, "high": 3, "int": True},
+                         "lora_r": [4, 8, 16], "lora_alpha": [8, 16, 32]}),
+)
