@@ -66,11 +66,11 @@ with left:
                         captions=[continual.STRATEGY_CAPTIONS[s] for s in continual.STRATEGIES])
     replay_share = st.slider("Replay share of earlier tasks' rows", 0.05, 1.0, C.replay_share, 0.05,
                              key="cl_replay", disabled=strategy != "replay")
-    ewc_lambda = forms.number(C, "ewc_lambda", "EWC strength (lambda)", max_value=1e9, key="cl_ewc", disabled=strategy != "ewc")
+    ewc_lambda = forms.number(C, "ewc_lambda", "EWC strength (lambda)", key="cl_ewc", disabled=strategy != "ewc")
 with right:
     model = state.model_choice("Model", "encoder", key="cl_model")
-    epochs = forms.number(C, "epochs", "Epochs per task", min_value=0.1, step=0.5, key="cl_epochs")
-    lr = forms.number(C, "lr", "Learning rate", value=continual.DEFAULT_LR[strategy], min_value=1e-6, max_value=0.5, format="%.0e",
+    epochs = forms.number(C, "epochs", "Epochs per task", step=0.5, key="cl_epochs")
+    lr = forms.number(C, "lr", "Learning rate", value=continual.DEFAULT_LR[strategy], format="%.0e",
                       key=f"cl_lr_{strategy}", help=None)
     max_examples = forms.number(C, "max_train_examples", "Max training rows per task (0 = all)", step=100, key="cl_examples")
     seed = forms.number(C, "seed", "Seed", key="cl_seed")
@@ -89,7 +89,7 @@ if st.button("Start continual run", type="primary", key="cl_start", disabled=not
             raise UserError("Choose two or more tasks: continual learning trains on one after the other.")
         config = C(strategy=strategy, model=model, epochs=epochs, lr=lr, replay_share=replay_share, ewc_lambda=ewc_lambda,
                    max_train_examples=int(max_examples), seed=int(seed), batch_size=int(batch_size), max_length=int(max_length),
-                   lora_r=int(lora_r), lora_alpha=int(lora_alpha), device=device)
+                   lora_r=int(lora_r), lora_alpha=float(lora_alpha), device=device)
         name = run_name.strip() or new_run_name("continual", strategy)
         forms.start_job("continual", config, name, root, **task_settings(chosen))
         job_watcher.remember("continual", [name])

@@ -118,7 +118,7 @@ for label in classes:
 @st.fragment
 def duplicates_section() -> None:
     st.subheader("Duplicates and train/test leakage")
-    threshold = st.slider("Near-duplicate threshold (word 3-gram Jaccard)", 0.5, 1.0, 0.8, 0.05, key=scoped("data_dup_threshold"))
+    threshold = st.slider("Near-duplicate threshold (word 3-gram Jaccard)", 0.5, 1.0, data.NEAR_DUPLICATE_THRESHOLD, 0.05, key=scoped("data_dup_threshold"))
     report = duplicates(key, ds).report(threshold)
     if report.summary.empty:
         st.success("No exact or near-duplicate texts within or across splits.")

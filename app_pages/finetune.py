@@ -69,8 +69,8 @@ with left:
 F = finetune.FinetuneConfig  # defaults, limits, choices and help of every setting (the CLI flags' source too)
 with right:
     frozen = finetune.METHODS[method].frozen  # no gradient training: epochs and learning rate do not apply
-    epochs = forms.number(F, "epochs", "Epochs", min_value=0.1, step=0.5, key=state.scoped("ft_epochs"), disabled=frozen)
-    lr = forms.number(F, "lr", "Learning rate", value=finetune.METHODS[method].default_lr or 1e-4, min_value=1e-6, max_value=0.5, format="%.0e",
+    epochs = forms.number(F, "epochs", "Epochs", step=0.5, key=state.scoped("ft_epochs"), disabled=frozen)
+    lr = forms.number(F, "lr", "Learning rate", value=finetune.METHODS[method].default_lr or 1e-4, format="%.0e",
                       key=state.scoped(f"ft_lr_{method}"), disabled=frozen, help=None)
     batch_size = forms.number(F, "batch_size", "Batch size", key=state.scoped("ft_batch"))
     max_seconds = forms.number(F, "max_train_seconds", "Time budget (s, 0 = none)", value=finetune.PAGE_TIME_BUDGET_SECONDS, step=30.0,
@@ -79,8 +79,8 @@ with right:
     max_examples = forms.number(F, "max_train_examples", "Max training rows (0 = all)", step=100, key=state.scoped("ft_examples"))
 with st.expander("More settings"):
     c1, c2, c3 = st.columns(3)
-    weight_decay = forms.number(F, "weight_decay", "Weight decay", c1, max_value=0.99, key=state.scoped("ft_wd"))
-    warmup = forms.number(F, "warmup_ratio", "Warm-up ratio", c1, max_value=0.99, key=state.scoped("ft_warmup"))
+    weight_decay = forms.number(F, "weight_decay", "Weight decay", c1, key=state.scoped("ft_wd"))
+    warmup = forms.number(F, "warmup_ratio", "Warm-up ratio", c1, key=state.scoped("ft_warmup"))
     max_length = forms.number(F, "max_length", "Max tokens per text", c1, key=state.scoped("ft_maxlen"))
     eval_every = forms.text(F, "eval_strategy", "Evaluate every ('epoch' or N steps)", c2, key=state.scoped("ft_eval_every"))
     patience = forms.number(F, "early_stopping_patience", "Early-stopping patience (0 = off)", c2, key=state.scoped("ft_patience"))
@@ -88,7 +88,7 @@ with st.expander("More settings"):
     pooling = forms.choice(F, "pooling", "Classify from", c2, key=state.scoped("ft_pooling"))
     lora_r = forms.number(F, "lora_r", "LoRA rank", c3, key=state.scoped("ft_lora_r"), disabled=method != "lora")
     lora_alpha = forms.number(F, "lora_alpha", "LoRA alpha", c3, key=state.scoped("ft_lora_alpha"), disabled=method != "lora")
-    lora_dropout = forms.number(F, "lora_dropout", "LoRA dropout", c3, max_value=0.99, key=state.scoped("ft_lora_dropout"), disabled=method != "lora")
+    lora_dropout = forms.number(F, "lora_dropout", "LoRA dropout", c3, key=state.scoped("ft_lora_dropout"), disabled=method != "lora")
     lora_targets = forms.text(F, "lora_target_modules", "LoRA target modules", c3, value="", placeholder="default for the model, e.g. query value",
                               key=state.scoped("ft_lora_targets"), disabled=method != "lora").split()
     adapter_reduction = forms.number(F, "adapter_reduction", "Adapter reduction factor", c3, key=state.scoped("ft_adapter_reduction"),

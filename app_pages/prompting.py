@@ -11,6 +11,7 @@ import streamlit as st
 from core import charts, endpoints, prompting, runs
 from core.comparison import evaluate, verdict
 from core.errors import UserError
+from core.settings import whole_numbers
 from ui import forms, state
 from ui import jobs as job_watcher
 
@@ -87,8 +88,8 @@ with right:
 
 eval_df = ds.splits[eval_split]
 try:
-    shots_list = prompting.parse_int_list(shots_text, "Shots", 0, prompting.MAX_SHOTS)
-    seeds_list = prompting.parse_int_list(seeds_text, "Seeds")
+    shots_list = whole_numbers(shots_text, "Shots", 0, prompting.MAX_SHOTS)
+    seeds_list = whole_numbers(seeds_text, "Seeds")
     use_chat = use_chat and not endpoint_mode  # an endpoint's server applies its own chat template (chat modes)
     config = prompting.PromptConfig(model=model, instruction=instruction, example_template=example_template, query_template=query_template,
                                     use_chat_template=use_chat, label_words=label_words, shots=shots_list[0], selection=selection,

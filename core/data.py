@@ -460,6 +460,7 @@ def summary(ds: Dataset) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["split", "label", "count"])
 
 
+NEAR_DUPLICATE_THRESHOLD = 0.8  # word 3-gram Jaccard at or above which two texts count as near-duplicates
 MAX_DUPLICATE_PAIRS = 1000  # pair rows a duplicate report keeps (counts cover every pair)
 MINHASH_BANDS, MINHASH_ROWS = 20, 3  # LSH: 60 MinHash values; texts agreeing on all 3 of any band are candidates
 MAX_CANDIDATE_PAIRS = 200_000  # near-duplicate candidates checked at most (bounds time and memory)
@@ -567,7 +568,7 @@ class DuplicateScan:
     similarity: np.ndarray  # (M,) their word 3-gram Jaccard
     capped: bool  # candidates were cut at MAX_CANDIDATE_PAIRS
 
-    def report(self, threshold: float = 0.8, max_pairs: int = MAX_DUPLICATE_PAIRS) -> DuplicateReport:
+    def report(self, threshold: float = NEAR_DUPLICATE_THRESHOLD, max_pairs: int = MAX_DUPLICATE_PAIRS) -> DuplicateReport:
         """Pair counts per split pair and up to max_pairs example pairs (exact first, then the most similar near)."""
         if not 0 < threshold <= 1:
             raise UserError(f"The near-duplicate threshold must be above 0 and at most 1, not {threshold}.")
@@ -624,7 +625,7 @@ def duplicate_scan(ds: Dataset, max_pairs: int = MAX_DUPLICATE_PAIRS) -> Duplica
                          candidates, sims, capped)
 
 
-def duplicate_report(ds: Dataset, threshold: float = 0.8, max_pairs: int = MAX_DUPLICATE_PAIRS) -> DuplicateReport:
+def duplicate_report(ds: Dataset, threshold: float = NEAR_DUPLICATE_THRESHOLD, max_pairs: int = MAX_DUPLICATE_PAIRS) -> DuplicateReport:
     """Exact and near-duplicate pairs within and across splits at one threshold (duplicate_scan, then its report)."""
     if not 0 < threshold <= 1:
         raise UserError(f"The near-duplicate threshold must be above 0 and at most 1, not {threshold}.")

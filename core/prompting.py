@@ -31,7 +31,7 @@ import pandas as pd
 from core import distributed, models
 from core.comparison import evaluate
 from core.errors import UserError
-from core.settings import SEED, device_name, number, setting
+from core.settings import SEED, check_fields, device_name, number, setting
 
 SELECTIONS = ("random", "balanced", "nearest")
 CALIBRATIONS = ("none", "contextual", "pmi")
@@ -111,7 +111,7 @@ class PromptConfig:
                                       help="wrap the prompt in the model's chat template (user turn); the label is the reply")
     label_words: dict[str, str] = setting({}, "--label-words", nargs="+", action="extend", metavar="LABEL=WORD",
                                           help="what the model should say for a label (others say their name)")
-    shots: int = setting(0, "--shots", type=int, nargs="+", metavar="K",
+    shots: int = setting(0, "--shots", type=number(int, 0, MAX_SHOTS), nargs="+", metavar="K",
                          help="demonstrations per prompt (0 = zero-shot); several values make a grid")
     selection: str = setting("balanced", "--selection", choices=SELECTIONS,
                              help="how demonstrations are chosen: random, balanced (classes as equal as possible) or nearest (most similar train texts)")
@@ -125,7 +125,7 @@ class PromptConfig:
     batch_size: int = setting(8, "--batch-size", type=number(int, 1, 512), help="rows per forward pass (on CPU, 8 beat 32)")
     max_eval_examples: int | None = setting(None, "--max-eval-examples", type=number(int, 1),
                                             help="score a fixed random subset of this many evaluation rows (default: all)")
-    max_demo_chars: int = setting(500, type=number(int, 1))  # demonstrations longer than this are cut, so the shared prefix stays short
+    max_demo_chars: int = setting(500, type=number(int, 20))  # demonstrations longer than this are cut, so the shared prefix stays short
     embedding_model: str = models.ENCODER  # encoder for nearest-neighbour selection (mean-pooled embeddings)
     device: str = setting("auto", "--device", type=device_name, help="auto, cpu, cuda or mps")
     precision: str = setting("auto", "--precision", choices=PRECISIONS,
@@ -157,30 +157,7 @@ class PromptConfig:
             raise UserError("The query template must contain {text}, where the text to classify goes.")
         if self.shots and ("{text}" not in self.example_template or "{label}" not in self.example_template):
             raise UserError("The example template must contain {text} and {label} when the prompt has demonstrations.")
-        if not isinstance(self.shots, int) or not 0 <= self.shots <= MAX_SHOTS:
-            raise UserError(f"The number of shots must be a whole number from 0 to {MAX_SHOTS}.")
-        if self.selection not in SELECTIONS:
-            raise UserError(f"Selection '{self.selection}' is unknown; choose one of: {', '.join(SELECTIONS)}.")
-        if self.calibration not in (AUTO, *CALIBRATIONS):
-            raise UserError(f"Calibration '{self.calibration}' is unknown; choose one of: {', '.join((AUTO, *CALIBRATIONS))}.")
-        if self.template not in TEMPLATE_CHOICES:
-            raise UserError(f"Template '{self.template}' is unknown; choose one of: {', '.join(TEMPLATE_CHOICES)}.")
-        if self.scoring not in SCORINGS:
-            raise UserError(f"Scoring '{self.scoring}' is unknown; choose one of: {', '.join(SCORINGS)}.")
-        if not 1 <= self.batch_size <= 512:
-            raise UserError("The batch size must be from 1 to 512.")
-        if self.max_eval_examples is not None and self.max_eval_examples < 1:
-            raise UserError("The number of evaluation examples must be at least 1.")
-        if self.max_demo_chars < 20:
-            raise UserError("Demonstrations must be allowed at least 20 characters.")
-        if self.scoring_mode not in (AUTO, *SCORING_MODES):
-            raise UserError(f"Scoring mode '{self.scoring_mode}' is unknown; choose one of: {', '.join((AUTO, *SCORING_MODES))}.")
-        if self.precision not in PRECISIONS:
-            raise UserError(f"Precision '{self.precision}' is unknown; choose one of: {', '.join(PRECISIONS)}.")
-        if self.quantize not in (None, *QUANTIZE):
-            raise UserError(f"Quantization '{self.quantize}' is unknown; choose 4bit or 8bit.")
-        if self.backend not in BACKENDS:
-            raise UserError(f"Backend '{self.backend}' is unknown; choose one of: {', '.join(BACKENDS)}.")
+        check_fields(self)
         from core import endpoints
 
         endpoints.check_config(self)
@@ -875,21 +852,6 @@ def eta_seconds(elapsed: float, done: int, total: int) -> float | None:
 
 
 # ---- runs on the page: grids, seed variance ---------------------------------------------------
-
-
-def parse_int_list(text: str, what: str, low: int = 0, high: int = 10**6) -> list[int]:
-    """'0, 4, 8' -> [0, 4, 8] (duplicates dropped, order kept); one clear sentence when it is not that."""
-    values: list[int] = []
-    for part in str(text).replace(";", ",").replace(" ", ",").split(","):
-        if not part.strip():
-            continue
-        if not part.strip().lstrip("-").isdigit() or not low <= int(part) <= high:
-            raise UserError(f"{what} must be whole numbers from {low} to {high}, separated by spaces or commas; '{part.strip()}' is not.")
-        if int(part) not in values:
-            values.append(int(part))
-    if not values:
-        raise UserError(f"Give at least one value for {what.lower()}.")
-    return values
 
 
 def template_id(config: dict) -> str:

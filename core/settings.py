@@ -8,23 +8,34 @@ import dataclasses
 import math
 import re
 
+from core.errors import UserError
 
-def number(kind: type = int, low: float = 0, high: float | None = None):
-    """An argparse type: a finite int or float in [low, high], refused in one sentence otherwise (kind, low and high
-    stay readable as attributes, so a form can use the same limits)."""
+
+def number(kind: type = int, low: float = 0, high: float | None = None, above: bool = False, below: bool = False):
+    """An argparse type: a finite int or float from low to high (above: strictly more than low; below: strictly less than
+    high), refused in one sentence otherwise. Its limits stay readable as attributes (kind, low, high, above, below): the
+    page widgets and a config's own check (check_fields) use the same ones."""
     what = "a whole number" if kind is int else "a number"
-    limits = f"from {low} to {high}" if high is not None else f"of at least {low}"
+    low_text, high_text = f"{low:g}", f"{high:g}" if high is not None else ""
+    floor = f"above {low_text}" if above else f"of at least {low_text}"
+    if high is None:
+        limits = floor
+    elif above or below:
+        limits = f"{floor} and {'below' if below else 'at most'} {high_text}"
+    else:
+        limits = f"from {low_text} to {high_text}"
 
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text[:30]!r} is not {what}") from None
-        if not math.isfinite(value) or value < low or (high is not None and value > high):
+        if not math.isfinite(value) or value < low or (above and value == low) or (high is not None and value > high) \
+                or (below and value == high):
             raise argparse.ArgumentTypeError(f"must be {what} {limits} (got {text[:30]!r})")
         return value
 
-    parse.kind, parse.low, parse.high = kind, low, high
+    parse.kind, parse.low, parse.high, parse.above, parse.below = kind, low, high, above, below
     return parse
 
 
@@ -49,6 +60,13 @@ def setting(default=None, flag: str | None = None, **meta):
     return dataclasses.field(default=default, metadata=meta)
 
 
+def same_as(cls, name: str, default=dataclasses.MISSING, **meta):
+    """A field declared as cls's field `name` (its default, flag, type, limits and help), for a config that shares the
+    setting; default and meta (e.g. help) change only what differs."""
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    return setting(default_of(f) if default is dataclasses.MISSING else default, **{**f.metadata, **meta})
+
+
 ARGPARSE_KEYS = ("help", "type", "choices", "nargs", "action", "metavar")
 
 
@@ -59,6 +77,21 @@ def default_of(f: dataclasses.Field):
 def split_list(values) -> list[str]:
     """The items of a many-valued flag (`--sizes 8pc all`), accepting the older comma form (`--sizes 8pc,all`) too."""
     return [t.strip() for v in ([values] if isinstance(values, str) else values) for t in str(v).split(",") if t.strip()]
+
+
+def whole_numbers(values, what: str, low: int = 0, high: int = 10**6) -> list[int]:
+    """'0, 4 8' or ['0', '4,8'] -> [0, 4, 8] (duplicates dropped, order kept): a list of counts, shots or seeds typed on a
+    page or given to a many-valued flag; one clear sentence when it is not that."""
+    text = " ".join(map(str, values)) if isinstance(values, (list, tuple)) else str(values)
+    out: list[int] = []
+    for part in text.replace(";", " ").replace(",", " ").split():
+        if not part.lstrip("-").isdigit() or not low <= int(part) <= high:
+            raise UserError(f"{what} must be whole numbers from {low} to {high}, separated by spaces or commas; '{part[:30]}' is not.")
+        if int(part) not in out:
+            out.append(int(part))
+    if not out:
+        raise UserError(f"Give at least one value for {what.lower()}.")
+    return out
 
 
 def as_list(value) -> list:
@@ -84,6 +117,27 @@ def add_flags(parser: argparse.ArgumentParser, cls) -> None:
         if options.get("nargs") in ("+", "*"):
             default = as_list(default)
         parser.add_argument(f.metadata["flag"], dest=f.name, default=default, **options)
+
+
+def check_fields(config) -> None:
+    """Refuse, in one sentence naming its flag, a field of a config dataclass whose value its metadata does not allow (a
+    choice not listed, a number out of its limits), as the flag and a --config file refuse it: the one check of a
+    setting, whoever sets it (CLI, --config, a page, Python). None passes where it is the default."""
+    for f in dataclasses.fields(config):
+        value, name = getattr(config, f.name), f.metadata.get("flag") or f"'{f.name}'"
+        if value is None and default_of(f) is None:
+            continue
+        choices = f.metadata.get("choices")
+        if choices is not None and value not in choices:
+            raise UserError(f"Unknown {name} {str(value)[:40]!r}; choose one of: {', '.join(map(str, choices))}.")
+        kind = f.metadata.get("type")
+        if getattr(kind, "kind", None) is None:
+            continue
+        for item in value if isinstance(value, list) else [value]:  # a many-valued flag (e.g. seeds): each value
+            try:
+                kind(item if isinstance(item, str) else repr(item) if isinstance(item, bool) else str(item))
+            except argparse.ArgumentTypeError as e:
+                raise UserError(f"{name} {e}.") from None
 
 
 def config_only(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:

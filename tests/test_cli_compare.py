@@ -86,7 +86,7 @@ def test_efficiency_runs_each_command_and_prints_the_table(runs_dir, monkeypatch
 
 def test_efficiency_refuses_bad_counts(capsys):
     assert main(["efficiency", "--train", "reviews", "--eval", "reviews", "--shots", "a,b"]) == 2
-    assert "--shots must be whole numbers, e.g. --shots 0 4 8" in capsys.readouterr().err
+    assert "--shots must be whole numbers from 0 to 1000000, separated by spaces or commas; 'a' is not." in capsys.readouterr().err
 
 
 def test_compare_prints_the_verdict_first_then_caveats_and_the_baseline_rows(runs_dir, capsys):

@@ -52,7 +52,7 @@ def test_every_subcommand_takes_a_config_file(tmp_path, command, obj, check):
     ({"train": "reviews", "eval": "reviews", "epoch": 3}, "finetune does not know: epoch"),
     ('{"epochs": 3,', "is not valid JSON"),
     ("[1, 2]", "must hold a JSON object"),
-    ({"train": "reviews", "eval": "reviews", "epochs": -1}, "'epochs' must be a number from 0 to 100"),
+    ({"train": "reviews", "eval": "reviews", "epochs": -1}, "'epochs' must be a number above 0 and at most 100"),
     ({"train": "reviews", "eval": "reviews", "method": "prefix"}, "'method' must be one of: full"),
     ({"kind": "prompt", "model": "smollm2"}, "is the config of a prompt run, not of finetune"),
 ])
@@ -148,3 +148,62 @@ def test_a_run_asking_for_a_missing_logger_trains_without_it(runs_dir, tiny_bert
                  "--epochs", "1", "--max-train-examples", "16", "--report-to", "mlflow", "--out", "no-mlflow"]) == 0
     assert "mlflow is not installed; training goes on without it (pip install mlflow)." in capsys.readouterr().out
     assert json.loads((runs_dir / "no-mlflow" / "config.json").read_text())["report_to"] == "mlflow"
+
+
+@pytest.mark.parametrize("cls, name, value, sentence", [
+    (FinetuneConfig, "lr", 1, "must be a number above 0 and below 1"),  # the flag took 1, the page stopped at 0.5
+    (FinetuneConfig, "weight_decay", 1, "must be a number of at least 0 and below 1"),  # the flag took any number
+    (ContinualConfig, "lora_alpha", 0, "must be a number above 0"),
+    (PromptConfig, "max_demo_chars", 10, "must be a whole number of at least 20"),  # --config took 10, the config refused it
+])
+def test_a_setting_has_one_limit_for_flags_config_files_pages_and_python(cls, name, value, sentence, tmp_path):
+    """Field metadata is the one check: the flag, a --config file and the dataclass refuse the same value in the same words,
+    and the page widget's limits are the same numbers."""
+    from core.errors import UserError
+    from core.settings import widget_options
+
+    field = next(f for f in dataclasses.fields(cls) if f.name == name)
+    flag, command = field.metadata.get("flag"), {FinetuneConfig: "finetune", ContinualConfig: "continual", PromptConfig: "prompt"}[cls]
+    data = ["--train", "reviews", "--eval", "reviews"] if cls is not ContinualConfig else []
+    with pytest.raises(UserError, match=f"{flag or repr(name)} {sentence}"):
+        cls(**{name: value})
+    with pytest.raises(UserError, match=f"'{name}' {sentence}"):
+        parse_args([command, "--config", write(tmp_path, {name: value}), *data])
+    if flag:
+        with pytest.raises(UserError, match=f"{flag} {sentence}"):
+            parse_args([command, flag, str(value), *data])
+    kind = field.metadata["type"]
+    options = widget_options(cls, name)
+    assert options["min_value"] == kind.low and options["max_value"] == (None if kind.high is None else kind.high)
+
+
+def test_continual_declares_no_setting_fine_tuning_already_has():
+    """The settings both share are FinetuneConfig's (type, limits, flag); only the help may say it for continual."""
+    fine = {f.name: f for f in dataclasses.fields(FinetuneConfig)}
+    shared = [f for f in dataclasses.fields(ContinualConfig) if f.name in fine]
+    assert {f.name for f in shared} == {"model", "epochs", "lr", "batch_size", "max_train_examples", "max_length", "lora_r",
+                                        "lora_alpha", "seed", "device"}
+    for f in shared:
+        assert {k: v for k, v in f.metadata.items() if k != "help"} == {k: v for k, v in fine[f.name].metadata.items() if k != "help"}
+        assert f.default == fine[f.name].default and f.type == fine[f.name].type
+    from core.training.continual import DEFAULT_LR
+
+    lr_help = next(f for f in shared if f.name == "lr").metadata["help"]
+    assert f"{DEFAULT_LR['lora-per-task']:.0e}".replace("e-0", "e-") in lr_help  # the help says the rate the code uses
+
+
+def test_efficiency_plan_defaults_are_its_flags_defaults():
+    args = parse_args(["efficiency", "--train", "reviews", "--eval", "reviews"])
+    plan = cli_compare.EfficiencyPlan(prefix="e", data_argv=[], sizes=[0], shots=[0])
+    assert plan.methods == cli_compare.split_list(args.methods) and plan.seeds == cli_compare.parse_counts(args.seeds, "--seeds")
+    assert plan.max_train_seconds == args.max_train_seconds
+
+
+@pytest.mark.parametrize("values, expected", [("0, 4 8", [0, 4, 8]), (["8", "0,4", "8"], [8, 0, 4]), ("3;1", [3, 1])])
+def test_one_parser_of_whole_number_lists(values, expected):
+    from core.errors import UserError
+    from core.settings import whole_numbers
+
+    assert whole_numbers(values, "Shots", 0, 64) == expected
+    with pytest.raises(UserError, match="Shots must be whole numbers from 0 to 64, separated by spaces or commas; '65' is not."):
+        whole_numbers("4 65", "Shots", 0, 64)

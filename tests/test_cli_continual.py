@@ -31,10 +31,10 @@ def odd_labels(tmp_path):
 @pytest.mark.parametrize("args, sentence", [
     (["--train", "reviews", "--eval", "reviews"], "needs at least two tasks"),
     (["--train", "reviews", "finance_news", "--eval", "reviews"], "one --eval source per --train source"),
-    (["--strategy", "gem"], "Unknown strategy 'gem'"),
+    (["--strategy", "gem"], "invalid choice: 'gem'"),
     (["--train", "reviews", "finance_news", "--eval", "reviews", "ODD"], "never occur in its training rows"),
-    (["--replay-share", "0"], "--replay-share must be above 0"),
-    (["--epochs", "0"], "--epochs must be above 0"),
+    (["--replay-share", "0"], "--replay-share must be a number above 0 and at most 1"),
+    (["--epochs", "0"], "--epochs must be a number above 0"),
 ])
 def test_bad_input_is_one_sentence_and_exit_2(args, sentence, runs_dir, tiny_bert_dir, odd_labels):
     out = cli(*[odd_labels if a == "ODD" else a for a in args], "--model", str(tiny_bert_dir), "--out", "bad")

@@ -19,9 +19,9 @@ def cli(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProces
 
 
 @pytest.mark.parametrize("args, sentence", [
-    (["--epochs", "0"], "--epochs must be above 0"),
+    (["--epochs", "0"], "--epochs must be a number above 0 and at most 100"),
     (["--train", "missing.csv"], "There is no file"),
-    (["--lr", "3"], "--lr must be a positive number below 1"),
+    (["--lr", "3"], "--lr must be a number above 0 and below 1"),
     (["--eval-every", "sometimes"], "--eval-every must be 'epoch' or a number"),
     (["--out", "../outside"], "outside it"),
     (["--model", "https://example.com/model"], "is not a model name"),

@@ -83,7 +83,7 @@ def test_tasks_from_files_of_the_same_name_get_names_apart(tmp_path):
 
 
 def test_an_unknown_strategy_is_refused():
-    with pytest.raises(UserError, match="Unknown strategy 'gem'"):
+    with pytest.raises(UserError, match="Unknown --strategy 'gem'"):
         continual.ContinualConfig(strategy="gem")
 
 

@@ -140,13 +140,15 @@ def test_parameter_counts_without_training(tiny_bert_dir):
 
 
 @pytest.mark.parametrize("bad, message", [
-    (dict(method="prefix"), "Unknown method"),
+    (dict(method="prefix"), "Unknown --method 'prefix'; choose one of: full"),
     (dict(epochs=0), "--epochs"),
     (dict(lr=5.0), "--lr"),
     (dict(batch_size=0), "--batch-size"),
-    (dict(dev="test"), "dev set"),
-    (dict(lora_r=0), "LoRA"),
-    (dict(max_train_seconds=-1), "negative"),
+    (dict(dev="test"), "Unknown --dev 'test'"),
+    (dict(lora_r=0), "--lora-r must be a whole number of at least 1"),
+    (dict(max_train_seconds=-1), "--max-train-seconds must be a number of at least 0"),
+    (dict(weight_decay=1.0), "--weight-decay must be a number of at least 0 and below 1"),
+    (dict(lora_alpha=0), "--lora-alpha must be a number above 0"),
 ])
 def test_config_refuses_bad_values(bad, message):
     with pytest.raises(UserError, match=message):

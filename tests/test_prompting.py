@@ -174,7 +174,7 @@ def test_nearest_selection_embeds_with_the_encoder(tiny_bert_dir):
 def test_config_validation_names_the_problem():
     with pytest.raises(UserError, match=r"\{text\}"):
         PromptConfig(query_template="Answer:")
-    with pytest.raises(UserError, match="Selection .closest. is unknown"):
+    with pytest.raises(UserError, match="Unknown --selection .closest.; choose one of"):
         PromptConfig(selection="closest")
     with pytest.raises(UserError, match="shots"):
         PromptConfig(shots=-1)

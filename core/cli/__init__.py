@@ -25,6 +25,7 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         message = " ".join(message.split())  # one line, whatever was typed
+        message = re.sub(r"^argument (-[\w-]+)(?:/[\w-]+)*: must be ", r"\1 must be ", message)  # as a config's own check says it
         raise UserError(f"{message[:1].upper()}{message[1:].rstrip('.')} (see {self.prog} --help).")
 
 
@@ -94,6 +95,8 @@ def cmd_models(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """All subcommands; prompt, finetune and compare register their flags in core/cli_*.py."""
+    from core import data
+
     parser = Parser(prog="python -m core", description="Prompt it, or fine-tune it? Command-line face of the app.")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bars (given before the command; bars are drawn only when stderr is a terminal anyway)")
@@ -103,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-col")
     p.add_argument("--label-col")
     p.add_argument("--duplicates", action="store_true", help="also count exact and near-duplicate pairs within and across splits (leakage)")
-    p.add_argument("--threshold", type=float, default=0.8, help="near-duplicate word 3-gram Jaccard threshold (default 0.8)")
+    p.add_argument("--threshold", type=number(float, 0, 1), default=data.NEAR_DUPLICATE_THRESHOLD,
+                   help="near-duplicate word 3-gram Jaccard threshold (default %(default)s)")
     p.set_defaults(func=cmd_data)
     p = sub.add_parser("models", help="list bundled models, or describe one")
     p.add_argument("name", nargs="?")

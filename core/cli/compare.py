@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import UserError
-from core.settings import split_list
+from core.settings import split_list, whole_numbers
 
 
 def shell_words(text: str) -> list[str]:
@@ -41,11 +41,13 @@ def add_cli_args(sub) -> None:
     p.add_argument("--label-col", default=None)
     p.add_argument("--sizes", nargs="+", default=["8pc", "32pc", "all"], metavar="SIZE",
                    help="fine-tuning sizes: training rows, NNpc (NN per class) or all (default 8pc 32pc all)")
-    p.add_argument("--methods", nargs="+", default=["logreg", "setfit", "lora", "full"], metavar="METHOD",
-                   help="fine-tune methods, cheapest first (default logreg setfit lora full)")
-    p.add_argument("--seeds", nargs="+", default=["0"], metavar="S", help="seeds for every fine-tune run; several show as spread (default 0)")
+    p.add_argument("--methods", nargs="+", default=list(EFFICIENCY_METHODS), metavar="METHOD",
+                   help=f"fine-tune methods, cheapest first (default {' '.join(EFFICIENCY_METHODS)})")
+    p.add_argument("--seeds", nargs="+", default=[str(EFFICIENCY_SEED)], metavar="S",
+                   help=f"seeds for every fine-tune run; several show as spread (default {EFFICIENCY_SEED})")
     p.add_argument("--shots", nargs="+", default=["0", "4", "8"], metavar="K", help="prompting shot counts (default 0 4 8)")
-    p.add_argument("--max-train-seconds", type=number(float), default=60, help="training time limit per fine-tuning run (default 60)")
+    p.add_argument("--max-train-seconds", type=number(float, 0, above=True), default=EFFICIENCY_TRAIN_SECONDS,
+                   help=f"training time limit per fine-tuning run (default {EFFICIENCY_TRAIN_SECONDS})")
     p.add_argument("--max-seconds", type=number(float), default=540, help="time limit for the whole batch; later runs are skipped (default 540)")
     p.add_argument("--prefix", default=None, help="run name prefix (default efficiency-<time>)")
     p.add_argument("--prompt-args", default="", type=shell_words, help="extra flags for every prompt run, as one quoted string")
@@ -106,14 +108,13 @@ def parse_sizes(items: list[str] | str, n_labels: int) -> list[int]:
 
 
 def parse_counts(items: list[str] | str, flag: str) -> list[int]:
-    """['0', '4', '8'] (or '0,4,8') -> [0, 4, 8], refusing anything but non-negative integers."""
-    try:
-        values = [int(v) for v in split_list(items)]
-    except ValueError:
-        raise UserError(f"{flag} must be whole numbers, e.g. {flag} 0 4 8.") from None
-    if not values or any(v < 0 for v in values):
-        raise UserError(f"{flag} must list at least one number, none negative.")
-    return sorted(set(values))
+    """['0', '4', '8'] (or '0,4,8') -> [0, 4, 8], sorted, refusing anything but non-negative integers."""
+    return sorted(whole_numbers(items, flag))
+
+
+EFFICIENCY_METHODS = ("logreg", "setfit", "lora", "full")  # cheapest first: a spent time budget skips the costliest
+EFFICIENCY_SEED = 0
+EFFICIENCY_TRAIN_SECONDS = 60
 
 
 @dataclass
@@ -124,9 +125,9 @@ class EfficiencyPlan:
     data_argv: list[str]  # --train/--eval (and column) flags shared by all runs
     sizes: list[int]  # fine-tuning training rows (0 = all)
     shots: list[int]  # prompting shot counts
-    max_train_seconds: float = 60  # per fine-tune run
-    methods: list[str] = field(default_factory=lambda: ["full"])  # fine-tune methods, run in this order at each size
-    seeds: list[int] = field(default_factory=lambda: [0])
+    max_train_seconds: float = EFFICIENCY_TRAIN_SECONDS  # per fine-tune run
+    methods: list[str] = field(default_factory=lambda: list(EFFICIENCY_METHODS))  # fine-tune methods, in this order at each size
+    seeds: list[int] = field(default_factory=lambda: [EFFICIENCY_SEED])
     prompt_extra: list[str] = field(default_factory=list)
     finetune_extra: list[str] = field(default_factory=list)
 

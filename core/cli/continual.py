@@ -39,8 +39,6 @@ def cmd_continual(args) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     config = from_args(continual.ContinualConfig, args)
-    if args.max_train_examples < 0:
-        raise UserError("--max-train-examples cannot be negative.")
     run_path = resolve_out(args.out or new_run_name("continual", config.strategy))
     run = continual.TaskRun(run_path)
     created = False

@@ -14,12 +14,16 @@ def add_cli_args(sub) -> None:
     """Register the finetune subcommand: the data flags, then one flag per FinetuneConfig setting (core.settings)."""
     from core.cli import add_data_args
     from core.settings import add_flags
-    from core.training.finetune import FinetuneConfig
+    from core.training.base import rate_text
+    from core.training.finetune import METHODS, FinetuneConfig
 
-    p = sub.add_parser("finetune", help="fine-tune a classifier (full, head, bitfit, lora, adapter, logreg, knn, setfit, prompt-tuning or lora-lm) and evaluate it",
+    p = sub.add_parser("finetune", help=f"fine-tune a classifier ({', '.join(METHODS)}) and evaluate it",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_data_args(p)
     add_flags(p, FinetuneConfig)
+    rates = ", ".join(f"{name} {rate_text(m.default_lr)}" for name, m in METHODS.items() if not m.frozen)
+    p._option_string_actions["--lr"].help = (f"peak learning rate (default: {rates}; "
+                                             f"{'/'.join(n for n, m in METHODS.items() if m.frozen)}: none)")
     p.add_argument("--out", default=None, help="run name (a folder in the runs folder); default: finetune-METHOD-TIMESTAMP")
     p.set_defaults(func=cmd_finetune)
 
@@ -34,7 +38,7 @@ def cmd_finetune(args) -> int:
     """Load data, create the run folder (rank 0), train, evaluate, and write the run contract; failures end in status.json."""
     from core import data, models
     from core.comparison import evaluate
-    from core.distributed import is_main_process
+    from core.distributed import is_main_process, world_size
     from core.errors import UserError
     from core.runs import (
         RunDir,
@@ -54,7 +58,7 @@ def cmd_finetune(args) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # graceful cancel: training checks the flag every step
     main_rank = is_main_process()
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    distributed = world_size() > 1
     if distributed and not args.out:
         raise UserError("Give --out when running under torchrun, so every process writes to the same run.")
     run_path = resolve_out(args.out or new_run_name("finetune", f"{args.method}-{args.model}"))
@@ -88,7 +92,7 @@ def cmd_finetune(args) -> int:
             "n_dev_examples": 0 if dev_frame is None else len(dev_frame),
             "n_train_examples": len(train_frame),
             "labels": label_names,
-            "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+            "world_size": world_size(),
             "command": command_line(args.argv),
         }
         if main_rank:

@@ -52,7 +52,7 @@ def cmd_predict(args) -> int:
     if args.alert_label and not args.time_col:
         raise UserError("--alert-label needs --time-col, the column that dates each row.")
     job = runs.RunDir(runs.resolve_out(args.job)) if args.job else None
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = distributed.world_size()
     if world > 1:
         distributed.join_process_group()
     main_rank = distributed.is_main_process()

@@ -60,7 +60,7 @@ def cmd_prompt(args) -> int:
     missing = set(eval_df["label"]) - set(train["label"])
     if missing and max(args.shots) > 0:
         print(f"note: the training data has no examples of: {', '.join(sorted(missing))}")
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun: each process scores a shard, rank 0 writes the runs
+    if distributed.world_size() > 1:  # torchrun: each process scores a shard, rank 0 writes the runs
         if not args.out:
             raise UserError("Give --out when running under torchrun, so every process works on the same run.")
         if distributed.join_process_group() != 0:

@@ -18,7 +18,7 @@ from core import distributed, models
 from core.errors import UserError
 from core.prompting import parse_label_words
 from core.runs import RunDir
-from core.settings import SEED, device_name, number, setting, split_list
+from core.settings import SEED, check_fields, device_name, number, setting, split_list
 
 MIXED_PRECISION_MIN_PARAMS = 100_000_000  # below this, autocast costs more than it saves (MiniLM on an H200: 4x slower)
 DEV_CHOICES = ("auto", "holdout", "eval", "none")
@@ -55,6 +55,11 @@ class Method:
         return self.fits in ("any", role)
 
 
+def rate_text(lr: float) -> str:
+    """A learning rate as help texts write it: 1e-4, 5e-4, 2e-5."""
+    return f"{lr:.0e}".replace("e-0", "e-")
+
+
 METHODS: dict[str, Method] = {}  # by name, in the order their modules register them (core.training.finetune imports them all)
 
 
@@ -82,13 +87,14 @@ class FinetuneConfig:
                                "mean-pooled embeddings (scikit-learn, seconds); setfit (contrastive body + logreg head; --epochs counts passes "
                                "over 40 pairs per example); on a decoder: prompt-tuning (soft prompt) and lora-lm (LoRA), both trained with "
                                "the LM loss on the label word after the zero-shot prompt")
-    epochs: float = setting(3.0, "--epochs", type=number(float, 0, 100), help="passes over the training rows (fractions allowed)")
-    lr: float | None = setting(None, "--lr", type=number(float),
-                               help="peak learning rate (default: full 1e-4, head 3e-2, bitfit 3e-3, lora 1e-3, adapter 1e-3, setfit 2e-5, "
-                                    "prompt-tuning 3e-2, lora-lm 5e-4; logreg/knn: none)")
+    epochs: float = setting(3.0, "--epochs", type=number(float, 0, 100, above=True),
+                            help="passes over the training rows (fractions allowed)")
+    lr: float | None = setting(None, "--lr", type=number(float, 0, 1, above=True, below=True),
+                               help="peak learning rate (default: the method's own)")
     batch_size: int = setting(16, "--batch-size", type=number(int, 1, 4096), help="examples per step, per device")
-    weight_decay: float = setting(0.01, "--weight-decay", type=number(float), help="AdamW decoupled decay (Trainer skips biases and norms)")
-    warmup_ratio: float = setting(0.1, "--warmup-ratio", type=number(float), help="share of steps with linear warm-up")
+    weight_decay: float = setting(0.01, "--weight-decay", type=number(float, 0, 1, below=True),
+                                  help="AdamW decoupled decay (Trainer skips biases and norms)")
+    warmup_ratio: float = setting(0.1, "--warmup-ratio", type=number(float, 0, 1, below=True), help="share of steps with linear warm-up")
     eval_strategy: str = setting("epoch", "--eval-every", type=eval_every, help=STEPS_OR_EPOCH)  # "epoch", or "steps" (every eval_steps)
     eval_steps: int = setting(50, type=number(int, 1))  # set by --eval-every N, or by a --config file
     early_stopping_patience: int = setting(2, "--patience", type=number(int), help="early stopping patience on dev macro-F1 (0: off)")
@@ -99,8 +105,8 @@ class FinetuneConfig:
                        help="in-training eval set: auto = a sample's validation split, else 10%% of train; holdout = 10%% of train; "
                             "eval = the eval split; none")
     lora_r: int = setting(8, "--lora-r", type=number(int, 1), help="LoRA rank")
-    lora_alpha: float = setting(16.0, "--lora-alpha", type=number(float), help="LoRA scaling numerator (scale = alpha / r)")
-    lora_dropout: float = setting(0.1, "--lora-dropout", type=number(float), help="LoRA dropout")
+    lora_alpha: float = setting(16.0, "--lora-alpha", type=number(float, 0, above=True), help="LoRA scaling numerator (scale = alpha / r)")
+    lora_dropout: float = setting(0.1, "--lora-dropout", type=number(float, 0, 1, below=True), help="LoRA dropout")
     lora_target_modules: list[str] = setting([], "--lora-targets", nargs="+", metavar="MODULE",
                                              help="module names, e.g. query value (default: peft's choice for the model)")
     virtual_tokens: int = setting(20, "--virtual-tokens", type=number(int, 1, 512), help="prompt-tuning: soft-prompt length in tokens")
@@ -124,38 +130,9 @@ class FinetuneConfig:
         self.eval_strategy, self.eval_steps = ("steps", int(every)) if every.isdigit() else (every, self.eval_steps)
         self.lora_target_modules = split_list(self.lora_target_modules)  # the older comma form (query,value) too
         self.label_words = parse_label_words(self.label_words)
-        if self.label_words and getattr(METHODS.get(self.method), "fits", None) != "decoder":
+        check_fields(self)
+        if self.label_words and METHODS[self.method].fits != "decoder":
             raise UserError(f"Label words are what prompt-tuning and lora-lm learn to answer; {self.method} trains a classifier and takes none.")
-        if self.method not in METHODS:
-            raise UserError(f"Unknown method '{self.method}'; choose one of: {', '.join(METHODS)}.")
-        if not (0 < float(self.epochs) <= 100):
-            raise UserError(f"--epochs must be above 0 and at most 100 (got {self.epochs}).")
-        if self.lr is not None and not (0 < float(self.lr) < 1):
-            raise UserError(f"--lr must be a positive number below 1 (got {self.lr}).")
-        if not (1 <= int(self.batch_size) <= 4096):
-            raise UserError(f"--batch-size must be between 1 and 4096 (got {self.batch_size}).")
-        if not (0 <= self.weight_decay < 1) or not (0 <= self.warmup_ratio < 1):
-            raise UserError("Weight decay and warm-up ratio must each be at least 0 and below 1.")
-        if self.eval_strategy not in ("epoch", "steps") or int(self.eval_steps) < 1:
-            raise UserError("Evaluation runs every 'epoch' or every N 'steps' (N at least 1).")
-        if self.early_stopping_patience < 0 or self.max_train_examples < 0 or self.max_train_seconds < 0:
-            raise UserError("Patience, --max-train-examples and --max-train-seconds cannot be negative.")
-        if not (8 <= int(self.max_length) <= 8192):
-            raise UserError(f"--max-length must be between 8 and 8192 tokens (got {self.max_length}).")
-        if self.dev not in DEV_CHOICES:
-            raise UserError(f"Unknown dev set '{self.dev}'; choose one of: {', '.join(DEV_CHOICES)}.")
-        if self.lora_r < 1 or self.lora_alpha <= 0 or not (0 <= self.lora_dropout < 1):
-            raise UserError("LoRA needs a rank of at least 1, a positive alpha, and a dropout in [0, 1).")
-        if not (1 <= int(self.virtual_tokens) <= 512):
-            raise UserError(f"--virtual-tokens must be between 1 and 512 (got {self.virtual_tokens}).")
-        if not (1 <= int(self.adapter_reduction) <= 1024):
-            raise UserError(f"--adapter-reduction must be between 1 and 1024 (got {self.adapter_reduction}).")
-        if self.pooling not in POOLINGS:
-            raise UserError(f"Unknown pooling '{self.pooling}'; choose one of: {', '.join(POOLINGS)}.")
-        if self.precision not in PRECISIONS:
-            raise UserError(f"Unknown precision '{self.precision}'; choose one of: {', '.join(PRECISIONS)}.")
-        if self.report_to not in REPORT_TO:
-            raise UserError(f"Unknown --report-to '{self.report_to}'; choose one of: {', '.join(REPORT_TO)}.")
 
     @property
     def learning_rate(self) -> float | None:

@@ -27,9 +27,17 @@ from core import data, models
 from core.comparison import evaluate
 from core.errors import UserError
 from core.runs import RunDir, finish_with_metrics
-from core.settings import SEED, device_name, number, setting
+from core.settings import check_fields, number, same_as, setting
 from core.training import classifier, finetune
-from core.training.base import METHODS, count_parameters, make_progress_callback, predict_probs, training_arguments
+from core.training.base import (
+    METHODS,
+    FinetuneConfig,
+    count_parameters,
+    make_progress_callback,
+    predict_probs,
+    rate_text,
+    training_arguments,
+)
 
 STRATEGY_METHOD = {"naive": "full", "replay": "full", "lora-per-task": "lora", "ewc": "full"}  # what trains each step
 STRATEGIES = tuple(STRATEGY_METHOD)
@@ -40,46 +48,43 @@ DEFAULT_TRAIN = ("reviews", "finance_news")  # same labels, new domain: the sequ
 DEFAULT_EVAL = ("reviews:test", "finance_news:test")
 
 
+F = FinetuneConfig  # the settings continual shares with fine-tuning are declared there, once
+
+
 @dataclass
 class ContinualConfig:
     """Everything a continual run depends on; the page form and the CLI flags both fill it."""
 
-    # no choices=: an unknown strategy gets the house's one sentence (and exit status 2) from __post_init__
-    strategy: str = setting("naive", "--strategy", help="naive, replay, lora-per-task or ewc")
-    model: str = setting(models.ENCODER, "--model", help="bundled encoder, Hugging Face id or local folder")
-    epochs: float = setting(3.0, "--epochs", type=number(float, 0, 100), help="passes over each task's training rows")
-    lr: float | None = setting(None, "--lr", type=number(float), help="peak learning rate (default: 1e-4, lora-per-task 5e-4)")
-    batch_size: int = setting(16, "--batch-size", type=number(int, 1, 4096), help="examples per step")
-    max_train_examples: int = setting(0, "--max-train-examples", type=number(int), help="at most N training rows per task, a seeded sample (0: all)")
-    max_length: int = setting(128, "--max-length", type=number(int, 8, 8192), help="tokens per text")
-    replay_share: float = setting(0.3, "--replay-share", type=number(float),
+    strategy: str = setting("naive", "--strategy", type=str.lower, choices=STRATEGIES, help="naive, replay, lora-per-task or ewc")
+    model: str = same_as(F, "model", help="bundled encoder, Hugging Face id or local folder")
+    epochs: float = same_as(F, "epochs", help="passes over each task's training rows")
+    lr: float | None = same_as(F, "lr", help=f"peak learning rate (default: {rate_text(DEFAULT_LR['naive'])}, lora-per-task "
+                                               f"{rate_text(DEFAULT_LR['lora-per-task'])})")
+    batch_size: int = same_as(F, "batch_size", help="examples per step")
+    max_train_examples: int = same_as(F, "max_train_examples", help="at most N training rows per task, a seeded sample (0: all)")
+    max_length: int = same_as(F, "max_length")
+    replay_share: float = setting(0.3, "--replay-share", type=number(float, 0, 1, above=True),
                                   help="replay: share of every earlier task's training rows mixed into each later step")
     # ewc: on the default sequence (MiniLM) 1e5 barely changed forgetting (reviews 0.818 -> 0.838 after step 2) and 1e6 kept
     # reviews at 0.879 of 0.889 while finance_news still rose 0.53 -> 0.84 (naive 0.89)
-    ewc_lambda: float = setting(1e6, "--ewc-lambda", type=number(float), help="ewc: strength of the Fisher penalty")
+    ewc_lambda: float = setting(1e6, "--ewc-lambda", type=number(float, 0, 1e9), help="ewc: strength of the Fisher penalty")
     fisher_examples: int = setting(256, type=number(int, 1, 100_000))  # ewc: training rows of a finished task used to estimate its Fisher information
-    lora_r: int = setting(8, "--lora-r", type=number(int, 1), help="LoRA rank (lora-per-task)")
-    lora_alpha: int = setting(16, "--lora-alpha", type=number(int, 1), help="LoRA scaling numerator (lora-per-task)")
-    seed: int = setting(42, "--seed", type=SEED)
-    device: str = setting("auto", "--device", type=device_name, help="auto, cpu, cuda or mps")
+    lora_r: int = same_as(F, "lora_r", help="LoRA rank (lora-per-task)")
+    lora_alpha: float = same_as(F, "lora_alpha", help="LoRA scaling numerator (lora-per-task)")
+    seed: int = same_as(F, "seed")
+    device: str = same_as(F, "device")
 
     def __post_init__(self):
         self.strategy = str(self.strategy).lower()
-        if self.strategy not in STRATEGIES:
-            raise UserError(f"Unknown strategy '{self.strategy}'; choose one of: {', '.join(STRATEGIES)}.")
-        if not (0 < self.replay_share <= 1):
-            raise UserError(f"--replay-share must be above 0 and at most 1 (got {self.replay_share}).")
-        if not (0 <= self.ewc_lambda <= 1e9) or self.fisher_examples < 1:
-            raise UserError("--ewc-lambda must be between 0 and 1e9 and the Fisher sample at least 1 row.")
-        self.finetune_config()  # epochs, lr, batch size, lengths, LoRA settings: validated as for fine-tuning
+        check_fields(self)
 
     @property
     def learning_rate(self) -> float:
         return float(self.lr) if self.lr is not None else DEFAULT_LR[self.strategy]
 
-    def finetune_config(self) -> finetune.FinetuneConfig:
+    def finetune_config(self) -> FinetuneConfig:
         """The fine-tuning settings of one step (lora for lora-per-task, full otherwise; no dev set, fixed epochs)."""
-        return finetune.FinetuneConfig(
+        return FinetuneConfig(
             model=self.model, method=STRATEGY_METHOD[self.strategy], epochs=self.epochs,
             lr=self.learning_rate, batch_size=self.batch_size, max_length=self.max_length, dev="none",
             early_stopping_patience=0, lora_r=self.lora_r, lora_alpha=self.lora_alpha, seed=self.seed, device=self.device)
