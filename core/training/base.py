@@ -27,9 +27,6 @@ POOLINGS = ("auto", "mean", "cls")  # auto: mean for sentence-transformer encode
 
 REPORT_TO = ("none", "tensorboard", "mlflow")  # Trainer integrations a run may log to (optional packages)
 STEPS_OR_EPOCH = "evaluate the dev set every 'epoch' or every N steps (a number)"
-# Search-space pieces several methods share (a method's space: see Method.search_space)
-EPOCHS_SPACE = {"low": 1, "high": 4, "int": True}
-BATCH_SPACE = [8, 16, 32]
 
 
 @dataclass(frozen=True)
@@ -45,7 +42,7 @@ class Method:
     fits: str = "any"  # the models it trains: "encoder", "decoder" or "any"
     frozen: bool = False  # no gradient training: no learning rate, epochs or batches
     shardable: bool = False  # runs under torchrun (the Trainer's DDP, evaluated through the classifier)
-    default_lr: float | None = None  # best of sweeps on SST-2 with MiniLM (bench/methods.py) unless said otherwise
+    default_lr: float | None = None  # the peak rate when --lr is not given (None: frozen)
     # What `python -m core search` (core/search.py) tunes, keyed by FinetuneConfig field: a list is one of its values
     # ("query+value": several modules), {"low", "high"} a range ("log": log-uniform, "int": whole numbers); empty: nothing
     search_space: dict = field(default_factory=dict)
@@ -60,13 +57,9 @@ def rate_text(lr: float) -> str:
     return f"{lr:.0e}".replace("e-0", "e-")
 
 
-METHODS: dict[str, Method] = {}  # by name, in the order their modules register them (core.training.finetune imports them all)
-
-
-def register(*methods: Method) -> None:
-    """Add a method module's Method records to METHODS (the one list the config, CLI, pages, search and efficiency read)."""
-    for method in methods:
-        METHODS[method.name] = method
+# Every method by name: the one list the config, CLI, pages, search, efficiency and continual read. core.training.finetune
+# fills it (a method's record sits there, its code in a module of its own); this module cannot: the methods import it.
+METHODS: dict[str, Method] = {}
 
 
 def eval_every(text: str) -> str:

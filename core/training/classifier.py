@@ -20,15 +20,11 @@ from core.comparison import evaluate
 from core.errors import UserError
 from core.runs import RunDir
 from core.training.base import (
-    BATCH_SPACE,
-    EPOCHS_SPACE,
     FinetuneConfig,
     FinetuneResult,
-    Method,
     count_parameters,
     make_progress_callback,
     predict_probs,
-    register,
     training_arguments,
     with_lora,
 )
@@ -242,22 +238,3 @@ def save_model(trainer, tokenizer, label_names: list[str], config: FinetuneConfi
         junk.unlink()
     shutil.rmtree(path, ignore_errors=True)
     os.replace(tmp, path)
-
-
-# lora: 5,000 rows, 3 epochs, mean-pooled head: 5e-4 0.866, 1e-3 0.875
-register(
-    Method("full", train, "all weights", shardable=True, default_lr=1e-4,
-           search_space={"lr": {"low": 1e-5, "high": 3e-4, "log": True}, "epochs": EPOCHS_SPACE, "batch_size": BATCH_SPACE}),
-    Method("head", train, "linear probe", shardable=True, default_lr=3e-2,
-           search_space={"lr": {"low": 1e-3, "high": 1e-1, "log": True}, "epochs": EPOCHS_SPACE, "batch_size": BATCH_SPACE}),
-    Method("bitfit", train, "biases + head", shardable=True, default_lr=3e-3,
-           search_space={"lr": {"low": 3e-4, "high": 3e-2, "log": True}, "epochs": EPOCHS_SPACE, "batch_size": BATCH_SPACE}),
-    Method("lora", train, "low-rank adapters", shardable=True, default_lr=1e-3,
-           search_space={"lr": {"low": 1e-4, "high": 5e-3, "log": True}, "epochs": EPOCHS_SPACE, "batch_size": BATCH_SPACE,
-                         "lora_r": [4, 8, 16, 32], "lora_alpha": [8, 16, 32],
-                         "lora_target_modules": ["query+value", "query+key+value", "query+key+value+dense"]}),
-    # mean-pooled sentence embeddings (core.training.pooled): needs an encoder
-    Method("adapter", train, "bottleneck adapters (Houlsby)", fits="encoder", shardable=True, default_lr=1e-3,
-           search_space={"lr": {"low": 1e-4, "high": 5e-3, "log": True}, "epochs": EPOCHS_SPACE, "batch_size": BATCH_SPACE,
-                         "adapter_reduction": [8, 16, 32, 64]}),
-)

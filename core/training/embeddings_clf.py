@@ -15,15 +15,12 @@ from core import models
 from core.comparison import evaluate
 from core.runs import RunDir
 from core.training.base import (
-    BATCH_SPACE,
     FinetuneConfig,
     FinetuneResult,
-    Method,
     ParameterCount,
     count_parameters,
     make_progress_callback,
     predict_probs,
-    register,
 )
 
 if TYPE_CHECKING:  # the module itself imports torch: loaded when a method trains, not when the CLI starts
@@ -238,14 +235,3 @@ def train_setfit(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: p
     if run is not None:
         pooled.save_run_model(model, tokenizer, label_names, config.model, config.method, run.path / "model", save_body=True)
     return FinetuneResult(metrics, predictions, callback.stopped_by, model=model)
-
-
-# mean-pooled sentence embeddings: each needs an encoder. LOGREG_C and SETFIT_ITERATIONS are constants, not settings,
-# so search leaves them alone; knn has nothing to tune
-register(
-    Method("logreg", train_frozen, "frozen embeddings + logistic regression (seconds)", fits="encoder", frozen=True),
-    Method("knn", train_frozen, "frozen embeddings + k nearest neighbours", fits="encoder", frozen=True),
-    Method("setfit", train_setfit, "contrastive few-shot (SetFit)", fits="encoder", default_lr=2e-5,  # SetFit's own body rate
-           search_space={"lr": {"low": 5e-6, "high": 1e-4, "log": True}, "epochs": {"low": 1, "high": 3, "int": True},
-                         "batch_size": BATCH_SPACE}),
-)

@@ -1,5 +1,5 @@
-"""Fine-tuning: the methods (one Method record each, registered by its module), dispatch to the chosen one, what is
-checked and chosen before training (fit to the model, dev set, row cap), and reloading a finished run's classifier.
+"""Fine-tuning: the methods (one Method record each, here; its code in a module of its own), dispatch to the chosen one,
+what is checked and chosen before training (fit to the model, dev set, row cap), and reloading a run's classifier.
 
 The methods: core.training.classifier (full, head, bitfit, lora, adapter on the HF Trainer), core.training.embeddings_clf
 (logreg, knn, setfit) and core.training.prompt_learning (prompt-tuning, lora-lm); what they share is core.training.base."""
@@ -15,9 +15,42 @@ import pandas as pd
 from core import data, models
 from core.errors import UserError
 from core.runs import RunDir
-from core.training import classifier, embeddings_clf, prompt_learning  # noqa: F401  (each registers its methods on import)
-from core.training.base import METHODS, FinetuneConfig, FinetuneResult, ParameterCount, count_parameters
+from core.training import classifier, embeddings_clf, prompt_learning
+from core.training.base import METHODS, FinetuneConfig, FinetuneResult, Method, ParameterCount, count_parameters
 
+# What `python -m core search` (core/search.py) tunes: see Method.search_space. logreg's C and SetFit's iterations are
+# constants, not settings, so they are not searched; knn has nothing to tune.
+EPOCHS_SPACE = {"low": 1, "high": 4, "int": True}
+BATCH_SPACE = [8, 16, 32]
+SHORT_EPOCHS = {"low": 1, "high": 3, "int": True}
+# The methods, in the order the CLI and the page list them. default_lr: the best of sweeps on SST-2 with MiniLM
+# (bench/methods.py; lora: 5,000 rows, 3 epochs, mean-pooled head: 5e-4 0.866, 1e-3 0.875) unless said otherwise.
+METHODS.update((m.name, m) for m in (
+    Method("full", classifier.train, "all weights", shardable=True, default_lr=1e-4,
+           search_space={"lr": {"low": 1e-5, "high": 3e-4, "log": True}, "epochs": EPOCHS_SPACE, "batch_size": BATCH_SPACE}),
+    Method("head", classifier.train, "linear probe", shardable=True, default_lr=3e-2,
+           search_space={"lr": {"low": 1e-3, "high": 1e-1, "log": True}, "epochs": EPOCHS_SPACE, "batch_size": BATCH_SPACE}),
+    Method("bitfit", classifier.train, "biases + head", shardable=True, default_lr=3e-3,
+           search_space={"lr": {"low": 3e-4, "high": 3e-2, "log": True}, "epochs": EPOCHS_SPACE, "batch_size": BATCH_SPACE}),
+    Method("lora", classifier.train, "low-rank adapters", shardable=True, default_lr=1e-3,
+           search_space={"lr": {"low": 1e-4, "high": 5e-3, "log": True}, "epochs": EPOCHS_SPACE, "batch_size": BATCH_SPACE,
+                         "lora_r": [4, 8, 16, 32], "lora_alpha": [8, 16, 32],
+                         "lora_target_modules": ["query+value", "query+key+value", "query+key+value+dense"]}),
+    # the rest need an encoder's mean-pooled sentence embeddings (core.training.pooled) ...
+    Method("adapter", classifier.train, "bottleneck adapters (Houlsby)", fits="encoder", shardable=True, default_lr=1e-3,
+           search_space={"lr": {"low": 1e-4, "high": 5e-3, "log": True}, "epochs": EPOCHS_SPACE, "batch_size": BATCH_SPACE,
+                         "adapter_reduction": [8, 16, 32, 64]}),
+    Method("logreg", embeddings_clf.train_frozen, "frozen embeddings + logistic regression (seconds)", fits="encoder", frozen=True),
+    Method("knn", embeddings_clf.train_frozen, "frozen embeddings + k nearest neighbours", fits="encoder", frozen=True),
+    Method("setfit", embeddings_clf.train_setfit, "contrastive few-shot (SetFit)", fits="encoder", default_lr=2e-5,  # SetFit's own
+           search_space={"lr": {"low": 5e-6, "high": 1e-4, "log": True}, "epochs": SHORT_EPOCHS, "batch_size": BATCH_SPACE}),
+    # ... or a causal LM, trained to say the label word after the zero-shot prompt (peft's prompt-tuning rate; LoRA's for the LM loss)
+    Method("prompt-tuning", prompt_learning.train, "soft prompt, scored like prompting", fits="decoder", default_lr=3e-2,
+           search_space={"lr": {"low": 3e-3, "high": 1e-1, "log": True}, "epochs": SHORT_EPOCHS, "virtual_tokens": [10, 20, 40]}),
+    Method("lora-lm", prompt_learning.train, "LoRA on the label word, scored like prompting", fits="decoder", default_lr=5e-4,
+           search_space={"lr": {"low": 1e-4, "high": 2e-3, "log": True}, "epochs": SHORT_EPOCHS,
+                         "lora_r": [4, 8, 16], "lora_alpha": [8, 16, 32]}),
+))
 ENCODER_ONLY = tuple(name for name, m in METHODS.items() if m.fits == "encoder")
 DECODER_ONLY = tuple(name for name, m in METHODS.items() if m.fits == "decoder")
 SHARDED_METHODS = tuple(name for name, m in METHODS.items() if m.shardable)

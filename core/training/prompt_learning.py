@@ -24,10 +24,8 @@ from core.runs import RunDir
 from core.training.base import (
     FinetuneConfig,
     FinetuneResult,
-    Method,
     count_parameters,
     make_progress_callback,
-    register,
     training_arguments,
     with_lora,
 )
@@ -243,14 +241,3 @@ def save(model, tokenizer, label_names: list[str], config: FinetuneConfig, promp
                                              "label_words": prompting.verbalizer(prompted.pc, label_names), "method": config.method}))
     shutil.rmtree(path, ignore_errors=True)
     os.replace(tmp, path)
-
-
-# trained to say the label word after the zero-shot prompt: each needs a causal LM
-register(
-    Method("prompt-tuning", train, "soft prompt, scored like prompting", fits="decoder", default_lr=3e-2,  # peft's examples
-           search_space={"lr": {"low": 3e-3, "high": 1e-1, "log": True}, "epochs": {"low": 1, "high": 3, "int": True},
-                         "virtual_tokens": [10, 20, 40]}),
-    Method("lora-lm", train, "LoRA on the label word, scored like prompting", fits="decoder", default_lr=5e-4,  # LoRA's LM rate
-           search_space={"lr": {"low": 1e-4, "high": 2e-3, "log": True}, "epochs": {"low": 1, "high": 3, "int": True},
-                         "lora_r": [4, 8, 16], "lora_alpha": [8, 16, 32]}),
-)
