@@ -51,12 +51,12 @@ def test_several_shots_and_seeds_make_a_grid_of_runs(tiny_llama_dir, runs_dir):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--shots", "-1"], "number of shots"),
+        (["--shots", "-1"], "--shots must be a whole number from 0 to 64 (got '-1')"),
         (["--train", "no_such_file.csv"], "There is no file at no_such_file.csv"),
         (["--label-words", "negative"], "is not LABEL=WORD"),
         (["--label-words", "happy=yes"], "labels the dataset does not have"),
         (["--query-template", "Answer:"], "must contain {text}"),
-        (["--shots", "999"], "number of shots"),
+        (["--shots", "999"], "--shots must be a whole number from 0 to 64 (got '999')"),
         (["--out", "../../etc"], "outside it"),
     ],
 )
