@@ -16,7 +16,7 @@ def number(kind: type = int, low: float = 0, high: float | None = None, above: b
     high), refused in one sentence otherwise. Its limits stay readable as attributes (kind, low, high, above, below): the
     page widgets and a config's own check (check_fields) use the same ones."""
     what = "a whole number" if kind is int else "a number"
-    low_text, high_text = f"{low:g}", f"{high:g}" if high is not None else ""
+    low_text, high_text = (str(int(x)) if float(x).is_integer() else f"{x:g}" for x in (low, 0 if high is None else high))
     floor = f"above {low_text}" if above else f"of at least {low_text}"
     if high is None:
         limits = floor
