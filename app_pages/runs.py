@@ -84,12 +84,14 @@ with col_a:
         except UserError as exc:
             state.show_error(exc)
 with col_b:
-    with_steps = f" and its step runs {', '.join(steps)}" if steps else ""
-    sure = st.checkbox(f"Yes, delete {name} and its files{with_steps}", key=state.scoped(f"runs_confirm_{name}"))
+    trials = registry.trial_runs(name)  # a search's trial runs are deleted with it, as a continual run's step runs are
+    with_parts = (f" and its step runs {', '.join(steps)}" if steps else "") + (
+        f" and its {len(trials)} trial runs {name}.trial*" if trials else "")
+    sure = st.checkbox(f"Yes, delete {name} and its files{with_parts}", key=state.scoped(f"runs_confirm_{name}"))
     if st.button("Delete", key=state.scoped("runs_delete"), disabled=not sure, type="primary"):
         try:
             registry.delete(name)
-            st.success(state.plain(f"Deleted {name}{with_steps}."))
+            st.success(state.plain(f"Deleted {name}{with_parts}."))
             st.rerun()
         except UserError as exc:
             state.show_error(exc)

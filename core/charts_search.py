@@ -1,14 +1,20 @@
 """Altair charts of a hyperparameter search (core/search.py), from the data it writes in its folder: trials.csv
-(trial, state, dev_macro_f1, seconds, run, pruned_at, param_*) and importance.json."""
+(trial, state, dev_macro_f1, seconds, run, pruned_at, param_*) and importance.json. The Fine-tune page and the HTML
+report draw them."""
 
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import altair as alt
 import pandas as pd
 
+from core.runs import read_json
+
 STATES = ["COMPLETE", "PRUNED", "FAIL", "RUNNING"]
+TRIAL_RUN = re.compile(r"(.+)\.trial\d+")  # a trial's run NAME.trialK (core/search.py names them so)
 
 
 def params_of(trials: pd.DataFrame) -> list[str]:
@@ -75,3 +81,21 @@ def parallel_coordinates(trials: pd.DataFrame) -> alt.Chart:
                 tooltip=["trial", "axis", "value", alt.Tooltip("dev_macro_f1:Q", format=".4f")])
         .properties(title="Settings of every trial (parallel coordinates)", height=280)
     )
+
+
+def search_of(run_path: Path) -> Path | None:
+    """The folder of the search a run came from: its own when it is a search's result run, its search's when it is one of
+    the trials (NAME.trialK); None for any other run, or a search that has not written its trials yet."""
+    run_path = Path(run_path)
+    trial = TRIAL_RUN.fullmatch(run_path.name)
+    for folder in [run_path, *([run_path.parent / trial.group(1)] if trial else [])]:
+        if (folder / "trials.csv").is_file():
+            return folder
+    return None
+
+
+def search_charts(folder: Path) -> list[alt.Chart]:
+    """A search's charts as the Fine-tune page draws them: trial history, importances (once known), parallel coordinates."""
+    trials = pd.read_csv(Path(folder) / "trials.csv")
+    importance = read_json(Path(folder) / "importance.json") or {}
+    return [trial_history(trials), *([importance_chart(importance)] if importance else []), parallel_coordinates(trials)]

@@ -207,6 +207,7 @@ class RunDir:
         return pd.read_csv(self.path / "predictions.csv", dtype={"id": str, "label": str, "pred": str}, keep_default_na=False)
 
 
+SEARCH_FILE = "search.json"  # what a search (core/search.py) tunes: its folder holds it from the start
 RESERVATION = ".reserved"  # written by jobs.launch into the folder it reserves for the job it starts
 
 
@@ -237,7 +238,8 @@ def reached(status: dict, kind: str) -> str:
     """How far a run got, from its status: 'step 40 of 100' (fine-tuning) or 'row 24 of 60' (prompting); '' if unknown."""
     if not status.get("total"):
         return ""
-    return f"{'step' if kind == 'finetune' else 'row'} {status.get('done') or 0} of {status['total']}"
+    unit = {"finetune": "step", "search": "trial"}.get(kind, "row")
+    return f"{unit} {status.get('done') or 0} of {status['total']}"
 
 
 def state_label(state: str, path: str | Path, kind: str) -> str:
@@ -312,6 +314,8 @@ class RunRegistry:
 
     def _read_row(self, run: RunDir) -> tuple:
         c, s, m = run.config, run.status, run.metrics or {}
+        if not c and (run.path / SEARCH_FILE).is_file():  # a search before its result run writes config.json: what it tunes
+            c = {"kind": "search", "method": (read_json(run.path / SEARCH_FILE) or {}).get("method", "")}
         if not isinstance(m.get("accuracy", 0.0), (int, float)) or not isinstance(m.get("macro_f1", 0.0), (int, float)):
             m, s = {}, {**s, "state": "broken"}
         if not c and reservation(run.path) and s.get("state") in STATES:
@@ -390,15 +394,25 @@ class RunRegistry:
         return sorted(p.name for p in self.root.glob(f"{glob.escape(name)}.step*")
                       if p.is_dir() and RunDir(p).config.get("continual_run") == name)
 
+    def trial_runs(self, name: str) -> list[str]:
+        """The runs NAME.trialK that a search NAME (a folder with search.json) made of its trials."""
+        if not (self.root / name / SEARCH_FILE).is_file():
+            return []
+        trial = re.compile(rf"{re.escape(name)}\.trial\d+")
+        return sorted((p.name for p in self.root.glob(f"{glob.escape(name)}.trial*") if p.is_dir() and trial.fullmatch(p.name)),
+                      key=lambda n: int(n.rsplit("trial", 1)[1]))
+
     def delete(self, name: str) -> None:
-        """Delete a finished run's folder, and a continual run's step runs with it (each moved aside first, so a crash
-        never leaves half a run)."""
+        """Delete a finished run's folder, with a continual run's step runs and a search's trial runs (each moved aside
+        first, so a crash never leaves half a run)."""
         src = self.root / check_run_name(name)
         if not src.is_dir():
             raise UserError(f"There is no run named '{name}'.")
-        if RunDir(src).status.get("state") in ("queued", "running"):
-            raise UserError(f"Run '{name}' is still {RunDir(src).status['state']}; cancel it before deleting it.")
-        for doomed in [name, *self.step_runs(name)]:
+        parts = [*self.step_runs(name), *self.trial_runs(name)]
+        for run in [name, *parts]:
+            if (state := RunDir(self.root / run).status.get("state")) in ("queued", "running"):
+                raise UserError(f"Run '{run}' is still {state}; cancel it before deleting {'it' if run == name else name}.")
+        for doomed in [name, *parts]:
             if (self.root / doomed).is_symlink():  # a linked run: the link goes, never what it points to
                 (self.root / doomed).unlink()
                 continue

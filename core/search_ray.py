@@ -29,6 +29,7 @@ def optimize_ray(search, address: str | None):
         raise UserError("On a Ray cluster every node must reach the study: give --storage with a database URL, such as "
                         "postgresql://HOST/DB.")
     env = {k: v for k, v in os.environ.items() if k.startswith(("PFT_", "HF_", "TRANSFORMERS_")) and k != "PFT_RUN_TOKEN"}
+    env["RAY_worker_niceness"] = "0"  # Ray starts task workers at nice 15; the trials they run are the work, not a side job
     ray.init(address=address, ignore_reinit_error=True, log_to_driver=True, runtime_env={"env_vars": env})
 
     @ray.remote(num_cpus=1)

@@ -89,6 +89,17 @@ def test_prune_removes_a_failed_continual_run_with_its_step_runs(runs_dir, capsy
     assert not any(p.name.startswith("seq") for p in runs_dir.iterdir())
 
 
+def test_prune_removes_a_failed_search_with_its_trial_runs(runs_dir, capsys):
+    from tests.test_runs import make_search
+
+    make_search(runs_dir, "s")
+    runs.RunDir(runs_dir / "s").set_status("failed", error="x")  # its re-training failed after two trials
+    assert main(["runs", "--prune", "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert "run s (failed) with its 2 trial runs s.trial*" in out and "removed 3 runs" in out
+    assert not any(p.name.startswith("s") for p in runs_dir.iterdir())
+
+
 # ---- issue 13 item 12: cancelled runs say so, and how far they got ------------------------------------------------
 
 

@@ -97,3 +97,27 @@ def test_the_kind_filter_offers_continual_and_deleting_one_says_and_deletes_its_
     at.button(key=scoped(at, "runs_delete")).click().run()
     assert not at.exception
     assert sorted(p.name for p in runs_dir.iterdir() if p.is_dir()) == ["ft-lora"]
+
+
+def test_a_running_search_shows_as_a_search_and_deleting_one_says_and_deletes_its_trial_runs(runs_dir, _page):
+    import os
+
+    from core.runs import RunDir, write_json
+    from tests.test_runs import make_search
+
+    make_search(runs_dir, "done-search")
+    running = runs_dir / "live-search"
+    running.mkdir()
+    write_json(running / "search.json", {"method": "lora", "trials": 20})  # no config.json until its best is re-trained
+    RunDir(running).set_status("running", pid=os.getpid(), done=2, total=20)
+    at = _page()
+    at.checkbox(key=scoped(at, "runs_this_dataset")).uncheck().run()
+    table = at.dataframe[0].value.set_index("name")
+    assert (table.at["live-search", "kind"], table.at["live-search", "method"]) == ("search", "lora")
+    at.selectbox(key=scoped(at, "runs_selected")).set_value("done-search").run()
+    confirm = at.checkbox(key=scoped(at, "runs_confirm_done-search"))
+    assert "and its 2 trial runs done-search.trial*" in confirm.label
+    confirm.check().run()
+    at.button(key=scoped(at, "runs_delete")).click().run()
+    assert not at.exception
+    assert sorted(p.name for p in runs_dir.iterdir() if p.is_dir()) == ["live-search"]

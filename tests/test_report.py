@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pandas as pd
@@ -28,6 +29,31 @@ def test_report_has_no_external_resources_or_scripts(runs_dir):
     assert set(re.findall(r"url\(#([^)]+)\)", html)) <= set(ids)
     for needle in ("McNemar", "Agreement: prompt-4shot vs finetune-64", "Top ", "python -m core finetune", "[0."):
         assert needle in html
+
+
+def write_search_results(folder, importance: dict) -> None:
+    """What core.search.write_results leaves in a search's folder: trials.csv and importance.json."""
+    pd.DataFrame({"trial": [0, 1, 2], "state": ["COMPLETE", "PRUNED", "COMPLETE"], "dev_macro_f1": [0.6, 0.5, 0.8],
+                  "seconds": [30.0, 5.0, 20.0], "run": [f"{folder.name}.trial{k}" for k in range(3)], "pruned_at": [None, 2, None],
+                  "param_lr": [1e-3, 3e-4, 4e-3], "param_lora_r": [8, 16, 32]}).to_csv(folder / "trials.csv", index=False)
+    (folder / "importance.json").write_text(json.dumps(importance))
+
+
+def test_report_draws_the_search_charts_of_a_searched_run_or_trials(runs_dir):
+    searched = make_run(runs_dir, "search-lora", 0.8, kind="finetune", seed=2, metrics_extra={"search_trials": 3})
+    write_search_results(searched, {"lr": 0.9, "lora_r": 0.1})
+    prompt = make_run(runs_dir, "prompt-4shot", 0.6, seed=1)
+    html = report.build_report(evaluate.compare_runs([prompt, searched], n_resamples=100))
+    assert html.count("<h2>Hyperparameter search") == 1 and "Compared here: search-lora." in html
+    assert html.count('<svg class="chart"') == 3 + 3  # the comparison's 3, then history, importances, parallel coordinates
+    ids = re.findall(r' id="([^"]+)"', html)
+    assert len(ids) == len(set(ids)) and set(re.findall(r"url\(#([^)]+)\)", html)) <= set(ids)
+    (searched / "importance.json").write_text("{}")  # fewer than two complete trials: no importances, as on the page
+    trials = [make_run(runs_dir, f"search-lora.trial{k}", 0.7, kind="finetune", seed=k) for k in (0, 2)]
+    html = report.build_report(evaluate.compare_runs(trials, n_resamples=100))
+    assert "Compared here: search-lora.trial0, search-lora.trial2." in html and html.count('<svg class="chart"') == 3 + 2
+    assert "Hyperparameter search" not in report.build_report(evaluate.compare_runs([prompt, trials[0].rename(
+        runs_dir / "lone.trial0")], n_resamples=100))  # a trial-like name without its search: no section
 
 
 def test_report_escapes_example_text_and_skips_empty_efficiency(runs_dir):

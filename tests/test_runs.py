@@ -7,7 +7,16 @@ import json
 import pytest
 
 from core.errors import UserError
-from core.runs import RESERVATION, RunDir, RunRegistry, checkpoint_dir, finish_with_metrics, open_run, write_json
+from core.runs import (
+    RESERVATION,
+    RunDir,
+    RunRegistry,
+    checkpoint_dir,
+    finish_with_metrics,
+    open_run,
+    state_label,
+    write_json,
+)
 
 
 def make_run(root, name, kind="finetune", method="lora", state="succeeded", accuracy=0.8) -> RunDir:
@@ -96,6 +105,45 @@ def test_deleting_a_continual_run_deletes_its_step_runs(runs_dir):
     assert set(reg.list()["name"]) == {"seq.stepwise", "seq.stepwise.step1", "seq.step9"}
     reg.delete("seq.stepwise.step1")  # a step run alone: only itself
     assert set(reg.list()["name"]) == {"seq.stepwise", "seq.step9"}
+
+
+def make_search(root, name, trials=2) -> None:
+    """A finished search NAME (its search.json, as core.search.prepare writes it) and its trial runs NAME.trialK."""
+    make_run(root, name)
+    write_json(root / name / "search.json", {"method": "lora", "trials": trials})
+    for k in range(trials):
+        make_run(root, f"{name}.trial{k}")
+
+
+def test_deleting_a_search_deletes_its_trial_runs(runs_dir):
+    make_search(runs_dir, "s", trials=11)
+    make_run(runs_dir, "s.trial9x")  # named alike but not a trial: kept
+    make_run(runs_dir, "other")
+    make_run(runs_dir, "other.trial0")  # other is no search: its look-alike is kept with it
+    reg = RunRegistry(runs_dir)
+    assert reg.trial_runs("s") == [f"s.trial{k}" for k in range(11)] and reg.trial_runs("other") == []
+    reg.delete("s.trial10")  # a trial alone: only itself
+    assert reg.trial_runs("s")[-1] == "s.trial9"
+    reg.delete("s")
+    assert set(reg.list()["name"]) == {"s.trial9x", "other", "other.trial0"}
+
+
+def test_a_search_whose_trial_still_runs_is_not_deleted(runs_dir):
+    make_search(runs_dir, "s", trials=1)
+    RunDir(runs_dir / "s.trial0").set_status("running")
+    with pytest.raises(UserError, match="Run 's.trial0' is still running; cancel it before deleting s."):
+        RunRegistry(runs_dir).delete("s")
+    assert (runs_dir / "s").is_dir()
+
+
+def test_a_search_before_its_result_run_is_listed_as_a_search(runs_dir):
+    folder = runs_dir / "s"
+    folder.mkdir()
+    write_json(folder / "search.json", {"method": "lora", "trials": 20})  # no config.json until the best is re-trained
+    RunDir(folder).set_status("failed", done=3, total=20)
+    row = RunRegistry(runs_dir).list().set_index("name").loc["s"]
+    assert (row["kind"], row["method"], row["state"]) == ("search", "lora", "failed")
+    assert state_label("failed", folder, "search") == "failed at trial 3 of 20"
 
 
 def test_renaming_a_continual_run_takes_its_step_runs_along(runs_dir):

@@ -63,11 +63,10 @@ def study_of(runs_dir: Path, name: str, storage: str | None = None):
     (["--method", "lora", "--space", "{lr: 1"], "is not valid JSON"),
     (["--method", "lora", "--enqueue", '[{"nope": 1}]'], "--enqueue names nope"),
     (["--method", "prompt", "--space", '{"lr": [0.001]}'], "The prompt space has no setting 'lr'"),
-    (["--method", "lora", "--backend", "ray"] if importlib.util.find_spec("ray") is None else None, "--backend ray needs Ray"),
+    (["--method", "lora", "--backend", "ray"], "--backend ray needs Ray"),
 ])
-def test_bad_input_is_one_sentence_and_exit_2(runs_dir, capsys, flags, words):
-    if flags is None:
-        pytest.skip("ray is installed: the missing-Ray sentence cannot be shown")
+def test_bad_input_is_one_sentence_and_exit_2(runs_dir, capsys, monkeypatch, flags, words):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed (find_spec finds no module named None)
     code = main(["search", "--train", "reviews", "--eval", "reviews", "--out", "s", *flags])
     err = capsys.readouterr().err.strip()
     assert code == 2
@@ -228,14 +227,32 @@ def test_ray_backend_runs_trials_on_a_local_two_worker_ray(runs_dir, tiny_bert_d
     try:
         address = ray.get_runtime_context().gcs_address
         space = {"lr": [3e-3], "epochs": [1], "batch_size": [8]}
-        proc = start(search_argv(tiny_bert_dir, data_files, "ray", 2, space, "--backend", "ray", "--jobs", "2",
-                                 "--ray-address", address), tmp_path / "ray.log")
+        proc = start(search_argv(tiny_bert_dir, data_files, "ray", 2, space, "--backend", "ray", "--jobs", "2", "--ray-address",
+                                 address, "--storage", f"sqlite:///{tmp_path / 'ray.db'}"), tmp_path / "ray.log")
         assert proc.wait(timeout=900) == 0, (tmp_path / "ray.log").read_text()
     finally:
         ray.shutdown()
-    study = study_of(runs_dir, "ray")
+    study = study_of(runs_dir, "ray", f"sqlite:///{tmp_path / 'ray.db'}")
     assert sum(t.state.name == "COMPLETE" for t in study.trials) >= 2
     assert RunDir(runs_dir / "ray").metrics["search_trials"] >= 2
+
+
+def test_ray_workers_run_trials_at_the_priority_of_the_command(runs_dir, monkeypatch):
+    """Ray starts task workers at nice 15, where a trial (the work itself) starved behind anything else on a busy node:
+    the search asks Ray for workers at nice 0, and passes the runs folder on."""
+    import types
+
+    from core import search_ray
+
+    inits = []
+    fake = types.SimpleNamespace(init=lambda **kwargs: inits.append(kwargs), get=list,
+                                 remote=lambda **_: lambda f: types.SimpleNamespace(remote=lambda search: search.jobs))
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    monkeypatch.setattr(search_mod, "load_study", lambda search: "study")
+    search = search_mod.Search(method="lora", train="reviews", eval="reviews", trials=2, budget=60, out="s", jobs=2)
+    assert search_ray.optimize_ray(search, None) == "study"
+    env = inits[0]["runtime_env"]["env_vars"]
+    assert env["RAY_worker_niceness"] == "0" and env["PFT_RUNS_DIR"] == str(runs_dir)
 
 
 TRIALS = pd.DataFrame({"trial": [0, 1, 2, 3], "state": ["COMPLETE", "COMPLETE", "PRUNED", "FAIL"],

@@ -38,16 +38,19 @@ def cmd_runs(args) -> int:
         return 0
     active = {r.name for r in jobs.active_runs(registry.root)}
     doomed = table[table["state"].isin(PRUNED_STATES)]["name"].tolist()
-    steps = {name: registry.step_runs(name) for name in doomed}  # a continual run's step runs go with it
-    n_runs = len(set(doomed).union(*steps.values()))
+    # a continual run's step runs and a search's trial runs go with it
+    steps = {name: registry.step_runs(name) for name in doomed}
+    trials = {name: registry.trial_runs(name) for name in doomed}
+    n_runs = len(set(doomed).union(*steps.values(), *trials.values()))
     orphans = [p for p in sorted(registry.root.glob(".ckpt-*")) + sorted(registry.root.glob(".deleted-*"))
                if p.is_dir() and not p.is_symlink() and p.name.removeprefix(".ckpt-") not in active]  # a link is not ours to remove
     if not doomed and not orphans:
         print("nothing to prune")
         return 0
     for name in doomed:
-        with_steps = f" with its step runs {', '.join(steps[name])}" if steps[name] else ""
-        print(f"run {name} ({table.set_index('name').at[name, 'state']}){with_steps}")
+        with_parts = (f" with its step runs {', '.join(steps[name])}" if steps[name] else "") + (
+            f" with its {len(trials[name])} trial runs {name}.trial*" if trials[name] else "")
+        print(f"run {name} ({table.set_index('name').at[name, 'state']}){with_parts}")
     for path in orphans:
         print(f"leftover {path.name}")
     if not args.yes:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core import charts
+from core import charts, charts_search
 from core.comparison.evaluate import (
     AGREEMENT_CELLS,
     Comparison,
@@ -64,8 +64,8 @@ def build_report(cmp: Comparison, efficiency: pd.DataFrame | None = None, top_er
                  sections: list[tuple[str, pd.DataFrame, str]] | None = None, more_caveats: list[str] | None = None) -> str:
     """The whole report as one HTML string: the verdict and its caveats first, then metrics with the baselines, McNemar,
     the page's charts (confusion matrices up to charts.MAX_MATRIX_LABELS labels, the most confused pairs above, as on the
-    page), agreement, top errors, any extra sections (title, table, note: e.g. the explorer's slices and robustness) and
-    reproduce commands."""
+    page), agreement, top errors, the Fine-tune page's charts of each search a run came from (as its result or a trial),
+    any extra sections (title, table, note: e.g. the explorer's slices and robustness) and reproduce commands."""
     from markupsafe import Markup
 
     names = cmp.names
@@ -78,6 +78,14 @@ def build_report(cmp: Comparison, efficiency: pd.DataFrame | None = None, top_er
     if efficiency is not None and has_curve(efficiency):
         drawn["efficiency"] = charts.efficiency_chart(efficiency)
     rendered = {key: Markup(svg(chart, key)) for key, chart in drawn.items()}  # noqa: S704 (SVG from vl-convert, text escaped by it)
+    searches = {}  # the folder of each search that a compared run came from (its result, or one of its trials): the runs
+    for run in cmp.runs:
+        if folder := charts_search.search_of(run.path):
+            searches.setdefault(folder, []).append(run.name)
+    searched = [{"name": folder.name, "runs": members,
+                 "charts": [Markup(svg(chart, f"search{i}-{j}"))  # noqa: S704 (as above)
+                            for j, chart in enumerate(charts_search.search_charts(folder))]}
+                for i, (folder, members) in enumerate(searches.items())]
     a, b = names[0], names[1]
     errors = error_cases(cmp.joined, names)
     errors = errors[errors["agreement"] != AGREEMENT_CELLS[0]].head(top_errors)
@@ -93,7 +101,7 @@ def build_report(cmp: Comparison, efficiency: pd.DataFrame | None = None, top_er
         metrics=_table(format_metrics_table(cmp.metrics, cmp.baselines)), per_class=_table(per_class_table(cmp.metrics, cmp.baselines)),
         mcnemar=mcnemar, most_confused=_table(most_confused(cmp.confusions, top=25)), run_a=a, run_b=b,
         agreement=_table(agreement_table(cmp.joined, a, b), index=True), errors=_table(errors[cols]),
-        sections=[{"title": title, "table": _table(table), "note": note} for title, table, note in sections or []],
+        searches=searched, sections=[{"title": title, "table": _table(table), "note": note} for title, table, note in sections or []],
         commands=[(n, r.config.get("command", "(no command recorded)")) for n, r in zip(names, cmp.runs, strict=True)])
 
 
