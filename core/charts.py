@@ -153,6 +153,7 @@ def class_probabilities(probs: pd.DataFrame, true_label: str | None = None, top:
     best = probs.groupby("label")["probability"].max().sort_values(ascending=False, kind="stable")
     kept = list(best.index[:top]) + ([true_label] if true_label in best.index[top:] else [])
     shown = probs[probs["label"].isin(kept)]
+    runs = shown["run"].nunique()
     return (
         alt.Chart(shown)
         .mark_bar()
@@ -160,10 +161,12 @@ def class_probabilities(probs: pd.DataFrame, true_label: str | None = None, top:
             x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1])),
             y=alt.Y("label:N", title=None, sort=kept, axis=alt.Axis(labelLimit=260)),
             yOffset=alt.YOffset("run:N"),
-            color=alt.Color("run:N", title=None),
+            color=alt.Color("run:N", title=None, legend=alt.Legend(orient="bottom", labelLimit=400)),
             tooltip=["run", "label", alt.Tooltip("probability:Q", format=".3f")],
         )
-        .properties(height=40 * max(len(kept), 1))
+        # height is the bars' alone: Streamlit's default autosize ("fit") squeezed the axis and legend into it too, leaving
+        # 3 labels about 14 px each, and Vega hid every other label name; the legend goes below, off a narrow column's width
+        .properties(height=(16 + 12 * runs) * max(len(kept), 1), autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))
     )
 
 
