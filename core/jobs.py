@@ -7,6 +7,9 @@ Policies (for prompting and fine-tuning jobs alike):
   decided under a file lock so two starts at the same moment cannot both pass;
 - a job whose process died without a final status is marked failed, with the last `error:` line of its log;
 - cancel sends SIGTERM (the job stops at its next step and marks itself cancelled), then SIGKILL after a grace period.
+
+Inside the job, every command that writes a run folder runs in `with run_job(...)`: the one place a run ends as
+failed (a UserError: one sentence), cancelled (SIGTERM from cancel, or Ctrl-C) or crashed (traceback.txt kept).
 """
 
 from __future__ import annotations
@@ -16,15 +19,33 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+import traceback
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 from filelock import FileLock
 
-from core.errors import UserError
-from core.runs import FINAL_STATES, RESERVATION, RUN_NAME, RunDir, not_a_link, reached, reservation, runs_root, write_json
+from core.errors import JobEnded, UserError
+from core.runs import (
+    FINAL_STATES,
+    RESERVATION,
+    RUN_NAME,
+    RunDir,
+    RunRecord,
+    not_a_link,
+    reached,
+    reservation,
+    reserved_for_this_process,
+    runs_root,
+    write_atomic,
+    write_json,
+)
 
 ACTIVE_STATES = ("queued", "running")
 DIED = "The job's process ended without finishing (killed or crashed)."
@@ -189,3 +210,109 @@ def cancel(run: RunDir, grace_seconds: float = 5.0) -> dict:
         where = reached(status, run.config.get("kind", ""))
         status = run.set_status("cancelled", error=f"Cancelled by the user{' at ' + where if where else ''}.")
     return status
+
+
+# ---- inside the job: one lifecycle for every command that writes a run folder -----------------------------------
+
+CRASHED = {"prompt": "Prompting crashed ({}).", "finetune": "Training crashed ({}).", "continual": "Training crashed ({}).",
+           "predict": "Labelling crashed ({}).", "search": "The search crashed ({}); run it again to resume."}
+
+
+class Cancelled(Exception):
+    """Raised by a run that saw job.stop set and stopped where it could (training, between steps)."""
+
+
+@dataclass
+class Job:
+    """The run a `with run_job(...)` block works on (run is None for a command that only prints, such as predict
+    without --job)."""
+
+    run: RunDir | None
+    kind: str
+    stop: threading.Event  # set by SIGTERM (cancel); training polls it between steps
+    main: bool = True  # rank 0 (the only process that writes the folder under torchrun)
+    made: bool = False  # this process created the folder
+
+    @property
+    def ours(self) -> bool:
+        """Whether this process may write into the folder: it made it, or launch reserved it for it; never through a link."""
+        return (self.run is not None and self.main and (self.made or reserved_for_this_process(self.run.path))
+                and self.run.path.is_dir() and not self.run.path.is_symlink())
+
+    def create(self, record: RunRecord, settings: dict) -> RunDir:
+        """Make the run folder with config.json (record and settings, see RunRecord.config) and a queued status."""
+        self.run.create(record.config(settings))
+        self.made = True
+        return self.run
+
+    def start(self, **fields) -> None:
+        """status.json: running under this process, nothing done yet."""
+        self.run.set_status("running", pid=os.getpid(), progress=0.0, done=0, total=None, eta_seconds=None, error=None, **fields)
+
+    def end(self, state: str, error: str, rest=()) -> None:
+        """A final state for the run (and for rest, the runs of a grid it never reached), unless another process has
+        written one already; a failed write never hides the error that ended the run."""
+        if not self.ours:
+            return
+        try:
+            if self.run.status.get("state") not in FINAL_STATES:
+                self.run.set_status(state, error=error)
+            for later in rest:
+                later.set_status(state, error=f"Not run: {self.run.name} {state} first ({error}).")
+        except Exception:
+            pass
+
+
+def crash_sentence(kind: str, exc: BaseException) -> str:
+    """An unexpected exception as one line for status.json and stderr."""
+    first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+    return CRASHED[kind].format(f"{type(exc).__name__}{': ' + first if first else ''}")
+
+
+def keep_traceback(job: Job, exc: BaseException) -> None:
+    """traceback.txt in the run folder, only in a folder this run made or was reserved (atomic: a link planted under that
+    name is replaced, never followed)."""
+    if job.ours:
+        try:
+            write_atomic(job.run.path / "traceback.txt", "".join(traceback.format_exception(exc)))
+        except OSError:
+            pass
+
+
+@contextmanager
+def run_job(run: RunDir | None, kind: str, graceful: bool = False, made: bool = False, rest=()) -> Iterator[Job]:
+    """The lifecycle of one run: SIGTERM (cancel) sets job.stop, and raises KeyboardInterrupt unless graceful (the body
+    polls job.stop and raises Cancelled). The block then ends the run one way per outcome:
+    - a UserError: failed with its sentence, re-raised (exit status 2);
+    - Cancelled or KeyboardInterrupt: cancelled, saying how far it got ("Cancelled by the user at step 40 of 100." for
+      SIGTERM, "Cancelled at ..." for Ctrl-C), JobEnded with exit status 130;
+    - anything else: its traceback in traceback.txt, failed with one sentence, JobEnded with exit status 1.
+    made: the folder was created before the block (by this process); rest: the later runs of a grid, ended with this one."""
+    from core.distributed import is_main_process
+
+    job = Job(run, kind, threading.Event(), is_main_process(), made)
+
+    def on_sigterm(signum, frame) -> None:
+        job.stop.set()
+        if not graceful:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield job
+    except UserError as e:
+        job.end("failed", str(e), rest)
+        raise
+    except (Cancelled, KeyboardInterrupt):
+        where = (reached(job.run.status, kind) or "the start") if job.ours else ""  # no folder: no count to go by
+        message = f"Cancelled{' by the user' if job.stop.is_set() else ''}{' at ' + where if where else ''}."
+        job.end("cancelled", message, rest)
+        kept = f"; what was saved is kept in {job.run.path}" if job.ours else ""
+        raise JobEnded(f"{message[:-1]}{kept}.", 130) from None
+    except Exception as e:
+        sentence = crash_sentence(kind, e)
+        keep_traceback(job, e)
+        job.end("failed", sentence, rest)
+        raise JobEnded(f"error: {sentence}", 1) from e
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -844,13 +844,6 @@ def grid_run_names(base: str, shots: list[int], seeds: list[int]) -> list[tuple[
     return [(f"{base}-{k}shot-seed{s}", k, s) for k in shots for s in seeds]
 
 
-def eta_seconds(elapsed: float, done: int, total: int) -> float | None:
-    """Seconds left at the current rate, or None before the first batch."""
-    if done <= 0 or total <= 0:
-        return None
-    return round(elapsed * (total - done) / done, 1) if not math.isclose(done, total) else 0.0
-
-
 # ---- runs on the page: grids, seed variance ---------------------------------------------------
 
 

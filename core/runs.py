@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import pandas as pd
@@ -102,6 +102,35 @@ def new_run_name(kind: str, detail: str) -> str:
 def command_line(argv: list[str]) -> str:
     """The shell command that reproduces a CLI invocation."""
     return "python -m core " + " ".join(shlex.quote(a) for a in argv)
+
+
+@dataclass
+class RunRecord:
+    """What a run records in config.json beside its settings: what ran, on what, from which command. These keys set
+    nothing, so a config.json used as --config skips them (RECORD_KEYS); a field left None is not written."""
+
+    kind: str  # prompt, finetune, continual, predict
+    dataset: dict | None = None  # name, train/eval sources and splits, their sha256 fingerprints
+    labels: list | None = None
+    command: str | None = None  # the shell command that reproduces the run
+    method: str | None = None  # where the settings have no method of their own (prompting's, continual's strategy)
+    n_train_examples: int | None = None
+    dev_set: str | None = None
+    n_dev_examples: int | None = None
+    world_size: int | None = None
+    grid: list | None = None  # the runs of a prompt grid
+    auto: dict | None = None  # prompting's --calibrate/--template auto choice
+    endpoint: dict | None = None
+    tasks: list | None = None  # continual
+    label_space: str | None = None  # continual
+
+    def config(self, settings: dict) -> dict:
+        """config.json: the kind, the settings, then the record (which wins where a name is in both)."""
+        record = {k: v for k, v in asdict(self).items() if v is not None}
+        return {"kind": self.kind, **settings, **record}
+
+
+RECORD_KEYS = frozenset(f.name for f in fields(RunRecord))
 
 
 @dataclass
@@ -235,10 +264,11 @@ def open_run(path_or_name: str | Path) -> RunDir:
 
 
 def reached(status: dict, kind: str) -> str:
-    """How far a run got, from its status: 'step 40 of 100' (fine-tuning) or 'row 24 of 60' (prompting); '' if unknown."""
+    """How far a run got, from its status: 'step 40 of 100' (fine-tuning, a continual run's current task), 'trial 3 of
+    20' (a search) or 'row 24 of 60' (prompting, labelling); '' if unknown."""
     if not status.get("total"):
         return ""
-    unit = {"finetune": "step", "search": "trial"}.get(kind, "row")
+    unit = {"finetune": "step", "continual": "step", "search": "trial"}.get(kind, "row")
     return f"{unit} {status.get('done') or 0} of {status['total']}"
 
 

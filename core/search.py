@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from core.errors import UserError
+from core.progress import Reporter
 from core.runs import RESERVATION, RunDir, read_json, reserved_for_this_process, resolve_out, write_atomic, write_json
 
 DEV_SHARE = 0.2  # of the training rows, stratified and seeded: what every trial is scored on
@@ -487,15 +488,14 @@ def optimize(search: Search, log=print) -> object:
             study.enqueue_trial(settings, skip_if_exists=True)
     log(f"dev split: {described}; study: {search.storage_url}")
     left = (search.budget - spent_seconds(study)) / search.jobs  # wall seconds in which --jobs trials at once spend what is left
-    folder = RunDir(search.folder)
+    report = Reporter(RunDir(search.folder), budget_seconds=left, done_before=done)  # status.json: trials finished, ETA
 
     def after_trial(study, trial) -> None:
         finished = count(study)
         value = "" if trial.value is None else f", dev macro-F1 {trial.value:.4f}"
         log(f"trial {trial.number}: {trial.state.name.lower()}{value} ({trial.user_attrs.get('seconds', 0):.0f} s) {trial.params}")
         if not (search.folder / "config.json").exists():  # another process of this search may be re-training the best already
-            folder.set_status("running", pid=os.getpid(), progress=round(min(1.0, finished / search.trials), 4), done=finished,
-                              total=search.trials)
+            report(min(finished, search.trials), search.trials)
         write_results(search, study)
         if finished >= search.trials:
             study.stop()

@@ -17,8 +17,7 @@ from hypothesis import strategies as st
 
 from core import jobs, runs
 from core.cli import main
-from core.cli.finetune import report_crash
-from core.errors import UserError
+from core.errors import JobEnded, UserError
 
 
 def tree(path: Path) -> set[str]:
@@ -87,10 +86,16 @@ def test_creating_a_run_never_writes_outside_the_runs_folder(tmp_path_factory, k
 # --- item 2: the crash path --------------------------------------------------------------------------------------
 
 
+def crash(run: Path, made: bool) -> None:
+    """A run that crashes inside its run_job block (made: the block's process made the folder)."""
+    with pytest.raises(JobEnded, match="Training crashed"), jobs.run_job(runs.RunDir(run), "finetune", made=made):
+        raise RuntimeError("boom")
+
+
 def test_a_crash_before_the_folder_is_made_writes_into_no_other_run(runs_dir):
     other = runs_dir / "finished"
     other.mkdir()
-    report_crash(runs.RunDir(other), False, RuntimeError("boom"))
+    crash(other, made=False)
     assert not (other / "traceback.txt").exists()
 
 
@@ -100,7 +105,7 @@ def test_a_crash_replaces_a_linked_traceback_rather_than_following_it(runs_dir, 
     target = tmp_path / "precious.txt"
     target.write_text("keep me")
     (run / "traceback.txt").symlink_to(target)
-    report_crash(runs.RunDir(run), True, RuntimeError("boom"))
+    crash(run, made=True)
     assert target.read_text() == "keep me"
     assert not (run / "traceback.txt").is_symlink() and "RuntimeError" in (run / "traceback.txt").read_text()
 

@@ -16,7 +16,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no weight-loading bars in the terminal or a job's log
 
 from core import progress  # noqa: E402
-from core.errors import UserError  # noqa: E402
+from core.errors import JobEnded, UserError  # noqa: E402
 from core.settings import SEED, as_list, config_only, number  # noqa: E402,F401  (flag types, kept importable from here)
 
 
@@ -124,11 +124,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Keys of a run's config.json that record what happened rather than set anything (ignored when it is used as --config).
-RECORD_KEYS = {"kind", "dataset", "method", "dev_set", "n_dev_examples", "n_train_examples", "labels", "world_size", "command",
-               "grid", "auto", "tasks", "label_space", "endpoint"}
-
-
 MAX_CONFIG_BYTES = 1_000_000  # a settings file is a few hundred bytes; a larger one is a mistake (or /dev/zero)
 
 
@@ -158,6 +153,8 @@ def config_defaults(p: argparse.ArgumentParser, command: str, obj: dict, path: s
     """A --config file's settings as defaults of the subcommand's parser (keys: a flag's name or its field name; a run's
     config.json also works: its record-only keys are skipped and its dataset gives --train/--eval). Every value is
     checked as its flag's text is (a setting without a flag by its field's type), see config_value."""
+    from core.runs import RECORD_KEYS
+
     actions = {**config_only(p), **{a.dest: a for a in p._actions if a.dest not in ("help", "config")}}
     names = {**{d: d for d in p._defaults if d != "func"}, **{d: d for d in actions}}
     names.update({o.lstrip("-").replace("-", "_"): a.dest for a in actions.values() for o in a.option_strings})
@@ -261,7 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(for_terminal(f"error: {e}"), file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except JobEnded as e:  # cancelled or crashed, already recorded in the run's folder
+        print(for_terminal(e.message), file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:  # outside a run (a run's own cancel ends in JobEnded)
         print("error: interrupted.", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `... | head -1` closed the pipe: stop quietly, as Unix tools do

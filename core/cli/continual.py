@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import sys
-import threading
 
 
 def add_cli_args(sub) -> None:
@@ -29,20 +26,15 @@ def add_cli_args(sub) -> None:
 
 def cmd_continual(args) -> int:
     """Validate, create the run folder, train task by task (saving each step), and print the matrix and transfer."""
-    from core import models
-    from core.cli.finetune import _mark, report_crash
+    from core import jobs, models
     from core.errors import UserError
-    from core.runs import command_line, finish_with_metrics, new_run_name, reserved_for_this_process, resolve_out
+    from core.runs import RunRecord, command_line, finish_with_metrics, new_run_name, resolve_out
     from core.settings import from_args
     from core.training import continual
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     config = from_args(continual.ContinualConfig, args)
-    run_path = resolve_out(args.out or new_run_name("continual", config.strategy))
-    run = continual.TaskRun(run_path)
-    created = False
-    try:
+    run = continual.TaskRun(resolve_out(args.out or new_run_name("continual", config.strategy)))
+    with jobs.run_job(run, "continual", graceful=True) as job:  # cancel: training checks job.stop every step
         tasks = continual.load_tasks(args.train, args.eval, args.text_col, args.label_col, args.max_train_examples, config.seed)
         for k in range(1, len(tasks) + 1):
             sibling = resolve_out(continual.step_run_name(run.name, k), run.path.parent)
@@ -50,21 +42,14 @@ def cmd_continual(args) -> int:
                 raise UserError(f"A run named '{sibling.name}' already exists; choose another --out.")
         models.check_max_length(config.model, config.max_length)
         space = continual.label_space(tasks)
-        run_config = {
-            "kind": "continual",
-            **config.to_dict(),
-            "method": config.strategy,
-            "dataset": {"name": " → ".join(t.name for t in tasks), "train": args.train, "eval": args.eval,
-                        "eval_sha256": continual.union_fingerprint(tasks)},
-            "tasks": [t.describe() for t in tasks],
-            "label_space": space.sentence(),
-            "labels": space.units,
-            "n_train_examples": sum(len(t.train) for t in tasks),
-            "command": command_line(args.argv),
-        }
-        run.create(run_config)
-        created = True
-        run.set_status("running", pid=os.getpid(), progress=0.0, done=0, total=None, task=0, tasks=len(tasks), error=None)
+        dataset = {"name": " → ".join(t.name for t in tasks), "train": args.train, "eval": args.eval,
+                   "eval_sha256": continual.union_fingerprint(tasks)}
+        record = RunRecord("continual", dataset, space.units, command_line(args.argv), method=config.strategy,
+                           n_train_examples=sum(len(t.train) for t in tasks), tasks=[t.describe() for t in tasks],
+                           label_space=space.sentence())
+        run_config = record.config(config.to_dict())
+        job.create(record, config.to_dict())
+        job.start(task=0, tasks=len(tasks))
         print(f"run: {run.path}", flush=True)
         print(f"{len(tasks)} tasks: {' → '.join(t.name for t in tasks)}; {space.sentence()}", flush=True)
 
@@ -73,24 +58,13 @@ def cmd_continual(args) -> int:
             row = "  ".join(f"{a:.3f}" for a in result.matrix[step])
             print(f"after step {step + 1} ({tasks[step].name}): accuracy per task {row}", flush=True)
 
-        result = continual.run_sequence(config, tasks, run, stop, on_step=on_step)
+        result = continual.run_sequence(config, tasks, run, job.stop, on_step=on_step)
+        run.write("continual.json", result.summary(config))  # the finished steps, also when cancelled
         if result.cancelled:
-            run.write("continual.json", result.summary(config))
-            run.set_status("cancelled", error="Cancelled by the user.")
-            print(f"cancelled; the finished steps are kept in {run.path}", file=sys.stderr)
-            return 1
+            raise jobs.Cancelled
         summary = result.summary(config)
-        run.write("continual.json", summary)
         metrics = continual.step_metrics(result, len(tasks) - 1)
         metrics.update(average_accuracy=summary["average_accuracy"], bwt=summary["bwt"], fwt=summary["fwt"])
         finish_with_metrics(run, metrics, result.step_predictions[-1])
-        print(f"average accuracy {summary['average_accuracy']:.4f}  BWT {summary['bwt']:+.4f}  FWT {summary['fwt']:+.4f}", flush=True)
-        return 0
-    except UserError as e:
-        _mark(run, created or reserved_for_this_process(run.path), "failed", str(e))
-        raise
-    except KeyboardInterrupt:
-        _mark(run, created, "cancelled", "Interrupted.")
-        raise
-    except Exception as e:
-        return report_crash(run, created or reserved_for_this_process(run.path), e)
+    print(f"average accuracy {summary['average_accuracy']:.4f}  BWT {summary['bwt']:+.4f}  FWT {summary['fwt']:+.4f}", flush=True)
+    return 0

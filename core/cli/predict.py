@@ -7,10 +7,7 @@ progress and the summary go into the run folder NAME as a background job's statu
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import sys
-import time
 
 from core.errors import UserError
 
@@ -36,58 +33,41 @@ def add_cli_args(sub) -> None:
     p.set_defaults(func=cmd_predict)
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def cmd_predict(args) -> int:
     """Check everything that can be checked first, then stream the file through the run into --out."""
-    from core import distributed, predict, progress, runs
+    from core import distributed, jobs, predict, progress, runs
 
-    signal.signal(signal.SIGTERM, _interrupt)  # a cancelled job stops between chunks; the temp file is removed
     if not args.run or not args.file:
         raise UserError("Give a run and a file to label: python -m core predict RUN FILE --out PRED.csv.")
     if not args.out:
         raise UserError("Give --out PRED.csv, PRED.jsonl or PRED.parquet for the predictions.")
     if args.alert_label and not args.time_col:
         raise UserError("--alert-label needs --time-col, the column that dates each row.")
-    job = runs.RunDir(runs.resolve_out(args.job)) if args.job else None
-    world = distributed.world_size()
-    if world > 1:
+    folder = runs.RunDir(runs.resolve_out(args.job)) if args.job else None
+    if distributed.world_size() > 1:
         distributed.join_process_group()
-    main_rank = distributed.is_main_process()
-    try:
+    with jobs.run_job(folder, "predict") as job:  # a cancel stops the file between chunks; its temp file is removed
         predictor = predict.load_predictor(args.run, args.device)
         if args.alert_label and args.alert_label not in predictor.label_names:
             raise UserError(f"--alert-label '{args.alert_label}' is not one of the run's labels: {', '.join(predictor.label_names)}.")
-        if job is not None and main_rank:
-            job.create({"kind": "predict", "run": predictor.name, "file": str(args.file), "out": str(args.out),
-                        "text_col": args.text_col, "time_col": args.time_col, "alert_label": args.alert_label,
-                        "alert_threshold": args.alert_threshold, "labels": predictor.label_names,
-                        "command": runs.command_line(args.argv)})
-            job.set_status("running", pid=os.getpid(), progress=0.0, done=0, total=None)
-        started = time.time()
-        with progress.bar(f"predict {predictor.name}", unit="row") as bar:
-            def report(done: int, total: int | None) -> None:
-                progress.advance(bar, done, total)
-                if job is not None and main_rank:
-                    eta = (time.time() - started) / done * (total - done) if total and done else None
-                    job.set_status("running", progress=round(done / total, 4) if total else 0.0, done=done, total=total,
-                                   eta_seconds=None if eta is None else round(eta, 1))
+        if folder is not None and job.main:
+            settings = {"run": predictor.name, "file": str(args.file), "out": str(args.out), "text_col": args.text_col,
+                        "time_col": args.time_col, "alert_label": args.alert_label, "alert_threshold": args.alert_threshold}
+            job.create(runs.RunRecord("predict", labels=predictor.label_names, command=runs.command_line(args.argv)), settings)
+            job.start()
+        with progress.Reporter(folder if job.main else None, f"predict {predictor.name}", unit="row") as report:
+            summary = predict.predict_file(predictor, args.file, args.out if job.main else None, args.text_col, args.time_col,
+                                           args.batch_rows or predict.CHUNK_ROWS, report if job.main else None)
+        if not job.main:
+            return 0
+        finish(args, predictor, summary, folder)
+    return 0
 
-            summary = predict.predict_file(predictor, args.file, args.out if main_rank else None, args.text_col, args.time_col,
-                                           args.batch_rows or predict.CHUNK_ROWS, report if main_rank else None)
-    except BaseException as e:
-        if job is not None and main_rank and (job.path / "config.json").exists():
-            state = "cancelled" if isinstance(e, KeyboardInterrupt) else "failed"
-            message = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {str(e)[:300]}"
-            try:
-                job.set_status(state, error=message)
-            except UserError:
-                pass
-        raise
-    if not main_rank:
-        return 0
+
+def finish(args, predictor, summary, folder) -> None:
+    """Print the summary (label shares, alerts); with --job, write shares.csv and metrics.json and mark the job succeeded."""
+    from core import predict, runs
+
     print(f"{predictor.name}: labelled {summary.rows:,} rows in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s) "
           f"-> {args.out}")
     if summary.skipped:
@@ -102,8 +82,8 @@ def cmd_predict(args) -> int:
         period = predict.choose_period(summary.daily)
         share = predict.label_share(summary.daily, predictor.label_names, period)
         record["period"] = period
-        if job is not None:
-            share.to_csv(job.path / "shares.csv", index=False)
+        if folder is not None:
+            share.to_csv(folder.path / "shares.csv", index=False)
         if args.alert_label:
             flags = predict.flag_surges(share, args.alert_label, args.alert_threshold)
             flagged = flags[flags["flagged"]]
@@ -115,8 +95,7 @@ def cmd_predict(args) -> int:
             for _, r in flagged.iterrows():
                 print(f"alert: {what} of {r['period'].date()}: {args.alert_label} {r['share']:.1%} of {int(r['total'])} rows, "
                       f"{r['jump']:+.1f} points above the trailing mean {r['trailing_mean']:.1%}")
-    if job is not None:
-        job.write("metrics.json", {"peak_memory_mb": runs.peak_memory_mb(), **record})
-        job.set_status("succeeded", progress=1.0)
+    if folder is not None:
+        folder.write("metrics.json", {"peak_memory_mb": runs.peak_memory_mb(), **record})
+        folder.set_status("succeeded", progress=1.0)
     print(f"peak memory: {runs.peak_memory_mb()} MB", file=sys.stderr)
-    return 0

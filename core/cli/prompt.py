@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 from core.errors import UserError
 
@@ -34,19 +33,11 @@ def build_config(args: argparse.Namespace, shots: int, seed: int):
     return from_args(PromptConfig, args, shots=shots, seed=seed)
 
 
-def _interrupt(signum, frame) -> None:
-    """SIGTERM handler: stop like Ctrl-C."""
-    raise KeyboardInterrupt
-
-
 def cmd_prompt(args) -> int:
     """Load data and model, then for each (shots, seed): create the run, score the eval split, write the results."""
     import os
-    import signal
 
-    from core import data, distributed, endpoints, prompting, runs
-
-    signal.signal(signal.SIGTERM, _interrupt)  # jobs.cancel: mark the run cancelled rather than dying mid-write
+    from core import data, distributed, endpoints, jobs, prompting, runs
 
     if len(args.shots) * len(args.seed) > 50:
         raise UserError("A grid of more than 50 runs was asked for; use fewer --shots or --seed values.")
@@ -79,46 +70,26 @@ def cmd_prompt(args) -> int:
     command = runs.command_line(args.argv)
     run_dirs = []
     for config, path in zip(configs, paths):
-        record = {"kind": "prompt", "model": config.model, "method": config.method, "dataset": dataset,
-                  "n_train_examples": config.shots, "seed": config.seed, "labels": labels, **config.to_dict(),
-                  **endpoints.config_record(config),
-                  "grid": [p.name for p in paths] if len(paths) > 1 else None, "command": command}
-        run_dirs.append(runs.RunDir(path).create(record))
+        record = runs.RunRecord("prompt", dataset, labels, command, method=config.method, n_train_examples=config.shots,
+                                grid=[p.name for p in paths] if len(paths) > 1 else None, **endpoints.config_record(config))
+        run_dirs.append(runs.RunDir(path).create(record.config(config.to_dict())))
         run_dirs[-1].set_status("queued", pid=os.getpid())
     for i, (config, run) in enumerate(zip(configs, run_dirs)):
-        try:
-            run_one(config, run, train, eval_df, labels)
-        except BaseException as e:
-            message = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {str(e)[:300]}"
-            state = "cancelled" if isinstance(e, KeyboardInterrupt) else "failed"
-            if state == "cancelled":
-                message = f"Cancelled at {runs.reached(run.status, 'prompt') or 'the start'}."
-            try:
-                run.set_status(state, error=message)
-                for later in run_dirs[i + 1 :]:
-                    later.set_status(state, error=f"Not run: {run.name} {state} first ({message}).")
-            except UserError:  # the first failure is what the user must read, not a status write that failed after it
-                pass
-            raise
+        with jobs.run_job(run, "prompt", made=True, rest=run_dirs[i + 1:]) as job:
+            run_one(config, job, train, eval_df, labels)
         print(f"{run.name}: accuracy {run.metrics['accuracy']:.3f}, macro-F1 {run.metrics['macro_f1']:.3f} -> {run.path}")
     return 0
 
 
-def run_one(config, run, train, eval_df, labels) -> None:
+def run_one(config, job, train, eval_df, labels) -> None:
     """One prompting run with progress in status.json (and a bar on a terminal) after every batch."""
     from core import endpoints, progress, prompting, runs
     from core.comparison import evaluate
 
-    started = time.time()
-    run.set_status("running", progress=0.0, done=0, total=None, of=len(eval_df))
-
-    def report(done: int, total: int) -> None:  # examples scored, examples to score (of: examples in the split)
-        run.set_status("running", progress=round(done / total, 4), done=done, total=total, of=len(eval_df),
-                       eta_seconds=prompting.eta_seconds(time.time() - started, done, total))
-        progress.advance(bar, done, total)
-
-    with progress.bar(run.name) as bar:
-        result = prompting.run_prompting(config, train, eval_df, labels, report)
+    run = job.run
+    job.start(of=len(eval_df))
+    with progress.Reporter(run, run.name) as report:  # examples scored of examples to score (of: examples in the split)
+        result = prompting.run_prompting(config, train, eval_df, labels, lambda done, total: report(done, total, of=len(eval_df)))
     if result.auto:
         print(f"{run.name}: {prompting.describe_choice(result.auto)}")
         run.write("config.json", {**run.config, **result.config.to_dict(), "method": f"{result.config.method} (auto)", "auto": result.auto})

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
-import sys
-
-from core.errors import UserError
 
 
 def json_value(what: str):
@@ -55,12 +51,9 @@ def add_cli_args(sub) -> None:
     p.set_defaults(func=cmd_search)
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def cmd_search(args) -> int:
     """Validate, prepare the folder and study, run the trials, re-train the best; a failure ends in the folder's status."""
+    from core import jobs
     from core.runs import RunDir, new_run_name
     from core.search import Search, optimize, prepare, retrain
 
@@ -72,11 +65,9 @@ def cmd_search(args) -> int:
         from core.search_ray import check_ray
 
         check_ray()
-    signal.signal(signal.SIGTERM, _interrupt)  # jobs.cancel: trials are stopped, the study keeps what finished
-    prepare(search)
-    print(f"search: {search.folder}", flush=True)
-    folder = RunDir(search.folder)
-    try:
+    with jobs.run_job(RunDir(search.folder), "search"):  # a cancel stops the trials; the study keeps what finished
+        prepare(search)
+        print(f"search: {search.folder}", flush=True)
         if args.backend == "ray":
             from core.search_ray import optimize_ray
 
@@ -84,12 +75,3 @@ def cmd_search(args) -> int:
         else:
             study = optimize(search, log=lambda line: print(line, flush=True))
         return retrain(search, study, log=lambda line: print(line, flush=True))
-    except BaseException as e:
-        state = "cancelled" if isinstance(e, KeyboardInterrupt) else "failed"
-        if folder.status.get("state") in ("queued", "running"):
-            message = str(e) if isinstance(e, UserError) else f"The search stopped ({type(e).__name__}); run it again to resume."
-            folder.set_status(state, error=message)
-        if isinstance(e, (UserError, KeyboardInterrupt)):
-            raise
-        print(f"error: The search crashed ({type(e).__name__}: {str(e)[:200]}); run it again to resume.", file=sys.stderr)
-        return 1

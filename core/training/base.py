@@ -250,26 +250,26 @@ def make_progress_callback(run: RunDir | None, stop: threading.Event, max_second
 
         def __init__(self):
             self.started = time.time()
-            self.last_status = 0.0
             self.stopped_by = "epochs"
-            self.bar = self.eval_bar = None
+            self.reporter = progress.Reporter()  # made at on_train_begin: the bar counts examples, status.json steps
+            self.eval_bar = None
             self.per_step = 1  # training examples per optimizer step, over all processes
+            self.examples = 0
 
         def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
             self.started = time.time()
-            self._status(state, force=True)
             if state.is_world_process_zero:
                 self.per_step = args.train_batch_size * args.gradient_accumulation_steps * args.world_size
-                total = state.max_steps * self.per_step
+                self.examples = state.max_steps * self.per_step
                 rows = len(train_dataloader.dataset) if train_dataloader is not None and hasattr(train_dataloader, "dataset") else None
                 if rows and args.max_steps <= 0:  # epochs decide: the last batch of an epoch may be short
-                    total = min(total, math.ceil(rows * args.num_train_epochs))
-                self.bar = progress.bar(desc, total)
+                    self.examples = min(self.examples, math.ceil(rows * args.num_train_epochs))
+                self.reporter = progress.Reporter(run, desc, self.examples, budget_seconds=max_seconds, every_seconds=1.0)
+            self._status(state, force=True)
 
         def on_train_end(self, args, state, control, **kwargs):
             self._status(state, force=True)
-            if self.bar is not None:
-                self.bar.close()
+            self.reporter.close()
 
         def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
             if not state.is_world_process_zero or eval_dataloader is None:
@@ -303,22 +303,11 @@ def make_progress_callback(run: RunDir | None, stop: threading.Event, max_second
                     self.stopped_by = "max_train_seconds"
                     control.should_evaluate = control.should_save = has_dev  # a last checkpoint competes for "best"
             self._status(state)
-            if self.bar is not None:
-                progress.advance(self.bar, min(state.global_step * self.per_step, self.bar.total))
 
         def _status(self, state, force: bool = False):
-            now = time.time()
-            if run is None or not state.is_world_process_zero or (not force and now - self.last_status < 1.0):
-                return
-            self.last_status = now
-            total = max(int(state.max_steps or 0), 1)
-            done = int(state.global_step)
-            elapsed = now - self.started
-            eta = elapsed / done * (total - done) if done else None
-            if eta is not None and max_seconds:
-                eta = min(eta, max(0.0, max_seconds - elapsed))
-            run.set_status("running", progress=round(done / total, 4), done=done, total=total,
-                           eta_seconds=None if eta is None else round(eta, 1), pid=os.getpid())
+            """Optimizer steps done of all (status.json, at most once a second) and examples trained (the bar)."""
+            self.reporter(int(state.global_step), max(int(state.max_steps or 0), 1),
+                          shown=min(state.global_step * self.per_step, self.examples), force=force)
 
     return RunProgressCallback()
 

@@ -13,6 +13,7 @@ import pandas as pd
 
 from core import models
 from core.comparison import evaluate
+from core.progress import Reporter
 from core.runs import RunDir
 from core.training.base import (
     FinetuneConfig,
@@ -110,14 +111,8 @@ def train_frozen(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: p
         on_model_ready(params)
     texts = list(train_frame["text"]) + list(eval_frame["text"])
     started = time.time()
-
-    def progress(done: int) -> None:
-        if run is not None:
-            elapsed = time.time() - started
-            run.set_status("running", progress=round(done / len(texts), 4), done=done, total=len(texts),
-                           eta_seconds=round(elapsed / done * (len(texts) - done), 1), pid=os.getpid())
-
-    x_all = embed(model, tokenizer, texts, config.max_length, on_batch=progress, stop=stop)
+    report = Reporter(run)  # status.json only: texts embedded, ETA
+    x_all = embed(model, tokenizer, texts, config.max_length, on_batch=lambda done: report(done, len(texts)), stop=stop)
     if x_all is None:
         return FinetuneResult({}, pd.DataFrame(), "cancelled", cancelled=True)
     embed_seconds = time.time() - started
