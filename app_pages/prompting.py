@@ -8,7 +8,7 @@ import os
 import pandas as pd
 import streamlit as st
 
-from core import charts, endpoints, prompting, runs
+from core import charts, endpoints, models, prompting, runs
 from core.comparison import evaluate, verdict
 from core.errors import UserError
 from core.settings import whole_numbers
@@ -85,6 +85,13 @@ with right:
         c, d = st.columns(2)
         batch_size = forms.number(P, "batch_size", "Batch size", c, key=state.scoped("pr_batch"))
         device = forms.text(P, "device", "Device", d, key=state.scoped("pr_device"))
+        if not endpoint_mode:  # big local models on a GPU; on a CPU a run says in one sentence why not
+            precision = forms.choice(P, "precision", "Precision", c, key=state.scoped("pr_precision"))
+            quantize = forms.choice(P, "quantize", "Quantize", d, options=[None, *prompting.QUANTIZE], format_func=lambda q: q or "no",
+                                    key=state.scoped("pr_quantize"))
+            backend = forms.choice(P, "backend", "Scoring engine", c, key=state.scoped("pr_backend"))
+        else:
+            precision, quantize, backend = P.precision, P.quantize, P.backend
 
 eval_df = ds.splits[eval_split]
 try:
@@ -96,8 +103,11 @@ try:
                                     calibration=calibration, template=prompting.AUTO if auto_template else "custom", scoring=scoring, seed=seeds_list[0],
                                     batch_size=int(batch_size), max_eval_examples=int(cap) or None, device=device,
                                     api_key_env=key_env or None, scoring_mode=scoring_mode, concurrency=int(concurrency),
-                                    price_input=price_input, price_output=price_output)
+                                    price_input=price_input, price_output=price_output, precision=precision, quantize=quantize,
+                                    backend=backend)
     prompting.verbalizer(config, label_names)
+    if not endpoint_mode:  # a GPU option this machine cannot serve says why now, not when the job starts
+        endpoints.local_options(config, models.choose_device(config.device))
 except UserError as e:
     state.show_error(e)
     st.stop()

@@ -107,8 +107,6 @@ def local_options(config, device: str) -> dict:
             raise UserError("--backend vllm needs the vllm package, which is not installed (pip install vllm, on a machine with a CUDA GPU).")
         if device != "cuda":
             raise UserError(f"--backend vllm needs a CUDA GPU; this machine scores on {device}.")
-        raise UserError("--backend vllm runs its engine as a server here: start `vllm serve MODEL` and give "
-                        "--model openai:MODEL@http://127.0.0.1:8000/v1 (the echo mode is the local scorer's exact quantity).")
     if config.quantize:
         if device != "cuda":
             raise UserError(f"--quantize {config.quantize} needs a CUDA GPU (bitsandbytes kernels); this machine scores on {device}.")

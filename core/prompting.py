@@ -158,6 +158,8 @@ class PromptConfig:
         if self.shots and ("{text}" not in self.example_template or "{label}" not in self.example_template):
             raise UserError("The example template must contain {text} and {label} when the prompt has demonstrations.")
         check_fields(self)
+        if self.backend == "vllm" and self.quantize:
+            raise UserError("--quantize is for the transformers backend; vLLM loads quantized checkpoints (AWQ, GPTQ) by their model name.")
         from core import endpoints
 
         endpoints.check_config(self)
@@ -627,6 +629,12 @@ def load_model(config: PromptConfig):
 
     device = models.choose_device(config.device)
     options = endpoints.local_options(config, device)
+    if config.backend == "vllm":  # vLLM's engine scores the same token ids (core.vllm_backend)
+        from core import vllm_backend
+
+        if distributed.shard()[1] > 1:
+            raise UserError("--backend vllm scores on one GPU in one process; run it without torchrun.")
+        return models.load_tokenizer(config.model), vllm_backend.engine(config.model, options.get("precision", "fp32"))
     return models.load_tokenizer(config.model), models.load_causal_lm(config.model, device, attention="sdpa", **options)
 
 
@@ -671,10 +679,13 @@ def run_prompting(config: PromptConfig, train: pd.DataFrame, eval_df: pd.DataFra
         prefix_ids = encode(tokenizer, prefixes[0], special) if texts else []
         query_rows, extra_rows = queries, extra
     n_rows = len(query_rows) + len(extra_rows)
-    rows = label_rows(query_rows + extra_rows, label_ids)
     rank, world = distributed.shard()
     report = (lambda done, total: progress(round(done * N / total) if total else N, N)) if progress and rank == 0 else None
-    sums = score_rows(model, prefix_ids, rows[rank::world], n_rows, C, config.batch_size, tokenizer.pad_token_id or 0, report, counted=N)
+    if config.backend == "vllm":  # vLLM's engine scores every row (load_model refuses it under torchrun)
+        sums = model.score(prefix_ids, query_rows + extra_rows, label_ids, report)
+    else:
+        rows = label_rows(query_rows + extra_rows, label_ids)
+        sums = score_rows(model, prefix_ids, rows[rank::world], n_rows, C, config.batch_size, tokenizer.pad_token_id or 0, report, counted=N)
     if world > 1:  # every process scored every world-th row; summing gives each the whole table
         sums = distributed.all_sum(sums)
     scores = label_scores(sums, [len(ids) for ids in label_ids], config.scoring)
@@ -684,7 +695,8 @@ def run_prompting(config: PromptConfig, train: pd.DataFrame, eval_df: pd.DataFra
     predictions = evaluate.predictions_frame(eval_df["id"], texts, eval_df["label"], probs, label_names)
     metrics = evaluate.classification_metrics(predictions["label"].tolist(), predictions["pred"].tolist(), label_names)
     metrics.update(seconds=round(seconds, 3), examples_per_second=round(N / seconds, 3) if seconds else None,
-                   trainable_params=0, total_params=int(sum(p.numel() for p in model.parameters())),
+                   trainable_params=0,
+                   total_params=model.total_params if config.backend == "vllm" else int(sum(p.numel() for p in model.parameters())),
                    prefix_tokens=len(prefix_ids), calibration=config.calibration, scoring=config.scoring, world_size=world)
     if choice:
         metrics["auto"] = choice

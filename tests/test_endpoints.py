@@ -4,6 +4,7 @@ The same code against real servers: tests/test_endpoints_server.py."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import numpy as np
@@ -116,6 +117,22 @@ def test_gpu_options_say_why_they_are_unavailable_here(flags, message, tiny_llam
                  "--max-eval-examples", "4", *flags, "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not any(runs_dir.iterdir())  # refused before a run folder was made
+
+
+def test_on_a_gpu_the_options_reach_the_loader_or_name_the_missing_package(tiny_llama_dir, monkeypatch):
+    """What a CUDA machine gets (the device is given, so no GPU is needed): bf16/fp16 and 4/8-bit as load options, and
+    one sentence naming bitsandbytes or vllm where it is not installed."""
+    config = lambda **kw: PromptConfig(model=str(tiny_llama_dir), **kw)  # noqa: E731
+    assert endpoints.local_options(config(precision="fp16"), "cuda") == {"precision": "fp16"}
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    with pytest.raises(UserError, match=r"^--quantize 8bit needs the bitsandbytes package, which is not installed \(pip install bitsandbytes\)\.$"):
+        endpoints.local_options(config(quantize="8bit"), "cuda")
+    with pytest.raises(UserError, match=r"^--backend vllm needs the vllm package, which is not installed"):
+        endpoints.local_options(config(backend="vllm"), "cuda")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
+    assert endpoints.local_options(config(quantize="4bit", precision="bf16"), "cuda") == {"precision": "bf16", "quantize": "4bit"}
+    assert endpoints.local_options(config(backend="vllm", precision="fp32"), "cuda") == {}
 
 
 def test_fp32_and_auto_precision_load_as_before_on_cpu(tiny_llama_dir):

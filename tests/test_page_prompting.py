@@ -74,16 +74,17 @@ def test_run_button_launches_a_background_job_and_shows_its_result(tiny_llama_di
 
 def test_run_saves_the_whole_form_as_the_jobs_config_file(tiny_llama_dir, runs_dir, _page, monkeypatch):
     """The job starts from job.json in the grid's first reserved run folder; read back by `prompt --config`, every cell
-    of the grid has exactly the settings on the form (chat, batch size and device included)."""
+    of the grid has exactly the settings on the form (chat, batch size, device, precision and scoring engine included)."""
     import dataclasses
     import os
     import types
 
-    from core import jobs, prompting
+    from core import endpoints, jobs, prompting
     from core.cli import parse_args
     from core.cli import prompt as cli_prompt
 
     started = []
+    monkeypatch.setattr(endpoints, "local_options", lambda config, device: {})  # as on a CUDA machine with vllm installed
     monkeypatch.setattr(jobs.subprocess, "Popen", lambda argv, **kw: started.append(argv) or types.SimpleNamespace(pid=os.getpid()))
     at = _page(tiny_llama_dir)
     at.text_area(key=scoped(at, "pr_instruction")).set_value("Pick one of {labels}.")
@@ -91,7 +92,8 @@ def test_run_saves_the_whole_form_as_the_jobs_config_file(tiny_llama_dir, runs_d
     at.checkbox(key=scoped(at, "pr_chat")).check()
     at.text_input(key=scoped(at, "pr_shots")).set_value("0 2")
     at.text_input(key=scoped(at, "pr_seeds")).set_value("3")
-    for key, value in {"pr_selection": "random", "pr_calibration": "pmi", "pr_scoring": "mean"}.items():
+    for key, value in {"pr_selection": "random", "pr_calibration": "pmi", "pr_scoring": "mean", "pr_precision": "bf16",
+                       "pr_backend": "vllm"}.items():
         at.selectbox(key=scoped(at, key)).set_value(value)
     at.number_input(key=scoped(at, "pr_cap")).set_value(9)
     at.number_input(key=scoped(at, "pr_batch")).set_value(4)
@@ -105,9 +107,23 @@ def test_run_saves_the_whole_form_as_the_jobs_config_file(tiny_llama_dir, runs_d
     assert (args.train, args.eval, args.shots, args.seed) == ("reviews:train", "reviews:test", [0, 2], [3])
     expected = prompting.PromptConfig(model=str(tiny_llama_dir), instruction="Pick one of {labels}.", query_template="Q: {text}\nA:",
                                       use_chat_template=True, shots=2, selection="random", calibration="pmi", scoring="mean", seed=3,
-                                      batch_size=4, max_eval_examples=9, device="cpu")
+                                      batch_size=4, max_eval_examples=9, device="cpu", precision="bf16", backend="vllm")
     saved = cli_prompt.build_config(args, 2, 3)
     assert {k: v for k, v in dataclasses.asdict(saved).items() if v != dataclasses.asdict(expected)[k]} == {}
+
+
+def test_gpu_options_on_a_cpu_are_answered_by_their_sentence(tiny_llama_dir, runs_dir, _page):
+    at = _page(tiny_llama_dir)
+    at.selectbox(key=scoped(at, "pr_precision")).set_value("bf16").run()
+    assert not at.exception
+    assert at.error[0].value.endswith("--precision bf16 is for a CUDA GPU; on cpu the model runs in fp32 (leave --precision auto).")
+    at.selectbox(key=scoped(at, "pr_precision")).set_value("auto")
+    at.selectbox(key=scoped(at, "pr_quantize")).set_value("4bit").run()
+    assert at.error[0].value.endswith("--quantize 4bit needs a CUDA GPU (bitsandbytes kernels); this machine scores on cpu.")
+    at.selectbox(key=scoped(at, "pr_backend")).set_value("vllm").run()
+    assert at.error[0].value.endswith("vLLM loads quantized checkpoints (AWQ, GPTQ) by their model name.")
+    at.selectbox(key=scoped(at, "pr_quantize")).set_value(None).run()
+    assert "--backend vllm needs" in at.error[0].value and len(at.error) == 1
 
 
 def _dataset(labels: list[str], per_label: int = 4):

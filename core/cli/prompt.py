@@ -37,11 +37,13 @@ def cmd_prompt(args) -> int:
     """Load data and model, then for each (shots, seed): create the run, score the eval split, write the results."""
     import os
 
-    from core import data, distributed, endpoints, jobs, prompting, runs
+    from core import data, distributed, endpoints, jobs, models, prompting, runs
 
     if len(args.shots) * len(args.seed) > 50:
         raise UserError("A grid of more than 50 runs was asked for; use fewer --shots or --seed values.")
     configs = [build_config(args, k, s) for k in args.shots for s in args.seed]  # validates every cell first
+    if not endpoints.is_endpoint(configs[0].model):  # a GPU option this machine cannot serve: its sentence before any run folder
+        endpoints.local_options(configs[0], models.choose_device(configs[0].device))
     train_ds, train_split = data.load_split(args.train, "train", args.text_col, args.label_col)
     eval_ds, eval_split = data.load_split(args.eval, "test", args.text_col, args.label_col)
     train, eval_df = train_ds.splits[train_split], eval_ds.splits[eval_split]
