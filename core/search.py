@@ -272,10 +272,11 @@ def objective(search: Search, train_path: Path, dev_path: Path, n_train: int):
         started = time.time()
         with open(trials_dir / f"{trial.number}.log", "ab") as log:
             proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=child_env(), cwd=CODE_ROOT)
-        reported, pruned_at = 0, None
+        reported, pruned_at, cpu = 0, None, 0.0
         try:
             while pruned_at is None:
                 finished = proc.poll() is not None
+                cpu = cpu_seconds(proc.pid, cpu) if not finished else cpu
                 curve = dev_curve(run_path)
                 for step, value in curve[reported:]:
                     trial.report(value, step)
@@ -294,6 +295,7 @@ def objective(search: Search, train_path: Path, dev_path: Path, n_train: int):
                 proc.kill()
                 proc.wait()
             trial.set_user_attr("seconds", round(time.time() - started, 3))
+            trial.set_user_attr("cpu_seconds", round(cpu, 1))
         if pruned_at is not None:
             run = RunDir(run_path)
             if run.path.is_dir():
@@ -307,6 +309,18 @@ def objective(search: Search, train_path: Path, dev_path: Path, n_train: int):
         return float(metrics["macro_f1"])
 
     return run_trial
+
+
+def cpu_seconds(pid: int, last: float) -> float:
+    """CPU seconds (user + system, all threads) a trial's process has used so far, sampled while it runs (the last
+    POLL_SECONDS are missed): what a trial costs whatever else the machine runs; last when it has just ended."""
+    import psutil
+
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return last
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def last_error(log: Path) -> str | None:
@@ -391,8 +405,9 @@ def spent_seconds(study) -> float:
 
 
 def trials_frame(study) -> pd.DataFrame:
-    """One row per trial: number, state, dev macro-F1, seconds, run, and its settings."""
+    """One row per trial: number, state, dev macro-F1, seconds (wall, and CPU), run, and its settings."""
     rows = [{"trial": t.number, "state": t.state.name, "dev_macro_f1": t.value, "seconds": t.user_attrs.get("seconds"),
+             "cpu_seconds": t.user_attrs.get("cpu_seconds"),
              "run": t.user_attrs.get("run"), "pruned_at": max(t.intermediate_values) if t.state.name == "PRUNED" and t.intermediate_values else None,
              **{f"param_{k}": v for k, v in t.params.items()}} for t in study.get_trials(deepcopy=False)]
     return pd.DataFrame(rows)

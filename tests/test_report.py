@@ -52,8 +52,13 @@ def test_report_draws_the_search_charts_of_a_searched_run_or_trials(runs_dir):
     trials = [make_run(runs_dir, f"search-lora.trial{k}", 0.7, kind="finetune", seed=k) for k in (0, 2)]
     html = report.build_report(evaluate.compare_runs(trials, n_resamples=100))
     assert "Compared here: search-lora.trial0, search-lora.trial2." in html and html.count('<svg class="chart"') == 3 + 2
+    assert "re-trained on\nall of them as the run search-lora." in html
+    (runs_dir / "pending").mkdir()  # a search still running: trials, no result run yet
+    write_search_results(runs_dir / "pending", {})
     assert "Hyperparameter search" not in report.build_report(evaluate.compare_runs([prompt, trials[0].rename(
         runs_dir / "lone.trial0")], n_resamples=100))  # a trial-like name without its search: no section
+    html = report.build_report(evaluate.compare_runs([prompt, trials[1].rename(runs_dir / "pending.trial2")], n_resamples=100))
+    assert "Compared here: pending.trial2." in html and "the search has not re-trained its best settings yet" in html
 
 
 def test_report_escapes_example_text_and_skips_empty_efficiency(runs_dir):

@@ -121,6 +121,7 @@ def test_a_clearly_bad_learning_rate_is_pruned_on_the_dev_curve(runs_dir, tiny_b
     assert pruned_run.status["pruned"] is True and "Pruned by the search p" in pruned_run.status["error"]
     trials = pd.read_csv(runs_dir / "p" / "trials.csv")  # the charts' data
     assert trials["state"].tolist() == ["COMPLETE", "COMPLETE", "PRUNED"]
+    assert (trials["cpu_seconds"] > 0).all() and (trials["cpu_seconds"] < 2 * trials["seconds"] * os.cpu_count()).all()
     curves = pd.read_csv(runs_dir / "p" / "curves.csv")
     assert set(curves["trial"]) == {0, 1, 2}
 

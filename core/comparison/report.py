@@ -82,7 +82,7 @@ def build_report(cmp: Comparison, efficiency: pd.DataFrame | None = None, top_er
     for run in cmp.runs:
         if folder := charts_search.search_of(run.path):
             searches.setdefault(folder, []).append(run.name)
-    searched = [{"name": folder.name, "runs": members,
+    searched = [{"name": folder.name, "runs": members, "finished": (folder / "metrics.json").is_file(),
                  "charts": [Markup(svg(chart, f"search{i}-{j}"))  # noqa: S704 (as above)
                             for j, chart in enumerate(charts_search.search_charts(folder))]}
                 for i, (folder, members) in enumerate(searches.items())]
