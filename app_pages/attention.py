@@ -1,4 +1,4 @@
-"""Attention: two models side by side on one text: bertviz (offline), one head's matrix, head entropy, special tokens, saliency."""
+"""Attention: two models side by side on one text: bertviz (offline), a head's matrix, head entropy, special tokens, saliency."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def _bertviz(spec: str, text: str, max_tokens: int, view: str, layers: tuple[int
 
 
 def _model_options() -> dict[str, str]:
-    """Bundled models, the current dataset's finished runs (fine-tuned classifiers, prompts), and what the Compare page asked for."""
+    """Bundled models, the dataset's finished runs (fine-tuned classifiers, prompts), and what the Compare page asked for."""
     options = {key: f"{info.name} (bundled {info.role})" for key, info in models.BUNDLED.items()}
     runs = RunRegistry().list(state="succeeded")
     scope = current_scope()
@@ -55,7 +55,8 @@ def _panel(spec: str, text: str, max_tokens: int, view: str, key: str) -> None:
     except Exception as e:
         show_error(e)
         return
-    st.markdown(f"**{plain(result.model_name)}** · {plain(result.kind)} · {result.n_layers} layers × {result.n_heads} heads · {len(result.tokens)} tokens")
+    st.markdown(f"**{plain(result.model_name)}** · {plain(result.kind)} · "
+                f"{result.n_layers} layers × {result.n_heads} heads · {len(result.tokens)} tokens")
     if result.prediction is not None:
         what = "predicted next token" if result.kind == "decoder" else "predicted label"
         st.caption(f"{what}: {plain(result.prediction)} ({result.probabilities[result.prediction]:.2f})")

@@ -167,7 +167,8 @@ efficiency = evaluate.efficiency_frame(offered["path"].tolist())
 if evaluate.has_curve(efficiency):
     st.altair_chart(charts.efficiency_chart(efficiency))
 st.caption("Macro-F1 of every finished run on this split against its labelled training examples (shots or rows), drawn once "
-           f"runs differ in size. `python -m core efficiency {forms.cli_data_args(current_dataset())} --sizes 8pc 32pc all --shots 0 4 8` "
+           f"runs differ in size. `python -m core efficiency {forms.cli_data_args(current_dataset())} "
+           "--sizes 8pc 32pc all --shots 0 4 8` "
            "produces such runs in one go.")
 
 st.subheader("Export")

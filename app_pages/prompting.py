@@ -149,7 +149,8 @@ def local_preview() -> None:
     if preview.warnings:  # one collapsed notice, however many labels (77 intents give dozens of lines)
         with st.expander(f"⚠️ Label words that need attention ({len(preview.warnings)})"):
             st.text("\n".join(preview.warnings))
-    st.caption(f"True label: **{state.plain(example['label'])}** · {preview.n_tokens} tokens ({preview.prefix_tokens} in the shared prefix) · "
+    st.caption(f"True label: **{state.plain(example['label'])}** · "
+               f"{preview.n_tokens} tokens ({preview.prefix_tokens} in the shared prefix) · "
                f"scored continuations: {state.plain(', '.join(repr(c) for c in preview.continuations))}")
     st.code(preview.text, language=None, wrap_lines=True)
     if len(preview.demos):

@@ -14,7 +14,8 @@ from ui import state
 
 st.title("Runs")
 root = runs_root()
-st.caption(f"Every prompting and fine-tuning run saved in {state.plain(root)}. The folders are the truth; the index is rebuilt from them.")
+st.caption(f"Every prompting and fine-tuning run saved in {state.plain(root)}. "
+           "The folders are the truth; the index is rebuilt from them.")
 
 try:
     registry = RunRegistry(root)
@@ -44,7 +45,8 @@ if states:
     runs = runs[runs["state"].isin(states)].reset_index(drop=True)
 if runs.empty:
     where = " on this dataset (untick the box above for every run)" if only_this else ""
-    st.info(f"No runs yet{where}: start one on the Prompting or Fine-tune page, or from the command line (python -m core finetune ...).")
+    st.info(f"No runs yet{where}: start one on the Prompting or Fine-tune page, "
+            "or from the command line (python -m core finetune ...).")
     st.stop()
 
 broken = int((runs["state"] == "broken").sum())

@@ -84,7 +84,8 @@ else:
     try:
         stats = tokens.token_stats(tokenizer(stat_model), frame, int(max_length))
         st.dataframe(stats, hide_index=True, width="stretch")
-        st.caption("tokens_per_word: fertility (content tokens per whitespace word). unknown_rate: [UNK] or byte-fallback tokens per content token. "
+        st.caption("tokens_per_word: fertility (content tokens per whitespace word). "
+                   "unknown_rate: [UNK] or byte-fallback tokens per content token. "
                    "truncated_share: texts longer than max_length (special tokens included).")
     except Exception as e:
         show_error(e)
@@ -95,6 +96,7 @@ message = st.text_area("User message", "Classify the sentiment of this review as
 try:
     rendered, n = tokens.render_chat_template(tokenizer(models.DECODER), message)
     st.code(rendered, language=None)
-    st.caption(f"{n} tokens after the chat template is applied ({n - len(tokenizer(models.DECODER)(message)['input_ids'])} added by the template)")
+    st.caption(f"{n} tokens after the chat template is applied "
+               f"({n - len(tokenizer(models.DECODER)(message)['input_ids'])} added by the template)")
 except Exception as e:
     show_error(e)

@@ -1,5 +1,6 @@
 """Accuracy, not speed: the fixed prompting defaults (category template, contextual calibration) against
-the default (--calibrate auto) and --calibrate auto --template auto, with the bundled SmolLM2 on the shared SST-2 and AG News dev sets, zero- and 4-shot.
+the default (--calibrate auto) and --calibrate auto --template auto, with the bundled SmolLM2 on the shared SST-2
+and AG News dev sets, zero- and 4-shot.
 
 Auto chooses on a stratified slice of the TRAINING file only (never the dev rows scored here). Dev rows: a fixed
 random subset (eval_subset, seed 0) of --limit rows, the same for every arm. Prints one table row per

@@ -1,6 +1,7 @@
-"""Benchmark: the vectorised percentile bootstrap of core.comparison.evaluate against scipy.stats.bootstrap, for macro-F1 intervals.
+"""Benchmark: the vectorised percentile bootstrap of core.comparison.evaluate vs scipy.stats.bootstrap, for macro-F1 intervals.
 
-ours  : core.comparison.evaluate.bootstrap_metrics: all resamples as one count matrix, accuracy, macro-F1 and per-class F1 at once.
+ours  : core.comparison.evaluate.bootstrap_metrics: all resamples as one count matrix, accuracy, macro-F1 and per-class F1
+        at once.
 scipy : scipy.stats.bootstrap(method="percentile", paired) calling scikit-learn's f1_score once per resample (macro-F1 only).
 
 Both on the same seeded labels and predictions (N examples, C classes, about 70% right); prints seconds, the ratio and both

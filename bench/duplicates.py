@@ -90,7 +90,8 @@ def run(scan: str, path: Path, first: int | None, cap_mb: int, limit_s: int) -> 
         tail = done.stderr.strip().splitlines()[-1:] or ["?"]
         return f"failed ({'over ' + str(cap_mb) + ' MB' if 'MemoryError' in tail[0] else tail[0]})"
     r = json.loads(done.stdout.strip().splitlines()[-1])
-    return f"{r['rows']:,} rows: {r['seconds']:.2f} s ({r['cpu_s']:.2f} s CPU), {r['pairs']:,} pairs, peak {r['peak_mb']} MB (after loading {r['loaded_mb']} MB)"
+    return (f"{r['rows']:,} rows: {r['seconds']:.2f} s ({r['cpu_s']:.2f} s CPU), {r['pairs']:,} pairs, "
+            f"peak {r['peak_mb']} MB (after loading {r['loaded_mb']} MB)")
 
 
 def main() -> int:

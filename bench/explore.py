@@ -68,7 +68,8 @@ def main() -> int:
     started = time.perf_counter()
     explore.project(emb)
     pca_s = time.perf_counter() - started
-    print(f"map, ours: embedding {embed_s:.1f} s ({len(texts) / max(embed_s, 1e-9):.0f} rows/s) + PCA {pca_s:.2f} s = {embed_s + pca_s:.1f} s")
+    print(f"map, ours: embedding {embed_s:.1f} s ({len(texts) / max(embed_s, 1e-9):.0f} rows/s) "
+          f"+ PCA {pca_s:.2f} s = {embed_s + pca_s:.1f} s")
 
     if not args.no_encoder:
         sub = texts[: args.baseline_rows]
@@ -92,7 +93,8 @@ def main() -> int:
     clean_s = time.perf_counter() - started
     hits = len(set(found.tolist()) & set(flipped.tolist()))
     print(f"label errors: 5-fold logistic regression {cv_s:.1f} s + cleanlab {clean_s:.2f} s; {len(found):,} rows flagged, "
-          f"{hits} of the {len(flipped)} planted flips (recall {hits / max(len(flipped), 1):.2f}, precision {hits / max(len(found), 1):.2f}); "
+          f"{hits} of the {len(flipped)} planted flips (recall {hits / max(len(flipped), 1):.2f}, "
+          f"precision {hits / max(len(found), 1):.2f}); "
           f"the cross-validated model's accuracy on the given labels {np.mean(probs.argmax(1) == given):.3f}")
     started = time.perf_counter()
     explore.project(emb[: args.baseline_rows])

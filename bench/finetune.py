@@ -175,10 +175,13 @@ def speed(args) -> list[str]:
         results[recipe] = json.loads(line[len("RESULT "):])
     n, o = results["naive"], results["ours"]
     lines = [
-        f"speed: full fine-tuning of {args.model} on sst2/train.tsv ({args.limit or 'all'} rows, {args.steps} steps of {args.batch_size},"
+        f"speed: full fine-tuning of {args.model} on sst2/train.tsv ({args.limit or 'all'} rows, "
+        f"{args.steps} steps of {args.batch_size},"
         f" the first {args.warmup_steps} not timed; device {o['device']})",
-        f"  naive (pad to 128, tokenize in __getitem__, plain loop): {n['examples_per_second']:.1f} examples/s, peak {n['peak_mb']:.0f} MB, {n['total_seconds']:.1f} s in all",
-        f"  ours (dynamic padding, length-grouped, Trainer):        {o['examples_per_second']:.1f} examples/s, peak {o['peak_mb']:.0f} MB, {o['total_seconds']:.1f} s in all (tokenization included)",
+        f"  naive (pad to 128, tokenize in __getitem__, plain loop): {n['examples_per_second']:.1f} examples/s, "
+        f"peak {n['peak_mb']:.0f} MB, {n['total_seconds']:.1f} s in all",
+        f"  ours (dynamic padding, length-grouped, Trainer):        {o['examples_per_second']:.1f} examples/s, "
+        f"peak {o['peak_mb']:.0f} MB, {o['total_seconds']:.1f} s in all (tokenization included)",
         f"  ratio ours/naive: {o['examples_per_second'] / n['examples_per_second']:.2f}x",
     ]
     return lines

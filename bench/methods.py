@@ -2,8 +2,9 @@
 
 Each spec is METHOD:N[:key=value,...] (N labelled training rows, balanced over the classes and seeded, or "all"); every
 spec runs in its own subprocess so its peak memory is its own, under --max-train-seconds so a shared CPU finishes.
-Example: .venv/bin/python -m bench.methods logreg:64 logreg:all setfit:16 setfit:64 lora:all:pooling=mean,lora_target_modules=query+value
-         .venv/bin/python -m bench.methods prompt-tuning:256:label_words=0=negative+1=positive --model smollm2
+Examples (with .venv/bin/python):
+    python -m bench.methods logreg:64 logreg:all setfit:16 setfit:64 lora:all:pooling=mean,lora_target_modules=query+value
+    python -m bench.methods prompt-tuning:256:label_words=0=negative+1=positive --model smollm2
 
 Data: PFT_DATA_DIR, else ../shared/data relative to the repository; without it the benchmark says so and exits 0.
 """
@@ -73,8 +74,10 @@ def main() -> int:
     if args.one:
         print(json.dumps(run_one(args.one, args)))
         return 0
-    print(f"SST-2 dev ({args.eval_limit or 'all'} rows), {args.model}, {args.epochs:g} epochs, budget {args.max_train_seconds:g} s per run")
-    print(f"{'spec':28} {'n':>5} {'acc':>6} {'F1':>6} {'train s':>8} {'ex/s':>7} {'stopped by':>17} {'trainable':>10} {'peak MB':>8}")
+    print(f"SST-2 dev ({args.eval_limit or 'all'} rows), {args.model}, {args.epochs:g} epochs, "
+          f"budget {args.max_train_seconds:g} s per run")
+    print(f"{'spec':28} {'n':>5} {'acc':>6} {'F1':>6} {'train s':>8} "
+          f"{'ex/s':>7} {'stopped by':>17} {'trainable':>10} {'peak MB':>8}")
     for spec in args.specs:
         argv = [sys.executable, "-m", "bench.methods", "--one", spec, *[a for a in sys.argv[1:] if a not in args.specs]]
         out = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)

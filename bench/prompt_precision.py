@@ -2,11 +2,12 @@
 
 Scores a sample's test split (default: the bundled SmolLM2 on `reviews`, 4 balanced shots, contextual calibration, so
 every variant sees exactly the same prompts) in fp32 with the transformers scorer, then with each variant: transformers
-in bf16, fp16, 4-bit and 8-bit (bitsandbytes), and vLLM's offline engine in bf16 and fp32 (one engine at a time). For each it prints the
-seconds, the accuracy, the label agreement with the fp32 run and the largest difference of a label probability. A
+in bf16, fp16, 4-bit and 8-bit (bitsandbytes), and vLLM's offline engine in bf16 and fp32 (one engine at a time). For each it
+prints the seconds, the accuracy, the label agreement with the fp32 run and the largest difference of a label probability. A
 variant this machine cannot run prints the one sentence the product gives (no GPU, no bitsandbytes, no vllm).
 
-    python -m bench.prompt_precision [--model smollm2] [--sample reviews] [--limit 0] [--variants bf16 fp16 4bit 8bit vllm-bf16 vllm-fp32]
+    python -m bench.prompt_precision [--model smollm2] [--sample reviews] [--limit 0]
+        [--variants bf16 fp16 4bit 8bit vllm-bf16 vllm-fp32]
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     run(replace(base, max_eval_examples=4))  # loads (and converts) the model outside the timing
     reference, seconds = run(base)
     ref = reference.calibrated["contextual"]
-    print(f"{'fp32':10s} {seconds:7.1f} s  accuracy {reference.metrics['accuracy']:.3f}  ({len(ref)} rows of {args.sample}, {args.model})")
+    print(f"{'fp32':10s} {seconds:7.1f} s  accuracy {reference.metrics['accuracy']:.3f}  "
+          f"({len(ref)} rows of {args.sample}, {args.model})")
     for name in args.variants:
         try:
             config = replace(base, **VARIANTS[name])

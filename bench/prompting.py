@@ -87,7 +87,8 @@ def banking77(args) -> bool:
     trie_rate, base_rate = len(queries) / trie_s, nb / base_s
     agree = float(np.mean(trie[:nb].argmax(1) == base.argmax(1)))
     accuracy = float(np.mean(np.array(labels)[trie.argmax(1)] == subset["category"].to_numpy()))
-    print(f"trie     : {len(queries)} examples in {trie_s:.1f} s = {trie_rate:.2f} examples/s (accuracy {accuracy:.3f}, chance {1 / len(labels):.3f})")
+    print(f"trie     : {len(queries)} examples in {trie_s:.1f} s = {trie_rate:.2f} examples/s "
+          f"(accuracy {accuracy:.3f}, chance {1 / len(labels):.3f})")
     print(f"per-label: {nb} examples in {base_s:.1f} s = {base_rate:.3f} examples/s")
     print(f"agreement on the {nb} shared examples: {agree:.2%} (max |log-prob diff| {np.abs(trie[:nb] - base).max():.2e})")
     print(f"speed-up: {trie_rate / base_rate:.1f}x (target >= 20x)")

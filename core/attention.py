@@ -1,4 +1,4 @@
-"""Attention extraction, offline bertviz HTML, aggregate attention views, and token saliency (gradient x input, integrated gradients).
+"""Attention extraction, offline bertviz HTML, aggregate attention views, token saliency (gradient x input, integrated gradients).
 
 bertviz's own HTML loads require.js, d3 and jQuery from CDNs. Here its JavaScript is wrapped with d3 v5 from the
 installed mpld3 wheel, jQuery from xstatic-jquery and a ten-line require shim, so the page needs no network at all."""
@@ -96,7 +96,8 @@ def _run_train_split(config: dict) -> tuple[pd.DataFrame, list[str]]:
     except Exception:  # moved, deleted, or a hub dataset offline
         return empty, [f"The run's training data ({dataset.get('train', '?')}) cannot be read any more, so its demonstrations are left out."]
     if data.fingerprint(train) != dataset.get("train_sha256"):
-        return empty, [f"The run's training data ({dataset.get('train', '?')}) has changed since the run, so its demonstrations are left out."]
+        return empty, [f"The run's training data ({dataset.get('train', '?')}) has changed since the run, "
+                       "so its demonstrations are left out."]
     return train, []
 
 
@@ -150,7 +151,7 @@ def load_lora_lm_run(path: Path, device: str = "cpu") -> AttentionModel:
 
 
 def load_attention_model(spec: str, device: str = "cpu") -> AttentionModel:
-    """A bundled model, any model name/folder, or a run ('run:<folder>': a fine-tuned classifier or a prompt run), with eager attention."""
+    """A bundled model, any model name/folder, or a run ('run:<folder>': classifier or prompt run), with eager attention."""
     spec = (spec or "").strip()
     if spec.startswith(RUN_PREFIX):
         path = Path(spec[len(RUN_PREFIX):])
@@ -391,7 +392,8 @@ def bertviz_html(result: AttentionResult, view: str = "head", layers: list[int] 
     per_layer = len(heads) * len(result.tokens) ** 2 * bytes_per_value(result.attention[:, heads])
     layers = sorted(set(layers)) if layers else choose_layers(result.n_layers, per_layer, budget_bytes)
     if len(layers) * per_layer > budget_bytes - 500_000:
-        raise UserError(f"{len(layers)} layers x {len(heads)} heads of {len(result.tokens)} tokens is too large to draw; choose fewer layers or heads.")
+        raise UserError(f"{len(layers)} layers x {len(heads)} heads of {len(result.tokens)} tokens is too large to draw; "
+                        "choose fewer layers or heads.")
     weights = result.attention[np.ix_(layers, heads)]  # (layers, heads, T, T) selected
     tokens = [t.replace("␣", " ") for t in result.tokens]
     vis_id = f"bertviz-{uuid.uuid4().hex}"
@@ -442,7 +444,7 @@ def _target_logprob(am: AttentionModel, embeds, attention_mask, target: int):
 
 
 def _baseline_embeddings(am: AttentionModel, embeds):
-    """The IG baseline: the vocabulary's mean embedding at every position (zero or pad vectors put RMSNorm models on a singular path)."""
+    """IG baseline: the vocabulary's mean embedding at each position (zero/pad vectors put RMSNorm models on a singular path)."""
     mean_vec = am.model.get_input_embeddings().weight.float().mean(0)  # (V, D) -> (D,)
     return mean_vec.expand_as(embeds).clone()  # (1, T, D)
 

@@ -121,7 +121,7 @@ def efficiency_series(efficiency: pd.DataFrame) -> pd.DataFrame:
 
 
 def efficiency_crossovers(series: pd.DataFrame) -> pd.DataFrame:
-    """Where each trained series first beats the best prompting score: series, n_train_examples, macro_f1 (none without prompts)."""
+    """Where each trained series first beats the best prompt score: series, n_train_examples, macro_f1 (none without prompts)."""
     is_prompt = series["series"].str.startswith("prompt ·")
     if not is_prompt.any():
         return series.iloc[0:0][["series", "n_train_examples", "macro_f1"]]

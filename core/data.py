@@ -86,7 +86,8 @@ def read_table(data: bytes, filename: str) -> pd.DataFrame:
                 text = data.decode("utf-8-sig")
             except UnicodeDecodeError as e:
                 raise UserError(
-                    f"{filename} is not UTF-8 text (byte 0x{data[e.start]:02x} at position {e.start}); save it as UTF-8 and try again."
+                    f"{filename} is not UTF-8 text (byte 0x{data[e.start]:02x} at position {e.start}); "
+                    "save it as UTF-8 and try again."
                 ) from None
             if "\x00" in text:
                 raise UserError(f"{filename} contains NUL bytes, so it is not a text table.")
@@ -241,7 +242,8 @@ def clean(df: pd.DataFrame, text_col: str, label_col: str, name: str) -> tuple[p
     longest = out["label"].str.len().max()
     if longest > MAX_LABEL_CHARS:
         raise UserError(
-            f"A label in column '{label_col}' is {longest} characters long; that looks like text, not a label, so pick the label column with --label-col."
+            f"A label in column '{label_col}' is {longest} characters long; that looks like text, not a label, "
+            "so pick the label column with --label-col."
         )
     dup = out.duplicated(subset=["text", "label"])
     if dup.any():
@@ -314,7 +316,8 @@ def from_frame(df: pd.DataFrame, name: str, source: str, text_col: str | None = 
             raise UserError(f"{name} has {len(rows)} usable rows; at least 10 are needed to make train and test splits.")
         splits = stratified_split(rows, {"train": 0.7, "validation": 0.15, "test": 0.15}, seed)
         if any(frame.empty for frame in splits.values()):  # e.g. 10 rows over 5 labels: no class is big enough to lend a row
-            raise UserError(f"{name} has too few rows per label ({len(rows)} rows, {len(labels)} labels) to make validation and test splits; add rows or a split column.")
+            raise UserError(f"{name} has too few rows per label ({len(rows)} rows, {len(labels)} labels) "
+                            "to make validation and test splits; add rows or a split column.")
         notes.append(f"Made train/validation/test splits (70/15/15, stratified, seed {seed}).")
     return finish(name, source, splits, labels, text_col, label_col, notes)
 
@@ -376,7 +379,8 @@ def load_hub(name: str, text_col: str | None = None, label_col: str | None = Non
             os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
         dd = datasets.load_dataset(name)
     except Exception as e:
-        raise UserError(f"Could not load the Hugging Face dataset '{name}' (not cached here, and the Hub cannot be reached, or the name is wrong).") from e
+        raise UserError(f"Could not load the Hugging Face dataset '{name}' "
+                        "(not cached here, and the Hub cannot be reached, or the name is wrong).") from e
     frames = []
     label_names: list[str] | None = None
     for split, ds in dd.items():

@@ -346,7 +346,7 @@ def answer_text(response: dict) -> str:
 
 
 def probe(client: Client) -> str:
-    """The first scoring mode this endpoint supports: echo, then chat-logprobs, then generate (whose failure is the run's error)."""
+    """The first scoring mode this endpoint supports: echo, then chat-logprobs, then generate (its failure is the run's error)."""
     try:
         response = client.request("completions", echo_body(COUNTING, ""))
         if str(response["choices"][0].get("text", "")).startswith(COUNTING) and echo_aligned(response):
@@ -512,7 +512,8 @@ def describe_usage(metrics: dict) -> str:
     cost = f"${metrics['cost_usd']:.4f}" if metrics.get("cost_usd") is not None else "no price given"
     latency = f"{metrics['latency_ms']:.0f} ms" if metrics.get("latency_ms") is not None else "n/a"
     line = (f"scoring mode {metrics.get('scoring_mode')}, {metrics.get('requests', 0)} requests ({metrics.get('cached_requests', 0)} "
-            f"from the cache), {metrics.get('prompt_tokens', 0):,} prompt + {metrics.get('completion_tokens', 0):,} completion tokens, "
+            f"from the cache), {metrics.get('prompt_tokens', 0):,} prompt + "
+            f"{metrics.get('completion_tokens', 0):,} completion tokens, "
             f"cost {cost}, median latency {latency}")
     return line + (f", {metrics['unparsed']} unparsed answers" if metrics.get("unparsed") else "")
 

@@ -135,7 +135,7 @@ def write_transformers(run: runs.RunDir, out: Path) -> None:
 
 
 def save_tokenizer(tokenizer, run: runs.RunDir, out: Path) -> None:
-    """The run's tokenizer, truncating where the run did (pipeline(..., truncation=True) then cuts texts as the run's scoring did)."""
+    """The run's tokenizer, truncating where the run did (pipeline(..., truncation=True) then cuts texts as the run did)."""
     tokenizer.model_max_length = max_length_of(run)
     tokenizer.save_pretrained(str(out))
 

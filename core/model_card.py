@@ -46,13 +46,16 @@ model.predict(["a text to label"]), model.predict_proba(["a text to label"])
 so load only an export you trust. Without pickle: `SentenceTransformer("path/to/this/folder").encode(texts)` gives the
 embeddings, and `head.safetensors` holds the head (`weight` (labels x dims) and `bias`: softmax(embeddings @ weight.T + bias)
 gives the probabilities; for k-NN, the training `embeddings` and their `onehot` labels).""",
+    # the two long card lines below are split into adjacent literals (same text) so every source line fits 130 columns
     "peft": """```python
 from peft import AutoPeftModelForCausalLM
 
-model = AutoPeftModelForCausalLM.from_pretrained("path/to/this/folder", use_safetensors=True)  # downloads or reads the base decoder
+model = AutoPeftModelForCausalLM.from_pretrained("path/to/this/folder", use_safetensors=True)"""
+    """  # downloads or reads the base decoder
 ```
 
-For lora-lm, `merged/` holds the decoder with the LoRA merged in: `AutoModelForCausalLM.from_pretrained("merged", use_safetensors=True)`.
+For lora-lm, `merged/` holds the decoder with the LoRA merged in: """
+    """`AutoModelForCausalLM.from_pretrained("merged", use_safetensors=True)`.
 The bundled SmolLM2 is the Q4_1 GGUF de-quantized, so the hub's weights that `adapter_config.json` names are close to,
 but not exactly, the base the adapter was trained on; `merged/` is exact.
 

@@ -182,7 +182,8 @@ def choose_device(preference: str = "auto") -> str:
     available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
     if preference != "auto":
         if not available.get(preference.split(":")[0], False):
-            raise UserError(f"Device '{preference}' is not available here; choose one of: auto, {', '.join(k for k, v in available.items() if v)}.")
+            raise UserError(f"Device '{preference}' is not available here; "
+                            f"choose one of: auto, {', '.join(k for k, v in available.items() if v)}.")
         return preference
     return "cuda" if available["cuda"] else "mps" if available["mps"] else "cpu"
 
@@ -289,7 +290,8 @@ def load_tokenizer(name: str):
 @load_once
 @functools.lru_cache(maxsize=4)
 def load_causal_lm(name: str, device: str = "cpu", attention: str = "eager", precision: str = "fp32", quantize: str | None = None):
-    """A causal LM in eval mode, loaded once per process; "eager" attention returns weights (attention views), "sdpa" is faster (scoring).
+    """A causal LM in eval mode, loaded once per process; "eager" attention returns weights (attention views), "sdpa" is faster
+    (scoring).
     precision bf16/fp16 and quantize 4bit/8bit (bitsandbytes) are for a CUDA GPU (core.endpoints.local_options checks)."""
     import torch
     from transformers import AutoModelForCausalLM

@@ -354,7 +354,7 @@ class AtomicWriter:
 
 @dataclass
 class PredictSummary:
-    """What predict did: rows labelled, empty texts skipped, time, label counts, and counts per day when a time column was given."""
+    """What predict did: rows labelled, empty texts skipped, time, label counts, and counts per day given a time column."""
 
     rows: int = 0
     skipped: int = 0

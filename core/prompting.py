@@ -114,7 +114,8 @@ class PromptConfig:
     shots: int = setting(0, "--shots", type=number(int, 0, MAX_SHOTS), nargs="+", metavar="K",
                          help="demonstrations per prompt (0 = zero-shot); several values make a grid")
     selection: str = setting("balanced", "--selection", choices=SELECTIONS,
-                             help="how demonstrations are chosen: random, balanced (classes as equal as possible) or nearest (most similar train texts)")
+                             help="how demonstrations are chosen: random, balanced (classes as equal as possible) "
+                                  "or nearest (most similar train texts)")
     calibration: str = setting(AUTO, "--calibrate", choices=(AUTO, *CALIBRATIONS),
                                help="calibration of label probabilities; auto (default) picks the best by macro-F1 on a slice of the training data")
     template: str = setting("custom", "--template", choices=TEMPLATE_CHOICES,
@@ -179,7 +180,7 @@ class PromptConfig:
 
 
 def default_word(label: str) -> str:
-    """The word a label is answered with unless one is given: its name, underscores as spaces ('card_arrival' -> 'card arrival')."""
+    """The word a label is answered with unless given: its name, underscores as spaces ('card_arrival' -> 'card arrival')."""
     return " ".join(str(label).replace("_", " ").split()) or str(label)
 
 
@@ -294,7 +295,7 @@ def label_token_ids(tokenizer, parts: PromptParts) -> list[list[int]]:
 
 
 def check_label_words(config: PromptConfig, tokenizer, label_names: list[str]) -> list[str]:
-    """Warnings about the verbalizer: opaque label words, words of several tokens, and labels whose words start with the same token."""
+    """Warnings about the verbalizer: opaque label words, multi-token words, and labels whose words start with the same token."""
     words = verbalizer(config, label_names)
     parts = prompt_parts(config, tokenizer, words, pd.DataFrame({"text": [], "label": []}), label_names, "x")
     ids = label_token_ids(tokenizer, parts)

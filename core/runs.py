@@ -64,7 +64,8 @@ def check_run_name(name: str) -> str:
     """A run name that is safe as one folder name (no '..', separators, NUL, or leading dot)."""
     if not isinstance(name, str) or not RUN_NAME.match(name) or ".." in name:
         raise UserError(
-            f"'{str(name)[:60]}' is not a valid run name: use up to 100 letters, digits, '.', '_' or '-', starting with a letter or digit."
+            f"'{str(name)[:60]}' is not a valid run name: "
+            "use up to 100 letters, digits, '.', '_' or '-', starting with a letter or digit."
         )
     return name
 
@@ -89,7 +90,8 @@ def resolve_out(out: str | Path, root: Path | None = None) -> Path:
 def not_a_link(path: Path) -> Path:
     """The path, refused when it is a symbolic link (dangling or not): nothing is ever written through one."""
     if path.is_symlink():
-        raise UserError(f"'{path.name}' in the runs folder is a symbolic link, and nothing is written through links; remove it or choose another name.")
+        raise UserError(f"'{path.name}' in the runs folder is a symbolic link, and nothing is written through links; "
+                        "remove it or choose another name.")
     return path
 
 
@@ -484,7 +486,8 @@ def check_comparable(configs: dict[str, dict]) -> str:
     splits = {name: eval_split(config) for name, config in configs.items()}
     blank = next((name for name, sha in splits.items() if not sha), None)
     if blank:
-        raise UserError(f"Run '{blank}' does not record the fingerprint of its evaluation split (dataset.eval_sha256), so it cannot be compared.")
+        raise UserError(f"Run '{blank}' does not record the fingerprint of its evaluation split (dataset.eval_sha256), "
+                        "so it cannot be compared.")
     first = next(iter(splits))
     other = next((name for name, sha in splits.items() if sha != splits[first]), None)
     if other:

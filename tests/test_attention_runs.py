@@ -53,7 +53,7 @@ def assert_rescored_like_the_run(am, predictions: pd.DataFrame) -> None:
 
 
 def test_probabilities_scored_on_the_rebuilt_prompt_equal_the_run_s(prompt_run):
-    """With no calibration, scoring the prompt rebuilt here gives the run's own numbers: the same demonstrations, order and tokens."""
+    """Uncalibrated, scoring the prompt rebuilt here gives the run's own numbers: the same demonstrations, order and tokens."""
     am = attention.load_attention_model(f"{attention.RUN_PREFIX}{prompt_run.path}")
     predictions = prompt_run.predictions()
     assert_rescored_like_the_run(am, predictions)

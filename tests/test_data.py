@@ -96,7 +96,8 @@ def test_save_splits_round_trips(tmp_path):
 
 def test_a_lone_carriage_return_is_a_line_end_so_a_jobs_copy_reads_back_the_same_rows(tmp_path):
     """A bare \r (old Mac line ends, from a JSONL, Parquet or Hub source) was written unquoted and read back as a row break,
-    so a job read other rows than the page had loaded; it is a line end like the CSV reader's, and the copy reads back the same."""
+    so a job read other rows than the page had loaded; it is a line end like the CSV reader's, and the copy reads back
+    the same."""
     frame = pd.DataFrame({"text": [f"first line {i}\rsecond line" for i in range(24)], "label": ["pos", "neg"] * 12})
     ds = data.from_frame(frame, "old-mac", "upload")
     paths = data.save_splits(ds, tmp_path)

@@ -35,14 +35,16 @@ GOOD_ROWS = [(f"review number {i} of the kettle", "pos" if i % 2 else "neg") for
         ("text,label\ncafé,pos\nnaïve,neg\n".encode("latin-1"), r"upload.csv is not UTF-8 text \(byte 0xe9 at position 14\); save it as UTF-8 and try again."),
         ("text,label\ncafé,pos\n".encode("utf-16"), r"upload.csv is not UTF-8 text \(byte 0xff at position 0\)"),
         (csv_bytes([*GOOD_ROWS[:-1], ("long label row", "x" * 500)]),
-         r"A label in column 'label' is 500 characters long; that looks like text, not a label, so pick the label column with --label-col."),
+         r"A label in column 'label' is 500 characters long; that looks like text, not a label, "
+         r"so pick the label column with --label-col."),
         (b"text,label\n" + b"".join(f",{'pos' if i % 2 else 'neg'}\n".encode() for i in range(20)), r"Every text in column 'text' of upload.csv is empty."),
         (csv_bytes(GOOD_ROWS[:6]), r"upload.csv has 6 usable rows; at least 10 are needed to make train and test splits."),
         (b"text\x00,label\nx,y\n", "contains NUL bytes"),
         (b'text,label\n"unclosed,pos\nmore,neg\n', r"upload.csv could not be parsed as csv"),
         (b"text,text,label\na,b,pos\n", r"upload.csv names the column 'text' more than once in its header; give every column its own name."),
         (b"text,label\n" + b"".join(f"review {i}, with a comma {i},{'pos' if i % 2 else 'neg'}\n".encode() for i in range(20)),
-         r"Row 1 of upload.csv has 3 fields but the header has 2; a text probably contains an unquoted comma \(put such texts in double quotes\)."),
+         r"Row 1 of upload.csv has 3 fields but the header has 2; "
+         r"a text probably contains an unquoted comma \(put such texts in double quotes\)."),
         (b"text,label\n" + b"".join(f'"quoted {i}",{"pos" if i % 2 else "neg"}\n'.encode() for i in range(20)) + b"late, comma,pos\n",
          r"Row 21 of upload.csv has 3 fields but the header has 2"),
         (b"text,label\n" + b"".join(f"row {i},L{i}\n".encode() for i in range(1500)),

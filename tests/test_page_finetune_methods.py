@@ -1,4 +1,6 @@
-"""AppTest: the Fine-tune page offers only the methods that fit the chosen model (embedding methods and adapters need an encoder, prompt learning a decoder)."""
+"""AppTest: the Fine-tune page offers only the methods that fit the chosen model.
+
+Embedding methods and adapters need an encoder, prompt learning a decoder."""
 
 from __future__ import annotations
 

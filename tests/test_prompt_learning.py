@@ -26,7 +26,7 @@ def test_training_rows_put_the_loss_on_the_label_word_only(tiny_llama_dir):
 
 @pytest.mark.parametrize("method", ["prompt-tuning", "lora-lm"])
 def test_prediction_through_prompting_scorer_matches_the_peft_model(method, tiny_llama_dir):
-    """Scoring through prompting.score_rows (soft prompt prepended, or LoRA merged) gives the label-word log-probs of peft's own forward."""
+    """prompting.score_rows (soft prompt prepended, or LoRA merged) gives the label-word log-probs of peft's own forward."""
     config = config_for(tiny_llama_dir, method, virtual_tokens=5)
     tokenizer = prompting.models.load_tokenizer(str(tiny_llama_dir))
     prompted = prompt_learning.Prompted(config, tokenizer, LABELS)

@@ -14,7 +14,7 @@ from core.prompting import PromptConfig
 @pytest.mark.slow
 @pytest.mark.parametrize("sample", ["reviews", "support_intents"])
 def test_zero_shot_with_default_prompt_beats_majority_class(sample):
-    """The defaults a new user gets (generic template, calibration chosen on a training slice) must beat always answering the majority class."""
+    """A new user's defaults (generic template, calibration chosen on a train slice) beat always answering the majority class."""
     ds = data.load_sample(sample)
     test = ds.splits["test"]
     config = PromptConfig(shots=0, max_eval_examples=60)

@@ -49,7 +49,7 @@ def current_scope() -> Scope | None:
 
 
 def scoped(name: str) -> str:
-    """A widget/session key scoped to the current dataset, so a dataset switch never carries a value over (plain name without one)."""
+    """A widget/session key scoped to the current dataset, so a dataset switch carries no value over (plain name without one)."""
     scope = current_scope()
     return scope.key(name) if scope else name
 
@@ -130,7 +130,7 @@ def show_error(exc: BaseException) -> None:
 
 
 def model_choice(label: str, role: str, key: str) -> str:
-    """A selectbox of bundled models of a role, plus 'other…' with a text box for any HF id or local folder (keys scoped to the dataset)."""
+    """A selectbox of a role's bundled models, plus 'other…' with a text box for any HF id or folder (keys scoped to dataset)."""
     bundled = [m.key for m in models.BUNDLED.values() if m.role == role] + [m.key for m in models.BUNDLED.values() if m.role != role]
     names = {m.key: f"{m.name} (bundled {m.role})" for m in models.BUNDLED.values()}
     choice = st.selectbox(label, bundled + ["other"], format_func=lambda k: names.get(k, "Other: a Hugging Face id or local folder…"),

@@ -64,7 +64,7 @@ def for_terminal(text: str) -> str:
 
 
 def cmd_data(args) -> int:
-    """Describe a dataset: splits, labels, cleaning notes (labels and names are data: their control characters are shown escaped)."""
+    """Describe a dataset: splits, labels, cleaning notes (labels and names are data: control characters are shown escaped)."""
     from core import data
 
     ds = data.load(args.source, args.text_col, args.label_col)
@@ -89,7 +89,8 @@ def cmd_models(args) -> int:
         print(models.model_card_json(models.describe(args.name)))
         return 0
     for info in models.BUNDLED.values():
-        print(f"{info.key:10} {info.role:8} {info.name:24} {info.params:>6} params, {info.layers} layers, {info.heads} heads, {info.tokenizer_kind}")
+        print(f"{info.key:10} {info.role:8} {info.name:24} {info.params:>6} params, "
+              f"{info.layers} layers, {info.heads} heads, {info.tokenizer_kind}")
     return 0
 
 

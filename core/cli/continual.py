@@ -1,4 +1,4 @@
-"""CLI of `python -m core continual`: fine-tune on a sequence of tasks and write the accuracy matrix (core/training/continual.py)."""
+"""`python -m core continual`: fine-tune on a sequence of tasks and write the accuracy matrix (core/training/continual.py)."""
 
 from __future__ import annotations
 

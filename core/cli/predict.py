@@ -78,7 +78,8 @@ def finish(args, predictor, summary, folder) -> None:
     record = summary.to_dict()
     if args.time_col:
         if summary.bad_times:
-            print(f"note: {summary.bad_times:,} rows have no readable time in '{args.time_col}' and are left out of the shares over time.")
+            print(f"note: {summary.bad_times:,} rows have no readable time in '{args.time_col}' "
+                  "and are left out of the shares over time.")
         period = predict.choose_period(summary.daily)
         share = predict.label_share(summary.daily, predictor.label_names, period)
         record["period"] = period

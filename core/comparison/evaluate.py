@@ -181,7 +181,7 @@ def join_predictions(runs: list[RunResult]) -> pd.DataFrame:
 
 
 def join_notes(runs: list[RunResult], joined: pd.DataFrame) -> list[str]:
-    """Sentences about runs that scored more examples than the joined, shared rows (their metrics here differ from metrics.json)."""
+    """Sentences about runs that scored more examples than the joined, shared rows (metrics here differ from metrics.json)."""
     return [f"Run '{r.name}' scored {len(r.predictions)} examples; the comparison uses the {len(joined)} that every run scored."
             for r in runs if len(r.predictions) > len(joined)]
 

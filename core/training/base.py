@@ -125,7 +125,8 @@ class FinetuneConfig:
         self.label_words = parse_label_words(self.label_words)
         check_fields(self)
         if self.label_words and METHODS[self.method].fits != "decoder":
-            raise UserError(f"Label words are what prompt-tuning and lora-lm learn to answer; {self.method} trains a classifier and takes none.")
+            raise UserError(f"Label words are what prompt-tuning and lora-lm learn to answer; "
+                            f"{self.method} trains a classifier and takes none.")
 
     @property
     def learning_rate(self) -> float | None:

@@ -58,7 +58,7 @@ def apply_method(model, config: FinetuneConfig):
 
 
 def uses_mean_pooling(config: FinetuneConfig) -> bool:
-    """Whether the classifier reads mean-pooled token states (core.training.pooled) rather than the model's own classification head."""
+    """Whether the classifier reads mean-pooled token states (core.training.pooled), not the model's own classification head."""
     from core.training import pooled
 
     if config.method == "adapter":  # adapters live in core.training.pooled's classifier, whatever the encoder
@@ -103,7 +103,7 @@ def encode(tokenizer, frame: pd.DataFrame, label_names: list[str], max_length: i
 
 
 def ordered_eval_trainer_class():
-    """A Trainer whose evaluation keeps the dataset's order (transformers 5 length-groups eval batches too, shuffling predictions)."""
+    """A Trainer whose evaluation keeps the dataset's order (transformers 5 length-groups eval batches, shuffling predictions)."""
     from torch.utils.data import SequentialSampler
     from transformers import Trainer
 

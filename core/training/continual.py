@@ -164,7 +164,8 @@ class LabelSpace:
     def sentence(self) -> str:
         if self.shared:
             return f"shared label space: one head over {len(self.units)} labels for every task"
-        return f"one head per task ({len(self.task_units)} heads, {len(self.units)} output units; each task predicts only its own labels)"
+        return (f"one head per task ({len(self.task_units)} heads, {len(self.units)} output units; "
+                "each task predicts only its own labels)")
 
 
 def label_space(tasks: list[Task]) -> LabelSpace:
@@ -431,7 +432,8 @@ def run_sequence(config: ContinualConfig, tasks: list[Task], run: TaskRun | None
             fisher = fisher_diagonal(model, encode_rows(tokenizer, task.train.assign(task=i), space, tasks, config.max_length),
                                      collator, unit_mask, config.fisher_examples, config.seed + i)
             ewc_terms = [consolidate(ewc_terms[0] if ewc_terms else None, fisher)]  # one term, not one per finished task
-        # lora-per-task: each task's own adapter; for tasks not trained yet, an untrained adapter (LoRA B = 0), i.e. the initial model
+        # lora-per-task: each task's own adapter; for tasks not trained yet, an untrained adapter (LoRA B = 0),
+        # i.e. the initial model
         scorers = task_models + [initial_model] * (len(tasks) - i - 1) if lora else [model] * len(tasks)
         accuracies, predictions = evaluate_tasks(scorers, tokenizer, tasks, space, config.max_length)
         result.matrix.append(accuracies)

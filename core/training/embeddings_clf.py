@@ -1,4 +1,4 @@
-"""Classifiers on sentence embeddings: logreg / knn on a frozen encoder (scikit-learn), and SetFit (contrastive body + logreg head)."""
+"""Classifiers on sentence embeddings: logreg/knn on a frozen encoder (scikit-learn), SetFit (contrastive body + logreg head)."""
 
 from __future__ import annotations
 

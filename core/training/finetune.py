@@ -44,7 +44,8 @@ METHODS.update((m.name, m) for m in (
     Method("knn", embeddings_clf.train_frozen, "frozen embeddings + k nearest neighbours", fits="encoder", frozen=True),
     Method("setfit", embeddings_clf.train_setfit, "contrastive few-shot (SetFit)", fits="encoder", default_lr=2e-5,  # SetFit's own
            search_space={"lr": {"low": 5e-6, "high": 1e-4, "log": True}, "epochs": SHORT_EPOCHS, "batch_size": BATCH_SPACE}),
-    # ... or a causal LM, trained to say the label word after the zero-shot prompt (peft's prompt-tuning rate; LoRA's for the LM loss)
+    # ... or a causal LM, trained to say the label word after the zero-shot prompt
+    # (peft's prompt-tuning rate; LoRA's for the LM loss)
     Method("prompt-tuning", prompt_learning.train, "soft prompt, scored like prompting", fits="decoder", default_lr=3e-2,
            search_space={"lr": {"low": 3e-3, "high": 1e-1, "log": True}, "epochs": SHORT_EPOCHS, "virtual_tokens": [10, 20, 40]}),
     Method("lora-lm", prompt_learning.train, "LoRA on the label word, scored like prompting", fits="decoder", default_lr=5e-4,

@@ -1,4 +1,4 @@
-"""A classifier on an encoder's mean-pooled token states (the pooling sentence-transformers train with), with a linear or k-NN head.
+"""A classifier on an encoder's mean-pooled token states (the pooling sentence-transformers train with), linear or k-NN head.
 
 Used by logreg, knn and setfit (frozen or contrastively trained body, head fitted by scikit-learn and copied in) and as the
 head of full/head/bitfit/lora/adapter fine-tuning on sentence-transformer encoders. Saved as the body (or only a reference to
@@ -114,7 +114,7 @@ class PooledClassifier(nn.Module):
             self.classifier.bias.copy_(torch.as_tensor(intercept, dtype=self.classifier.bias.dtype))
 
     def save(self, path: Path, save_body: bool = True) -> None:
-        """head.safetensors + pooling.json, and the body's weights when it was trained (else it is re-read from the base model)."""
+        """head.safetensors + pooling.json, and the body's weights when it was trained (else it is re-read from the base)."""
         from safetensors.torch import save_file
 
         path = Path(path)

@@ -230,7 +230,7 @@ def predict(model, config: FinetuneConfig, prompted: Prompted, texts: list[str])
 
 
 def save(model, tokenizer, label_names: list[str], config: FinetuneConfig, prompted: Prompted, path: Path) -> None:
-    """The peft adapter (soft prompt or LoRA weights, safetensors), tokenizer, labels, base model and the prompt it was trained on."""
+    """The peft adapter (soft prompt or LoRA weights, safetensors), tokenizer, labels, base model and its training prompt."""
     tmp = path.with_name(f".{path.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(str(tmp), safe_serialization=True)

@@ -1,4 +1,4 @@
-"""The demo that must never fail, walked in a real browser: data, tokenization, prompting, fine-tuning, compare, attention, report.
+"""The demo that must never fail, in a real browser: data, tokenization, prompting, fine-tuning, compare, attention, report.
 
 Starts the real app (streamlit run) on 127.0.0.1 with an empty runs folder, drives headless Debian Chromium with
 Playwright, blocks every request that is not to localhost, and fails on any exception, traceback or error box in a page.
@@ -86,7 +86,8 @@ class Demo:
         self.page.wait_for_timeout(500)
         self.page.wait_for_function(
             """() => !document.querySelector("[data-testid='stSpinner']")
-                 && !document.querySelector("[data-testid='stStatusWidgetRunningIcon'], [data-testid='stStatusWidgetRunningManIcon']")""",
+                 && !document.querySelector("[data-testid='stStatusWidgetRunningIcon'], """
+            """[data-testid='stStatusWidgetRunningManIcon']")""",
             timeout=timeout_ms, polling=250)
         self.page.wait_for_timeout(300)
 
