@@ -5,7 +5,7 @@ import html
 import pandas as pd
 import streamlit as st
 
-from core import models, tokens
+from core import models, prompting, tokens
 from ui.state import current_dataset, plain, scoped, show_error, tokenizer
 
 PALETTE = ["#fde2e4", "#e2ece9", "#dfe7fd", "#fff1c1", "#e8dff5", "#d3f8e2", "#fce1c8", "#cddafd"]
@@ -90,7 +90,9 @@ else:
         show_error(e)
 
 st.header("The decoder's chat template")
-message = st.text_area("User message", "Classify the sentiment of this review as negative, neutral or positive.\n\nReview: The battery lasts two days.",
+# the Prompting page's default instruction on this dataset's labels and first text (a review's sentiment on banking77 misled)
+labels, first = (ds.label_names, examples[0]) if ds and examples else (["negative", "neutral", "positive"], "The battery lasts two days.")
+message = st.text_area("User message", f"{prompting.DEFAULT_INSTRUCTION.replace('{labels}', ', '.join(labels))}\n\nText: {first}",
                        key=scoped("tok_chat_msg"), height=90)
 try:
     rendered, n = tokens.render_chat_template(tokenizer(models.DECODER), message)

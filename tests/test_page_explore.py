@@ -75,3 +75,14 @@ def test_file_source_without_upload_asks_for_a_dataset(app):
     at = app.run()
     assert not at.exception
     assert any("Choose a dataset in the sidebar" in i.value for i in at.info)
+
+
+def test_tokenization_chat_message_is_made_of_the_loaded_dataset(open_page):
+    """It was a review's sentiment whatever the dataset (banking77's 77 intents included)."""
+    from core import data
+
+    at = open_page("app_pages/tokenization.py", ds_sample="finance_news")
+    assert not at.exception
+    message = at.text_area(key=scoped(at, "tok_chat_msg")).value
+    ds = data.load_sample("finance_news")
+    assert ", ".join(ds.label_names) in message and ds.splits["train"]["text"].iloc[0] in message and "review" not in message
