@@ -80,7 +80,8 @@ except Exception as e:
     st.stop()
 run_names = evaluate.run_names(joined)
 
-slices_tab, map_tab, robust_tab = st.tabs(["Slices", "Embedding map", "Robustness"])
+# lazy tabs: only the open one runs, so the map embeds the split (minutes at thousands of rows on a laptop) only when looked at
+slices_tab, map_tab, robust_tab = st.tabs(["Slices", "Embedding map", "Robustness"], key=scoped("exp_tab"), on_change="rerun")
 
 with slices_tab:
     c1, c2 = st.columns([1, 2])
@@ -112,31 +113,32 @@ with slices_tab:
                    "`python -m core slices RUN... --by column:NAME --data FILE`.")
 
 with map_tab:
-    c1, c2 = st.columns(2)
-    colour = c1.selectbox("Colour by", explore.colour_options(run_names), key=scoped("exp_colour"))
-    method = c2.selectbox("Projection", explore.projection_methods(), key=scoped("exp_method"), format_func=str.upper,
-                          help="PCA (scikit-learn) is the default; UMAP is offered when umap-learn is installed.")
-    try:
-        coords = _coords(split, tuple(joined["id"]), method, tuple(joined["text"].astype(str)))
-        frame = explore.map_frame(joined, coords, colour)
-        event = st.altair_chart(charts.embedding_map(frame, colour), on_select="rerun", selection_mode="brush", key=scoped("exp_map"),
-                                width="stretch")
-        box = (event.get("selection") or {}).get("brush") if event else None
-        shown = explore.in_box(frame, box)
-        other = f" (grey: the other {frame['colour'].eq('other').sum()} rows' rarer categories)" if frame["colour"].eq("other").any() else ""
-        st.caption(f"{len(frame)} evaluation examples, embedded by the bundled encoder and projected by {method.upper()}{other}. "
-                   "Drag a box on the map to list its examples.")
-        columns = ["id", "text", "label", "colour"] + [c for n in run_names for c in (f"pred@{n}", f"correct@{n}")]
-        st.dataframe(shown[columns], hide_index=True, width="stretch", height=320, key=scoped("exp_map_rows"))
-        st.caption(f"{len(shown)} of {len(frame)} examples" + (" inside the box." if box else "."))
-        if len(shown) and len(chosen) >= 2:  # a point of the map, in Compare's error browser with these runs as A and B
-            texts = dict(zip(shown["id"].astype(str), shown["text"].astype(str), strict=True))
-            picked = st.selectbox("Look at one of these examples in Compare's error browser", list(texts), key=scoped("exp_map_pick"),
-                                  format_func=lambda i: f"{i}: {texts[i][:90]}")
-            if st.button("Open in Compare", key=scoped("exp_to_compare")):
-                open_in_compare(list(chosen), split, picked)
-    except Exception as e:
-        show_error(e)
+    if map_tab.open:
+        c1, c2 = st.columns(2)
+        colour = c1.selectbox("Colour by", explore.colour_options(run_names), key=scoped("exp_colour"))
+        method = c2.selectbox("Projection", explore.projection_methods(), key=scoped("exp_method"), format_func=str.upper,
+                              help="PCA (scikit-learn) is the default; UMAP is offered when umap-learn is installed.")
+        try:
+            coords = _coords(split, tuple(joined["id"]), method, tuple(joined["text"].astype(str)))
+            frame = explore.map_frame(joined, coords, colour)
+            event = st.altair_chart(charts.embedding_map(frame, colour), on_select="rerun", selection_mode="brush", key=scoped("exp_map"),
+                                    width="stretch")
+            box = (event.get("selection") or {}).get("brush") if event else None
+            shown = explore.in_box(frame, box)
+            other = f" (grey: the other {frame['colour'].eq('other').sum()} rows' rarer categories)" if frame["colour"].eq("other").any() else ""
+            st.caption(f"{len(frame)} evaluation examples, embedded by the bundled encoder and projected by {method.upper()}{other}. "
+                       "Drag a box on the map to list its examples.")
+            columns = ["id", "text", "label", "colour"] + [c for n in run_names for c in (f"pred@{n}", f"correct@{n}")]
+            st.dataframe(shown[columns], hide_index=True, width="stretch", height=320, key=scoped("exp_map_rows"))
+            st.caption(f"{len(shown)} of {len(frame)} examples" + (" inside the box." if box else "."))
+            if len(shown) and len(chosen) >= 2:  # a point of the map, in Compare's error browser with these runs as A and B
+                texts = dict(zip(shown["id"].astype(str), shown["text"].astype(str), strict=True))
+                picked = st.selectbox("Look at one of these examples in Compare's error browser", list(texts), key=scoped("exp_map_pick"),
+                                      format_func=lambda i: f"{i}: {texts[i][:90]}")
+                if st.button("Open in Compare", key=scoped("exp_to_compare")):
+                    open_in_compare(list(chosen), split, picked)
+        except Exception as e:
+            show_error(e)
 
 with robust_tab:
     c1, c2 = st.columns([2, 1])

@@ -5,8 +5,8 @@ import html
 import pandas as pd
 import streamlit as st
 
-from core import models, tokens
-from ui.state import current_dataset, plain, scoped, show_error, tokenizer
+from core import models, prompting, tokens
+from ui.state import current_dataset, current_scope, plain, scoped, show_error, tokenizer
 
 PALETTE = ["#fde2e4", "#e2ece9", "#dfe7fd", "#fff1c1", "#e8dff5", "#d3f8e2", "#fce1c8", "#cddafd"]
 
@@ -36,6 +36,14 @@ def chips(view: tokens.TokenView) -> str:
             f'font-family:monospace;font-size:0.9em">{label}<sub style="color:#777;margin-left:3px">{r.id}</sub></span>'
         )
     return '<div class="token-chips" style="line-height:2.1">' + "".join(out) + "</div>"
+
+
+@st.cache_data(show_spinner="Counting tokens over the dataset…", max_entries=8)
+def _token_stats(scope_id: str, model: str, max_length: int, _ds) -> pd.DataFrame:
+    """tokens.token_stats of every split, once per dataset (scope_id), tokenizer and max_length: 60,000 rows take ~20 s, which
+    every edit of a text box on this page paid again."""
+    frame = pd.concat([f.assign(split=s) for s, f in _ds.splits.items()], ignore_index=True)
+    return tokens.token_stats(tokenizer(model), frame, max_length)
 
 
 st.title("Tokenization")
@@ -80,9 +88,8 @@ else:
     stat_model = c1.selectbox("Tokenizer", [models.ENCODER, models.DECODER], key=scoped("tok_stat_model"),
                               format_func=lambda k: models.BUNDLED[k].name)
     max_length = c2.number_input("max_length", 8, 4096, 64, step=8, key=scoped("tok_max_length"))
-    frame = pd.concat([f.assign(split=s) for s, f in ds.splits.items()], ignore_index=True)
     try:
-        stats = tokens.token_stats(tokenizer(stat_model), frame, int(max_length))
+        stats = _token_stats(current_scope().id, stat_model, int(max_length), ds)
         st.dataframe(stats, hide_index=True, width="stretch")
         st.caption("tokens_per_word: fertility (content tokens per whitespace word). "
                    "unknown_rate: [UNK] or byte-fallback tokens per content token. "
@@ -91,7 +98,9 @@ else:
         show_error(e)
 
 st.header("The decoder's chat template")
-message = st.text_area("User message", "Classify the sentiment of this review as negative, neutral or positive.\n\nReview: The battery lasts two days.",
+# the Prompting page's default instruction on this dataset's labels and first text (a review's sentiment on banking77 misled)
+labels, first = (ds.label_names, examples[0]) if ds and examples else (["negative", "neutral", "positive"], "The battery lasts two days.")
+message = st.text_area("User message", f"{prompting.DEFAULT_INSTRUCTION.replace('{labels}', ', '.join(labels))}\n\nText: {first}",
                        key=scoped("tok_chat_msg"), height=90)
 try:
     rendered, n = tokens.render_chat_template(tokenizer(models.DECODER), message)

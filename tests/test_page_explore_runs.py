@@ -40,6 +40,9 @@ def test_explore_page_shows_slices_map_and_explains_a_run_it_cannot_perturb(open
     at.selectbox(key=scoped(at, "exp_by")).set_value("label").run()
     slices = next(d.value for d in at.dataframe if "difference" in d.value.columns)
     assert set(slices["slice"]) == {"negative", "neutral", "positive"} and slices["difference"].str.endswith("prompt-a better").any()
+    assert not at.get("vega_lite_chart")  # the map embeds the split only once its tab is open
+    at.session_state[scoped(at, "exp_tab")] = "Embedding map"
+    at.run()
     assert len(at.get("vega_lite_chart")) == 1  # the map
     rows = next(d.value for d in at.dataframe if "colour" in d.value.columns)
     assert len(rows) == 60 and set(rows["colour"]) == {"negative", "neutral", "positive"}
@@ -66,7 +69,7 @@ def test_an_example_on_the_map_opens_in_compares_error_browser(open_page, runs_d
     from tests.scoped import scoped
 
     a, b = make_run(runs_dir, "prompt-a", 0.9, seed=1), make_run(runs_dir, "ft-b", 0.5, kind="finetune", seed=2)
-    at = open_page("app_pages/explore.py")
+    at = open_page("app_pages/explore.py", exp_tab="Embedding map")
     assert not at.exception
     at.selectbox(key=scoped(at, "exp_map_pick")).set_value("ex007").run()
     at.button(key=scoped(at, "exp_to_compare")).click().run()
