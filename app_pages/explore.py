@@ -139,6 +139,10 @@ with map_tab:
                     open_in_compare(list(chosen), split, picked)
         except Exception as e:
             show_error(e)
+    else:  # widgets not drawn lose their state: keep the map's choices for the tab's return
+        for key in map(scoped, ("exp_colour", "exp_method")):
+            if key in st.session_state:
+                st.session_state[key] = st.session_state[key]
 
 with robust_tab:
     c1, c2 = st.columns([2, 1])

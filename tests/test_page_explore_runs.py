@@ -85,3 +85,18 @@ def test_the_report_carries_the_pages_label_error_caveat(runs_dir):
                                 n_resamples=50)
     html = report.build_report(cmp, more_caveats=["12 of the 99 rows of the test split look mislabelled."])
     assert '<p class="caveat">Caveat: 12 of the 99 rows of the test split look mislabelled.</p>' in html
+
+
+def test_the_maps_colour_survives_a_visit_to_another_tab(open_page, runs_dir):
+    """The map tab runs only when open (lazy tabs), and a widget not drawn in a run loses its value."""
+    from tests.scoped import scoped
+
+    make_run(runs_dir, "prompt-a", 0.95, seed=1)
+    make_run(runs_dir, "ft-b", 0.3, kind="finetune", seed=2)
+    at = open_page("app_pages/explore.py", exp_tab="Embedding map")
+    at.selectbox(key=scoped(at, "exp_colour")).set_value("agreement of runs").run()
+    at.session_state[scoped(at, "exp_tab")] = "Slices"
+    at.run()
+    at.session_state[scoped(at, "exp_tab")] = "Embedding map"
+    at.run()
+    assert at.selectbox(key=scoped(at, "exp_colour")).value == "agreement of runs"
