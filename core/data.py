@@ -411,11 +411,23 @@ def load(source: str, text_col: str | None = None, label_col: str | None = None,
     raise UserError(f"'{source}' is not a sample name ({', '.join(list_samples())}), a file, or a dataset name.")
 
 
+def load_train_eval(train: str, eval_source: str, text_col: str | None = None, label_col: str | None = None
+                    ) -> tuple[Dataset, str, Dataset, str]:
+    """--train and --eval: each Dataset and the split used. When both name one file without a split column, it is
+    split once, 70/15/15 as the app splits an upload of it, and its 'train' and 'test' splits are used: read whole
+    for both, every evaluation row would also be a training row (and the runs would match no split the app shows)."""
+    one = train == eval_source and train.partition(":")[0] not in list_samples()
+    train_ds, train_split = load_split(train, "train", text_col, label_col, split_whole=one)
+    eval_ds, eval_split = load_split(eval_source, "test", text_col, label_col, split_whole=one)
+    return train_ds, train_split, eval_ds, eval_split
+
+
 def load_split(source: str, default_split: str, text_col: str | None = None, label_col: str | None = None,
-               seed: int = 0) -> tuple[Dataset, str]:
+               split_whole: bool = False) -> tuple[Dataset, str]:
     """For the CLI's --train/--eval: 'reviews', 'reviews:validation' or a file; returns the Dataset and the split used.
 
-    A file without split column counts as one whole split (it is not re-split), so --train a.csv --eval b.csv work."""
+    A file without split column counts as one whole split (it is not re-split), so --train a.csv --eval b.csv work;
+    split_whole: it is split as the app splits an upload (load_train_eval, for one file named by both)."""
     name, _, split = source.partition(":") if source.partition(":")[0] in list_samples() else (source, "", "")
     if name in list_samples():
         ds = load_sample(name)
@@ -424,8 +436,8 @@ def load_split(source: str, default_split: str, text_col: str | None = None, lab
         path = Path(source).expanduser()
         df = read_file(path)
         columns = list(df.columns)
-        if any(c.lower() in SPLIT_COLUMNS for c in columns):
-            ds = from_frame(df, path.name, str(path), text_col, label_col, seed)
+        if split_whole or any(c.lower() in SPLIT_COLUMNS for c in columns):
+            ds = from_frame(df, path.name, str(path), text_col, label_col)
             split = default_split
         else:
             tc = detect_column(columns, TEXT_COLUMNS, "text", text_col)

@@ -207,7 +207,7 @@ def carve(search: Search) -> tuple[Path, Path, str]:
     folder = search.folder / "data"
     train_path, dev_path = folder / "train.csv", folder / "dev.csv"
     if not (train_path.exists() and dev_path.exists()):
-        ds, split = data.load_split(search.train, "train", search.text_col, search.label_col, seed=search.seed)
+        ds, split, _, _ = data.load_train_eval(search.train, search.eval, search.text_col, search.label_col)
         rows = cap_rows(ds.splits[split], search.max_train_examples, search.seed)
         parts = data.stratified_split(rows, {"train": 1 - DEV_SHARE, "dev": DEV_SHARE}, search.seed)
         if len(parts["dev"]) < 2 or parts["train"]["label"].nunique() < 2:

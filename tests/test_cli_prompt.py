@@ -117,3 +117,19 @@ def test_numeric_labels_print_one_line_naming_the_label_words_flag(tiny_llama_di
     assert main(_argv(tiny_llama_dir, "--train", str(tsv), "--eval", str(tsv), "--calibrate", "none", "--out", "worded",
                       "--label-words", "0=negative", "1=positive")) == 0
     assert "label words" not in capsys.readouterr().err
+
+
+def test_one_file_as_train_and_eval_is_split_once_as_the_app_splits_it(tiny_llama_dir, runs_dir, tmp_path):
+    """--train X.csv --eval X.csv, X without a split column: evaluated on X's held-out test split (the app's 70/15/15 of
+    the same upload, so the run shows on that dataset's pages), never on rows it could train or draw demonstrations from."""
+    from core import data
+
+    csv = tmp_path / "mine.csv"
+    csv.write_text("text,label\n" + "".join(f"item {i} is {'good' if i % 2 else 'bad'},{'pos' if i % 2 else 'neg'}\n" for i in range(60)))
+    assert main(_argv(tiny_llama_dir, "--train", str(csv), "--eval", str(csv), "--max-eval-examples", "60", "--shots", "2",
+                      "--calibrate", "none", "--out", "one-file")) == 0
+    app = data.load_upload(csv.read_bytes(), csv.name)
+    config = json.loads((runs_dir / "one-file" / "config.json").read_text())
+    assert config["dataset"]["eval_sha256"] == app.fingerprint("test")
+    evaluated = set(pd.read_csv(runs_dir / "one-file" / "predictions.csv")["text"])
+    assert evaluated == set(app.splits["test"]["text"]) and not evaluated & set(app.splits["train"]["text"])

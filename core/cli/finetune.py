@@ -51,8 +51,7 @@ def cmd_finetune(args) -> int:
         config = from_args(FinetuneConfig, args)
         if world_size > 1 and config.method not in finetune.SHARDED_METHODS:
             raise UserError(f"Method '{config.method}' does not run under torchrun; run it as one process (python -m core finetune ...).")
-        train_ds, train_split = data.load_split(args.train, "train", args.text_col, args.label_col, seed=config.seed)
-        eval_ds, eval_split = data.load_split(args.eval, "test", args.text_col, args.label_col, seed=config.seed)
+        train_ds, train_split, eval_ds, eval_split = data.load_train_eval(args.train, args.eval, args.text_col, args.label_col)
         eval_frame = eval_ds.splits[eval_split]
         label_names = data.combined_labels(train_ds, eval_ds)
         train_frame, dev_frame, dev_description = finetune.choose_dev(config, train_ds, train_split, eval_frame)

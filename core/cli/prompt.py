@@ -44,8 +44,7 @@ def cmd_prompt(args) -> int:
     configs = [build_config(args, k, s) for k in args.shots for s in args.seed]  # validates every cell first
     if not endpoints.is_endpoint(configs[0].model):  # a GPU option this machine cannot serve: its sentence before any run folder
         endpoints.local_options(configs[0], models.choose_device(configs[0].device))
-    train_ds, train_split = data.load_split(args.train, "train", args.text_col, args.label_col)
-    eval_ds, eval_split = data.load_split(args.eval, "test", args.text_col, args.label_col)
+    train_ds, train_split, eval_ds, eval_split = data.load_train_eval(args.train, args.eval, args.text_col, args.label_col)
     train, eval_df = train_ds.splits[train_split], eval_ds.splits[eval_split]
     labels = data.combined_labels(train_ds, eval_ds)
     if warning := prompting.opaque_warning(configs[0], labels):

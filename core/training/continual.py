@@ -120,8 +120,7 @@ def load_tasks(train_sources: list[str], eval_sources: list[str], text_col: str 
         raise UserError(f"Give one --eval source per --train source (got {len(train_sources)} to train and {len(eval_sources)} to evaluate).")
     tasks = []
     for k, (tr, ev) in enumerate(zip(train_sources, eval_sources, strict=True), start=1):
-        train_ds, train_split = data.load_split(tr, "train", text_col, label_col, seed=seed)
-        eval_ds, eval_split = data.load_split(ev, "test", text_col, label_col, seed=seed)
+        train_ds, train_split, eval_ds, eval_split = data.load_train_eval(tr, ev, text_col, label_col)
         train = finetune.cap_rows(train_ds.splits[train_split], max_train_examples, seed)
         labels = [lab for lab in train_ds.label_names if lab in set(train["label"])]
         unknown = sorted(set(eval_ds.splits[eval_split]["label"]) - set(labels))
