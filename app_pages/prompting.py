@@ -121,7 +121,7 @@ example = eval_df.iloc[int(index)]
 def endpoint_preview() -> None:
     """The prompt as the server gets it (no local tokenizer, so no token counts), and a free-text answer on request."""
     try:
-        text = endpoints.preview_text(config, train, label_names, str(example["text"]))
+        text = prompting.endpoint_prompt(config, train, label_names, str(example["text"]))
     except Exception as e:
         state.show_error(e)
         st.stop()
@@ -130,7 +130,7 @@ def endpoint_preview() -> None:
     st.code(text, language=None, wrap_lines=True)
     if st.button("Ask the endpoint for a free-text answer to this example", key=state.scoped("pr_ep_generate")):
         try:
-            answer, parsed = endpoints.generate_answer(config, text, label_names)
+            answer, parsed = prompting.endpoint_answer(config, text, label_names)
             st.caption(state.plain(f"Model wrote: {answer.strip() or '(nothing)'} → parsed label: {parsed or 'none found'}"))
         except Exception as e:
             state.show_error(e)

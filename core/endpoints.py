@@ -32,11 +32,10 @@ import sqlite3
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from core.errors import UserError
 
@@ -210,7 +209,7 @@ class Meter:
                 "requests": self.requests, "cached_requests": self.cached}
 
 
-_METERS: list[Meter] = []  # the meter of the run in progress (auto's slice runs add to their run's meter)
+METERS: list[Meter] = []  # the meter of the run in progress (auto's slice runs add to their run's meter)
 
 
 # ---- the client ---------------------------------------------------------------------------------
@@ -391,120 +390,6 @@ def run_requests(client: Client, requests: list[tuple[str, dict]], owners: list[
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     return results
-
-
-def run_prompting(config, train: pd.DataFrame, eval_df: pd.DataFrame, label_names: list[str], progress=None,
-                  all_calibrations: bool = False):
-    """prompting.run_prompting for an endpoint model: the same prompts, scored by the server in the probed mode."""
-    top = not _METERS
-    if top:
-        _METERS.append(Meter())
-    try:
-        return _run(config, train, eval_df, label_names, progress, all_calibrations, _METERS[-1])
-    finally:
-        if top:
-            _METERS.pop()
-
-
-def _run(config, train, eval_df, label_names, progress, all_calibrations, meter: Meter):
-    from core import prompting
-    from core.comparison import evaluate
-
-    started = time.perf_counter()
-    endpoint = parse_spec(config.model, config.api_key_env)
-    client = Client(endpoint, config, meter)
-    mode = probe(client) if config.scoring_mode == prompting.AUTO else config.scoring_mode
-    config = replace(config, scoring_mode=mode)
-    notes = []
-    if mode == "generate" and config.calibration == prompting.AUTO:
-        config = replace(config, calibration="none")
-        notes.append("calibration is none: the generate mode gives no label probabilities")
-    choice = None
-    if prompting.AUTO in (config.calibration, config.template):
-        config, choice = prompting.choose_prompt(config, train, label_names)
-    words = prompting.verbalizer(config, label_names)
-    eval_df = prompting.eval_subset(eval_df, config.max_eval_examples)
-    texts = eval_df["text"].astype(str).tolist()
-    N, C = len(texts), len(label_names)
-    prefixes, demos = prompting.build_prefixes(config, train, texts, words, label_names)
-    queries = [prompting.fill(config.query_template, t) for t in texts]
-    nearest = config.selection == "nearest" and config.shots > 0
-    unparsed, answers = 0, None
-    if mode == "generate":
-        responses = run_requests(client, [("chat", chat_body(p + q, mode)) for p, q in zip(prefixes, queries)], list(range(N)), N, progress)
-        answers = [answer_text(r) for r in responses]
-        preds = [prompting.parse_label(a, words, label_names) for a in answers]
-        unparsed = sum(p is None for p in preds)
-        predictions = evaluate.predictions_frame(eval_df["id"], texts, eval_df["label"], np.zeros((N, C)), label_names)
-        predictions["pred"] = [p if p is not None else UNPARSED for p in preds]
-        predictions[["confidence", *[f"prob_{lab}" for lab in label_names]]] = np.nan  # no probabilities in this mode
-        predictions["answer"] = answers
-        calibrated = {}
-    else:
-        calibration_inputs = {"contextual": [prompting.fill(config.query_template, cf) for cf in prompting.CONTENT_FREE],
-                              "pmi": [config.query_template.split("{text}", 1)[1].lstrip()]}
-        wanted = [c for c in prompting.CALIBRATIONS if c != "none" and (all_calibrations or c == config.calibration)]
-        extra = [t for c in wanted for t in calibration_inputs[c]]
-        rows = [p + q for p, q in zip(prefixes, queries)]
-        rows += [p + e for p in prefixes for e in extra] if nearest else [(prefixes[0] if prefixes else "") + e for e in extra]
-        owners = list(range(N)) + [None] * (len(rows) - N)
-        if mode == "echo":
-            pairs = [(r, prompting.continuation(r, w)) for r in rows for w in words]
-            responses = run_requests(client, [("completions", echo_body(r, c)) for r, c in pairs],
-                                     [o for o in owners for _ in words], N, progress)
-            try:
-                scored = [echo_score(resp, r, c) for resp, (r, c) in zip(responses, pairs)]
-            except (ValueError, KeyError, TypeError, IndexError):
-                raise UserError(f"The endpoint at {endpoint.base_url} stopped giving prompt log-probabilities; "
-                                "rerun with --scoring-mode chat-logprobs or generate.") from None
-            sums = np.array([s for s, _ in scored]).reshape(len(rows), C)
-            lengths = [n for _, n in scored[:C]]
-        else:
-            responses = run_requests(client, [("chat", chat_body(r, mode)) for r in rows], owners, N, progress)
-            try:
-                sums = np.array([chat_scores(resp, words) for resp in responses]).reshape(len(rows), C)
-            except (ValueError, KeyError, TypeError, IndexError):
-                raise UserError(f"The endpoint at {endpoint.base_url} stopped giving top log-probabilities; "
-                                "rerun with --scoring-mode generate.") from None
-            lengths = [1] * C
-        scores = prompting.label_scores(sums, lengths, config.scoring)
-        calibrated = prompting.calibrate_all(scores, N, nearest, wanted, calibration_inputs)
-        predictions = evaluate.predictions_frame(eval_df["id"], texts, eval_df["label"], calibrated[config.calibration], label_names)
-    seconds = time.perf_counter() - started
-    metrics = evaluate.classification_metrics(predictions["label"].tolist(), predictions["pred"].tolist(), label_names)
-    metrics.update(seconds=round(seconds, 3), examples_per_second=round(N / seconds, 3) if seconds else None, trainable_params=0,
-                   total_params=None, prefix_tokens=None, calibration=config.calibration, scoring=config.scoring, world_size=1,
-                   **meter.metrics(config.price_input, config.price_output), scoring_mode=mode, unparsed=unparsed,
-                   endpoint=endpoint.record())
-    if notes:
-        metrics["notes"] = notes
-    if choice:
-        metrics["auto"] = choice
-    example = (prefixes[0] + queries[0]) if texts else ""
-    warnings = [f"Label word '{w}' ({lab}) is a number or code, not a word: the model cannot tell what it means."
-                for lab, w in zip(label_names, words) if prompting.is_opaque(w)]
-    if mode == "generate" and unparsed:
-        warnings.append(f"{unparsed} of {N} answers named no label; they count as wrong (pred {UNPARSED}).")
-    return prompting.PromptResult(predictions, metrics, demos, warnings, 0, example, config, choice, calibrated)
-
-
-def preview_text(config, train: pd.DataFrame, label_names: list[str], text: str) -> str:
-    """The exact prompt an endpoint gets for one text (the echo mode scores the label word right after it; the chat
-    modes send it as the user message)."""
-    from core import prompting
-
-    words = prompting.verbalizer(config, label_names)
-    prefixes, _ = prompting.build_prefixes(config, train, [text], words, label_names)
-    return prefixes[0] + prompting.fill(config.query_template, text)
-
-
-def generate_answer(config, prompt: str, label_names: list[str]) -> tuple[str, str | None]:
-    """The endpoint's free-text answer to a prompt (a chat completion, cached like every request) and the label parsed from it."""
-    from core import prompting
-
-    client = Client(parse_spec(config.model, config.api_key_env), config, Meter())
-    answer = answer_text(client.request("chat", chat_body(prompt, "generate")))
-    return answer, prompting.parse_label(answer, prompting.verbalizer(config, label_names), label_names)
 
 
 def describe_usage(metrics: dict) -> str:

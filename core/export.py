@@ -17,17 +17,15 @@ Everything is written into a temporary folder beside DIR and renamed into place,
 
 from __future__ import annotations
 
-import html
 import json
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from core import runs
+from core import model_card, runs
 from core.errors import UserError
 
 MARKER = "export.json"  # what this tool writes into every export: the only kind of non-empty DIR --force replaces
@@ -319,9 +317,8 @@ def export_run(ref: str | Path, dest: str | Path, force: bool = False) -> Path:
         raise UserError(f"Could not write into {dest.parent}: {e.strerror}.") from None
     try:
         WRITERS[fmt](run, tmp)
-        from core import model_card
-
-        (tmp / "README.md").write_text(model_card.card(run, fmt), encoding="utf-8")
+        card = model_card.card(run, fmt, FORMATS[fmt], labels_of(run), hub_id(str(run.config.get("model") or "")))
+        (tmp / "README.md").write_text(card, encoding="utf-8")
         record = {"run": run.name, "format": fmt, "how_to_load": FORMATS[fmt], "labels": labels_of(run),
                   "eval_sha256": runs.eval_split(run.config), "method": run.config.get("method"), "model": run.config.get("model")}
         (tmp / MARKER).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
@@ -367,13 +364,3 @@ def zip_bytes(folder: Path) -> bytes:
             if f.is_file() and not f.is_symlink():
                 archive.write(f, Path(folder.name) / f.relative_to(folder))
     return buffer.getvalue()
-
-
-# ---- text from the data in the card ----------------------------------------------------------
-
-
-def md_text(value) -> str:
-    """Dataset or run text made inert in Markdown and HTML, on one line: <, > and & become entities (no tags), and the
-    characters of Markdown links, images, emphasis, code and tables are backslash-escaped."""
-    text = html.escape(" ".join(str(value).split()), quote=False)
-    return re.sub(r"([\\`*_\[\]()!|~])", r"\\\1", text)

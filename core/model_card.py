@@ -3,7 +3,9 @@ runs on its evaluation split, limitations, and how to load it. Every text that c
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +13,6 @@ import pandas as pd
 from core import runs
 from core.comparison import evaluate, verdict
 from core.errors import UserError
-from core.export import FORMATS, hub_id, labels_of, md_text
 
 LIBRARY = {"transformers": "transformers", "transformers+code": "transformers", "setfit": "setfit", "peft": "peft"}
 SETTINGS = ("model", "method", "pooling", "epochs", "learning_rate", "lr", "batch_size", "max_length", "seed", "lora_r",
@@ -71,20 +72,19 @@ words and map it back with `label_words`.""",
 }
 
 
-def card(run: runs.RunDir, fmt: str) -> str:
-    """README.md for the export of run in format fmt."""
+def card(run: runs.RunDir, fmt: str, how_to_load: str, labels: list[str], base: str) -> str:
+    """README.md for the export of run in format fmt (how_to_load: that format in one line; base: the base model's hub
+    id, or a local path, which the card never names as base_model)."""
     c, m = run.config, run.metrics or {}
-    labels = labels_of(run)
     preds = run.predictions()
     front = {"library_name": LIBRARY.get(fmt), "pipeline_tag": "text-classification",
              "tags": ["prompt-or-finetune", str(c.get("kind")), str(c.get("method") or "").split(" ")[0] or "run"],
              "metrics": ["accuracy", "f1"]}
-    base = hub_id(str(c.get("model") or ""))
     if "/" in base and not base.startswith(("/", ".", "~")) and not Path(base).exists():  # a hub id, never a local path
         front["base_model"] = base
     yaml = "\n".join(f"{k}: {json.dumps(v)}" for k, v in front.items() if v is not None)
     parts = [f"---\n{yaml}\n---\n", f"# {md_text(run.name)}\n",
-             f"Exported by prompt-or-finetune from the run `{run.name}` as {FORMATS[fmt]}.\n",
+             f"Exported by prompt-or-finetune from the run `{run.name}` as {how_to_load}.\n",
              "## How to use it\n", LOAD[fmt] + "\n",
              "## Data\n", data_section(c, m, labels, preds),
              "## Method and settings\n", settings_section(c, m),
@@ -166,3 +166,13 @@ def limitations_section(run: runs.RunDir, fmt: str, labels: list[str], preds: pd
     out.append("The labels it can give are only these, as spelt in the training data; new data from another source, time "
                "or wording may score lower than the evaluation split.")
     return "\n".join(f"- {md_text(o)}" for o in out) + "\n"
+
+
+# ---- text from the data in the card ----------------------------------------------------------
+
+
+def md_text(value) -> str:
+    """Dataset or run text made inert in Markdown and HTML, on one line: <, > and & become entities (no tags), and the
+    characters of Markdown links, images, emphasis, code and tables are backslash-escaped."""
+    text = html.escape(" ".join(str(value).split()), quote=False)
+    return re.sub(r"([\\`*_\[\]()!|~])", r"\\\1", text)

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from core import distributed, models
+from core import distributed, endpoints, models
 from core.comparison import evaluate
 from core.errors import UserError
 from core.settings import SEED, check_fields, device_name, number, setting
@@ -161,8 +161,6 @@ class PromptConfig:
         check_fields(self)
         if self.backend == "vllm" and self.quantize:
             raise UserError("--quantize is for the transformers backend; vLLM loads quantized checkpoints (AWQ, GPTQ) by their model name.")
-        from core import endpoints
-
         endpoints.check_config(self)
 
     @property
@@ -626,8 +624,6 @@ def calibrate_all(scores: np.ndarray, n: int, nearest: bool, wanted: list[str], 
 def load_model(config: PromptConfig):
     """Tokenizer and causal LM of the config (cached per process), on the chosen device, in the config's precision
     (core.endpoints.local_options refuses in one sentence what this machine cannot do)."""
-    from core import endpoints
-
     device = models.choose_device(config.device)
     options = endpoints.local_options(config, device)
     if config.backend == "vllm":  # vLLM's engine scores the same token ids (core.vllm_backend)
@@ -645,10 +641,8 @@ def run_prompting(config: PromptConfig, train: pd.DataFrame, eval_df: pd.DataFra
 
     'auto' calibration or template is first resolved on a slice of train (choose_prompt); all_calibrations also scores
     the content-free and domain inputs of every calibration, so PromptResult.calibrated holds each one's probabilities."""
-    from core import endpoints
-
     if endpoints.is_endpoint(config.model):  # an OpenAI-compatible server scores the prompts (same prompts, same outputs)
-        return endpoints.run_prompting(config, train, eval_df, label_names, progress, all_calibrations)
+        return run_endpoint(config, train, eval_df, label_names, progress, all_calibrations)
     started = time.perf_counter()
     choice = None
     if AUTO in (config.calibration, config.template):
@@ -749,8 +743,6 @@ def choose_prompt(config: PromptConfig, train: pd.DataFrame, label_names: list[s
     calibrations = AUTO_CALIBRATIONS if config.calibration == AUTO else (config.calibration,)
     own = {k: getattr(config, k) for k in TEMPLATES["category"]}
     names = list(TEMPLATES) if config.template == AUTO else ["custom"]
-    from core import endpoints
-
     if "chat" in names and (endpoints.is_endpoint(config.model) or not getattr(load_model(config)[0], "chat_template", None)):
         names.remove("chat")
     slice_df, rest = selection_slice(train, label_names, config.seed)
@@ -900,3 +892,113 @@ def seed_variance(table: pd.DataFrame) -> pd.DataFrame:
                 accuracy_min=("accuracy", "min"), accuracy_max=("accuracy", "max"), macro_f1_mean=("macro_f1", "mean")).reset_index()
     out["accuracy_std"] = out["accuracy_std"].fillna(0.0)
     return out.round(4)
+
+
+# ---- endpoint models: the same prompts, scored by an OpenAI-compatible server (core.endpoints) -------------
+
+
+def run_endpoint(config, train: pd.DataFrame, eval_df: pd.DataFrame, label_names: list[str], progress=None,
+                  all_calibrations: bool = False):
+    """run_prompting for an endpoint model (core.endpoints: the client, cache and request bodies): the same prompts, scored by the server in the probed mode."""
+    top = not endpoints.METERS
+    if top:
+        endpoints.METERS.append(endpoints.Meter())
+    try:
+        return _run_endpoint(config, train, eval_df, label_names, progress, all_calibrations, endpoints.METERS[-1])
+    finally:
+        if top:
+            endpoints.METERS.pop()
+
+
+def _run_endpoint(config, train, eval_df, label_names, progress, all_calibrations, meter):
+    started = time.perf_counter()
+    endpoint = endpoints.parse_spec(config.model, config.api_key_env)
+    client = endpoints.Client(endpoint, config, meter)
+    mode = endpoints.probe(client) if config.scoring_mode == AUTO else config.scoring_mode
+    config = replace(config, scoring_mode=mode)
+    notes = []
+    if mode == "generate" and config.calibration == AUTO:
+        config = replace(config, calibration="none")
+        notes.append("calibration is none: the generate mode gives no label probabilities")
+    choice = None
+    if AUTO in (config.calibration, config.template):
+        config, choice = choose_prompt(config, train, label_names)
+    words = verbalizer(config, label_names)
+    eval_df = eval_subset(eval_df, config.max_eval_examples)
+    texts = eval_df["text"].astype(str).tolist()
+    N, C = len(texts), len(label_names)
+    prefixes, demos = build_prefixes(config, train, texts, words, label_names)
+    queries = [fill(config.query_template, t) for t in texts]
+    nearest = config.selection == "nearest" and config.shots > 0
+    unparsed, answers = 0, None
+    if mode == "generate":
+        responses = endpoints.run_requests(client, [("chat", endpoints.chat_body(p + q, mode)) for p, q in zip(prefixes, queries)], list(range(N)), N, progress)
+        answers = [endpoints.answer_text(r) for r in responses]
+        preds = [parse_label(a, words, label_names) for a in answers]
+        unparsed = sum(p is None for p in preds)
+        predictions = evaluate.predictions_frame(eval_df["id"], texts, eval_df["label"], np.zeros((N, C)), label_names)
+        predictions["pred"] = [p if p is not None else endpoints.UNPARSED for p in preds]
+        predictions[["confidence", *[f"prob_{lab}" for lab in label_names]]] = np.nan  # no probabilities in this mode
+        predictions["answer"] = answers
+        calibrated = {}
+    else:
+        calibration_inputs = {"contextual": [fill(config.query_template, cf) for cf in CONTENT_FREE],
+                              "pmi": [config.query_template.split("{text}", 1)[1].lstrip()]}
+        wanted = [c for c in CALIBRATIONS if c != "none" and (all_calibrations or c == config.calibration)]
+        extra = [t for c in wanted for t in calibration_inputs[c]]
+        rows = [p + q for p, q in zip(prefixes, queries)]
+        rows += [p + e for p in prefixes for e in extra] if nearest else [(prefixes[0] if prefixes else "") + e for e in extra]
+        owners = list(range(N)) + [None] * (len(rows) - N)
+        if mode == "echo":
+            pairs = [(r, continuation(r, w)) for r in rows for w in words]
+            responses = endpoints.run_requests(client, [("completions", endpoints.echo_body(r, c)) for r, c in pairs],
+                                     [o for o in owners for _ in words], N, progress)
+            try:
+                scored = [endpoints.echo_score(resp, r, c) for resp, (r, c) in zip(responses, pairs)]
+            except (ValueError, KeyError, TypeError, IndexError):
+                raise UserError(f"The endpoint at {endpoint.base_url} stopped giving prompt log-probabilities; "
+                                "rerun with --scoring-mode chat-logprobs or generate.") from None
+            sums = np.array([s for s, _ in scored]).reshape(len(rows), C)
+            lengths = [n for _, n in scored[:C]]
+        else:
+            responses = endpoints.run_requests(client, [("chat", endpoints.chat_body(r, mode)) for r in rows], owners, N, progress)
+            try:
+                sums = np.array([endpoints.chat_scores(resp, words) for resp in responses]).reshape(len(rows), C)
+            except (ValueError, KeyError, TypeError, IndexError):
+                raise UserError(f"The endpoint at {endpoint.base_url} stopped giving top log-probabilities; "
+                                "rerun with --scoring-mode generate.") from None
+            lengths = [1] * C
+        scores = label_scores(sums, lengths, config.scoring)
+        calibrated = calibrate_all(scores, N, nearest, wanted, calibration_inputs)
+        predictions = evaluate.predictions_frame(eval_df["id"], texts, eval_df["label"], calibrated[config.calibration], label_names)
+    seconds = time.perf_counter() - started
+    metrics = evaluate.classification_metrics(predictions["label"].tolist(), predictions["pred"].tolist(), label_names)
+    metrics.update(seconds=round(seconds, 3), examples_per_second=round(N / seconds, 3) if seconds else None, trainable_params=0,
+                   total_params=None, prefix_tokens=None, calibration=config.calibration, scoring=config.scoring, world_size=1,
+                   **meter.metrics(config.price_input, config.price_output), scoring_mode=mode, unparsed=unparsed,
+                   endpoint=endpoint.record())
+    if notes:
+        metrics["notes"] = notes
+    if choice:
+        metrics["auto"] = choice
+    example = (prefixes[0] + queries[0]) if texts else ""
+    warnings = [f"Label word '{w}' ({lab}) is a number or code, not a word: the model cannot tell what it means."
+                for lab, w in zip(label_names, words) if is_opaque(w)]
+    if mode == "generate" and unparsed:
+        warnings.append(f"{unparsed} of {N} answers named no label; they count as wrong (pred {endpoints.UNPARSED}).")
+    return PromptResult(predictions, metrics, demos, warnings, 0, example, config, choice, calibrated)
+
+
+def endpoint_prompt(config, train: pd.DataFrame, label_names: list[str], text: str) -> str:
+    """The exact prompt an endpoint gets for one text (the echo mode scores the label word right after it; the chat
+    modes send it as the user message)."""
+    words = verbalizer(config, label_names)
+    prefixes, _ = build_prefixes(config, train, [text], words, label_names)
+    return prefixes[0] + fill(config.query_template, text)
+
+
+def endpoint_answer(config, prompt: str, label_names: list[str]) -> tuple[str, str | None]:
+    """The endpoint's free-text answer to a prompt (a chat completion, cached like every request) and the label parsed from it."""
+    client = endpoints.Client(endpoints.parse_spec(config.model, config.api_key_env), config, endpoints.Meter())
+    answer = endpoints.answer_text(client.request("chat", endpoints.chat_body(prompt, "generate")))
+    return answer, parse_label(answer, verbalizer(config, label_names), label_names)
