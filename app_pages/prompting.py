@@ -147,7 +147,9 @@ def local_preview() -> None:
         state.show_error(e)
         st.stop()
     if preview.warnings:  # one collapsed notice, however many labels (77 intents give dozens of lines)
-        with st.expander(f"⚠️ Label words that need attention ({len(preview.warnings)})"):
+        named = sum(any(f"({lab})" in w or f"'{lab}'" in w for w in preview.warnings) for lab in label_names)
+        title = f"⚠️ Label words that need attention ({len(preview.warnings)} notes on {named} of {len(label_names)} labels)"
+        with st.expander(title):
             st.text("\n".join(preview.warnings))
     st.caption(f"True label: **{state.plain(example['label'])}** · "
                f"{preview.n_tokens} tokens ({preview.prefix_tokens} in the shared prefix) · "

@@ -160,6 +160,8 @@ def test_seventy_seven_labels_give_one_notice_and_the_run_button(tiny_llama_dir,
     assert editors[0].value["word"].tolist()[:2] == ["intent aa request", "intent ab request"]  # underscores as spaces
     notices = [e for e in at.expander if "Label words that need attention" in e.label]
     assert len(notices) == 1 and len(notices[0].text[0].value.splitlines()) > 10  # many multi-token words, one notice
+    notes = len(notices[0].text[0].value.splitlines())  # the title counts notes and the labels they name, not one for the other
+    assert f"({notes} notes on " in notices[0].label and " of 77 labels)" in notices[0].label
     assert at.button(key=scoped(at, "pr_run"))  # reachable: nothing but the one notice stands between it and the prompt
 
 
