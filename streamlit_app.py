@@ -13,7 +13,9 @@ from core.models import import_transformers  # noqa: E402
 from ui.sidebar import dataset_sidebar  # noqa: E402
 
 # A local file: a Material or emoji page_icon makes the browser fetch the favicon from a CDN, which air-gapped demos lack.
-st.set_page_config(page_title="Prompt it, or fine-tune it?", page_icon=str(Path(__file__).parent / "assets" / "favicon.png"), layout="wide")
+st.set_page_config(
+    page_title="Prompt it, or fine-tune it?", page_icon=str(Path(__file__).parent / "assets" / "favicon.png"), layout="wide"
+)
 
 pages = {
     "Explore": [

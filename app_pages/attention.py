@@ -55,17 +55,21 @@ def _panel(spec: str, text: str, max_tokens: int, view: str, key: str) -> None:
     except Exception as e:
         show_error(e)
         return
-    st.markdown(f"**{plain(result.model_name)}** · {plain(result.kind)} · "
-                f"{result.n_layers} layers × {result.n_heads} heads · {len(result.tokens)} tokens")
+    st.markdown(
+        f"**{plain(result.model_name)}** · {plain(result.kind)} · "
+        f"{result.n_layers} layers × {result.n_heads} heads · {len(result.tokens)} tokens"
+    )
     if result.prediction is not None:
         what = "predicted next token" if result.kind == "decoder" else "predicted label"
         st.caption(f"{what}: {plain(result.prediction)} ({result.probabilities[result.prediction]:.2f})")
     if result.kind == "prompt":
         with st.expander("The run's prompt and its label-word probabilities", expanded=True):
             st.code(result.input_text, language=None, wrap_lines=True)
-            st.dataframe(pd.DataFrame({"label": list(result.probabilities), "probability": list(result.probabilities.values())}),
-                         hide_index=True,
-                         column_config={"probability": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f")})
+            st.dataframe(
+                pd.DataFrame({"label": list(result.probabilities), "probability": list(result.probabilities.values())}),
+                hide_index=True,
+                column_config={"probability": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f")},
+            )
             for note in result.notes:
                 st.caption(plain(note))  # names the run's data file: data, never Markdown
     tabs = st.tabs(["bertviz", "one head", "all heads", "saliency"])
@@ -73,8 +77,10 @@ def _panel(spec: str, text: str, max_tokens: int, view: str, key: str) -> None:
         try:
             html = _bertviz(spec, text, max_tokens, view, None)
             st.iframe(attention.sandboxed(html), height=min(110 + 23 * len(result.tokens), 1800) if view == "head" else 900)
-            st.caption(f"bertviz {view} view, drawn offline ({len(html) / 1e6:.1f} MB). "
-                       "Layers are thinned evenly when all of them would exceed 10 MB.")
+            st.caption(
+                f"bertviz {view} view, drawn offline ({len(html) / 1e6:.1f} MB). "
+                "Layers are thinned evenly when all of them would exceed 10 MB."
+            )
         except UserError as e:
             show_error(e)
     with tabs[1]:
@@ -94,23 +100,33 @@ def _panel(spec: str, text: str, max_tokens: int, view: str, key: str) -> None:
         c1, c2 = st.columns(2)
         method = c1.radio("Method", ["gradient x input", "integrated gradients"], key=scoped(f"{key}_method"))
         steps = c2.slider("IG steps", 4, 64, 16, key=scoped(f"{key}_steps"), disabled=method != "integrated gradients")
-        word = (st.text_input("Label word to explain (empty = the predicted next token, or the prompt run's preferred label word)",
-                              key=scoped(f"{key}_word")) if result.kind in ("decoder", "prompt") else "")
+        word = (
+            st.text_input(
+                "Label word to explain (empty = the predicted next token, or the prompt run's preferred label word)",
+                key=scoped(f"{key}_word"),
+            )
+            if result.kind in ("decoder", "prompt")
+            else ""
+        )
         try:
             s = _saliency(spec, text, method, steps, word.strip() or None, max_tokens)
         except Exception as e:
             show_error(e)
             return
         st.altair_chart(charts.saliency_chart(s.frame()))
-        st.caption(f"{s.method} for log p({plain(s.target)}); attributions sum to {s.scores.sum():.3f} "
-                   f"(f(text) − f(baseline) = {s.output - s.baseline_output:.3f}). Attention alone is not an explanation.")
+        st.caption(
+            f"{s.method} for log p({plain(s.target)}); attributions sum to {s.scores.sum():.3f} "
+            f"(f(text) − f(baseline) = {s.output - s.baseline_output:.3f}). Attention alone is not an explanation."
+        )
 
 
 st.title("Attention")
 st.caption("What did the models look at? Two models side by side on the same text; everything is drawn offline.")
 
 ds = current_dataset()
-default_text = ds.splits[next(iter(ds.splits))]["text"].iloc[0] if ds is not None and ds.splits else "The battery died after two days."
+default_text = (
+    ds.splits[next(iter(ds.splits))]["text"].iloc[0] if ds is not None and ds.splits else "The battery died after two days."
+)
 options = _model_options()
 specs = list(options)
 if ATTENTION_TEXT in st.session_state:  # just arrived from the Compare page: its example and its runs' models
@@ -125,8 +141,13 @@ c1, c2, c3 = st.columns([2, 2, 1])
 left = c1.selectbox("Left model", specs, format_func=options.get, key=scoped("att_left"))
 right = c2.selectbox("Right model", specs, format_func=options.get, key=scoped("att_right"))
 max_tokens = c3.slider("Max tokens", 8, 256, 64, key=scoped("att_max_tokens"))
-view = st.radio("bertviz view", ["head", "model"], horizontal=True, key=scoped("att_view"),
-                help="Head view: one layer, lines per head. Model view: a thumbnail per layer and head (thinned for big models).")
+view = st.radio(
+    "bertviz view",
+    ["head", "model"],
+    horizontal=True,
+    key=scoped("att_view"),
+    help="Head view: one layer, lines per head. Model view: a thumbnail per layer and head (thinned for big models).",
+)
 
 if text.strip():
     cols = st.columns(2)

@@ -36,7 +36,9 @@ def duplicates(key: str, _ds: data.Dataset) -> data.DuplicateScan:
 st.title("Data")
 ds = require_dataset()
 key = current_scope().id  # the dataset's fingerprint: cached work below is done once per dataset
-named = ", ".join(ds.label_names[:MAX_NAMED_LABELS]) + (f" and {len(ds.label_names) - MAX_NAMED_LABELS} more" if len(ds.label_names) > MAX_NAMED_LABELS else "")
+named = ", ".join(ds.label_names[:MAX_NAMED_LABELS]) + (
+    f" and {len(ds.label_names) - MAX_NAMED_LABELS} more" if len(ds.label_names) > MAX_NAMED_LABELS else ""
+)
 st.caption(plain(f"{ds.name}: text column '{ds.text_col}', label column '{ds.label_col}', {len(ds.label_names)} labels: {named}"))
 if ds.source in data.list_samples():
     with st.expander("Dataset card"):
@@ -70,8 +72,10 @@ def lengths_section() -> None:
             frame = sample[["label"]].assign(tokens=token_counts(key, model, sample["text"].tolist()))
             st.altair_chart(charts.length_histogram(frame), width="stretch")
             of = f" (a random {len(sample):,} of {len(everything):,} texts)" if len(sample) < len(everything) else ""
-            st.caption(f"median {int(frame['tokens'].median())} tokens, 95th percentile {int(frame['tokens'].quantile(0.95))}, "
-                       f"longest {int(frame['tokens'].max())}{of}")
+            st.caption(
+                f"median {int(frame['tokens'].median())} tokens, 95th percentile {int(frame['tokens'].quantile(0.95))}, "
+                f"longest {int(frame['tokens'].max())}{of}"
+            )
     except Exception as e:
         show_error(e)
 
@@ -97,8 +101,13 @@ def browse_section() -> None:
     pages = max(1, -(-len(shown) // PAGE_ROWS))
     page = int(c4.number_input(f"Page (of {pages})", 1, pages, 1, key=scoped("data_page"))) if pages > 1 else 1
     first = (page - 1) * PAGE_ROWS
-    st.caption(f"{len(shown)} of {len(everything)} rows" + (f" · showing {first + 1}–{min(first + PAGE_ROWS, len(shown))}" if pages > 1 else ""))
-    st.dataframe(shown.iloc[first : first + PAGE_ROWS][["id", "split", "label", "text"]], hide_index=True, width="stretch", height=320)
+    st.caption(
+        f"{len(shown)} of {len(everything)} rows"
+        + (f" · showing {first + 1}–{min(first + PAGE_ROWS, len(shown))}" if pages > 1 else "")
+    )
+    st.dataframe(
+        shown.iloc[first : first + PAGE_ROWS][["id", "split", "label", "text"]], hide_index=True, width="stretch", height=320
+    )
 
 
 browse_section()
@@ -107,7 +116,9 @@ st.subheader("Examples per class")
 per_class = st.slider("Examples per class", 1, 10, 3, key=scoped("data_examples"))
 classes = ds.label_names
 if len(classes) > MAX_NAMED_LABELS:  # 77 labels x 3 examples made the page 14,000 px tall
-    classes = st.multiselect("Classes", ds.label_names, default=ds.label_names[:MAX_NAMED_LABELS], key=scoped("data_example_classes"))
+    classes = st.multiselect(
+        "Classes", ds.label_names, default=ds.label_names[:MAX_NAMED_LABELS], key=scoped("data_example_classes")
+    )
 for label in classes:
     rows = ds.splits[ds.split_names()[0]]
     picked = rows[rows["label"] == label].head(per_class)
@@ -118,7 +129,14 @@ for label in classes:
 @st.fragment
 def duplicates_section() -> None:
     st.subheader("Duplicates and train/test leakage")
-    threshold = st.slider("Near-duplicate threshold (word 3-gram Jaccard)", 0.5, 1.0, data.NEAR_DUPLICATE_THRESHOLD, 0.05, key=scoped("data_dup_threshold"))
+    threshold = st.slider(
+        "Near-duplicate threshold (word 3-gram Jaccard)",
+        0.5,
+        1.0,
+        data.NEAR_DUPLICATE_THRESHOLD,
+        0.05,
+        key=scoped("data_dup_threshold"),
+    )
     report = duplicates(key, ds).report(threshold)
     if report.summary.empty:
         st.success("No exact or near-duplicate texts within or across splits.")
@@ -139,10 +157,14 @@ def label_errors_section() -> None:
     from ui.explore import LABEL_ISSUES, label_issues
 
     st.subheader("Suspected label errors")
-    st.caption("Every row embedded by the bundled encoder, a logistic regression's out-of-fold probabilities (5 stratified folds, "
-               "scikit-learn) and cleanlab's confident learning: the rows whose given label the model finds least likely, "
-               "with the label it suspects. A cheap model flags hard rows too: read them before relabelling.")
-    if not st.toggle("Look for label errors", key=scoped("data_label_errors"), help="Embeds every row once (cached for this dataset)."):
+    st.caption(
+        "Every row embedded by the bundled encoder, a logistic regression's out-of-fold probabilities (5 stratified folds, "
+        "scikit-learn) and cleanlab's confident learning: the rows whose given label the model finds least likely, "
+        "with the label it suspects. A cheap model flags hard rows too: read them before relabelling."
+    )
+    if not st.toggle(
+        "Look for label errors", key=scoped("data_label_errors"), help="Embeds every row once (cached for this dataset)."
+    ):
         return
     try:
         issues = label_issues(key, ds)
@@ -152,11 +174,21 @@ def label_errors_section() -> None:
     st.session_state[scoped(LABEL_ISSUES)] = issues  # read by Compare for its caveats
     counts = issues["split"].value_counts()
     st.caption(" · ".join(f"{s}: {counts.get(s, 0)} of {len(ds.splits[s])} rows" for s in ds.split_names()))
-    top = int(st.number_input("Rows to show and download", 1, max(1, len(issues)), min(20, max(1, len(issues))),
-                              key=scoped("data_label_errors_top")))
-    st.dataframe(issues.head(top), hide_index=True, width="stretch", height=min(36 * (top + 1), 400), key=scoped("data_label_errors_table"))
-    st.download_button("Suspected label errors (CSV)", export_csv(issues.head(top)), file_name="label_errors.csv", mime="text/csv",
-                       key=scoped("data_label_errors_csv"))
+    top = int(
+        st.number_input(
+            "Rows to show and download", 1, max(1, len(issues)), min(20, max(1, len(issues))), key=scoped("data_label_errors_top")
+        )
+    )
+    st.dataframe(
+        issues.head(top), hide_index=True, width="stretch", height=min(36 * (top + 1), 400), key=scoped("data_label_errors_table")
+    )
+    st.download_button(
+        "Suspected label errors (CSV)",
+        export_csv(issues.head(top)),
+        file_name="label_errors.csv",
+        mime="text/csv",
+        key=scoped("data_label_errors_csv"),
+    )
 
 
 label_errors_section()

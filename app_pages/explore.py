@@ -28,7 +28,9 @@ def _joined(paths: tuple[str, ...], stamps: tuple[float, ...]):
 
 
 @st.cache_data(show_spinner="Computing slices…", max_entries=16)
-def _slices(paths: tuple[str, ...], stamps: tuple[float, ...], by: str, scope_id: str, _extra: pd.DataFrame | None) -> explore.SliceReport:
+def _slices(
+    paths: tuple[str, ...], stamps: tuple[float, ...], by: str, scope_id: str, _extra: pd.DataFrame | None
+) -> explore.SliceReport:
     joined, kinds, labels = _joined(paths, stamps)
     return explore.slice_report(joined, kinds, labels, by, _extra)
 
@@ -60,8 +62,12 @@ if finished.empty:
     st.stop()
 split_names = {sha: name for name, sha in scope.fingerprints.items()}
 splits = finished["eval_sha256"].value_counts()
-split = st.selectbox("Evaluation split", list(splits.index), key=scoped("exp_split"),
-                     format_func=lambda sha: f"{split_names.get(sha, 'split')} {sha[:8]} · {splits[sha]} run(s)")
+split = st.selectbox(
+    "Evaluation split",
+    list(splits.index),
+    key=scoped("exp_split"),
+    format_func=lambda sha: f"{split_names.get(sha, 'split')} {sha[:8]} · {splits[sha]} run(s)",
+)
 offered = comparable(finished, split)
 names = {r.path: f"{r.name} · {r.kind} · {r.method}" for r in offered.itertuples()}
 chosen_key = scoped("exp_runs")
@@ -88,12 +94,24 @@ with slices_tab:
     upload = st.session_state.get("ds_upload") if (st.session_state.get(ORIGIN_KEY) or ("",))[0] == "file" else None
     extra = _extra_columns(scope.id, ds, upload) if upload is not None else None
     options = ["length", "label", "negation", "numbers", "regex"] + (["column"] if extra is not None else [])
-    kind = c1.selectbox("Slice by", options, key=scoped("exp_by"),
-                        format_func={"length": "text length (word quartiles)", "label": "true label", "negation": "negation words",
-                                     "numbers": "numbers", "regex": "a keyword or regular expression", "column": "a column of the file"}.get)
+    kind = c1.selectbox(
+        "Slice by",
+        options,
+        key=scoped("exp_by"),
+        format_func={
+            "length": "text length (word quartiles)",
+            "label": "true label",
+            "negation": "negation words",
+            "numbers": "numbers",
+            "regex": "a keyword or regular expression",
+            "column": "a column of the file",
+        }.get,
+    )
     by = kind
     if kind == "regex":
-        pattern = c2.text_input("Keyword or regular expression (case-insensitive)", key=scoped("exp_regex"), placeholder="e.g. refund|money")
+        pattern = c2.text_input(
+            "Keyword or regular expression (case-insensitive)", key=scoped("exp_regex"), placeholder="e.g. refund|money"
+        )
         by = f"regex:{pattern}" if pattern else ""
     elif kind == "column":
         by = "column:" + c2.selectbox("Column", [c for c in extra.columns if c != "text"], key=scoped("exp_column"))
@@ -101,40 +119,66 @@ with slices_tab:
         try:
             sliced = _slices(paths, stamps, by, scope.id, extra)
             significant = sliced.tests.loc[sliced.tests["significant"], "slice"].unique()
-            st.caption(plain(f"{len(joined)} examples in {sliced.table['slice'].nunique()} slices; {len(significant)} where a prompt "
-                             f"and a fine-tuned run differ significantly (McNemar, Holm-adjusted over {len(sliced.tests)} tests, "
-                             f"p < {explore.ALPHA}) come first, marked *. Brackets: 95% bootstrap intervals."))
+            st.caption(
+                plain(
+                    f"{len(joined)} examples in {sliced.table['slice'].nunique()} slices; {len(significant)} where a prompt "
+                    f"and a fine-tuned run differ significantly (McNemar, Holm-adjusted over {len(sliced.tests)} tests, "
+                    f"p < {explore.ALPHA}) come first, marked *. Brackets: 95% bootstrap intervals."
+                )
+            )
             st.dataframe(explore.format_slices(sliced), hide_index=True, width="stretch", key=scoped("exp_slices"))
             st.session_state[scoped("exp_slices_report")] = sliced
         except Exception as e:
             show_error(e)
     if extra is None:
-        st.caption("Slices by a column of your file: load it as a File in the sidebar, or "
-                   "`python -m core slices RUN... --by column:NAME --data FILE`.")
+        st.caption(
+            "Slices by a column of your file: load it as a File in the sidebar, or "
+            "`python -m core slices RUN... --by column:NAME --data FILE`."
+        )
 
 with map_tab:
     if map_tab.open:
         c1, c2 = st.columns(2)
         colour = c1.selectbox("Colour by", explore.colour_options(run_names), key=scoped("exp_colour"))
-        method = c2.selectbox("Projection", explore.projection_methods(), key=scoped("exp_method"), format_func=str.upper,
-                              help="PCA (scikit-learn) is the default; UMAP is offered when umap-learn is installed.")
+        method = c2.selectbox(
+            "Projection",
+            explore.projection_methods(),
+            key=scoped("exp_method"),
+            format_func=str.upper,
+            help="PCA (scikit-learn) is the default; UMAP is offered when umap-learn is installed.",
+        )
         try:
             coords = _coords(split, tuple(joined["id"]), method, tuple(joined["text"].astype(str)))
             frame = explore.map_frame(joined, coords, colour)
-            event = st.altair_chart(charts.embedding_map(frame, colour), on_select="rerun", selection_mode="brush", key=scoped("exp_map"),
-                                    width="stretch")
+            event = st.altair_chart(
+                charts.embedding_map(frame, colour),
+                on_select="rerun",
+                selection_mode="brush",
+                key=scoped("exp_map"),
+                width="stretch",
+            )
             box = (event.get("selection") or {}).get("brush") if event else None
             shown = explore.in_box(frame, box)
-            other = f" (grey: the other {frame['colour'].eq('other').sum()} rows' rarer categories)" if frame["colour"].eq("other").any() else ""
-            st.caption(f"{len(frame)} evaluation examples, embedded by the bundled encoder and projected by {method.upper()}{other}. "
-                       "Drag a box on the map to list its examples.")
+            other = (
+                f" (grey: the other {frame['colour'].eq('other').sum()} rows' rarer categories)"
+                if frame["colour"].eq("other").any()
+                else ""
+            )
+            st.caption(
+                f"{len(frame)} evaluation examples, embedded by the bundled encoder and projected by {method.upper()}{other}. "
+                "Drag a box on the map to list its examples."
+            )
             columns = ["id", "text", "label", "colour"] + [c for n in run_names for c in (f"pred@{n}", f"correct@{n}")]
             st.dataframe(shown[columns], hide_index=True, width="stretch", height=320, key=scoped("exp_map_rows"))
             st.caption(f"{len(shown)} of {len(frame)} examples" + (" inside the box." if box else "."))
             if len(shown) and len(chosen) >= 2:  # a point of the map, in Compare's error browser with these runs as A and B
                 texts = dict(zip(shown["id"].astype(str), shown["text"].astype(str), strict=True))
-                picked = st.selectbox("Look at one of these examples in Compare's error browser", list(texts), key=scoped("exp_map_pick"),
-                                      format_func=lambda i: f"{i}: {texts[i][:90]}")
+                picked = st.selectbox(
+                    "Look at one of these examples in Compare's error browser",
+                    list(texts),
+                    key=scoped("exp_map_pick"),
+                    format_func=lambda i: f"{i}: {texts[i][:90]}",
+                )
                 if st.button("Open in Compare", key=scoped("exp_to_compare")):
                     open_in_compare(list(chosen), split, picked)
         except Exception as e:
@@ -146,19 +190,31 @@ with map_tab:
 
 with robust_tab:
     c1, c2 = st.columns([2, 1])
-    kinds_chosen = c1.multiselect("Perturbations", list(explore.PERTURBATIONS), default=["typos", "case", "punctuation"],
-                                  key=scoped("exp_perturbations"))
-    limit = int(c2.number_input("Examples (a seeded sample)", 1, len(joined), min(100, len(joined)), key=scoped("exp_max_examples"),
-                                help="Every run predicts each perturbed text again; prompt runs are slow."))
-    st.caption("Fine-tuned runs predict with their saved model, prompt runs with their own prompt and demonstrations. Unchanged "
-               "predictions: the share of perturbed texts whose prediction stayed the same.")
+    kinds_chosen = c1.multiselect(
+        "Perturbations", list(explore.PERTURBATIONS), default=["typos", "case", "punctuation"], key=scoped("exp_perturbations")
+    )
+    limit = int(
+        c2.number_input(
+            "Examples (a seeded sample)",
+            1,
+            len(joined),
+            min(100, len(joined)),
+            key=scoped("exp_max_examples"),
+            help="Every run predicts each perturbed text again; prompt runs are slow.",
+        )
+    )
+    st.caption(
+        "Fine-tuned runs predict with their saved model, prompt runs with their own prompt and demonstrations. Unchanged "
+        "predictions: the share of perturbed texts whose prediction stayed the same."
+    )
     if st.button("Perturb and predict again", key=scoped("exp_run_robustness"), disabled=not kinds_chosen):
         try:
             rows = joined.sample(limit, random_state=0).sort_index() if limit < len(joined) else joined
             with st.spinner("Predicting perturbed texts…"):
                 predictors = {n: explore.run_predictor(p) for n, p in zip(run_names, chosen, strict=True)}
-                st.session_state[scoped(ROBUSTNESS)] = explore.robustness(predictors, rows, kinds_chosen,
-                                                                          sentiment=explore.is_sentiment(labels))
+                st.session_state[scoped(ROBUSTNESS)] = explore.robustness(
+                    predictors, rows, kinds_chosen, sentiment=explore.is_sentiment(labels)
+                )
         except Exception as e:
             show_error(e)
     table = st.session_state.get(scoped(ROBUSTNESS))
@@ -166,10 +222,14 @@ with robust_tab:
         st.dataframe(explore.format_robustness(table), hide_index=True, width="stretch", key=scoped("exp_robustness_table"))
 
 if len(chosen) >= 2:
-    sections = explore.report_sections(st.session_state.get(scoped("exp_slices_report")), st.session_state.get(scoped(ROBUSTNESS)))
+    sections = explore.report_sections(
+        st.session_state.get(scoped("exp_slices_report")), st.session_state.get(scoped(ROBUSTNESS))
+    )
     if st.toggle("Prepare the HTML report with these slices and robustness", key=scoped("exp_report")):
         try:
             html = report.build_report(_comparison(paths, stamps), sections=sections, more_caveats=label_error_caveats(split))
-            st.download_button("HTML report (opens offline)", html, file_name="comparison.html", mime="text/html", key=scoped("exp_html"))
+            st.download_button(
+                "HTML report (opens offline)", html, file_name="comparison.html", mime="text/html", key=scoped("exp_html")
+            )
         except Exception as e:
             show_error(e)

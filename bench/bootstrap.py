@@ -34,16 +34,20 @@ def main() -> int:
     y_pred = np.where(rng.random(args.n) < 0.7, y_true, rng.integers(0, args.classes, args.n))
 
     started = time.perf_counter()
-    ours = evaluate.bootstrap_metrics([labels[i] for i in y_true], [labels[i] for i in y_pred], labels,
-                                      n_resamples=args.resamples).set_index("metric").loc["macro_f1"]
+    ours = (
+        evaluate.bootstrap_metrics([labels[i] for i in y_true], [labels[i] for i in y_pred], labels, n_resamples=args.resamples)
+        .set_index("metric")
+        .loc["macro_f1"]
+    )
     ours_s = time.perf_counter() - started
 
     def macro_f1(t, p):
         return f1_score(t, p, labels=np.unique(t), average="macro", zero_division=0)
 
     started = time.perf_counter()
-    theirs = stats.bootstrap((y_true, y_pred), macro_f1, paired=True, vectorized=False, n_resamples=args.resamples,
-                             method="percentile", random_state=0).confidence_interval
+    theirs = stats.bootstrap(
+        (y_true, y_pred), macro_f1, paired=True, vectorized=False, n_resamples=args.resamples, method="percentile", random_state=0
+    ).confidence_interval
     scipy_s = time.perf_counter() - started
     print(f"{args.n} examples, {args.classes} classes, {args.resamples} resamples")
     print(f"  ours : {ours_s:.2f} s  macro-F1 interval [{ours['low']:.3f}, {ours['high']:.3f}] (plus accuracy and per-class F1)")

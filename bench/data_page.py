@@ -47,7 +47,9 @@ def main() -> int:
     print(f"{big.name}: {rows:,} rows, {len(ds.label_names)} labels")
 
     before: dict[str, float] = {}
-    everything = timed("combine splits", lambda: pd.concat([f.assign(split=s) for s, f in ds.splits.items()], ignore_index=True), before)
+    everything = timed(
+        "combine splits", lambda: pd.concat([f.assign(split=s) for s, f in ds.splits.items()], ignore_index=True), before
+    )
     timed("labels per split", lambda: data.summary(ds), before)
     lengths = timed("token counts", lambda: tokens.token_lengths(tok, everything["text"].tolist()), before)
     frame = everything.assign(tokens=lengths)
@@ -57,7 +59,9 @@ def main() -> int:
 
     first: dict[str, float] = {}
     timed("fingerprint", lambda: "|".join(ds.fingerprint(s) for s in ds.split_names()), first)
-    everything = timed("combine splits", lambda: pd.concat([f.assign(split=s) for s, f in ds.splits.items()], ignore_index=True), first)
+    everything = timed(
+        "combine splits", lambda: pd.concat([f.assign(split=s) for s, f in ds.splits.items()], ignore_index=True), first
+    )
     timed("labels per split", lambda: data.summary(ds), first)
     sample = everything.sample(10_000, random_state=0)  # the page counts tokens of a 10,000-text sample
     lengths = timed("token counts (10,000 sample)", lambda: tokens.token_lengths(tok, sample["text"].tolist()), first)
@@ -78,8 +82,10 @@ def main() -> int:
     for name, t in (("before, every rerun", before), ("now, first view", first), ("now, widget moves", rerun)):
         cpu = sum(CPU[f"{id(t)}{k}"] for k in t)
         print(f"{name}: {sum(t.values()):.2f} s, {cpu:.2f} s CPU  (" + ", ".join(f"{k} {v:.2f}" for k, v in t.items()) + ")")
-    print(f"widget move: {sum(before.values()) / max(rerun.values()):.0f}x faster (slower of the two fragments); "
-          f"first view {sum(before.values()) / sum(first.values()):.1f}x")
+    print(
+        f"widget move: {sum(before.values()) / max(rerun.values()):.0f}x faster (slower of the two fragments); "
+        f"first view {sum(before.values()) / sum(first.values()):.1f}x"
+    )
 
     if args.apptest:
         from streamlit.testing.v1 import AppTest
@@ -98,8 +104,10 @@ def main() -> int:
         threshold_s = time.perf_counter() - start
         start = time.perf_counter()
         at.text_input(key="data_search").input("ba1 ").run()
-        print(f"AppTest: first run {first_s:.2f} s; whole-page rerun after moving the duplicate threshold {threshold_s:.2f} s, "
-              f"after a search {time.perf_counter() - start:.2f} s ({'ok' if not at.exception else at.exception})")
+        print(
+            f"AppTest: first run {first_s:.2f} s; whole-page rerun after moving the duplicate threshold {threshold_s:.2f} s, "
+            f"after a search {time.perf_counter() - start:.2f} s ({'ok' if not at.exception else at.exception})"
+        )
     return 0
 
 

@@ -72,8 +72,14 @@ def one(scan: str, path: str, first: int | None) -> dict:
         report = data.duplicate_report(ds)
         pairs = report.total_pairs
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    return {"rows": rows, "seconds": round(seconds, 2), "cpu_s": round(cpu, 2), "pairs": pairs, "loaded_mb": round(loaded_mb),
-            "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+    return {
+        "rows": rows,
+        "seconds": round(seconds, 2),
+        "cpu_s": round(cpu, 2),
+        "pairs": pairs,
+        "loaded_mb": round(loaded_mb),
+        "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
 
 
 def run(scan: str, path: Path, first: int | None, cap_mb: int, limit_s: int) -> str:
@@ -90,8 +96,10 @@ def run(scan: str, path: Path, first: int | None, cap_mb: int, limit_s: int) -> 
         tail = done.stderr.strip().splitlines()[-1:] or ["?"]
         return f"failed ({'over ' + str(cap_mb) + ' MB' if 'MemoryError' in tail[0] else tail[0]})"
     r = json.loads(done.stdout.strip().splitlines()[-1])
-    return (f"{r['rows']:,} rows: {r['seconds']:.2f} s ({r['cpu_s']:.2f} s CPU), {r['pairs']:,} pairs, "
-            f"peak {r['peak_mb']} MB (after loading {r['loaded_mb']} MB)")
+    return (
+        f"{r['rows']:,} rows: {r['seconds']:.2f} s ({r['cpu_s']:.2f} s CPU), {r['pairs']:,} pairs, "
+        f"peak {r['peak_mb']} MB (after loading {r['loaded_mb']} MB)"
+    )
 
 
 def main() -> int:
@@ -108,7 +116,11 @@ def main() -> int:
     from bench import make_big_data
 
     big, variants = make_big_data.write(args.out)
-    for label, path, first in (("67k synthetic", big, None), ("20,000 variants", variants, None), ("2,000 variants", variants, 2000)):
+    for label, path, first in (
+        ("67k synthetic", big, None),
+        ("20,000 variants", variants, None),
+        ("2,000 variants", variants, 2000),
+    ):
         for scan in ("former", "bounded"):
             print(f"{label:16} {scan:8}: {run(scan, path, first, args.cap_mb, args.limit_s)}", flush=True)
     return 0

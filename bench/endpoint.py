@@ -52,9 +52,11 @@ def main() -> int:
             seconds = time.perf_counter() - started
             rates[level] = len(requests) / seconds
             usage = client.meter.metrics(None, None)
-            print(f"concurrency {level:>2}: {rates[level]:.3g} requests/s ({seconds:.1f} s), "
-                  f"median latency {usage['latency_ms']:.0f} ms, "
-                  f"ratio vs concurrency {args.levels[0]}: {rates[level] / rates[args.levels[0]]:.2f}x")
+            print(
+                f"concurrency {level:>2}: {rates[level]:.3g} requests/s ({seconds:.1f} s), "
+                f"median latency {usage['latency_ms']:.0f} ms, "
+                f"ratio vs concurrency {args.levels[0]}: {rates[level] / rates[args.levels[0]]:.2f}x"
+            )
     finally:
         server.stop()
     return 0

@@ -43,8 +43,11 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--baseline-rows", type=int, default=1000, help="rows the naive baselines run on (they are slow)")
     parser.add_argument("--flip", type=float, default=0.02, help="share of labels flipped for the label-error pass")
-    parser.add_argument("--no-encoder", action="store_true",
-                        help="skip the encoder: seeded 384-d Gaussian clusters (one per label) stand in for the embeddings")
+    parser.add_argument(
+        "--no-encoder",
+        action="store_true",
+        help="skip the encoder: seeded 384-d Gaussian clusters (one per label) stand in for the embeddings",
+    )
     args = parser.parse_args()
     import numpy as np
     import psutil
@@ -68,8 +71,10 @@ def main() -> int:
     started = time.perf_counter()
     explore.project(emb)
     pca_s = time.perf_counter() - started
-    print(f"map, ours: embedding {embed_s:.1f} s ({len(texts) / max(embed_s, 1e-9):.0f} rows/s) "
-          f"+ PCA {pca_s:.2f} s = {embed_s + pca_s:.1f} s")
+    print(
+        f"map, ours: embedding {embed_s:.1f} s ({len(texts) / max(embed_s, 1e-9):.0f} rows/s) "
+        f"+ PCA {pca_s:.2f} s = {embed_s + pca_s:.1f} s"
+    )
 
     if not args.no_encoder:
         sub = texts[: args.baseline_rows]
@@ -79,8 +84,10 @@ def main() -> int:
         started = time.perf_counter()
         naive = np.concatenate([prompting.embed_texts([t], batch_size=1) for t in sub])
         naive_s = time.perf_counter() - started
-        print(f"embedding {len(sub):,} rows: batched {ours_sub_s:.1f} s, one row per pass {naive_s:.1f} s: "
-              f"{naive_s / ours_sub_s:.1f}x (max |difference| {np.abs(naive - ours_sub).max():.1e})")
+        print(
+            f"embedding {len(sub):,} rows: batched {ours_sub_s:.1f} s, one row per pass {naive_s:.1f} s: "
+            f"{naive_s / ours_sub_s:.1f}x (max |difference| {np.abs(naive - ours_sub).max():.1e})"
+        )
     rng = np.random.default_rng(0)
     flipped = rng.choice(len(y), int(args.flip * len(y)), replace=False)
     given = y.copy()
@@ -92,10 +99,12 @@ def main() -> int:
     found = explore.rank_label_issues(given, probs)
     clean_s = time.perf_counter() - started
     hits = len(set(found.tolist()) & set(flipped.tolist()))
-    print(f"label errors: 5-fold logistic regression {cv_s:.1f} s + cleanlab {clean_s:.2f} s; {len(found):,} rows flagged, "
-          f"{hits} of the {len(flipped)} planted flips (recall {hits / max(len(flipped), 1):.2f}, "
-          f"precision {hits / max(len(found), 1):.2f}); "
-          f"the cross-validated model's accuracy on the given labels {np.mean(probs.argmax(1) == given):.3f}")
+    print(
+        f"label errors: 5-fold logistic regression {cv_s:.1f} s + cleanlab {clean_s:.2f} s; {len(found):,} rows flagged, "
+        f"{hits} of the {len(flipped)} planted flips (recall {hits / max(len(flipped), 1):.2f}, "
+        f"precision {hits / max(len(found), 1):.2f}); "
+        f"the cross-validated model's accuracy on the given labels {np.mean(probs.argmax(1) == given):.3f}"
+    )
     started = time.perf_counter()
     explore.project(emb[: args.baseline_rows])
     pca_sub_s = time.perf_counter() - started

@@ -63,21 +63,46 @@ def recipe_ours(args, texts, labels, label_names, device: str) -> dict:
     from core import models
     from core.training import base, classifier, finetune
 
-    config = finetune.FinetuneConfig(model=args.model, method="full", lr=5e-5, batch_size=args.batch_size,
-                                     max_length=128, seed=0, device=device, precision=args.precision)
+    config = finetune.FinetuneConfig(
+        model=args.model,
+        method="full",
+        lr=5e-5,
+        batch_size=args.batch_size,
+        max_length=128,
+        seed=0,
+        device=device,
+        precision=args.precision,
+    )
     tokenizer = models.load_tokenizer(args.model)
     model = finetune.build_model(config, label_names, "cpu")
     frame = pd.DataFrame({"text": texts, "label": labels})
     started = time.perf_counter()
     train_set = classifier.encode(tokenizer, frame, label_names, config.max_length)
-    targs = TrainingArguments(output_dir=str(ROOT / "artifacts" / "bench-ckpt"), max_steps=args.steps,
-                              per_device_train_batch_size=args.batch_size, learning_rate=5e-5, weight_decay=0.01,
-                              optim="adamw_torch", save_strategy="no", eval_strategy="no", report_to="none",
-                              disable_tqdm=True, logging_strategy="no", seed=0, use_cpu=device == "cpu",
-                              dataloader_num_workers=0, **base.precision_flags(config, device),
-                              **base.version_flags(config))
-    trainer = classifier.ordered_eval_trainer_class()(model=model, args=targs, train_dataset=train_set,
-                                                     data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer)
+    targs = TrainingArguments(
+        output_dir=str(ROOT / "artifacts" / "bench-ckpt"),
+        max_steps=args.steps,
+        per_device_train_batch_size=args.batch_size,
+        learning_rate=5e-5,
+        weight_decay=0.01,
+        optim="adamw_torch",
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        logging_strategy="no",
+        seed=0,
+        use_cpu=device == "cpu",
+        dataloader_num_workers=0,
+        **base.precision_flags(config, device),
+        **base.version_flags(config),
+    )
+    trainer = classifier.ordered_eval_trainer_class()(
+        model=model,
+        args=targs,
+        train_dataset=train_set,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        processing_class=tokenizer,
+    )
     trainer.remove_callback(PrinterCallback)
     step_times: list[float] = []
 
@@ -140,8 +165,13 @@ def steady_state(recipe: str, started: float, step_times: list[float], args) -> 
     warm = min(args.warmup_steps, len(step_times) - 1)
     timed = len(step_times) - warm
     seconds = step_times[-1] - (step_times[warm - 1] if warm else started)
-    return {"recipe": recipe, "seconds": seconds, "examples": timed * args.batch_size,
-            "total_seconds": step_times[-1] - started, "steps": len(step_times)}
+    return {
+        "recipe": recipe,
+        "seconds": seconds,
+        "examples": timed * args.batch_size,
+        "total_seconds": step_times[-1] - started,
+        "steps": len(step_times),
+    }
 
 
 def run_recipe(args) -> None:
@@ -165,14 +195,34 @@ def speed(args) -> list[str]:
     """Run both recipes in subprocesses and report examples/second, the ratio and peak memory."""
     results = {}
     for recipe in ("naive", "ours"):
-        cmd = [sys.executable, "-m", "bench.finetune", "--recipe", recipe, "--limit", str(args.limit), "--steps", str(args.steps),
-               "--warmup-steps", str(args.warmup_steps), "--precision", args.precision,
-               "--batch-size", str(args.batch_size), "--threads", str(args.threads), "--model", args.model, "--device", args.device]
+        cmd = [
+            sys.executable,
+            "-m",
+            "bench.finetune",
+            "--recipe",
+            recipe,
+            "--limit",
+            str(args.limit),
+            "--steps",
+            str(args.steps),
+            "--warmup-steps",
+            str(args.warmup_steps),
+            "--precision",
+            args.precision,
+            "--batch-size",
+            str(args.batch_size),
+            "--threads",
+            str(args.threads),
+            "--model",
+            args.model,
+            "--device",
+            args.device,
+        ]
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
         if line is None:
             sys.exit(f"the {recipe} recipe failed:\n{out.stderr[-3000:]}")
-        results[recipe] = json.loads(line[len("RESULT "):])
+        results[recipe] = json.loads(line[len("RESULT ") :])
     n, o = results["naive"], results["ours"]
     lines = [
         f"speed: full fine-tuning of {args.model} on sst2/train.tsv ({args.limit or 'all'} rows, "
@@ -204,14 +254,24 @@ def accuracy(args) -> list[str]:
     print("\n".join(lines), flush=True)
     for spec in split_list(args.methods):
         method, _, lr = spec.partition("@")
-        config = finetune.FinetuneConfig(model=args.model, method=method, epochs=args.epochs,
-                                         lr=float(lr or lrs[method]) if (lr or method in lrs) else None,
-                                         batch_size=args.batch_size, max_length=128, dev="none", seed=args.seed,
-                                         device=args.device, early_stopping_patience=0)
+        config = finetune.FinetuneConfig(
+            model=args.model,
+            method=method,
+            epochs=args.epochs,
+            lr=float(lr or lrs[method]) if (lr or method in lrs) else None,
+            batch_size=args.batch_size,
+            max_length=128,
+            dev="none",
+            seed=args.seed,
+            device=args.device,
+            early_stopping_patience=0,
+        )
         result = finetune.train(config, train, None, dev, label_names)
         m = result.metrics
-        lines.append(f"  {method:8} {config.learning_rate:8.0e} {m['accuracy']:9.4f} {m['macro_f1']:9.4f} {m['train_seconds']:8.1f}"
-                     f" {m['trainable_params']:12,} {m['total_params']:12,}")
+        lines.append(
+            f"  {method:8} {config.learning_rate:8.0e} {m['accuracy']:9.4f} {m['macro_f1']:9.4f} {m['train_seconds']:8.1f}"
+            f" {m['trainable_params']:12,} {m['total_params']:12,}"
+        )
         print(lines[-1], flush=True)
     return []  # printed row by row
 
@@ -225,7 +285,12 @@ def main() -> int:
     p.add_argument("--warmup-steps", type=int, default=3, help="first steps left out of the speed figure (one-time set-up)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--epochs", type=float, default=2.0)
-    p.add_argument("--methods", nargs="+", default=["full", "head", "bitfit", "lora"], help="space-separated (commas still read); method@lr overrides the rate")
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=["full", "head", "bitfit", "lora"],
+        help="space-separated (commas still read); method@lr overrides the rate",
+    )
     p.add_argument("--lrs", default="", help="per-method learning rates, e.g. full=1e-4,head=1e-3")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--model", default=os.environ.get("PFT_BENCH_MODEL", "minilm"))

@@ -40,20 +40,41 @@ def run_one(spec: str, args) -> dict:
 
     torch.set_num_threads(args.threads)
     method, n, *extra = spec.split(":")
-    overrides = {k: v.replace("+", ",") for k, v in (kv.split("=", 1) for kv in (extra[0].split(",") if extra else []))}  # a+b: a list value
+    overrides = {
+        k: v.replace("+", ",") for k, v in (kv.split("=", 1) for kv in (extra[0].split(",") if extra else []))
+    }  # a+b: a list value
     train = balanced(read_tsv(data_dir() / "sst2" / "train.tsv"), 0 if n == "all" else int(n), args.seed)
     dev = read_tsv(data_dir() / "sst2" / "dev.tsv", args.eval_limit)
     fields = {f: type(getattr(finetune.FinetuneConfig(), f)) for f in finetune.FinetuneConfig.__dataclass_fields__}
-    typed = {k: (float(v) if k == "lr" else v.split(",") if fields[k] in (list, dict) else fields[k](v)) for k, v in overrides.items()}
-    config = finetune.FinetuneConfig(model=args.model, method=method, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                                     dev="none", early_stopping_patience=0, max_train_seconds=args.max_train_seconds, **typed)
+    typed = {
+        k: (float(v) if k == "lr" else v.split(",") if fields[k] in (list, dict) else fields[k](v)) for k, v in overrides.items()
+    }
+    config = finetune.FinetuneConfig(
+        model=args.model,
+        method=method,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        dev="none",
+        early_stopping_patience=0,
+        max_train_seconds=args.max_train_seconds,
+        **typed,
+    )
     started = time.time()
     result = finetune.train(config, train, None, dev, ["0", "1"])
     m = result.metrics
-    return {"spec": spec, "n_train": len(train), "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
-            "train_seconds": m["train_seconds"], "train_ex_per_s": m["train_examples_per_second"], "stopped_by": m["stopped_by"],
-            "trainable": m["trainable_params"], "wall_seconds": round(time.time() - started, 1),
-            "peak_mb": round(peak_memory_mb("cpu"), 0)}
+    return {
+        "spec": spec,
+        "n_train": len(train),
+        "accuracy": m["accuracy"],
+        "macro_f1": m["macro_f1"],
+        "train_seconds": m["train_seconds"],
+        "train_ex_per_s": m["train_examples_per_second"],
+        "stopped_by": m["stopped_by"],
+        "trainable": m["trainable_params"],
+        "wall_seconds": round(time.time() - started, 1),
+        "peak_mb": round(peak_memory_mb("cpu"), 0),
+    }
 
 
 def main() -> int:
@@ -74,10 +95,14 @@ def main() -> int:
     if args.one:
         print(json.dumps(run_one(args.one, args)))
         return 0
-    print(f"SST-2 dev ({args.eval_limit or 'all'} rows), {args.model}, {args.epochs:g} epochs, "
-          f"budget {args.max_train_seconds:g} s per run")
-    print(f"{'spec':28} {'n':>5} {'acc':>6} {'F1':>6} {'train s':>8} "
-          f"{'ex/s':>7} {'stopped by':>17} {'trainable':>10} {'peak MB':>8}")
+    print(
+        f"SST-2 dev ({args.eval_limit or 'all'} rows), {args.model}, {args.epochs:g} epochs, "
+        f"budget {args.max_train_seconds:g} s per run"
+    )
+    print(
+        f"{'spec':28} {'n':>5} {'acc':>6} {'F1':>6} {'train s':>8} "
+        f"{'ex/s':>7} {'stopped by':>17} {'trainable':>10} {'peak MB':>8}"
+    )
     for spec in args.specs:
         argv = [sys.executable, "-m", "bench.methods", "--one", spec, *[a for a in sys.argv[1:] if a not in args.specs]]
         out = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
@@ -85,8 +110,11 @@ def main() -> int:
             print(f"{spec:28} failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
             continue
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{spec:28} {r['n_train']:5} {r['accuracy']:6.3f} {r['macro_f1']:6.3f} {r['train_seconds']:8.1f} "
-              f"{r['train_ex_per_s'] or 0:7.1f} {r['stopped_by']:>17} {r['trainable']:10,} {r['peak_mb']:8.0f}", flush=True)
+        print(
+            f"{spec:28} {r['n_train']:5} {r['accuracy']:6.3f} {r['macro_f1']:6.3f} {r['train_seconds']:8.1f} "
+            f"{r['train_ex_per_s'] or 0:7.1f} {r['stopped_by']:>17} {r['trainable']:10,} {r['peak_mb']:8.0f}",
+            flush=True,
+        )
     return 0
 
 

@@ -28,9 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-WORDS = ("the film was great loved it terrible service never again kettle boils water shares fell after profit warning "
-         "rose dividend raised where is my parcel cannot log in account please refund order good bad okay fine slow fast "
-         "screen battery price delivery staff friendly rude broken works perfectly disappointed recommend").split()
+WORDS = (
+    "the film was great loved it terrible service never again kettle boils water shares fell after profit warning "
+    "rose dividend raised where is my parcel cannot log in account please refund order good bad okay fine slow fast "
+    "screen battery price delivery staff friendly rude broken works perfectly disappointed recommend"
+).split()
 
 
 def make_file(path: Path, rows: int, seed: int = 0) -> None:
@@ -48,7 +50,8 @@ def make_file(path: Path, rows: int, seed: int = 0) -> None:
         texts = [" ".join(chunk) for chunk in np.split(words[picks], np.cumsum(lengths)[:-1])]
         dates = pd.Timestamp("2026-01-01") + pd.to_timedelta(rng.integers(0, 365 * 24, n), unit="h")
         pd.DataFrame({"id": np.arange(start, start + n), "date": dates.strftime("%Y-%m-%d %H:%M"), "text": texts}).to_csv(
-            path, mode="a" if start else "w", header=not start, index=False)
+            path, mode="a" if start else "w", header=not start, index=False
+        )
 
 
 def tiny_model(folder: Path) -> Path:
@@ -60,16 +63,44 @@ def tiny_model(folder: Path) -> Path:
 
     torch.manual_seed(0)
     tokenizer = models.load_tokenizer("minilm")
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=128, max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=512,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 
 
 def train_run(model: str, name: str, env: dict) -> None:
-    cmd = [sys.executable, "-m", "core", "--quiet", "finetune", "--train", "reviews", "--eval", "reviews", "--model", model,
-           "--method", "head", "--pooling", "cls", "--epochs", "1", "--dev", "none", "--out", name]
+    cmd = [
+        sys.executable,
+        "-m",
+        "core",
+        "--quiet",
+        "finetune",
+        "--train",
+        "reviews",
+        "--eval",
+        "reviews",
+        "--model",
+        model,
+        "--method",
+        "head",
+        "--pooling",
+        "cls",
+        "--epochs",
+        "1",
+        "--dev",
+        "none",
+        "--out",
+        name,
+    ]
     done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
     if done.returncode:
         sys.exit(f"training the benchmark run failed:\n{done.stderr[-2000:]}")
@@ -95,8 +126,10 @@ def worker_pipeline(run: str, src: str, out: str) -> dict:
     model_dir = str(open_run(run).path / "model")
     pipe = pipeline("text-classification", model=model_dir, tokenizer=model_dir, top_k=None, device=-1)
     frame = pd.read_csv(src, dtype=str, keep_default_na=False)
-    rows = [{d["label"]: d["score"] for d in result}
-            for result in pipe(frame["text"].tolist(), batch_size=32, truncation=True, max_length=128)]
+    rows = [
+        {d["label"]: d["score"] for d in result}
+        for result in pipe(frame["text"].tolist(), batch_size=32, truncation=True, max_length=128)
+    ]
     probs = pd.DataFrame(rows)
     frame["label"] = probs.idxmax(axis=1)
     pd.concat([frame, probs.add_prefix("prob_")], axis=1).to_csv(out, index=False)
@@ -127,10 +160,13 @@ def compare(name: str, run: str, rows: int, tmp: Path, env: dict) -> None:
     for r in (ours, base):
         r["rows_per_s"] = r["rows"] / r["seconds"]
     agree = agreement(tmp / f"ours-{rows}.csv", tmp / f"pipeline-{rows}.csv")
-    print(f"{rows:>9,} rows, {name}: predict {ours['rows_per_s']:,.0f} rows/s, peak {ours['peak_mb']:,.0f} MB | "
-          f"pipeline() loop {base['rows_per_s']:,.0f} rows/s, peak {base['peak_mb']:,.0f} MB | "
-          f"speed ratio {ours['rows_per_s'] / base['rows_per_s']:.2f}x, memory ratio {base['peak_mb'] / ours['peak_mb']:.2f}x, "
-          f"label agreement {agree:.2%}", flush=True)
+    print(
+        f"{rows:>9,} rows, {name}: predict {ours['rows_per_s']:,.0f} rows/s, peak {ours['peak_mb']:,.0f} MB | "
+        f"pipeline() loop {base['rows_per_s']:,.0f} rows/s, peak {base['peak_mb']:,.0f} MB | "
+        f"speed ratio {ours['rows_per_s'] / base['rows_per_s']:.2f}x, memory ratio {base['peak_mb'] / ours['peak_mb']:.2f}x, "
+        f"label agreement {agree:.2%}",
+        flush=True,
+    )
     src.unlink()
 
 
@@ -138,11 +174,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=10_000, help="rows labelled by the MiniLM run")
     parser.add_argument("--big-rows", type=int, default=1_000_000, help="rows labelled by the tiny run")
-    parser.add_argument("--models", nargs="+", choices=("minilm", "tiny"), default=["minilm", "tiny"],
-                        help="minilm: the --rows file; tiny: the --rows and --big-rows files")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads of both cases (on a busy 2-core machine two OpenMP threads spin against the other "
-                             "processes: 2,000 rows took 58 s with 2 threads and 3.3 s with 1)")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        choices=("minilm", "tiny"),
+        default=["minilm", "tiny"],
+        help="minilm: the --rows file; tiny: the --rows and --big-rows files",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads of both cases (on a busy 2-core machine two OpenMP threads spin against the other "
+        "processes: 2,000 rows took 58 s with 2 threads and 3.3 s with 1)",
+    )
     parser.add_argument("--worker", nargs=4, metavar=("CASE", "RUN", "SRC", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -153,8 +198,13 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp_name:
         tmp = Path(tmp_name)
-        env = {**os.environ, "PFT_RUNS_DIR": str(tmp / "runs"), "PFT_MODEL_ROOTS": str(tmp), "CUDA_VISIBLE_DEVICES": "",
-               "OMP_NUM_THREADS": str(args.threads)}
+        env = {
+            **os.environ,
+            "PFT_RUNS_DIR": str(tmp / "runs"),
+            "PFT_MODEL_ROOTS": str(tmp),
+            "CUDA_VISIBLE_DEVICES": "",
+            "OMP_NUM_THREADS": str(args.threads),
+        }
         if "minilm" in args.models:
             train_run("minilm", "bench-minilm", env)
             compare("MiniLM head (CLS pooling)", "bench-minilm", args.rows, tmp, env)

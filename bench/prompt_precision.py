@@ -19,8 +19,14 @@ from dataclasses import replace
 
 import numpy as np
 
-VARIANTS = {"bf16": {"precision": "bf16"}, "fp16": {"precision": "fp16"}, "4bit": {"quantize": "4bit"}, "8bit": {"quantize": "8bit"},
-            "vllm-bf16": {"backend": "vllm", "precision": "bf16"}, "vllm-fp32": {"backend": "vllm", "precision": "fp32"}}
+VARIANTS = {
+    "bf16": {"precision": "bf16"},
+    "fp16": {"precision": "fp16"},
+    "4bit": {"quantize": "4bit"},
+    "8bit": {"quantize": "8bit"},
+    "vllm-bf16": {"backend": "vllm", "precision": "bf16"},
+    "vllm-fp32": {"backend": "vllm", "precision": "fp32"},
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,8 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     args = p.parse_args(argv)
     ds = data.load_sample(args.sample)
-    base = prompting.PromptConfig(model=args.model, shots=4, calibration="contextual", precision="fp32", batch_size=16,
-                                  max_eval_examples=args.limit or None)
+    base = prompting.PromptConfig(
+        model=args.model, shots=4, calibration="contextual", precision="fp32", batch_size=16, max_eval_examples=args.limit or None
+    )
 
     def run(config):
         started = time.perf_counter()
@@ -45,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     run(replace(base, max_eval_examples=4))  # loads (and converts) the model outside the timing
     reference, seconds = run(base)
     ref = reference.calibrated["contextual"]
-    print(f"{'fp32':10s} {seconds:7.1f} s  accuracy {reference.metrics['accuracy']:.3f}  "
-          f"({len(ref)} rows of {args.sample}, {args.model})")
+    print(
+        f"{'fp32':10s} {seconds:7.1f} s  accuracy {reference.metrics['accuracy']:.3f}  "
+        f"({len(ref)} rows of {args.sample}, {args.model})"
+    )
     for name in args.variants:
         try:
             config = replace(base, **VARIANTS[name])
@@ -63,8 +72,10 @@ def main(argv: list[str] | None = None) -> int:
             gc.collect()
         probs = result.calibrated["contextual"]
         agree = float((probs.argmax(1) == ref.argmax(1)).mean())
-        print(f"{name:10s} {seconds:7.1f} s  accuracy {result.metrics['accuracy']:.3f}  label agreement with fp32 {agree:.1%}  "
-              f"max prob difference {np.abs(probs - ref).max():.4f}")
+        print(
+            f"{name:10s} {seconds:7.1f} s  accuracy {result.metrics['accuracy']:.3f}  label agreement with fp32 {agree:.1%}  "
+            f"max prob difference {np.abs(probs - ref).max():.4f}"
+        )
     return 0
 
 

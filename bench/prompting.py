@@ -48,8 +48,11 @@ def per_label_rows(queries, label_ids):
     """The scorer's former layout (the baseline): one teacher-forced row per (query, label)."""
     from core import prompting
 
-    return [prompting.ScoredRow(q + ids[:-1], [(len(q) - 1 + j, t, n, c) for j, t in enumerate(ids)])
-            for n, q in enumerate(queries) for c, ids in enumerate(label_ids)]
+    return [
+        prompting.ScoredRow(q + ids[:-1], [(len(q) - 1 + j, t, n, c) for j, t in enumerate(ids)])
+        for n, q in enumerate(queries)
+        for c, ids in enumerate(label_ids)
+    ]
 
 
 def banking77(args) -> bool:
@@ -69,26 +72,38 @@ def banking77(args) -> bool:
     subset = data.sample(n=min(args.b77_limit, len(data)), random_state=0)
     config = prompting.PromptConfig(batch_size=args.batch_size, calibration="none")
     tokenizer, model = prompting.load_model(config)
-    prefix = prompting.encode(tokenizer, prompting.render_prefix(config, labels, subset.iloc[:0].rename(columns={"category": "label"}), labels),
-                              special=True)
+    prefix = prompting.encode(
+        tokenizer,
+        prompting.render_prefix(config, labels, subset.iloc[:0].rename(columns={"category": "label"}), labels),
+        special=True,
+    )
     queries = [prompting.encode(tokenizer, prompting.fill(config.query_template, t)) for t in subset["text"]]
     label_ids = [prompting.encode(tokenizer, prompting.continuation(config.query_template, w)) for w in labels]
     trie_nodes = len({tuple(ids[: j + 1]) for ids in label_ids for j in range(len(ids) - 1)})
-    print(f"banking77: {len(labels)} labels, {torch.get_num_threads()} threads; prefix {len(prefix)} tokens; "
-          f"mean query {np.mean([len(q) for q in queries]):.1f} tokens; label tokens {sum(map(len, label_ids))} "
-          f"({trie_nodes} trie nodes)")
+    print(
+        f"banking77: {len(labels)} labels, {torch.get_num_threads()} threads; prefix {len(prefix)} tokens; "
+        f"mean query {np.mean([len(q) for q in queries]):.1f} tokens; label tokens {sum(map(len, label_ids))} "
+        f"({trie_nodes} trie nodes)"
+    )
     nb = min(args.b77_baseline_limit, len(queries))
     trie, base, trie_s, base_s = alternate(
-        queries, nb, max(1, nb),
-        lambda q: prompting.score_rows(model, prefix, prompting.label_rows(q, label_ids), len(q), len(labels), config.batch_size,
-                                       tokenizer.pad_token_id),
-        lambda q: prompting.score_rows(model, prefix, per_label_rows(q, label_ids), len(q), len(labels), config.batch_size,
-                                       tokenizer.pad_token_id))
+        queries,
+        nb,
+        max(1, nb),
+        lambda q: prompting.score_rows(
+            model, prefix, prompting.label_rows(q, label_ids), len(q), len(labels), config.batch_size, tokenizer.pad_token_id
+        ),
+        lambda q: prompting.score_rows(
+            model, prefix, per_label_rows(q, label_ids), len(q), len(labels), config.batch_size, tokenizer.pad_token_id
+        ),
+    )
     trie_rate, base_rate = len(queries) / trie_s, nb / base_s
     agree = float(np.mean(trie[:nb].argmax(1) == base.argmax(1)))
     accuracy = float(np.mean(np.array(labels)[trie.argmax(1)] == subset["category"].to_numpy()))
-    print(f"trie     : {len(queries)} examples in {trie_s:.1f} s = {trie_rate:.2f} examples/s "
-          f"(accuracy {accuracy:.3f}, chance {1 / len(labels):.3f})")
+    print(
+        f"trie     : {len(queries)} examples in {trie_s:.1f} s = {trie_rate:.2f} examples/s "
+        f"(accuracy {accuracy:.3f}, chance {1 / len(labels):.3f})"
+    )
     print(f"per-label: {nb} examples in {base_s:.1f} s = {base_rate:.3f} examples/s")
     print(f"agreement on the {nb} shared examples: {agree:.2%} (max |log-prob diff| {np.abs(trie[:nb] - base).max():.2e})")
     print(f"speed-up: {trie_rate / base_rate:.1f}x (target >= 20x)")
@@ -133,27 +148,41 @@ def sst2(args) -> bool:
     read = lambda name: pd.read_csv(DATA / name, sep="\t", dtype=str, keep_default_na=False, quoting=3)  # noqa: E731
     train, dev = read("train.tsv"), read("dev.tsv").iloc[: args.limit]
     names = {"0": "negative", "1": "positive"}
-    train = pd.DataFrame({"id": [f"train-{i}" for i in range(len(train))], "text": train["sentence"], "label": train["label"].map(names)})
+    train = pd.DataFrame(
+        {"id": [f"train-{i}" for i in range(len(train))], "text": train["sentence"], "label": train["label"].map(names)}
+    )
     dev = pd.DataFrame({"id": [f"dev-{i}" for i in range(len(dev))], "text": dev["sentence"], "label": dev["label"].map(names)})
     labels = ["negative", "positive"]
-    config = prompting.PromptConfig(shots=8, selection="balanced", seed=0, batch_size=args.batch_size,
-                                    instruction="Is the sentiment of each review {labels}?",
-                                    example_template="Review: {text}\nSentiment: {label}\n\n", query_template="Review: {text}\nSentiment:")
+    config = prompting.PromptConfig(
+        shots=8,
+        selection="balanced",
+        seed=0,
+        batch_size=args.batch_size,
+        instruction="Is the sentiment of each review {labels}?",
+        example_template="Review: {text}\nSentiment: {label}\n\n",
+        query_template="Review: {text}\nSentiment:",
+    )
     tokenizer, model = prompting.load_model(config)  # what the product uses (sdpa attention)
     positions = prompting.select_demonstrations(train, config.shots, config.selection, config.seed, labels)
     prefix_text = prompting.render_prefix(config, labels, train.iloc[positions], labels)
     prefix = prompting.encode(tokenizer, prefix_text, special=True)
     queries = [prompting.encode(tokenizer, prompting.fill(config.query_template, t)) for t in dev["text"]]
     label_ids = [prompting.encode(tokenizer, " " + w) for w in labels]
-    print(f"model {config.model}, {torch.get_num_threads()} threads; prefix {len(prefix)} tokens; "
-          f"mean query {np.mean([len(q) for q in queries]):.1f} tokens; label tokens {label_ids}")
+    print(
+        f"model {config.model}, {torch.get_num_threads()} threads; prefix {len(prefix)} tokens; "
+        f"mean query {np.mean([len(q) for q in queries]):.1f} tokens; label tokens {label_ids}"
+    )
 
     nb = min(args.baseline_limit, len(queries))
     fast, naive, fast_s, naive_s = alternate(
-        queries, nb, max(1, min(10, nb)),
-        lambda q: prompting.score_rows(model, prefix, prompting.label_rows(q, label_ids), len(q), len(labels), config.batch_size,
-                                       tokenizer.pad_token_id),
-        lambda q: prompting.score_rows_naive(model, prefix, q, label_ids))
+        queries,
+        nb,
+        max(1, min(10, nb)),
+        lambda q: prompting.score_rows(
+            model, prefix, prompting.label_rows(q, label_ids), len(q), len(labels), config.batch_size, tokenizer.pad_token_id
+        ),
+        lambda q: prompting.score_rows_naive(model, prefix, q, label_ids),
+    )
     fast_rate, naive_rate = len(queries) / fast_s, nb / naive_s
 
     agree = float(np.mean(fast[:nb].argmax(1) == naive.argmax(1)))

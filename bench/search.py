@@ -75,9 +75,12 @@ def main() -> int:
         trials = pd.read_csv(runs / searched / "trials.csv")
         print(f"\n{what}: trials (dev split: 20% of the {args.rows} training rows)")
         print(trials.drop(columns=["run"]).to_string(index=False))
-        print(f"{what}: default macro-F1 {d['macro_f1']:.4f} (accuracy {d['accuracy']:.4f}); searched {s['macro_f1']:.4f} "
-              f"(accuracy {s['accuracy']:.4f}); {s['search_trials']} trials, {s['search_seconds']:,.0f} s of trials "
-              f"({trials['cpu_seconds'].sum():,.0f} CPU-s); the search took {wall:,.0f} s of wall-clock time with --jobs {args.jobs}")
+        print(
+            f"{what}: default macro-F1 {d['macro_f1']:.4f} (accuracy {d['accuracy']:.4f}); searched {s['macro_f1']:.4f} "
+            f"(accuracy {s['accuracy']:.4f}); {s['search_trials']} trials, {s['search_seconds']:,.0f} s of trials "
+            f"({trials['cpu_seconds'].sum():,.0f} CPU-s); the search took {wall:,.0f} s of wall-clock time "
+            f"with --jobs {args.jobs}"
+        )
     return 0
 
 

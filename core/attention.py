@@ -78,7 +78,9 @@ def _load_run_model(run_path: str, device: str):
     try:
         from core.training.finetune import load_run_model
     except ImportError:
-        raise UserError("Fine-tuned run models cannot be loaded yet: core.training.finetune.load_run_model is not available.") from None
+        raise UserError(
+            "Fine-tuned run models cannot be loaded yet: core.training.finetune.load_run_model is not available."
+        ) from None
     return load_run_model(run_path, device)
 
 
@@ -94,10 +96,14 @@ def _run_train_split(config: dict) -> tuple[pd.DataFrame, list[str]]:
         ds, split = data.load_split(str(dataset.get("train", "")), "train")
         train = ds.splits[split]
     except Exception:  # moved, deleted, or a hub dataset offline
-        return empty, [f"The run's training data ({dataset.get('train', '?')}) cannot be read any more, so its demonstrations are left out."]
+        return empty, [
+            f"The run's training data ({dataset.get('train', '?')}) cannot be read any more, so its demonstrations are left out."
+        ]
     if data.fingerprint(train) != dataset.get("train_sha256"):
-        return empty, [f"The run's training data ({dataset.get('train', '?')}) has changed since the run, "
-                       "so its demonstrations are left out."]
+        return empty, [
+            f"The run's training data ({dataset.get('train', '?')}) has changed since the run, "
+            "so its demonstrations are left out."
+        ]
     return train, []
 
 
@@ -116,8 +122,14 @@ def load_prompt_run(path: Path, device: str = "cpu") -> AttentionModel:
         predictions = pd.DataFrame({"text": []})
     train, notes = _run_train_split(config)
     am = load_attention_model(prompt_config.model, device)
-    return AttentionModel(name=path.name, model=am.model, tokenizer=am.tokenizer, kind="prompt", label_names=labels,
-                          prompt_run=PromptRun(prompt_config, labels, train, predictions, notes))
+    return AttentionModel(
+        name=path.name,
+        model=am.model,
+        tokenizer=am.tokenizer,
+        kind="prompt",
+        label_names=labels,
+        prompt_run=PromptRun(prompt_config, labels, train, predictions, notes),
+    )
 
 
 def load_lora_lm_run(path: Path, device: str = "cpu") -> AttentionModel:
@@ -136,25 +148,42 @@ def load_lora_lm_run(path: Path, device: str = "cpu") -> AttentionModel:
     except (OSError, ValueError, KeyError) as e:
         raise UserError(f"The saved model of {path.name} is incomplete or corrupt ({type(e).__name__}).") from e
     if spec.get("method") != "lora-lm":
-        raise UserError(f"{path.name} learned a soft prompt, which has no tokens to show attention on; open its base model instead.")
-    config = prompting.PromptConfig(model=base, instruction=spec["instruction"], query_template=spec["query_template"],
-                                    label_words=dict(zip(labels, spec["label_words"])), shots=0, calibration="none", scoring="sum")
-    lm = models._from_pretrained(AutoModelForCausalLM, models._converted(models.resolve(base)), attn_implementation="eager", use_safetensors=True)
+        raise UserError(
+            f"{path.name} learned a soft prompt, which has no tokens to show attention on; open its base model instead."
+        )
+    config = prompting.PromptConfig(
+        model=base,
+        instruction=spec["instruction"],
+        query_template=spec["query_template"],
+        label_words=dict(zip(labels, spec["label_words"])),
+        shots=0,
+        calibration="none",
+        scoring="sum",
+    )
+    lm = models._from_pretrained(
+        AutoModelForCausalLM, models._converted(models.resolve(base)), attn_implementation="eager", use_safetensors=True
+    )
     with models.LOAD_LOCK:
         model = PeftModel.from_pretrained(lm, str(model_dir)).merge_and_unload()
     try:
         predictions = RunDir(path).predictions()
     except (OSError, ValueError):
         predictions = pd.DataFrame({"text": []})
-    return AttentionModel(name=path.name, model=model.to(device).eval(), tokenizer=models.load_tokenizer(base), kind="prompt",
-                          label_names=labels, prompt_run=PromptRun(config, labels, pd.DataFrame({"id": [], "text": [], "label": []}), predictions))
+    return AttentionModel(
+        name=path.name,
+        model=model.to(device).eval(),
+        tokenizer=models.load_tokenizer(base),
+        kind="prompt",
+        label_names=labels,
+        prompt_run=PromptRun(config, labels, pd.DataFrame({"id": [], "text": [], "label": []}), predictions),
+    )
 
 
 def load_attention_model(spec: str, device: str = "cpu") -> AttentionModel:
     """A bundled model, any model name/folder, or a run ('run:<folder>': classifier or prompt run), with eager attention."""
     spec = (spec or "").strip()
     if spec.startswith(RUN_PREFIX):
-        path = Path(spec[len(RUN_PREFIX):])
+        path = Path(spec[len(RUN_PREFIX) :])
         if RunDir(path).config.get("kind") == "prompt":
             return load_prompt_run(path, device)
         if not (path / "model").is_dir():
@@ -197,13 +226,17 @@ def prompt_input(am: AttentionModel, text: str, max_tokens: int) -> PromptInput:
         preview = prompting.preview_prompt(config, am.tokenizer, run.train, run.label_names, text)
         words = prompting.verbalizer(config, run.label_names)
         parts = prompting.prompt_parts(config, am.tokenizer, words, preview.demos, run.label_names, text)
-        ids = prompting.encode(am.tokenizer, parts.prefix, not config.use_chat_template) + prompting.encode(am.tokenizer, parts.query)
+        ids = prompting.encode(am.tokenizer, parts.prefix, not config.use_chat_template) + prompting.encode(
+            am.tokenizer, parts.query
+        )
         return ids, parts
 
     ids, parts = build(config)
     if len(ids) > max_tokens and config.shots:
-        notes.append(f"The run's {config.shots} demonstrations are left out: with them the prompt is {len(ids)} tokens, "
-                     f"over the limit of {max_tokens}.")
+        notes.append(
+            f"The run's {config.shots} demonstrations are left out: with them the prompt is {len(ids)} tokens, "
+            f"over the limit of {max_tokens}."
+        )
         ids, parts = build(dataclasses.replace(config, shots=0))
     if len(ids) > max_tokens:
         notes.append(f"The prompt is {len(ids)} tokens; only its last {max_tokens} are shown.")
@@ -261,7 +294,9 @@ def extract_attention(am: AttentionModel, text: str, max_tokens: int = 128) -> A
         raise UserError(f"Model {am.name} returns no attention weights; it must be loaded with eager attention.")
     attention = torch.stack(out.attentions)[:, 0].float().cpu().numpy()  # (layers, 1, heads, T, T) -> (layers, heads, T, T)
     tokens = [clean_token(t) for t in am.tokenizer.convert_ids_to_tokens(enc["input_ids"][0].tolist())]
-    result = AttentionResult(model_name=am.name, kind=am.kind, tokens=tokens, attention=attention, special=special, input_text=text)
+    result = AttentionResult(
+        model_name=am.name, kind=am.kind, tokens=tokens, attention=attention, special=special, input_text=text
+    )
     if am.kind == "classifier":
         probs = torch.softmax(out.logits[0].float(), -1).cpu().numpy()
         result.probabilities = {lab: float(p) for lab, p in zip(am.label_names, probs, strict=True)}
@@ -273,7 +308,10 @@ def extract_attention(am: AttentionModel, text: str, max_tokens: int = 128) -> A
     elif am.kind == "decoder":
         probs = torch.softmax(out.logits[0, -1].float(), -1)
         top = torch.topk(probs, 5)
-        result.probabilities = {clean_token(am.tokenizer.convert_ids_to_tokens(int(i))): float(p) for p, i in zip(top.values, top.indices, strict=True)}
+        result.probabilities = {
+            clean_token(am.tokenizer.convert_ids_to_tokens(int(i))): float(p)
+            for p, i in zip(top.values, top.indices, strict=True)
+        }
         result.prediction = next(iter(result.probabilities))
     return result
 
@@ -298,11 +336,15 @@ def special_attention(result: AttentionResult) -> pd.DataFrame:
 def attention_frame(result: AttentionResult, layer: int, head: int) -> pd.DataFrame:
     """One head's matrix as long rows (query, key, weight), tokens labelled 'position token' so repeats stay apart."""
     if not (0 <= layer < result.n_layers and 0 <= head < result.n_heads):
-        raise UserError(f"Layer {layer}, head {head} does not exist: this model has {result.n_layers} layers and {result.n_heads} heads.")
+        raise UserError(
+            f"Layer {layer}, head {head} does not exist: this model has {result.n_layers} layers and {result.n_heads} heads."
+        )
     labels = [f"{i} {t}" for i, t in enumerate(result.tokens)]
     m = result.attention[layer, head]  # (T, T)
     q, k = np.meshgrid(range(len(labels)), range(len(labels)), indexing="ij")
-    return pd.DataFrame({"query": [labels[i] for i in q.ravel()], "key": [labels[j] for j in k.ravel()], "weight": m.ravel().round(4)})
+    return pd.DataFrame(
+        {"query": [labels[i] for i in q.ravel()], "key": [labels[j] for j in k.ravel()], "weight": m.ravel().round(4)}
+    )
 
 
 # ---- offline bertviz ---------------------------------------------------------------------------------------------
@@ -333,9 +375,11 @@ def script_json(value) -> str:
 
 def sandboxed(page: str) -> str:
     """A page wrapped in an iframe sandboxed without same-origin: its scripts run but cannot reach the app or its cookies."""
-    return ("<!DOCTYPE html><html><head><style>html,body{margin:0;height:100%;overflow:hidden}"
-            "iframe{border:0;width:100%;height:100%}</style></head>"
-            f'<body><iframe sandbox="allow-scripts" srcdoc="{html.escape(page, quote=True)}"></iframe></body></html>')
+    return (
+        "<!DOCTYPE html><html><head><style>html,body{margin:0;height:100%;overflow:hidden}"
+        "iframe{border:0;width:100%;height:100%}</style></head>"
+        f'<body><iframe sandbox="allow-scripts" srcdoc="{html.escape(page, quote=True)}"></iframe></body></html>'
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -343,9 +387,11 @@ def offline_libraries() -> str:
     """d3 v5 (mpld3 wheel), jQuery (xstatic-jquery) and a require shim that hands them to bertviz, as inline scripts."""
     d3 = _package_file("mpld3", "js/d3.v5.min.js").read_text(encoding="utf-8")
     jquery = _package_file("xstatic.pkg.jquery", "data/jquery.min.js").read_text(encoding="utf-8")
-    shim = ("(function(){var mods={d3:window.d3,jquery:window.jQuery};"
-            "window.requirejs=window.require=function(deps,cb){cb.apply(null,deps.map(function(d){return mods[d];}));};"
-            "window.require.config=function(){};})();")
+    shim = (
+        "(function(){var mods={d3:window.d3,jquery:window.jQuery};"
+        "window.requirejs=window.require=function(deps,cb){cb.apply(null,deps.map(function(d){return mods[d];}));};"
+        "window.require.config=function(){};})();"
+    )
     return "".join(f"<script>{_inline_js(js)}</script>" for js in (d3, jquery, shim))
 
 
@@ -381,8 +427,14 @@ def choose_layers(n_layers: int, bytes_per_layer: float, budget_bytes: int = MAX
     return sorted({int(round(x)) for x in np.linspace(0, n_layers - 1, fit)})
 
 
-def bertviz_html(result: AttentionResult, view: str = "head", layers: list[int] | None = None, heads: list[int] | None = None,
-                 budget_bytes: int = MAX_HTML_BYTES, dark: bool = False) -> str:
+def bertviz_html(
+    result: AttentionResult,
+    view: str = "head",
+    layers: list[int] | None = None,
+    heads: list[int] | None = None,
+    budget_bytes: int = MAX_HTML_BYTES,
+    dark: bool = False,
+) -> str:
     """A self-contained bertviz head or model view (no network), bounded to budget_bytes by choosing layers when needed."""
     if view not in ("head", "model"):
         raise UserError("The bertviz view must be 'head' or 'model'.")
@@ -392,13 +444,19 @@ def bertviz_html(result: AttentionResult, view: str = "head", layers: list[int] 
     per_layer = len(heads) * len(result.tokens) ** 2 * bytes_per_value(result.attention[:, heads])
     layers = sorted(set(layers)) if layers else choose_layers(result.n_layers, per_layer, budget_bytes)
     if len(layers) * per_layer > budget_bytes - 500_000:
-        raise UserError(f"{len(layers)} layers x {len(heads)} heads of {len(result.tokens)} tokens is too large to draw; "
-                        "choose fewer layers or heads.")
+        raise UserError(
+            f"{len(layers)} layers x {len(heads)} heads of {len(result.tokens)} tokens is too large to draw; "
+            "choose fewer layers or heads."
+        )
     weights = result.attention[np.ix_(layers, heads)]  # (layers, heads, T, T) selected
     tokens = [t.replace("␣", " ") for t in result.tokens]
     vis_id = f"bertviz-{uuid.uuid4().hex}"
-    params = {"attention": [{"name": None, "attn": "__ATTN__", "left_text": tokens, "right_text": tokens}],
-              "default_filter": "0", "root_div_id": vis_id, "include_layers": layers}
+    params = {
+        "attention": [{"name": None, "attn": "__ATTN__", "left_text": tokens, "right_text": tokens}],
+        "default_filter": "0",
+        "root_div_id": vis_id,
+        "include_layers": layers,
+    }
     if view == "head":
         params.update(layer=layers[0], heads=list(range(len(heads))))
         controls = 'Layer: <select id="layer"></select>'
@@ -407,12 +465,20 @@ def bertviz_html(result: AttentionResult, view: str = "head", layers: list[int] 
         controls = ""
     params_js = script_json(params).replace('"__ATTN__"', compact_array(weights))
     script = _inline_js(_bertviz_js(view)).replace("PYTHON_PARAMS", params_js, 1)  # the second one is in a comment
-    body = (f'<div id="{vis_id}" style="font-family:Helvetica,Arial,sans-serif;"><span style="user-select:none">{controls}</span>'
-            f"<div id='vis'></div></div>")
-    note = "" if view == "model" or heads == list(range(result.n_heads)) else f"<p style='font:12px sans-serif'>heads shown: {heads}</p>"
+    body = (
+        f'<div id="{vis_id}" style="font-family:Helvetica,Arial,sans-serif;"><span style="user-select:none">{controls}</span>'
+        f"<div id='vis'></div></div>"
+    )
+    note = (
+        ""
+        if view == "model" or heads == list(range(result.n_heads))
+        else f"<p style='font:12px sans-serif'>heads shown: {heads}</p>"
+    )
     style = "body{margin:0;background:#fff}" if not dark else "body{margin:0;background:#111;color:#eee}"
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{style}</style>{offline_libraries()}</head>"
-            f"<body>{note}{body}<script>{script}</script></body></html>")
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{style}</style>{offline_libraries()}</head>"
+        f"<body>{note}{body}<script>{script}</script></body></html>"
+    )
 
 
 # ---- saliency ------------------------------------------------------------------------------------------------------
@@ -449,13 +515,22 @@ def _baseline_embeddings(am: AttentionModel, embeds):
     return mean_vec.expand_as(embeds).clone()  # (1, T, D)
 
 
-def saliency(am: AttentionModel, text: str, method: str = "integrated gradients", steps: int = 32, target_word: str | None = None,
-             max_tokens: int = 128, batch_size: int = 8) -> Saliency:
+def saliency(
+    am: AttentionModel,
+    text: str,
+    method: str = "integrated gradients",
+    steps: int = 32,
+    target_word: str | None = None,
+    max_tokens: int = 128,
+    batch_size: int = 8,
+) -> Saliency:
     """Attribute log p(target) to input tokens; target = predicted class (classifier) or next token / a label word (decoder)."""
     import torch
 
     if am.kind == "encoder":
-        raise UserError("Saliency needs an output to explain: pick a fine-tuned run (classifier) or a decoder, not the bare encoder.")
+        raise UserError(
+            "Saliency needs an output to explain: pick a fine-tuned run (classifier) or a decoder, not the bare encoder."
+        )
     if method not in ("integrated gradients", "gradient x input"):
         raise UserError("The saliency method must be 'integrated gradients' or 'gradient x input'.")
     if not 2 <= steps <= 256:
@@ -492,12 +567,18 @@ def saliency(am: AttentionModel, text: str, method: str = "integrated gradients"
         alphas = (torch.arange(steps, device=device, dtype=torch.float32) + 0.5) / steps  # midpoint rule on [0, 1]
         total = torch.zeros_like(embeds[0])  # (T, D)
         for start in range(0, steps, batch_size):
-            a = alphas[start:start + batch_size].view(-1, 1, 1)  # (b, 1, 1)
+            a = alphas[start : start + batch_size].view(-1, 1, 1)  # (b, 1, 1)
             path = (baseline + a * (embeds - baseline)).requires_grad_(True)  # (b, T, D)
             with torch.enable_grad():
                 (grad,) = torch.autograd.grad(_target_logprob(am, path, mask.expand(len(a), -1), target).sum(), path)
             total += grad.sum(0)
         scores = ((embeds - baseline)[0] * total / steps).sum(-1)  # (T, D) -> (T,)
     tokens = [clean_token(t) for t in am.tokenizer.convert_ids_to_tokens(ids[0].tolist())]
-    return Saliency(tokens=tokens, scores=scores.detach().cpu().numpy(), method=method, target=target_name,
-                    output=f_input, baseline_output=f_baseline)
+    return Saliency(
+        tokens=tokens,
+        scores=scores.detach().cpu().numpy(),
+        method=method,
+        target=target_name,
+        output=f_input,
+        baseline_output=f_baseline,
+    )

@@ -21,8 +21,13 @@ def label_distribution(summary: pd.DataFrame, labels: list[str] | None = None, t
     data = summary
     if len(totals) > top:
         gap = f"({len(totals) - top} more labels)"
-        kept = [*totals.index[: top // 2], gap, *totals.index[len(totals) - (top - top // 2):]]
-        data = pd.concat([summary[summary["label"].isin(kept)], pd.DataFrame({"split": [summary["split"].iloc[0]], "label": [gap], "count": [0]})])
+        kept = [*totals.index[: top // 2], gap, *totals.index[len(totals) - (top - top // 2) :]]
+        data = pd.concat(
+            [
+                summary[summary["label"].isin(kept)],
+                pd.DataFrame({"split": [summary["split"].iloc[0]], "label": [gap], "count": [0]}),
+            ]
+        )
     return (
         alt.Chart(data)
         .mark_bar()
@@ -44,8 +49,13 @@ def length_histogram(lengths: pd.DataFrame, max_length: int | None = None, max_c
     low = int(tokens.min()) if len(tokens) else 0
     width = max(1, -(-(int(tokens.max()) - low + 1) // 40)) if len(tokens) else 1
     coloured = lengths["label"].nunique() <= max_colours
-    binned = (lengths.assign(start=(tokens - low) // width * width + low)
-              .groupby(["label", "start"] if coloured else ["start"]).size().rename("texts").reset_index())
+    binned = (
+        lengths.assign(start=(tokens - low) // width * width + low)
+        .groupby(["label", "start"] if coloured else ["start"])
+        .size()
+        .rename("texts")
+        .reset_index()
+    )
     binned["end"] = binned["start"] + width
     hist = (
         alt.Chart(binned)
@@ -56,7 +66,8 @@ def length_histogram(lengths: pd.DataFrame, max_length: int | None = None, max_c
             y=alt.Y("texts:Q", title="texts", stack=None),
             y2=alt.datum(0),  # without a baseline, x/x2 make Vega-Lite draw each bar as a thin dash at its count
             **({"color": alt.Color("label:N")} if coloured else {}),
-            tooltip=(["label"] if coloured else []) + [alt.Tooltip("start:Q", title="from"), alt.Tooltip("end:Q", title="below"), "texts"],
+            tooltip=(["label"] if coloured else [])
+            + [alt.Tooltip("start:Q", title="from"), alt.Tooltip("end:Q", title="below"), "texts"],
         )
         .properties(height=260)
     )
@@ -71,15 +82,28 @@ def length_histogram(lengths: pd.DataFrame, max_length: int | None = None, max_c
 
 def metric_intervals(metrics: pd.DataFrame) -> alt.Chart:
     """Accuracy and macro-F1 per run with bootstrap 95% interval bars (metrics: Comparison.metrics)."""
-    rows = [{"run": r["run"], "metric": key, "value": r[key], "low": r[f"{key}_low"], "high": r[f"{key}_high"]}
-            for _, r in metrics.iterrows() for key in ("accuracy", "macro_f1")]
+    rows = [
+        {"run": r["run"], "metric": key, "value": r[key], "low": r[f"{key}_low"], "high": r[f"{key}_high"]}
+        for _, r in metrics.iterrows()
+        for key in ("accuracy", "macro_f1")
+    ]
     base = alt.Chart(pd.DataFrame(rows)).encode(y=alt.Y("run:N", title=None, sort=None), color=alt.Color("run:N", legend=None))
-    bars = base.mark_rule(strokeWidth=3).encode(x=alt.X("low:Q", title="value (95% bootstrap interval)", scale=alt.Scale(domain=[0, 1])),
-                                                x2="high:Q")
-    points = base.mark_point(filled=True, size=70).encode(x="value:Q", tooltip=["run", "metric", alt.Tooltip("value:Q", format=".3f"),
-                                                                                alt.Tooltip("low:Q", format=".3f"),
-                                                                                alt.Tooltip("high:Q", format=".3f")])
-    return (bars + points).properties(height=30 * max(len(metrics), 2), width=260).facet(column=alt.Column("metric:N", title=None))
+    bars = base.mark_rule(strokeWidth=3).encode(
+        x=alt.X("low:Q", title="value (95% bootstrap interval)", scale=alt.Scale(domain=[0, 1])), x2="high:Q"
+    )
+    points = base.mark_point(filled=True, size=70).encode(
+        x="value:Q",
+        tooltip=[
+            "run",
+            "metric",
+            alt.Tooltip("value:Q", format=".3f"),
+            alt.Tooltip("low:Q", format=".3f"),
+            alt.Tooltip("high:Q", format=".3f"),
+        ],
+    )
+    return (
+        (bars + points).properties(height=30 * max(len(metrics), 2), width=260).facet(column=alt.Column("metric:N", title=None))
+    )
 
 
 def confusion_heatmaps(confusions: pd.DataFrame, labels: list[str]) -> alt.Chart:
@@ -89,10 +113,13 @@ def confusion_heatmaps(confusions: pd.DataFrame, labels: list[str]) -> alt.Chart
         x=alt.X("pred:N", sort=labels, title="predicted"),
         y=alt.Y("true:N", sort=labels, title="true"),
     )
-    cells = base.mark_rect().encode(color=alt.Color("count:Q", scale=alt.Scale(domain=[0, max(top, 1)], scheme="blues"), title="examples"),
-                                    tooltip=["run", "true", "pred", "count"])
+    cells = base.mark_rect().encode(
+        color=alt.Color("count:Q", scale=alt.Scale(domain=[0, max(top, 1)], scheme="blues"), title="examples"),
+        tooltip=["run", "true", "pred", "count"],
+    )
     text = base.mark_text(fontSize=12).encode(
-        text="count:Q", color=alt.condition(alt.datum.count > top / 2, alt.value("white"), alt.value("black")))
+        text="count:Q", color=alt.condition(alt.datum.count > top / 2, alt.value("white"), alt.value("black"))
+    )
     return (cells + text).properties(width=200, height=200).facet(column=alt.Column("run:N", title=None, sort=None))
 
 
@@ -101,12 +128,18 @@ def reliability_diagram(reliability: pd.DataFrame, eces: dict[str, float] | None
     data = reliability.copy()
     if eces:
         data["run"] = data["run"].map(lambda r: f"{r} (ECE {eces.get(r, float('nan')):.3f})")
-    diagonal = alt.Chart(pd.DataFrame({"x": [0, 1], "y": [0, 1]})).mark_line(color="gray", strokeDash=[4, 4]).encode(x="x:Q", y="y:Q")
-    lines = alt.Chart(data).mark_line(point=True).encode(
-        x=alt.X("confidence:Q", scale=alt.Scale(domain=[0, 1]), title="mean confidence in bin"),
-        y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), title="accuracy in bin"),
-        color=alt.Color("run:N", title=None),
-        tooltip=["run", alt.Tooltip("confidence:Q", format=".3f"), alt.Tooltip("accuracy:Q", format=".3f"), "count"],
+    diagonal = (
+        alt.Chart(pd.DataFrame({"x": [0, 1], "y": [0, 1]})).mark_line(color="gray", strokeDash=[4, 4]).encode(x="x:Q", y="y:Q")
+    )
+    lines = (
+        alt.Chart(data)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("confidence:Q", scale=alt.Scale(domain=[0, 1]), title="mean confidence in bin"),
+            y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), title="accuracy in bin"),
+            color=alt.Color("run:N", title=None),
+            tooltip=["run", alt.Tooltip("confidence:Q", format=".3f"), alt.Tooltip("accuracy:Q", format=".3f"), "count"],
+        )
     )
     return (diagonal + lines).properties(height=300, width=360)
 
@@ -116,7 +149,8 @@ def efficiency_series(efficiency: pd.DataFrame) -> pd.DataFrame:
     series = efficiency["kind"].where(efficiency["kind"] == "prompt", efficiency["method"].astype(str))
     data = efficiency.assign(series=series + " · " + efficiency["model"].astype(str))
     out = data.groupby(["series", "n_train_examples"], as_index=False).agg(
-        macro_f1=("macro_f1", "mean"), low=("macro_f1", "min"), high=("macro_f1", "max"), runs=("run", "count"))
+        macro_f1=("macro_f1", "mean"), low=("macro_f1", "min"), high=("macro_f1", "max"), runs=("run", "count")
+    )
     return out.sort_values(["series", "n_train_examples"]).reset_index(drop=True)
 
 
@@ -127,7 +161,11 @@ def efficiency_crossovers(series: pd.DataFrame) -> pd.DataFrame:
         return series.iloc[0:0][["series", "n_train_examples", "macro_f1"]]
     best_prompt = series.loc[is_prompt, "macro_f1"].max()
     above = series[~is_prompt & (series["macro_f1"] > best_prompt)]
-    return above.sort_values("n_train_examples").groupby("series", as_index=False).first()[["series", "n_train_examples", "macro_f1"]]
+    return (
+        above.sort_values("n_train_examples")
+        .groupby("series", as_index=False)
+        .first()[["series", "n_train_examples", "macro_f1"]]
+    )
 
 
 def efficiency_chart(efficiency: pd.DataFrame) -> alt.Chart:
@@ -136,14 +174,29 @@ def efficiency_chart(efficiency: pd.DataFrame) -> alt.Chart:
     data = efficiency_series(efficiency)
     x = alt.X("n_train_examples:Q", scale=alt.Scale(type="symlog"), title="labelled training examples (shots or rows)")
     color = alt.Color("series:N", title=None)
-    lines = alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=60)).encode(
-        x=x, y=alt.Y("macro_f1:Q", scale=alt.Scale(domain=[0, 1]), title="macro-F1 (mean over seeds)"), color=color,
-        tooltip=["series", "n_train_examples", alt.Tooltip("macro_f1:Q", format=".3f"), alt.Tooltip("low:Q", format=".3f"),
-                 alt.Tooltip("high:Q", format=".3f"), "runs"])
+    lines = (
+        alt.Chart(data)
+        .mark_line(point=alt.OverlayMarkDef(size=60))
+        .encode(
+            x=x,
+            y=alt.Y("macro_f1:Q", scale=alt.Scale(domain=[0, 1]), title="macro-F1 (mean over seeds)"),
+            color=color,
+            tooltip=[
+                "series",
+                "n_train_examples",
+                alt.Tooltip("macro_f1:Q", format=".3f"),
+                alt.Tooltip("low:Q", format=".3f"),
+                alt.Tooltip("high:Q", format=".3f"),
+                "runs",
+            ],
+        )
+    )
     spread = alt.Chart(data).mark_rule(strokeWidth=2, opacity=0.6).encode(x=x, y="low:Q", y2="high:Q", color=color)
-    crossings = alt.Chart(efficiency_crossovers(data).assign(note="first beats the best prompt")).mark_point(
-        size=260, shape="circle", filled=False, strokeWidth=2, color="black").encode(
-        x=x, y="macro_f1:Q", tooltip=["series", "n_train_examples", alt.Tooltip("macro_f1:Q", format=".3f"), "note"])
+    crossings = (
+        alt.Chart(efficiency_crossovers(data).assign(note="first beats the best prompt"))
+        .mark_point(size=260, shape="circle", filled=False, strokeWidth=2, color="black")
+        .encode(x=x, y="macro_f1:Q", tooltip=["series", "n_train_examples", alt.Tooltip("macro_f1:Q", format=".3f"), "note"])
+    )
     return (spread + lines + crossings).properties(height=300)
 
 
@@ -238,14 +291,20 @@ def saliency_chart(saliency: pd.DataFrame) -> alt.Chart:
 
 def prompt_confusion_matrix(matrix: list[list[int]], labels: list[str]) -> alt.Chart:
     """One run's confusion matrix as a heatmap with counts (matrix: rows true, columns predicted, in label order)."""
-    cells = pd.DataFrame([{"true": t, "predicted": p, "examples": int(matrix[i][j])}
-                          for i, t in enumerate(labels) for j, p in enumerate(labels)])
+    cells = pd.DataFrame(
+        [{"true": t, "predicted": p, "examples": int(matrix[i][j])} for i, t in enumerate(labels) for j, p in enumerate(labels)]
+    )
     top = max(int(cells["examples"].max()) if len(cells) else 1, 1)
-    base = alt.Chart(cells).encode(x=alt.X("predicted:N", sort=labels, title="predicted"), y=alt.Y("true:N", sort=labels, title="true"))
-    rect = base.mark_rect().encode(color=alt.Color("examples:Q", scale=alt.Scale(domain=[0, top], scheme="blues"), title="examples"),
-                                   tooltip=["true", "predicted", "examples"])
-    text = base.mark_text(fontSize=13).encode(text="examples:Q",
-                                              color=alt.condition(alt.datum.examples > top / 2, alt.value("white"), alt.value("black")))
+    base = alt.Chart(cells).encode(
+        x=alt.X("predicted:N", sort=labels, title="predicted"), y=alt.Y("true:N", sort=labels, title="true")
+    )
+    rect = base.mark_rect().encode(
+        color=alt.Color("examples:Q", scale=alt.Scale(domain=[0, top], scheme="blues"), title="examples"),
+        tooltip=["true", "predicted", "examples"],
+    )
+    text = base.mark_text(fontSize=13).encode(
+        text="examples:Q", color=alt.condition(alt.datum.examples > top / 2, alt.value("white"), alt.value("black"))
+    )
     side = min(70 * len(labels), 420)
     return (rect + text).properties(width=side, height=side)
 
@@ -253,8 +312,10 @@ def prompt_confusion_matrix(matrix: list[list[int]], labels: list[str]) -> alt.C
 def prompt_grid(grid: pd.DataFrame) -> alt.Chart:
     """Accuracy per shot count: one dot per seed, the mean as a line with a ±1 std band (grid: variant, shots, seed, accuracy)."""
     base = alt.Chart(grid).encode(x=alt.X("shots:O", title="shots"), color=alt.Color("variant:N", title=None))
-    dots = base.mark_circle(size=60, opacity=0.6).encode(y=alt.Y("accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1])),
-                                                        tooltip=["variant", "shots", "seed", alt.Tooltip("accuracy:Q", format=".3f")])
+    dots = base.mark_circle(size=60, opacity=0.6).encode(
+        y=alt.Y("accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1])),
+        tooltip=["variant", "shots", "seed", alt.Tooltip("accuracy:Q", format=".3f")],
+    )
     mean = base.mark_line(point=True).encode(y="mean(accuracy):Q")
     band = base.mark_errorband(extent="stdev", opacity=0.2).encode(y="accuracy:Q")
     return (band + mean + dots).properties(height=260)
@@ -267,23 +328,32 @@ def training_curves(history: pd.DataFrame) -> alt.Chart:
     """Training loss and dev macro-F1 against optimizer step, side by side (history: history.jsonl rows)."""
     cols = set(history.columns) if history is not None else set()
     loss = history[["step", "loss"]].dropna() if {"step", "loss"} <= cols else pd.DataFrame({"step": [], "loss": []})
-    f1 = history[["step", "epoch", "eval_macro_f1"]].dropna() if {"step", "epoch", "eval_macro_f1"} <= cols else pd.DataFrame(
-        {"step": [], "epoch": [], "eval_macro_f1": []})
+    f1 = (
+        history[["step", "epoch", "eval_macro_f1"]].dropna()
+        if {"step", "epoch", "eval_macro_f1"} <= cols
+        else pd.DataFrame({"step": [], "epoch": [], "eval_macro_f1": []})
+    )
     # both charts on one whole-number step axis from 0, so one dev point reads "13", not "13.000000" alone on its axis
     last = max([1.0, *loss["step"].tolist(), *f1["step"].tolist()])
     x = alt.X("step:Q", title="step", scale=alt.Scale(domain=[0, last], padding=8), axis=alt.Axis(format="d", tickMinStep=1))
     loss_chart = (
         alt.Chart(loss, title="training loss")
         .mark_line(point=len(loss) < 30)
-        .encode(x=x, y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False)),
-                tooltip=["step", alt.Tooltip("loss:Q", format=".4f")])
+        .encode(
+            x=x,
+            y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False)),
+            tooltip=["step", alt.Tooltip("loss:Q", format=".4f")],
+        )
         .properties(height=240, width=360)
     )
     f1_chart = (
         alt.Chart(f1, title="dev macro-F1")
         .mark_line(point=True, color="#e45756")
-        .encode(x=x, y=alt.Y("eval_macro_f1:Q", title="macro-F1", scale=alt.Scale(domain=[0, 1])),
-                tooltip=["step", alt.Tooltip("epoch:Q", format=".2f"), alt.Tooltip("eval_macro_f1:Q", format=".4f")])
+        .encode(
+            x=x,
+            y=alt.Y("eval_macro_f1:Q", title="macro-F1", scale=alt.Scale(domain=[0, 1])),
+            tooltip=["step", alt.Tooltip("epoch:Q", format=".2f"), alt.Tooltip("eval_macro_f1:Q", format=".4f")],
+        )
         .properties(height=240, width=360)
     )
     return alt.hconcat(loss_chart, f1_chart)
@@ -296,17 +366,30 @@ def label_share_chart(share: pd.DataFrame, flags: pd.DataFrame | None = None, pe
     """Each label's share of the rows per day or week (share: period, label, count, total, share), with the periods the
     surge rule flagged (flags: period, share, flagged) marked in red."""
     unit = "day" if period == "D" else "week of"
-    lines = alt.Chart(share).mark_line(point=True).encode(
-        x=alt.X("period:T", title=unit),
-        y=alt.Y("share:Q", title="share of rows", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("label:N"),
-        tooltip=[alt.Tooltip("period:T", title=unit), "label", alt.Tooltip("share:Q", format=".1%"), "count", "total"],
+    lines = (
+        alt.Chart(share)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("period:T", title=unit),
+            y=alt.Y("share:Q", title="share of rows", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("label:N"),
+            tooltip=[alt.Tooltip("period:T", title=unit), "label", alt.Tooltip("share:Q", format=".1%"), "count", "total"],
+        )
     )
     if flags is None or not flags["flagged"].any():
         return lines.properties(height=320)
-    marks = alt.Chart(flags[flags["flagged"]]).mark_rule(color="red", strokeDash=[4, 3]).encode(
-        x="period:T", tooltip=[alt.Tooltip("period:T", title="flagged"), alt.Tooltip("share:Q", format=".1%"),
-                               alt.Tooltip("jump:Q", title="points above trailing mean", format="+.1f")])
+    marks = (
+        alt.Chart(flags[flags["flagged"]])
+        .mark_rule(color="red", strokeDash=[4, 3])
+        .encode(
+            x="period:T",
+            tooltip=[
+                alt.Tooltip("period:T", title="flagged"),
+                alt.Tooltip("share:Q", format=".1%"),
+                alt.Tooltip("jump:Q", title="points above trailing mean", format="+.1f"),
+            ],
+        )
+    )
     return (marks + lines).properties(height=320)
 
 
@@ -314,11 +397,20 @@ def embedding_map(frame: pd.DataFrame, title: str, brush_name: str = "brush") ->
     """The evaluation split as points (x, y from explore.map_frame) coloured by 'colour', with an interval brush (brush_name)
     whose box the page reads back to filter a table; grey for 'other'; text in the tooltip only."""
     brush = alt.selection_interval(name=brush_name, encodings=["x", "y"])
-    domain = [c for c in frame["colour"].value_counts().index if c != "other"] + (["other"] if (frame["colour"] == "other").any() else [])
+    domain = [c for c in frame["colour"].value_counts().index if c != "other"] + (
+        ["other"] if (frame["colour"] == "other").any() else []
+    )
     palette = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d", "#eeca3b", "#17becf"]
     colours = palette[: len([d for d in domain if d != "other"])] + (["#cfcfcf"] if "other" in domain else [])
-    return alt.Chart(frame[["x", "y", "colour", "id", "label", "text"]]).mark_circle(size=18, opacity=0.7).encode(
-        x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None),
-        color=alt.Color("colour:N", title=title, scale=alt.Scale(domain=domain, range=colours), sort=domain),
-        tooltip=["id:N", "label:N", "colour:N", alt.Tooltip("text:N")],
-    ).add_params(brush).properties(height=480)
+    return (
+        alt.Chart(frame[["x", "y", "colour", "id", "label", "text"]])
+        .mark_circle(size=18, opacity=0.7)
+        .encode(
+            x=alt.X("x:Q", axis=None),
+            y=alt.Y("y:Q", axis=None),
+            color=alt.Color("colour:N", title=title, scale=alt.Scale(domain=domain, range=colours), sort=domain),
+            tooltip=["id:N", "label:N", "colour:N", alt.Tooltip("text:N")],
+        )
+        .add_params(brush)
+        .properties(height=480)
+    )

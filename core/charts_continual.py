@@ -26,12 +26,17 @@ def accuracy_heatmap(matrix: pd.DataFrame) -> alt.Chart:
 
 def task_lines(matrix: pd.DataFrame) -> alt.Chart:
     """Each task's accuracy across the steps (step 0 = the initial model): a falling line is forgetting."""
-    return alt.Chart(matrix).mark_line(point=True).encode(
-        x=alt.X("step:O", title="after training step (0 = before training)"),
-        y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), title="accuracy"),
-        color=alt.Color("task:N", title="task", sort=None),
-        tooltip=["after", "task", alt.Tooltip("accuracy:Q", format=".3f")],
-    ).properties(width=360, height=240, title="Each task across the steps")
+    return (
+        alt.Chart(matrix)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("step:O", title="after training step (0 = before training)"),
+            y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), title="accuracy"),
+            color=alt.Color("task:N", title="task", sort=None),
+            tooltip=["after", "task", alt.Tooltip("accuracy:Q", format=".3f")],
+        )
+        .properties(width=360, height=240, title="Each task across the steps")
+    )
 
 
 def strategies_chart(strategies: pd.DataFrame) -> alt.Chart:
@@ -39,10 +44,15 @@ def strategies_chart(strategies: pd.DataFrame) -> alt.Chart:
     task_cols = [c for c in strategies.columns if c[:1].isdigit() and ". " in c]
     long = strategies.melt(id_vars=["run", "strategy"], value_vars=task_cols, var_name="task", value_name="accuracy")
     long["who"] = long["strategy"] + " · " + long["run"]
-    return alt.Chart(long).mark_bar().encode(
-        x=alt.X("who:N", title=None, axis=alt.Axis(labels=False, ticks=False)),
-        y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), title="accuracy after the last step"),
-        color=alt.Color("strategy:N", title="strategy"),
-        column=alt.Column("task:N", title="evaluated on", sort=task_cols),
-        tooltip=["run", "strategy", "task", alt.Tooltip("accuracy:Q", format=".3f")],
-    ).properties(width=alt.Step(28), height=220)
+    return (
+        alt.Chart(long)
+        .mark_bar()
+        .encode(
+            x=alt.X("who:N", title=None, axis=alt.Axis(labels=False, ticks=False)),
+            y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), title="accuracy after the last step"),
+            color=alt.Color("strategy:N", title="strategy"),
+            column=alt.Column("task:N", title="evaluated on", sort=task_cols),
+            tooltip=["run", "strategy", "task", alt.Tooltip("accuracy:Q", format=".3f")],
+        )
+        .properties(width=alt.Step(28), height=220)
+    )

@@ -29,9 +29,12 @@ def trial_history(trials: pd.DataFrame) -> alt.Chart:
     points = (
         alt.Chart(trials.dropna(subset=["dev_macro_f1"]) if "dev_macro_f1" in trials else trials)
         .mark_circle(size=70)
-        .encode(x=alt.X("trial:Q", title="trial", axis=alt.Axis(tickMinStep=1)),
-                y=alt.Y("dev_macro_f1:Q", title="dev macro-F1", scale=alt.Scale(zero=False)),
-                color=alt.Color("state:N", scale=alt.Scale(domain=STATES)), tooltip=tooltip)
+        .encode(
+            x=alt.X("trial:Q", title="trial", axis=alt.Axis(tickMinStep=1)),
+            y=alt.Y("dev_macro_f1:Q", title="dev macro-F1", scale=alt.Scale(zero=False)),
+            color=alt.Color("state:N", scale=alt.Scale(domain=STATES)),
+            tooltip=tooltip,
+        )
     )
     line = alt.Chart(best).mark_line(interpolate="step-after", color="gray").encode(x="trial:Q", y="best:Q")
     return (line + points).properties(title="Trials: dev macro-F1 (line: best so far)", height=260)
@@ -43,8 +46,11 @@ def importance_chart(importance: dict[str, float]) -> alt.Chart:
     return (
         alt.Chart(frame)
         .mark_bar()
-        .encode(y=alt.Y("setting:N", sort="-x", title=None), x=alt.X("importance:Q", title="importance (share of dev macro-F1 variance)"),
-                tooltip=["setting", alt.Tooltip("importance:Q", format=".3f")])
+        .encode(
+            y=alt.Y("setting:N", sort="-x", title=None),
+            x=alt.X("importance:Q", title="importance (share of dev macro-F1 variance)"),
+            tooltip=["setting", alt.Tooltip("importance:Q", format=".3f")],
+        )
         .properties(title="Which settings mattered", height=max(100, 28 * len(frame)))
     )
 
@@ -67,18 +73,38 @@ def parallel_coordinates(trials: pd.DataFrame) -> alt.Chart:
     """One line per finished trial across its settings (each scaled to [0, 1]) and its dev macro-F1, coloured by it."""
     done = trials[trials["state"].isin(["COMPLETE", "PRUNED"])].reset_index(drop=True)
     columns = [*params_of(done), "dev_macro_f1"]
-    long = pd.concat([pd.DataFrame({"trial": done["trial"], "axis": c.removeprefix("param_"), "position": scaled(done[c]),
-                                    "value": done[c].astype(str), "dev_macro_f1": done["dev_macro_f1"], "state": done["state"]})
-                      for c in columns], ignore_index=True) if len(done) else pd.DataFrame(
-        columns=["trial", "axis", "position", "value", "dev_macro_f1", "state"])
+    long = (
+        pd.concat(
+            [
+                pd.DataFrame(
+                    {
+                        "trial": done["trial"],
+                        "axis": c.removeprefix("param_"),
+                        "position": scaled(done[c]),
+                        "value": done[c].astype(str),
+                        "dev_macro_f1": done["dev_macro_f1"],
+                        "state": done["state"],
+                    }
+                )
+                for c in columns
+            ],
+            ignore_index=True,
+        )
+        if len(done)
+        else pd.DataFrame(columns=["trial", "axis", "position", "value", "dev_macro_f1", "state"])
+    )
     order = [c.removeprefix("param_") for c in columns]
     return (
         alt.Chart(long)
         .mark_line(point=True, opacity=0.7)
-        .encode(x=alt.X("axis:N", sort=order, title=None), y=alt.Y("position:Q", title="low → high", axis=alt.Axis(labels=False)),
-                detail="trial:N", color=alt.Color("dev_macro_f1:Q", scale=alt.Scale(scheme="viridis"), title="dev macro-F1"),
-                strokeDash=alt.StrokeDash("state:N", scale=alt.Scale(domain=["COMPLETE", "PRUNED"])),
-                tooltip=["trial", "axis", "value", alt.Tooltip("dev_macro_f1:Q", format=".4f")])
+        .encode(
+            x=alt.X("axis:N", sort=order, title=None),
+            y=alt.Y("position:Q", title="low → high", axis=alt.Axis(labels=False)),
+            detail="trial:N",
+            color=alt.Color("dev_macro_f1:Q", scale=alt.Scale(scheme="viridis"), title="dev macro-F1"),
+            strokeDash=alt.StrokeDash("state:N", scale=alt.Scale(domain=["COMPLETE", "PRUNED"])),
+            tooltip=["trial", "axis", "value", alt.Tooltip("dev_macro_f1:Q", format=".4f")],
+        )
         .properties(title="Settings of every trial (parallel coordinates)", height=280)
     )
 

@@ -19,8 +19,22 @@ from core.errors import UserError
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_data"
 SPLITS = ("train", "validation", "test")
-TEXT_COLUMNS = ("text", "sentence", "content", "review", "message", "utterance", "query", "question", "body",
-                "document", "tweet", "headline", "comment", "input")
+TEXT_COLUMNS = (
+    "text",
+    "sentence",
+    "content",
+    "review",
+    "message",
+    "utterance",
+    "query",
+    "question",
+    "body",
+    "document",
+    "tweet",
+    "headline",
+    "comment",
+    "input",
+)
 LABEL_COLUMNS = ("label", "labels", "category", "class", "intent", "sentiment", "target", "y", "gold", "output")
 SPLIT_COLUMNS = ("split", "subset", "fold")
 MAX_FILE_MB = float(os.environ.get("PFT_MAX_UPLOAD_MB", 50))  # larger files are refused before being read
@@ -75,7 +89,9 @@ def read_table(data: bytes, filename: str) -> pd.DataFrame:
     """Parse CSV/TSV/JSONL/JSON/Parquet bytes into a DataFrame of strings, with a clear error for anything else."""
     suffix = Path(filename).suffix.lower()
     if len(data) > MAX_FILE_MB * 1024 * 1024:
-        raise UserError(f"{filename} is {len(data) / 2**20:.1f} MB; the limit is {MAX_FILE_MB:g} MB (set PFT_MAX_UPLOAD_MB to change it).")
+        raise UserError(
+            f"{filename} is {len(data) / 2**20:.1f} MB; the limit is {MAX_FILE_MB:g} MB (set PFT_MAX_UPLOAD_MB to change it)."
+        )
     if not data.strip():
         raise UserError(f"{filename} is empty.")
     try:
@@ -101,8 +117,15 @@ def read_table(data: bytes, filename: str) -> pd.DataFrame:
                 # the python engine refuses a bare CR inside a quoted cell, and old Mac files end lines with CR alone
                 text = text.replace("\r\n", "\n").replace("\r", "\n")
                 check_fields(text, sep, filename)
-                df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[""],
-                                 on_bad_lines="error", engine="python")
+                df = pd.read_csv(
+                    io.StringIO(text),
+                    sep=sep,
+                    dtype=str,
+                    keep_default_na=False,
+                    na_values=[""],
+                    on_bad_lines="error",
+                    engine="python",
+                )
             else:
                 raise UserError(f"{filename}: unsupported file type '{suffix}'; use CSV, TSV, JSONL or Parquet.")
     except UserError:
@@ -131,7 +154,9 @@ def check_fields(text: str, sep: str, filename: str) -> None:
         too_many_columns(len(header), filename)
         repeated = sorted(c for c, n in collections.Counter(header).items() if n > 1)  # one pass: a header may have 100,000 names
         if repeated:
-            raise UserError(f"{filename} names the column '{repeated[0]}' more than once in its header; give every column its own name.")
+            raise UserError(
+                f"{filename} names the column '{repeated[0]}' more than once in its header; give every column its own name."
+            )
         for n, row in enumerate(rows, start=1):  # data rows, counted from 1
             if len(row) > len(header):
                 raise UserError(
@@ -140,8 +165,10 @@ def check_fields(text: str, sep: str, filename: str) -> None:
                 )
     except csv.Error as e:
         if "field larger than field limit" in str(e):
-            raise UserError(f"{filename} has a cell longer than {csv.field_size_limit():,} characters, far beyond any text a "
-                            "classifier reads; shorten it or leave it out.") from None
+            raise UserError(
+                f"{filename} has a cell longer than {csv.field_size_limit():,} characters, far beyond any text a "
+                "classifier reads; shorten it or leave it out."
+            ) from None
         return  # malformed quoting: pandas reports it with its own message
 
 
@@ -153,17 +180,23 @@ def check_json_lines(text: str, filename: str) -> None:
         try:
             obj = json.loads(line)
         except (ValueError, RecursionError):
-            raise UserError(f"Line {n} of {filename} is not valid JSON; each line must be one object such as "
-                            '{"text": "...", "label": "..."}.') from None
+            raise UserError(
+                f"Line {n} of {filename} is not valid JSON; each line must be one object such as "
+                '{"text": "...", "label": "..."}.'
+            ) from None
         if not isinstance(obj, dict):
-            raise UserError(f"Line {n} of {filename} is a JSON {type(obj).__name__.replace('dict', 'object')}, not an object such as "
-                            '{"text": "...", "label": "..."}.')
+            raise UserError(
+                f"Line {n} of {filename} is a JSON {type(obj).__name__.replace('dict', 'object')}, not an object such as "
+                '{"text": "...", "label": "..."}.'
+            )
 
 
 def too_many_columns(n: int, filename: str) -> None:
     """Refuse a table of more than MAX_COLUMNS columns in one sentence."""
     if n > MAX_COLUMNS:
-        raise UserError(f"{filename} has {n:,} columns; the limit is {MAX_COLUMNS:,} (a text, a label and a few more are all this needs).")
+        raise UserError(
+            f"{filename} has {n:,} columns; the limit is {MAX_COLUMNS:,} (a text, a label and a few more are all this needs)."
+        )
 
 
 def delimiter(header: str, suffix: str) -> str:
@@ -184,7 +217,9 @@ def read_file(path: str | Path) -> pd.DataFrame:
         raise UserError(f"There is no file at {path}.")
     size = path.stat().st_size
     if size > MAX_FILE_MB * 1024 * 1024:
-        raise UserError(f"{path.name} is {size / 2**20:.1f} MB; the limit is {MAX_FILE_MB:g} MB (set PFT_MAX_UPLOAD_MB to change it).")
+        raise UserError(
+            f"{path.name} is {size / 2**20:.1f} MB; the limit is {MAX_FILE_MB:g} MB (set PFT_MAX_UPLOAD_MB to change it)."
+        )
     return read_table(path.read_bytes(), path.name)
 
 
@@ -213,14 +248,24 @@ def clean(df: pd.DataFrame, text_col: str, label_col: str, name: str) -> tuple[p
             continue
         if blank.any():
             row = int(np.flatnonzero(blank.to_numpy())[0]) + 1
-            raise UserError(f"Row {row} of {name} has no value in column '{c}'; fill it (train, validation or test) or remove the column.")
-        out["split"] = df[c].astype(str).str.strip().str.lower().replace({"dev": "validation", "valid": "validation", "val": "validation", "eval": "test"})
+            raise UserError(
+                f"Row {row} of {name} has no value in column '{c}'; fill it (train, validation or test) or remove the column."
+            )
+        out["split"] = (
+            df[c]
+            .astype(str)
+            .str.strip()
+            .str.lower()
+            .replace({"dev": "validation", "valid": "validation", "val": "validation", "eval": "test"})
+        )
     for col, values in ((text_col, out["text"]), (label_col, out["label"])):
         nested = values.map(lambda v: isinstance(v, (list, tuple, dict, set, np.ndarray)))
         if nested.any():
             row = int(np.flatnonzero(nested.to_numpy())[0]) + 1
-            raise UserError(f"Row {row} of {name} holds a list or object in column '{col}' ({str(values[nested].iloc[0])[:40]}), "
-                            "not a single text or label; flatten that column first.")
+            raise UserError(
+                f"Row {row} of {name} holds a list or object in column '{col}' ({str(values[nested].iloc[0])[:40]}), "
+                "not a single text or label; flatten that column first."
+            )
     missing_label = out["label"].isna() | (out["label"].astype(str).str.strip() == "")
     if missing_label.all():
         raise UserError(f"Every row of {name} is missing its label in column '{label_col}'.")
@@ -268,8 +313,10 @@ def check_classes(labels: list[str], name: str, label_col: str, min_classes: int
     if len(labels) < min_classes:
         raise UserError(f"{name} has only one class ('{labels[0]}'); classification needs at least two.")
     if len(labels) > MAX_CLASSES:
-        raise UserError(f"{name} has {len(labels)} distinct labels in column '{label_col}'; the limit is {MAX_CLASSES}, "
-                        "so it is probably not a label column.")
+        raise UserError(
+            f"{name} has {len(labels)} distinct labels in column '{label_col}'; the limit is {MAX_CLASSES}, "
+            "so it is probably not a label column."
+        )
     return labels
 
 
@@ -299,8 +346,9 @@ def stratified_split(df: pd.DataFrame, fractions: dict[str, float], seed: int = 
     return {s: df.loc[sorted(ix)].reset_index(drop=True) for s, ix in parts.items()}
 
 
-def from_frame(df: pd.DataFrame, name: str, source: str, text_col: str | None = None, label_col: str | None = None,
-               seed: int = 0) -> Dataset:
+def from_frame(
+    df: pd.DataFrame, name: str, source: str, text_col: str | None = None, label_col: str | None = None, seed: int = 0
+) -> Dataset:
     """Build a Dataset from one table: detect columns, clean, and split it unless it has a split column."""
     columns = list(df.columns)
     text_col = detect_column(columns, TEXT_COLUMNS, "text", text_col)
@@ -316,8 +364,10 @@ def from_frame(df: pd.DataFrame, name: str, source: str, text_col: str | None = 
             raise UserError(f"{name} has {len(rows)} usable rows; at least 10 are needed to make train and test splits.")
         splits = stratified_split(rows, {"train": 0.7, "validation": 0.15, "test": 0.15}, seed)
         if any(frame.empty for frame in splits.values()):  # e.g. 10 rows over 5 labels: no class is big enough to lend a row
-            raise UserError(f"{name} has too few rows per label ({len(rows)} rows, {len(labels)} labels) "
-                            "to make validation and test splits; add rows or a split column.")
+            raise UserError(
+                f"{name} has too few rows per label ({len(rows)} rows, {len(labels)} labels) "
+                "to make validation and test splits; add rows or a split column."
+            )
         notes.append(f"Made train/validation/test splits (70/15/15, stratified, seed {seed}).")
     return finish(name, source, splits, labels, text_col, label_col, notes)
 
@@ -326,8 +376,9 @@ def finish(name, source, splits, labels, text_col, label_col, notes) -> Dataset:
     """Add stable ids and wrap the splits in a Dataset."""
     for s, frame in splits.items():
         frame.insert(0, "id", [f"{s}-{i}" for i in range(len(frame))])
-    return Dataset(name=name, source=source, splits=splits, label_names=labels, text_col=text_col,
-                   label_col=label_col, notes=notes)
+    return Dataset(
+        name=name, source=source, splits=splits, label_names=labels, text_col=text_col, label_col=label_col, notes=notes
+    )
 
 
 def load_sample(name: str) -> Dataset:
@@ -342,8 +393,7 @@ def load_sample(name: str) -> Dataset:
     return from_frame(pd.concat(frames, ignore_index=True), name, name)
 
 
-def load_upload(data: bytes, filename: str, text_col: str | None = None, label_col: str | None = None,
-                seed: int = 0) -> Dataset:
+def load_upload(data: bytes, filename: str, text_col: str | None = None, label_col: str | None = None, seed: int = 0) -> Dataset:
     """A Dataset from an uploaded file's bytes."""
     return from_frame(read_table(data, filename), filename, filename, text_col, label_col, seed)
 
@@ -352,8 +402,24 @@ HUB_DATASET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-
 
 
 # datasets' own loaders (csv, json, text, ...): as a dataset name they read the working folder, recursively
-PACKAGED_BUILDERS = ("arrow", "audiofolder", "csv", "generator", "imagefolder", "json", "pandas", "parquet", "spark", "sql",
-                     "text", "videofolder", "webdataset", "xml", "cache", "folder_based_builder")
+PACKAGED_BUILDERS = (
+    "arrow",
+    "audiofolder",
+    "csv",
+    "generator",
+    "imagefolder",
+    "json",
+    "pandas",
+    "parquet",
+    "spark",
+    "sql",
+    "text",
+    "videofolder",
+    "webdataset",
+    "xml",
+    "cache",
+    "folder_based_builder",
+)
 
 
 def packaged_builders() -> set[str]:
@@ -371,7 +437,9 @@ def load_hub(name: str, text_col: str | None = None, label_col: str | None = Non
     from core.models import hub_reachable
 
     if not HUB_DATASET_ID.match(name) or ".." in name or Path(name).expanduser().exists() or name.lower() in packaged_builders():
-        raise UserError(f"'{name[:80]}' is not a Hugging Face dataset id (like imdb or owner/name); load a file with the File source.")
+        raise UserError(
+            f"'{name[:80]}' is not a Hugging Face dataset id (like imdb or owner/name); load a file with the File source."
+        )
     try:
         import datasets
 
@@ -379,8 +447,10 @@ def load_hub(name: str, text_col: str | None = None, label_col: str | None = Non
             os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
         dd = datasets.load_dataset(name)
     except Exception as e:
-        raise UserError(f"Could not load the Hugging Face dataset '{name}' "
-                        "(not cached here, and the Hub cannot be reached, or the name is wrong).") from e
+        raise UserError(
+            f"Could not load the Hugging Face dataset '{name}' "
+            "(not cached here, and the Hub cannot be reached, or the name is wrong)."
+        ) from e
     frames = []
     label_names: list[str] | None = None
     for split, ds in dd.items():
@@ -411,8 +481,9 @@ def load(source: str, text_col: str | None = None, label_col: str | None = None,
     raise UserError(f"'{source}' is not a sample name ({', '.join(list_samples())}), a file, or a dataset name.")
 
 
-def load_train_eval(train: str, eval_source: str, text_col: str | None = None, label_col: str | None = None
-                    ) -> tuple[Dataset, str, Dataset, str]:
+def load_train_eval(
+    train: str, eval_source: str, text_col: str | None = None, label_col: str | None = None
+) -> tuple[Dataset, str, Dataset, str]:
     """--train and --eval: each Dataset and the split used. When both name one file without a split column, it is
     split once, 70/15/15 as the app splits an upload of it, and its 'train' and 'test' splits are used: read whole
     for both, every evaluation row would also be a training row (and the runs would match no split the app shows)."""
@@ -422,8 +493,9 @@ def load_train_eval(train: str, eval_source: str, text_col: str | None = None, l
     return train_ds, train_split, eval_ds, eval_split
 
 
-def load_split(source: str, default_split: str, text_col: str | None = None, label_col: str | None = None,
-               split_whole: bool = False) -> tuple[Dataset, str]:
+def load_split(
+    source: str, default_split: str, text_col: str | None = None, label_col: str | None = None, split_whole: bool = False
+) -> tuple[Dataset, str]:
     """For the CLI's --train/--eval: 'reviews', 'reviews:validation' or a file; returns the Dataset and the split used.
 
     A file without split column counts as one whole split (it is not re-split), so --train a.csv --eval b.csv work;
@@ -530,7 +602,9 @@ def minhash_signatures(shingle_sets: list[set[str]], num_perm: int = MINHASH_BAN
     return out
 
 
-def lsh_candidates(signatures: np.ndarray, bands: int = MINHASH_BANDS, budget: int = MAX_CANDIDATE_PAIRS) -> tuple[np.ndarray, bool]:
+def lsh_candidates(
+    signatures: np.ndarray, bands: int = MINHASH_BANDS, budget: int = MAX_CANDIDATE_PAIRS
+) -> tuple[np.ndarray, bool]:
     """(M, 2) index pairs i < j whose signatures agree on every row of at least one band; small buckets first, at most
     budget pairs. Also whether the budget cut the list short."""
     n, per = len(signatures), signatures.shape[1] // bands
@@ -605,12 +679,23 @@ class DuplicateScan:
         examples = self.exact_pairs.head(max_pairs)
         best = keep[np.argsort(-self.similarity[keep], kind="stable")][: max(0, max_pairs - len(examples))]
         ra, rb = self.reps.iloc[self.candidates[best, 0]], self.reps.iloc[self.candidates[best, 1]]
-        near = pd.DataFrame({"split_a": ra["split"].to_numpy(), "id_a": ra["id"].to_numpy(), "split_b": rb["split"].to_numpy(),
-                             "id_b": rb["id"].to_numpy(), "kind": "near", "similarity": self.similarity[best].round(3),
-                             "text_a": ra["text"].to_numpy(), "text_b": rb["text"].to_numpy()}, columns=PAIR_COLUMNS)
+        near = pd.DataFrame(
+            {
+                "split_a": ra["split"].to_numpy(),
+                "id_a": ra["id"].to_numpy(),
+                "split_b": rb["split"].to_numpy(),
+                "id_b": rb["id"].to_numpy(),
+                "kind": "near",
+                "similarity": self.similarity[best].round(3),
+                "text_a": ra["text"].to_numpy(),
+                "text_b": rb["text"].to_numpy(),
+            },
+            columns=PAIR_COLUMNS,
+        )
         keys = sorted(set(counts["exact"]) | set(counts["near"]))
-        summary = pd.DataFrame({"splits": keys, "exact": [counts["exact"].get(k, 0) for k in keys],
-                                "near": [counts["near"].get(k, 0) for k in keys]})
+        summary = pd.DataFrame(
+            {"splits": keys, "exact": [counts["exact"].get(k, 0) for k in keys], "near": [counts["near"].get(k, 0) for k in keys]}
+        )
         pairs = pd.concat([examples, near], ignore_index=True) if len(near) else examples.reset_index(drop=True)
         return DuplicateReport(pairs, summary, int(summary[["exact", "near"]].to_numpy().sum()), self.capped)
 
@@ -622,26 +707,44 @@ def duplicate_scan(ds: Dataset, max_pairs: int = MAX_DUPLICATE_PAIRS) -> Duplica
     Memory and time grow with the number of texts, not pairs: exact pairs are counted from group sizes, near
     candidates are capped, and only max_pairs exact example pairs are kept."""
     frames = [(s, f) for s in ds.split_names() for f in [ds.splits[s]] if len(f)]
-    rows = pd.concat([pd.DataFrame({"split": s, "id": f["id"].astype(str), "text": f["text"].astype(str)}) for s, f in frames]
-                     or [pd.DataFrame(columns=["split", "id", "text"])], ignore_index=True)
+    rows = pd.concat(
+        [pd.DataFrame({"split": s, "id": f["id"].astype(str), "text": f["text"].astype(str)}) for s, f in frames]
+        or [pd.DataFrame(columns=["split", "id", "text"])],
+        ignore_index=True,
+    )
     rows["group"] = pd.factorize(rows["text"].str.lower().str.split().str.join(" "))[0]
     split_codes, split_names = pd.factorize(rows["split"], sort=True)
     n_groups, n_splits = int(rows["group"].max()) + 1 if len(rows) else 0, len(split_names)
-    per_split = np.bincount(rows["group"].to_numpy() * n_splits + split_codes, minlength=n_groups * n_splits).reshape(n_groups, n_splits)
+    per_split = np.bincount(rows["group"].to_numpy() * n_splits + split_codes, minlength=n_groups * n_splits).reshape(
+        n_groups, n_splits
+    )
     reps = rows.drop_duplicates("group").set_index("group").sort_index()  # one text per exact group, in group order
     later = rows[rows.duplicated("group")].sort_values("group", kind="stable").head(max_pairs)  # each paired with its first
     first = reps.loc[later["group"]]
-    exact = pd.DataFrame({"split_a": first["split"].to_numpy(), "id_a": first["id"].to_numpy(), "split_b": later["split"].to_numpy(),
-                          "id_b": later["id"].to_numpy(), "kind": "exact", "similarity": 1.0, "text_a": first["text"].to_numpy(),
-                          "text_b": later["text"].to_numpy()}, columns=PAIR_COLUMNS)
+    exact = pd.DataFrame(
+        {
+            "split_a": first["split"].to_numpy(),
+            "id_a": first["id"].to_numpy(),
+            "split_b": later["split"].to_numpy(),
+            "id_b": later["id"].to_numpy(),
+            "kind": "exact",
+            "similarity": 1.0,
+            "text_a": first["text"].to_numpy(),
+            "text_b": later["text"].to_numpy(),
+        },
+        columns=PAIR_COLUMNS,
+    )
     shingles = [_shingles(t) for t in reps["text"]]
     candidates, capped = lsh_candidates(minhash_signatures(shingles))
     sims = np.array([jaccard(shingles[i], shingles[j]) for i, j in candidates], dtype=float)
-    return DuplicateScan(list(split_names), per_split.astype(np.int64), reps.reset_index(drop=True), exact,
-                         candidates, sims, capped)
+    return DuplicateScan(
+        list(split_names), per_split.astype(np.int64), reps.reset_index(drop=True), exact, candidates, sims, capped
+    )
 
 
-def duplicate_report(ds: Dataset, threshold: float = NEAR_DUPLICATE_THRESHOLD, max_pairs: int = MAX_DUPLICATE_PAIRS) -> DuplicateReport:
+def duplicate_report(
+    ds: Dataset, threshold: float = NEAR_DUPLICATE_THRESHOLD, max_pairs: int = MAX_DUPLICATE_PAIRS
+) -> DuplicateReport:
     """Exact and near-duplicate pairs within and across splits at one threshold (duplicate_scan, then its report)."""
     if not 0 < threshold <= 1:
         raise UserError(f"The near-duplicate threshold must be above 0 and at most 1, not {threshold}.")

@@ -69,11 +69,15 @@ def is_endpoint(name) -> bool:
 
 def parse_spec(spec: str, api_key_env: str | None = None) -> Endpoint:
     """`openai:MODEL@BASE_URL` -> Endpoint, or one sentence on what a spec looks like."""
-    model, sep, url = spec[len(PREFIX):].rpartition("@")
+    model, sep, url = spec[len(PREFIX) :].rpartition("@")
     if not sep or not model.strip() or not re.match(r"https?://[^\s/]+", url):
-        raise UserError(f"'{spec[:80]}' is not an endpoint model; write openai:MODEL@URL, e.g. openai:llama3@http://127.0.0.1:8000/v1.")
+        raise UserError(
+            f"'{spec[:80]}' is not an endpoint model; write openai:MODEL@URL, e.g. openai:llama3@http://127.0.0.1:8000/v1."
+        )
     if api_key_env is not None and not ENV_NAME.fullmatch(api_key_env):
-        raise UserError(f"--api-key-env takes the NAME of an environment variable (such as OPENAI_API_KEY), not '{api_key_env[:4]}…'.")
+        raise UserError(
+            f"--api-key-env takes the NAME of an environment variable (such as OPENAI_API_KEY), not '{api_key_env[:4]}…'."
+        )
     return Endpoint(model.strip(), url.rstrip("/"), api_key_env or None)
 
 
@@ -83,12 +87,18 @@ def check_config(config) -> None:
         return
     parse_spec(config.model, config.api_key_env)
     if config.use_chat_template:
-        raise UserError("An endpoint model applies its server's own chat template (in the chat-logprobs and generate modes); "
-                        "leave the chat template off and choose --scoring-mode instead.")
+        raise UserError(
+            "An endpoint model applies its server's own chat template (in the chat-logprobs and generate modes); "
+            "leave the chat template off and choose --scoring-mode instead."
+        )
     if config.precision != "auto" or config.quantize or config.backend != "transformers":
-        raise UserError("--precision, --quantize and --backend are for local models; an endpoint's server decides how its model runs.")
+        raise UserError(
+            "--precision, --quantize and --backend are for local models; an endpoint's server decides how its model runs."
+        )
     if config.scoring_mode == "generate" and config.calibration not in ("auto", "none"):
-        raise UserError("Calibration needs label probabilities, which the generate scoring mode does not give; use --calibrate none.")
+        raise UserError(
+            "Calibration needs label probabilities, which the generate scoring mode does not give; use --calibrate none."
+        )
 
 
 def config_record(config) -> dict:
@@ -103,17 +113,25 @@ def local_options(config, device: str) -> dict:
     """load_causal_lm's precision/quantize options for a local model, or one sentence on why this machine cannot."""
     if config.backend == "vllm":
         if importlib.util.find_spec("vllm") is None:
-            raise UserError("--backend vllm needs the vllm package, which is not installed (pip install vllm, on a machine with a CUDA GPU).")
+            raise UserError(
+                "--backend vllm needs the vllm package, which is not installed (pip install vllm, on a machine with a CUDA GPU)."
+            )
         if device != "cuda":
             raise UserError(f"--backend vllm needs a CUDA GPU; this machine scores on {device}.")
     if config.quantize:
         if device != "cuda":
-            raise UserError(f"--quantize {config.quantize} needs a CUDA GPU (bitsandbytes kernels); this machine scores on {device}.")
+            raise UserError(
+                f"--quantize {config.quantize} needs a CUDA GPU (bitsandbytes kernels); this machine scores on {device}."
+            )
         if importlib.util.find_spec("bitsandbytes") is None:
-            raise UserError(f"--quantize {config.quantize} needs the bitsandbytes package, which is not installed (pip install bitsandbytes).")
+            raise UserError(
+                f"--quantize {config.quantize} needs the bitsandbytes package, which is not installed (pip install bitsandbytes)."
+            )
     precision = config.precision
     if precision in ("bf16", "fp16") and device != "cuda":
-        raise UserError(f"--precision {precision} is for a CUDA GPU; on {device} the model runs in fp32 (leave --precision auto).")
+        raise UserError(
+            f"--precision {precision} is for a CUDA GPU; on {device} the model runs in fp32 (leave --precision auto)."
+        )
     if precision == "auto":
         import torch
 
@@ -141,8 +159,10 @@ class Cache:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(path, check_same_thread=False, timeout=30)
             self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, response TEXT NOT NULL, "
-                            "latency_ms REAL, created REAL)")
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, response TEXT NOT NULL, "
+                "latency_ms REAL, created REAL)"
+            )
         except (OSError, sqlite3.Error) as e:
             raise UserError(f"Could not open the endpoint response cache {path}: {e}.") from None
         self.lock = threading.Lock()
@@ -158,7 +178,9 @@ class Cache:
 
     def put(self, key: str, response: dict, latency_ms: float) -> None:
         with self.lock:
-            self.db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?)", (key, json.dumps(response), latency_ms, time.time()))
+            self.db.execute(
+                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?)", (key, json.dumps(response), latency_ms, time.time())
+            )
             self.db.commit()
 
 
@@ -203,10 +225,14 @@ class Meter:
     def metrics(self, price_input: float | None, price_output: float | None) -> dict:
         priced = price_input is not None or price_output is not None
         cost = (self.prompt_tokens * (price_input or 0) + self.completion_tokens * (price_output or 0)) / 1e6 if priced else None
-        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                "cost_usd": round(cost, 6) if cost is not None else None,
-                "latency_ms": round(float(np.median(self.latencies)), 2) if self.latencies else None,
-                "requests": self.requests, "cached_requests": self.cached}
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cost_usd": round(cost, 6) if cost is not None else None,
+            "latency_ms": round(float(np.median(self.latencies)), 2) if self.latencies else None,
+            "requests": self.requests,
+            "cached_requests": self.cached,
+        }
 
 
 METERS: list[Meter] = []  # the meter of the run in progress (auto's slice runs add to their run's meter)
@@ -223,10 +249,13 @@ class Client:
 
         key = os.environ.get(endpoint.api_key_env, "") if endpoint.api_key_env else ""
         if endpoint.api_key_env and not key:
-            raise UserError(f"The environment variable {endpoint.api_key_env} (--api-key-env) is not set; put the endpoint's API key in it.")
+            raise UserError(
+                f"The environment variable {endpoint.api_key_env} (--api-key-env) is not set; put the endpoint's API key in it."
+            )
         self.endpoint, self.config, self.meter = endpoint, config, meter
-        self.openai = openai.OpenAI(base_url=endpoint.base_url, api_key=key or "no-key", timeout=config.timeout,
-                                    max_retries=config.retries)
+        self.openai = openai.OpenAI(
+            base_url=endpoint.base_url, api_key=key or "no-key", timeout=config.timeout, max_retries=config.retries
+        )
         self.cache = Cache(cache_path())
         self.rate = RateLimit(config.rate_limit)
 
@@ -249,7 +278,9 @@ class Client:
             raise error from None
         latency = (time.perf_counter() - started) * 1000
         if not isinstance(response.get("choices"), list) or not response["choices"]:
-            raise UserError(f"The endpoint at {self.endpoint.base_url} answered without any choices, which no OpenAI-compatible server does.")
+            raise UserError(
+                f"The endpoint at {self.endpoint.base_url} answered without any choices, which no OpenAI-compatible server does."
+            )
         self.cache.put(key, response, latency)
         self.meter.add(response, latency, cached=False)
         return response
@@ -267,15 +298,22 @@ class Client:
             body = body.get("message") or body.get("detail") or body if isinstance(body, dict) else body
         detail = " ".join(str(body or getattr(e, "message", "") or e).split())[:200]
         if isinstance(e, openai.AuthenticationError | openai.PermissionDeniedError):
-            fix = (f"check the key in {self.endpoint.api_key_env}" if self.endpoint.api_key_env
-                   else "it needs an API key: put it in an environment variable and name it with --api-key-env")
+            fix = (
+                f"check the key in {self.endpoint.api_key_env}"
+                if self.endpoint.api_key_env
+                else "it needs an API key: put it in an environment variable and name it with --api-key-env"
+            )
             return UserError(f"The endpoint at {url} refused the request as unauthorised (HTTP {status}); {fix}.")
         if isinstance(e, openai.NotFoundError):
-            return UserError(f"The endpoint at {url} answered 404 for model '{self.endpoint.model}': the server has no such model "
-                             f"or no such route (check the model name and that the URL ends in /v1).")
+            return UserError(
+                f"The endpoint at {url} answered 404 for model '{self.endpoint.model}': the server has no such model "
+                f"or no such route (check the model name and that the URL ends in /v1)."
+            )
         if isinstance(e, openai.RateLimitError):
-            return UserError(f"The endpoint at {url} still answered 429 (rate limited) {tries}; lower --concurrency or set "
-                             f"--rate-limit, then rerun ({kept}).")
+            return UserError(
+                f"The endpoint at {url} still answered 429 (rate limited) {tries}; lower --concurrency or set "
+                f"--rate-limit, then rerun ({kept})."
+            )
         if isinstance(e, openai.APITimeoutError):
             return UserError(f"The endpoint at {url} did not answer within {self.config.timeout:g} s {tries} ({kept}).")
         if isinstance(e, openai.APIConnectionError):
@@ -283,7 +321,9 @@ class Client:
         if isinstance(e, openai.APIStatusError):
             return UserError(f"The endpoint at {url} failed with HTTP {status} ({detail}); {kept}.")
         if isinstance(e, openai.APIResponseValidationError | ValueError | KeyError | TypeError):
-            return UserError(f"The endpoint at {url} answered with something that is not an OpenAI-compatible JSON response; {kept}.")
+            return UserError(
+                f"The endpoint at {url} answered with something that is not an OpenAI-compatible JSON response; {kept}."
+            )
         return UserError(f"The request to the endpoint at {url} failed ({type(e).__name__}: {detail}); {kept}.")
 
 
@@ -365,7 +405,9 @@ def probe(client: Client) -> str:
     return "generate"
 
 
-def run_requests(client: Client, requests: list[tuple[str, dict]], owners: list[int | None], n_examples: int, progress) -> list[dict]:
+def run_requests(
+    client: Client, requests: list[tuple[str, dict]], owners: list[int | None], n_examples: int, progress
+) -> list[dict]:
     """Answers to every request, `concurrency` at a time; progress gets (examples whose requests are all answered,
     n_examples). Ctrl-C / a cancelled job stops at once (requests in flight finish into the cache)."""
     pending = np.zeros(n_examples, dtype=int)
@@ -396,19 +438,25 @@ def describe_usage(metrics: dict) -> str:
     """One line: scoring mode, requests (cached), tokens, cost, median latency, unparsed answers."""
     cost = f"${metrics['cost_usd']:.4f}" if metrics.get("cost_usd") is not None else "no price given"
     latency = f"{metrics['latency_ms']:.0f} ms" if metrics.get("latency_ms") is not None else "n/a"
-    line = (f"scoring mode {metrics.get('scoring_mode')}, {metrics.get('requests', 0)} requests ({metrics.get('cached_requests', 0)} "
-            f"from the cache), {metrics.get('prompt_tokens', 0):,} prompt + "
-            f"{metrics.get('completion_tokens', 0):,} completion tokens, "
-            f"cost {cost}, median latency {latency}")
+    line = (
+        f"scoring mode {metrics.get('scoring_mode')}, {metrics.get('requests', 0)} requests ({metrics.get('cached_requests', 0)} "
+        f"from the cache), {metrics.get('prompt_tokens', 0):,} prompt + "
+        f"{metrics.get('completion_tokens', 0):,} completion tokens, "
+        f"cost {cost}, median latency {latency}"
+    )
     return line + (f", {metrics['unparsed']} unparsed answers" if metrics.get("unparsed") else "")
 
 
 def missing_views(metrics: dict) -> list[str]:
     """What the Prompting and Compare pages cannot show for a run scored in its mode, each with the reason."""
     if metrics.get("scoring_mode") == "generate":
-        return ["label probabilities, confidence and calibration: the generate mode reads only the answer's text, "
-                "so there is no probability to show or to calibrate (the server gives no log-probabilities)"]
+        return [
+            "label probabilities, confidence and calibration: the generate mode reads only the answer's text, "
+            "so there is no probability to show or to calibrate (the server gives no log-probabilities)"
+        ]
     if metrics.get("scoring_mode") == "chat-logprobs":
-        return ["multi-token label words are scored on their first token only: the chat API lists log-probabilities "
-                "of the answer's first token, not of a given continuation"]
+        return [
+            "multi-token label words are scored on their first token only: the chat API lists log-probabilities "
+            "of the answer's first token, not of a given continuation"
+        ]
     return []

@@ -58,8 +58,15 @@ def slice_labels(frame: pd.DataFrame, by: str) -> pd.Series:
         pattern = NEGATION if kind == "negation" else NUMBER if kind == "numbers" else re.compile(arg, re.I)
         name = {"negation": "negation word", "numbers": "a number"}.get(kind, f"matches /{arg}/")
         hit = texts.map(lambda t: bool(pattern.search(t)))
-        return pd.Series(np.where(hit, f"with {name}" if kind != "regex" else name,
-                                  f"without {name}" if kind != "regex" else f"does not match /{arg}/"), index=frame.index, name="slice")
+        return pd.Series(
+            np.where(
+                hit,
+                f"with {name}" if kind != "regex" else name,
+                f"without {name}" if kind != "regex" else f"does not match /{arg}/",
+            ),
+            index=frame.index,
+            name="slice",
+        )
     if kind == "length":
         return _bins(pd.Series(word_counts(texts), index=frame.index), "words")
     if arg not in frame.columns:
@@ -71,7 +78,9 @@ def slice_labels(frame: pd.DataFrame, by: str) -> pd.Series:
         return _bins(numeric, arg)
     values = values.astype(str)
     top = values.value_counts().index[:MAX_COLUMN_VALUES]
-    return values.where(values.isin(top), "other").map(lambda v: f"{arg} = {v}" if v != "other" else f"{arg}: other").rename("slice")
+    return (
+        values.where(values.isin(top), "other").map(lambda v: f"{arg} = {v}" if v != "other" else f"{arg}: other").rename("slice")
+    )
 
 
 def _bins(values: pd.Series, unit: str) -> pd.Series:
@@ -110,11 +119,18 @@ def family_pairs(names: list[str], kinds: dict[str, str]) -> list[tuple[str, str
     others = [n for n in names if kinds.get(n) != "prompt"]
     if prompts and others:
         return [(a, b) for a in prompts for b in others]
-    return [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    return [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
 
 
-def slice_report(joined: pd.DataFrame, kinds: dict[str, str], labels: list[str], by: str, extra: pd.DataFrame | None = None,
-                 n_resamples: int = 1000, seed: int = 0) -> SliceReport:
+def slice_report(
+    joined: pd.DataFrame,
+    kinds: dict[str, str],
+    labels: list[str],
+    by: str,
+    extra: pd.DataFrame | None = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> SliceReport:
     """Each run's accuracy and macro-F1 with 95% bootstrap intervals on every slice of the joined evaluation rows, and
     McNemar's test of each prompt/fine-tune pair on each slice (Holm-adjusted over all tests); slices with a significant
     difference first, smallest p first. extra: more columns per evaluation text (a 'text' column) for column:NAME slices."""
@@ -134,13 +150,32 @@ def slice_report(joined: pd.DataFrame, kinds: dict[str, str], labels: list[str],
         for run in names:
             ci = evaluate.bootstrap_metrics(y_true, part[f"pred@{run}"].tolist(), labels, n_resamples=n_resamples, seed=seed)
             ci = ci.set_index("metric")
-            rows.append({"slice": name, "n": len(part), "run": run, "kind": kinds.get(run, "?"),
-                         **{f"{m}{s}": float(ci.loc[m, c]) for m in ("accuracy", "macro_f1")
-                            for s, c in (("", "value"), ("_low", "low"), ("_high", "high"))}})
+            rows.append(
+                {
+                    "slice": name,
+                    "n": len(part),
+                    "run": run,
+                    "kind": kinds.get(run, "?"),
+                    **{
+                        f"{m}{s}": float(ci.loc[m, c])
+                        for m in ("accuracy", "macro_f1")
+                        for s, c in (("", "value"), ("_low", "low"), ("_high", "high"))
+                    },
+                }
+            )
         for a, b in family_pairs(names, kinds):
             test = evaluate.mcnemar_test(part[f"correct@{a}"], part[f"correct@{b}"])
-            tests.append({"slice": name, "n": len(part), "run_a": a, "run_b": b, "only_a_right": test["only_a_right"],
-                          "only_b_right": test["only_b_right"], "p_value": test["p_value"]})
+            tests.append(
+                {
+                    "slice": name,
+                    "n": len(part),
+                    "run_a": a,
+                    "run_b": b,
+                    "only_a_right": test["only_a_right"],
+                    "only_b_right": test["only_b_right"],
+                    "p_value": test["p_value"],
+                }
+            )
     table = pd.DataFrame(rows)
     tests = pd.DataFrame(tests, columns=["slice", "n", "run_a", "run_b", "only_a_right", "only_b_right", "p_value"])
     tests["p_holm"] = holm(tests["p_value"]) if len(tests) else []
@@ -188,7 +223,8 @@ def load_joined(paths: list) -> tuple[pd.DataFrame, dict[str, str], list[str]]:
         r = runs[0]
         cols = ["id", "pred", "confidence"] + [c for c in r.predictions.columns if c.startswith("prob_")]
         joined = r.predictions[["id", "text", "label"]].merge(
-            r.predictions[cols].rename(columns={c: f"{c}@{r.name}" for c in cols if c != "id"}), on="id")
+            r.predictions[cols].rename(columns={c: f"{c}@{r.name}" for c in cols if c != "id"}), on="id"
+        )
         joined[f"correct@{r.name}"] = joined[f"pred@{r.name}"] == joined["label"]
     else:
         joined = evaluate.join_predictions(runs)
@@ -221,8 +257,13 @@ def cv_probabilities(x: np.ndarray, y: np.ndarray, n_labels: int, folds: int = C
         raise UserError(f"Looking for label errors needs at least {2 * k} rows over two or more labels; there are {len(y)}.")
     with warnings.catch_warnings():  # a class smaller than the folds is fine: its rows are scored by folds that lack it
         warnings.simplefilter("ignore", UserWarning)
-        probs = cross_val_predict(LogisticRegression(C=LOGREG_C, max_iter=2000, random_state=seed), x, y,
-                                  cv=StratifiedKFold(k, shuffle=True, random_state=seed), method="predict_proba")
+        probs = cross_val_predict(
+            LogisticRegression(C=LOGREG_C, max_iter=2000, random_state=seed),
+            x,
+            y,
+            cv=StratifiedKFold(k, shuffle=True, random_state=seed),
+            method="predict_proba",
+        )
     out = np.zeros((len(y), n_labels))
     out[:, np.flatnonzero(counts)] = probs  # predict_proba columns follow the classes present
     return out
@@ -242,8 +283,14 @@ def rank_label_issues(y: np.ndarray, probs: np.ndarray) -> np.ndarray:
     return find_label_issues(labels=remap[y], pred_probs=sub, return_indices_ranked_by="self_confidence", n_jobs=1)
 
 
-def label_issues(ds, splits: list[str] | None = None, encoder: str | None = None, folds: int = CV_FOLDS, seed: int = 0,
-                 embeddings: np.ndarray | None = None) -> pd.DataFrame:
+def label_issues(
+    ds,
+    splits: list[str] | None = None,
+    encoder: str | None = None,
+    folds: int = CV_FOLDS,
+    seed: int = 0,
+    embeddings: np.ndarray | None = None,
+) -> pd.DataFrame:
     """Rows of the dataset's splits (default: all) whose label looks wrong, most suspicious first: rank, split, id, text,
     label, suspected_label, label_probability (out-of-fold probability of the given label), suspected_probability.
     Features: the bundled encoder's mean-pooled embeddings (or embeddings given in the rows' order)."""
@@ -274,8 +321,10 @@ def label_error_caveat(issues: pd.DataFrame, split: str, n_rows: int) -> str | N
     count = int((issues["split"] == split).sum()) if len(issues) else 0
     if not n_rows or count / n_rows <= MANY_LABEL_ERRORS:
         return None
-    return (f"{count} of the {n_rows} rows of the {split} split ({count / n_rows:.0%}) look mislabelled (cleanlab on "
-            "cross-validated probabilities); differences smaller than that share may be label noise, not the runs.")
+    return (
+        f"{count} of the {n_rows} rows of the {split} split ({count / n_rows:.0%}) look mislabelled (cleanlab on "
+        "cross-validated probabilities); differences smaller than that share may be label noise, not the runs."
+    )
 
 
 # ---- embedding map: the evaluation split in two dimensions -------------------------------------------------------------
@@ -312,15 +361,28 @@ def agreement_of_runs(joined: pd.DataFrame, names: list[str]) -> pd.Series:
     """Per example: 'all right', 'all wrong', 'only RUN right' (one run right), or 'k of n right'."""
     right = joined[[f"correct@{n}" for n in names]].to_numpy(bool)  # (N, R)
     k = right.sum(1)
-    out = [("all right" if c == len(names) else "all wrong" if c == 0 else
-            f"only {names[int(np.flatnonzero(row)[0])]} right" if c == 1 else f"{c} of {len(names)} right")
-           for c, row in zip(k, right, strict=True)]
+    out = [
+        (
+            "all right"
+            if c == len(names)
+            else "all wrong"
+            if c == 0
+            else f"only {names[int(np.flatnonzero(row)[0])]} right"
+            if c == 1
+            else f"{c} of {len(names)} right"
+        )
+        for c, row in zip(k, right, strict=True)
+    ]
     return pd.Series(out, index=joined.index, name="agreement")
 
 
 def colour_options(names: list[str]) -> list[str]:
     """What the map can be coloured by: the true label, each run's prediction and correctness, and the runs' agreement."""
-    return ["label"] + [f"{what} of {n}" for n in names for what in ("prediction", "correct")] + (["agreement of runs"] if len(names) > 1 else [])
+    return (
+        ["label"]
+        + [f"{what} of {n}" for n in names for what in ("prediction", "correct")]
+        + (["agreement of runs"] if len(names) > 1 else [])
+    )
 
 
 def map_frame(joined: pd.DataFrame, coords: np.ndarray, colour: str) -> pd.DataFrame:
@@ -336,7 +398,11 @@ def map_frame(joined: pd.DataFrame, coords: np.ndarray, colour: str) -> pd.DataF
         what, _, run = colour.partition(" of ")
         if run not in names:
             raise UserError(f"There is no run '{run}' on this map; the runs are: {', '.join(names)}.")
-        values = frame[f"pred@{run}"].astype(str) if what == "prediction" else frame[f"correct@{run}"].map({True: "right", False: "wrong"})
+        values = (
+            frame[f"pred@{run}"].astype(str)
+            if what == "prediction"
+            else frame[f"correct@{run}"].map({True: "right", False: "wrong"})
+        )
     else:
         raise UserError(f"The map is coloured by one of: {', '.join(colour_options(names))}; not '{colour}'.")
     top = values.value_counts().index[:MAP_COLOURS]
@@ -375,7 +441,7 @@ def perturb(text: str, kind: str, rng: np.random.Generator) -> str:
         for i in rng.choice(long, size=max(1, len(long) // 5), replace=False) if long else []:
             w = words[i]
             j = int(rng.integers(0, len(w) - 1))
-            words[i] = w[:j] + w[j + 1] + w[j] + w[j + 2:]
+            words[i] = w[:j] + w[j + 1] + w[j] + w[j + 2 :]
         return " ".join(words)
     if kind == "case":
         return text.upper()
@@ -397,8 +463,9 @@ def perturbed(texts: list[str], kind: str, seed: int = 0) -> list[str]:
     return [perturb(str(t), kind, rng) for t in texts]
 
 
-def robustness(predictors: dict, rows: pd.DataFrame, kinds: list[str] | None = None, seed: int = 0,
-               sentiment: bool = False) -> pd.DataFrame:
+def robustness(
+    predictors: dict, rows: pd.DataFrame, kinds: list[str] | None = None, seed: int = 0, sentiment: bool = False
+) -> pd.DataFrame:
     """For each run (predictors: name -> f(list of texts) -> list of labels) and perturbation: how many texts it changed,
     the share of those whose prediction stayed the same, accuracy before and after, and for negation on sentiment-like
     labels the share whose prediction flipped (as a negated sentiment should)."""
@@ -414,10 +481,14 @@ def robustness(predictors: dict, rows: pd.DataFrame, kinds: list[str] | None = N
             if changed.any():
                 after[changed] = predict([t for t, c in zip(new, changed, strict=True) if c])
             same = before[changed] == after[changed]
-            row = {"run": name, "perturbation": kind, "changed texts": int(changed.sum()),
-                   "unchanged predictions": float(same.mean()) if changed.any() else np.nan,
-                   "accuracy": float(np.mean(before == np.asarray(labels, dtype=object))),
-                   "accuracy perturbed": float(np.mean(after == np.asarray(labels, dtype=object)))}
+            row = {
+                "run": name,
+                "perturbation": kind,
+                "changed texts": int(changed.sum()),
+                "unchanged predictions": float(same.mean()) if changed.any() else np.nan,
+                "accuracy": float(np.mean(before == np.asarray(labels, dtype=object))),
+                "accuracy perturbed": float(np.mean(after == np.asarray(labels, dtype=object))),
+            }
             if kind == "negation" and sentiment:
                 row["flipped (expected)"] = float(1 - same.mean()) if changed.any() else np.nan
             out.append(row)
@@ -441,16 +512,28 @@ def format_robustness(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def report_sections(slices: SliceReport | None = None, robustness_table: pd.DataFrame | None = None) -> list[tuple[str, pd.DataFrame, str]]:
+def report_sections(
+    slices: SliceReport | None = None, robustness_table: pd.DataFrame | None = None
+) -> list[tuple[str, pd.DataFrame, str]]:
     """The explorer's sections of the HTML report (core.comparison.report.build_report's sections)."""
     out = []
     if slices is not None:
-        out.append((f"Slices by {slices.by}", format_slices(slices),
-                    "Accuracy and macro-F1 with 95% bootstrap intervals on each slice of the evaluation split; difference: "
-                    f"McNemar's test of a prompt and a fine-tuned run on the slice's rows, Holm-adjusted over all slices and "
-                    f"pairs (* below {ALPHA}), significant slices first."))
+        out.append(
+            (
+                f"Slices by {slices.by}",
+                format_slices(slices),
+                "Accuracy and macro-F1 with 95% bootstrap intervals on each slice of the evaluation split; difference: "
+                f"McNemar's test of a prompt and a fine-tuned run on the slice's rows, Holm-adjusted over all slices and "
+                f"pairs (* below {ALPHA}), significant slices first.",
+            )
+        )
     if robustness_table is not None and len(robustness_table):
-        out.append(("Robustness to perturbed text", format_robustness(robustness_table),
-                    "Unchanged predictions: the share of perturbed texts whose prediction stayed the same; flipped (expected): "
-                    "for negation on sentiment labels, the share whose prediction changed."))
+        out.append(
+            (
+                "Robustness to perturbed text",
+                format_robustness(robustness_table),
+                "Unchanged predictions: the share of perturbed texts whose prediction stayed the same; flipped (expected): "
+                "for negation on sentiment labels, the share whose prediction changed.",
+            )
+        )
     return out

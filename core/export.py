@@ -34,7 +34,7 @@ SETFIT_METHODS = ("logreg", "knn", "setfit")
 FORMATS = {
     "transformers": "a Hugging Face transformers folder: pipeline('text-classification', model=DIR)",
     "transformers+code": "a Hugging Face transformers folder with its mean-pooling code: "
-                         "pipeline('text-classification', model=DIR, trust_remote_code=True)",
+    "pipeline('text-classification', model=DIR, trust_remote_code=True)",
     "setfit": "a SetFit folder (sentence-transformers body, scikit-learn head): SetFitModel.from_pretrained(DIR)",
     "prompt": "prompt.json: the exact prompt, label words, demonstrations and calibration, for any LLM",
     "peft": "a peft adapter for the base decoder, with the prompt it was trained on (prompt.json)",
@@ -56,7 +56,9 @@ def check_destination(dest: Path, force: bool) -> None:
         if not force:
             raise UserError(f"{dest} is not empty; give a new or empty folder, or --force to replace an earlier export there.")
         if not (dest / MARKER).is_file():
-            raise UserError(f"{dest} is not empty and was not made by export, so --force will not replace it; give another folder.")
+            raise UserError(
+                f"{dest} is not empty and was not made by export, so --force will not replace it; give another folder."
+            )
     if not dest.parent.is_dir():
         raise UserError(f"The folder {dest.parent} does not exist; create it first or export elsewhere.")
 
@@ -87,8 +89,10 @@ def format_of(run: runs.RunDir) -> str:
     if (model_dir / "prompt_learning.json").exists():
         return "peft"
     if (model_dir / "adapted_body.safetensors").exists() or run.config.get("method") == "adapter":
-        raise UserError(f"Run '{run.name}' trained bottleneck adapters, which cannot be merged into the base weights, so it "
-                        "cannot be exported as a standard model; export a full, LoRA, logreg or SetFit run instead.")
+        raise UserError(
+            f"Run '{run.name}' trained bottleneck adapters, which cannot be merged into the base weights, so it "
+            "cannot be exported as a standard model; export a full, LoRA, logreg or SetFit run instead."
+        )
     if (model_dir / "pooling.json").exists():
         return "setfit" if base_info(run)["method"] in SETFIT_METHODS else "transformers+code"
     return "transformers"
@@ -147,14 +151,26 @@ def write_mean_pooled(run: runs.RunDir, out: Path) -> None:
     model, tokenizer = finetune.load_run_model(run.path)  # a PooledClassifier, LoRA merged
     labels = labels_of(run)
     body_config = model.body.config.to_dict()
-    for key in ("architectures", "id2label", "label2id", "num_labels", "auto_map", "_name_or_path", "transformers_version",
-                "torch_dtype", "dtype", "problem_type"):
+    for key in (
+        "architectures",
+        "id2label",
+        "label2id",
+        "num_labels",
+        "auto_map",
+        "_name_or_path",
+        "transformers_version",
+        "torch_dtype",
+        "dtype",
+        "problem_type",
+    ):
         body_config.pop(key, None)
     config = {
         "model_type": "mean-pooled-classifier",
         "architectures": ["MeanPooledForSequenceClassification"],
-        "auto_map": {"AutoConfig": "modeling_mean_pooled.MeanPooledConfig",
-                     "AutoModelForSequenceClassification": "modeling_mean_pooled.MeanPooledForSequenceClassification"},
+        "auto_map": {
+            "AutoConfig": "modeling_mean_pooled.MeanPooledConfig",
+            "AutoModelForSequenceClassification": "modeling_mean_pooled.MeanPooledForSequenceClassification",
+        },
         "encoder": body_config,
         "normalize": bool(model.normalize),
         **{k: v for k, v in label_maps(labels).items() if k != "num_labels"},
@@ -163,7 +179,9 @@ def write_mean_pooled(run: runs.RunDir, out: Path) -> None:
     }
     state = {f"encoder.{k}": v for k, v in model.body.state_dict().items() if not k.startswith("pooler.")}
     state.update({f"classifier.{k}": v for k, v in model.classifier.state_dict().items()})
-    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(out / "model.safetensors"), metadata={"format": "pt"})
+    save_file(
+        {k: v.detach().cpu().contiguous() for k, v in state.items()}, str(out / "model.safetensors"), metadata={"format": "pt"}
+    )
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     shutil.copyfile(MODELING_FILE, out / MODELING_FILE.name)
     save_tokenizer(tokenizer, run, out)
@@ -241,12 +259,20 @@ def prompt_record(run: runs.RunDir) -> dict:
         "shots": pc.shots,
         "selection": pc.selection,
         "seed": pc.seed,
-        "demonstrations": [{"text": prompting.cut(str(d.get("text")), pc.max_demo_chars), "label": d.get("label")}
-                           for d in demos.get("demos", [])],  # as the prompt holds them (cut to max_demo_chars)
-        "demonstrations_note": ("nearest: each text gets its own most similar training examples; these are the first "
-                                "evaluation text's") if pc.selection == "nearest" and pc.shots else "",
-        "calibration": {"method": pc.calibration, "content_free_inputs": list(prompting.CONTENT_FREE)
-                        if pc.calibration == "contextual" else [], "scoring": pc.scoring},
+        "demonstrations": [
+            {"text": prompting.cut(str(d.get("text")), pc.max_demo_chars), "label": d.get("label")}
+            for d in demos.get("demos", [])
+        ],  # as the prompt holds them (cut to max_demo_chars)
+        "demonstrations_note": (
+            "nearest: each text gets its own most similar training examples; these are the first evaluation text's"
+        )
+        if pc.selection == "nearest" and pc.shots
+        else "",
+        "calibration": {
+            "method": pc.calibration,
+            "content_free_inputs": list(prompting.CONTENT_FREE) if pc.calibration == "contextual" else [],
+            "scoring": pc.scoring,
+        },
         "example_prompt": demos.get("example_prompt", ""),
     }
 
@@ -263,10 +289,16 @@ def write_peft(run: runs.RunDir, out: Path) -> None:
             shutil.copyfile(f, out / f.name)
     spec = json.loads((model_dir / "prompt_learning.json").read_text(encoding="utf-8"))
     labels = labels_of(run)
-    record = {"model": run.config.get("model"), "instruction": spec.get("instruction"), "query_template": spec.get("query_template"),
-              "labels": labels, "label_words": dict(zip(labels, spec.get("label_words") or labels, strict=False)),
-              "method": spec.get("method"), "scoring": "the label whose word the adapted model gives the highest log-likelihood "
-              "right after the filled query template"}
+    record = {
+        "model": run.config.get("model"),
+        "instruction": spec.get("instruction"),
+        "query_template": spec.get("query_template"),
+        "labels": labels,
+        "label_words": dict(zip(labels, spec.get("label_words") or labels, strict=False)),
+        "method": spec.get("method"),
+        "scoring": "the label whose word the adapted model gives the highest log-likelihood "
+        "right after the filled query template",
+    }
     (out / "prompt.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     base = base_info(run)["model"]
     adapter_config = json.loads((out / "adapter_config.json").read_text(encoding="utf-8"))
@@ -281,8 +313,14 @@ def hub_id(model: str) -> str:
     from core import models
 
     info = models.BUNDLED.get(models.ALIASES.get(str(model).lower(), model))
-    return {"SmolLM2-135M-Instruct": "HuggingFaceTB/SmolLM2-135M-Instruct",
-            "all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2"}.get(info.name, info.name) if info else str(model)
+    return (
+        {
+            "SmolLM2-135M-Instruct": "HuggingFaceTB/SmolLM2-135M-Instruct",
+            "all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2",
+        }.get(info.name, info.name)
+        if info
+        else str(model)
+    )
 
 
 def write_merged_decoder(base: str, adapter_dir: Path, out: Path) -> None:
@@ -298,8 +336,13 @@ def write_merged_decoder(base: str, adapter_dir: Path, out: Path) -> None:
     models.load_tokenizer(base).save_pretrained(str(out))
 
 
-WRITERS = {"transformers": write_transformers, "transformers+code": write_mean_pooled, "setfit": write_setfit,
-           "prompt": write_prompt, "peft": write_peft}
+WRITERS = {
+    "transformers": write_transformers,
+    "transformers+code": write_mean_pooled,
+    "setfit": write_setfit,
+    "prompt": write_prompt,
+    "peft": write_peft,
+}
 
 
 # ---- the whole export ------------------------------------------------------------------------
@@ -319,8 +362,15 @@ def export_run(ref: str | Path, dest: str | Path, force: bool = False) -> Path:
         WRITERS[fmt](run, tmp)
         card = model_card.card(run, fmt, FORMATS[fmt], labels_of(run), hub_id(str(run.config.get("model") or "")))
         (tmp / "README.md").write_text(card, encoding="utf-8")
-        record = {"run": run.name, "format": fmt, "how_to_load": FORMATS[fmt], "labels": labels_of(run),
-                  "eval_sha256": runs.eval_split(run.config), "method": run.config.get("method"), "model": run.config.get("model")}
+        record = {
+            "run": run.name,
+            "format": fmt,
+            "how_to_load": FORMATS[fmt],
+            "labels": labels_of(run),
+            "eval_sha256": runs.eval_split(run.config),
+            "method": run.config.get("method"),
+            "model": run.config.get("model"),
+        }
         (tmp / MARKER).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         tmp.chmod(0o755)
         replace_into(tmp, dest)

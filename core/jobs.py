@@ -138,7 +138,7 @@ def last_error_line(run: RunDir) -> str | None:
         return None
     for line in reversed(lines):
         if line.startswith("error: "):
-            return line[len("error: "):].strip()[:500]
+            return line[len("error: ") :].strip()[:500]
     return None
 
 
@@ -214,8 +214,13 @@ def cancel(run: RunDir, grace_seconds: float = 5.0) -> dict:
 
 # ---- inside the job: one lifecycle for every command that writes a run folder -----------------------------------
 
-CRASHED = {"prompt": "Prompting crashed ({}).", "finetune": "Training crashed ({}).", "continual": "Training crashed ({}).",
-           "predict": "Labelling crashed ({}).", "search": "The search crashed ({}); run it again to resume."}
+CRASHED = {
+    "prompt": "Prompting crashed ({}).",
+    "finetune": "Training crashed ({}).",
+    "continual": "Training crashed ({}).",
+    "predict": "Labelling crashed ({}).",
+    "search": "The search crashed ({}); run it again to resume.",
+}
 
 
 class Cancelled(Exception):
@@ -236,8 +241,13 @@ class Job:
     @property
     def ours(self) -> bool:
         """Whether this process may write into the folder: it made it, or launch reserved it for it; never through a link."""
-        return (self.run is not None and self.main and (self.made or reserved_for_this_process(self.run.path))
-                and self.run.path.is_dir() and not self.run.path.is_symlink())
+        return (
+            self.run is not None
+            and self.main
+            and (self.made or reserved_for_this_process(self.run.path))
+            and self.run.path.is_dir()
+            and not self.run.path.is_symlink()
+        )
 
     def create(self, record: RunRecord, settings: dict) -> RunDir:
         """Make the run folder with config.json (record and settings, see RunRecord.config) and a queued status."""

@@ -15,9 +15,28 @@ from core.comparison import evaluate, verdict
 from core.errors import UserError
 
 LIBRARY = {"transformers": "transformers", "transformers+code": "transformers", "setfit": "setfit", "peft": "peft"}
-SETTINGS = ("model", "method", "pooling", "epochs", "learning_rate", "lr", "batch_size", "max_length", "seed", "lora_r",
-            "lora_alpha", "lora_targets", "virtual_tokens", "max_train_seconds", "max_train_examples", "shots", "selection",
-            "calibration", "scoring", "use_chat_template")
+SETTINGS = (
+    "model",
+    "method",
+    "pooling",
+    "epochs",
+    "learning_rate",
+    "lr",
+    "batch_size",
+    "max_length",
+    "seed",
+    "lora_r",
+    "lora_alpha",
+    "lora_targets",
+    "virtual_tokens",
+    "max_train_seconds",
+    "max_train_examples",
+    "shots",
+    "selection",
+    "calibration",
+    "scoring",
+    "use_chat_template",
+)
 
 LOAD = {
     "transformers": """```python
@@ -77,20 +96,32 @@ def card(run: runs.RunDir, fmt: str, how_to_load: str, labels: list[str], base: 
     id, or a local path, which the card never names as base_model)."""
     c, m = run.config, run.metrics or {}
     preds = run.predictions()
-    front = {"library_name": LIBRARY.get(fmt), "pipeline_tag": "text-classification",
-             "tags": ["prompt-or-finetune", str(c.get("kind")), str(c.get("method") or "").split(" ")[0] or "run"],
-             "metrics": ["accuracy", "f1"]}
+    front = {
+        "library_name": LIBRARY.get(fmt),
+        "pipeline_tag": "text-classification",
+        "tags": ["prompt-or-finetune", str(c.get("kind")), str(c.get("method") or "").split(" ")[0] or "run"],
+        "metrics": ["accuracy", "f1"],
+    }
     if "/" in base and not base.startswith(("/", ".", "~")) and not Path(base).exists():  # a hub id, never a local path
         front["base_model"] = base
     yaml = "\n".join(f"{k}: {json.dumps(v)}" for k, v in front.items() if v is not None)
-    parts = [f"---\n{yaml}\n---\n", f"# {md_text(run.name)}\n",
-             f"Exported by prompt-or-finetune from the run `{run.name}` as {how_to_load}.\n",
-             "## How to use it\n", LOAD[fmt] + "\n",
-             "## Data\n", data_section(c, m, labels, preds),
-             "## Method and settings\n", settings_section(c, m),
-             "## Metrics on the evaluation split (95% bootstrap intervals)\n", metrics_section(preds, labels),
-             "## Verdict against the other runs on this split\n", verdict_section(run),
-             "## Limitations\n", limitations_section(run, fmt, labels, preds)]
+    parts = [
+        f"---\n{yaml}\n---\n",
+        f"# {md_text(run.name)}\n",
+        f"Exported by prompt-or-finetune from the run `{run.name}` as {how_to_load}.\n",
+        "## How to use it\n",
+        LOAD[fmt] + "\n",
+        "## Data\n",
+        data_section(c, m, labels, preds),
+        "## Method and settings\n",
+        settings_section(c, m),
+        "## Metrics on the evaluation split (95% bootstrap intervals)\n",
+        metrics_section(preds, labels),
+        "## Verdict against the other runs on this split\n",
+        verdict_section(run),
+        "## Limitations\n",
+        limitations_section(run, fmt, labels, preds),
+    ]
     return "\n".join(parts)
 
 
@@ -98,18 +129,26 @@ def data_section(c: dict, m: dict, labels: list[str], preds: pd.DataFrame) -> st
     ds = c.get("dataset") if isinstance(c.get("dataset"), dict) else {}
     counts = preds["label"].value_counts()
     rows = "\n".join(f"| {md_text(lab)} | {int(counts.get(lab, 0))} |" for lab in labels)
-    return (f"- dataset: {md_text(ds.get('name', '?'))}\n"
-            f"- training data: {md_text(ds.get('train', '?'))} (split {md_text(ds.get('train_split') or '-')}), "
-            f"{c.get('n_train_examples', '?')} rows used\n"
-            f"- evaluation data: {md_text(ds.get('eval', '?'))} (split {md_text(ds.get('eval_split') or '-')}), {len(preds)} rows, "
-            f"fingerprint `{str(ds.get('eval_sha256', ''))[:12]}`\n"
-            f"- labels ({len(labels)}), with their evaluation rows:\n\n| label | rows |\n|---|---|\n{rows}\n")
+    return (
+        f"- dataset: {md_text(ds.get('name', '?'))}\n"
+        f"- training data: {md_text(ds.get('train', '?'))} (split {md_text(ds.get('train_split') or '-')}), "
+        f"{c.get('n_train_examples', '?')} rows used\n"
+        f"- evaluation data: {md_text(ds.get('eval', '?'))} (split {md_text(ds.get('eval_split') or '-')}), {len(preds)} rows, "
+        f"fingerprint `{str(ds.get('eval_sha256', ''))[:12]}`\n"
+        f"- labels ({len(labels)}), with their evaluation rows:\n\n| label | rows |\n|---|---|\n{rows}\n"
+    )
 
 
 def settings_section(c: dict, m: dict) -> str:
     method = str(c.get("method") or "")
-    shown = [key for key in SETTINGS if key in c and c[key] not in (None, 0, 0.0, "")
-             and (not key.startswith("lora_") or "lora" in method) and (key != "virtual_tokens" or method == "prompt-tuning")]
+    shown = [
+        key
+        for key in SETTINGS
+        if key in c
+        and c[key] not in (None, 0, 0.0, "")
+        and (not key.startswith("lora_") or "lora" in method)
+        and (key != "virtual_tokens" or method == "prompt-tuning")
+    ]
     lines = [f"- {key}: {md_text(json.dumps(c[key]) if isinstance(c[key], (list, dict)) else c[key])}" for key in shown]
     for key in ("trainable_params", "total_params", "train_seconds", "stopped_by"):
         if m.get(key) is not None:
@@ -139,8 +178,11 @@ def verdict_section(run: runs.RunDir) -> str:
     lines = [md_text(headline), ""] + [f"- {md_text(c)}" for c in caveats]
     table = cmp.metrics.sort_values("macro_f1", ascending=False)
     lines += ["", "| run | method | macro-F1 (95% interval) | accuracy |", "|---|---|---|---|"]
-    lines += [f"| {md_text(r.run)} | {md_text(r.method)} | {r.macro_f1:.3f} ({r.macro_f1_low:.3f} – {r.macro_f1_high:.3f}) | "
-              f"{r.accuracy:.3f} |" for r in table.itertuples()]
+    lines += [
+        f"| {md_text(r.run)} | {md_text(r.method)} | {r.macro_f1:.3f} ({r.macro_f1_low:.3f} – {r.macro_f1_high:.3f}) | "
+        f"{r.accuracy:.3f} |"
+        for r in table.itertuples()
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -148,8 +190,10 @@ def limitations_section(run: runs.RunDir, fmt: str, labels: list[str], preds: pd
     c, m = run.config, run.metrics or {}
     out = []
     if len(preds) < verdict.MIN_EVAL_EXAMPLES:
-        out.append(f"Only {len(preds)} evaluation examples (fewer than {verdict.MIN_EVAL_EXAMPLES}): the intervals above are "
-                   "wide and a difference of a few points may be noise.")
+        out.append(
+            f"Only {len(preds)} evaluation examples (fewer than {verdict.MIN_EVAL_EXAMPLES}): the intervals above are "
+            "wide and a difference of a few points may be noise."
+        )
     out += verdict.run_warnings(run.name, c, m)
     if m.get("below_majority") and not any("majority" in w for w in out):
         out.append("This run does not beat always answering the most frequent label on macro-F1.")
@@ -159,12 +203,16 @@ def limitations_section(run: runs.RunDir, fmt: str, labels: list[str], preds: pd
         opaque = [lab for lab in labels if prompting.is_opaque(prompting.default_word(lab))] if not c.get("label_words") else []
         if opaque:
             out.append(f"The labels {', '.join(opaque[:5])} were said as they are (numbers or codes), not as meaningful words.")
-        out.append("The model answers with label words; a word that the model rarely says for its meaning pulls its "
-                   "predictions away from that label.")
+        out.append(
+            "The model answers with label words; a word that the model rarely says for its meaning pulls its "
+            "predictions away from that label."
+        )
     if c.get("max_eval_examples"):
         out.append(f"Scored on a random subset of {c['max_eval_examples']} evaluation rows, not the whole split.")
-    out.append("The labels it can give are only these, as spelt in the training data; new data from another source, time "
-               "or wording may score lower than the evaluation split.")
+    out.append(
+        "The labels it can give are only these, as spelt in the training data; new data from another source, time "
+        "or wording may score lower than the evaluation split."
+    )
     return "\n".join(f"- {md_text(o)}" for o in out) + "\n"
 
 

@@ -145,9 +145,21 @@ def resolve(name: str) -> ModelSource:
 
 
 _IMPORT_LOCK = threading.Lock()
-TRANSFORMERS_NAMES = ("AutoConfig", "AutoModel", "AutoModelForCausalLM", "AutoModelForSequenceClassification", "AutoTokenizer",
-                      "DataCollatorWithPadding", "DynamicCache", "EarlyStoppingCallback", "PrinterCallback", "Trainer",
-                      "TrainerCallback", "TrainingArguments", "set_seed")
+TRANSFORMERS_NAMES = (
+    "AutoConfig",
+    "AutoModel",
+    "AutoModelForCausalLM",
+    "AutoModelForSequenceClassification",
+    "AutoTokenizer",
+    "DataCollatorWithPadding",
+    "DynamicCache",
+    "EarlyStoppingCallback",
+    "PrinterCallback",
+    "Trainer",
+    "TrainerCallback",
+    "TrainingArguments",
+    "set_seed",
+)
 
 
 def import_transformers() -> None:
@@ -182,8 +194,10 @@ def choose_device(preference: str = "auto") -> str:
     available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
     if preference != "auto":
         if not available.get(preference.split(":")[0], False):
-            raise UserError(f"Device '{preference}' is not available here; "
-                            f"choose one of: auto, {', '.join(k for k, v in available.items() if v)}.")
+            raise UserError(
+                f"Device '{preference}' is not available here; "
+                f"choose one of: auto, {', '.join(k for k, v in available.items() if v)}."
+            )
         return preference
     return "cuda" if available["cuda"] else "mps" if available["mps"] else "cpu"
 
@@ -289,7 +303,9 @@ def load_tokenizer(name: str):
 
 @load_once
 @functools.lru_cache(maxsize=4)
-def load_causal_lm(name: str, device: str = "cpu", attention: str = "eager", precision: str = "fp32", quantize: str | None = None):
+def load_causal_lm(
+    name: str, device: str = "cpu", attention: str = "eager", precision: str = "fp32", quantize: str | None = None
+):
     """A causal LM in eval mode, loaded once per process; "eager" attention returns weights (attention views), "sdpa" is faster
     (scoring).
     precision bf16/fp16 and quantize 4bit/8bit (bitsandbytes) are for a CUDA GPU (core.endpoints.local_options checks)."""
@@ -301,8 +317,11 @@ def load_causal_lm(name: str, device: str = "cpu", attention: str = "eager", pre
         from transformers import BitsAndBytesConfig
 
         compute = extra.get("dtype", torch.float16)
-        extra["quantization_config"] = (BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=compute) if quantize == "4bit"
-                                        else BitsAndBytesConfig(load_in_8bit=True))
+        extra["quantization_config"] = (
+            BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=compute)
+            if quantize == "4bit"
+            else BitsAndBytesConfig(load_in_8bit=True)
+        )
         extra["device_map"] = {"": 0}
     model = _from_pretrained(AutoModelForCausalLM, _converted(resolve(name)), attn_implementation=attention, **_SAFE, **extra)
     return (model if quantize else model.to(device)).eval()
@@ -347,7 +366,18 @@ def describe(name: str) -> ModelInfo:
 
     config = _from_pretrained(AutoConfig, source)
     is_decoder = any(a.endswith("ForCausalLM") for a in (config.architectures or [])) or config.model_type in {
-        "llama", "gpt2", "mistral", "qwen2", "qwen3", "phi", "phi3", "gemma", "gemma2", "gpt_neox", "opt", "smollm3"
+        "llama",
+        "gpt2",
+        "mistral",
+        "qwen2",
+        "qwen3",
+        "phi",
+        "phi3",
+        "gemma",
+        "gemma2",
+        "gpt_neox",
+        "opt",
+        "smollm3",
     }
     return ModelInfo(
         key=name,
@@ -379,7 +409,9 @@ def check_max_length(name: str, max_length: int) -> None:
     """Refuse, in one sentence, a --max-length beyond the model's position embeddings (it would crash in training)."""
     positions = max_positions(name)
     if positions and max_length > positions:
-        raise UserError(f"--max-length {max_length} is more than {name} can read ({positions} token positions); give at most {positions}.")
+        raise UserError(
+            f"--max-length {max_length} is more than {name} can read ({positions} token positions); give at most {positions}."
+        )
 
 
 def model_card_json(info: ModelInfo) -> str:

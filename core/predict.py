@@ -78,11 +78,15 @@ def _prompt_train(config: dict, run: RunDir) -> pd.DataFrame:
         ds, split = data.load_split(str(dataset.get("train", "")), dataset.get("train_split") or "train")
         train = ds.splits[split]
     except UserError as e:
-        raise UserError(f"The training data of {run.name} ({dataset.get('train', '?')}) cannot be read any more, so its "
-                        f"demonstrations cannot be rebuilt ({str(e).rstrip('.')}).") from None
+        raise UserError(
+            f"The training data of {run.name} ({dataset.get('train', '?')}) cannot be read any more, so its "
+            f"demonstrations cannot be rebuilt ({str(e).rstrip('.')})."
+        ) from None
     if data.fingerprint(train) != dataset.get("train_sha256"):
-        raise UserError(f"The training data of {run.name} ({dataset.get('train', '?')}) has changed since the run, so its "
-                        "demonstrations cannot be rebuilt.")
+        raise UserError(
+            f"The training data of {run.name} ({dataset.get('train', '?')}) has changed since the run, so its "
+            "demonstrations cannot be rebuilt."
+        )
     return train
 
 
@@ -95,8 +99,13 @@ def _prompt_predictor(run: RunDir, config: dict) -> Predictor:
     if mode:  # an endpoint run: score the way it did, without probing the server again
         prompt_config = dataclasses.replace(prompt_config, scoring_mode=mode)
     labels, train = _labels(config, run), _prompt_train(config, run)
-    return Predictor(run.name, "prompt", labels, lambda texts: prompting.score_texts(prompt_config, train, texts, labels),
-                     probabilities=mode != "generate")
+    return Predictor(
+        run.name,
+        "prompt",
+        labels,
+        lambda texts: prompting.score_texts(prompt_config, train, texts, labels),
+        probabilities=mode != "generate",
+    )
 
 
 def _sharded(score: Callable[[list[str]], np.ndarray], n_labels: int) -> Callable[[list[str]], np.ndarray]:
@@ -141,7 +150,9 @@ def _prompt_learning_predictor(run: RunDir, config: dict, model_dir: Path, devic
         with torch.no_grad():
             if soft:
                 prompt = model.get_prompt_embedding_to_save(adapter_name="default").detach()
-                return prompt_learning.score(model.get_base_model(), prompted, texts, fconfig.max_length, batch, soft_prompt=prompt)
+                return prompt_learning.score(
+                    model.get_base_model(), prompted, texts, fconfig.max_length, batch, soft_prompt=prompt
+                )
             return prompt_learning.score(model, prompted, texts, fconfig.max_length, batch)
 
     return Predictor(run.name, "prompt-learning", labels, _sharded(score, len(labels)))
@@ -150,7 +161,9 @@ def _prompt_learning_predictor(run: RunDir, config: dict, model_dir: Path, devic
 def _classifier_predictor(run: RunDir, config: dict, model_dir: Path, device: str) -> Predictor:
     from core.training import base, finetune
 
-    model, tokenizer = finetune.load_run_model(model_dir.parent, device) if model_dir.name == "model" else _load_at(model_dir, device)
+    model, tokenizer = (
+        finetune.load_run_model(model_dir.parent, device) if model_dir.name == "model" else _load_at(model_dir, device)
+    )
     labels = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
     if hasattr(model, "set_attn_implementation"):  # loaded eager for attention views; sdpa is the faster kernel for inference
         try:
@@ -192,7 +205,9 @@ def load_predictor(run_ref: str | Path, device: str = "auto") -> Predictor:
         return _prompt_predictor(run, config)
     if config["kind"] == "continual-step":
         if config.get("strategy") == "lora-per-task":
-            raise UserError(f"{run.name} scores each task with its own adapter, so it has no single model to label new data with.")
+            raise UserError(
+                f"{run.name} scores each task with its own adapter, so it has no single model to label new data with."
+            )
         model_dir = Path(str(config.get("model_path") or ""))
     else:
         model_dir = run.path / "model"
@@ -268,8 +283,16 @@ def read_chunks(path: str | Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.D
             return
         with open(path, encoding="utf-8-sig") as f:
             header = f.readline()
-        yield from pd.read_csv(path, sep=data.delimiter(header, suffix), dtype=str, keep_default_na=False, na_values=[""],
-                               chunksize=chunk_rows, encoding="utf-8-sig", on_bad_lines="error")
+        yield from pd.read_csv(
+            path,
+            sep=data.delimiter(header, suffix),
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+            chunksize=chunk_rows,
+            encoding="utf-8-sig",
+            on_bad_lines="error",
+        )
     except UserError:
         raise
     except UnicodeDecodeError:
@@ -281,8 +304,12 @@ def read_chunks(path: str | Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.D
 
 def clean_texts(values: pd.Series) -> pd.Series:
     """Texts as core.data.clean leaves them (line ends normalised, stripped), so a run's own split scores the same."""
-    return values.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)).str.replace(
-        "\r\n", "\n").str.replace("\r", "\n").str.strip()
+    return (
+        values.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+        .str.replace("\r\n", "\n")
+        .str.replace("\r", "\n")
+        .str.strip()
+    )
 
 
 # ---- writing the output atomically -------------------------------------------------------------------------------
@@ -369,9 +396,15 @@ class PredictSummary:
         return self.rows / self.seconds if self.seconds else 0.0
 
     def to_dict(self) -> dict:
-        return {"rows": self.rows, "skipped_empty": self.skipped, "skipped_rows_first": self.skipped_rows,
-                "seconds": round(self.seconds, 3), "rows_per_second": round(self.rows_per_second, 2),
-                "label_counts": self.label_counts, "bad_times": self.bad_times}
+        return {
+            "rows": self.rows,
+            "skipped_empty": self.skipped,
+            "skipped_rows_first": self.skipped_rows,
+            "seconds": round(self.seconds, 3),
+            "rows_per_second": round(self.rows_per_second, 2),
+            "label_counts": self.label_counts,
+            "bad_times": self.bad_times,
+        }
 
 
 def labels_of(probs: np.ndarray, label_names: list[str]) -> list[str]:
@@ -384,8 +417,9 @@ def labels_of(probs: np.ndarray, label_names: list[str]) -> list[str]:
     return [label_names[i] if k else UNPARSED for i, k in zip(best, known, strict=True)]
 
 
-def output_frame(chunk: pd.DataFrame, rows: np.ndarray, probs: np.ndarray, label_names: list[str],
-                 probabilities: bool = True) -> pd.DataFrame:
+def output_frame(
+    chunk: pd.DataFrame, rows: np.ndarray, probs: np.ndarray, label_names: list[str], probabilities: bool = True
+) -> pd.DataFrame:
     """row, the input's columns (a name the output uses gets an input_ prefix), label, confidence, prob_<label> (empty
     when the run gives no probabilities)."""
     taken = set(OUTPUT_COLUMNS) | {f"prob_{lab}" for lab in label_names}
@@ -411,13 +445,21 @@ def _check_label_column(chunk: pd.DataFrame, text_col: str, label_names: list[st
         return
     unseen = sorted(set(values[values != ""]) - set(label_names))
     if unseen:
-        raise UserError(f"Column '{candidates[0]}' of {name} holds labels the run never saw ({', '.join(unseen[:5])}); "
-                        "drop that column or use a run trained on those labels.")
+        raise UserError(
+            f"Column '{candidates[0]}' of {name} holds labels the run never saw ({', '.join(unseen[:5])}); "
+            "drop that column or use a run trained on those labels."
+        )
 
 
-def predict_file(predictor: Predictor, src: str | Path, out: str | Path | None, text_col: str | None = None,
-                 time_col: str | None = None, chunk_rows: int = CHUNK_ROWS,
-                 progress: Callable[[int, int | None], None] | None = None) -> PredictSummary:
+def predict_file(
+    predictor: Predictor,
+    src: str | Path,
+    out: str | Path | None,
+    text_col: str | None = None,
+    time_col: str | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> PredictSummary:
     """Label every non-empty text of src into out (written atomically; None under torchrun ranks other than 0)."""
     src = Path(src)
     if out is not None and Path(out).resolve() == src.resolve():
@@ -479,8 +521,11 @@ def predict_file(predictor: Predictor, src: str | Path, out: str | Path | None, 
     summary.seconds = time.perf_counter() - started
     summary.label_counts = counts
     if time_col:
-        summary.daily = (pd.concat(daily).groupby(["day", "label"], as_index=False)["count"].sum()
-                         if daily else pd.DataFrame(columns=["day", "label", "count"]))
+        summary.daily = (
+            pd.concat(daily).groupby(["day", "label"], as_index=False)["count"].sum()
+            if daily
+            else pd.DataFrame(columns=["day", "label", "count"])
+        )
     return summary
 
 
@@ -519,8 +564,9 @@ def label_share(daily: pd.DataFrame, label_names: list[str], period: str = "D") 
     return long
 
 
-def flag_surges(share: pd.DataFrame, label: str, threshold_points: float, window: int = ALERT_WINDOW,
-                min_rows: int = ALERT_MIN_ROWS) -> pd.DataFrame:
+def flag_surges(
+    share: pd.DataFrame, label: str, threshold_points: float, window: int = ALERT_WINDOW, min_rows: int = ALERT_MIN_ROWS
+) -> pd.DataFrame:
     """Periods whose share of `label` exceeds the mean share of the `window` periods before it (those with rows) by more
     than threshold_points percentage points, among periods with at least min_rows rows; the first period, having no
     trailing mean, is never flagged. Columns: period, share, trailing_mean, jump (points), total, flagged."""
@@ -528,8 +574,15 @@ def flag_surges(share: pd.DataFrame, label: str, threshold_points: float, window
     if one.empty:
         return pd.DataFrame(columns=["period", "share", "trailing_mean", "jump", "total", "flagged"])
     trailing = one["share"].shift(1).rolling(window, min_periods=1).mean()
-    out = pd.DataFrame({"period": one["period"], "share": one["share"], "trailing_mean": trailing,
-                        "jump": (one["share"] - trailing) * 100, "total": one["total"]})
+    out = pd.DataFrame(
+        {
+            "period": one["period"],
+            "share": one["share"],
+            "trailing_mean": trailing,
+            "jump": (one["share"] - trailing) * 100,
+            "total": one["total"],
+        }
+    )
     out["flagged"] = (out["jump"] > threshold_points) & (out["total"] >= min_rows)
     return out
 
@@ -540,8 +593,9 @@ JOB_OUTPUT = "labelled.csv"  # what a predict job writes into its folder
 UPLOADS = ".uploads"  # folder of the runs root holding the files the Apply page was given
 
 
-def start_job(raw: bytes, filename: str, run_name: str, text_col: str | None = None, time_col: str | None = None,
-              root: Path | None = None) -> Path:
+def start_job(
+    raw: bytes, filename: str, run_name: str, text_col: str | None = None, time_col: str | None = None, root: Path | None = None
+) -> Path:
     """Save an uploaded file under the runs root and start `python -m core predict --config JOB/job.json --job JOB` on it;
     returns the job's folder (its status.json, metrics.json, shares.csv and labelled.csv)."""
     from core import jobs, runs
@@ -558,8 +612,13 @@ def start_job(raw: bytes, filename: str, run_name: str, text_col: str | None = N
         os.replace(tmp, staged)
     except OSError as e:
         raise UserError(f"Could not save the uploaded file in {staged.parent}: {e.strerror}.") from None
-    settings = {"run": str(root / run_name), "file": str(staged), "out": str(root / name / JOB_OUTPUT),
-                "text-col": text_col, "time-col": time_col}
+    settings = {
+        "run": str(root / run_name),
+        "file": str(staged),
+        "out": str(root / name / JOB_OUTPUT),
+        "text-col": text_col,
+        "time-col": time_col,
+    }
     try:
         jobs.launch(["predict", "--job", name], root / name, settings=settings)
     except BaseException:

@@ -15,8 +15,14 @@ QUIET = False  # set by the global --quiet flag (core.cli.main)
 def bar(desc: str, total: int | None = None, unit: str = "example") -> tqdm:
     """A bar counting `unit`s with its ETA; a no-op bar when stderr is not a terminal or --quiet was given."""
     stream = sys.stderr
-    return tqdm(total=total, desc=desc, unit=unit, file=stream, dynamic_ncols=True,
-                disable=QUIET or not getattr(stream, "isatty", lambda: False)())
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        file=stream,
+        dynamic_ncols=True,
+        disable=QUIET or not getattr(stream, "isatty", lambda: False)(),
+    )
 
 
 def advance(progress_bar: tqdm, done: int, total: int | None = None) -> None:
@@ -31,8 +37,16 @@ class Reporter:
     the run's status.json (progress, done, total, eta_seconds, pid), which pages and `jobs` read. Where the bar runs,
     the ETA is tqdm's own remaining time (its smoothed rate); elsewhere the average rate since the reporter started."""
 
-    def __init__(self, run=None, desc: str | None = None, total: int | None = None, unit: str = "example",
-                 budget_seconds: float = 0.0, every_seconds: float = 0.0, done_before: int = 0):
+    def __init__(
+        self,
+        run=None,
+        desc: str | None = None,
+        total: int | None = None,
+        unit: str = "example",
+        budget_seconds: float = 0.0,
+        every_seconds: float = 0.0,
+        done_before: int = 0,
+    ):
         self.run = run  # a RunDir, or None: the bar only
         self.bar = bar(desc, total, unit) if desc else None  # no desc: status.json only (its caller prints lines instead)
         self.started = time.time()
@@ -49,8 +63,15 @@ class Reporter:
         if self.run is None or (not force and now - self.last_write < self.every_seconds):
             return
         self.last_write = now
-        self.run.set_status("running", progress=round(done / total, 4) if total else 0.0, done=done, total=total,
-                            eta_seconds=self.eta_seconds(done, total), pid=os.getpid(), **fields)
+        self.run.set_status(
+            "running",
+            progress=round(done / total, 4) if total else 0.0,
+            done=done,
+            total=total,
+            eta_seconds=self.eta_seconds(done, total),
+            pid=os.getpid(),
+            **fields,
+        )
 
     def eta_seconds(self, done: int, total: int | None) -> float | None:
         """Seconds left, or None before there is a rate to go by."""

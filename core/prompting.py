@@ -55,19 +55,40 @@ DEFAULT_QUERY_TEMPLATE = "Text: {text}\nCategory:"
 
 # The candidates of --template auto: the default wording first (it wins ties), then three common alternatives.
 TEMPLATES = {
-    "category": {"instruction": DEFAULT_INSTRUCTION, "example_template": DEFAULT_EXAMPLE_TEMPLATE,
-                 "query_template": DEFAULT_QUERY_TEMPLATE, "use_chat_template": False},
-    "answer": {"instruction": "Read the text and answer with one of: {labels}.", "example_template": "Text: {text}\nAnswer: {label}\n\n",
-               "query_template": "Text: {text}\nAnswer:", "use_chat_template": False},
-    "plain": {"instruction": "", "example_template": "{text}\nLabel: {label}\n\n", "query_template": "{text}\nLabel:",
-              "use_chat_template": False},
-    "chat": {"instruction": DEFAULT_INSTRUCTION, "example_template": DEFAULT_EXAMPLE_TEMPLATE,
-             "query_template": DEFAULT_QUERY_TEMPLATE, "use_chat_template": True},
+    "category": {
+        "instruction": DEFAULT_INSTRUCTION,
+        "example_template": DEFAULT_EXAMPLE_TEMPLATE,
+        "query_template": DEFAULT_QUERY_TEMPLATE,
+        "use_chat_template": False,
+    },
+    "answer": {
+        "instruction": "Read the text and answer with one of: {labels}.",
+        "example_template": "Text: {text}\nAnswer: {label}\n\n",
+        "query_template": "Text: {text}\nAnswer:",
+        "use_chat_template": False,
+    },
+    "plain": {
+        "instruction": "",
+        "example_template": "{text}\nLabel: {label}\n\n",
+        "query_template": "{text}\nLabel:",
+        "use_chat_template": False,
+    },
+    "chat": {
+        "instruction": DEFAULT_INSTRUCTION,
+        "example_template": DEFAULT_EXAMPLE_TEMPLATE,
+        "query_template": DEFAULT_QUERY_TEMPLATE,
+        "use_chat_template": True,
+    },
 }
 AUTO_CALIBRATIONS = ("contextual", "pmi", "none")  # in tie-break order (contextual was the fixed default before auto)
 # What `python -m core search --method prompt` tunes (core/search.py; the format of finetune.SEARCH_SPACE): one of the
 # TEMPLATES wordings, a calibration, the number of demonstrations and how they are chosen.
-SEARCH_SPACE = {"template": list(TEMPLATES), "calibration": list(CALIBRATIONS), "shots": [0, 1, 2, 4, 8], "selection": list(SELECTIONS)}
+SEARCH_SPACE = {
+    "template": list(TEMPLATES),
+    "calibration": list(CALIBRATIONS),
+    "shots": [0, 1, 2, 4, 8],
+    "selection": list(SELECTIONS),
+}
 SLICE_PER_CLASS = 16  # training rows per class scored to choose template and calibration ...
 SLICE_MAX = 128  # ... but no more than this in all (77 labels: 1 per class), and never more than half of a class
 
@@ -100,57 +121,143 @@ def parse_label_words(pairs: list[str] | dict) -> dict[str, str]:
 class PromptConfig:
     """Everything that decides a prompting run; its fields' metadata make the CLI flags and the page form's defaults."""
 
-    model: str = setting(models.DECODER, "--model", help="causal LM: bundled 'smollm2' (default), a Hugging Face id or a local folder")
-    instruction: str = setting(DEFAULT_INSTRUCTION, "--instruction", type=unescape,
-                               help="first line; {labels} = the label words, joined by ', ' ('\\n' = newline)")
-    example_template: str = setting(DEFAULT_EXAMPLE_TEMPLATE, "--example-template", type=unescape,
-                                    help="one demonstration, with {text} and {label}")
-    query_template: str = setting(DEFAULT_QUERY_TEMPLATE, "--query-template", type=unescape,
-                                  help="the text to classify, with {text}; the label word is scored right after it")
-    use_chat_template: bool = setting(False, "--chat", action="store_true",
-                                      help="wrap the prompt in the model's chat template (user turn); the label is the reply")
-    label_words: dict[str, str] = setting({}, "--label-words", nargs="+", action="extend", metavar="LABEL=WORD",
-                                          help="what the model should say for a label (others say their name)")
-    shots: int = setting(0, "--shots", type=number(int, 0, MAX_SHOTS), nargs="+", metavar="K",
-                         help="demonstrations per prompt (0 = zero-shot); several values make a grid")
-    selection: str = setting("balanced", "--selection", choices=SELECTIONS,
-                             help="how demonstrations are chosen: random, balanced (classes as equal as possible) "
-                                  "or nearest (most similar train texts)")
-    calibration: str = setting(AUTO, "--calibrate", choices=(AUTO, *CALIBRATIONS),
-                               help="calibration of label probabilities; auto (default) picks the best by macro-F1 on a slice of the training data")
-    template: str = setting("custom", "--template", choices=TEMPLATE_CHOICES,
-                            help="custom: the instruction and templates given; auto: the best of a few built-in wordings on a training slice")
-    scoring: str = setting("sum", "--scoring", choices=SCORINGS,
-                           help="label log-likelihood: sum over its tokens, or mean (length-normalised, for multi-token label words)")
-    seed: int = setting(0, "--seed", type=SEED, nargs="+", metavar="S", help="seed of demonstration choice and order; several values make a grid")
+    model: str = setting(
+        models.DECODER, "--model", help="causal LM: bundled 'smollm2' (default), a Hugging Face id or a local folder"
+    )
+    instruction: str = setting(
+        DEFAULT_INSTRUCTION,
+        "--instruction",
+        type=unescape,
+        help="first line; {labels} = the label words, joined by ', ' ('\\n' = newline)",
+    )
+    example_template: str = setting(
+        DEFAULT_EXAMPLE_TEMPLATE, "--example-template", type=unescape, help="one demonstration, with {text} and {label}"
+    )
+    query_template: str = setting(
+        DEFAULT_QUERY_TEMPLATE,
+        "--query-template",
+        type=unescape,
+        help="the text to classify, with {text}; the label word is scored right after it",
+    )
+    use_chat_template: bool = setting(
+        False,
+        "--chat",
+        action="store_true",
+        help="wrap the prompt in the model's chat template (user turn); the label is the reply",
+    )
+    label_words: dict[str, str] = setting(
+        {},
+        "--label-words",
+        nargs="+",
+        action="extend",
+        metavar="LABEL=WORD",
+        help="what the model should say for a label (others say their name)",
+    )
+    shots: int = setting(
+        0,
+        "--shots",
+        type=number(int, 0, MAX_SHOTS),
+        nargs="+",
+        metavar="K",
+        help="demonstrations per prompt (0 = zero-shot); several values make a grid",
+    )
+    selection: str = setting(
+        "balanced",
+        "--selection",
+        choices=SELECTIONS,
+        help="how demonstrations are chosen: random, balanced (classes as equal as possible) "
+        "or nearest (most similar train texts)",
+    )
+    calibration: str = setting(
+        AUTO,
+        "--calibrate",
+        choices=(AUTO, *CALIBRATIONS),
+        help="calibration of label probabilities; auto (default) picks the best by macro-F1 on a slice of the training data",
+    )
+    template: str = setting(
+        "custom",
+        "--template",
+        choices=TEMPLATE_CHOICES,
+        help="custom: the instruction and templates given; auto: the best of a few built-in wordings on a training slice",
+    )
+    scoring: str = setting(
+        "sum",
+        "--scoring",
+        choices=SCORINGS,
+        help="label log-likelihood: sum over its tokens, or mean (length-normalised, for multi-token label words)",
+    )
+    seed: int = setting(
+        0, "--seed", type=SEED, nargs="+", metavar="S", help="seed of demonstration choice and order; several values make a grid"
+    )
     batch_size: int = setting(8, "--batch-size", type=number(int, 1, 512), help="rows per forward pass (on CPU, 8 beat 32)")
-    max_eval_examples: int | None = setting(None, "--max-eval-examples", type=number(int, 1),
-                                            help="score a fixed random subset of this many evaluation rows (default: all)")
-    max_demo_chars: int = setting(500, type=number(int, 20))  # demonstrations longer than this are cut, so the shared prefix stays short
+    max_eval_examples: int | None = setting(
+        None,
+        "--max-eval-examples",
+        type=number(int, 1),
+        help="score a fixed random subset of this many evaluation rows (default: all)",
+    )
+    max_demo_chars: int = setting(
+        500, type=number(int, 20)
+    )  # demonstrations longer than this are cut, so the shared prefix stays short
     embedding_model: str = models.ENCODER  # encoder for nearest-neighbour selection (mean-pooled embeddings)
     device: str = setting("auto", "--device", type=device_name, help="auto, cpu, cuda or mps")
-    precision: str = setting("auto", "--precision", choices=PRECISIONS,
-                             help="weights of a local model: auto (bf16 on a GPU that has it, else fp32), fp32, bf16 or fp16 (GPU only)")
-    quantize: str | None = setting(None, "--quantize", choices=QUANTIZE,
-                                   help="load a local model in 4 or 8 bits through bitsandbytes (GPU only, bitsandbytes installed)")
-    backend: str = setting("transformers", "--backend", choices=BACKENDS,
-                           help="local scoring engine: transformers, or vLLM's offline engine (GPU only, vllm installed)")
+    precision: str = setting(
+        "auto",
+        "--precision",
+        choices=PRECISIONS,
+        help="weights of a local model: auto (bf16 on a GPU that has it, else fp32), fp32, bf16 or fp16 (GPU only)",
+    )
+    quantize: str | None = setting(
+        None,
+        "--quantize",
+        choices=QUANTIZE,
+        help="load a local model in 4 or 8 bits through bitsandbytes (GPU only, bitsandbytes installed)",
+    )
+    backend: str = setting(
+        "transformers",
+        "--backend",
+        choices=BACKENDS,
+        help="local scoring engine: transformers, or vLLM's offline engine (GPU only, vllm installed)",
+    )
     # endpoint models (--model openai:MODEL@URL, core.endpoints)
-    api_key_env: str | None = setting(None, "--api-key-env", metavar="NAME",
-                                      help="endpoint models: the environment variable that holds the API key (the key itself is never saved)")
-    scoring_mode: str = setting(AUTO, "--scoring-mode", choices=(AUTO, *SCORING_MODES),
-                                help="endpoint models: echo (prompt log-probabilities), chat-logprobs (top log-probabilities of the "
-                                     "answer's first token) or generate (answer parsed to a label); auto probes the server once")
+    api_key_env: str | None = setting(
+        None,
+        "--api-key-env",
+        metavar="NAME",
+        help="endpoint models: the environment variable that holds the API key (the key itself is never saved)",
+    )
+    scoring_mode: str = setting(
+        AUTO,
+        "--scoring-mode",
+        choices=(AUTO, *SCORING_MODES),
+        help="endpoint models: echo (prompt log-probabilities), chat-logprobs (top log-probabilities of the "
+        "answer's first token) or generate (answer parsed to a label); auto probes the server once",
+    )
     concurrency: int = setting(4, "--concurrency", type=number(int, 1, 256), help="endpoint models: requests in flight at once")
-    rate_limit: float | None = setting(None, "--rate-limit", type=number(float, 0.01),
-                                       help="endpoint models: at most this many requests per second (default: no limit)")
-    timeout: float = setting(60.0, "--timeout", type=number(float, 1, 3600), help="endpoint models: seconds to wait for one answer")
-    retries: int = setting(4, "--retries", type=number(int, 0, 20),
-                           help="endpoint models: retries with exponential backoff after a 429, a 5xx, a timeout or a dropped connection")
-    price_input: float | None = setting(None, "--price-input", type=number(float, 0),
-                                        help="endpoint models: USD per million prompt tokens (turns tokens into cost_usd)")
-    price_output: float | None = setting(None, "--price-output", type=number(float, 0),
-                                         help="endpoint models: USD per million completion tokens")
+    rate_limit: float | None = setting(
+        None,
+        "--rate-limit",
+        type=number(float, 0.01),
+        help="endpoint models: at most this many requests per second (default: no limit)",
+    )
+    timeout: float = setting(
+        60.0, "--timeout", type=number(float, 1, 3600), help="endpoint models: seconds to wait for one answer"
+    )
+    retries: int = setting(
+        4,
+        "--retries",
+        type=number(int, 0, 20),
+        help="endpoint models: retries with exponential backoff after a 429, a 5xx, a timeout or a dropped connection",
+    )
+    price_input: float | None = setting(
+        None,
+        "--price-input",
+        type=number(float, 0),
+        help="endpoint models: USD per million prompt tokens (turns tokens into cost_usd)",
+    )
+    price_output: float | None = setting(
+        None, "--price-output", type=number(float, 0), help="endpoint models: USD per million completion tokens"
+    )
 
     def __post_init__(self):
         self.label_words = parse_label_words(self.label_words)  # LABEL=WORD pairs, as --label-words takes them
@@ -160,7 +267,9 @@ class PromptConfig:
             raise UserError("The example template must contain {text} and {label} when the prompt has demonstrations.")
         check_fields(self)
         if self.backend == "vllm" and self.quantize:
-            raise UserError("--quantize is for the transformers backend; vLLM loads quantized checkpoints (AWQ, GPTQ) by their model name.")
+            raise UserError(
+                "--quantize is for the transformers backend; vLLM loads quantized checkpoints (AWQ, GPTQ) by their model name."
+            )
         endpoints.check_config(self)
 
     @property
@@ -186,8 +295,9 @@ def is_opaque(word: str) -> bool:
     """A label word that carries no meaning for a language model: a number ('0', '1.5'), an id like 'LABEL_3' or
     'class-2', or a code with fewer than two letters ('A', 'B2', '-')."""
     w = word.strip()
-    return bool(re.fullmatch(r"[-+]?\d+([.,]\d+)?", w) or re.fullmatch(r"[^\W\d_]+[ _-]?\d+", w)
-                or len(re.findall(r"[^\W\d_]", w)) < 2)
+    return bool(
+        re.fullmatch(r"[-+]?\d+([.,]\d+)?", w) or re.fullmatch(r"[^\W\d_]+[ _-]?\d+", w) or len(re.findall(r"[^\W\d_]", w)) < 2
+    )
 
 
 def opaque_labels(config: PromptConfig, label_names: list[str]) -> list[str]:
@@ -202,8 +312,10 @@ def opaque_warning(config: PromptConfig, label_names: list[str]) -> str:
         return ""
     shown = ", ".join(opaque[:5]) + (f" and {len(opaque) - 5} more" if len(opaque) > 5 else "")
     example = " ".join(f"{lab}=WORD" for lab in opaque[:2])
-    return (f"warning: the label words {shown} are numbers or codes, which the model cannot read as meanings; "
-            f"give label words that mean something with --label-words {example} (e.g. 0=negative).")
+    return (
+        f"warning: the label words {shown} are numbers or codes, which the model cannot read as meanings; "
+        f"give label words that mean something with --label-words {example} (e.g. 0=negative)."
+    )
 
 
 def verbalizer(config: PromptConfig, label_names: list[str]) -> list[str]:
@@ -215,7 +327,9 @@ def verbalizer(config: PromptConfig, label_names: list[str]) -> list[str]:
     seen: dict[str, str] = {}
     for lab, word in zip(label_names, words):
         if word.lower() in seen:
-            raise UserError(f"Labels '{seen[word.lower()]}' and '{lab}' have the same label word '{word}', so they cannot be told apart.")
+            raise UserError(
+                f"Labels '{seen[word.lower()]}' and '{lab}' have the same label word '{word}', so they cannot be told apart."
+            )
         seen[word.lower()] = lab
     return words
 
@@ -249,7 +363,9 @@ def chat_frame(tokenizer) -> tuple[str, str]:
     """The chat template's text before and after the user message (with the assistant turn opened)."""
     if not getattr(tokenizer, "chat_template", None):
         raise UserError("This model's tokenizer has no chat template; turn the chat template off.")
-    rendered = tokenizer.apply_chat_template([{"role": "user", "content": CHAT_SENTINEL}], tokenize=False, add_generation_prompt=True)
+    rendered = tokenizer.apply_chat_template(
+        [{"role": "user", "content": CHAT_SENTINEL}], tokenize=False, add_generation_prompt=True
+    )
     head, _, tail = rendered.partition(CHAT_SENTINEL)
     return head, tail
 
@@ -269,7 +385,9 @@ def continuation(query: str, word: str) -> str:
     return word if not query or query[-1].isspace() else " " + word
 
 
-def prompt_parts(config: PromptConfig, tokenizer, words: list[str], demos: pd.DataFrame, label_names: list[str], text: str) -> PromptParts:
+def prompt_parts(
+    config: PromptConfig, tokenizer, words: list[str], demos: pd.DataFrame, label_names: list[str], text: str
+) -> PromptParts:
     """The full prompt for one text with the given demonstrations."""
     head, tail = chat_frame(tokenizer) if config.use_chat_template else ("", "")
     query = fill(config.query_template, text) + tail
@@ -297,8 +415,11 @@ def check_label_words(config: PromptConfig, tokenizer, label_names: list[str]) -
     words = verbalizer(config, label_names)
     parts = prompt_parts(config, tokenizer, words, pd.DataFrame({"text": [], "label": []}), label_names, "x")
     ids = label_token_ids(tokenizer, parts)
-    warnings = [f"Label word '{word}' ({lab}) is a number or code, not a word: the model cannot tell what it means."
-                for lab, word in zip(label_names, words) if is_opaque(word)]
+    warnings = [
+        f"Label word '{word}' ({lab}) is a number or code, not a word: the model cannot tell what it means."
+        for lab, word in zip(label_names, words)
+        if is_opaque(word)
+    ]
     for lab, word, tok in zip(label_names, words, ids):
         if len(tok) > 1:
             pieces = " + ".join(repr(tokenizer.decode([t])) for t in tok)
@@ -348,7 +469,9 @@ def embed_texts(texts: list[str], encoder_name: str = models.ENCODER, batch_size
     out = []
     with torch.inference_mode():
         for i in range(0, len(texts), batch_size):
-            batch = tokenizer(list(texts[i : i + batch_size]), padding=True, truncation=True, max_length=256, return_tensors="pt").to(device)
+            batch = tokenizer(
+                list(texts[i : i + batch_size]), padding=True, truncation=True, max_length=256, return_tensors="pt"
+            ).to(device)
             hidden = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state  # (B, T, H)
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)  # (B, H)
@@ -452,11 +575,22 @@ def _expanded_cache(model, past: list[tuple], batch: int):
     """A fresh DynamicCache holding the prefix for every row (expanded views: the prefix tensors are never written)."""
     from transformers import DynamicCache
 
-    return DynamicCache(ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in past], config=model.config)
+    return DynamicCache(
+        ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in past], config=model.config
+    )
 
 
-def score_rows(model, prefix_ids: list[int], rows: list[ScoredRow], n_examples: int, n_labels: int, batch_size: int = 16,
-               pad_id: int = 0, progress: Progress | None = None, counted: int | None = None) -> np.ndarray:
+def score_rows(
+    model,
+    prefix_ids: list[int],
+    rows: list[ScoredRow],
+    n_examples: int,
+    n_labels: int,
+    batch_size: int = 16,
+    pad_id: int = 0,
+    progress: Progress | None = None,
+    counted: int | None = None,
+) -> np.ndarray:
     """Summed log-probabilities (n_examples, n_labels) of the targets in rows, each row following the shared prefix.
 
     The prefix minus its last token is cached once; that last token starts every row, so even an empty row has a
@@ -502,8 +636,13 @@ def score_rows(model, prefix_ids: list[int], rows: list[ScoredRow], n_examples: 
                     mask[b, P : P + len(s)] = 1
                 position_ids = (P + torch.arange(T)).unsqueeze(0).expand(B, T)  # (B, T): right padding keeps positions aligned
             extra = {kwarg: _expanded_cache(model, past, B)} if past else {}
-            hidden = base(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=position_ids.to(device),
-                          use_cache=bool(past), **extra).last_hidden_state  # (B, T, H)
+            hidden = base(
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                position_ids=position_ids.to(device),
+                use_cache=bool(past),
+                **extra,
+            ).last_hidden_state  # (B, T, H)
             shift = len(lead)  # row positions are offset by the lead token
             reads = [(b, pos + shift, tok, n, c) for b, r in enumerate(batch) for pos, tok, n, c in r.reads]
             where = torch.tensor([[b, p] for b, p, *_ in reads])  # (M, 2)
@@ -589,12 +728,19 @@ def eval_subset(eval_df: pd.DataFrame, max_examples: int | None) -> pd.DataFrame
 def demo_table(train: pd.DataFrame, positions) -> pd.DataFrame:
     """The demonstrations in prompt order."""
     rows = train.iloc[list(positions)]
-    return pd.DataFrame({"order": range(1, len(rows) + 1), "id": rows["id"].tolist() if "id" in rows else list(positions),
-                         "label": rows["label"].tolist(), "text": rows["text"].tolist()})
+    return pd.DataFrame(
+        {
+            "order": range(1, len(rows) + 1),
+            "id": rows["id"].tolist() if "id" in rows else list(positions),
+            "label": rows["label"].tolist(),
+            "text": rows["text"].tolist(),
+        }
+    )
 
 
-def build_prefixes(config: PromptConfig, train: pd.DataFrame, texts: list[str], words: list[str], label_names: list[str],
-                   head: str = "") -> tuple[list[str], pd.DataFrame]:
+def build_prefixes(
+    config: PromptConfig, train: pd.DataFrame, texts: list[str], words: list[str], label_names: list[str], head: str = ""
+) -> tuple[list[str], pd.DataFrame]:
     """Each query's prefix (chat head, instruction, demonstrations: one shared prefix, or each query's nearest
     neighbours) and the demonstrations table (for nearest, those of the first query)."""
     if config.selection == "nearest" and config.shots > 0:
@@ -607,7 +753,9 @@ def build_prefixes(config: PromptConfig, train: pd.DataFrame, texts: list[str], 
     return [render_prefix(config, words, train.iloc[positions], label_names, head)] * len(texts), demo_table(train, positions)
 
 
-def calibrate_all(scores: np.ndarray, n: int, nearest: bool, wanted: list[str], calibration_inputs: dict[str, list]) -> dict[str, np.ndarray]:
+def calibrate_all(
+    scores: np.ndarray, n: int, nearest: bool, wanted: list[str], calibration_inputs: dict[str, list]
+) -> dict[str, np.ndarray]:
     """Calibration -> (n, C) probabilities from label scores of the n queries followed by the calibration rows of each
     wanted calibration (once, or once per query with nearest selection), in the order of calibration_inputs."""
     C, M = scores.shape[1], sum(len(calibration_inputs[c]) for c in wanted)
@@ -617,7 +765,11 @@ def calibrate_all(scores: np.ndarray, n: int, nearest: bool, wanted: list[str], 
     for c in wanted:  # each calibration reads its own content-free / domain rows
         own = extra_scores[:, start : start + len(calibration_inputs[c])]
         start += len(calibration_inputs[c])
-        calibrated[c] = contextual_calibrate(calibrated["none"], softmax(own).mean(axis=1)) if c == "contextual" else pmi_calibrate(main, own[:, 0, :])
+        calibrated[c] = (
+            contextual_calibrate(calibrated["none"], softmax(own).mean(axis=1))
+            if c == "contextual"
+            else pmi_calibrate(main, own[:, 0, :])
+        )
     return calibrated
 
 
@@ -635,8 +787,14 @@ def load_model(config: PromptConfig):
     return models.load_tokenizer(config.model), models.load_causal_lm(config.model, device, attention="sdpa", **options)
 
 
-def run_prompting(config: PromptConfig, train: pd.DataFrame, eval_df: pd.DataFrame, label_names: list[str],
-                  progress: Progress | None = None, all_calibrations: bool = False) -> PromptResult:
+def run_prompting(
+    config: PromptConfig,
+    train: pd.DataFrame,
+    eval_df: pd.DataFrame,
+    label_names: list[str],
+    progress: Progress | None = None,
+    all_calibrations: bool = False,
+) -> PromptResult:
     """Classify eval_df by prompting: build prompts, score every label, calibrate, and compute the run's metrics.
 
     'auto' calibration or template is first resolved on a slice of train (choose_prompt); all_calibrations also scores
@@ -660,8 +818,10 @@ def run_prompting(config: PromptConfig, train: pd.DataFrame, eval_df: pd.DataFra
     first = prompt_parts(config, tokenizer, words, demos, label_names, texts[0] if texts else "x")
     label_ids = label_token_ids(tokenizer, first)
     queries = [encode(tokenizer, fill(config.query_template, t) + tail) for t in texts]
-    calibration_inputs = {"contextual": [fill(config.query_template, cf) + tail for cf in CONTENT_FREE],
-                          "pmi": [domain_premise(config, tokenizer)]}
+    calibration_inputs = {
+        "contextual": [fill(config.query_template, cf) + tail for cf in CONTENT_FREE],
+        "pmi": [domain_premise(config, tokenizer)],
+    }
     wanted = [c for c in CALIBRATIONS if c != "none" and (all_calibrations or c == config.calibration)]
     extra_texts = [t for c in wanted for t in calibration_inputs[c]]
     extra = [encode(tokenizer, t) for t in extra_texts]
@@ -680,7 +840,9 @@ def run_prompting(config: PromptConfig, train: pd.DataFrame, eval_df: pd.DataFra
         sums = model.score(prefix_ids, query_rows + extra_rows, label_ids, report)
     else:
         rows = label_rows(query_rows + extra_rows, label_ids)
-        sums = score_rows(model, prefix_ids, rows[rank::world], n_rows, C, config.batch_size, tokenizer.pad_token_id or 0, report, counted=N)
+        sums = score_rows(
+            model, prefix_ids, rows[rank::world], n_rows, C, config.batch_size, tokenizer.pad_token_id or 0, report, counted=N
+        )
     if world > 1:  # every process scored every world-th row; summing gives each the whole table
         sums = distributed.all_sum(sums)
     scores = label_scores(sums, [len(ids) for ids in label_ids], config.scoring)
@@ -689,18 +851,25 @@ def run_prompting(config: PromptConfig, train: pd.DataFrame, eval_df: pd.DataFra
     seconds = time.perf_counter() - started
     predictions = evaluate.predictions_frame(eval_df["id"], texts, eval_df["label"], probs, label_names)
     metrics = evaluate.classification_metrics(predictions["label"].tolist(), predictions["pred"].tolist(), label_names)
-    metrics.update(seconds=round(seconds, 3), examples_per_second=round(N / seconds, 3) if seconds else None,
-                   trainable_params=0,
-                   total_params=model.total_params if config.backend == "vllm" else int(sum(p.numel() for p in model.parameters())),
-                   prefix_tokens=len(prefix_ids), calibration=config.calibration, scoring=config.scoring, world_size=world)
+    metrics.update(
+        seconds=round(seconds, 3),
+        examples_per_second=round(N / seconds, 3) if seconds else None,
+        trainable_params=0,
+        total_params=model.total_params if config.backend == "vllm" else int(sum(p.numel() for p in model.parameters())),
+        prefix_tokens=len(prefix_ids),
+        calibration=config.calibration,
+        scoring=config.scoring,
+        world_size=world,
+    )
     if choice:
         metrics["auto"] = choice
     example = (prefixes[0] + first.query) if texts else ""
     return PromptResult(predictions, metrics, demos, warnings, len(prefix_ids), example, config, choice, calibrated)
 
 
-def score_texts(config: PromptConfig, train: pd.DataFrame, texts: list[str], label_names: list[str],
-                progress: Progress | None = None) -> np.ndarray:
+def score_texts(
+    config: PromptConfig, train: pd.DataFrame, texts: list[str], label_names: list[str], progress: Progress | None = None
+) -> np.ndarray:
     """(N, C) label probabilities of unlabelled texts under a run's prompt (its template, label words, demonstrations drawn
     from train, calibration), exactly as run_prompting scores an evaluation split: the one call core.predict makes.
     An endpoint in generate mode gives answers, not probabilities: 1 at the label answered, 0 elsewhere, and a row of NaN
@@ -746,12 +915,20 @@ def choose_prompt(config: PromptConfig, train: pd.DataFrame, label_names: list[s
     if "chat" in names and (endpoints.is_endpoint(config.model) or not getattr(load_model(config)[0], "chat_template", None)):
         names.remove("chat")
     slice_df, rest = selection_slice(train, label_names, config.seed)
-    record = {"requested": {"calibration": config.calibration, "template": config.template}, "slice_rows": len(slice_df),
-              "slice_classes": int(slice_df["label"].nunique()) if len(slice_df) else 0, "seed": config.seed, "candidates": []}
+    record = {
+        "requested": {"calibration": config.calibration, "template": config.template},
+        "slice_rows": len(slice_df),
+        "slice_classes": int(slice_df["label"].nunique()) if len(slice_df) else 0,
+        "seed": config.seed,
+        "candidates": [],
+    }
     if record["slice_classes"] < 2 or len(rest) < config.shots:
         resolved = replace(config, calibration=calibrations[0], template="custom")
-        record.update(template="custom" if config.template != AUTO else "category", calibration=resolved.calibration,
-                      note="the training data is too small for a selection slice, so the defaults are used")
+        record.update(
+            template="custom" if config.template != AUTO else "category",
+            calibration=resolved.calibration,
+            note="the training data is too small for a selection slice, so the defaults are used",
+        )
         if config.template == AUTO:
             resolved = replace(resolved, **TEMPLATES["category"])
         return resolved, record
@@ -764,14 +941,20 @@ def choose_prompt(config: PromptConfig, train: pd.DataFrame, label_names: list[s
         for c in calibrations:
             pred = [label_names[i] for i in result.calibrated[c].argmax(axis=1)]
             m = evaluate.classification_metrics(y, pred, label_names)
-            record["candidates"].append({"template": name, "calibration": c, "macro_f1": round(m["macro_f1"], 4),
-                                         "accuracy": round(m["accuracy"], 4)})
+            record["candidates"].append(
+                {"template": name, "calibration": c, "macro_f1": round(m["macro_f1"], 4), "accuracy": round(m["accuracy"], 4)}
+            )
             scored.append((m["macro_f1"], name, replace(candidate, calibration=c, max_eval_examples=config.max_eval_examples)))
     top = max(f1 for f1, _, _ in scored)
     standard_error = math.sqrt(top * (1 - top) / len(slice_df))
     chosen = next(item for item in scored if item[0] >= top - standard_error)
-    record.update(template=chosen[1], calibration=chosen[2].calibration, slice_macro_f1=round(chosen[0], 4),
-                  best_slice_macro_f1=round(top, 4), standard_error=round(standard_error, 4))
+    record.update(
+        template=chosen[1],
+        calibration=chosen[2].calibration,
+        slice_macro_f1=round(chosen[0], 4),
+        best_slice_macro_f1=round(top, 4),
+        standard_error=round(standard_error, 4),
+    )
     return chosen[2], record
 
 
@@ -780,9 +963,11 @@ def describe_choice(record: dict) -> str:
     if record.get("note"):
         return f"auto: template '{record['template']}', calibration {record['calibration']} ({record['note']})."
     others = ", ".join(f"{c['template']}/{c['calibration']} {c['macro_f1']:.3f}" for c in record["candidates"])
-    return (f"auto: template '{record['template']}', calibration {record['calibration']} (macro-F1 {record['slice_macro_f1']:.3f} "
-            f"on {record['slice_rows']} training rows, best {record['best_slice_macro_f1']:.3f} ± {record['standard_error']:.3f}: "
-            f"the first candidate within one standard error wins; candidates: {others}).")
+    return (
+        f"auto: template '{record['template']}', calibration {record['calibration']} (macro-F1 {record['slice_macro_f1']:.3f} "
+        f"on {record['slice_rows']} training rows, best {record['best_slice_macro_f1']:.3f} ± {record['standard_error']:.3f}: "
+        f"the first candidate within one standard error wins; candidates: {others})."
+    )
 
 
 # ---- preview and free-text answers ------------------------------------------------------------
@@ -800,12 +985,22 @@ class PromptPreview:
     warnings: list[str]
 
 
-def preview_prompt(config: PromptConfig, tokenizer, train: pd.DataFrame, label_names: list[str], text: str,
-                   train_embeddings: np.ndarray | None = None) -> PromptPreview:
+def preview_prompt(
+    config: PromptConfig,
+    tokenizer,
+    train: pd.DataFrame,
+    label_names: list[str],
+    text: str,
+    train_embeddings: np.ndarray | None = None,
+) -> PromptPreview:
     """Build the prompt one example would get (nearest selection needs train_embeddings, else they are computed)."""
     words = verbalizer(config, label_names)
     if config.selection == "nearest" and config.shots > 0:
-        emb = train_embeddings if train_embeddings is not None else embed_texts(train["text"].astype(str).tolist(), config.embedding_model)
+        emb = (
+            train_embeddings
+            if train_embeddings is not None
+            else embed_texts(train["text"].astype(str).tolist(), config.embedding_model)
+        )
         positions = nearest_demonstrations(emb, embed_texts([text], config.embedding_model), config.shots)[0]
     else:
         positions = select_demonstrations(train, config.shots, config.selection, config.seed, label_names)
@@ -814,7 +1009,9 @@ def preview_prompt(config: PromptConfig, tokenizer, train: pd.DataFrame, label_n
     special = not config.use_chat_template
     prefix_n = len(encode(tokenizer, parts.prefix, special)) if parts.prefix else 0
     total = prefix_n + len(encode(tokenizer, parts.query))
-    return PromptPreview(parts.text, total, prefix_n, parts.continuations, demos, check_label_words(config, tokenizer, label_names))
+    return PromptPreview(
+        parts.text, total, prefix_n, parts.continuations, demos, check_label_words(config, tokenizer, label_names)
+    )
 
 
 def parse_label(answer: str, words: list[str], label_names: list[str]) -> str | None:
@@ -827,8 +1024,9 @@ def parse_label(answer: str, words: list[str], label_names: list[str]) -> str | 
     return best[1] if best else None
 
 
-def generate_answer(config: PromptConfig, tokenizer, model, prompt: str, label_names: list[str],
-                    max_new_tokens: int = 10) -> tuple[str, str | None]:
+def generate_answer(
+    config: PromptConfig, tokenizer, model, prompt: str, label_names: list[str], max_new_tokens: int = 10
+) -> tuple[str, str | None]:
     """Greedy free-text continuation of a prompt (for inspection) and the label parsed from it."""
     import torch
 
@@ -836,8 +1034,13 @@ def generate_answer(config: PromptConfig, tokenizer, model, prompt: str, label_n
     device = next(model.parameters()).device
     ids = torch.tensor([encode(tokenizer, prompt, special)], device=device)
     with torch.inference_mode():
-        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens, do_sample=False,
-                             pad_token_id=tokenizer.pad_token_id)
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+        )
     answer = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
     return answer, parse_label(answer, verbalizer(config, label_names), label_names)
 
@@ -856,7 +1059,9 @@ def template_id(config: dict) -> str:
     """A short stable name for a prompt's wording (instruction, templates, chat, label words), e.g. 'tpl-3fa2'."""
     import hashlib
 
-    key = "\x1f".join(str(config.get(k, "")) for k in ("instruction", "example_template", "query_template", "use_chat_template", "label_words"))
+    key = "\x1f".join(
+        str(config.get(k, "")) for k in ("instruction", "example_template", "query_template", "use_chat_template", "label_words")
+    )
     return "tpl-" + hashlib.sha1(key.encode()).hexdigest()[:4]
 
 
@@ -872,24 +1077,73 @@ def prompt_runs_table(root, eval_sha256: str) -> pd.DataFrame:
         run = RunDir(Path(path))
         config, metrics = run.config, run.metrics or {}
         tpl = template_id(config)
-        rows.append({"run": run.name, "template": tpl, "shots": config.get("shots", 0), "seed": config.get("seed", 0),
-                     "selection": config.get("selection"), "calibration": config.get("calibration"), "scoring": config.get("scoring"),
-                     "variant": f"{tpl} · {config.get('selection')} · {config.get('calibration')}",
-                     "accuracy": metrics.get("accuracy"), "macro_f1": metrics.get("macro_f1"), "n_examples": metrics.get("n_examples"),
-                     "examples_per_second": metrics.get("examples_per_second"), "model": config.get("model"),
-                     "query_template": config.get("query_template", ""), "instruction": config.get("instruction", ""),
-                     "created": run.status.get("created", 0)})
-    return pd.DataFrame(rows, columns=["run", "template", "shots", "seed", "selection", "calibration", "scoring", "variant", "accuracy",
-                                       "macro_f1", "n_examples", "examples_per_second", "model", "query_template", "instruction", "created"])
+        rows.append(
+            {
+                "run": run.name,
+                "template": tpl,
+                "shots": config.get("shots", 0),
+                "seed": config.get("seed", 0),
+                "selection": config.get("selection"),
+                "calibration": config.get("calibration"),
+                "scoring": config.get("scoring"),
+                "variant": f"{tpl} · {config.get('selection')} · {config.get('calibration')}",
+                "accuracy": metrics.get("accuracy"),
+                "macro_f1": metrics.get("macro_f1"),
+                "n_examples": metrics.get("n_examples"),
+                "examples_per_second": metrics.get("examples_per_second"),
+                "model": config.get("model"),
+                "query_template": config.get("query_template", ""),
+                "instruction": config.get("instruction", ""),
+                "created": run.status.get("created", 0),
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "run",
+            "template",
+            "shots",
+            "seed",
+            "selection",
+            "calibration",
+            "scoring",
+            "variant",
+            "accuracy",
+            "macro_f1",
+            "n_examples",
+            "examples_per_second",
+            "model",
+            "query_template",
+            "instruction",
+            "created",
+        ],
+    )
 
 
 def seed_variance(table: pd.DataFrame) -> pd.DataFrame:
     """Per variant and shot count: runs (seeds), mean, std, min and max accuracy and mean macro-F1."""
     if table.empty:
-        return pd.DataFrame(columns=["variant", "shots", "seeds", "accuracy_mean", "accuracy_std", "accuracy_min", "accuracy_max", "macro_f1_mean"])
+        return pd.DataFrame(
+            columns=[
+                "variant",
+                "shots",
+                "seeds",
+                "accuracy_mean",
+                "accuracy_std",
+                "accuracy_min",
+                "accuracy_max",
+                "macro_f1_mean",
+            ]
+        )
     g = table.groupby(["variant", "shots"], sort=True)
-    out = g.agg(seeds=("seed", "nunique"), accuracy_mean=("accuracy", "mean"), accuracy_std=("accuracy", "std"),
-                accuracy_min=("accuracy", "min"), accuracy_max=("accuracy", "max"), macro_f1_mean=("macro_f1", "mean")).reset_index()
+    out = g.agg(
+        seeds=("seed", "nunique"),
+        accuracy_mean=("accuracy", "mean"),
+        accuracy_std=("accuracy", "std"),
+        accuracy_min=("accuracy", "min"),
+        accuracy_max=("accuracy", "max"),
+        macro_f1_mean=("macro_f1", "mean"),
+    ).reset_index()
     out["accuracy_std"] = out["accuracy_std"].fillna(0.0)
     return out.round(4)
 
@@ -897,9 +1151,11 @@ def seed_variance(table: pd.DataFrame) -> pd.DataFrame:
 # ---- endpoint models: the same prompts, scored by an OpenAI-compatible server (core.endpoints) -------------
 
 
-def run_endpoint(config, train: pd.DataFrame, eval_df: pd.DataFrame, label_names: list[str], progress=None,
-                  all_calibrations: bool = False):
-    """run_prompting for an endpoint model (core.endpoints: the client, cache and request bodies): the same prompts, scored by the server in the probed mode."""
+def run_endpoint(
+    config, train: pd.DataFrame, eval_df: pd.DataFrame, label_names: list[str], progress=None, all_calibrations: bool = False
+):
+    """run_prompting for an endpoint model: the same prompts, scored by the server in the probed mode (core.endpoints:
+    the client, the cache and the request bodies)."""
     top = not endpoints.METERS
     if top:
         endpoints.METERS.append(endpoints.Meter())
@@ -932,7 +1188,9 @@ def _run_endpoint(config, train, eval_df, label_names, progress, all_calibration
     nearest = config.selection == "nearest" and config.shots > 0
     unparsed, answers = 0, None
     if mode == "generate":
-        responses = endpoints.run_requests(client, [("chat", endpoints.chat_body(p + q, mode)) for p, q in zip(prefixes, queries)], list(range(N)), N, progress)
+        responses = endpoints.run_requests(
+            client, [("chat", endpoints.chat_body(p + q, mode)) for p, q in zip(prefixes, queries)], list(range(N)), N, progress
+        )
         answers = [endpoints.answer_text(r) for r in responses]
         preds = [parse_label(a, words, label_names) for a in answers]
         unparsed = sum(p is None for p in preds)
@@ -942,8 +1200,10 @@ def _run_endpoint(config, train, eval_df, label_names, progress, all_calibration
         predictions["answer"] = answers
         calibrated = {}
     else:
-        calibration_inputs = {"contextual": [fill(config.query_template, cf) for cf in CONTENT_FREE],
-                              "pmi": [config.query_template.split("{text}", 1)[1].lstrip()]}
+        calibration_inputs = {
+            "contextual": [fill(config.query_template, cf) for cf in CONTENT_FREE],
+            "pmi": [config.query_template.split("{text}", 1)[1].lstrip()],
+        }
         wanted = [c for c in CALIBRATIONS if c != "none" and (all_calibrations or c == config.calibration)]
         extra = [t for c in wanted for t in calibration_inputs[c]]
         rows = [p + q for p, q in zip(prefixes, queries)]
@@ -951,39 +1211,65 @@ def _run_endpoint(config, train, eval_df, label_names, progress, all_calibration
         owners = list(range(N)) + [None] * (len(rows) - N)
         if mode == "echo":
             pairs = [(r, continuation(r, w)) for r in rows for w in words]
-            responses = endpoints.run_requests(client, [("completions", endpoints.echo_body(r, c)) for r, c in pairs],
-                                     [o for o in owners for _ in words], N, progress)
+            responses = endpoints.run_requests(
+                client,
+                [("completions", endpoints.echo_body(r, c)) for r, c in pairs],
+                [o for o in owners for _ in words],
+                N,
+                progress,
+            )
             try:
                 scored = [endpoints.echo_score(resp, r, c) for resp, (r, c) in zip(responses, pairs)]
             except (ValueError, KeyError, TypeError, IndexError):
-                raise UserError(f"The endpoint at {endpoint.base_url} stopped giving prompt log-probabilities; "
-                                "rerun with --scoring-mode chat-logprobs or generate.") from None
+                raise UserError(
+                    f"The endpoint at {endpoint.base_url} stopped giving prompt log-probabilities; "
+                    "rerun with --scoring-mode chat-logprobs or generate."
+                ) from None
             sums = np.array([s for s, _ in scored]).reshape(len(rows), C)
             lengths = [n for _, n in scored[:C]]
         else:
-            responses = endpoints.run_requests(client, [("chat", endpoints.chat_body(r, mode)) for r in rows], owners, N, progress)
+            responses = endpoints.run_requests(
+                client, [("chat", endpoints.chat_body(r, mode)) for r in rows], owners, N, progress
+            )
             try:
                 sums = np.array([endpoints.chat_scores(resp, words) for resp in responses]).reshape(len(rows), C)
             except (ValueError, KeyError, TypeError, IndexError):
-                raise UserError(f"The endpoint at {endpoint.base_url} stopped giving top log-probabilities; "
-                                "rerun with --scoring-mode generate.") from None
+                raise UserError(
+                    f"The endpoint at {endpoint.base_url} stopped giving top log-probabilities; "
+                    "rerun with --scoring-mode generate."
+                ) from None
             lengths = [1] * C
         scores = label_scores(sums, lengths, config.scoring)
         calibrated = calibrate_all(scores, N, nearest, wanted, calibration_inputs)
-        predictions = evaluate.predictions_frame(eval_df["id"], texts, eval_df["label"], calibrated[config.calibration], label_names)
+        predictions = evaluate.predictions_frame(
+            eval_df["id"], texts, eval_df["label"], calibrated[config.calibration], label_names
+        )
     seconds = time.perf_counter() - started
     metrics = evaluate.classification_metrics(predictions["label"].tolist(), predictions["pred"].tolist(), label_names)
-    metrics.update(seconds=round(seconds, 3), examples_per_second=round(N / seconds, 3) if seconds else None, trainable_params=0,
-                   total_params=None, prefix_tokens=None, calibration=config.calibration, scoring=config.scoring, world_size=1,
-                   **meter.metrics(config.price_input, config.price_output), scoring_mode=mode, unparsed=unparsed,
-                   endpoint=endpoint.record())
+    metrics.update(
+        seconds=round(seconds, 3),
+        examples_per_second=round(N / seconds, 3) if seconds else None,
+        trainable_params=0,
+        total_params=None,
+        prefix_tokens=None,
+        calibration=config.calibration,
+        scoring=config.scoring,
+        world_size=1,
+        **meter.metrics(config.price_input, config.price_output),
+        scoring_mode=mode,
+        unparsed=unparsed,
+        endpoint=endpoint.record(),
+    )
     if notes:
         metrics["notes"] = notes
     if choice:
         metrics["auto"] = choice
     example = (prefixes[0] + queries[0]) if texts else ""
-    warnings = [f"Label word '{w}' ({lab}) is a number or code, not a word: the model cannot tell what it means."
-                for lab, w in zip(label_names, words) if is_opaque(w)]
+    warnings = [
+        f"Label word '{w}' ({lab}) is a number or code, not a word: the model cannot tell what it means."
+        for lab, w in zip(label_names, words)
+        if is_opaque(w)
+    ]
     if mode == "generate" and unparsed:
         warnings.append(f"{unparsed} of {N} answers named no label; they count as wrong (pred {endpoints.UNPARSED}).")
     return PromptResult(predictions, metrics, demos, warnings, 0, example, config, choice, calibrated)

@@ -90,8 +90,10 @@ def resolve_out(out: str | Path, root: Path | None = None) -> Path:
 def not_a_link(path: Path) -> Path:
     """The path, refused when it is a symbolic link (dangling or not): nothing is ever written through one."""
     if path.is_symlink():
-        raise UserError(f"'{path.name}' in the runs folder is a symbolic link, and nothing is written through links; "
-                        "remove it or choose another name.")
+        raise UserError(
+            f"'{path.name}' in the runs folder is a symbolic link, and nothing is written through links; "
+            "remove it or choose another name."
+        )
     return path
 
 
@@ -356,9 +358,19 @@ class RunRegistry:
             s = {"state": "broken", "created": run.path.stat().st_mtime}
         elif s.get("state") == "succeeded" and not m:
             s = {**s, "state": "broken"}
-        return (run.name, c.get("kind", "?"), c.get("model", "?"), c.get("method", c.get("selection", "")),
-                c.get("dataset", {}).get("name", "?") if isinstance(c.get("dataset"), dict) else "?", eval_split(c),
-                s.get("state", "broken"), m.get("accuracy"), m.get("macro_f1"), s.get("created", run.path.stat().st_mtime), str(run.path))
+        return (
+            run.name,
+            c.get("kind", "?"),
+            c.get("model", "?"),
+            c.get("method", c.get("selection", "")),
+            c.get("dataset", {}).get("name", "?") if isinstance(c.get("dataset"), dict) else "?",
+            eval_split(c),
+            s.get("state", "broken"),
+            m.get("accuracy"),
+            m.get("macro_f1"),
+            s.get("created", run.path.stat().st_mtime),
+            str(run.path),
+        )
 
     def rebuild(self) -> None:
         """Throw the index away and rebuild it from the run directories (after a crash or a corrupt index)."""
@@ -411,7 +423,7 @@ class RunRegistry:
             raise UserError(f"There is no run named '{name}'.")
         if RunDir(src).status.get("state") in ("queued", "running"):
             raise UserError(f"Run '{name}' is still {RunDir(src).status['state']}; rename it when it has finished.")
-        steps = {step: new_name + step[len(name):] for step in self.step_runs(name)}
+        steps = {step: new_name + step[len(name) :] for step in self.step_runs(name)}
         for taken in [new_name, *steps.values()]:
             if os.path.lexists(self.root / check_run_name(taken)):  # a dangling link too: rename would fail on it
                 raise UserError(f"A run named '{taken}' already exists.")
@@ -423,16 +435,21 @@ class RunRegistry:
 
     def step_runs(self, name: str) -> list[str]:
         """The runs NAME.stepK that a continual run NAME made of its steps (their config names it as continual_run)."""
-        return sorted(p.name for p in self.root.glob(f"{glob.escape(name)}.step*")
-                      if p.is_dir() and RunDir(p).config.get("continual_run") == name)
+        return sorted(
+            p.name
+            for p in self.root.glob(f"{glob.escape(name)}.step*")
+            if p.is_dir() and RunDir(p).config.get("continual_run") == name
+        )
 
     def trial_runs(self, name: str) -> list[str]:
         """The runs NAME.trialK that a search NAME (a folder with search.json) made of its trials."""
         if not (self.root / name / SEARCH_FILE).is_file():
             return []
         trial = re.compile(rf"{re.escape(name)}\.trial\d+")
-        return sorted((p.name for p in self.root.glob(f"{glob.escape(name)}.trial*") if p.is_dir() and trial.fullmatch(p.name)),
-                      key=lambda n: int(n.rsplit("trial", 1)[1]))
+        return sorted(
+            (p.name for p in self.root.glob(f"{glob.escape(name)}.trial*") if p.is_dir() and trial.fullmatch(p.name)),
+            key=lambda n: int(n.rsplit("trial", 1)[1]),
+        )
 
     def delete(self, name: str) -> None:
         """Delete a finished run's folder, with a continual run's step runs and a search's trial runs (each moved aside
@@ -486,13 +503,17 @@ def check_comparable(configs: dict[str, dict]) -> str:
     splits = {name: eval_split(config) for name, config in configs.items()}
     blank = next((name for name, sha in splits.items() if not sha), None)
     if blank:
-        raise UserError(f"Run '{blank}' does not record the fingerprint of its evaluation split (dataset.eval_sha256), "
-                        "so it cannot be compared.")
+        raise UserError(
+            f"Run '{blank}' does not record the fingerprint of its evaluation split (dataset.eval_sha256), "
+            "so it cannot be compared."
+        )
     first = next(iter(splits))
     other = next((name for name, sha in splits.items() if sha != splits[first]), None)
     if other:
-        raise UserError(f"These runs were evaluated on different splits ('{first}' on {splits[first][:8]}, '{other}' on "
-                        f"{splits[other][:8]}); compare runs of one evaluation split only.")
+        raise UserError(
+            f"These runs were evaluated on different splits ('{first}' on {splits[first][:8]}, '{other}' on "
+            f"{splits[other][:8]}); compare runs of one evaluation split only."
+        )
     return splits[first]
 
 

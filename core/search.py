@@ -76,11 +76,13 @@ class Search:
         if self.model and Path(self.model).exists():  # a model folder, named from wherever the trials run
             self.model = str(Path(self.model).resolve())
         if not isinstance(self.enqueue, list) or not all(isinstance(e, dict) for e in self.enqueue):
-            raise UserError("--enqueue must be a JSON list of objects of settings, such as [{\"lr\": 0.001}].")
+            raise UserError('--enqueue must be a JSON list of objects of settings, such as [{"lr": 0.001}].')
         for settings in self.enqueue:
             if unknown := sorted(set(settings) - set(self.space)):
-                raise UserError(f"--enqueue names {', '.join(unknown)}, which the {self.method} space does not have "
-                                f"(it has: {', '.join(self.space)}).")
+                raise UserError(
+                    f"--enqueue names {', '.join(unknown)}, which the {self.method} space does not have "
+                    f"(it has: {', '.join(self.space)})."
+                )
         self.folder = resolve_out(self.out)
 
     @property
@@ -112,10 +114,12 @@ def space_for(method: str, overrides: dict) -> dict:
     """The method's space with --space overrides (a key the method does not have, or a malformed range, is one sentence)."""
     base = method_space(method)
     if not base:
-        raise UserError(f"Method '{method}' has no settings to search (its constants are not settings); train it once with "
-                        f"python -m core finetune --method {method}.")
+        raise UserError(
+            f"Method '{method}' has no settings to search (its constants are not settings); train it once with "
+            f"python -m core finetune --method {method}."
+        )
     if not isinstance(overrides, dict):
-        raise UserError("--space must be a JSON object, such as {\"lr\": {\"low\": 1e-4, \"high\": 1e-2, \"log\": true}}.")
+        raise UserError('--space must be a JSON object, such as {"lr": {"low": 1e-4, "high": 1e-2, "log": true}}.')
     if unknown := sorted(set(overrides) - set(base)):
         raise UserError(f"The {method} space has no setting {', '.join(map(repr, unknown))}; it has: {', '.join(base)}.")
     for key, spec in overrides.items():
@@ -132,8 +136,10 @@ def check_spec(key: str, spec) -> None:
     ok = isinstance(spec, dict) and set(spec) <= {"low", "high", "log", "int"} and {"low", "high"} <= set(spec)
     ok = ok and all(isinstance(spec[k], (int, float)) and not isinstance(spec[k], bool) for k in ("low", "high"))
     if not ok or spec["low"] > spec["high"] or (spec.get("log") and spec["low"] <= 0):
-        raise UserError(f"The space of '{key}' must be a list of values or {{\"low\": L, \"high\": H}} with L <= H "
-                        "(and L > 0 with \"log\": true).")
+        raise UserError(
+            f'The space of \'{key}\' must be a list of values or {{"low": L, "high": H}} with L <= H '
+            '(and L > 0 with "log": true).'
+        )
 
 
 def suggest(trial, space: dict) -> dict:
@@ -211,13 +217,21 @@ def carve(search: Search) -> tuple[Path, Path, str]:
         rows = cap_rows(ds.splits[split], search.max_train_examples, search.seed)
         parts = data.stratified_split(rows, {"train": 1 - DEV_SHARE, "dev": DEV_SHARE}, search.seed)
         if len(parts["dev"]) < 2 or parts["train"]["label"].nunique() < 2:
-            raise UserError(f"The training data has {len(rows)} rows, too few to hold {DEV_SHARE:.0%} out as a dev split for the search.")
+            raise UserError(
+                f"The training data has {len(rows)} rows, too few to hold {DEV_SHARE:.0%} out as a dev split for the search."
+            )
         folder.mkdir(parents=True, exist_ok=True)
         for path, part in ((train_path, parts["train"]), (dev_path, parts["dev"])):
             write_atomic(path, part[["text", "label"]].to_csv(index=False))
     n_train, n_dev = (sum(1 for _ in open(p, encoding="utf-8")) - 1 for p in (train_path, dev_path))
-    return train_path, dev_path, (f"{DEV_SHARE:.0%} of the training rows, stratified, seed {search.seed} "
-                                  f"({n_train} rows train each trial, {n_dev} score it)")
+    return (
+        train_path,
+        dev_path,
+        (
+            f"{DEV_SHARE:.0%} of the training rows, stratified, seed {search.seed} "
+            f"({n_train} rows train each trial, {n_dev} score it)"
+        ),
+    )
 
 
 # ---- one trial --------------------------------------------------------------------------------
@@ -266,12 +280,26 @@ def objective(search: Search, train_path: Path, dev_path: Path, n_train: int):
         trials_dir = search.folder / "trials"
         trials_dir.mkdir(exist_ok=True)
         write_json(trials_dir / f"{trial.number}.json", settings)
-        argv = [sys.executable, "-m", "core", search.kind, "--config", str(trials_dir / f"{trial.number}.json"),
-                "--train", str(train_path), "--eval", str(dev_path), "--out", name]
+        argv = [
+            sys.executable,
+            "-m",
+            "core",
+            search.kind,
+            "--config",
+            str(trials_dir / f"{trial.number}.json"),
+            "--train",
+            str(train_path),
+            "--eval",
+            str(dev_path),
+            "--out",
+            name,
+        ]
         run_path = search.folder.parent / name
         started = time.time()
         with open(trials_dir / f"{trial.number}.log", "ab") as log:
-            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=child_env(), cwd=CODE_ROOT)
+            proc = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=child_env(), cwd=CODE_ROOT
+            )
         reported, pruned_at, cpu = 0, None, 0.0
         try:
             while pruned_at is None:
@@ -299,9 +327,12 @@ def objective(search: Search, train_path: Path, dev_path: Path, n_train: int):
         if pruned_at is not None:
             run = RunDir(run_path)
             if run.path.is_dir():
-                run.set_status(run.status.get("state", "cancelled"), pruned=True,
-                               error=f"Pruned by the search {search.folder.name} at step {pruned_at}: its dev macro-F1 was below "
-                                     "the median of earlier trials there.")
+                run.set_status(
+                    run.status.get("state", "cancelled"),
+                    pruned=True,
+                    error=f"Pruned by the search {search.folder.name} at step {pruned_at}: its dev macro-F1 was below "
+                    "the median of earlier trials there.",
+                )
             raise optuna.TrialPruned(f"pruned at step {pruned_at}")
         metrics = RunDir(run_path).metrics if run_path.is_dir() else None
         if proc.returncode != 0 or not metrics:
@@ -351,11 +382,18 @@ def load_study(search: Search, create: bool = True):
             trials = optuna.load_study(study_name=search.study_name, storage=storage).get_trials(deepcopy=False)
             # a resumed search continues the sequence; a process joining one that others run draws its own settings
             seed += len(trials) + (os.getpid() if any(t.state.name == "RUNNING" for t in trials) else 0)
-        sampler = optuna.samplers.TPESampler(seed=seed % 2**32, n_startup_trials=min(10, max(2, search.trials // 2)),
-                                             constant_liar=True)
+        sampler = optuna.samplers.TPESampler(
+            seed=seed % 2**32, n_startup_trials=min(10, max(2, search.trials // 2)), constant_liar=True
+        )
         if create:
-            return optuna.create_study(study_name=search.study_name, storage=storage, sampler=sampler, pruner=pruner,
-                                       direction="maximize", load_if_exists=True)
+            return optuna.create_study(
+                study_name=search.study_name,
+                storage=storage,
+                sampler=sampler,
+                pruner=pruner,
+                direction="maximize",
+                load_if_exists=True,
+            )
         return optuna.load_study(study_name=search.study_name, storage=storage, sampler=sampler, pruner=pruner)
     except (ImportError, ValueError, KeyError) as e:
         raise UserError(f"Could not open the study storage {search.storage_url}: {str(e).splitlines()[0][:200]}") from None
@@ -406,10 +444,19 @@ def spent_seconds(study) -> float:
 
 def trials_frame(study) -> pd.DataFrame:
     """One row per trial: number, state, dev macro-F1, seconds (wall, and CPU), run, and its settings."""
-    rows = [{"trial": t.number, "state": t.state.name, "dev_macro_f1": t.value, "seconds": t.user_attrs.get("seconds"),
-             "cpu_seconds": t.user_attrs.get("cpu_seconds"),
-             "run": t.user_attrs.get("run"), "pruned_at": max(t.intermediate_values) if t.state.name == "PRUNED" and t.intermediate_values else None,
-             **{f"param_{k}": v for k, v in t.params.items()}} for t in study.get_trials(deepcopy=False)]
+    rows = [
+        {
+            "trial": t.number,
+            "state": t.state.name,
+            "dev_macro_f1": t.value,
+            "seconds": t.user_attrs.get("seconds"),
+            "cpu_seconds": t.user_attrs.get("cpu_seconds"),
+            "run": t.user_attrs.get("run"),
+            "pruned_at": max(t.intermediate_values) if t.state.name == "PRUNED" and t.intermediate_values else None,
+            **{f"param_{k}": v for k, v in t.params.items()},
+        }
+        for t in study.get_trials(deepcopy=False)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -433,9 +480,14 @@ def write_results(search: Search, study) -> pd.DataFrame:
     """trials.csv, curves.csv (every trial's dev curve) and importance.json in the search's folder: the charts' data."""
     frame = trials_frame(study)
     write_atomic(search.folder / "trials.csv", frame.to_csv(index=False))
-    curves = [{"trial": t.number, "step": step, "dev_macro_f1": value}
-              for t in study.get_trials(deepcopy=False) for step, value in sorted(t.intermediate_values.items())]
-    write_atomic(search.folder / "curves.csv", pd.DataFrame(curves, columns=["trial", "step", "dev_macro_f1"]).to_csv(index=False))
+    curves = [
+        {"trial": t.number, "step": step, "dev_macro_f1": value}
+        for t in study.get_trials(deepcopy=False)
+        for step, value in sorted(t.intermediate_values.items())
+    ]
+    write_atomic(
+        search.folder / "curves.csv", pd.DataFrame(curves, columns=["trial", "step", "dev_macro_f1"]).to_csv(index=False)
+    )
     write_json(search.folder / "importance.json", importances(study))
     return frame
 
@@ -451,7 +503,11 @@ def prepare(search: Search) -> None:
     with FileLock(search.folder.parent / f".{search.folder.name}.search.lock"):
         if (search.folder / "config.json").exists():
             raise UserError(f"The search '{search.folder.name}' has finished (its result run exists); choose another --out.")
-        if search.folder.exists() and not (search.folder / "search.json").exists() and not reserved_for_this_process(search.folder):
+        if (
+            search.folder.exists()
+            and not (search.folder / "search.json").exists()
+            and not reserved_for_this_process(search.folder)
+        ):
             raise UserError(f"A run named '{search.folder.name}' already exists; choose another name.")
         search.folder.mkdir(exist_ok=True)
         if not reserved_for_this_process(search.folder):  # a CLI search reserves its folder itself (a page's job already has)
@@ -459,12 +515,23 @@ def prepare(search: Search) -> None:
             write_json(search.folder / RESERVATION, {"token": token, "pid": os.getpid()})
             os.environ["PFT_RUN_TOKEN"] = token
         saved = read_json(search.folder / "search.json") or {}
-        settings = {"method": search.method, "train": search.train, "eval": search.eval, "trials": search.trials,
-                    "budget": search.budget, "seed": search.seed, "model": search.model, "space": search.space,
-                    "storage": search.storage_url, "max_train_examples": search.max_train_examples}
+        settings = {
+            "method": search.method,
+            "train": search.train,
+            "eval": search.eval,
+            "trials": search.trials,
+            "budget": search.budget,
+            "seed": search.seed,
+            "model": search.model,
+            "space": search.space,
+            "storage": search.storage_url,
+            "max_train_examples": search.max_train_examples,
+        }
         if saved and (saved.get("method"), saved.get("train")) != (search.method, search.train):
-            raise UserError(f"The search '{search.folder.name}' tunes {saved.get('method')} on {saved.get('train')}; "
-                            "resume it with the same --method and --train, or choose another --out.")
+            raise UserError(
+                f"The search '{search.folder.name}' tunes {saved.get('method')} on {saved.get('train')}; "
+                "resume it with the same --method and --train, or choose another --out."
+            )
         write_json(search.folder / "search.json", {**saved, **settings})
         RunDir(search.folder).set_status("running", pid=os.getpid(), progress=0.0, done=0, total=search.trials, error=None)
         carve(search)
@@ -508,7 +575,9 @@ def optimize(search: Search, log=print) -> object:
     def after_trial(study, trial) -> None:
         finished = count(study)
         value = "" if trial.value is None else f", dev macro-F1 {trial.value:.4f}"
-        log(f"trial {trial.number}: {trial.state.name.lower()}{value} ({trial.user_attrs.get('seconds', 0):.0f} s) {trial.params}")
+        log(
+            f"trial {trial.number}: {trial.state.name.lower()}{value} ({trial.user_attrs.get('seconds', 0):.0f} s) {trial.params}"
+        )
         if not (search.folder / "config.json").exists():  # another process of this search may be re-training the best already
             report(min(finished, search.trials), search.trials)
         write_results(search, study)
@@ -517,8 +586,15 @@ def optimize(search: Search, log=print) -> object:
 
     serialize_asks(study, search.folder.parent / f".{search.folder.name}.ask.lock")
     if done < search.trials and left > 0:
-        study.optimize(objective(search, train_path, dev_path, n_train), n_trials=search.trials - done, timeout=left,
-                       n_jobs=search.jobs, catch=(TrialFailed,), callbacks=[after_trial], gc_after_trial=False)
+        study.optimize(
+            objective(search, train_path, dev_path, n_train),
+            n_trials=search.trials - done,
+            timeout=left,
+            n_jobs=search.jobs,
+            catch=(TrialFailed,),
+            callbacks=[after_trial],
+            gc_after_trial=False,
+        )
     elif left <= 0:
         log(f"the budget of {search.budget:.0f} s is spent; no more trials start")
     write_results(search, study)
@@ -544,14 +620,34 @@ def retrain(search: Search, study, log=print) -> int:
             write_json(search.folder / RESERVATION, {"token": token, "pid": os.getpid()})
             os.environ["PFT_RUN_TOKEN"] = token
         log(f"best: trial {best.number}, dev macro-F1 {best.value:.4f}, {best.params}; re-training on all training rows")
-        argv = [sys.executable, "-m", "core", search.kind, "--config", str(search.folder / "best.json"),
-                "--train", search.train, "--eval", search.eval, "--out", search.folder.name]
+        argv = [
+            sys.executable,
+            "-m",
+            "core",
+            search.kind,
+            "--config",
+            str(search.folder / "best.json"),
+            "--train",
+            search.train,
+            "--eval",
+            search.eval,
+            "--out",
+            search.folder.name,
+        ]
         code = subprocess.run(argv, env={**os.environ, "PYTHONUNBUFFERED": "1"}).returncode
         run = RunDir(search.folder)
         if code != 0 or not run.metrics:
             return code or 1
         trials = count(study, ("COMPLETE", "PRUNED", "FAIL"))
-        run.write("metrics.json", {**run.metrics, "search_trials": trials, "search_seconds": spent_seconds(study),
-                                   "search_best_trial": best.number, "search_dev_macro_f1": round(float(best.value), 4)})
+        run.write(
+            "metrics.json",
+            {
+                **run.metrics,
+                "search_trials": trials,
+                "search_seconds": spent_seconds(study),
+                "search_best_trial": best.number,
+                "search_dev_macro_f1": round(float(best.value), 4),
+            },
+        )
         log(f"'{search.folder.name}' was chosen by a {trials}-trial search costing {spent_seconds(study):,.0f} s")
     return 0

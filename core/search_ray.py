@@ -10,8 +10,10 @@ from core.errors import UserError
 def check_ray() -> None:
     """One sentence when Ray Tune cannot be imported."""
     if importlib.util.find_spec("ray") is None:
-        raise UserError("--backend ray needs Ray, which is not installed (pip install 'ray[tune]'); without it, run trials with "
-                        "--jobs, or share one study between machines with --storage.")
+        raise UserError(
+            "--backend ray needs Ray, which is not installed (pip install 'ray[tune]'); without it, run trials with "
+            "--jobs, or share one study between machines with --storage."
+        )
 
 
 def optimize_ray(search, address: str | None):
@@ -26,8 +28,9 @@ def optimize_ray(search, address: str | None):
     from core import search as search_mod
 
     if address and not search.storage:
-        raise UserError("On a Ray cluster every node must reach the study: give --storage with a database URL, such as "
-                        "postgresql://HOST/DB.")
+        raise UserError(
+            "On a Ray cluster every node must reach the study: give --storage with a database URL, such as postgresql://HOST/DB."
+        )
     env = {k: v for k, v in os.environ.items() if k.startswith(("PFT_", "HF_", "TRANSFORMERS_")) and k != "PFT_RUN_TOKEN"}
     env["RAY_worker_niceness"] = "0"  # Ray starts task workers at nice 15; the trials they run are the work, not a side job
     ray.init(address=address, ignore_reinit_error=True, log_to_driver=True, runtime_env={"env_vars": env})

@@ -30,8 +30,13 @@ def number(kind: type = int, low: float = 0, high: float | None = None, above: b
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text[:30]!r} is not {what}") from None
-        if not math.isfinite(value) or value < low or (above and value == low) or (high is not None and value > high) \
-                or (below and value == high):
+        if (
+            not math.isfinite(value)
+            or value < low
+            or (above and value == low)
+            or (high is not None and value > high)
+            or (below and value == high)
+        ):
             raise argparse.ArgumentTypeError(f"must be {what} {limits} (got {text[:30]!r})")
         return value
 
@@ -86,7 +91,9 @@ def whole_numbers(values, what: str, low: int = 0, high: int = 10**6) -> list[in
     out: list[int] = []
     for part in text.replace(";", " ").replace(",", " ").split():
         if not part.lstrip("-").isdigit() or not low <= int(part) <= high:
-            raise UserError(f"{what} must be whole numbers from {low} to {high}, separated by spaces or commas; '{part[:30]}' is not.")
+            raise UserError(
+                f"{what} must be whole numbers from {low} to {high}, separated by spaces or commas; '{part[:30]}' is not."
+            )
         if int(part) not in out:
             out.append(int(part))
     if not out:
@@ -108,8 +115,9 @@ def add_flags(parser: argparse.ArgumentParser, cls) -> None:
         default = default_of(f)
         if "flag" not in f.metadata:
             parser.set_defaults(**{f.name: default})
-            config_only(parser)[f.name] = argparse.Action([], f.name, default=default, type=f.metadata.get("type"),
-                                                          choices=f.metadata.get("choices"))
+            config_only(parser)[f.name] = argparse.Action(
+                [], f.name, default=default, type=f.metadata.get("type"), choices=f.metadata.get("choices")
+            )
             continue
         options = {k: f.metadata[k] for k in ARGPARSE_KEYS if k in f.metadata}
         if "choices" not in options and "action" not in options:

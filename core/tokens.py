@@ -29,12 +29,26 @@ def tokenize_view(tokenizer, text: str, model: str = "", add_special_tokens: boo
     rows = []
     for i, (tid, tok, (s, e)) in enumerate(zip(ids, tokens, offsets)):
         special = tid in special_ids and (s, e) == (0, 0)
-        rows.append({"index": i, "id": int(tid), "token": tok, "start": int(s), "end": int(e),
-                     "piece": "" if special else text[s:e], "special": bool(special)})
+        rows.append(
+            {
+                "index": i,
+                "id": int(tid),
+                "token": tok,
+                "start": int(s),
+                "end": int(e),
+                "piece": "" if special else text[s:e],
+                "special": bool(special),
+            }
+        )
     df = pd.DataFrame(rows, columns=["index", "id", "token", "start", "end", "piece", "special"])
     unk = tokenizer.unk_token_id
-    return TokenView(model=model, tokens=df, n_tokens=len(df), n_special=int(df["special"].sum()),
-                     n_unknown=int((df["id"] == unk).sum()) if unk is not None else 0)
+    return TokenView(
+        model=model,
+        tokens=df,
+        n_tokens=len(df),
+        n_special=int(df["special"].sum()),
+        n_unknown=int((df["id"] == unk).sum()) if unk is not None else 0,
+    )
 
 
 def is_byte_fallback(token: str) -> bool:
@@ -50,7 +64,9 @@ def token_lengths(tokenizer, texts: list[str], batch_size: int = 512) -> np.ndar
     return np.asarray(out, dtype=int)
 
 
-def token_stats(tokenizer, df: pd.DataFrame, max_length: int = 128, group_cols: tuple[str, ...] = ("split", "label")) -> pd.DataFrame:
+def token_stats(
+    tokenizer, df: pd.DataFrame, max_length: int = 128, group_cols: tuple[str, ...] = ("split", "label")
+) -> pd.DataFrame:
     """Per group: texts, mean/median/p95/max tokens, tokens per word (fertility), [UNK]/byte-fallback rate, share truncated."""
     enc = tokenizer(list(df["text"]), add_special_tokens=True)["input_ids"]
     unk = tokenizer.unk_token_id
@@ -71,17 +87,19 @@ def token_stats(tokenizer, df: pd.DataFrame, max_length: int = 128, group_cols: 
     groups = frame.groupby(keys, sort=False) if keys else [((), frame)]
     for key, g in groups:
         key = key if isinstance(key, tuple) else (key,)
-        rows.append({
-            **dict(zip(keys, key)),
-            "texts": len(g),
-            "mean_tokens": round(float(g["_len"].mean()), 1),
-            "median_tokens": float(g["_len"].median()),
-            "p95_tokens": float(np.percentile(g["_len"], 95)),
-            "max_tokens": int(g["_len"].max()),
-            "tokens_per_word": round(float(g["_content"].sum() / g["_words"].sum()), 3),
-            "unknown_rate": round(float(g["_unk"].sum() / max(1, g["_content"].sum())), 5),
-            "truncated_share": round(float((g["_len"] > max_length).mean()), 4),
-        })
+        rows.append(
+            {
+                **dict(zip(keys, key)),
+                "texts": len(g),
+                "mean_tokens": round(float(g["_len"].mean()), 1),
+                "median_tokens": float(g["_len"].median()),
+                "p95_tokens": float(np.percentile(g["_len"], 95)),
+                "max_tokens": int(g["_len"].max()),
+                "tokens_per_word": round(float(g["_content"].sum() / g["_words"].sum()), 3),
+                "unknown_rate": round(float(g["_unk"].sum() / max(1, g["_content"].sum())), 5),
+                "truncated_share": round(float((g["_len"] > max_length).mean()), 4),
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -58,8 +58,14 @@ class Engine:
         from vllm import LLM
 
         self.path = models._converted(models.resolve(name)).path  # a bundled GGUF model: its de-quantized folder
-        self.llm = LLM(model=self.path, dtype=DTYPES[precision], skip_tokenizer_init=True, enforce_eager=True,
-                       gpu_memory_utilization=GPU_MEMORY, seed=0)
+        self.llm = LLM(
+            model=self.path,
+            dtype=DTYPES[precision],
+            skip_tokenizer_init=True,
+            enforce_eager=True,
+            gpu_memory_utilization=GPU_MEMORY,
+            seed=0,
+        )
         self.total_params = count_params(self.path)
 
     def score(self, prefix_ids: list[int], rows: list[list[int]], label_ids: list[list[int]], progress=None) -> np.ndarray:

@@ -35,14 +35,38 @@ class AppServer(str):
 @contextlib.contextmanager
 def serve_app(runs: Path, log_path: Path, **extra_env: str):
     """Yield the URL of the app served from this checkout (offline, runs under `runs`, output appended to log_path)."""
-    env = {**os.environ, "PFT_RUNS_DIR": str(runs), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"), **extra_env}
+    env = {
+        **os.environ,
+        "PFT_RUNS_DIR": str(runs),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
+        **extra_env,
+    }
     with open(log_path, "ab") as log:
         port = free_port()
         server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "streamlit_app.py",
+                "--server.headless",
+                "true",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         url = AppServer(f"http://127.0.0.1:{port}")
         url.process = server
         try:

@@ -35,8 +35,9 @@ class Server:
     def __init__(self, argv: list[str], port: int, log: Path, env: dict | None = None, api_key: str | None = None):
         self.port, self.api_key, self.log = port, api_key, log
         self.base_url = f"http://127.0.0.1:{port}/v1"
-        self.process = subprocess.Popen(argv, stdout=log.open("w"), stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            argv, stdout=log.open("w"), stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True
+        )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -79,11 +80,31 @@ def llama_available() -> bool:
 def start_llama(tmp: Path, api_key: str | None = None, port: int | None = None, bos: bool = True) -> Server:
     """llama-cpp-python's server on the bundled GGUF, with every position's logits kept (echo log-probabilities)."""
     port = port or free_port()
-    argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path()), "--model_alias", "smollm2", "--host", "127.0.0.1",
-            "--port", str(port), "--logits_all", "true", "--n_ctx", "2048", "--n_threads", "2", "--verbose", "false",
-            # llama-cpp-python 0.3 misaligns echoed log-probabilities by one token when the model adds no BOS (SmolLM2's
-            # GGUF says not to; core.endpoints.echo_aligned catches it): with a BOS first they are each token's own
-            "--kv_overrides", "tokenizer.ggml.add_bos_token=bool:true"]
+    argv = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(gguf_path()),
+        "--model_alias",
+        "smollm2",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--logits_all",
+        "true",
+        "--n_ctx",
+        "2048",
+        "--n_threads",
+        "2",
+        "--verbose",
+        "false",
+        # llama-cpp-python 0.3 misaligns echoed log-probabilities by one token when the model adds no BOS (SmolLM2's
+        # GGUF says not to; core.endpoints.echo_aligned catches it): with a BOS first they are each token's own
+        "--kv_overrides",
+        "tokenizer.ggml.add_bos_token=bool:true",
+    ]
     if not bos:  # as llama-cpp-python serves SmolLM2 by default: echo log-probabilities one token off
         argv = argv[:-2]
     if api_key:
@@ -122,14 +143,22 @@ def _served(available: bool, reason: str, start, tmp: Path):
 
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory):
-    yield from _served(llama_available(), "llama-cpp-python[server] is not installed (pip install 'llama-cpp-python[server]')",
-                       start_llama, tmp_path_factory.mktemp("llama"))
+    yield from _served(
+        llama_available(),
+        "llama-cpp-python[server] is not installed (pip install 'llama-cpp-python[server]')",
+        start_llama,
+        tmp_path_factory.mktemp("llama"),
+    )
 
 
 @pytest.fixture(scope="session")
 def transformers_server(tmp_path_factory):
-    yield from _served(transformers_serve_available(), "`transformers serve` needs fastapi, uvicorn, pydantic and openai installed",
-                       start_transformers_serve, tmp_path_factory.mktemp("serve"))
+    yield from _served(
+        transformers_serve_available(),
+        "`transformers serve` needs fastapi, uvicorn, pydantic and openai installed",
+        start_transformers_serve,
+        tmp_path_factory.mktemp("serve"),
+    )
 
 
 class FakeServer:
@@ -144,7 +173,11 @@ class FakeServer:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 owner.hits += 1
                 if fault == "rate":
-                    body, status, extra = json.dumps({"error": {"message": "slow down", "type": "rate_limit"}}).encode(), 429, {"Retry-After": "0"}
+                    body, status, extra = (
+                        json.dumps({"error": {"message": "slow down", "type": "rate_limit"}}).encode(),
+                        429,
+                        {"Retry-After": "0"},
+                    )
                 else:
                     body, status, extra = b'{"id": "x", "choices": [ {"text": "trunc', 200, {}
                 self.send_response(status)

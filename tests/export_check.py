@@ -27,5 +27,13 @@ else:
     probs = np.asarray(model.predict_proba(texts), dtype=float)
     pred = [str(p) for p in model.predict(texts)]
 saved = preds[[f"prob_{lab}" for lab in labels]].to_numpy(dtype=float)
-print(json.dumps({"core_imported": any(name == "core" or name.startswith("core.") for name in sys.modules),
-                  "pred": pred, "expected": preds["pred"].tolist(), "max_diff": float(np.abs(probs - saved).max())}))
+print(
+    json.dumps(
+        {
+            "core_imported": any(name == "core" or name.startswith("core.") for name in sys.modules),
+            "pred": pred,
+            "expected": preds["pred"].tolist(),
+            "max_diff": float(np.abs(probs - saved).max()),
+        }
+    )
+)

@@ -18,8 +18,12 @@ def test_adapters_sit_after_attention_and_feed_forward_and_start_as_identity(tin
     before = model(**batch).logits
     assert adapters.add_adapters(model.body, reduction=4) == 2 * 2  # 2 layers x (attention output, feed-forward output)
     wrapped = sorted(n for n, m in model.body.named_modules() if isinstance(m, adapters.AdaptedLinear))
-    assert wrapped == ["encoder.layer.0.attention.output.dense", "encoder.layer.0.output.dense",
-                       "encoder.layer.1.attention.output.dense", "encoder.layer.1.output.dense"]
+    assert wrapped == [
+        "encoder.layer.0.attention.output.dense",
+        "encoder.layer.0.output.dense",
+        "encoder.layer.1.attention.output.dense",
+        "encoder.layer.1.output.dense",
+    ]
     assert model.body.get_submodule("encoder.layer.0.output.dense").adapter.down.out_features == 32 // 4
     torch.testing.assert_close(model(**batch).logits, before)  # zero-initialised up-projection: the pretrained function
     assert adapters.reduction_of(model.body) == 4

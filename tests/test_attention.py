@@ -31,10 +31,16 @@ def tiny_classifier(tiny_bert_dir):
 
     torch.manual_seed(0)
     labels = ["negative", "neutral", "positive"]
-    model = AutoModelForSequenceClassification.from_pretrained(str(tiny_bert_dir), num_labels=3, attn_implementation="eager",
-                                                               id2label=dict(enumerate(labels))).eval()
-    return attention.AttentionModel(name="tiny-clf", model=model, tokenizer=attention.models.load_tokenizer(str(tiny_bert_dir)),
-                                     kind="classifier", label_names=labels)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(tiny_bert_dir), num_labels=3, attn_implementation="eager", id2label=dict(enumerate(labels))
+    ).eval()
+    return attention.AttentionModel(
+        name="tiny-clf",
+        model=model,
+        tokenizer=attention.models.load_tokenizer(str(tiny_bert_dir)),
+        kind="classifier",
+        label_names=labels,
+    )
 
 
 def test_encoder_attention_shape_rows_and_special_tokens(tiny_encoder):
@@ -80,8 +86,13 @@ def test_bertviz_128_tokens_12_layers_12_heads_stays_under_10mb():
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(12, 12, 128, 128)) * 3
     weights = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)  # (layers, heads, T, T), rows sum to 1
-    result = attention.AttentionResult(model_name="x", kind="encoder", tokens=[f"t{i}" for i in range(128)],
-                                       attention=weights.astype(np.float32), special=np.zeros(128, bool))
+    result = attention.AttentionResult(
+        model_name="x",
+        kind="encoder",
+        tokens=[f"t{i}" for i in range(128)],
+        attention=weights.astype(np.float32),
+        special=np.zeros(128, bool),
+    )
     html = attention.bertviz_html(result, view="head")
     assert len(html.encode()) < 10_000_000
     small = attention.bertviz_html(result, view="head", budget_bytes=4_000_000)
@@ -96,7 +107,10 @@ def test_bertviz_128_tokens_12_layers_12_heads_stays_under_10mb():
 
 def test_compact_array_round_trips_to_three_decimals():
     values = np.array([[0.0, 0.1234, 0.9996, 1.0], [0.5, 0.0004, 0.0005, 0.25]])
-    assert attention.compact_array(values) == "[[0,.123,1,1],[.5,0,0,.25]]" or attention.compact_array(values) == "[[0,.123,1,1],[.5,0,.001,.25]]"
+    assert (
+        attention.compact_array(values) == "[[0,.123,1,1],[.5,0,0,.25]]"
+        or attention.compact_array(values) == "[[0,.123,1,1],[.5,0,.001,.25]]"
+    )
 
 
 def test_integrated_gradients_completeness_for_classifier(tiny_classifier):

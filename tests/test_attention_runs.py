@@ -22,8 +22,28 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def prompt_run(runs_dir, tiny_llama_dir) -> RunDir:
     """A 2-shot, uncalibrated prompt run of the tiny Llama on 8 reviews test rows."""
-    assert main(["prompt", "--train", "reviews", "--eval", "reviews", "--model", str(tiny_llama_dir), "--shots", "2",
-                 "--calibrate", "none", "--max-eval-examples", "8", "--out", "tiny-2shot"]) == 0
+    assert (
+        main(
+            [
+                "prompt",
+                "--train",
+                "reviews",
+                "--eval",
+                "reviews",
+                "--model",
+                str(tiny_llama_dir),
+                "--shots",
+                "2",
+                "--calibrate",
+                "none",
+                "--max-eval-examples",
+                "8",
+                "--out",
+                "tiny-2shot",
+            ]
+        )
+        == 0
+    )
     return RunDir(runs_dir / "tiny-2shot")
 
 
@@ -35,7 +55,9 @@ def test_a_prompt_run_is_replayed_on_its_prompt_with_its_probabilities(prompt_ru
     demos = data.load_sample("reviews").splits["train"]
     assert result.input_text.startswith("Classify each text as one of: negative, neutral, positive.")
     assert result.input_text.endswith(f"Text: {row['text']}\nCategory:")
-    assert result.input_text.count("Text: ") == 3 and any(t[:40] in result.input_text for t in demos["text"])  # its 2 demonstrations
+    assert result.input_text.count("Text: ") == 3 and any(
+        t[:40] in result.input_text for t in demos["text"]
+    )  # its 2 demonstrations
     assert len(result.tokens) == result.attention.shape[-1] > 20
     assert result.probabilities == pytest.approx({lab: row[f"prob_{lab}"] for lab in am.label_names})
     assert result.prediction == row["pred"]
@@ -48,8 +70,9 @@ def assert_rescored_like_the_run(am, predictions: pd.DataFrame) -> None:
     for _, row in predictions.head(3).iterrows():
         result = attention.extract_attention(am, row["text"], max_tokens=512)
         assert any("scored here" in n for n in result.notes)
-        np.testing.assert_allclose([result.probabilities[lab] for lab in am.label_names],
-                                   [row[f"prob_{lab}"] for lab in am.label_names], atol=1e-4)
+        np.testing.assert_allclose(
+            [result.probabilities[lab] for lab in am.label_names], [row[f"prob_{lab}"] for lab in am.label_names], atol=1e-4
+        )
 
 
 def test_probabilities_scored_on_the_rebuilt_prompt_equal_the_run_s(prompt_run):
@@ -110,8 +133,32 @@ def test_attention_page_from_compare_shows_the_prompt_run_s_prompt_and_label_pro
 @pytest.fixture
 def lora_lm_run(runs_dir, tiny_llama_dir) -> RunDir:
     """A lora-lm run of the tiny Llama (a few steps on 16 reviews), scored on the reviews test split."""
-    assert main(["finetune", "--train", "reviews", "--eval", "reviews", "--model", str(tiny_llama_dir), "--method", "lora-lm",
-                 "--epochs", "1", "--lr", "5e-2", "--batch-size", "8", "--max-train-examples", "16", "--out", "tiny-lora-lm"]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--train",
+                "reviews",
+                "--eval",
+                "reviews",
+                "--model",
+                str(tiny_llama_dir),
+                "--method",
+                "lora-lm",
+                "--epochs",
+                "1",
+                "--lr",
+                "5e-2",
+                "--batch-size",
+                "8",
+                "--max-train-examples",
+                "16",
+                "--out",
+                "tiny-lora-lm",
+            ]
+        )
+        == 0
+    )
     return RunDir(runs_dir / "tiny-lora-lm")
 
 
@@ -154,5 +201,6 @@ def test_attention_page_lists_lora_lm_runs_and_not_prompt_tuning_runs(lora_lm_ru
     prompts = [c.value for c in at.code if "Category:" in c.value]
     assert prompts and prompts[0].endswith(f"{row['text']}\nCategory:")
     assert any(c.value.startswith(f"predicted label: {row['pred']} (") for c in at.caption)
-    assert [e.value for e in at.error] == ["tiny-soft-prompt learned a soft prompt, which has no tokens to show attention on; "
-                                           "open its base model instead."]
+    assert [e.value for e in at.error] == [
+        "tiny-soft-prompt learned a soft prompt, which has no tokens to show attention on; open its base model instead."
+    ]

@@ -38,8 +38,13 @@ def test_compare_accepts_run_names_under_the_runs_folder(runs_dir, capsys):
 def test_compare_refuses_mismatched_splits_with_exit_2(runs_dir, tmp_path):
     a = make_run(runs_dir, "a", 0.8)
     b = make_run(runs_dir, "b", 0.8, eval_sha256="other")
-    proc = subprocess.run([sys.executable, "-m", "core", "compare", str(a), str(b)], cwd=ROOT, capture_output=True, text=True,
-                          env={**__import__("os").environ, "PFT_RUNS_DIR": str(runs_dir)})
+    proc = subprocess.run(
+        [sys.executable, "-m", "core", "compare", str(a), str(b)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "PFT_RUNS_DIR": str(runs_dir)},
+    )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: These runs were evaluated on different splits") and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "'b' on other" in proc.stderr  # one sentence naming the odd run out
@@ -55,8 +60,9 @@ def test_compare_refuses_missing_run_and_bad_report_folder(runs_dir, tmp_path, c
 
 
 def test_efficiency_plan_builds_prompt_and_finetune_commands():
-    plan = cli_compare.EfficiencyPlan(prefix="eff", data_argv=["--train", "reviews", "--eval", "reviews"], sizes=[16, 64], shots=[0, 4],
-                                      max_train_seconds=30)
+    plan = cli_compare.EfficiencyPlan(
+        prefix="eff", data_argv=["--train", "reviews", "--eval", "reviews"], sizes=[16, 64], shots=[0, 4], max_train_seconds=30
+    )
     cmds = dict(plan.commands())
     assert cmds["eff-prompt-4shot"][:1] == ["prompt"] and "--shots" in cmds["eff-prompt-4shot"]
     ft = cmds["eff-full-64"]
@@ -77,8 +83,26 @@ def test_efficiency_runs_each_command_and_prints_the_table(runs_dir, monkeypatch
         return subprocess.CompletedProcess(cmd, 0, "", "")
 
     monkeypatch.setattr(cli_compare.subprocess, "run", fake_run)
-    assert main(["efficiency", "--train", "reviews", "--eval", "reviews", "--sizes", "16,64", "--shots", "0,4", "--methods", "full",
-                 "--prefix", "eff"]) == 0
+    assert (
+        main(
+            [
+                "efficiency",
+                "--train",
+                "reviews",
+                "--eval",
+                "reviews",
+                "--sizes",
+                "16,64",
+                "--shots",
+                "0,4",
+                "--methods",
+                "full",
+                "--prefix",
+                "eff",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert started == ["prompt", "prompt", "finetune", "finetune"]
     assert "failed eff-full-64: error: out of time." in out and "eff-full-16" in out
@@ -86,18 +110,30 @@ def test_efficiency_runs_each_command_and_prints_the_table(runs_dir, monkeypatch
 
 def test_efficiency_refuses_bad_counts(capsys):
     assert main(["efficiency", "--train", "reviews", "--eval", "reviews", "--shots", "a,b"]) == 2
-    assert "--shots must be whole numbers from 0 to 1000000, separated by spaces or commas; 'a' is not." in capsys.readouterr().err
+    assert (
+        "--shots must be whole numbers from 0 to 1000000, separated by spaces or commas; 'a' is not." in capsys.readouterr().err
+    )
 
 
 def test_compare_prints_the_verdict_first_then_caveats_and_the_baseline_rows(runs_dir, capsys):
     a = make_run(runs_dir, "prompt-a", 0.0, seed=1)  # always wrong: below the majority baseline
-    b = make_run(runs_dir, "ft-b", 0.8, kind="finetune", seed=2, config_extra={"epochs": 3.0},
-                 metrics_extra={"stopped_by": "max_train_seconds", "epochs_done": 1.6})
+    b = make_run(
+        runs_dir,
+        "ft-b",
+        0.8,
+        kind="finetune",
+        seed=2,
+        config_extra={"epochs": 3.0},
+        metrics_extra={"stopped_by": "max_train_seconds", "epochs_done": 1.6},
+    )
     assert main(["compare", str(a), str(b), "--resamples", "100"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("Verdict: Fine-tuning beats prompting: the best fine-tune run 'ft-b' reaches macro-F1") and "McNemar p" in lines[0]
+    assert (
+        lines[0].startswith("Verdict: Fine-tuning beats prompting: the best fine-tune run 'ft-b' reaches macro-F1")
+        and "McNemar p" in lines[0]
+    )
     caveats = [line for line in lines if line.startswith("caveat: ")]
-    assert lines[1:1 + len(caveats)] == caveats and len(caveats) == 3  # 60 examples, time budget, below majority
+    assert lines[1 : 1 + len(caveats)] == caveats and len(caveats) == 3  # 60 examples, time budget, below majority
     rows = {}
     for line in lines:  # the first table (metrics) names each run first; per-class F1 follows
         if line.split()[:1] in (["prompt-a"], ["ft-b"], ["majority"], ["stratified"]):

@@ -16,26 +16,32 @@ from tests.conftest import ROOT
 
 def cli(*args: str, command: str = "continual") -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "core", command, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "core", command, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.fixture
 def odd_labels(tmp_path):
     """An evaluation file with a label ('sarcastic') that no training row of reviews has."""
     path = tmp_path / "odd.csv"
-    pd.DataFrame({"text": ["so great, not", "fine", "awful"], "label": ["sarcastic", "neutral", "negative"]}).to_csv(path, index=False)
+    pd.DataFrame({"text": ["so great, not", "fine", "awful"], "label": ["sarcastic", "neutral", "negative"]}).to_csv(
+        path, index=False
+    )
     return str(path)
 
 
-@pytest.mark.parametrize("args, sentence", [
-    (["--train", "reviews", "--eval", "reviews"], "needs at least two tasks"),
-    (["--train", "reviews", "finance_news", "--eval", "reviews"], "one --eval source per --train source"),
-    (["--strategy", "gem"], "invalid choice: 'gem'"),
-    (["--train", "reviews", "finance_news", "--eval", "reviews", "ODD"], "never occur in its training rows"),
-    (["--replay-share", "0"], "--replay-share must be a number above 0 and at most 1"),
-    (["--epochs", "0"], "--epochs must be a number above 0"),
-])
+@pytest.mark.parametrize(
+    "args, sentence",
+    [
+        (["--train", "reviews", "--eval", "reviews"], "needs at least two tasks"),
+        (["--train", "reviews", "finance_news", "--eval", "reviews"], "one --eval source per --train source"),
+        (["--strategy", "gem"], "invalid choice: 'gem'"),
+        (["--train", "reviews", "finance_news", "--eval", "reviews", "ODD"], "never occur in its training rows"),
+        (["--replay-share", "0"], "--replay-share must be a number above 0 and at most 1"),
+        (["--epochs", "0"], "--epochs must be a number above 0"),
+    ],
+)
 def test_bad_input_is_one_sentence_and_exit_2(args, sentence, runs_dir, tiny_bert_dir, odd_labels):
     out = cli(*[odd_labels if a == "ODD" else a for a in args], "--model", str(tiny_bert_dir), "--out", "bad")
     assert out.returncode == 2, out.stderr
@@ -45,8 +51,26 @@ def test_bad_input_is_one_sentence_and_exit_2(args, sentence, runs_dir, tiny_ber
 
 
 def test_a_run_writes_the_matrix_models_and_step_runs_that_compare_loads(runs_dir, tiny_bert_dir):
-    out = cli("--train", "reviews", "finance_news:train", "--eval", "reviews:validation", "finance_news", "--strategy", "naive",
-              "--model", str(tiny_bert_dir), "--epochs", "1", "--lr", "1e-3", "--max-train-examples", "32", "--out", "seq")
+    out = cli(
+        "--train",
+        "reviews",
+        "finance_news:train",
+        "--eval",
+        "reviews:validation",
+        "finance_news",
+        "--strategy",
+        "naive",
+        "--model",
+        str(tiny_bert_dir),
+        "--epochs",
+        "1",
+        "--lr",
+        "1e-3",
+        "--max-train-examples",
+        "32",
+        "--out",
+        "seq",
+    )
     assert out.returncode == 0, out.stderr
     assert "shared label space" in out.stdout and "BWT" in out.stdout
     run = runs_dir / "seq"
@@ -68,13 +92,27 @@ def test_a_run_writes_the_matrix_models_and_step_runs_that_compare_loads(runs_di
     compared = cli("seq.step1", "seq.step2", command="compare")
     assert compared.returncode == 0, compared.stderr
     assert "McNemar seq.step1 vs seq.step2" in compared.stdout
-    again = cli("--train", "reviews", "finance_news", "--eval", "reviews", "finance_news", "--model", str(tiny_bert_dir), "--out", "seq")
+    again = cli(
+        "--train", "reviews", "finance_news", "--eval", "reviews", "finance_news", "--model", str(tiny_bert_dir), "--out", "seq"
+    )
     assert again.returncode == 2 and "already exists" in again.stderr
 
 
 def test_lora_per_task_saves_an_adapter_per_step(runs_dir, tiny_bert_dir):
-    out = cli("--strategy", "lora-per-task", "--model", str(tiny_bert_dir), "--epochs", "1", "--max-train-examples", "16",
-              "--seed", "1", "--out", "lora-seq")
+    out = cli(
+        "--strategy",
+        "lora-per-task",
+        "--model",
+        str(tiny_bert_dir),
+        "--epochs",
+        "1",
+        "--max-train-examples",
+        "16",
+        "--seed",
+        "1",
+        "--out",
+        "lora-seq",
+    )
     assert out.returncode == 0, out.stderr
     for step in (1, 2):
         assert (runs_dir / "lora-seq" / "steps" / str(step) / "model" / "adapter_config.json").exists()

@@ -14,19 +14,23 @@ from tests.conftest import ROOT
 
 def cli(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "core", "finetune", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "core", "finetune", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
-@pytest.mark.parametrize("args, sentence", [
-    (["--epochs", "0"], "--epochs must be a number above 0 and at most 100"),
-    (["--train", "missing.csv"], "There is no file"),
-    (["--lr", "3"], "--lr must be a number above 0 and below 1"),
-    (["--eval-every", "sometimes"], "--eval-every must be 'epoch' or a number"),
-    (["--out", "../outside"], "outside it"),
-    (["--model", "https://example.com/model"], "is not a model name"),
-    (["--label-words", "positive=good"], "full trains a classifier and takes none"),
-])
+@pytest.mark.parametrize(
+    "args, sentence",
+    [
+        (["--epochs", "0"], "--epochs must be a number above 0 and at most 100"),
+        (["--train", "missing.csv"], "There is no file"),
+        (["--lr", "3"], "--lr must be a number above 0 and below 1"),
+        (["--eval-every", "sometimes"], "--eval-every must be 'epoch' or a number"),
+        (["--out", "../outside"], "outside it"),
+        (["--model", "https://example.com/model"], "is not a model name"),
+        (["--label-words", "positive=good"], "full trains a classifier and takes none"),
+    ],
+)
 def test_bad_input_is_one_sentence_and_exit_2(args, sentence, runs_dir, tiny_bert_dir):
     base = {"--train": "reviews", "--eval": "reviews", "--model": str(tiny_bert_dir), "--out": "bad"}
     flags = dict(zip(args[::2], args[1::2]))
@@ -45,8 +49,28 @@ def test_unknown_method_is_refused_by_the_parser(runs_dir):
 
 
 def test_a_short_run_writes_the_run_contract(runs_dir, tiny_bert_dir):
-    out = cli("--train", "reviews", "--eval", "reviews:validation", "--model", str(tiny_bert_dir), "--method", "bitfit",
-              "--epochs", "1", "--lr", "1e-3", "--batch-size", "32", "--max-train-examples", "64", "--seed", "7", "--out", "cli-run")
+    out = cli(
+        "--train",
+        "reviews",
+        "--eval",
+        "reviews:validation",
+        "--model",
+        str(tiny_bert_dir),
+        "--method",
+        "bitfit",
+        "--epochs",
+        "1",
+        "--lr",
+        "1e-3",
+        "--batch-size",
+        "32",
+        "--max-train-examples",
+        "64",
+        "--seed",
+        "7",
+        "--out",
+        "cli-run",
+    )
     assert out.returncode == 0, out.stderr
     assert "trainable parameters:" in out.stdout
     run = runs_dir / "cli-run"
@@ -66,8 +90,22 @@ def test_run_that_does_not_beat_the_majority_class_is_flagged(runs_dir, tiny_ber
     """An evaluation file of one class: the majority class scores macro-F1 1.0, so no run can beat it."""
     one = tmp_path / "all-positive.csv"
     one.write_text("text,label\n" + "".join(f"a lovely kettle number {i},positive\n" for i in range(12)))
-    out = cli("--train", "reviews", "--eval", str(one), "--model", str(tiny_bert_dir), "--method", "head", "--epochs", "1",
-              "--max-train-examples", "32", "--out", "flagged")
+    out = cli(
+        "--train",
+        "reviews",
+        "--eval",
+        str(one),
+        "--model",
+        str(tiny_bert_dir),
+        "--method",
+        "head",
+        "--epochs",
+        "1",
+        "--max-train-examples",
+        "32",
+        "--out",
+        "flagged",
+    )
     assert out.returncode == 0, out.stderr
     warning = [line for line in out.stderr.splitlines() if line.startswith("warning: ")]
     assert len(warning) == 1 and "does not beat the majority class" in warning[0]
@@ -79,8 +117,22 @@ def test_lora_lm_warns_about_numeric_labels_and_learns_the_label_words_given(run
     rows = [(f"{w} movie number {i}", str(i % 2)) for i, w in enumerate(["awful", "lovely"] * 12)]
     data = tmp_path / "numeric.csv"
     data.write_text("text,label\n" + "\n".join(f"{t},{lab}" for t, lab in rows) + "\n")
-    base = ["--train", str(data), "--eval", str(data), "--model", str(tiny_llama_dir), "--method", "lora-lm", "--epochs", "1",
-            "--batch-size", "8", "--dev", "none"]
+    base = [
+        "--train",
+        str(data),
+        "--eval",
+        str(data),
+        "--model",
+        str(tiny_llama_dir),
+        "--method",
+        "lora-lm",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--dev",
+        "none",
+    ]
     out = cli(*base, "--out", "numeric-words")
     assert out.returncode == 0, out.stderr
     assert "the label words 0, 1 are numbers or codes" in out.stderr and "--label-words 0=WORD 1=WORD" in out.stderr

@@ -15,19 +15,35 @@ from core.cli import attach_dash_values, build_parser, main, parse_args
 from core.cli import prompt as cli_prompt
 from tests.conftest import ROOT
 
-BASE = {"prompt": ["prompt", "--train", "reviews", "--eval", "reviews"],
-        "finetune": ["finetune", "--train", "reviews", "--eval", "reviews"],
-        "compare": ["compare", "a", "b"],
-        "efficiency": ["efficiency", "--train", "reviews", "--eval", "reviews"]}
+BASE = {
+    "prompt": ["prompt", "--train", "reviews", "--eval", "reviews"],
+    "finetune": ["finetune", "--train", "reviews", "--eval", "reviews"],
+    "compare": ["compare", "a", "b"],
+    "efficiency": ["efficiency", "--train", "reviews", "--eval", "reviews"],
+}
 BAD_NUMBERS = [
-    ("prompt", "--seed", "-1"), ("prompt", "--batch-size", "0"), ("prompt", "--max-eval-examples", "-3"),
+    ("prompt", "--seed", "-1"),
+    ("prompt", "--batch-size", "0"),
+    ("prompt", "--max-eval-examples", "-3"),
     ("prompt", "--batch-size", "nan"),
-    ("finetune", "--seed", "-1"), ("finetune", "--max-train-seconds", "nan"), ("finetune", "--max-train-seconds", "-5"),
-    ("finetune", "--max-train-seconds", "inf"), ("finetune", "--epochs", "nan"), ("finetune", "--epochs", "-1"),
-    ("finetune", "--lr", "-inf"), ("finetune", "--lora-alpha", "nan"), ("finetune", "--patience", "-2"),
-    ("finetune", "--max-train-examples", "-1"), ("finetune", "--batch-size", "1.5"), ("finetune", "--seed", "99999999999"),
-    ("finetune", "--weight-decay", "nan"), ("finetune", "--lora-r", "0"), ("finetune", "--max-length", "x"),
-    ("compare", "--seed", "-1"), ("compare", "--resamples", "5"), ("efficiency", "--max-seconds", "nan"),
+    ("finetune", "--seed", "-1"),
+    ("finetune", "--max-train-seconds", "nan"),
+    ("finetune", "--max-train-seconds", "-5"),
+    ("finetune", "--max-train-seconds", "inf"),
+    ("finetune", "--epochs", "nan"),
+    ("finetune", "--epochs", "-1"),
+    ("finetune", "--lr", "-inf"),
+    ("finetune", "--lora-alpha", "nan"),
+    ("finetune", "--patience", "-2"),
+    ("finetune", "--max-train-examples", "-1"),
+    ("finetune", "--batch-size", "1.5"),
+    ("finetune", "--seed", "99999999999"),
+    ("finetune", "--weight-decay", "nan"),
+    ("finetune", "--lora-r", "0"),
+    ("finetune", "--max-length", "x"),
+    ("compare", "--seed", "-1"),
+    ("compare", "--resamples", "5"),
+    ("efficiency", "--max-seconds", "nan"),
     ("efficiency", "--max-train-seconds", "-1"),
 ]
 
@@ -41,9 +57,29 @@ def test_bad_numeric_flags_are_one_sentence_and_exit_2(runs_dir, capsys, command
 
 
 def test_finetune_nan_seconds_leaves_no_folder_in_a_real_process(runs_dir, tiny_bert_dir):
-    out = subprocess.run([sys.executable, "-m", "core", "finetune", "--train", "reviews", "--eval", "reviews", "--model",
-                          str(tiny_bert_dir), "--max-train-seconds", "nan", "--out", "nan"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=120, env={**os.environ, "PFT_RUNS_DIR": str(runs_dir)})
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "core",
+            "finetune",
+            "--train",
+            "reviews",
+            "--eval",
+            "reviews",
+            "--model",
+            str(tiny_bert_dir),
+            "--max-train-seconds",
+            "nan",
+            "--out",
+            "nan",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PFT_RUNS_DIR": str(runs_dir)},
+    )
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "--max-train-seconds" in out.stderr, out.stderr
     assert not (runs_dir / "nan").exists()
 
@@ -56,17 +92,27 @@ def test_unknown_flag_is_one_sentence_not_a_usage_screen(capsys):
 
 def test_closed_pipe_ends_quietly():
     """`python -m core data reviews | head -1`: no BrokenPipeError traceback."""
-    proc = subprocess.run("set -o pipefail; " + f"'{sys.executable}' -m core data reviews | head -c 10", shell=True, executable="/bin/bash",
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        "set -o pipefail; " + f"'{sys.executable}' -m core data reviews | head -c 10",
+        shell=True,
+        executable="/bin/bash",
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.stdout == "reviews: t"
     assert proc.stderr == "", proc.stderr
 
 
-@pytest.mark.parametrize("argv", [
-    ["--label-words", "-1=bad", "1=good"],
-    ["--label-words", "1=good", "-1=bad"],
-    ["--label-words=-1=bad", "--label-words", "1=good"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--label-words", "-1=bad", "1=good"],
+        ["--label-words", "1=good", "-1=bad"],
+        ["--label-words=-1=bad", "--label-words", "1=good"],
+    ],
+)
 def test_label_words_whose_label_starts_with_a_dash(argv):
     args = build_parser().parse_args(attach_dash_values([*BASE["prompt"], *argv, "--shots", "2"]))
     assert prompting.parse_label_words(args.label_words) == {"-1": "bad", "1": "good"} and args.shots == [2]
@@ -82,5 +128,3 @@ def test_the_apps_config_file_round_trips_labels_starting_with_a_dash(tmp_path):
     (tmp_path / "job.json").write_text(json.dumps(config.to_dict()))
     args = parse_args([*BASE["prompt"], "--config", str(tmp_path / "job.json")])
     assert cli_prompt.build_config(args, 0, 0).label_words == config.label_words
-
-

@@ -12,14 +12,44 @@ from core.cli import main
 
 
 def _argv(model, *extra) -> list[str]:
-    return ["prompt", "--train", "reviews", "--eval", "reviews", "--model", str(model), "--max-eval-examples", "12",
-            "--batch-size", "8", *extra]
+    return [
+        "prompt",
+        "--train",
+        "reviews",
+        "--eval",
+        "reviews",
+        "--model",
+        str(model),
+        "--max-eval-examples",
+        "12",
+        "--batch-size",
+        "8",
+        *extra,
+    ]
 
 
 def test_prompt_writes_the_run_contract(tiny_llama_dir, runs_dir, capsys, monkeypatch):
     monkeypatch.chdir(runs_dir.parent)  # so that --out runs/NAME lies inside the runs folder, as it does by default
-    assert main(_argv(tiny_llama_dir, "--shots", "3", "--selection", "balanced", "--calibrate", "contextual", "--seed", "4",
-                      "--label-words", "negative=bad", "--out", "runs/first")) == 0
+    assert (
+        main(
+            _argv(
+                tiny_llama_dir,
+                "--shots",
+                "3",
+                "--selection",
+                "balanced",
+                "--calibrate",
+                "contextual",
+                "--seed",
+                "4",
+                "--label-words",
+                "negative=bad",
+                "--out",
+                "runs/first",
+            )
+        )
+        == 0
+    )
     run = runs_dir / "first"
     config = json.loads((run / "config.json").read_text())
     assert config["kind"] == "prompt" and config["method"] == "3-shot balanced +contextual"
@@ -30,7 +60,9 @@ def test_prompt_writes_the_run_contract(tiny_llama_dir, runs_dir, capsys, monkey
     assert status["state"] == "succeeded" and status["progress"] == 1.0 and status["done"] == status["total"]
     assert status["total"] == 12 and status["of"] > 12  # examples (not internal rows), and the cap: 12 of the split's examples
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["n_examples"] == 12 and {"accuracy", "macro_f1", "seconds", "examples_per_second", "total_params"} <= set(metrics)
+    assert metrics["n_examples"] == 12 and {"accuracy", "macro_f1", "seconds", "examples_per_second", "total_params"} <= set(
+        metrics
+    )
     preds = pd.read_csv(run / "predictions.csv")
     assert list(preds.columns[:5]) == ["id", "text", "label", "pred", "confidence"]
     assert np.allclose(preds[["prob_negative", "prob_neutral", "prob_positive"]].sum(axis=1), 1, atol=1e-4)
@@ -101,7 +133,9 @@ def test_auto_template_and_calibration_are_printed_and_recorded(tiny_llama_dir, 
     config = json.loads((runs_dir / "auto" / "config.json").read_text())
     record = config["auto"]
     assert record["requested"] == {"calibration": "auto", "template": "auto"}
-    assert config["calibration"] == record["calibration"] != "auto" and config["method"].endswith(f"+{record['calibration']} (auto)")
+    assert config["calibration"] == record["calibration"] != "auto" and config["method"].endswith(
+        f"+{record['calibration']} (auto)"
+    )
     assert len(record["candidates"]) == 12 and record["slice_rows"] > 0
     assert json.loads((runs_dir / "auto" / "metrics.json").read_text())["auto"] == record
     assert "--template auto" in config["command"]
@@ -114,8 +148,25 @@ def test_numeric_labels_print_one_line_naming_the_label_words_flag(tiny_llama_di
     assert main(_argv(tiny_llama_dir, "--train", str(tsv), "--eval", str(tsv), "--calibrate", "none", "--out", "numeric")) == 0
     lines = [x for x in capsys.readouterr().err.splitlines() if "label words" in x]
     assert len(lines) == 1 and "0, 1 are numbers or codes" in lines[0] and "--label-words 0=WORD 1=WORD" in lines[0]
-    assert main(_argv(tiny_llama_dir, "--train", str(tsv), "--eval", str(tsv), "--calibrate", "none", "--out", "worded",
-                      "--label-words", "0=negative", "1=positive")) == 0
+    assert (
+        main(
+            _argv(
+                tiny_llama_dir,
+                "--train",
+                str(tsv),
+                "--eval",
+                str(tsv),
+                "--calibrate",
+                "none",
+                "--out",
+                "worded",
+                "--label-words",
+                "0=negative",
+                "1=positive",
+            )
+        )
+        == 0
+    )
     assert "label words" not in capsys.readouterr().err
 
 
@@ -125,9 +176,29 @@ def test_one_file_as_train_and_eval_is_split_once_as_the_app_splits_it(tiny_llam
     from core import data
 
     csv = tmp_path / "mine.csv"
-    csv.write_text("text,label\n" + "".join(f"item {i} is {'good' if i % 2 else 'bad'},{'pos' if i % 2 else 'neg'}\n" for i in range(60)))
-    assert main(_argv(tiny_llama_dir, "--train", str(csv), "--eval", str(csv), "--max-eval-examples", "60", "--shots", "2",
-                      "--calibrate", "none", "--out", "one-file")) == 0
+    csv.write_text(
+        "text,label\n" + "".join(f"item {i} is {'good' if i % 2 else 'bad'},{'pos' if i % 2 else 'neg'}\n" for i in range(60))
+    )
+    assert (
+        main(
+            _argv(
+                tiny_llama_dir,
+                "--train",
+                str(csv),
+                "--eval",
+                str(csv),
+                "--max-eval-examples",
+                "60",
+                "--shots",
+                "2",
+                "--calibrate",
+                "none",
+                "--out",
+                "one-file",
+            )
+        )
+        == 0
+    )
     app = data.load_upload(csv.read_bytes(), csv.name)
     config = json.loads((runs_dir / "one-file" / "config.json").read_text())
     assert config["dataset"]["eval_sha256"] == app.fingerprint("test")

@@ -10,9 +10,7 @@ from core.training import base, continual
 
 
 def test_transfer_metrics_of_a_hand_made_matrix():
-    matrix = [[0.9, 0.5, 0.4],
-              [0.7, 0.8, 0.6],
-              [0.6, 0.7, 0.9]]
+    matrix = [[0.9, 0.5, 0.4], [0.7, 0.8, 0.6], [0.6, 0.7, 0.9]]
     initial = [0.3, 0.3, 0.5]
     m = continual.transfer_metrics(matrix, initial)
     assert m["average_accuracy"] == pytest.approx((0.6 + 0.7 + 0.9) / 3)
@@ -41,8 +39,11 @@ def _task_files(tmp_path, name: str, rows: list[tuple[str, str]], copies: int = 
 
 SENTIMENT_A = [("the movie was great and i loved it", "positive"), ("terrible service , never again", "negative")]
 SENTIMENT_B = [("profit rose and the dividend was raised", "positive"), ("shares fell after the profit warning", "negative")]
-INTENTS = [("i cannot log in to my account", "account"), ("please refund my order", "refund"),
-           ("where is my parcel ? it has not arrived", "delivery")]
+INTENTS = [
+    ("i cannot log in to my account", "account"),
+    ("please refund my order", "refund"),
+    ("where is my parcel ? it has not arrived", "delivery"),
+]
 
 
 def test_the_label_space_is_shared_only_when_label_names_agree(tmp_path):
@@ -55,10 +56,13 @@ def test_the_label_space_is_shared_only_when_label_names_agree(tmp_path):
     assert "one head per task" in apart.sentence()
 
 
-@pytest.mark.parametrize("train, evals, sentence", [
-    (["reviews"], ["reviews"], "at least two tasks"),
-    (["reviews", "finance_news"], ["reviews"], "one --eval source per --train source"),
-])
+@pytest.mark.parametrize(
+    "train, evals, sentence",
+    [
+        (["reviews"], ["reviews"], "at least two tasks"),
+        (["reviews", "finance_news"], ["reviews"], "one --eval source per --train source"),
+    ],
+)
 def test_a_sequence_that_cannot_be_run_is_refused(train, evals, sentence):
     with pytest.raises(UserError, match=sentence):
         continual.load_tasks(train, evals)
@@ -79,7 +83,10 @@ def test_tasks_from_files_of_the_same_name_get_names_apart(tmp_path):
     a, b = _task_files(tmp_path / "sst", "x", SENTIMENT_A), _task_files(tmp_path / "news", "x", SENTIMENT_B)
     tasks = continual.load_tasks([a[0], b[0], a[0]], [a[1], b[1], a[1]])
     assert [t.name for t in tasks] == ["sst/x-train.csv", "news/x-train.csv", "sst/x-train.csv (3)"]
-    assert [t.name for t in continual.load_tasks([a[0], "reviews"], [a[1], "reviews"])] == ["x-train.csv", "reviews"]  # unique: as they were
+    assert [t.name for t in continual.load_tasks([a[0], "reviews"], [a[1], "reviews"])] == [
+        "x-train.csv",
+        "reviews",
+    ]  # unique: as they were
 
 
 def test_an_unknown_strategy_is_refused():
@@ -88,8 +95,17 @@ def test_an_unknown_strategy_is_refused():
 
 
 def _run(tiny_bert_dir, tasks, strategy: str, **kw) -> continual.ContinualResult:
-    config = continual.ContinualConfig(strategy=strategy, model=str(tiny_bert_dir), epochs=kw.pop("epochs", 2), lr=kw.pop("lr", 5e-3),
-                                       batch_size=8, max_length=32, seed=0, device="cpu", **kw)
+    config = continual.ContinualConfig(
+        strategy=strategy,
+        model=str(tiny_bert_dir),
+        epochs=kw.pop("epochs", 2),
+        lr=kw.pop("lr", 5e-3),
+        batch_size=8,
+        max_length=32,
+        seed=0,
+        device="cpu",
+        **kw,
+    )
     return continual.run_sequence(config, tasks)
 
 
@@ -110,7 +126,9 @@ def test_every_strategy_fills_the_matrix(strategy, two_domains, tiny_bert_dir):
     assert summary["bwt"] == pytest.approx(result.matrix[1][0] - result.matrix[0][0])
     final = result.step_predictions[-1]
     assert len(final) == sum(len(t.eval) for t in two_domains) and final["id"].is_unique
-    assert (final["pred"] == final["label"]).groupby(final["task"], sort=False).mean().tolist() == pytest.approx(result.matrix[-1])
+    assert (final["pred"] == final["label"]).groupby(final["task"], sort=False).mean().tolist() == pytest.approx(
+        result.matrix[-1]
+    )
 
 
 def test_the_first_step_learns_its_task(two_domains, tiny_bert_dir):
@@ -132,7 +150,9 @@ def test_ewc_adds_lambda_half_of_the_fisher_weighted_squared_distance(two_domain
     from core.training import finetune
 
     space = continual.label_space(two_domains)
-    config = continual.ContinualConfig(strategy="ewc", model=str(tiny_bert_dir), batch_size=8, max_length=32, seed=0, device="cpu")
+    config = continual.ContinualConfig(
+        strategy="ewc", model=str(tiny_bert_dir), batch_size=8, max_length=32, seed=0, device="cpu"
+    )
     model = finetune.build_model(config.finetune_config(), space.units, "cpu")
     tokenizer = models.load_tokenizer(str(tiny_bert_dir))
     rows = continual.encode_rows(tokenizer, two_domains[0].train.assign(task=0), space, two_domains, 32)
@@ -147,10 +167,15 @@ def test_ewc_adds_lambda_half_of_the_fisher_weighted_squared_distance(two_domain
     batch = collator([rows[i] for i in range(8)])
     losses = {}
     for lam in (0.0, 10.0):
-        trainer = continual.continual_trainer_class()(model=model, args=base.training_arguments(
-            config.finetune_config(), tiny_bert_dir.parent / "ewc-args", 8, "cpu", 1, remove_unused_columns=False),
+        trainer = continual.continual_trainer_class()(
+            model=model,
+            args=base.training_arguments(
+                config.finetune_config(), tiny_bert_dir.parent / "ewc-args", 8, "cpu", 1, remove_unused_columns=False
+            ),
             unit_mask=mask,
-            ewc_terms=[shifted], ewc_lambda=lam)
+            ewc_terms=[shifted],
+            ewc_lambda=lam,
+        )
         model.eval()
         losses[lam] = float(trainer.compute_loss(model, dict(batch)))
     assert losses[10.0] - losses[0.0] == pytest.approx(10.0 / 2 * 0.25 * float(weight.sum()), rel=1e-4)
@@ -179,7 +204,7 @@ def test_the_fisher_is_the_mean_of_each_rows_squared_gradient(two_domains, tiny_
         model.zero_grad()
         log_p = torch.log_softmax(continual.masked_logits(model(**batch).logits, mask, task_id), dim=-1)[0, labels[0]]
         (-log_p).backward()
-        expected += model.classifier.weight.grad ** 2
+        expected += model.classifier.weight.grad**2
     assert torch.allclose(fisher["classifier.weight"][0], expected / len(rows), rtol=1e-4, atol=1e-9)
 
 
@@ -192,9 +217,20 @@ def test_ewc_holds_the_parameters_that_matter_to_the_first_task(two_domains, tin
     monkeypatch.setattr(continual, "fisher_diagonal", lambda *a, **k: terms.append(original_fisher(*a, **k)) or terms[-1])
     final = {}
     for strategy in ("ewc", "naive"):  # both train task 1 identically (same seed), so task 1's Fisher and anchor serve both
-        config = continual.ContinualConfig(strategy=strategy, model=str(tiny_bert_dir), epochs=4, lr=5e-3, batch_size=8,
-                                           max_length=32, ewc_lambda=1e6, seed=0, device="cpu")
-        continual.run_sequence(config, two_domains, on_step=lambda result, i, trainer, model, s=strategy: final.update({s: model}))
+        config = continual.ContinualConfig(
+            strategy=strategy,
+            model=str(tiny_bert_dir),
+            epochs=4,
+            lr=5e-3,
+            batch_size=8,
+            max_length=32,
+            ewc_lambda=1e6,
+            seed=0,
+            device="cpu",
+        )
+        continual.run_sequence(
+            config, two_domains, on_step=lambda result, i, trainer, model, s=strategy: final.update({s: model})
+        )
     assert len(terms) == 1 and penalties and max(penalties) > 0  # ewc's second step: the penalty is computed while training
     distance = {s: float(original_penalty(m, terms)) for s, m in final.items()}
     assert distance["ewc"] < distance["naive"] / 5
@@ -230,8 +266,10 @@ def test_ewc_keeps_one_consolidated_term_with_the_same_gradient_as_one_per_task(
 
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 3)
-    terms = [{n: (torch.rand_like(p) * (torch.rand_like(p) > 0.3), torch.randn_like(p)) for n, p in model.named_parameters()}
-             for _ in range(10)]
+    terms = [
+        {n: (torch.rand_like(p) * (torch.rand_like(p) > 0.3), torch.randn_like(p)) for n, p in model.named_parameters()}
+        for _ in range(10)
+    ]
     merged = None
     for term in terms:
         merged = continual.consolidate(merged, term)

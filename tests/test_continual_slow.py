@@ -14,11 +14,14 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.parametrize("strategy", ["naive", "lora-per-task"])
 def test_default_sequence_on_minilm_saves_models_that_reproduce_the_matrix(strategy, tmp_path):
-    config = continual.ContinualConfig(strategy=strategy, model=models.ENCODER, epochs=1, max_train_examples=48, max_length=64,
-                                       seed=0, device="cpu")
+    config = continual.ContinualConfig(
+        strategy=strategy, model=models.ENCODER, epochs=1, max_train_examples=48, max_length=64, seed=0, device="cpu"
+    )
     tasks = continual.load_tasks(list(continual.DEFAULT_TRAIN), list(continual.DEFAULT_EVAL), max_train_examples=48)
     run = continual.TaskRun(tmp_path / "seq").create({"kind": "continual"})
-    result = continual.run_sequence(config, tasks, run, on_step=lambda r, i, trainer, m: continual.save_step(run, config, {}, r, i, trainer))
+    result = continual.run_sequence(
+        config, tasks, run, on_step=lambda r, i, trainer, m: continual.save_step(run, config, {}, r, i, trainer)
+    )
     assert result.space.shared and len(result.matrix) == 2
     assert {h.get("task") for h in run.history().to_dict("records")} == {1, 2}
     for step in (1, 2):

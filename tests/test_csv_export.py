@@ -12,7 +12,7 @@ from core.cli import main
 from core.comparison import report
 from tests.compare_fixtures import make_run
 
-FORMULAS = ["=HYPERLINK(\"http://x\",\"y\")", "+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0", "@SUM(A1)", "\tTAB", "\rCR"]
+FORMULAS = ['=HYPERLINK("http://x","y")', "+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0", "@SUM(A1)", "\tTAB", "\rCR"]
 
 
 def test_formula_cells_and_headers_get_a_leading_quote():

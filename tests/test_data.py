@@ -26,7 +26,10 @@ def test_samples_have_no_leakage_between_splits():
 
 
 def test_columns_are_detected_and_a_file_without_splits_is_split_stratified(tmp_path):
-    rows = [{"sentence": f"text number {i} about {'cats' if i % 2 else 'dogs'}", "category": "a" if i % 2 else "b"} for i in range(100)]
+    rows = [
+        {"sentence": f"text number {i} about {'cats' if i % 2 else 'dogs'}", "category": "a" if i % 2 else "b"}
+        for i in range(100)
+    ]
     path = tmp_path / "x.jsonl"
     pd.DataFrame(rows).to_json(path, orient="records", lines=True)
     ds = data.load(str(path))
@@ -124,9 +127,11 @@ def test_hub_dataset_with_class_labels_keeps_label_names(monkeypatch):
 
     def fake_load(name):
         features = datasets.Features({"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])})
+
         def split(prefix, n):
-            return datasets.Dataset.from_dict({"sentence": [f"{prefix} text {i}" for i in range(n)], "label": [i % 2 for i in range(n)]},
-                                              features=features)
+            return datasets.Dataset.from_dict(
+                {"sentence": [f"{prefix} text {i}" for i in range(n)], "label": [i % 2 for i in range(n)]}, features=features
+            )
 
         return datasets.DatasetDict({"train": split("train", 40), "validation": split("dev", 10)})
 
@@ -147,15 +152,24 @@ def test_hub_box_refuses_local_paths_and_never_calls_datasets(kind, tmp_path, mo
     big.write_text("text,label\n" + "some text,a\nother text,b\n" * 50)
     (tmp_path / "folder").mkdir()
     monkeypatch.chdir(tmp_path)
-    name = {"absolute file": str(big), "absolute folder": str(tmp_path / "folder"), "relative folder": "folder",
-            "home": "~/data", "dots": "owner/../../etc", "url": "https://example.com/x.csv"}[kind]
+    name = {
+        "absolute file": str(big),
+        "absolute folder": str(tmp_path / "folder"),
+        "relative folder": "folder",
+        "home": "~/data",
+        "dots": "owner/../../etc",
+        "url": "https://example.com/x.csv",
+    }[kind]
     with pytest.raises(UserError, match="is not a Hugging Face dataset id"):
         data.load_hub(name)
     assert calls == []
 
 
 def _dataset(splits: dict[str, list[str]]) -> data.Dataset:
-    frames = {s: pd.DataFrame({"text": texts, "label": ["a" if i % 2 else "b" for i in range(len(texts))]}) for s, texts in splits.items()}
+    frames = {
+        s: pd.DataFrame({"text": texts, "label": ["a" if i % 2 else "b" for i in range(len(texts))]})
+        for s, texts in splits.items()
+    }
     return data.finish("x", "x", frames, ["a", "b"], "text", "label", [])
 
 
@@ -191,7 +205,9 @@ def test_near_duplicates_are_found_among_many_distinct_texts():
     report = data.duplicate_report(ds, threshold=0.8)
     near = report.pairs[report.pairs["kind"] == "near"]
     assert len(near) == 6 and report.summary.set_index("splits").loc["test / train", "near"] == 6
-    assert set(zip(near["text_a"], near["text_b"])) | set(zip(near["text_b"], near["text_a"])) >= {(texts[i], t) for i, t in planted.items()}
+    assert set(zip(near["text_a"], near["text_b"])) | set(zip(near["text_b"], near["text_a"])) >= {
+        (texts[i], t) for i, t in planted.items()
+    }
     assert np.allclose(near["similarity"], round(9 / 11, 3))
     assert data.duplicate_report(ds, threshold=0.9).summary["near"].sum() == 0  # below the stricter threshold
 
@@ -227,8 +243,16 @@ def test_cli_data_duplicates_prints_the_leakage_summary(tmp_path, capsys):
     from core import cli
 
     parcel = "the parcel never arrived at my house today"
-    rows = [{"text": t, "label": lab, "split": s} for t, lab, s in [("refund please", "a", "train"), ("REFUND please", "a", "test"),
-            (parcel, "b", "train"), (parcel + "!", "b", "test"), ("hello there friend", "b", "train")]]
+    rows = [
+        {"text": t, "label": lab, "split": s}
+        for t, lab, s in [
+            ("refund please", "a", "train"),
+            ("REFUND please", "a", "test"),
+            (parcel, "b", "train"),
+            (parcel + "!", "b", "test"),
+            ("hello there friend", "b", "train"),
+        ]
+    ]
     path = tmp_path / "d.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     assert cli.main(["data", str(path), "--duplicates", "--threshold", "0.7"]) == 0
@@ -245,8 +269,10 @@ def test_label_chart_shows_the_most_and_least_frequent_labels_around_the_rest():
     now the 10 most and 10 least frequent labels, on one scale, around an empty row that counts the rest."""
     from core import charts
 
-    summary = pd.DataFrame([(s, f"label{i:02d}", n) for i in range(77) for s, n in (("train", i + 1), ("test", 1))],
-                           columns=["split", "label", "count"])
+    summary = pd.DataFrame(
+        [(s, f"label{i:02d}", n) for i in range(77) for s, n in (("train", i + 1), ("test", 1))],
+        columns=["split", "label", "count"],
+    )
     spec = charts.label_distribution(summary, top=20).to_dict()
     order = spec["encoding"]["y"]["sort"]
     assert order[:2] == ["label76", "label75"] and order[10] == "(57 more labels)" and order[-2:] == ["label01", "label00"]
@@ -261,8 +287,10 @@ def test_label_chart_shows_the_most_and_least_frequent_labels_around_the_rest():
 def test_most_confused_pairs_are_sorted_and_searchable():
     from core.comparison import evaluate
 
-    conf = pd.DataFrame([("r", "a", "a", 9), ("r", "a", "b", 3), ("r", "b", "c", 5), ("r", "c", "a", 0), ("s", "card_x", "b", 4)],
-                        columns=["run", "true", "pred", "count"])
+    conf = pd.DataFrame(
+        [("r", "a", "a", 9), ("r", "a", "b", 3), ("r", "b", "c", 5), ("r", "c", "a", 0), ("s", "card_x", "b", 4)],
+        columns=["run", "true", "pred", "count"],
+    )
     out = evaluate.most_confused(conf)
     assert list(zip(out["true"], out["pred"], out["count"])) == [("b", "c", 5), ("card_x", "b", 4), ("a", "b", 3)]
     assert list(evaluate.most_confused(conf, search="CARD")["true"]) == ["card_x"]

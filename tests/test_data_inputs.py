@@ -28,31 +28,76 @@ GOOD_ROWS = [(f"review number {i} of the kettle", "pos" if i % 2 else "neg") for
         (b"", "upload.csv is empty."),
         (b"   \n\n", "upload.csv is empty."),
         (b"text,label\n", "upload.csv has no rows."),
-        (csv_bytes(GOOD_ROWS, header="body_text,label"), r"No text column found among: body_text, label; name it with --text-col."),
+        (
+            csv_bytes(GOOD_ROWS, header="body_text,label"),
+            r"No text column found among: body_text, label; name it with --text-col.",
+        ),
         (csv_bytes(GOOD_ROWS, header="text,verdict"), r"No label column found among: text, verdict; name it with --label-col."),
-        (b"text,label\n" + b"".join(f"row {i},\n".encode() for i in range(20)), r"Every row of upload.csv is missing its label in column 'label'."),
-        (csv_bytes([(f"row {i}", "pos") for i in range(20)]), r"upload.csv has only one class \('pos'\); classification needs at least two."),
-        ("text,label\ncafé,pos\nnaïve,neg\n".encode("latin-1"), r"upload.csv is not UTF-8 text \(byte 0xe9 at position 14\); save it as UTF-8 and try again."),
+        (
+            b"text,label\n" + b"".join(f"row {i},\n".encode() for i in range(20)),
+            r"Every row of upload.csv is missing its label in column 'label'.",
+        ),
+        (
+            csv_bytes([(f"row {i}", "pos") for i in range(20)]),
+            r"upload.csv has only one class \('pos'\); classification needs at least two.",
+        ),
+        (
+            "text,label\ncafé,pos\nnaïve,neg\n".encode("latin-1"),
+            r"upload.csv is not UTF-8 text \(byte 0xe9 at position 14\); save it as UTF-8 and try again.",
+        ),
         ("text,label\ncafé,pos\n".encode("utf-16"), r"upload.csv is not UTF-8 text \(byte 0xff at position 0\)"),
-        (csv_bytes([*GOOD_ROWS[:-1], ("long label row", "x" * 500)]),
-         r"A label in column 'label' is 500 characters long; that looks like text, not a label, "
-         r"so pick the label column with --label-col."),
-        (b"text,label\n" + b"".join(f",{'pos' if i % 2 else 'neg'}\n".encode() for i in range(20)), r"Every text in column 'text' of upload.csv is empty."),
+        (
+            csv_bytes([*GOOD_ROWS[:-1], ("long label row", "x" * 500)]),
+            r"A label in column 'label' is 500 characters long; that looks like text, not a label, "
+            r"so pick the label column with --label-col.",
+        ),
+        (
+            b"text,label\n" + b"".join(f",{'pos' if i % 2 else 'neg'}\n".encode() for i in range(20)),
+            r"Every text in column 'text' of upload.csv is empty.",
+        ),
         (csv_bytes(GOOD_ROWS[:6]), r"upload.csv has 6 usable rows; at least 10 are needed to make train and test splits."),
         (b"text\x00,label\nx,y\n", "contains NUL bytes"),
         (b'text,label\n"unclosed,pos\nmore,neg\n', r"upload.csv could not be parsed as csv"),
-        (b"text,text,label\na,b,pos\n", r"upload.csv names the column 'text' more than once in its header; give every column its own name."),
-        (b"text,label\n" + b"".join(f"review {i}, with a comma {i},{'pos' if i % 2 else 'neg'}\n".encode() for i in range(20)),
-         r"Row 1 of upload.csv has 3 fields but the header has 2; "
-         r"a text probably contains an unquoted comma \(put such texts in double quotes\)."),
-        (b"text,label\n" + b"".join(f'"quoted {i}",{"pos" if i % 2 else "neg"}\n'.encode() for i in range(20)) + b"late, comma,pos\n",
-         r"Row 21 of upload.csv has 3 fields but the header has 2"),
-        (b"text,label\n" + b"".join(f"row {i},L{i}\n".encode() for i in range(1500)),
-         r"upload.csv has 1500 distinct labels in column 'label'; the limit is 1000, so it is probably not a label column."),
+        (
+            b"text,text,label\na,b,pos\n",
+            r"upload.csv names the column 'text' more than once in its header; give every column its own name.",
+        ),
+        (
+            b"text,label\n" + b"".join(f"review {i}, with a comma {i},{'pos' if i % 2 else 'neg'}\n".encode() for i in range(20)),
+            r"Row 1 of upload.csv has 3 fields but the header has 2; "
+            r"a text probably contains an unquoted comma \(put such texts in double quotes\).",
+        ),
+        (
+            b"text,label\n"
+            + b"".join(f'"quoted {i}",{"pos" if i % 2 else "neg"}\n'.encode() for i in range(20))
+            + b"late, comma,pos\n",
+            r"Row 21 of upload.csv has 3 fields but the header has 2",
+        ),
+        (
+            b"text,label\n" + b"".join(f"row {i},L{i}\n".encode() for i in range(1500)),
+            r"upload.csv has 1500 distinct labels in column 'label'; the limit is 1000, so it is probably not a label column.",
+        ),
     ],
-    ids=["empty", "blank", "header-only", "no-text-column", "no-label-column", "no-labels", "one-class", "latin-1", "utf-16",
-         "500-char-label", "all-texts-empty", "too-few-rows", "nul-bytes", "unclosed-quote", "repeated-columns", "unquoted-commas",
-         "one-late-unquoted-comma", "1500-labels"],
+    ids=[
+        "empty",
+        "blank",
+        "header-only",
+        "no-text-column",
+        "no-label-column",
+        "no-labels",
+        "one-class",
+        "latin-1",
+        "utf-16",
+        "500-char-label",
+        "all-texts-empty",
+        "too-few-rows",
+        "nul-bytes",
+        "unclosed-quote",
+        "repeated-columns",
+        "unquoted-commas",
+        "one-late-unquoted-comma",
+        "1500-labels",
+    ],
 )
 def test_bad_upload_is_answered_by_its_message(raw, message):
     with pytest.raises(UserError, match=message):
@@ -92,7 +137,7 @@ def test_too_few_rows_per_label_for_test_split_is_refused():
 
 
 def test_bare_carriage_returns_in_quoted_cells_load():
-    raw = b'text,label\n' + b"".join(f'"line one\rline two {i}",{"pos" if i % 2 else "neg"}\n'.encode() for i in range(20))
+    raw = b"text,label\n" + b"".join(f'"line one\rline two {i}",{"pos" if i % 2 else "neg"}\n'.encode() for i in range(20))
     ds = data.load_upload(raw, "upload.csv")
     assert sum(len(f) for f in ds.splits.values()) == 20
     mac = b"text,label\r" + b"".join(f"old mac row {i},{'pos' if i % 2 else 'neg'}\r".encode() for i in range(20))
@@ -101,7 +146,7 @@ def test_bare_carriage_returns_in_quoted_cells_load():
 
 def test_twelve_megabyte_upload_loads_under_the_default_limit(tmp_path):
     assert data.MAX_FILE_MB >= 50 or pytest.skip("PFT_MAX_UPLOAD_MB is set below 50 here")
-    line = "\"a fairly long product review that goes on about the kettle, the toaster and the delivery van {i}\",{label}\n"
+    line = '"a fairly long product review that goes on about the kettle, the toaster and the delivery van {i}",{label}\n'
     body = "".join(line.format(i=i, label=("pos", "neg", "neu")[i % 3]) for i in range(125_000))
     path = tmp_path / "big.csv"
     path.write_text("text,label\n" + body, encoding="utf-8")
@@ -130,12 +175,21 @@ def test_many_real_labels_load():
 @pytest.mark.parametrize(
     ("suffix", "frame", "message"),
     [
-        (".parquet", {"text": [["a", "list"], ["b"]] * 10, "label": ["pos", "neg"] * 10},
-         r"Row 1 of cells.parquet holds a list or object in column 'text' \(\['a' 'list'\]\), not a single text or label"),
-        (".parquet", {"text": [f"row {i}" for i in range(20)], "label": [[i % 2] for i in range(20)]},
-         r"Row 1 of cells.parquet holds a list or object in column 'label' \(\[0\]\)"),
-        (".jsonl", {"text": [f"row {i}" for i in range(20)], "label": [{"a": i % 2} for i in range(20)]},
-         r"Row 1 of cells.jsonl holds a list or object in column 'label' \(\{'a': 0\}\)"),
+        (
+            ".parquet",
+            {"text": [["a", "list"], ["b"]] * 10, "label": ["pos", "neg"] * 10},
+            r"Row 1 of cells.parquet holds a list or object in column 'text' \(\['a' 'list'\]\), not a single text or label",
+        ),
+        (
+            ".parquet",
+            {"text": [f"row {i}" for i in range(20)], "label": [[i % 2] for i in range(20)]},
+            r"Row 1 of cells.parquet holds a list or object in column 'label' \(\[0\]\)",
+        ),
+        (
+            ".jsonl",
+            {"text": [f"row {i}" for i in range(20)], "label": [{"a": i % 2} for i in range(20)]},
+            r"Row 1 of cells.jsonl holds a list or object in column 'label' \(\{'a': 0\}\)",
+        ),
     ],
     ids=["parquet-list-text", "parquet-list-label", "json-object-label"],
 )
@@ -168,7 +222,9 @@ def test_one_class_train_file_is_refused_but_one_class_eval_file_is_allowed(tmp_
 
 def test_split_column_file_with_a_one_class_train_split_is_refused(tmp_path):
     path = tmp_path / "splits.csv"
-    body = "".join(f"train row {i},pos,train\n" for i in range(10)) + "".join(f"test row {i},{'pos' if i % 2 else 'neg'},test\n" for i in range(10))
+    body = "".join(f"train row {i},pos,train\n" for i in range(10)) + "".join(
+        f"test row {i},{'pos' if i % 2 else 'neg'},test\n" for i in range(10)
+    )
     path.write_text("text,label,split\n" + body)
     with pytest.raises(UserError, match=r"The 'train' split of splits.csv has only one class \('pos'\)"):
         data.load_split(str(path), "train")
@@ -183,7 +239,10 @@ def test_cli_refuses_a_file_with_too_many_labels_on_train_and_eval(tmp_path, fla
     argv[argv.index(flag) + 1] = many
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "error: many.csv has 1500 distinct labels in column 'label'; the limit is 1000, so it is probably not a label column."
+    assert (
+        err
+        == "error: many.csv has 1500 distinct labels in column 'label'; the limit is 1000, so it is probably not a label column."
+    )
 
 
 def test_cli_refuses_a_one_class_train_file(tmp_path, runs_dir, capsys):
@@ -197,7 +256,9 @@ def test_cli_refuses_a_one_class_train_file(tmp_path, runs_dir, capsys):
 def test_hugging_face_class_label_names_become_the_labels(monkeypatch):
     import datasets
 
-    features = datasets.Features({"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=["negative", "positive"])})
+    features = datasets.Features(
+        {"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=["negative", "positive"])}
+    )
     rows = {"sentence": [f"film {i}" for i in range(20)], "label": [i % 2 for i in range(20)]}
     fake = datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows, features=features)})
     monkeypatch.setattr(datasets, "load_dataset", lambda name: fake)

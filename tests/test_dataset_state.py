@@ -43,8 +43,10 @@ def rows_caption(at: AppTest) -> str:
 
 
 def pets_csv(n: int = 40) -> bytes:
-    return ("text,label\n" + "\n".join(f"text number {i} about {'cats' if i % 2 else 'dogs'},{'cat' if i % 2 else 'dog'}"
-                                       for i in range(n))).encode()
+    return (
+        "text,label\n"
+        + "\n".join(f"text number {i} about {'cats' if i % 2 else 'dogs'},{'cat' if i % 2 else 'dog'}" for i in range(n))
+    ).encode()
 
 
 # ---- core helpers ------------------------------------------------------------------------------
@@ -99,7 +101,9 @@ def test_prompting_label_words_after_a_switch_are_the_new_labels(app, runs_dir):
     at.switch_page("app_pages/prompting.py").run()
     at.text_input(key=scoped(at, "pr_shots")).set_value("0").run()
     assert words(at) == [default_word(lab) for lab in REVIEWS.label_names]
-    switch(at, "support_intents")  # (AppTest cannot type into a data editor; the table is keyed per dataset, so edits stay behind)
+    switch(
+        at, "support_intents"
+    )  # (AppTest cannot type into a data editor; the table is keyed per dataset, so edits stay behind)
     assert not at.exception
     assert words(at) == [default_word(lab) for lab in SUPPORT.label_names]  # were "negative/neutral/positive" words kept
     assert at.text_input(key=scoped(at, "pr_shots")).value == "4"
@@ -118,12 +122,15 @@ def test_prompting_job_box_belongs_to_the_dataset_that_started_it(app, runs_dir)
     assert any("reviews-job" in s.value for s in at.subheader) and at.get("progress")
 
 
-@pytest.mark.parametrize(("page", "kind", "name", "value", "default"), [
-    ("app_pages/tokenization.py", "number_input", "tok_max_length", 128, 64),
-    ("app_pages/finetune.py", "number_input", "ft_epochs", 1.0, 3.0),
-    ("app_pages/runs.py", "text_input", "runs_filter", "lora", ""),
-    ("app_pages/attention.py", "slider", "att_max_tokens", 32, 64),
-])
+@pytest.mark.parametrize(
+    ("page", "kind", "name", "value", "default"),
+    [
+        ("app_pages/tokenization.py", "number_input", "tok_max_length", 128, 64),
+        ("app_pages/finetune.py", "number_input", "ft_epochs", 1.0, 3.0),
+        ("app_pages/runs.py", "text_input", "runs_filter", "lora", ""),
+        ("app_pages/attention.py", "slider", "att_max_tokens", 32, 64),
+    ],
+)
 def test_other_pages_start_from_their_defaults_after_a_switch(app, runs_dir, page, kind, name, value, default):
     make_run(runs_dir, "on-reviews", 0.7)  # so the Runs page has a widget past its empty-state message
     at = app.run()

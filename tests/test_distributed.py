@@ -19,10 +19,38 @@ def test_torchrun_two_cpu_processes_write_one_run(runs_dir, tiny_bert_dir):
     if not torchrun.exists() and not shutil.which("torchrun"):
         pytest.skip("torchrun is not installed")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    cmd = [str(torchrun if torchrun.exists() else "torchrun"), "--nproc_per_node", "2", "--master_port", "29517", "-m", "core",
-           "finetune", "--train", "reviews", "--eval", "reviews", "--model", str(tiny_bert_dir), "--method", "full",
-           "--epochs", "2", "--lr", "1e-3", "--batch-size", "16", "--max-train-examples", "96", "--seed", "3",
-           "--device", "cpu", "--out", "ddp-run"]
+    cmd = [
+        str(torchrun if torchrun.exists() else "torchrun"),
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        "-m",
+        "core",
+        "finetune",
+        "--train",
+        "reviews",
+        "--eval",
+        "reviews",
+        "--model",
+        str(tiny_bert_dir),
+        "--method",
+        "full",
+        "--epochs",
+        "2",
+        "--lr",
+        "1e-3",
+        "--batch-size",
+        "16",
+        "--max-train-examples",
+        "96",
+        "--seed",
+        "3",
+        "--device",
+        "cpu",
+        "--out",
+        "ddp-run",
+    ]
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
     assert out.returncode == 0, out.stderr[-3000:]
     run = runs_dir / "ddp-run"
@@ -56,12 +84,44 @@ def test_torchrun_two_cpu_processes_evaluate_like_one(runs_dir, tiny_bert_dir, m
         pytest.skip("torchrun is not installed")
     eval_csv = runs_dir.parent / "eval.csv"
     pd.read_csv(ROOT / "sample_data" / "reviews" / "test.csv").head(37).to_csv(eval_csv, index=False)
-    flags = ["finetune", "--train", "reviews", "--eval", str(eval_csv), "--model", str(tiny_bert_dir), "--method", "lora",
-             "--epochs", "1", "--lr", "1e-9", "--batch-size", "8", "--max-train-examples", "32", "--dev", "none", "--seed", "5",
-             "--device", "cpu"]
+    flags = [
+        "finetune",
+        "--train",
+        "reviews",
+        "--eval",
+        str(eval_csv),
+        "--model",
+        str(tiny_bert_dir),
+        "--method",
+        "lora",
+        "--epochs",
+        "1",
+        "--lr",
+        "1e-9",
+        "--batch-size",
+        "8",
+        "--max-train-examples",
+        "32",
+        "--dev",
+        "none",
+        "--seed",
+        "5",
+        "--device",
+        "cpu",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    cmd = [str(torchrun if torchrun.exists() else "torchrun"), "--nproc_per_node", "2", "--master_port", "29521", "-m", "core",
-           *flags, "--out", "sharded"]
+    cmd = [
+        str(torchrun if torchrun.exists() else "torchrun"),
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29521",
+        "-m",
+        "core",
+        *flags,
+        "--out",
+        "sharded",
+    ]
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
     assert out.returncode == 0, out.stderr[-3000:]
     monkeypatch.chdir(runs_dir.parent)
@@ -79,8 +139,21 @@ def test_torchrun_refuses_methods_that_do_not_shard(runs_dir, tiny_bert_dir, mon
     from core.cli import main
 
     monkeypatch.setenv("WORLD_SIZE", "2")
-    code = main(["finetune", "--train", "reviews", "--eval", "reviews", "--model", str(tiny_bert_dir), "--method", "logreg",
-                 "--out", "refused"])
+    code = main(
+        [
+            "finetune",
+            "--train",
+            "reviews",
+            "--eval",
+            "reviews",
+            "--model",
+            str(tiny_bert_dir),
+            "--method",
+            "logreg",
+            "--out",
+            "refused",
+        ]
+    )
     assert code == 2
     assert "does not run under torchrun" in capsys.readouterr().err
     assert not (runs_dir / "refused").exists()
@@ -96,12 +169,41 @@ def test_torchrun_two_cpu_processes_prompt_like_one(runs_dir, tiny_llama_dir, mo
     torchrun = Path(sys.executable).with_name("torchrun")
     if not torchrun.exists() and not shutil.which("torchrun"):
         pytest.skip("torchrun is not installed")
-    flags = ["prompt", "--train", "reviews", "--eval", "reviews", "--model", str(tiny_llama_dir), "--shots", "2",
-             "--calibrate", "contextual", "--max-eval-examples", "15", "--batch-size", "4", "--device", "cpu",
-             "--label-words", "negative=refund my order", "positive=profit rose"]
+    flags = [
+        "prompt",
+        "--train",
+        "reviews",
+        "--eval",
+        "reviews",
+        "--model",
+        str(tiny_llama_dir),
+        "--shots",
+        "2",
+        "--calibrate",
+        "contextual",
+        "--max-eval-examples",
+        "15",
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+        "--label-words",
+        "negative=refund my order",
+        "positive=profit rose",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    cmd = [str(torchrun if torchrun.exists() else "torchrun"), "--nproc_per_node", "2", "--master_port", "29519", "-m", "core",
-           *flags, "--out", "sharded"]
+    cmd = [
+        str(torchrun if torchrun.exists() else "torchrun"),
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29519",
+        "-m",
+        "core",
+        *flags,
+        "--out",
+        "sharded",
+    ]
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
     assert out.returncode == 0, out.stderr[-3000:]
     assert [p.name for p in runs_dir.iterdir() if not p.name.startswith(".") and p.name != "index.sqlite"] == ["sharded"]

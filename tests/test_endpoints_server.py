@@ -36,8 +36,11 @@ def prompt(model: str, *extra) -> int:
 
 
 def read(run) -> tuple[dict, dict, pd.DataFrame]:
-    return (json.loads((run / "config.json").read_text()), json.loads((run / "metrics.json").read_text()),
-            pd.read_csv(run / "predictions.csv"))
+    return (
+        json.loads((run / "config.json").read_text()),
+        json.loads((run / "metrics.json").read_text()),
+        pd.read_csv(run / "predictions.csv"),
+    )
 
 
 def one_sentence(capsys, *parts: str) -> str:
@@ -50,14 +53,21 @@ def one_sentence(capsys, *parts: str) -> str:
 
 @pytest.mark.slow
 def test_echo_scores_agree_with_the_local_scorer(llama_server, runs_dir, capsys):
-    rows = ["--max-eval-examples", str(ROWS)]  # llama-cpp-python's echo sorts the vocabulary at every prompt token: ~1 s a request
-    assert prompt(llama_server.spec(), *rows, "--concurrency", "4", "--price-input", "0.5", "--price-output", "1.5", "--out", "ep") == 0
+    rows = [
+        "--max-eval-examples",
+        str(ROWS),
+    ]  # llama-cpp-python's echo sorts the vocabulary at every prompt token: ~1 s a request
+    assert (
+        prompt(llama_server.spec(), *rows, "--concurrency", "4", "--price-input", "0.5", "--price-output", "1.5", "--out", "ep")
+        == 0
+    )
     config, metrics, preds = read(runs_dir / "ep")
     assert metrics["scoring_mode"] == "echo" and config["scoring_mode"] == "echo" and metrics["unparsed"] == 0
     assert config["endpoint"] == {"model": "smollm2", "base_url": llama_server.base_url, "api_key_env": None}
     ds = data.load_sample("reviews")
-    local = prompting.run_prompting(prompting.PromptConfig(calibration="none", max_eval_examples=ROWS), ds.splits["train"],
-                                    ds.splits["test"], ds.label_names)
+    local = prompting.run_prompting(
+        prompting.PromptConfig(calibration="none", max_eval_examples=ROWS), ds.splits["train"], ds.splits["test"], ds.label_names
+    )
     joined = preds.merge(local.predictions, on="id", suffixes=("", "_local"))
     assert len(preds) == len(local.predictions) == len(joined) == ROWS
     assert set(preds["label"]) == set(local.predictions["label"]) and set(preds["pred"]) <= set(ds.label_names)
@@ -66,13 +76,17 @@ def test_echo_scores_agree_with_the_local_scorer(llama_server, runs_dir, capsys)
     assert agreement >= AGREEMENT
     probs = preds[[f"prob_{lab}" for lab in ds.label_names]].to_numpy()
     assert np.allclose(probs.sum(axis=1), 1, atol=1e-4)
-    gap = np.abs(joined[[f"prob_{lab}" for lab in ds.label_names]].to_numpy()
-                 - joined[[f"prob_{lab}_local" for lab in ds.label_names]].to_numpy()).mean()
+    gap = np.abs(
+        joined[[f"prob_{lab}" for lab in ds.label_names]].to_numpy()
+        - joined[[f"prob_{lab}_local" for lab in ds.label_names]].to_numpy()
+    ).mean()
     assert gap <= PROB_GAP  # the same likelihoods, not merely the same argmax (misaligned echo numbers are far off)
     # every (row, label) is one request, plus the probe: tokens from the server's usage fields, cost from the prices
     assert metrics["requests"] == len(preds) * len(ds.label_names) + 1 and metrics["cached_requests"] == 0
     assert metrics["prompt_tokens"] > 10 * metrics["requests"] and metrics["completion_tokens"] >= metrics["requests"] - 1
-    assert metrics["cost_usd"] == pytest.approx((metrics["prompt_tokens"] * 0.5 + metrics["completion_tokens"] * 1.5) / 1e6, abs=1e-6)
+    assert metrics["cost_usd"] == pytest.approx(
+        (metrics["prompt_tokens"] * 0.5 + metrics["completion_tokens"] * 1.5) / 1e6, abs=1e-6
+    )
     assert metrics["latency_ms"] > 0
     # a rerun asks nothing twice: every answer comes from the cache, with the same tokens and predictions
     assert prompt(llama_server.spec(), *rows, "--price-input", "0.5", "--price-output", "1.5", "--out", "again") == 0
@@ -84,8 +98,28 @@ def test_echo_scores_agree_with_the_local_scorer(llama_server, runs_dir, capsys)
 
 @pytest.mark.slow
 def test_chat_logprobs_give_probabilities_and_calibration(llama_server, runs_dir):
-    assert main(["prompt", "--train", "reviews", "--eval", "reviews", "--model", llama_server.spec(), "--scoring-mode", "chat-logprobs",
-                 "--calibrate", "contextual", "--max-eval-examples", "12", "--out", "chat"]) == 0
+    assert (
+        main(
+            [
+                "prompt",
+                "--train",
+                "reviews",
+                "--eval",
+                "reviews",
+                "--model",
+                llama_server.spec(),
+                "--scoring-mode",
+                "chat-logprobs",
+                "--calibrate",
+                "contextual",
+                "--max-eval-examples",
+                "12",
+                "--out",
+                "chat",
+            ]
+        )
+        == 0
+    )
     config, metrics, preds = read(runs_dir / "chat")
     assert metrics["scoring_mode"] == "chat-logprobs" and metrics["calibration"] == "contextual" and len(preds) == 12
     assert metrics["requests"] == 12 + len(prompting.CONTENT_FREE)  # one per row and per content-free input, no probe
@@ -95,8 +129,12 @@ def test_chat_logprobs_give_probabilities_and_calibration(llama_server, runs_dir
 @pytest.mark.slow
 def test_a_server_without_logprobs_is_scored_by_generation(transformers_server, runs_dir, capsys):
     folder = models._converted(models.resolve("smollm2")).path  # transformers serve names its model by its folder
-    assert prompt(transformers_server.spec(folder), "--max-eval-examples", "4", "--concurrency", "2", "--timeout", "300",
-                  "--out", "gen") == 0
+    assert (
+        prompt(
+            transformers_server.spec(folder), "--max-eval-examples", "4", "--concurrency", "2", "--timeout", "300", "--out", "gen"
+        )
+        == 0
+    )
     config, metrics, preds = read(runs_dir / "gen")
     assert metrics["scoring_mode"] == "generate" and config["scoring_mode"] == "generate" and metrics["calibration"] == "none"
     assert metrics["requests"] == 4 + 3  # the three probes (echo ignored, no log-probabilities, one generation), then a row each
@@ -150,7 +188,10 @@ def test_keys_are_read_from_the_named_variable_and_never_written(tmp_path, runs_
         assert prompt(server.spec(), "--max-eval-examples", "3", "--retries", "0", "--out", "nokey") == 2
         one_sentence(capsys, "unauthorised (HTTP 401)", "--api-key-env")
         monkeypatch.setenv("PFT_TEST_KEY", "sk-wrong")
-        assert prompt(server.spec(), "--api-key-env", "PFT_TEST_KEY", "--max-eval-examples", "3", "--retries", "0", "--out", "wrong") == 2
+        assert (
+            prompt(server.spec(), "--api-key-env", "PFT_TEST_KEY", "--max-eval-examples", "3", "--retries", "0", "--out", "wrong")
+            == 2
+        )
         one_sentence(capsys, "unauthorised (HTTP 401)", "check the key in PFT_TEST_KEY")
         monkeypatch.delenv("PFT_TEST_KEY")
         assert prompt(server.spec(), "--api-key-env", "PFT_TEST_KEY", "--max-eval-examples", "3", "--out", "unset") == 2

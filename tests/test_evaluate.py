@@ -48,7 +48,9 @@ def test_bootstrap_interval_brackets_the_estimate_and_matches_a_loop():
     # the same resamples, computed one at a time with classification_metrics, give the same macro-F1 percentiles
     r = np.random.default_rng(3)
     idx = r.integers(0, 80, size=(400, 80))
-    loop = [evaluate.classification_metrics([y_true[i] for i in row], [y_pred[i] for i in row], labels)["macro_f1"] for row in idx]
+    loop = [
+        evaluate.classification_metrics([y_true[i] for i in row], [y_pred[i] for i in row], labels)["macro_f1"] for row in idx
+    ]
     assert ci.loc["macro_f1", "low"] == pytest.approx(np.percentile(loop, 2.5))
     assert ci.loc["macro_f1", "high"] == pytest.approx(np.percentile(loop, 97.5))
 

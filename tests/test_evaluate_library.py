@@ -31,9 +31,12 @@ def old_metrics(y_true, y_pred, labels):
         r = tp / support if support else 0.0
         pc[lab] = {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0, "support": int(support)}
     present = [lab for lab in labels if pc[lab]["support"] > 0]
-    return {"accuracy": float(np.mean([t == p for t, p in zip(y_true, y_pred, strict=False)])) if y_true else 0.0,
-            "macro_f1": float(np.mean([pc[lab]["f1"] for lab in present])) if present else 0.0,
-            "per_class": pc, "confusion_matrix": m.tolist()}
+    return {
+        "accuracy": float(np.mean([t == p for t, p in zip(y_true, y_pred, strict=False)])) if y_true else 0.0,
+        "macro_f1": float(np.mean([pc[lab]["f1"] for lab in present])) if present else 0.0,
+        "per_class": pc,
+        "confusion_matrix": m.tolist(),
+    }
 
 
 def old_mcnemar_p(b, c):

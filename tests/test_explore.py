@@ -28,8 +28,13 @@ def test_negation_slices_match_hand_computed_metrics_and_list_the_significant_sl
     texts = [f"a fine day number {i}" for i in range(10)] + [f"it is not good {i}" for i in range(30)]
     labels = ["pos", "neg"] * 5 + ["neg"] * 30
     prompt = labels[:10] + ["pos"] * 20 + ["neg"] * 10
-    report = explore.slice_report(joined_frame(texts, labels, {"p": prompt, "f": labels}), {"p": "prompt", "f": "finetune"},
-                                  ["neg", "pos"], "negation", n_resamples=200)
+    report = explore.slice_report(
+        joined_frame(texts, labels, {"p": prompt, "f": labels}),
+        {"p": "prompt", "f": "finetune"},
+        ["neg", "pos"],
+        "negation",
+        n_resamples=200,
+    )
     assert report.table["slice"].iloc[0] == "with negation word"  # significant, so first although the plain rows come first
     row = report.table.set_index(["slice", "run"])
     assert row.loc[("with negation word", "p"), "accuracy"] == pytest.approx(10 / 30)
@@ -39,8 +44,8 @@ def test_negation_slices_match_hand_computed_metrics_and_list_the_significant_sl
     assert row.loc[("with negation word", "p"), "accuracy_low"] < 10 / 30 < row.loc[("with negation word", "p"), "accuracy_high"]
     tests = report.tests.set_index("slice")
     assert tests.loc["with negation word", "only_b_right"] == 20 and tests.loc["with negation word", "only_a_right"] == 0
-    assert tests.loc["with negation word", "p_value"] == pytest.approx(2 * 0.5 ** 20)  # exact binomial, 0 of 20
-    assert tests.loc["with negation word", "p_holm"] == pytest.approx(2 * 2 * 0.5 ** 20)  # two tests: Holm doubles the smallest
+    assert tests.loc["with negation word", "p_value"] == pytest.approx(2 * 0.5**20)  # exact binomial, 0 of 20
+    assert tests.loc["with negation word", "p_holm"] == pytest.approx(2 * 2 * 0.5**20)  # two tests: Holm doubles the smallest
     assert tests.loc["with negation word", "significant"] and not tests.loc["without negation word", "significant"]
     shown = explore.format_slices(report)
     assert shown.loc[0, "difference"].endswith("*, f better") and shown.loc[0, "accuracy"].startswith("0.333 [")
@@ -50,11 +55,14 @@ def test_holm_adjusts_step_down_and_stays_monotone():
     assert explore.holm([0.01, 0.04, 0.03]).tolist() == pytest.approx([0.03, 0.06, 0.06])
 
 
-@pytest.mark.parametrize(("by", "expected"), [
-    ("numbers", {"with a number": 2, "without a number": 2}),
-    ("regex:refund|money", {"matches /refund|money/": 2, "does not match /refund|money/": 2}),
-    ("label", {"a": 3, "b": 1}),
-])
+@pytest.mark.parametrize(
+    ("by", "expected"),
+    [
+        ("numbers", {"with a number": 2, "without a number": 2}),
+        ("regex:refund|money", {"matches /refund|money/": 2, "does not match /refund|money/": 2}),
+        ("label", {"a": 3, "b": 1}),
+    ],
+)
 def test_text_slices_count_the_rows_they_hold(by, expected):
     frame = pd.DataFrame({"text": ["refund 20 now", "no money", "call me at 5", "hello"], "label": ["a", "a", "a", "b"]})
     assert explore.slice_labels(frame, by).value_counts().to_dict() == expected
@@ -78,7 +86,9 @@ def test_column_slices_read_extra_columns_matched_on_text_and_bin_numbers(tmp_pa
     assert binned.table["slice"].nunique() == explore.LENGTH_BINS
 
 
-@pytest.mark.parametrize(("by", "words"), [("size", "none of these"), ("regex:(unclosed", "not valid"), ("column:", "none of these")])
+@pytest.mark.parametrize(
+    ("by", "words"), [("size", "none of these"), ("regex:(unclosed", "not valid"), ("column:", "none of these")]
+)
 def test_bad_slice_specs_are_one_sentence(by, words):
     with pytest.raises(UserError, match=words):
         explore.parse_by(by)
@@ -115,13 +125,19 @@ def separable_dataset(n_per_class: int = 60, seed: int = 0):
     flipped = np.array([k * n_per_class + j for k in range(3) for j in (0, 1)])
     given = y.copy()
     given[flipped] = (y[flipped] + np.tile([1, 2], 3)) % 3
-    frame = pd.DataFrame({"id": [f"r{i}" for i in range(len(y))], "text": [f"row {i}" for i in range(len(y))],
-                          "label": [labels[i] for i in given]})
+    frame = pd.DataFrame(
+        {"id": [f"r{i}" for i in range(len(y))], "text": [f"row {i}" for i in range(len(y))], "label": [labels[i] for i in given]}
+    )
     half = len(y) // 2
     order = rng.permutation(len(y))
     splits = {"train": frame.iloc[order[:half]].reset_index(drop=True), "test": frame.iloc[order[half:]].reset_index(drop=True)}
     embeddings = x[np.concatenate([order[:half], order[half:]])]
-    return Dataset(name="synthetic", source="synthetic", splits=splits, label_names=labels), embeddings, frame.iloc[flipped], y[flipped]
+    return (
+        Dataset(name="synthetic", source="synthetic", splits=splits, label_names=labels),
+        embeddings,
+        frame.iloc[flipped],
+        y[flipped],
+    )
 
 
 def test_cleanlab_finds_planted_flipped_labels_on_separable_data():
@@ -188,7 +204,9 @@ def test_perturbations_change_what_they_name_and_are_seeded():
 
 
 def test_robustness_counts_the_predictions_that_stay_the_same():
-    rows = pd.DataFrame({"text": ["good film", "BAD FILM", "good 1", "bad 2"], "label": ["positive", "negative", "positive", "negative"]})
+    rows = pd.DataFrame(
+        {"text": ["good film", "BAD FILM", "good 1", "bad 2"], "label": ["positive", "negative", "positive", "negative"]}
+    )
 
     def by_case(texts):  # says 'positive' for lower-case text: upper-casing flips the two lower-case rows
         return ["positive" if t == t.lower() else "negative" for t in texts]
@@ -209,7 +227,10 @@ def test_negation_flips_are_counted_for_sentiment_labels():
     rows = pd.DataFrame({"text": ["it was good", "it was bad"], "label": ["positive", "negative"]})
 
     def reads_not(texts):
-        return [("negative" if "good" in t else "positive") if " not " in t else ("positive" if "good" in t else "negative") for t in texts]
+        return [
+            ("negative" if "good" in t else "positive") if " not " in t else ("positive" if "good" in t else "negative")
+            for t in texts
+        ]
 
     table = explore.robustness({"r": reads_not}, rows, ["negation"], sentiment=explore.is_sentiment(["negative", "positive"]))
     assert table.loc[0, "flipped (expected)"] == 1.0 and table.loc[0, "unchanged predictions"] == 0.0
@@ -230,7 +251,12 @@ def test_report_sections_escape_slice_names_taken_from_the_data(runs_dir):
     joined = joined_frame(texts, ["a", "b"] * 4, {"p": ["a"] * 8, "f": ["a", "b"] * 4})
     extra = pd.DataFrame({"text": texts, "source": ["<script>alert(1)</script>", "*bold*"] * 4})
     sliced = explore.slice_report(joined, {"p": "prompt", "f": "finetune"}, ["a", "b"], "column:source", extra, n_resamples=100)
-    cmp = evaluate.compare_runs([make_run(runs_dir, "p", 0.6, seed=1), make_run(runs_dir, "f", 0.8, kind="finetune", seed=2)],
-                                n_resamples=50)
+    cmp = evaluate.compare_runs(
+        [make_run(runs_dir, "p", 0.6, seed=1), make_run(runs_dir, "f", 0.8, kind="finetune", seed=2)], n_resamples=50
+    )
     html = report.build_report(cmp, sections=explore.report_sections(sliced))
-    assert "<script>" not in html and "source = &lt;script&gt;alert(1)&lt;/script&gt;" in html and "<h2>Slices by column:source</h2>" in html
+    assert (
+        "<script>" not in html
+        and "source = &lt;script&gt;alert(1)&lt;/script&gt;" in html
+        and "<h2>Slices by column:source</h2>" in html
+    )

@@ -24,8 +24,24 @@ CHECK = ROOT / "tests" / "export_check.py"
 
 def finetune(name: str, model, *flags: str, rows: int = 32) -> Path:
     """A finished fine-tuning run on the reviews sample (eval: its 99 test rows), made by the CLI in this process."""
-    argv = ["finetune", "--train", "reviews", "--eval", "reviews", "--model", str(model), "--epochs", "1",
-            "--max-train-examples", str(rows), "--seed", "1", "--out", name, *flags]
+    argv = [
+        "finetune",
+        "--train",
+        "reviews",
+        "--eval",
+        "reviews",
+        "--model",
+        str(model),
+        "--epochs",
+        "1",
+        "--max-train-examples",
+        str(rows),
+        "--seed",
+        "1",
+        "--out",
+        name,
+        *flags,
+    ]
     assert main(argv) == 0
     return Path(os.environ["PFT_RUNS_DIR"]) / name
 
@@ -41,8 +57,14 @@ def load_outside(dest: Path, run: Path, tmp_path: Path) -> dict:
     cwd = tmp_path / "elsewhere"
     cwd.mkdir(exist_ok=True)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-I", str(CHECK), str(dest), str(run / "predictions.csv")], cwd=cwd, env=env,
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-I", str(CHECK), str(dest), str(run / "predictions.csv")],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -83,7 +105,7 @@ def test_an_exported_classifier_predicts_its_predictions_without_core(case, runs
 def test_the_card_gives_data_metrics_verdict_and_limitations(runs_dir, tiny_bert_dir, tmp_path):
     first = finetune("first", tiny_bert_dir, "--method", "logreg")
     alone = (exported(first, tmp_path / "alone") / "README.md").read_text()
-    assert alone.startswith("---\nlibrary_name: \"setfit\"\npipeline_tag: \"text-classification\"\n")
+    assert alone.startswith('---\nlibrary_name: "setfit"\npipeline_tag: "text-classification"\n')
     for heading in ("## Data", "## Method and settings", "## Metrics", "## Verdict", "## Limitations"):
         assert heading in alone
     assert "| macro\\_f1 |" in alone and "95% interval" in alone
@@ -102,8 +124,19 @@ def test_text_from_the_data_cannot_put_html_or_images_in_the_card(runs_dir, tiny
     rows = [(f"{word} text number {i}", hostile[i % 2]) for i, word in enumerate(["good", "bad"] * 12)]
     data = tmp_path / "hostile.csv"
     data.write_text("text,label\n" + "".join(f'"{t}","{lab}"\n' for t, lab in rows))
-    argv = ["finetune", "--train", str(data), "--eval", str(data), "--model", str(tiny_bert_dir), "--method", "logreg",
-            "--out", "hostile"]
+    argv = [
+        "finetune",
+        "--train",
+        str(data),
+        "--eval",
+        str(data),
+        "--model",
+        str(tiny_bert_dir),
+        "--method",
+        "logreg",
+        "--out",
+        "hostile",
+    ]
     assert main(argv) == 0
     card = (exported(runs_dir / "hostile", tmp_path / "export") / "README.md").read_text()
     assert "![" not in card and "<img" not in card and "](http" not in card
@@ -111,9 +144,27 @@ def test_text_from_the_data_cannot_put_html_or_images_in_the_card(runs_dir, tiny
 
 
 def test_a_prompt_run_exports_the_exact_prompt(runs_dir, tiny_llama_dir, tmp_path):
-    argv = ["prompt", "--train", "reviews", "--eval", "reviews", "--model", str(tiny_llama_dir), "--shots", "2",
-            "--calibrate", "contextual", "--template", "custom", "--max-eval-examples", "6", "--label-words", "negative=bad",
-            "--out", "prompted"]
+    argv = [
+        "prompt",
+        "--train",
+        "reviews",
+        "--eval",
+        "reviews",
+        "--model",
+        str(tiny_llama_dir),
+        "--shots",
+        "2",
+        "--calibrate",
+        "contextual",
+        "--template",
+        "custom",
+        "--max-eval-examples",
+        "6",
+        "--label-words",
+        "negative=bad",
+        "--out",
+        "prompted",
+    ]
     assert main(argv) == 0
     run = runs_dir / "prompted"
     dest = exported(run, tmp_path / "export")
@@ -125,8 +176,10 @@ def test_a_prompt_run_exports_the_exact_prompt(runs_dir, tiny_llama_dir, tmp_pat
     # the prompt of the first evaluation text, rebuilt from prompt.json alone as the card tells a user to
     words = [p["label_words"][lab] for lab in p["labels"]]
     prompt = p["instruction"].replace("{labels}", ", ".join(words)).strip() + "\n\n"
-    prompt += "".join(p["example_template"].replace("{label}", p["label_words"][d["label"]]).replace("{text}", d["text"])
-                      for d in p["demonstrations"])
+    prompt += "".join(
+        p["example_template"].replace("{label}", p["label_words"][d["label"]]).replace("{text}", d["text"])
+        for d in p["demonstrations"]
+    )
     prompt += p["query_template"].replace("{text}", RunDir(run).predictions()["text"][0])
     assert prompt == p["example_prompt"]
     card = (dest / "README.md").read_text()
@@ -135,8 +188,9 @@ def test_a_prompt_run_exports_the_exact_prompt(runs_dir, tiny_llama_dir, tmp_pat
 
 @pytest.mark.parametrize("method", ["prompt-tuning", "lora-lm"])
 def test_a_prompt_learning_run_exports_its_adapter_and_prompt(method, runs_dir, tiny_llama_dir, tmp_path):
-    run = finetune("taught", tiny_llama_dir, "--method", method, "--virtual-tokens", "4", "--lr", "1e-2", "--warmup-ratio", "0",
-                   rows=16)
+    run = finetune(
+        "taught", tiny_llama_dir, "--method", method, "--virtual-tokens", "4", "--lr", "1e-2", "--warmup-ratio", "0", rows=16
+    )
     dest = exported(run, tmp_path / "export")
     names = {p.name for p in dest.iterdir()}
     assert {"adapter_config.json", "adapter_model.safetensors", "prompt.json", "README.md"} <= names
@@ -221,8 +275,14 @@ def test_a_failure_while_writing_leaves_nothing(logreg_run, tmp_path, monkeypatc
 
 
 def test_the_cli_is_one_sentence_in_a_real_process(runs_dir, tmp_path):
-    out = subprocess.run([sys.executable, "-m", "core", "export", "missing-run", str(tmp_path / "x")], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120, env={**os.environ, "PFT_RUNS_DIR": str(runs_dir)})
+    out = subprocess.run(
+        [sys.executable, "-m", "core", "export", "missing-run", str(tmp_path / "x")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PFT_RUNS_DIR": str(runs_dir)},
+    )
     assert out.returncode == 2 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr
 
 

@@ -26,15 +26,26 @@ METRICS = {"accuracy": 0.5, "macro_f1": 0.4, "labels": ["neg", "pos"], "n_exampl
 def finished_run(root: Path, name: str) -> runs.RunDir:
     """A complete, succeeded run (config, status, metrics, predictions)."""
     run = runs.RunDir(root / name).create(CONFIG)
-    preds = pd.DataFrame({"id": ["t-0", "t-1"], "text": ["good", "bad"], "label": ["pos", "neg"], "pred": ["pos", "pos"],
-                          "confidence": [0.9, 0.6], "prob_neg": [0.1, 0.4], "prob_pos": [0.9, 0.6]})
+    preds = pd.DataFrame(
+        {
+            "id": ["t-0", "t-1"],
+            "text": ["good", "bad"],
+            "label": ["pos", "neg"],
+            "pred": ["pos", "pos"],
+            "confidence": [0.9, 0.6],
+            "prob_neg": [0.1, 0.4],
+            "prob_pos": [0.9, 0.6],
+        }
+    )
     runs.finish_with_metrics(run, METRICS, preds)
     return run
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
     """Every file under root (relative path -> bytes), ignoring the SQLite index."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and "index.sqlite" not in p.name}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and "index.sqlite" not in p.name
+    }
 
 
 def leftovers(root: Path) -> list[str]:
@@ -65,7 +76,10 @@ def test_disk_full_while_writing_a_run_file(runs_dir, monkeypatch, code):
     assert leftovers(runs_dir) == []
     assert {k: v for k, v in snapshot(runs_dir).items() if k.startswith("earlier")} == before
     assert runs.RunDir(runs_dir / "new").status["state"] == "queued"  # the old status survived, not half a new one
-    assert earlier.metrics == {**METRICS, "peak_memory_mb": earlier.metrics["peak_memory_mb"]}  # finish_with_metrics adds the peak
+    assert earlier.metrics == {
+        **METRICS,
+        "peak_memory_mb": earlier.metrics["peak_memory_mb"],
+    }  # finish_with_metrics adds the peak
 
 
 def test_disk_full_while_writing_bytes_leaves_no_temp_file(runs_dir, monkeypatch):
@@ -138,8 +152,17 @@ def test_read_only_runs_folder(runs_dir):
         (lambda run: (run.path / "config.json").write_text(json.dumps({"kind": 3, "dataset": "not a dict"})), "succeeded"),
         (lambda run: [p.unlink() for p in run.path.iterdir()], "broken"),
     ],
-    ids=["metrics-not-json", "metrics-wrong-type", "metrics-missing", "config-not-json", "config-binary", "status-empty",
-         "status-missing", "config-odd-types", "folder-emptied"],
+    ids=[
+        "metrics-not-json",
+        "metrics-wrong-type",
+        "metrics-missing",
+        "config-not-json",
+        "config-binary",
+        "status-empty",
+        "status-missing",
+        "config-odd-types",
+        "folder-emptied",
+    ],
 )
 def test_damaged_run_is_listed_as_broken_and_the_rest_works(runs_dir, damage, state):
     for name in ("a-good", "b-damaged", "c-good"):
@@ -214,8 +237,27 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.2):
 
 def finetune_argv(model: Path, out: str, seconds: int, epochs: int) -> list[str]:
     """A small fine-tune of the tiny BERT on the reviews sample."""
-    return ["finetune", "--train", "reviews", "--eval", "reviews", "--model", str(model), "--method", "head", "--epochs", str(epochs),
-            "--max-train-seconds", str(seconds), "--max-length", "32", "--patience", "0", "--out", out]
+    return [
+        "finetune",
+        "--train",
+        "reviews",
+        "--eval",
+        "reviews",
+        "--model",
+        str(model),
+        "--method",
+        "head",
+        "--epochs",
+        str(epochs),
+        "--max-train-seconds",
+        str(seconds),
+        "--max-length",
+        "32",
+        "--patience",
+        "0",
+        "--out",
+        out,
+    ]
 
 
 SERVER = """
@@ -233,8 +275,13 @@ def test_kill_9_of_the_app_server_during_a_finetune(runs_dir, tiny_bert_dir):
     finished_run(runs_dir, "earlier")
     run_path = runs_dir / "ft-survives"
     # a stand-in for the Streamlit server: it starts the job exactly as the Fine-tune page does, then is killed -9
-    server = subprocess.Popen([sys.executable, "-c", SERVER, str(run_path), *finetune_argv(tiny_bert_dir, "ft-survives", 60, 3)],
-                              cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(run_path), *finetune_argv(tiny_bert_dir, "ft-survives", 60, 3)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     job_pid = int(server.stdout.readline())
     run = runs.RunDir(run_path)
     wait_for(lambda: run.status.get("state") != "queued", 120, "the fine-tune to start")
@@ -251,7 +298,9 @@ def test_kill_9_of_the_app_server_during_a_finetune(runs_dir, tiny_bert_dir):
     listed = registry.list().set_index("name")
     assert listed.loc["ft-survives", "state"] == "succeeded" and listed.loc["ft-survives", "accuracy"] is not None
     assert listed.loc["earlier", "state"] == "succeeded"
-    assert {"config.json", "status.json", "metrics.json", "predictions.csv", "history.jsonl"} <= {p.name for p in run_path.iterdir()}
+    assert {"config.json", "status.json", "metrics.json", "predictions.csv", "history.jsonl"} <= {
+        p.name for p in run_path.iterdir()
+    }
     assert leftovers(runs_dir) == []
 
 
@@ -292,9 +341,15 @@ def test_two_sessions_starting_jobs_at_the_same_time(runs_dir, tiny_bert_dir):
     from core import jobs
 
     start_at = time.time() + 3
-    starters = [subprocess.Popen([sys.executable, "-c", STARTER, str(start_at), str(runs_dir / name),
-                                  *finetune_argv(tiny_bert_dir, name, 30, 100)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
-                for name in ("session-a", "session-b")]
+    starters = [
+        subprocess.Popen(
+            [sys.executable, "-c", STARTER, str(start_at), str(runs_dir / name), *finetune_argv(tiny_bert_dir, name, 30, 100)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("session-a", "session-b")
+    ]
     outputs = [s.communicate(timeout=60)[0].strip() for s in starters]
     started = [o for o in outputs if o.startswith("started")]
     refused = [o for o in outputs if o.startswith("refused")]
@@ -309,11 +364,14 @@ def test_two_sessions_starting_jobs_at_the_same_time(runs_dir, tiny_bert_dir):
 # ---- issue 13 item 8: an index of another schema or version, and a locked index ----------------------------------
 
 
-@pytest.mark.parametrize("foreign", [
-    "create table runs(name text primary key, state text)",
-    "create table runs(name text primary key, kind text, model text, method text, dataset text, eval_sha256 text, "
-    "state text, accuracy real, macro_f1 real, created real, path text); pragma user_version = 1",
-])
+@pytest.mark.parametrize(
+    "foreign",
+    [
+        "create table runs(name text primary key, state text)",
+        "create table runs(name text primary key, kind text, model text, method text, dataset text, eval_sha256 text, "
+        "state text, accuracy real, macro_f1 real, created real, path text); pragma user_version = 1",
+    ],
+)
 def test_index_of_another_schema_or_version_is_rebuilt(runs_dir, foreign):
     finished_run(runs_dir, "a-good")
     import sqlite3
@@ -378,8 +436,21 @@ def test_disk_full_during_a_prompt_run_reports_the_first_failure(runs_dir, tiny_
     from core.cli import main
 
     full = disk_fills_at("predictions.csv", monkeypatch)
-    code = main(["prompt", "--train", "reviews", "--eval", "reviews", "--model", str(tiny_llama_dir), "--max-eval-examples", "6",
-                 "--out", "full"])
+    code = main(
+        [
+            "prompt",
+            "--train",
+            "reviews",
+            "--eval",
+            "reviews",
+            "--model",
+            str(tiny_llama_dir),
+            "--max-eval-examples",
+            "6",
+            "--out",
+            "full",
+        ]
+    )
     monkeypatch.undo()
     err = capsys.readouterr().err.strip().splitlines()[-1]  # (in-process, weight-loading bars may come first)
     assert full and code == 2 and err.startswith("error: ")

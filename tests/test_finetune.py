@@ -21,7 +21,9 @@ def toy_frame(n: int = 48, prefix: str = "train") -> pd.DataFrame:
     pos = ["the movie was great and i loved it", "great great good fine"]
     neg = ["terrible service , never again", "bad bad terrible okay"]
     rows = [(pos[i % 2], "positive") if i % 2 == 0 else (neg[(i // 2) % 2], "negative") for i in range(n)]
-    return pd.DataFrame({"id": [f"{prefix}-{i}" for i in range(n)], "text": [t for t, _ in rows], "label": [lab for _, lab in rows]})
+    return pd.DataFrame(
+        {"id": [f"{prefix}-{i}" for i in range(n)], "text": [t for t, _ in rows], "label": [lab for _, lab in rows]}
+    )
 
 
 def config_for(model_dir, method: str, **kw) -> finetune.FinetuneConfig:
@@ -90,8 +92,18 @@ def test_history_metrics_predictions_and_saved_model_follow_the_contract(tiny_be
     assert len(evals) >= 1 and evals["eval_macro_f1"].between(0, 1).all()
 
     m = result.metrics
-    for key in ("accuracy", "macro_f1", "per_class", "confusion_matrix", "labels", "n_examples", "seconds",
-                "examples_per_second", "trainable_params", "total_params"):
+    for key in (
+        "accuracy",
+        "macro_f1",
+        "per_class",
+        "confusion_matrix",
+        "labels",
+        "n_examples",
+        "seconds",
+        "examples_per_second",
+        "trainable_params",
+        "total_params",
+    ):
         assert key in m, key
     assert m["n_examples"] == len(eval_frame) and m["labels"] == LABELS
     json.dumps(m, allow_nan=False)  # metrics.json must be strict JSON
@@ -126,7 +138,9 @@ def test_time_budget_and_cancel_stop_training(tiny_bert_dir):
 
     stop = threading.Event()
     stop.set()
-    cancelled = finetune.train(config_for(tiny_bert_dir, "full", epochs=50), toy_frame(), None, toy_frame(8, "test"), LABELS, stop=stop)
+    cancelled = finetune.train(
+        config_for(tiny_bert_dir, "full", epochs=50), toy_frame(), None, toy_frame(8, "test"), LABELS, stop=stop
+    )
     assert cancelled.cancelled and cancelled.metrics == {}
 
 
@@ -139,17 +153,20 @@ def test_parameter_counts_without_training(tiny_bert_dir):
     assert "trainable parameters" in head.sentence()
 
 
-@pytest.mark.parametrize("bad, message", [
-    (dict(method="prefix"), "Unknown --method 'prefix'; choose one of: full"),
-    (dict(epochs=0), "--epochs"),
-    (dict(lr=5.0), "--lr"),
-    (dict(batch_size=0), "--batch-size"),
-    (dict(dev="test"), "Unknown --dev 'test'"),
-    (dict(lora_r=0), "--lora-r must be a whole number of at least 1"),
-    (dict(max_train_seconds=-1), "--max-train-seconds must be a number of at least 0"),
-    (dict(weight_decay=1.0), "--weight-decay must be a number of at least 0 and below 1"),
-    (dict(lora_alpha=0), "--lora-alpha must be a number above 0"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(method="prefix"), "Unknown --method 'prefix'; choose one of: full"),
+        (dict(epochs=0), "--epochs"),
+        (dict(lr=5.0), "--lr"),
+        (dict(batch_size=0), "--batch-size"),
+        (dict(dev="test"), "Unknown --dev 'test'"),
+        (dict(lora_r=0), "--lora-r must be a whole number of at least 1"),
+        (dict(max_train_seconds=-1), "--max-train-seconds must be a number of at least 0"),
+        (dict(weight_decay=1.0), "--weight-decay must be a number of at least 0 and below 1"),
+        (dict(lora_alpha=0), "--lora-alpha must be a number above 0"),
+    ],
+)
 def test_config_refuses_bad_values(bad, message):
     with pytest.raises(UserError, match=message):
         finetune.FinetuneConfig(**bad)
@@ -161,8 +178,9 @@ def test_dev_set_choice():
     sample = data.load_sample("reviews")
     train, dev, what = finetune.choose_dev(finetune.FinetuneConfig(), sample, "train", sample.splits["test"])
     assert dev is sample.splits["validation"] and "validation" in what
-    file_like = data.finish("f.csv", "f.csv", {"train": sample.splits["train"][["text", "label"]].copy()}, sample.label_names,
-                            "text", "label", [])
+    file_like = data.finish(
+        "f.csv", "f.csv", {"train": sample.splits["train"][["text", "label"]].copy()}, sample.label_names, "text", "label", []
+    )
     train, dev, what = finetune.choose_dev(finetune.FinetuneConfig(), file_like, "train", sample.splits["test"])
     assert "held out" in what and len(train) + len(dev) == len(file_like.splits["train"])
     assert set(dev["label"]) == set(sample.label_names)

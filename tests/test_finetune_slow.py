@@ -14,8 +14,16 @@ pytestmark = pytest.mark.slow
 
 def test_minilm_bitfit_short_run_beats_chance_and_reloads(tmp_path):
     ds = data.load_sample("reviews")
-    config = finetune.FinetuneConfig(model=models.ENCODER, method="bitfit", epochs=2, batch_size=16, max_length=64, dev="none",
-                                     early_stopping_patience=0, seed=0)
+    config = finetune.FinetuneConfig(
+        model=models.ENCODER,
+        method="bitfit",
+        epochs=2,
+        batch_size=16,
+        max_length=64,
+        dev="none",
+        early_stopping_patience=0,
+        seed=0,
+    )
     run = RunDir(tmp_path / "minilm").create({"kind": "finetune", "model": models.ENCODER})
     test = ds.splits["test"]
     result = finetune.train(config, ds.splits["train"], None, test, ds.label_names, run)
@@ -29,8 +37,17 @@ def test_minilm_bitfit_short_run_beats_chance_and_reloads(tmp_path):
 
 def test_smollm2_lora_trains_a_few_steps_and_reloads_merged(tmp_path):
     ds = data.load_sample("reviews")
-    config = finetune.FinetuneConfig(model=models.DECODER, method="lora", epochs=1, batch_size=8, max_length=48, dev="none",
-                                     early_stopping_patience=0, max_train_seconds=20, seed=0)
+    config = finetune.FinetuneConfig(
+        model=models.DECODER,
+        method="lora",
+        epochs=1,
+        batch_size=8,
+        max_length=48,
+        dev="none",
+        early_stopping_patience=0,
+        max_train_seconds=20,
+        seed=0,
+    )
     counts = finetune.parameter_counts(config, len(ds.label_names))
     assert counts.trainable < 0.01 * counts.total
     run = RunDir(tmp_path / "smollm2").create({"kind": "finetune", "model": models.DECODER})

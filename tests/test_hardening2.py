@@ -169,8 +169,6 @@ def test_renaming_onto_a_dangling_link_is_one_sentence(runs_dir, tmp_path):
     assert (runs_dir / "a" / "config.json").exists() and (runs_dir / "b").is_symlink()
 
 
-
-
 # --- items 5, 6, 8, 9, 10: --config values are checked as the flags are ---------------------------------------------
 
 
@@ -201,31 +199,34 @@ def test_chat_from_a_config_file_is_what_it_says(tmp_path, value, chat):
 SETTINGS = {"train": "reviews", "eval": "reviews"}
 
 
-@pytest.mark.parametrize("command, obj, sentence", [
-    ("prompt", {**SETTINGS, "chat": "no"}, "'chat' must be true or false"),
-    ("prompt", {**SETTINGS, "chat": 1}, "'chat' must be true or false"),
-    ("prompt", {**SETTINGS, "max_demo_chars": None}, "'max_demo_chars' cannot be null"),
-    ("prompt", {**SETTINGS, "max_demo_chars": "abc"}, "'max_demo_chars' 'abc' is not a whole number"),
-    ("prompt", {**SETTINGS, "query_template": None}, "'query_template' cannot be null"),
-    ("prompt", {**SETTINGS, "batch_size": None}, "'batch_size' cannot be null"),
-    ("prompt", {**SETTINGS, "batch_size": "abc"}, "'batch_size' 'abc' is not a whole number"),
-    ("continual", {"fisher_examples": "abc"}, "'fisher_examples' 'abc' is not a whole number"),
-    ("continual", {"replay_share": None}, "'replay_share' cannot be null"),
-    ("continual", {"max_train_examples": None}, "'max_train_examples' cannot be null"),
-    ("finetune", {**SETTINGS, "eval_steps": "abc"}, "'eval_steps' 'abc' is not a whole number"),
-    ("finetune", {**SETTINGS, "eval_steps": 0}, "'eval_steps' must be a whole number of at least 1"),
-    ("finetune", '{"train": "reviews", "eval": "reviews", "eval_steps": 1e400}', "'eval_steps' 'inf' is not a whole number"),
-    ("finetune", {**SETTINGS, "model": True}, "'model' must be one text or number (got true)"),
-    ("finetune", {**SETTINGS, "epochs": None}, "'epochs' cannot be null"),
-    ("finetune", {**SETTINGS, "epochs": True}, "'epochs' must be one text or number (got true)"),
-    ("finetune", {"train": ["reviews"], "eval": "reviews"}, "'train' must be one text or number (got [\"reviews\"])"),
-    ("finetune", {**SETTINGS, "lora_targets": [["query"]]}, "'lora_targets' must be a list of texts or numbers"),
-    ("prompt", {"train": "reviews", "eval": "reviews", "seed": []}, "'seed' needs at least one value (got an empty list)"),
-    ("finetune", {**SETTINGS, "device": "meta"}, "'device' must be auto, cpu, cuda, cuda:N or mps"),
-    ("finetune", {**SETTINGS, "device": "cpu:99"}, "'device' must be auto, cpu, cuda, cuda:N or mps"),
-    ("finetune", "[" * 100_000 + "]" * 100_000, "nests its values too deeply"),
-    ("finetune", '{"epochs": 1' + " " * 1_000_001 + "}", "larger than 1,000,000 bytes"),
-])
+@pytest.mark.parametrize(
+    "command, obj, sentence",
+    [
+        ("prompt", {**SETTINGS, "chat": "no"}, "'chat' must be true or false"),
+        ("prompt", {**SETTINGS, "chat": 1}, "'chat' must be true or false"),
+        ("prompt", {**SETTINGS, "max_demo_chars": None}, "'max_demo_chars' cannot be null"),
+        ("prompt", {**SETTINGS, "max_demo_chars": "abc"}, "'max_demo_chars' 'abc' is not a whole number"),
+        ("prompt", {**SETTINGS, "query_template": None}, "'query_template' cannot be null"),
+        ("prompt", {**SETTINGS, "batch_size": None}, "'batch_size' cannot be null"),
+        ("prompt", {**SETTINGS, "batch_size": "abc"}, "'batch_size' 'abc' is not a whole number"),
+        ("continual", {"fisher_examples": "abc"}, "'fisher_examples' 'abc' is not a whole number"),
+        ("continual", {"replay_share": None}, "'replay_share' cannot be null"),
+        ("continual", {"max_train_examples": None}, "'max_train_examples' cannot be null"),
+        ("finetune", {**SETTINGS, "eval_steps": "abc"}, "'eval_steps' 'abc' is not a whole number"),
+        ("finetune", {**SETTINGS, "eval_steps": 0}, "'eval_steps' must be a whole number of at least 1"),
+        ("finetune", '{"train": "reviews", "eval": "reviews", "eval_steps": 1e400}', "'eval_steps' 'inf' is not a whole number"),
+        ("finetune", {**SETTINGS, "model": True}, "'model' must be one text or number (got true)"),
+        ("finetune", {**SETTINGS, "epochs": None}, "'epochs' cannot be null"),
+        ("finetune", {**SETTINGS, "epochs": True}, "'epochs' must be one text or number (got true)"),
+        ("finetune", {"train": ["reviews"], "eval": "reviews"}, "'train' must be one text or number (got [\"reviews\"])"),
+        ("finetune", {**SETTINGS, "lora_targets": [["query"]]}, "'lora_targets' must be a list of texts or numbers"),
+        ("prompt", {"train": "reviews", "eval": "reviews", "seed": []}, "'seed' needs at least one value (got an empty list)"),
+        ("finetune", {**SETTINGS, "device": "meta"}, "'device' must be auto, cpu, cuda, cuda:N or mps"),
+        ("finetune", {**SETTINGS, "device": "cpu:99"}, "'device' must be auto, cpu, cuda, cuda:N or mps"),
+        ("finetune", "[" * 100_000 + "]" * 100_000, "nests its values too deeply"),
+        ("finetune", '{"epochs": 1' + " " * 1_000_001 + "}", "larger than 1,000,000 bytes"),
+    ],
+)
 def test_a_bad_config_value_is_one_sentence_and_exit_2(tmp_path, capsys, command, obj, sentence):
     assert main([command, "--config", write_config(tmp_path, obj)]) == 2
     err = capsys.readouterr().err
@@ -248,8 +249,25 @@ def test_a_device_torch_cannot_run_is_refused_on_the_command_line(runs_dir, caps
 
 @pytest.mark.parametrize("extra", [["--device", "cuda"], ["--device", "mps"], ["--precision", "fp16"]])
 def test_logreg_refuses_a_device_or_precision_it_would_not_use(runs_dir, tiny_bert_dir, capsys, extra):
-    assert main(["finetune", "--train", "reviews", "--eval", "reviews", "--model", str(tiny_bert_dir), "--method", "logreg",
-                 *extra, "--out", "lr"]) == 2
+    assert (
+        main(
+            [
+                "finetune",
+                "--train",
+                "reviews",
+                "--eval",
+                "reviews",
+                "--model",
+                str(tiny_bert_dir),
+                "--method",
+                "logreg",
+                *extra,
+                "--out",
+                "lr",
+            ]
+        )
+        == 2
+    )
     assert "embeds on the CPU in full precision" in capsys.readouterr().err
 
 
@@ -257,14 +275,50 @@ def test_max_length_beyond_the_models_positions_is_one_sentence(runs_dir, tiny_b
     from transformers import AutoConfig
 
     positions = AutoConfig.from_pretrained(tiny_bert_dir).max_position_embeddings
-    assert main(["finetune", "--train", "reviews", "--eval", "reviews", "--model", str(tiny_bert_dir), "--method", "head",
-                 "--max-length", str(positions + 1), "--out", "long"]) == 2
+    assert (
+        main(
+            [
+                "finetune",
+                "--train",
+                "reviews",
+                "--eval",
+                "reviews",
+                "--model",
+                str(tiny_bert_dir),
+                "--method",
+                "head",
+                "--max-length",
+                str(positions + 1),
+                "--out",
+                "long",
+            ]
+        )
+        == 2
+    )
     assert f"more than {tiny_bert_dir} can read ({positions} token positions)" in capsys.readouterr().err
 
 
 def test_logreg_says_report_to_logs_nothing(runs_dir, tiny_bert_dir, capsys):
-    assert main(["finetune", "--train", "reviews", "--eval", "reviews", "--model", str(tiny_bert_dir), "--method", "logreg",
-                 "--report-to", "tensorboard", "--out", "lr"]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--train",
+                "reviews",
+                "--eval",
+                "reviews",
+                "--model",
+                str(tiny_bert_dir),
+                "--method",
+                "logreg",
+                "--report-to",
+                "tensorboard",
+                "--out",
+                "lr",
+            ]
+        )
+        == 0
+    )
     assert "logreg trains outside the Trainer, so --report-to tensorboard logs nothing" in capsys.readouterr().out
 
 
@@ -276,8 +330,24 @@ def test_efficiency_with_an_unclosed_quote_in_prompt_args_is_one_sentence(capsys
 # --- item 3: the Hugging Face box never reads local files -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["csv", "json", "text", "parquet", "arrow", "imagefolder", "audiofolder", "webdataset", "pandas",
-                                  "sql", "generator", "CSV", "xml"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "csv",
+        "json",
+        "text",
+        "parquet",
+        "arrow",
+        "imagefolder",
+        "audiofolder",
+        "webdataset",
+        "pandas",
+        "sql",
+        "generator",
+        "CSV",
+        "xml",
+    ],
+)
 def test_packaged_loader_names_are_not_dataset_ids(monkeypatch, name):
     import datasets
 
@@ -305,8 +375,10 @@ def test_a_local_folder_name_is_not_a_dataset_id(monkeypatch, tmp_path):
 # --- item 4 (and 12's links in labels): run-derived text is never Markdown --------------------------------------------
 
 MARKDOWN_CALLS = {"caption", "markdown", "info", "warning", "error", "success", "toast", "subheader", "header", "title"}
-DATA_NAMES = re.compile(r"\b(name|note|notes|warning|state|status|summary|config|config_saved|label|labels|strategy|label_space|"
-                        r"stopped_by|root|kind|model|title|job_state|prediction|source)\b")
+DATA_NAMES = re.compile(
+    r"\b(name|note|notes|warning|state|status|summary|config|config_saved|label|labels|strategy|label_space|"
+    r"stopped_by|root|kind|model|title|job_state|prediction|source)\b"
+)
 
 
 # plain escapes; the others give numbers, a bundled sample's own card, or a command made safe for a code span
@@ -317,12 +389,22 @@ def unescaped(node) -> list[str]:
     """The pieces of a Markdown call's argument that interpolate run or data values without ui.state.plain."""
     if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in SAFE_CALLS:
         return []
-    if isinstance(node, ast.JoinedStr):  # a value with a format spec ({n:,}, {p:.2f}) is a number; one in a `code span` is literal
+    if isinstance(
+        node, ast.JoinedStr
+    ):  # a value with a format spec ({n:,}, {p:.2f}) is a number; one in a `code span` is literal
         values = node.values
-        return [piece for i, v in enumerate(values) if isinstance(v, ast.FormattedValue) and v.format_spec is None
-                and not (0 < i < len(values) - 1 and str(getattr(values[i - 1], "value", "")).endswith("`")
-                         and str(getattr(values[i + 1], "value", "")).startswith("`"))
-                for piece in unescaped(v.value)]
+        return [
+            piece
+            for i, v in enumerate(values)
+            if isinstance(v, ast.FormattedValue)
+            and v.format_spec is None
+            and not (
+                0 < i < len(values) - 1
+                and str(getattr(values[i - 1], "value", "")).endswith("`")
+                and str(getattr(values[i + 1], "value", "")).startswith("`")
+            )
+            for piece in unescaped(v.value)
+        ]
     if isinstance(node, (ast.BinOp, ast.IfExp)):
         return [piece for child in ast.iter_child_nodes(node) for piece in unescaped(child)]
     text = ast.unparse(node)
@@ -339,8 +421,10 @@ def test_every_page_escapes_run_and_data_text_it_renders_as_markdown():
     assert not found, "\n".join(found)
 
 
-@pytest.mark.parametrize("text", ["see https://example.org", "HTTP://x.y", "www.example.org", "mail me@example.org",
-                                  "ftp://x", "![](https:127.0.0.1:8999)"])
+@pytest.mark.parametrize(
+    "text",
+    ["see https://example.org", "HTTP://x.y", "www.example.org", "mail me@example.org", "ftp://x", "![](https:127.0.0.1:8999)"],
+)
 def test_plain_leaves_no_bare_link_for_gfm_to_make(text):
     from ui.state import plain
 
@@ -422,15 +506,26 @@ def test_a_device_as_config_file_is_refused_unread(capsys):
     assert "is not a regular file" in capsys.readouterr().err
 
 
-JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False) |
-                           st.text(max_size=8) | st.sampled_from(["true", "false", "no", "1e400", "abc", "", "cuda:0", "lora"]),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=2),
-                           max_leaves=6)
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**6), 10**6)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8)
+    | st.sampled_from(["true", "false", "no", "1e400", "abc", "", "cuda:0", "lora"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=2),
+    max_leaves=6,
+)
 
 
-@pytest.mark.parametrize("command, cls", [("finetune", "core.training.finetune.FinetuneConfig"),
-                                          ("prompt", "core.prompting.PromptConfig"),
-                                          ("continual", "core.training.continual.ContinualConfig")])
+@pytest.mark.parametrize(
+    "command, cls",
+    [
+        ("finetune", "core.training.finetune.FinetuneConfig"),
+        ("prompt", "core.prompting.PromptConfig"),
+        ("continual", "core.training.continual.ContinualConfig"),
+    ],
+)
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_a_hostile_config_is_a_config_or_one_sentence(tmp_path, command, cls, data):

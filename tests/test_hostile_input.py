@@ -69,10 +69,24 @@ def tables(draw) -> tuple[bytes, str]:
     n_rows = draw(st.integers(8 if plausible else 0, 60 if plausible else 40))
     rows = []
     for _ in range(n_rows):
-        rows.append([draw(labels if c.strip().lower() in ("label", "category") else
-                          st.sampled_from(SPLIT_VALUES) if c == "split" else cell) for c in columns])
+        rows.append(
+            [
+                draw(
+                    labels
+                    if c.strip().lower() in ("label", "category")
+                    else st.sampled_from(SPLIT_VALUES)
+                    if c == "split"
+                    else cell
+                )
+                for c in columns
+            ]
+        )
     fmt = draw(st.sampled_from(["csv", "jsonl", "json", "parquet"]))
-    suffix = draw(st.sampled_from(SUFFIXES)) if draw(st.booleans()) else {"csv": ".csv", "jsonl": ".jsonl", "json": ".json", "parquet": ".parquet"}[fmt]
+    suffix = (
+        draw(st.sampled_from(SUFFIXES))
+        if draw(st.booleans())
+        else {"csv": ".csv", "jsonl": ".jsonl", "json": ".json", "parquet": ".parquet"}[fmt]
+    )
     if fmt == "parquet":
         frame = pd.DataFrame(rows, columns=[f"{c}_{i}" if columns.count(c) > 1 else c for i, c in enumerate(columns)])
         buf = io.BytesIO()
@@ -95,8 +109,9 @@ def draw_csv(draw, columns, rows, suffix) -> tuple[bytes, str]:
     delimiter = draw(st.sampled_from([",", "\t", ";", "|"]))
     quoting = draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONNUMERIC, csv.QUOTE_NONE]))
     buf = io.StringIO()
-    writer = csv.writer(buf, delimiter=delimiter, quoting=quoting, escapechar="\\",
-                        lineterminator=draw(st.sampled_from(["\n", "\r\n"])))
+    writer = csv.writer(
+        buf, delimiter=delimiter, quoting=quoting, escapechar="\\", lineterminator=draw(st.sampled_from(["\n", "\r\n"]))
+    )
     try:
         writer.writerow(columns)
         writer.writerows(rows)
@@ -129,19 +144,26 @@ def test_random_bytes_load_or_refuse_clearly(raw, suffix):
 
 
 @settings(max_examples=MAX_EXAMPLES, deadline=None)
-@given(st.lists(st.tuples(cell, st.one_of(st.sampled_from(["a", "b", "c"]), label_cell)), min_size=0, max_size=60),
-       st.sampled_from(["text", "Text", "review"]), st.sampled_from(["label", "category", "intent"]))
+@given(
+    st.lists(st.tuples(cell, st.one_of(st.sampled_from(["a", "b", "c"]), label_cell)), min_size=0, max_size=60),
+    st.sampled_from(["text", "Text", "review"]),
+    st.sampled_from(["label", "category", "intent"]),
+)
 def test_random_frames_load_or_refuse_clearly(rows, text_col, label_col):
     frame = pd.DataFrame(rows, columns=[text_col, label_col]) if rows else pd.DataFrame(columns=[text_col, label_col])
     _count("frames", check_outcome(lambda: data.from_frame(frame, "frame", "frame")))
 
 
-VALID_CSV = "text,label\n" + "".join(f"review number {i} was {'good' if i % 2 else 'bad'},{'pos' if i % 2 else 'neg'}\n" for i in range(30))
+VALID_CSV = "text,label\n" + "".join(
+    f"review number {i} was {'good' if i % 2 else 'bad'},{'pos' if i % 2 else 'neg'}\n" for i in range(30)
+)
 
 
 @settings(max_examples=MAX_EXAMPLES, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, len(VALID_CSV) - 1), st.binary(min_size=0, max_size=4)), min_size=1, max_size=6),
-       st.sampled_from([".csv", ".tsv", ".jsonl", ""]))
+@given(
+    st.lists(st.tuples(st.integers(0, len(VALID_CSV) - 1), st.binary(min_size=0, max_size=4)), min_size=1, max_size=6),
+    st.sampled_from([".csv", ".tsv", ".jsonl", ""]),
+)
 def test_corrupted_valid_file_loads_or_refuses_clearly(edits, suffix):
     raw = bytearray(VALID_CSV.encode())
     for position, replacement in edits:  # overwrite (or delete) a few bytes of a good file, as a broken transfer would
@@ -151,19 +173,61 @@ def test_corrupted_valid_file_loads_or_refuses_clearly(edits, suffix):
 
 # ---- issue 13: hostile command lines, Markdown and spreadsheet cells ---------------------------------------------
 
-NUMERIC_FLAGS = {"prompt": ["--seed", "--batch-size", "--max-eval-examples"],
-                 "finetune": ["--epochs", "--lr", "--batch-size", "--weight-decay", "--warmup-ratio", "--patience",
-                              "--max-train-examples", "--max-train-seconds", "--max-length", "--lora-r", "--lora-alpha",
-                              "--lora-dropout", "--seed"],
-                 "compare": ["--resamples", "--seed"], "efficiency": ["--max-train-seconds", "--max-seconds"],
-                 "predict": ["--alert-threshold", "--batch-rows"]}
-COMMAND_BASE = {"prompt": ["prompt", "--train", "r", "--eval", "r"], "finetune": ["finetune", "--train", "r", "--eval", "r"],
-                "compare": ["compare", "a", "b"], "efficiency": ["efficiency", "--train", "r", "--eval", "r"],
-                "predict": ["predict", "a", "b.csv"]}
-number_text = st.one_of(st.sampled_from(["-1", "0", "nan", "NaN", "inf", "-inf", "1e309", "1e-9", "0x10", "1_000", " 3", "",
-                                         "4294967296", "-0", "1.5", "١٢", "+7", "--1"]),
-                        st.integers(-2**40, 2**40).map(str), st.floats(allow_nan=True, allow_infinity=True).map(repr),
-                        st.text(max_size=8))
+NUMERIC_FLAGS = {
+    "prompt": ["--seed", "--batch-size", "--max-eval-examples"],
+    "finetune": [
+        "--epochs",
+        "--lr",
+        "--batch-size",
+        "--weight-decay",
+        "--warmup-ratio",
+        "--patience",
+        "--max-train-examples",
+        "--max-train-seconds",
+        "--max-length",
+        "--lora-r",
+        "--lora-alpha",
+        "--lora-dropout",
+        "--seed",
+    ],
+    "compare": ["--resamples", "--seed"],
+    "efficiency": ["--max-train-seconds", "--max-seconds"],
+    "predict": ["--alert-threshold", "--batch-rows"],
+}
+COMMAND_BASE = {
+    "prompt": ["prompt", "--train", "r", "--eval", "r"],
+    "finetune": ["finetune", "--train", "r", "--eval", "r"],
+    "compare": ["compare", "a", "b"],
+    "efficiency": ["efficiency", "--train", "r", "--eval", "r"],
+    "predict": ["predict", "a", "b.csv"],
+}
+number_text = st.one_of(
+    st.sampled_from(
+        [
+            "-1",
+            "0",
+            "nan",
+            "NaN",
+            "inf",
+            "-inf",
+            "1e309",
+            "1e-9",
+            "0x10",
+            "1_000",
+            " 3",
+            "",
+            "4294967296",
+            "-0",
+            "1.5",
+            "١٢",
+            "+7",
+            "--1",
+        ]
+    ),
+    st.integers(-(2**40), 2**40).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.text(max_size=8),
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -229,9 +293,16 @@ def test_exported_csv_cells_never_start_a_formula(cells):
 
 
 @settings(max_examples=MAX_EXAMPLES // 2, deadline=None)
-@given(st.dictionaries(st.text(alphabet=string.ascii_letters + string.digits + "-_ .=", min_size=1, max_size=12).filter(
-    lambda s: s.strip() and "=" not in s and s.strip() == s), st.text(alphabet=string.ascii_letters + "-= ", min_size=1, max_size=8).filter(
-    lambda s: s.strip() == s and s), min_size=1, max_size=4))
+@given(
+    st.dictionaries(
+        st.text(alphabet=string.ascii_letters + string.digits + "-_ .=", min_size=1, max_size=12).filter(
+            lambda s: s.strip() and "=" not in s and s.strip() == s
+        ),
+        st.text(alphabet=string.ascii_letters + "-= ", min_size=1, max_size=8).filter(lambda s: s.strip() == s and s),
+        min_size=1,
+        max_size=4,
+    )
+)
 def test_label_words_round_trip_through_the_apps_config_file(words):
     """Whatever labels the app saves (e.g. '-1', '--x'), `prompt --config` parses the same label words back."""
     import tempfile
@@ -290,17 +361,27 @@ def test_big_upload_bytes_are_refused(one_mb_limit):
 
 def test_upload_limit_comes_from_the_environment():
     root = Path(__file__).resolve().parent.parent
-    out = subprocess.run([sys.executable, "-c", "from core import data; print(data.MAX_FILE_MB)"], cwd=root, capture_output=True,
-                         text=True, env={**os.environ, "PFT_MAX_UPLOAD_MB": "3"}, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", "from core import data; print(data.MAX_FILE_MB)"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PFT_MAX_UPLOAD_MB": "3"},
+        check=True,
+    )
     assert out.stdout.strip() == "3.0"
 
 
-@pytest.mark.parametrize(("env", "expected"), [({"PFT_MAX_UPLOAD_MB": "100"}, ["--server.maxUploadSize=100", "--x"]), ({}, ["--x"])])
+@pytest.mark.parametrize(
+    ("env", "expected"), [({"PFT_MAX_UPLOAD_MB": "100"}, ["--server.maxUploadSize=100", "--x"]), ({}, ["--x"])]
+)
 def test_run_sh_hands_the_upload_limit_to_the_server(env, expected):
     """Issue 13 item 11: scripts/run.sh passes PFT_MAX_UPLOAD_MB to streamlit as server.maxUploadSize (one setting)."""
     root = Path(__file__).resolve().parent.parent
     line = next(x for x in (root / "scripts" / "run.sh").read_text().splitlines() if x.startswith("exec "))
     probe = line.replace("exec .venv/bin/python -m streamlit run streamlit_app.py", "printf '%s\\n'")
     clean = {k: v for k, v in os.environ.items() if k != "PFT_MAX_UPLOAD_MB"}
-    out = subprocess.run(["bash", "-uc", probe, "run.sh", "--x"], env={**clean, **env}, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["bash", "-uc", probe, "run.sh", "--x"], env={**clean, **env}, capture_output=True, text=True, check=True
+    )
     assert out.stdout.split() == expected

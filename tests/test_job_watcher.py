@@ -49,7 +49,11 @@ def test_progress_words_per_kind():
     from ui.jobs import progress_line
 
     assert progress_line("prompt", {"state": "running", "progress": 0.5, "done": 6, "total": 12, "of": 99}) == (
-        0.5, "example 6 of 12 (a sample of 99)")
+        0.5,
+        "example 6 of 12 (a sample of 99)",
+    )
     assert progress_line("continual", {"state": "running", "progress": 0.5, "done": 3, "total": 6, "task": 2, "tasks": 2}) == (
-        0.75, "task 2 of 2 · step 3 of 6")
+        0.75,
+        "task 2 of 2 · step 3 of 6",
+    )
     assert progress_line("finetune", {"state": "queued"}) == (0.0, "starting (loading data and the model)…")

@@ -19,8 +19,27 @@ from core.runs import RunDir, RunRegistry, checkpoint_dir
 
 
 def finetune_argv(model_dir: Path, name: str, epochs: int = 100) -> list[str]:
-    return ["finetune", "--train", "reviews", "--eval", "reviews", "--model", str(model_dir), "--method", "full",
-            "--epochs", str(epochs), "--batch-size", "4", "--lr", "1e-3", "--seed", "1", "--out", name]
+    return [
+        "finetune",
+        "--train",
+        "reviews",
+        "--eval",
+        "reviews",
+        "--model",
+        str(model_dir),
+        "--method",
+        "full",
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        "4",
+        "--lr",
+        "1e-3",
+        "--seed",
+        "1",
+        "--out",
+        name,
+    ]
 
 
 def wait_for(predicate, timeout: float = 90.0, what: str = "condition"):
@@ -81,8 +100,11 @@ def test_crash_inside_training_is_marked_failed_with_its_error(runs_dir, tiny_be
     # a model whose vocabulary is smaller than its tokenizer's: the first forward pass raises IndexError
     broken = tmp_path / "broken-bert"
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
-    BertModel(BertConfig(vocab_size=20, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64,
-                         pad_token_id=0)).save_pretrained(broken)
+    BertModel(
+        BertConfig(
+            vocab_size=20, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64, pad_token_id=0
+        )
+    ).save_pretrained(broken)
     tokenizer.save_pretrained(broken)
     run = RunDir(runs_dir / "crashes")
     pid = jobs.launch(finetune_argv(broken, run.name, epochs=1), run.path)

@@ -27,8 +27,15 @@ def made_run(runs_dir, name="r") -> runs.RunDir:
 def test_a_record_writes_kind_settings_then_what_it_knows_and_names_the_record_only_keys():
     record = runs.RunRecord("continual", {"name": "a → b"}, ["x", "y"], "python -m core continual", method="replay")
     config = record.config({"strategy": "replay", "method": "ignored", "epochs": 2})
-    assert config == {"kind": "continual", "strategy": "replay", "method": "replay", "epochs": 2, "dataset": {"name": "a → b"},
-                      "labels": ["x", "y"], "command": "python -m core continual"}  # None fields (grid, auto, ...) left out
+    assert config == {
+        "kind": "continual",
+        "strategy": "replay",
+        "method": "replay",
+        "epochs": 2,
+        "dataset": {"name": "a → b"},
+        "labels": ["x", "y"],
+        "command": "python -m core continual",
+    }  # None fields (grid, auto, ...) left out
     assert {"kind", "dataset", "labels", "command", "grid", "auto", "endpoint", "world_size"} <= runs.RECORD_KEYS
     assert "epochs" not in runs.RECORD_KEYS
 
@@ -36,8 +43,16 @@ def test_a_record_writes_kind_settings_then_what_it_knows_and_names_the_record_o
 def test_a_runs_own_config_is_a_config_file_again():
     from core.cli import build_parser, config_defaults
 
-    config = runs.RunRecord("finetune", {"name": "reviews", "train": "reviews", "eval": "reviews"}, ["neg", "pos"], "cmd",
-                            n_train_examples=40, dev_set="none", n_dev_examples=0, world_size=1).config({"method": "head", "epochs": 2})
+    config = runs.RunRecord(
+        "finetune",
+        {"name": "reviews", "train": "reviews", "eval": "reviews"},
+        ["neg", "pos"],
+        "cmd",
+        n_train_examples=40,
+        dev_set="none",
+        n_dev_examples=0,
+        world_size=1,
+    ).config({"method": "head", "epochs": 2})
     values = config_defaults(build_parser().commands["finetune"], "finetune", config, "config.json")
     assert values["method"] == "head" and values["epochs"] == 2 and values["train"] == "reviews"
     assert not {"labels", "command", "world_size", "n_dev_examples"} & set(values)
@@ -85,7 +100,10 @@ def test_a_crash_keeps_its_traceback_and_fails_the_run_and_the_rest_of_a_grid(ru
     with pytest.raises(JobEnded) as ended, jobs.run_job(run, "predict", made=True, rest=[later]):
         raise RuntimeError("boom\nsecond line")
     assert ended.value.code == 1 and ended.value.message == "error: Labelling crashed (RuntimeError: boom)."
-    assert run.status["error"] == "Labelling crashed (RuntimeError: boom)." and "second line" in (run.path / "traceback.txt").read_text()
+    assert (
+        run.status["error"] == "Labelling crashed (RuntimeError: boom)."
+        and "second line" in (run.path / "traceback.txt").read_text()
+    )
     assert later.status["state"] == "failed" and later.status["error"].startswith("Not run: a failed first (Labelling crashed")
 
 

@@ -50,7 +50,9 @@ def test_frozen_methods_write_the_contract_and_reload_to_the_same_probabilities(
     assert run.status["progress"] == 1.0
     json.dumps(m, allow_nan=False)
     model_dir = run.path / "model"
-    assert (model_dir / "head.safetensors").exists() and not (model_dir / "model.safetensors").exists()  # the body is the base model
+    assert (model_dir / "head.safetensors").exists() and not (
+        model_dir / "model.safetensors"
+    ).exists()  # the body is the base model
     model, tokenizer = finetune.load_run_model(run.path)
     probs = base.predict_probs(model, tokenizer, list(eval_frame["text"]))
     np.testing.assert_allclose(probs, result.predictions[[f"prob_{lab}" for lab in LABELS]].to_numpy(), atol=1e-4)
@@ -104,9 +106,26 @@ def test_every_method_fits_one_of_the_bundled_roles(tiny_bert_dir, tiny_llama_di
 
 def test_the_capability_lists_are_reads_of_the_method_records():
     """One record per method: the lists the CLI, pages, search and torchrun checks use come from it, in registration order."""
-    assert list(finetune.METHODS) == ["full", "head", "bitfit", "lora", "adapter", "logreg", "knn", "setfit", "prompt-tuning", "lora-lm"]
-    assert finetune.ENCODER_ONLY == ("adapter", "logreg", "knn", "setfit") and finetune.DECODER_ONLY == ("prompt-tuning", "lora-lm")
-    assert finetune.SHARDED_METHODS == ("full", "head", "bitfit", "lora", "adapter") and finetune.FROZEN_METHODS == ("logreg", "knn")
+    assert list(finetune.METHODS) == [
+        "full",
+        "head",
+        "bitfit",
+        "lora",
+        "adapter",
+        "logreg",
+        "knn",
+        "setfit",
+        "prompt-tuning",
+        "lora-lm",
+    ]
+    assert finetune.ENCODER_ONLY == ("adapter", "logreg", "knn", "setfit") and finetune.DECODER_ONLY == (
+        "prompt-tuning",
+        "lora-lm",
+    )
+    assert finetune.SHARDED_METHODS == ("full", "head", "bitfit", "lora", "adapter") and finetune.FROZEN_METHODS == (
+        "logreg",
+        "knn",
+    )
     assert set(finetune.DEFAULT_LR) == set(finetune.METHODS) - set(finetune.FROZEN_METHODS)
     assert all(m.caption and m.name == name for name, m in finetune.METHODS.items())
     assert FinetuneConfig(method="knn").learning_rate is None and FinetuneConfig(method="lora").learning_rate == 1e-3
@@ -133,7 +152,9 @@ def test_parameter_counts_of_the_embedding_methods(tiny_bert_dir):
     assert logreg.trainable == 32 * 3 + 3 and knn.trainable == 0 and setfit.trainable == setfit.total
 
 
-@pytest.mark.parametrize("method, which, sentence", [("setfit", "llama", "needs an encoder"), ("prompt-tuning", "bert", "needs a decoder")])
+@pytest.mark.parametrize(
+    "method, which, sentence", [("setfit", "llama", "needs an encoder"), ("prompt-tuning", "bert", "needs a decoder")]
+)
 def test_cli_refuses_a_method_that_does_not_fit_the_model(method, which, sentence, runs_dir, tiny_llama_dir, tiny_bert_dir):
     from tests.test_cli_finetune import cli
 
@@ -147,7 +168,9 @@ def test_cli_refuses_a_method_that_does_not_fit_the_model(method, which, sentenc
 def test_cli_logreg_run_writes_the_contract(runs_dir, tiny_bert_dir):
     from tests.test_cli_finetune import cli
 
-    out = cli("--train", "reviews", "--eval", "reviews:validation", "--model", str(tiny_bert_dir), "--method", "logreg", "--out", "lr")
+    out = cli(
+        "--train", "reviews", "--eval", "reviews:validation", "--model", str(tiny_bert_dir), "--method", "logreg", "--out", "lr"
+    )
     assert out.returncode == 0, out.stderr
     run = runs_dir / "lr"
     config = json.loads((run / "config.json").read_text())
@@ -164,12 +187,19 @@ def tiny_st_dir(tiny_bert_dir, tmp_path_factory):
 
     path = tmp_path_factory.mktemp("tiny-st") / "model"
     shutil.copytree(tiny_bert_dir, path)
-    (path / "modules.json").write_text(json.dumps([
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}]))
+    (path / "modules.json").write_text(
+        json.dumps(
+            [
+                {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+                {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+            ]
+        )
+    )
     (path / "1_Pooling").mkdir()
-    (path / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 32, "pooling_mode_mean_tokens": True}))
+    (path / "1_Pooling" / "config.json").write_text(
+        json.dumps({"word_embedding_dimension": 32, "pooling_mode_mean_tokens": True})
+    )
     return path
 
 

@@ -22,8 +22,17 @@ def reloads_to_the_same_probabilities(run, result, test, labels):
 def test_minilm_embedding_and_adapter_methods_beat_chance_and_reload(method, tmp_path):
     ds = data.load_sample("reviews")
     train = ds.splits["train"] if method != "setfit" else finetune.cap_rows(ds.splits["train"], 24, 0)
-    config = finetune.FinetuneConfig(model=models.ENCODER, method=method, epochs=1, batch_size=16, max_length=64, dev="none",
-                                     early_stopping_patience=0, seed=0, max_train_seconds=120)
+    config = finetune.FinetuneConfig(
+        model=models.ENCODER,
+        method=method,
+        epochs=1,
+        batch_size=16,
+        max_length=64,
+        dev="none",
+        early_stopping_patience=0,
+        seed=0,
+        max_train_seconds=120,
+    )
     run = RunDir(tmp_path / method).create({"kind": "finetune", "model": models.ENCODER})
     test = ds.splits["test"]
     result = finetune.train(config, train, None, test, ds.label_names, run)
@@ -36,8 +45,17 @@ def test_minilm_embedding_and_adapter_methods_beat_chance_and_reload(method, tmp
 @pytest.mark.parametrize("method", ["prompt-tuning", "lora-lm"])
 def test_smollm2_prompt_learning_runs_and_scores_every_label(method, tmp_path):
     ds = data.load_sample("reviews")
-    config = finetune.FinetuneConfig(model=models.DECODER, method=method, epochs=1, batch_size=8, max_length=64, dev="none",
-                                     early_stopping_patience=0, seed=0, max_train_seconds=60)
+    config = finetune.FinetuneConfig(
+        model=models.DECODER,
+        method=method,
+        epochs=1,
+        batch_size=8,
+        max_length=64,
+        dev="none",
+        early_stopping_patience=0,
+        seed=0,
+        max_train_seconds=60,
+    )
     run = RunDir(tmp_path / method).create({"kind": "finetune", "model": models.DECODER})
     test = ds.splits["test"].head(24)
     result = finetune.train(config, finetune.cap_rows(ds.splits["train"], 32, 0), None, test, ds.label_names, run)

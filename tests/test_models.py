@@ -28,12 +28,15 @@ def test_bundled_models_resolve_without_loading():
     assert models.resolve("sentence-transformers/all-MiniLM-L6-v2").key == models.ENCODER
 
 
-@pytest.mark.parametrize("name, fragment", [
-    ("", "No model name"),
-    ("https://example.com/model", "not a model name"),
-    ("a/b/c", "neither a bundled model"),
-    ("./no-such-folder", "no model folder"),
-])
+@pytest.mark.parametrize(
+    "name, fragment",
+    [
+        ("", "No model name"),
+        ("https://example.com/model", "not a model name"),
+        ("a/b/c", "neither a bundled model"),
+        ("./no-such-folder", "no model folder"),
+    ],
+)
 def test_bad_model_names_get_one_sentence(name, fragment):
     with pytest.raises(UserError, match=fragment):
         models.resolve(name)
@@ -113,8 +116,12 @@ def test_same_model_loaded_from_many_threads_at_once(tiny_bert_dir, tiny_llama_d
             lm = models.load_causal_lm(str(tiny_llama_dir), attention="sdpa")
             clf = models.load_for_classification(str(tiny_bert_dir), ["a", "b"]).eval()
             with torch.no_grad():
-                outputs.append((clf(input_ids=torch.tensor([[2, 5, 7, 3]])).logits.shape,
-                                lm(input_ids=torch.tensor([[1, 5, 7]])).logits.shape[-1]))
+                outputs.append(
+                    (
+                        clf(input_ids=torch.tensor([[2, 5, 7, 3]])).logits.shape,
+                        lm(input_ids=torch.tensor([[1, 5, 7]])).logits.shape[-1],
+                    )
+                )
         except Exception as e:  # collected, so the assertion below names what failed
             errors.append(repr(e))
 

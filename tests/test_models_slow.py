@@ -11,7 +11,11 @@ def test_bundled_encoder_loads_offline():
     model = models.load_encoder(models.ENCODER)
     tok = models.load_tokenizer(models.ENCODER)
     info = models.BUNDLED[models.ENCODER]
-    assert (model.config.num_hidden_layers, model.config.num_attention_heads, model.config.hidden_size) == (info.layers, info.heads, info.hidden)
+    assert (model.config.num_hidden_layers, model.config.num_attention_heads, model.config.hidden_size) == (
+        info.layers,
+        info.heads,
+        info.hidden,
+    )
     assert abs(sum(p.numel() for p in model.parameters()) / 1e6 - 22.7) < 0.2
     assert tok.tokenize("unbelievably")[0] == "unbelievable" or tok.tokenize("unbelievably")[-1].startswith("##")
 

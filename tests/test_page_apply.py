@@ -16,8 +16,23 @@ from core.runs import RunDir
 
 @pytest.fixture
 def logreg_run(runs_dir, tiny_bert_dir):
-    argv = ["finetune", "--train", "reviews", "--eval", "reviews", "--model", str(tiny_bert_dir), "--method", "logreg",
-            "--max-train-examples", "48", "--dev", "none", "--out", "lr"]
+    argv = [
+        "finetune",
+        "--train",
+        "reviews",
+        "--eval",
+        "reviews",
+        "--model",
+        str(tiny_bert_dir),
+        "--method",
+        "logreg",
+        "--max-train-examples",
+        "48",
+        "--dev",
+        "none",
+        "--out",
+        "lr",
+    ]
     assert main(argv) == 0
     return runs_dir / "lr"
 
@@ -25,7 +40,11 @@ def logreg_run(runs_dir, tiny_bert_dir):
 def news(tmp_path):
     """Ten days of six rows; on day 9 the texts say 'awful' (negative for the stand-in scorer below)."""
     days = pd.date_range("2026-03-01", periods=10, freq="D")
-    rows = [("awful **day** <b>x</b>" if d == days[8] and k < 4 else "a [fine](http://x) day", str(d.date())) for d in days for k in range(6)]
+    rows = [
+        ("awful **day** <b>x</b>" if d == days[8] and k < 4 else "a [fine](http://x) day", str(d.date()))
+        for d in days
+        for k in range(6)
+    ]
     path = tmp_path / "news.csv"
     pd.DataFrame(rows, columns=["text", "date"]).to_csv(path, index=False)
     return path
@@ -47,8 +66,22 @@ def test_a_finished_job_shows_counts_chart_flags_and_download(logreg_run, runs_d
         return p
 
     monkeypatch.setattr(predict, "load_predictor", by_word)
-    assert main(["predict", "lr", str(news(tmp_path)), "--out", str(runs_dir / "predict-lr-1" / "labelled.csv"),
-                 "--time-col", "date", "--job", "predict-lr-1"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "lr",
+                str(news(tmp_path)),
+                "--out",
+                str(runs_dir / "predict-lr-1" / "labelled.csv"),
+                "--time-col",
+                "date",
+                "--job",
+                "predict-lr-1",
+            ]
+        )
+        == 0
+    )
     job = RunDir(runs_dir / "predict-lr-1")
     assert job.status["state"] == "succeeded", job.status
     assert json.loads((job.path / "metrics.json").read_text())["rows"] == 60

@@ -63,7 +63,10 @@ def test_compare_page_offers_only_runs_on_the_chosen_split(runs_dir):
     at.switch_page("app_pages/compare.py").run()
     at.checkbox(key=scoped(at, "cmp_all_datasets")).check().run()  # none of the runs is on the dataset the sidebar loaded
     split = at.selectbox(key=scoped(at, "cmp_split"))
-    assert split.value == "split-one" and split.options == ["reviews · split split-on · 2 run(s)", "reviews · split split-tw · 1 run(s)"]
+    assert split.value == "split-one" and split.options == [
+        "reviews · split split-on · 2 run(s)",
+        "reviews · split split-tw · 1 run(s)",
+    ]
     runs = at.multiselect(key=scoped(at, "cmp_runs"))
     assert sorted(o.split(" · ")[0] for o in runs.options) == ["a", "a2"]  # the run on another split is not offered
     assert set(runs.value) == {str(runs_dir / "a"), str(runs_dir / "a2")}
@@ -73,11 +76,20 @@ def test_compare_page_offers_only_runs_on_the_chosen_split(runs_dir):
 
 def test_compare_page_opens_with_the_verdict_and_flags_weak_and_budget_runs(runs_dir):
     make_run(runs_dir, "prompt-0shot", 0.0, seed=1)  # always wrong: below the majority baseline
-    make_run(runs_dir, "finetune-full", 0.85, kind="finetune", seed=2, config_extra={"epochs": 3.0},
-             metrics_extra={"stopped_by": "max_train_seconds", "epochs_done": 1.6, "train_seconds": 120.0})
+    make_run(
+        runs_dir,
+        "finetune-full",
+        0.85,
+        kind="finetune",
+        seed=2,
+        config_extra={"epochs": 3.0},
+        metrics_extra={"stopped_by": "max_train_seconds", "epochs_done": 1.6, "train_seconds": 120.0},
+    )
     at = _open(runs_dir)
     assert not at.exception
-    assert at.info[0].value.startswith("**Verdict:** Fine-tuning beats prompting: the best fine-tune run 'finetune-full' reaches macro-F1")
+    assert at.info[0].value.startswith(
+        "**Verdict:** Fine-tuning beats prompting: the best fine-tune run 'finetune-full' reaches macro-F1"
+    )
     warnings = [w.value for w in at.warning]
     assert any("'finetune-full' was stopped by its time budget after 1.6 of 3 epochs" in w for w in warnings)
     assert any("'prompt-0shot' does not beat the majority baseline" in w for w in warnings)
@@ -89,6 +101,7 @@ def test_compare_page_opens_with_the_verdict_and_flags_weak_and_budget_runs(runs
 
 def test_the_efficiency_chart_waits_for_runs_of_two_sizes(runs_dir):
     """Two runs of one size drew a chart of one column of dots against an empty log axis."""
+
     def efficiency_charts(at):
         return [c for c in at.get("vega_lite_chart") if "labelled training examples" in c.proto.spec]
 

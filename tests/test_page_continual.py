@@ -20,12 +20,32 @@ def _page(open_page, tiny_bert_dir):
 
 def fake_continual_run(runs_dir, name: str, strategy: str, matrix, initial=(0.3, 0.3)) -> RunDir:
     """A finished continual run on reviews → finance_news, as the CLI leaves it (config, continual.json, metrics)."""
-    run = RunDir(runs_dir / name).create({"kind": "continual", "model": "minilm", "method": strategy,
-                                          "dataset": {"name": "reviews → finance_news", "eval_sha256": "abc"}})
-    details = [{"name": "reviews", "train_sha256": "r1", "eval_sha256": "r2"}, {"name": "finance_news", "train_sha256": "f1", "eval_sha256": "f2"}]
-    run.write("continual.json", {"strategy": strategy, "label_space": "shared label space", "shared_head": True,
-                                 "tasks": ["reviews", "finance_news"], "task_details": details, "initial": list(initial),
-                                 "matrix": matrix, "steps_done": 2, **continual.transfer_metrics(matrix, list(initial))})
+    run = RunDir(runs_dir / name).create(
+        {
+            "kind": "continual",
+            "model": "minilm",
+            "method": strategy,
+            "dataset": {"name": "reviews → finance_news", "eval_sha256": "abc"},
+        }
+    )
+    details = [
+        {"name": "reviews", "train_sha256": "r1", "eval_sha256": "r2"},
+        {"name": "finance_news", "train_sha256": "f1", "eval_sha256": "f2"},
+    ]
+    run.write(
+        "continual.json",
+        {
+            "strategy": strategy,
+            "label_space": "shared label space",
+            "shared_head": True,
+            "tasks": ["reviews", "finance_news"],
+            "task_details": details,
+            "initial": list(initial),
+            "matrix": matrix,
+            "steps_done": 2,
+            **continual.transfer_metrics(matrix, list(initial)),
+        },
+    )
     preds = pd.DataFrame({"id": ["1:a"], "text": ["t"], "label": ["positive"], "pred": ["positive"], "confidence": [0.9]})
     finish_with_metrics(run, {"accuracy": 0.8, "macro_f1": 0.7}, preds)
     return run
@@ -88,11 +108,21 @@ def test_start_saves_the_whole_form_as_the_jobs_config_file(runs_dir, _page, tin
     from core.settings import from_args
 
     started = []
-    monkeypatch.setattr(jobs.subprocess, "Popen", lambda argv, **kw: started.append(argv) or types.SimpleNamespace(pid=os.getpid()))
+    monkeypatch.setattr(
+        jobs.subprocess, "Popen", lambda argv, **kw: started.append(argv) or types.SimpleNamespace(pid=os.getpid())
+    )
     at = _page()
     at.radio(key="cl_strategy").set_value("lora-per-task").run()
-    for key, value in {"cl_epochs": 2.0, "cl_lr_lora-per-task": 2e-3, "cl_examples": 30, "cl_seed": 5, "cl_batch": 4, "cl_maxlen": 48,
-                       "cl_lora_r": 4, "cl_lora_alpha": 12}.items():
+    for key, value in {
+        "cl_epochs": 2.0,
+        "cl_lr_lora-per-task": 2e-3,
+        "cl_examples": 30,
+        "cl_seed": 5,
+        "cl_batch": 4,
+        "cl_maxlen": 48,
+        "cl_lora_r": 4,
+        "cl_lora_alpha": 12,
+    }.items():
         at.number_input(key=key).set_value(value)
     at.text_input(key="cl_device").set_value("cpu")
     at.text_input(key="cl_run_name").set_value("seq-form")
@@ -103,7 +133,19 @@ def test_start_saves_the_whole_form_as_the_jobs_config_file(runs_dir, _page, tin
     args = parse_args(["continual", "--config", str(job)])
     assert (args.train, args.eval) == (["reviews:train", "finance_news:train"], ["reviews:test", "finance_news:test"])
     saved = dataclasses.asdict(from_args(continual.ContinualConfig, args))
-    expected = dataclasses.asdict(continual.ContinualConfig(
-        strategy="lora-per-task", model=str(tiny_bert_dir), epochs=2.0, lr=2e-3, max_train_examples=30, seed=5, batch_size=4,
-        max_length=48, lora_r=4, lora_alpha=12, device="cpu"))
+    expected = dataclasses.asdict(
+        continual.ContinualConfig(
+            strategy="lora-per-task",
+            model=str(tiny_bert_dir),
+            epochs=2.0,
+            lr=2e-3,
+            max_train_examples=30,
+            seed=5,
+            batch_size=4,
+            max_length=48,
+            lora_r=4,
+            lora_alpha=12,
+            device="cpu",
+        )
+    )
     assert {k: v for k, v in saved.items() if v != expected[k]} == {}

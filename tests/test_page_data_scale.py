@@ -17,7 +17,9 @@ def many_labels() -> data.Dataset:
     """77 labels with 2 to 40 train rows each (unequal, so sorting by count matters), 10 test rows per label."""
     frames = {}
     for split, per in (("train", lambda i: 2 + (i * 7) % 39), ("test", lambda i: 10)):
-        rows = [(f"{split} text {k} about {lab} number {k * 31 % 97}", lab) for i, lab in enumerate(LABELS) for k in range(per(i))]
+        rows = [
+            (f"{split} text {k} about {lab} number {k * 31 % 97}", lab) for i, lab in enumerate(LABELS) for k in range(per(i))
+        ]
         frames[split] = pd.DataFrame(rows, columns=["text", "label"])
     frames["test"].loc[0, "text"] = frames["train"].loc[0, "text"]  # one leaked text
     return data.finish("many", "many.csv", frames, LABELS, "text", "label", [])
@@ -82,7 +84,11 @@ def test_compare_shows_most_confused_pairs_for_77_labels(runs_dir):
     assert "Most confused label pairs" in [s.value for s in app.subheader]
     assert "Confusion matrices (one colour scale)" not in [s.value for s in app.subheader]
     pairs = next(d.value for d in app.dataframe if list(d.value.columns) == ["run", "true", "pred", "count"])
-    assert 0 < len(pairs) <= 25 and (pairs["true"] != pairs["pred"]).all() and list(pairs["count"]) == sorted(pairs["count"], reverse=True)
+    assert (
+        0 < len(pairs) <= 25
+        and (pairs["true"] != pairs["pred"]).all()
+        and list(pairs["count"]) == sorted(pairs["count"], reverse=True)
+    )
     app.text_input(key=scoped(app, "cmp_confused_search")).input("intent_07_").run()
     pairs = next(d.value for d in app.dataframe if list(d.value.columns) == ["run", "true", "pred", "count"])
     assert len(pairs) and pairs.apply(lambda r: "intent_07_" in r["true"] or "intent_07_" in r["pred"], axis=1).all()
@@ -93,8 +99,15 @@ def test_length_chart_counts_tokens_of_a_sample_of_a_large_dataset():
     import streamlit as st
 
     st.cache_data.clear()
-    frames = {s: pd.DataFrame({"text": [f"{s} row {i} says {'yes' if i % 2 else 'no'}" for i in range(n)],
-                               "label": ["a" if i % 2 else "b" for i in range(n)]}) for s, n in (("train", 9000), ("test", 1500))}
+    frames = {
+        s: pd.DataFrame(
+            {
+                "text": [f"{s} row {i} says {'yes' if i % 2 else 'no'}" for i in range(n)],
+                "label": ["a" if i % 2 else "b" for i in range(n)],
+            }
+        )
+        for s, n in (("train", 9000), ("test", 1500))
+    }
     app = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=300)
     preload(app, data.finish("big", "big.csv", frames, ["a", "b"], "text", "label", []))
     at = app.run()

@@ -39,7 +39,9 @@ def test_explore_page_shows_slices_map_and_explains_a_run_it_cannot_perturb(open
     assert set(slices["run"]) == {"prompt-a", "ft-b"} and slices["accuracy"].str.contains(r"\[").all()
     at.selectbox(key=scoped(at, "exp_by")).set_value("label").run()
     slices = next(d.value for d in at.dataframe if "difference" in d.value.columns)
-    assert set(slices["slice"]) == {"negative", "neutral", "positive"} and slices["difference"].str.endswith("prompt-a better").any()
+    assert (
+        set(slices["slice"]) == {"negative", "neutral", "positive"} and slices["difference"].str.endswith("prompt-a better").any()
+    )
     assert not at.get("vega_lite_chart")  # the map embeds the split only once its tab is open
     at.session_state[scoped(at, "exp_tab")] = "Embedding map"
     at.run()
@@ -81,8 +83,9 @@ def test_an_example_on_the_map_opens_in_compares_error_browser(open_page, runs_d
 def test_the_report_carries_the_pages_label_error_caveat(runs_dir):
     from core.comparison import evaluate, report
 
-    cmp = evaluate.compare_runs([make_run(runs_dir, "a", 0.7, seed=1), make_run(runs_dir, "b", 0.8, kind="finetune", seed=2)],
-                                n_resamples=50)
+    cmp = evaluate.compare_runs(
+        [make_run(runs_dir, "a", 0.7, seed=1), make_run(runs_dir, "b", 0.8, kind="finetune", seed=2)], n_resamples=50
+    )
     html = report.build_report(cmp, more_caveats=["12 of the 99 rows of the test split look mislabelled."])
     assert '<p class="caveat">Caveat: 12 of the 99 rows of the test split look mislabelled.</p>' in html
 

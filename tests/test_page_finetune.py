@@ -24,8 +24,9 @@ def _page(open_page):
 
 def fake_running_run(runs_dir: Path) -> RunDir:
     """A run that looks mid-training, owned by this (live) process, as a job started from another tab would."""
-    run = RunDir(runs_dir / "elsewhere-started").create({"kind": "finetune", "model": "minilm", "method": "lora",
-                                                         "dataset": {"name": "reviews", "eval_sha256": REVIEWS_TEST}})
+    run = RunDir(runs_dir / "elsewhere-started").create(
+        {"kind": "finetune", "model": "minilm", "method": "lora", "dataset": {"name": "reviews", "eval_sha256": REVIEWS_TEST}}
+    )
     run.set_status("running", pid=os.getpid(), progress=0.25, done=5, total=20, eta_seconds=12.0)
     for step, loss in enumerate([1.1, 0.9, 0.7], start=1):
         run.append_history({"step": step, "epoch": step / 4, "loss": loss, "learning_rate": 1e-4})
@@ -75,8 +76,14 @@ def test_start_runs_a_job_that_the_page_follows_to_the_end(tiny_bert_dir, runs_d
 def test_a_result_stopped_by_the_time_budget_carries_a_warning(tiny_bert_dir, runs_dir, open_page):
     from tests.compare_fixtures import make_run
 
-    make_run(runs_dir, "cut-short", 0.9, kind="finetune", config_extra={"epochs": 3.0},
-             metrics_extra={"stopped_by": "max_train_seconds", "epochs_done": 1.6, "train_seconds": 120.0})
+    make_run(
+        runs_dir,
+        "cut-short",
+        0.9,
+        kind="finetune",
+        config_extra={"epochs": 3.0},
+        metrics_extra={"stopped_by": "max_train_seconds", "epochs_done": 1.6, "train_seconds": 120.0},
+    )
     at = open_page("app_pages/finetune.py", ft_model="other", ft_model_other=str(tiny_bert_dir), finetune_job=["cut-short"])
     assert not at.exception
     assert any("cut-short" in s.value and "succeeded" in s.value for s in at.subheader)
@@ -101,13 +108,33 @@ def test_start_saves_the_whole_form_as_the_jobs_config_file(tiny_bert_dir, runs_
     from core.training.finetune import FinetuneConfig
 
     started = []
-    monkeypatch.setattr(jobs.subprocess, "Popen", lambda argv, **kw: started.append(argv) or types.SimpleNamespace(pid=os.getpid()))
+    monkeypatch.setattr(
+        jobs.subprocess, "Popen", lambda argv, **kw: started.append(argv) or types.SimpleNamespace(pid=os.getpid())
+    )
     at = open_page("app_pages/finetune.py", ft_model="other", ft_model_other=str(tiny_bert_dir), ft_method="lora")
-    form = {"ft_epochs": 2.0, "ft_lr_lora": 1e-3, "ft_batch": 8, "ft_seconds": 120.0, "ft_examples": 40, "ft_wd": 0.05,
-            "ft_warmup": 0.2, "ft_maxlen": 64, "ft_patience": 3, "ft_seed": 7, "ft_lora_r": 4, "ft_lora_alpha": 8.0, "ft_lora_dropout": 0.2}
+    form = {
+        "ft_epochs": 2.0,
+        "ft_lr_lora": 1e-3,
+        "ft_batch": 8,
+        "ft_seconds": 120.0,
+        "ft_examples": 40,
+        "ft_wd": 0.05,
+        "ft_warmup": 0.2,
+        "ft_maxlen": 64,
+        "ft_patience": 3,
+        "ft_seed": 7,
+        "ft_lora_r": 4,
+        "ft_lora_alpha": 8.0,
+        "ft_lora_dropout": 0.2,
+    }
     for key, value in form.items():
         at.number_input(key=scoped(at, key)).set_value(value)
-    for key, value in {"ft_eval_every": "20", "ft_lora_targets": "query, value", "ft_device": "cpu", "ft_run_name": "form-run"}.items():
+    for key, value in {
+        "ft_eval_every": "20",
+        "ft_lora_targets": "query, value",
+        "ft_device": "cpu",
+        "ft_run_name": "form-run",
+    }.items():
         at.text_input(key=scoped(at, key)).set_value(value)
     for key, value in {"ft_pooling": "mean", "ft_dev": "holdout", "ft_precision": "fp32", "ft_report_to": "tensorboard"}.items():
         at.selectbox(key=scoped(at, key)).set_value(value)
@@ -118,10 +145,32 @@ def test_start_saves_the_whole_form_as_the_jobs_config_file(tiny_bert_dir, runs_
     args = parse_args(["finetune", "--config", str(job)])
     assert (args.train, args.eval) == ("reviews:train", "reviews:test")
     saved = dataclasses.asdict(from_args(FinetuneConfig, args))
-    expected = dataclasses.asdict(FinetuneConfig(
-        model=str(tiny_bert_dir), method="lora", epochs=2.0, lr=1e-3, batch_size=8, max_train_seconds=120.0, max_train_examples=40,
-        weight_decay=0.05, warmup_ratio=0.2, max_length=64, early_stopping_patience=3, seed=7, lora_r=4, lora_alpha=8.0, lora_dropout=0.2,
-        eval_strategy="steps", eval_steps=20, lora_target_modules=["query", "value"], device="cpu", pooling="mean", dev="holdout",
-        precision="fp32", report_to="tensorboard"))
+    expected = dataclasses.asdict(
+        FinetuneConfig(
+            model=str(tiny_bert_dir),
+            method="lora",
+            epochs=2.0,
+            lr=1e-3,
+            batch_size=8,
+            max_train_seconds=120.0,
+            max_train_examples=40,
+            weight_decay=0.05,
+            warmup_ratio=0.2,
+            max_length=64,
+            early_stopping_patience=3,
+            seed=7,
+            lora_r=4,
+            lora_alpha=8.0,
+            lora_dropout=0.2,
+            eval_strategy="steps",
+            eval_steps=20,
+            lora_target_modules=["query", "value"],
+            device="cpu",
+            pooling="mean",
+            dev="holdout",
+            precision="fp32",
+            report_to="tensorboard",
+        )
+    )
     assert {k: v for k, v in saved.items() if v != expected[k]} == {}
     assert saved.keys() == expected.keys()

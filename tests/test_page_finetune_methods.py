@@ -18,7 +18,9 @@ def test_encoder_gets_the_embedding_methods_and_a_decoder_does_not(tiny_bert_dir
     at = _page(tiny_bert_dir)
     assert not at.exception
     offered = list(at.radio(key=scoped(at, "ft_method")).options)
-    assert {"full", "lora", "adapter", "logreg", "knn", "setfit"} <= set(offered) and not {"prompt-tuning", "lora-lm"} & set(offered)
+    assert {"full", "lora", "adapter", "logreg", "knn", "setfit"} <= set(offered) and not {"prompt-tuning", "lora-lm"} & set(
+        offered
+    )
     at.radio(key=scoped(at, "ft_method")).set_value("logreg").run()
     assert not at.exception
     assert at.number_input(key=scoped(at, "ft_epochs")).disabled and at.number_input(key=scoped(at, "ft_lr_logreg")).disabled

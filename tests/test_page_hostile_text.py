@@ -29,7 +29,7 @@ def assert_literal(sources: list[str]) -> None:
 
 
 def hostile_dataset() -> data.Dataset:
-    rows = [(f"{t} number {i}", HOSTILE_LABELS[i % 3]) for i in range(30) for t in HOSTILE_TEXTS[i % 3:i % 3 + 1]]
+    rows = [(f"{t} number {i}", HOSTILE_LABELS[i % 3]) for i in range(30) for t in HOSTILE_TEXTS[i % 3 : i % 3 + 1]]
     return data.from_frame(pd.DataFrame(rows, columns=["text", "label"]), "[evil](http://x) **name**", "upload")
 
 

@@ -13,10 +13,46 @@ from tests.scoped import scoped
 @pytest.fixture
 def two_runs(runs_dir, tiny_bert_dir, tiny_llama_dir):
     """A logreg run and a zero-shot prompt run on the reviews test split (tiny random models, so they disagree somewhere)."""
-    assert main(["finetune", "--train", "reviews", "--eval", "reviews", "--model", str(tiny_bert_dir), "--method", "logreg",
-                 "--max-train-examples", "48", "--dev", "none", "--out", "lr"]) == 0
-    assert main(["prompt", "--train", "reviews", "--eval", "reviews", "--model", str(tiny_llama_dir), "--calibrate", "none",
-                 "--out", "zero"]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--train",
+                "reviews",
+                "--eval",
+                "reviews",
+                "--model",
+                str(tiny_bert_dir),
+                "--method",
+                "logreg",
+                "--max-train-examples",
+                "48",
+                "--dev",
+                "none",
+                "--out",
+                "lr",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "prompt",
+                "--train",
+                "reviews",
+                "--eval",
+                "reviews",
+                "--model",
+                str(tiny_llama_dir),
+                "--calibrate",
+                "none",
+                "--out",
+                "zero",
+            ]
+        )
+        == 0
+    )
     return [str(runs_dir / "lr"), str(runs_dir / "zero")]
 
 
@@ -54,7 +90,10 @@ def test_a_disagreement_opens_in_compare_with_the_example_selected(two_runs, run
     at.selectbox(key=scoped(at, "pg_example")).set_value(example).run()
     assert not at.exception
     assert at.text_area(key=scoped(at, "pg_text")).value == differ["text"].iloc[0]
-    assert {m.value for m in at.metric} == {differ["pred"].iloc[0], zero.set_index("id").loc[example, "pred"]}  # as predictions.csv
+    assert {m.value for m in at.metric} == {
+        differ["pred"].iloc[0],
+        zero.set_index("id").loc[example, "pred"],
+    }  # as predictions.csv
     at.button(key=scoped(at, "pg_to_compare")).click().run()
     assert not at.exception
     assert at.selectbox(key=scoped(at, "cmp_example")).value == example

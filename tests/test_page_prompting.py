@@ -22,8 +22,28 @@ def _page(open_page):
 
 def test_page_previews_the_prompt_and_shows_finished_runs(tiny_llama_dir, runs_dir, _page):
     for seed in ("1", "2"):
-        assert main(["prompt", "--train", "reviews", "--eval", "reviews", "--model", str(tiny_llama_dir), "--shots", "2",
-                     "--seed", seed, "--max-eval-examples", "10", "--out", f"earlier-{seed}"]) == 0
+        assert (
+            main(
+                [
+                    "prompt",
+                    "--train",
+                    "reviews",
+                    "--eval",
+                    "reviews",
+                    "--model",
+                    str(tiny_llama_dir),
+                    "--shots",
+                    "2",
+                    "--seed",
+                    seed,
+                    "--max-eval-examples",
+                    "10",
+                    "--out",
+                    f"earlier-{seed}",
+                ]
+            )
+            == 0
+        )
     at = _page(tiny_llama_dir)
     assert not at.exception
     assert not at.error
@@ -59,8 +79,12 @@ def test_run_button_launches_a_background_job_and_shows_its_result(tiny_llama_di
     assert len(names) == 2 and names[0].endswith("0shot-seed0")
     deadline = time.time() + 120
     while time.time() < deadline:
-        states = [json.loads((runs_dir / n / "status.json").read_text()).get("state") if (runs_dir / n / "status.json").exists() else None
-                  for n in names]
+        states = [
+            json.loads((runs_dir / n / "status.json").read_text()).get("state")
+            if (runs_dir / n / "status.json").exists()
+            else None
+            for n in names
+        ]
         if all(s in ("succeeded", "failed", "cancelled") for s in states):
             break
         time.sleep(1)
@@ -69,7 +93,6 @@ def test_run_button_launches_a_background_job_and_shows_its_result(tiny_llama_di
     assert not at.exception
     assert at.selectbox(key=scoped(at, f"pr_result_run_{names[0]}")).value == names[0]  # the box shows the job that just ended
     assert json.loads((runs_dir / names[1] / "config.json").read_text())["max_eval_examples"] == 8
-
 
 
 def test_run_saves_the_whole_form_as_the_jobs_config_file(tiny_llama_dir, runs_dir, _page, monkeypatch):
@@ -85,15 +108,22 @@ def test_run_saves_the_whole_form_as_the_jobs_config_file(tiny_llama_dir, runs_d
 
     started = []
     monkeypatch.setattr(endpoints, "local_options", lambda config, device: {})  # as on a CUDA machine with vllm installed
-    monkeypatch.setattr(jobs.subprocess, "Popen", lambda argv, **kw: started.append(argv) or types.SimpleNamespace(pid=os.getpid()))
+    monkeypatch.setattr(
+        jobs.subprocess, "Popen", lambda argv, **kw: started.append(argv) or types.SimpleNamespace(pid=os.getpid())
+    )
     at = _page(tiny_llama_dir)
     at.text_area(key=scoped(at, "pr_instruction")).set_value("Pick one of {labels}.")
     at.text_area(key=scoped(at, "pr_query")).set_value("Q: {text}\nA:")
     at.checkbox(key=scoped(at, "pr_chat")).check()
     at.text_input(key=scoped(at, "pr_shots")).set_value("0 2")
     at.text_input(key=scoped(at, "pr_seeds")).set_value("3")
-    for key, value in {"pr_selection": "random", "pr_calibration": "pmi", "pr_scoring": "mean", "pr_precision": "bf16",
-                       "pr_backend": "vllm"}.items():
+    for key, value in {
+        "pr_selection": "random",
+        "pr_calibration": "pmi",
+        "pr_scoring": "mean",
+        "pr_precision": "bf16",
+        "pr_backend": "vllm",
+    }.items():
         at.selectbox(key=scoped(at, key)).set_value(value)
     at.number_input(key=scoped(at, "pr_cap")).set_value(9)
     at.number_input(key=scoped(at, "pr_batch")).set_value(4)
@@ -105,9 +135,22 @@ def test_run_saves_the_whole_form_as_the_jobs_config_file(tiny_llama_dir, runs_d
     assert started[0][-5:] == ["prompt", "--config", str(job), "--out", names[0].removesuffix("-0shot-seed3")]
     args = parse_args(["prompt", "--config", str(job)])
     assert (args.train, args.eval, args.shots, args.seed) == ("reviews:train", "reviews:test", [0, 2], [3])
-    expected = prompting.PromptConfig(model=str(tiny_llama_dir), instruction="Pick one of {labels}.", query_template="Q: {text}\nA:",
-                                      use_chat_template=True, shots=2, selection="random", calibration="pmi", scoring="mean", seed=3,
-                                      batch_size=4, max_eval_examples=9, device="cpu", precision="bf16", backend="vllm")
+    expected = prompting.PromptConfig(
+        model=str(tiny_llama_dir),
+        instruction="Pick one of {labels}.",
+        query_template="Q: {text}\nA:",
+        use_chat_template=True,
+        shots=2,
+        selection="random",
+        calibration="pmi",
+        scoring="mean",
+        seed=3,
+        batch_size=4,
+        max_eval_examples=9,
+        device="cpu",
+        precision="bf16",
+        backend="vllm",
+    )
     saved = cli_prompt.build_config(args, 2, 3)
     assert {k: v for k, v in dataclasses.asdict(saved).items() if v != dataclasses.asdict(expected)[k]} == {}
 
@@ -116,7 +159,9 @@ def test_gpu_options_on_a_cpu_are_answered_by_their_sentence(tiny_llama_dir, run
     at = _page(tiny_llama_dir)
     at.selectbox(key=scoped(at, "pr_precision")).set_value("bf16").run()
     assert not at.exception
-    assert at.error[0].value.endswith("--precision bf16 is for a CUDA GPU; on cpu the model runs in fp32 (leave --precision auto).")
+    assert at.error[0].value.endswith(
+        "--precision bf16 is for a CUDA GPU; on cpu the model runs in fp32 (leave --precision auto)."
+    )
     at.selectbox(key=scoped(at, "pr_precision")).set_value("auto")
     at.selectbox(key=scoped(at, "pr_quantize")).set_value("4bit").run()
     assert at.error[0].value.endswith("--quantize 4bit needs a CUDA GPU (bitsandbytes kernels); this machine scores on cpu.")
@@ -138,7 +183,9 @@ def _dataset(labels: list[str], per_label: int = 4):
 
 def _open_with(open_page, model_dir, ds):
     """The Prompting page on ds (the Hugging Face source leaves a dataset in the session as it is)."""
-    return open_page("app_pages/prompting.py", pr_model="other", pr_model_other=str(model_dir), ds_kind="Hugging Face", dataset=ds)
+    return open_page(
+        "app_pages/prompting.py", pr_model="other", pr_model_other=str(model_dir), ds_kind="Hugging Face", dataset=ds
+    )
 
 
 def test_numeric_labels_get_one_warning_and_a_label_word_editor(tiny_llama_dir, runs_dir, open_page):
@@ -166,8 +213,26 @@ def test_seventy_seven_labels_give_one_notice_and_the_run_button(tiny_llama_dir,
 
 
 def test_results_show_what_auto_chose(tiny_llama_dir, runs_dir, _page):
-    assert main(["prompt", "--train", "reviews", "--eval", "reviews", "--model", str(tiny_llama_dir), "--template", "auto",
-                 "--max-eval-examples", "6", "--out", "auto-run"]) == 0
+    assert (
+        main(
+            [
+                "prompt",
+                "--train",
+                "reviews",
+                "--eval",
+                "reviews",
+                "--model",
+                str(tiny_llama_dir),
+                "--template",
+                "auto",
+                "--max-eval-examples",
+                "6",
+                "--out",
+                "auto-run",
+            ]
+        )
+        == 0
+    )
     at = _page(tiny_llama_dir)
     assert not at.exception and not at.error
     chosen = [e for e in at.expander if e.label.startswith("Chosen automatically: template '")]

@@ -70,8 +70,14 @@ def test_list_filter_rename_delete_with_a_broken_run(runs_dir, _page):
 def test_runs_stopped_by_their_budget_or_below_majority_are_flagged(runs_dir, _page):
     from tests.compare_fixtures import make_run as make_compared_run
 
-    make_compared_run(runs_dir, "cut-short", 0.9, kind="finetune", config_extra={"epochs": 3.0},
-                      metrics_extra={"stopped_by": "max_train_seconds", "epochs_done": 1.6})
+    make_compared_run(
+        runs_dir,
+        "cut-short",
+        0.9,
+        kind="finetune",
+        config_extra={"epochs": 3.0},
+        metrics_extra={"stopped_by": "max_train_seconds", "epochs_done": 1.6},
+    )
     make_compared_run(runs_dir, "weak-prompt", 0.0)
     make_compared_run(runs_dir, "fine", 0.9, seed=3)
     at = _page()

@@ -35,14 +35,34 @@ def _assert_same_as_run(run_dir, out_path):
 
 
 def _finetune(runs_dir, model, eval_file, method, name, *extra):
-    argv = ["finetune", "--train", "reviews", "--eval", str(eval_file), "--model", str(model), "--method", method,
-            "--epochs", "1", "--max-train-examples", "48", "--dev", "none", "--out", name, *extra]
+    argv = [
+        "finetune",
+        "--train",
+        "reviews",
+        "--eval",
+        str(eval_file),
+        "--model",
+        str(model),
+        "--method",
+        method,
+        "--epochs",
+        "1",
+        "--max-train-examples",
+        "48",
+        "--dev",
+        "none",
+        "--out",
+        name,
+        *extra,
+    ]
     assert main(argv) == 0
     return runs_dir / name
 
 
 @pytest.mark.parametrize("method", ["logreg", "bitfit"])
-def test_fine_tuned_run_predicts_its_own_split_as_its_predictions_csv(method, tiny_bert_dir, runs_dir, eval_file, tmp_path, capsys):
+def test_fine_tuned_run_predicts_its_own_split_as_its_predictions_csv(
+    method, tiny_bert_dir, runs_dir, eval_file, tmp_path, capsys
+):
     run = _finetune(runs_dir, tiny_bert_dir, eval_file, method, f"ft-{method}")
     out = tmp_path / "pred.csv"
     assert main(["predict", f"ft-{method}", str(eval_file), "--out", str(out), "--batch-rows", "7"]) == 0  # several chunks
@@ -51,8 +71,28 @@ def test_fine_tuned_run_predicts_its_own_split_as_its_predictions_csv(method, ti
 
 
 def test_prompt_run_predicts_its_own_split_as_its_predictions_csv(tiny_llama_dir, runs_dir, eval_file, tmp_path):
-    assert main(["prompt", "--train", "reviews", "--eval", str(eval_file), "--model", str(tiny_llama_dir), "--shots", "2",
-                 "--calibrate", "contextual", "--label-words", "negative=bad", "--out", "p2"]) == 0
+    assert (
+        main(
+            [
+                "prompt",
+                "--train",
+                "reviews",
+                "--eval",
+                str(eval_file),
+                "--model",
+                str(tiny_llama_dir),
+                "--shots",
+                "2",
+                "--calibrate",
+                "contextual",
+                "--label-words",
+                "negative=bad",
+                "--out",
+                "p2",
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "pred.parquet"
     assert main(["predict", "p2", str(eval_file), "--out", str(out), "--batch-rows", "10"]) == 0
     _assert_same_as_run(runs_dir / "p2", out)
@@ -72,8 +112,12 @@ def logreg_run(tiny_bert_dir, runs_dir, eval_file):
 
 def test_jsonl_in_and_out_skips_empty_texts_and_keeps_columns(logreg_run, tmp_path, capsys):
     src = tmp_path / "new.jsonl"
-    rows = [{"message": "great kettle", "when": "2026-01-01"}, {"message": "  ", "when": "2026-01-02"},
-            {"message": None, "when": "2026-01-02"}, {"message": "awful, it broke", "when": "2026-01-03"}]
+    rows = [
+        {"message": "great kettle", "when": "2026-01-01"},
+        {"message": "  ", "when": "2026-01-02"},
+        {"message": None, "when": "2026-01-02"},
+        {"message": "awful, it broke", "when": "2026-01-03"},
+    ]
     src.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "out.jsonl"
     assert main(["predict", "lr", str(src), "--out", str(out), "--batch-rows", "2"]) == 0
@@ -101,7 +145,7 @@ def test_bad_input_is_one_sentence_and_the_output_is_left_intact(logreg_run, run
     _refused(["predict", "lr", str(no_text), "--out", str(out)], capsys, "No text column found among: id, title")
     _refused(["predict", "lr", str(no_text), "--out", str(out), "--text-col", "body"], capsys, "There is no column 'body'")
     empty = tmp_path / "empty.csv"
-    empty.write_text("text\n\"\"\n\" \"\n")
+    empty.write_text('text\n""\n" "\n')
     _refused(["predict", "lr", str(empty), "--out", str(out)], capsys, "Every text in column 'text'", "nothing to label")
     unseen = tmp_path / "unseen.csv"
     unseen.write_text("text,label\nfine,positive\nodd,furious\n")
@@ -162,8 +206,11 @@ def _by_word(texts):
 
 def test_time_column_counts_per_day_and_the_alert_flags_a_surge(logreg_run, tmp_path, capsys):
     days = pd.date_range("2026-03-01", periods=10, freq="D")
-    texts = [("awful broken kettle" if d == days[8] and k < 4 or k == 0 else "great kettle", f"{d.date()}T09:00:00")
-             for d in days for k in range(6)]
+    texts = [
+        ("awful broken kettle" if d == days[8] and k < 4 or k == 0 else "great kettle", f"{d.date()}T09:00:00")
+        for d in days
+        for k in range(6)
+    ]
     src = tmp_path / "news.csv"
     pd.DataFrame(texts + [("great", "not a date")], columns=["text", "date"]).to_csv(src, index=False)
     predictor = predict.Predictor("fake", "classifier", ["negative", "positive"], _by_word)
@@ -171,23 +218,55 @@ def test_time_column_counts_per_day_and_the_alert_flags_a_surge(logreg_run, tmp_
     assert summary.daily["count"].sum() == 60 and summary.daily["day"].nunique() == 10 and summary.bad_times == 1
     assert predict.choose_period(summary.daily) == "D"
     share = predict.label_share(summary.daily, predictor.label_names, "D")
-    assert share[share["label"] == "negative"]["share"].round(4).tolist() == [round(1 / 6, 4)] * 8 + [round(4 / 6, 4), round(1 / 6, 4)]
+    assert share[share["label"] == "negative"]["share"].round(4).tolist() == [round(1 / 6, 4)] * 8 + [
+        round(4 / 6, 4),
+        round(1 / 6, 4),
+    ]
     flags = predict.flag_surges(share, "negative", 40)
     assert flags[flags["flagged"]]["period"].tolist() == [days[8]]  # +50 points over the trailing mean of 1/6
     assert not predict.flag_surges(share, "negative", 55)["flagged"].any()
     weekly = predict.label_share(summary.daily, predictor.label_names, "W")
     assert weekly.groupby("period")["count"].sum().sum() == 60
-    assert main(["predict", "lr", str(src), "--out", str(tmp_path / "o2.csv"), "--time-col", "date", "--alert-label", "negative",
-                 "--alert-threshold", "5"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "lr",
+                str(src),
+                "--out",
+                str(tmp_path / "o2.csv"),
+                "--time-col",
+                "date",
+                "--alert-label",
+                "negative",
+                "--alert-threshold",
+                "5",
+            ]
+        )
+        == 0
+    )
     assert "1 rows have no readable time in 'date'" in capsys.readouterr().out
-    _refused(["predict", "lr", str(src), "--out", str(tmp_path / "o3.csv"), "--time-col", "day"], capsys, "There is no time column 'day'")
-    _refused(["predict", "lr", str(src), "--out", str(tmp_path / "o3.csv"), "--time-col", "date", "--alert-label", "furious"],
-             capsys, "--alert-label 'furious' is not one of the run's labels")
+    _refused(
+        ["predict", "lr", str(src), "--out", str(tmp_path / "o3.csv"), "--time-col", "day"],
+        capsys,
+        "There is no time column 'day'",
+    )
+    _refused(
+        ["predict", "lr", str(src), "--out", str(tmp_path / "o3.csv"), "--time-col", "date", "--alert-label", "furious"],
+        capsys,
+        "--alert-label 'furious' is not one of the run's labels",
+    )
 
 
 def test_surge_rule():
-    share = pd.DataFrame({"period": pd.date_range("2026-01-01", periods=6), "label": "neg",
-                          "share": [0.1, 0.1, 0.1, 0.1, 0.35, 0.9], "total": [10, 10, 10, 10, 10, 3]})
+    share = pd.DataFrame(
+        {
+            "period": pd.date_range("2026-01-01", periods=6),
+            "label": "neg",
+            "share": [0.1, 0.1, 0.1, 0.1, 0.35, 0.9],
+            "total": [10, 10, 10, 10, 10, 3],
+        }
+    )
     flags = predict.flag_surges(share, "neg", 20)
     assert flags["flagged"].tolist() == [False, False, False, False, True, False]  # +25 points; the last day has 3 rows
     assert flags["jump"].round(6).iloc[4] == 25.0
@@ -199,8 +278,11 @@ def test_chunked_reading_matches_a_whole_read(tmp_path):
     frame = pd.DataFrame({"text": [f"text, with comma {i}\nand a line" for i in range(25)], "n": [str(i) for i in range(25)]})
     for name in ("a.csv", "a.parquet", "a.jsonl"):
         path = tmp_path / name
-        {"a.csv": lambda p: frame.to_csv(p, index=False), "a.parquet": lambda p: frame.to_parquet(p),
-         "a.jsonl": lambda p: frame.to_json(p, orient="records", lines=True)}[name](path)
+        {
+            "a.csv": lambda p: frame.to_csv(p, index=False),
+            "a.parquet": lambda p: frame.to_parquet(p),
+            "a.jsonl": lambda p: frame.to_json(p, orient="records", lines=True),
+        }[name](path)
         chunks = list(predict.read_chunks(path, 10))
         assert [len(c) for c in chunks] == [10, 10, 5]
         assert pd.concat(chunks)["text"].tolist() == frame["text"].tolist()
@@ -222,8 +304,24 @@ def test_torchrun_two_cpu_processes_predict_like_one(logreg_run, runs_dir, eval_
         pytest.skip("torchrun is not installed")
     sharded, single = tmp_path / "sharded.csv", tmp_path / "single.csv"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "PFT_RUNS_DIR": str(runs_dir)}
-    cmd = [str(torchrun if torchrun.exists() else "torchrun"), "--nproc_per_node", "2", "--master_port", "29531", "-m", "core",
-           "predict", "lr", str(eval_file), "--out", str(sharded), "--batch-rows", "5", "--device", "cpu"]
+    cmd = [
+        str(torchrun if torchrun.exists() else "torchrun"),
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29531",
+        "-m",
+        "core",
+        "predict",
+        "lr",
+        str(eval_file),
+        "--out",
+        str(sharded),
+        "--batch-rows",
+        "5",
+        "--device",
+        "cpu",
+    ]
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.count("labelled 24 rows") == 1  # rank 0 only
@@ -245,7 +343,9 @@ def test_bundled_model_runs_predict_their_own_split_as_their_predictions_csv(met
 
 def test_a_text_column_named_like_a_label_column_is_not_taken_for_labels(tmp_path):
     src = tmp_path / "in.csv"
-    pd.DataFrame({"text": ["awful", "fine"], "output": ["a long reply " * 20, "another long reply " * 20]}).to_csv(src, index=False)
+    pd.DataFrame({"text": ["awful", "fine"], "output": ["a long reply " * 20, "another long reply " * 20]}).to_csv(
+        src, index=False
+    )
     predictor = predict.Predictor("fake", "classifier", ["negative", "positive"], _by_word)
     summary = predict.predict_file(predictor, src, tmp_path / "out.csv")
     assert summary.rows == 2 and summary.label_counts == {"negative": 1, "positive": 1}
@@ -253,8 +353,23 @@ def test_a_text_column_named_like_a_label_column_is_not_taken_for_labels(tmp_pat
 
 
 def test_continual_step_run_predicts_its_own_rows_as_its_predictions_csv(tiny_bert_dir, runs_dir, tmp_path, capsys):
-    base = ["continual", "--train", "reviews", "finance_news:train", "--eval", "reviews:validation", "finance_news",
-            "--model", str(tiny_bert_dir), "--epochs", "1", "--lr", "1e-3", "--max-train-examples", "32"]
+    base = [
+        "continual",
+        "--train",
+        "reviews",
+        "finance_news:train",
+        "--eval",
+        "reviews:validation",
+        "finance_news",
+        "--model",
+        str(tiny_bert_dir),
+        "--epochs",
+        "1",
+        "--lr",
+        "1e-3",
+        "--max-train-examples",
+        "32",
+    ]
     assert main([*base, "--strategy", "naive", "--out", "seq"]) == 0
     rows = pd.read_csv(runs_dir / "seq.step2" / "predictions.csv", dtype=str, keep_default_na=False)[["id", "text", "label"]]
     src = tmp_path / "rows.csv"

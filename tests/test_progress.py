@@ -35,8 +35,26 @@ def test_a_bar_is_drawn_on_a_terminal_only(monkeypatch):
 
 
 def _prompt(model, *flags) -> list[str]:
-    return [*flags, "prompt", "--train", "reviews", "--eval", "reviews", "--model", str(model), "--max-eval-examples", "12",
-            "--batch-size", "8", "--calibrate", "none", "--template", "custom", "--out", "p"]
+    return [
+        *flags,
+        "prompt",
+        "--train",
+        "reviews",
+        "--eval",
+        "reviews",
+        "--model",
+        str(model),
+        "--max-eval-examples",
+        "12",
+        "--batch-size",
+        "8",
+        "--calibrate",
+        "none",
+        "--template",
+        "custom",
+        "--out",
+        "p",
+    ]
 
 
 def test_prompt_counts_examples_on_a_terminal(tiny_llama_dir, runs_dir, monkeypatch):
@@ -53,14 +71,61 @@ def test_quiet_draws_no_bar(tiny_llama_dir, runs_dir, monkeypatch):
 
 def test_finetune_counts_training_and_evaluation_examples(tiny_bert_dir, runs_dir, monkeypatch):
     drawn = terminal(monkeypatch)
-    assert main(["finetune", "--train", "reviews", "--eval", "reviews:validation", "--model", str(tiny_bert_dir), "--method", "head",
-                 "--epochs", "1", "--batch-size", "32", "--max-train-examples", "40", "--out", "f"]) == 0
-    assert "training" in drawn.getvalue() and "40/40" in drawn.getvalue() and "evaluating" in drawn.getvalue() and "99/99" in drawn.getvalue()
+    assert (
+        main(
+            [
+                "finetune",
+                "--train",
+                "reviews",
+                "--eval",
+                "reviews:validation",
+                "--model",
+                str(tiny_bert_dir),
+                "--method",
+                "head",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "32",
+                "--max-train-examples",
+                "40",
+                "--out",
+                "f",
+            ]
+        )
+        == 0
+    )
+    assert (
+        "training" in drawn.getvalue()
+        and "40/40" in drawn.getvalue()
+        and "evaluating" in drawn.getvalue()
+        and "99/99" in drawn.getvalue()
+    )
 
 
 def test_continual_draws_a_bar_per_task(tiny_bert_dir, runs_dir, monkeypatch):
     drawn = terminal(monkeypatch)
-    assert main(["continual", "--train", "reviews", "finance_news:train", "--eval", "reviews:validation", "finance_news",
-                 "--model", str(tiny_bert_dir), "--epochs", "1", "--max-train-examples", "16", "--out", "c"]) == 0
+    assert (
+        main(
+            [
+                "continual",
+                "--train",
+                "reviews",
+                "finance_news:train",
+                "--eval",
+                "reviews:validation",
+                "finance_news",
+                "--model",
+                str(tiny_bert_dir),
+                "--epochs",
+                "1",
+                "--max-train-examples",
+                "16",
+                "--out",
+                "c",
+            ]
+        )
+        == 0
+    )
     assert "task 1 of 2 (reviews)" in drawn.getvalue() and "task 2 of 2 (finance_news)" in drawn.getvalue()
     assert "16/16" in drawn.getvalue()

@@ -20,7 +20,7 @@ def test_training_rows_put_the_loss_on_the_label_word_only(tiny_llama_dir):
     row = prompted.training_rows(toy_frame(2), LABELS, 64)[0]  # the first toy row is positive
     target = [t for t in row["labels"] if t != -100]
     assert target == prompted.label_ids[LABELS.index("positive")]
-    assert row["input_ids"][-len(target):] == target and len(row["input_ids"]) == len(row["labels"])
+    assert row["input_ids"][-len(target) :] == target and len(row["input_ids"]) == len(row["labels"])
     assert row["input_ids"][: len(prompted.prefix_ids)] == prompted.prefix_ids
 
 
@@ -69,7 +69,9 @@ def test_decoder_methods_train_their_parameters_and_write_the_contract(method, t
     assert all(not torch.equal(before[n], after[n].detach()) for n in before), "a trainable tensor did not move"
     frozen = [n for n, p in after.items() if not p.requires_grad]
     assert frozen and all(torch.equal(dict(built.named_parameters())[n].detach(), after[n].detach()) for n in frozen[:20])
-    assert (run.path / "model" / "adapter_model.safetensors").exists() and (run.path / "model" / prompt_learning.SPEC_FILE).exists()
+    assert (run.path / "model" / "adapter_model.safetensors").exists() and (
+        run.path / "model" / prompt_learning.SPEC_FILE
+    ).exists()
     with pytest.raises(UserError, match="label words"):
         finetune.load_run_model(run.path)
 

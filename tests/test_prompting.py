@@ -21,10 +21,21 @@ def tiny(tiny_llama_dir, request):
 
 
 def _train() -> pd.DataFrame:
-    rows = [("the movie was great", "positive"), ("i loved it", "positive"), ("good fine okay", "positive"),
-            ("terrible service", "negative"), ("never again", "negative"), ("bad bad bad", "negative"),
-            ("it is a kettle", "neutral"), ("it boils water", "neutral"), ("shares fell", "neutral"), ("please refund", "neutral")]
-    return pd.DataFrame({"id": [f"train-{i}" for i in range(len(rows))], "text": [r[0] for r in rows], "label": [r[1] for r in rows]})
+    rows = [
+        ("the movie was great", "positive"),
+        ("i loved it", "positive"),
+        ("good fine okay", "positive"),
+        ("terrible service", "negative"),
+        ("never again", "negative"),
+        ("bad bad bad", "negative"),
+        ("it is a kettle", "neutral"),
+        ("it boils water", "neutral"),
+        ("shares fell", "neutral"),
+        ("please refund", "neutral"),
+    ]
+    return pd.DataFrame(
+        {"id": [f"train-{i}" for i in range(len(rows))], "text": [r[0] for r in rows], "label": [r[1] for r in rows]}
+    )
 
 
 LABELS = ["negative", "neutral", "positive"]
@@ -34,12 +45,15 @@ def test_prefix_cache_scoring_equals_full_reencoding(tiny):
     """Batched queries of different lengths after a cached prefix score as the whole prompt re-encoded, to 1e-4."""
     _, tok, model = tiny
     prefix = prompting.encode(tok, "classify each text as positive negative neutral\n\nText: i loved it\nAnswer: positive\n\n")
-    queries = [prompting.encode(tok, f"Text: {t}\nAnswer:") for t in
-               ["the movie was great and i loved it", "bad", "where is my parcel ? it has not arrived", "okay fine"]]
+    queries = [
+        prompting.encode(tok, f"Text: {t}\nAnswer:")
+        for t in ["the movie was great and i loved it", "bad", "where is my parcel ? it has not arrived", "okay fine"]
+    ]
     assert len({len(q) for q in queries}) > 2
     label_ids = [prompting.encode(tok, " positive"), prompting.encode(tok, " negative"), prompting.encode(tok, " kettle")]
-    fast = prompting.score_rows(model, prefix, prompting.label_rows(queries, label_ids), len(queries), 3, batch_size=3,
-                                pad_id=tok.pad_token_id)
+    fast = prompting.score_rows(
+        model, prefix, prompting.label_rows(queries, label_ids), len(queries), 3, batch_size=3, pad_id=tok.pad_token_id
+    )
     naive = prompting.score_rows_naive(model, prefix, queries, label_ids)
     assert np.abs(fast - naive).max() < 1e-4
     assert np.isfinite(fast).all() and (fast < 0).all()
@@ -48,7 +62,11 @@ def test_prefix_cache_scoring_equals_full_reencoding(tiny):
 def test_multi_token_labels_score_by_teacher_forcing(tiny):
     """Labels of several tokens (and of different lengths) sum the right token log-probs, with and without a prefix."""
     _, tok, model = tiny
-    label_ids = [prompting.encode(tok, " dividend was raised"), prompting.encode(tok, " bad"), prompting.encode(tok, " refund my order")]
+    label_ids = [
+        prompting.encode(tok, " dividend was raised"),
+        prompting.encode(tok, " bad"),
+        prompting.encode(tok, " refund my order"),
+    ]
     assert sorted(len(ids) for ids in label_ids)[-1] > 1 and len({len(ids) for ids in label_ids}) > 1
     queries = [prompting.encode(tok, q) for q in ["profit rose and the", "terrible service , never", "please"]]
     for prefix in (prompting.encode(tok, "positive negative neutral\n"), []):
@@ -68,7 +86,9 @@ def test_single_token_labels_come_from_one_pass_and_match_multi_path(tiny):
     rows = prompting.label_rows(queries, label_ids)
     assert len(rows) == 2
     one_pass = prompting.score_rows(model, prompting.encode(tok, "x "), rows, 2, 2)
-    per_label = [prompting.ScoredRow(q, [(len(q) - 1, ids[0], n, c)]) for n, q in enumerate(queries) for c, ids in enumerate(label_ids)]
+    per_label = [
+        prompting.ScoredRow(q, [(len(q) - 1, ids[0], n, c)]) for n, q in enumerate(queries) for c, ids in enumerate(label_ids)
+    ]
     assert np.allclose(one_pass, prompting.score_rows(model, prompting.encode(tok, "x "), per_label, 2, 2), atol=1e-5)
 
 
@@ -78,16 +98,28 @@ def test_progress_counts_examples_whose_rows_are_all_scored(tiny):
     label_ids = [prompting.encode(tok, " profit rose"), prompting.encode(tok, " bad"), prompting.encode(tok, " refund")]
     queries = [prompting.encode(tok, q) for q in ["shares fell after the", "terrible", "please", "okay fine", "N/A"]]
     seen: list[tuple[int, int]] = []
-    prompting.score_rows(model, [], _per_label_rows(queries, label_ids), 5, 3, batch_size=2, pad_id=tok.pad_token_id,
-                         progress=lambda d, t: seen.append((d, t)), counted=4)
+    prompting.score_rows(
+        model,
+        [],
+        _per_label_rows(queries, label_ids),
+        5,
+        3,
+        batch_size=2,
+        pad_id=tok.pad_token_id,
+        progress=lambda d, t: seen.append((d, t)),
+        counted=4,
+    )
     assert len(seen) == 8 and {t for _, t in seen} == {4} and seen[-1] == (4, 4)
     assert all(d <= (b + 1) * 2 // 3 for b, (d, _) in enumerate(seen))  # an example counts once all 3 of its rows are done
 
 
 def _per_label_rows(queries, label_ids):
     """The scorer's former layout, kept as a reference: one teacher-forced row per (query, label)."""
-    return [prompting.ScoredRow(q + ids[:-1], [(len(q) - 1 + j, t, n, c) for j, t in enumerate(ids)])
-            for n, q in enumerate(queries) for c, ids in enumerate(label_ids)]
+    return [
+        prompting.ScoredRow(q + ids[:-1], [(len(q) - 1 + j, t, n, c) for j, t in enumerate(ids)])
+        for n, q in enumerate(queries)
+        for c, ids in enumerate(label_ids)
+    ]
 
 
 def test_label_trie_shares_leading_tokens_and_equals_per_label_scoring(tiny):
@@ -97,7 +129,9 @@ def test_label_trie_shares_leading_tokens_and_equals_per_label_scoring(tiny):
     words = [" profit rose", " profit fell", " profit rose and the dividend", " bad", " refund my order", " refund"]
     label_ids = [prompting.encode(tok, w) for w in words]
     assert label_ids[0][0] == label_ids[1][0] and label_ids[2][: len(label_ids[0])] == label_ids[0]
-    queries = [prompting.encode(tok, q) for q in ["shares fell after the", "terrible", "where is my parcel ? it has not", "please"]]
+    queries = [
+        prompting.encode(tok, q) for q in ["shares fell after the", "terrible", "where is my parcel ? it has not", "please"]
+    ]
     rows = prompting.label_rows(queries, label_ids)
     assert len(rows) == len(queries)
     distinct = {tuple(ids[: j + 1]) for ids in label_ids for j in range(len(ids) - 1)}
@@ -105,8 +139,9 @@ def test_label_trie_shares_leading_tokens_and_equals_per_label_scoring(tiny):
     assert len(distinct) < sum(len(ids) - 1 for ids in label_ids)
     for prefix in (prompting.encode(tok, "classify each text\n\nText: i loved it\nAnswer: good\n\n"), []):
         trie = prompting.score_rows(model, prefix, rows, len(queries), len(words), batch_size=3, pad_id=tok.pad_token_id)
-        per_label = prompting.score_rows(model, prefix, _per_label_rows(queries, label_ids), len(queries), len(words),
-                                         batch_size=5, pad_id=tok.pad_token_id)
+        per_label = prompting.score_rows(
+            model, prefix, _per_label_rows(queries, label_ids), len(queries), len(words), batch_size=5, pad_id=tok.pad_token_id
+        )
         naive = prompting.score_rows_naive(model, prefix, queries, label_ids)
         assert np.abs(trie - naive).max() < 1e-4
         assert np.abs(trie - per_label).max() < 1e-4
@@ -116,8 +151,13 @@ def test_label_trie_with_whole_prompts_per_row_equals_naive(tiny):
     """Nearest selection gives every query its own prompt and no shared prefix: the trie still scores each exactly."""
     _, tok, model = tiny
     label_ids = [prompting.encode(tok, " profit rose"), prompting.encode(tok, " profit fell"), prompting.encode(tok, " bad")]
-    prompts = [prompting.encode(tok, p, special=True) for p in
-               ["Text: i loved it\nAnswer: good\n\nText: shares fell\nAnswer:", "Text: never again\nAnswer: bad\n\nText: okay\nAnswer:"]]
+    prompts = [
+        prompting.encode(tok, p, special=True)
+        for p in [
+            "Text: i loved it\nAnswer: good\n\nText: shares fell\nAnswer:",
+            "Text: never again\nAnswer: bad\n\nText: okay\nAnswer:",
+        ]
+    ]
     trie = prompting.score_rows(model, [], prompting.label_rows(prompts, label_ids), 2, 3, batch_size=2, pad_id=tok.pad_token_id)
     naive = np.vstack([prompting.score_rows_naive(model, p[:-1], [p[-1:]], label_ids) for p in prompts])
     assert np.abs(trie - naive).max() < 1e-4
@@ -192,7 +232,12 @@ def test_label_word_check_warns_on_multi_token_and_shared_first_token(tiny):
     warnings = prompting.check_label_words(config, tok, LABELS)
     assert any("is 2 tokens" in w or "tokens (" in w for w in warnings)
     assert any("start with the same token" in w for w in warnings)
-    assert prompting.check_label_words(PromptConfig(label_words={"negative": "bad", "neutral": "fine", "positive": "good"}), tok, LABELS) == []
+    assert (
+        prompting.check_label_words(
+            PromptConfig(label_words={"negative": "bad", "neutral": "fine", "positive": "good"}), tok, LABELS
+        )
+        == []
+    )
 
 
 def test_prompt_parts_and_chat_template(tiny):
@@ -219,8 +264,15 @@ def test_run_prompting_end_to_end_with_calibration(tiny, tiny_bert_dir):
     eval_df = train.assign(id=[f"test-{i}" for i in range(len(train))])
     for calibration in ("none", "contextual", "pmi"):
         for selection in ("balanced", "nearest"):
-            config = PromptConfig(model=name, shots=3, selection=selection, calibration=calibration, batch_size=4,
-                                  max_eval_examples=6, embedding_model=str(tiny_bert_dir))
+            config = PromptConfig(
+                model=name,
+                shots=3,
+                selection=selection,
+                calibration=calibration,
+                batch_size=4,
+                max_eval_examples=6,
+                embedding_model=str(tiny_bert_dir),
+            )
             seen: list[tuple[int, int]] = []
             result = prompting.run_prompting(config, train, eval_df, LABELS, progress=lambda d, t, seen=seen: seen.append((d, t)))
             probs = result.predictions[[f"prob_{lab}" for lab in LABELS]].to_numpy()
@@ -234,7 +286,9 @@ def test_run_prompting_end_to_end_with_calibration(tiny, tiny_bert_dir):
 def _bigger_train() -> pd.DataFrame:
     texts = list(dict.fromkeys(" ".join(c.split()[:5]) for c in CORPUS))  # 9 distinct texts
     rows = [(f"{t} {i}", LABELS[(i + k) % 3]) for k, t in enumerate(texts) for i in range(3)]
-    return pd.DataFrame({"id": [f"train-{i}" for i in range(len(rows))], "text": [r[0] for r in rows], "label": [r[1] for r in rows]})
+    return pd.DataFrame(
+        {"id": [f"train-{i}" for i in range(len(rows))], "text": [r[0] for r in rows], "label": [r[1] for r in rows]}
+    )
 
 
 @pytest.mark.parametrize("selection", ["balanced", "nearest"])
@@ -251,11 +305,16 @@ def test_all_calibrations_from_one_pass_equal_each_calibration_run_alone(tiny_ll
 
 
 def test_selection_slice_is_stratified_capped_and_seeded():
-    train = pd.DataFrame({"id": range(300), "text": [f"t{i}" for i in range(300)],
-                          "label": ["a"] * 200 + ["b"] * 90 + ["c"] * 9 + ["d"]})
+    train = pd.DataFrame(
+        {"id": range(300), "text": [f"t{i}" for i in range(300)], "label": ["a"] * 200 + ["b"] * 90 + ["c"] * 9 + ["d"]}
+    )
     part, rest = prompting.selection_slice(train, ["a", "b", "c", "d"], seed=3)
     counts = part["label"].value_counts().to_dict()
-    assert counts == {"a": prompting.SLICE_PER_CLASS, "b": prompting.SLICE_PER_CLASS, "c": 4}  # c: at most half; d: one row, kept out
+    assert counts == {
+        "a": prompting.SLICE_PER_CLASS,
+        "b": prompting.SLICE_PER_CLASS,
+        "c": 4,
+    }  # c: at most half; d: one row, kept out
     assert len(part) + len(rest) == 300 and not set(part["id"]) & set(rest["id"])
     assert part.equals(prompting.selection_slice(train, ["a", "b", "c", "d"], seed=3)[0])
     many = pd.DataFrame({"id": range(770), "text": [f"t{i}" for i in range(770)], "label": [f"l{i % 77}" for i in range(770)]})
@@ -265,7 +324,9 @@ def test_selection_slice_is_stratified_capped_and_seeded():
 
 def test_auto_chooses_on_a_training_slice_and_never_reads_the_evaluation_rows(tiny_llama_dir, monkeypatch):
     train = _bigger_train()
-    eval_df = pd.DataFrame({"id": [f"test-{i}" for i in range(6)], "text": [f"held out text {i}" for i in range(6)], "label": LABELS * 2})
+    eval_df = pd.DataFrame(
+        {"id": [f"test-{i}" for i in range(6)], "text": [f"held out text {i}" for i in range(6)], "label": LABELS * 2}
+    )
     calls = []
     original = prompting.run_prompting
 
@@ -284,10 +345,17 @@ def test_auto_chooses_on_a_training_slice_and_never_reads_the_evaluation_rows(ti
     record = result.auto
     assert len(record["candidates"]) == len(prompting.TEMPLATES) * len(prompting.AUTO_CALIBRATIONS)
     top = max(c["macro_f1"] for c in record["candidates"])
-    first_close = next(c for c in record["candidates"] if c["macro_f1"] >= top - record["standard_error"])  # one-standard-error rule
-    assert record["best_slice_macro_f1"] == top and record["standard_error"] == pytest.approx((top * (1 - top) / 12) ** 0.5, abs=1e-4)
-    assert (record["template"], record["calibration"], record["slice_macro_f1"]) == (first_close["template"], first_close["calibration"],
-                                                                                   first_close["macro_f1"])
+    first_close = next(
+        c for c in record["candidates"] if c["macro_f1"] >= top - record["standard_error"]
+    )  # one-standard-error rule
+    assert record["best_slice_macro_f1"] == top and record["standard_error"] == pytest.approx(
+        (top * (1 - top) / 12) ** 0.5, abs=1e-4
+    )
+    assert (record["template"], record["calibration"], record["slice_macro_f1"]) == (
+        first_close["template"],
+        first_close["calibration"],
+        first_close["macro_f1"],
+    )
     assert result.config.calibration == record["calibration"] and result.config.template == "custom"
     assert result.config.query_template == prompting.TEMPLATES[record["template"]]["query_template"]
     assert result.metrics["auto"] == record and result.metrics["calibration"] == record["calibration"]
@@ -298,15 +366,31 @@ def test_auto_chooses_on_a_training_slice_and_never_reads_the_evaluation_rows(ti
 
 def test_auto_with_too_little_training_data_falls_back_to_the_defaults(tiny_llama_dir):
     train = _train().iloc[[0, 3, 6]]  # one row per class: nothing can be held out
-    result = prompting.run_prompting(PromptConfig(model=str(tiny_llama_dir), calibration="auto", template="auto"), train,
-                                     _train(), LABELS)
+    result = prompting.run_prompting(
+        PromptConfig(model=str(tiny_llama_dir), calibration="auto", template="auto"), train, _train(), LABELS
+    )
     assert result.auto["note"] and result.config.calibration == "contextual"
     assert result.config.query_template == prompting.DEFAULT_QUERY_TEMPLATE and result.metrics["n_examples"] == 10
 
 
-@pytest.mark.parametrize(("word", "opaque"), [("0", True), ("-1", True), ("2.5", True), ("LABEL_3", True), ("class-2", True), ("C1", True),
-                                              ("A", True), ("x", True), ("negative", False), ("no", False), ("Sci/Tech", False),
-                                              ("card arrival", False), ("5 stars", False)])
+@pytest.mark.parametrize(
+    ("word", "opaque"),
+    [
+        ("0", True),
+        ("-1", True),
+        ("2.5", True),
+        ("LABEL_3", True),
+        ("class-2", True),
+        ("C1", True),
+        ("A", True),
+        ("x", True),
+        ("negative", False),
+        ("no", False),
+        ("Sci/Tech", False),
+        ("card arrival", False),
+        ("5 stars", False),
+    ],
+)
 def test_opaque_label_words_are_detected(word, opaque):
     assert prompting.is_opaque(word) is opaque
 

@@ -28,8 +28,13 @@ def test_zero_shot_with_default_prompt_beats_majority_class(sample):
 @pytest.mark.slow
 def test_sentiment_template_zero_shot_on_reviews():
     ds = data.load_sample("reviews")
-    config = PromptConfig(shots=0, instruction="Is the sentiment of this review {labels}?", query_template="Review: {text}\nSentiment:",
-                          max_eval_examples=60, batch_size=32)
+    config = PromptConfig(
+        shots=0,
+        instruction="Is the sentiment of this review {labels}?",
+        query_template="Review: {text}\nSentiment:",
+        max_eval_examples=60,
+        batch_size=32,
+    )
     result = prompting.run_prompting(config, ds.splits["train"], ds.splits["test"], ds.label_names)
     assert result.metrics["accuracy"] > 0.45, result.metrics["accuracy"]
 
@@ -44,7 +49,9 @@ def test_auto_on_sst2_chooses_from_training_rows_and_beats_the_majority_class():
     train_ds, _ = data.load_split(str(SHARED / "train.tsv"), "train")
     dev_ds, _ = data.load_split(str(SHARED / "dev.tsv"), "test")
     dev = prompting.eval_subset(dev_ds.splits["test"], 60)
-    config = PromptConfig(shots=0, calibration="auto", template="auto", label_words={"0": "negative", "1": "positive"}, batch_size=16)
+    config = PromptConfig(
+        shots=0, calibration="auto", template="auto", label_words={"0": "negative", "1": "positive"}, batch_size=16
+    )
     result = prompting.run_prompting(config, train_ds.splits["train"], dev, ["0", "1"])
     record = result.auto
     assert len(record["candidates"]) == len(prompting.TEMPLATES) * 3 and record["slice_rows"] == 2 * prompting.SLICE_PER_CLASS

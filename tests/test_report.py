@@ -33,9 +33,18 @@ def test_report_has_no_external_resources_or_scripts(runs_dir):
 
 def write_search_results(folder, importance: dict) -> None:
     """What core.search.write_results leaves in a search's folder: trials.csv and importance.json."""
-    pd.DataFrame({"trial": [0, 1, 2], "state": ["COMPLETE", "PRUNED", "COMPLETE"], "dev_macro_f1": [0.6, 0.5, 0.8],
-                  "seconds": [30.0, 5.0, 20.0], "run": [f"{folder.name}.trial{k}" for k in range(3)], "pruned_at": [None, 2, None],
-                  "param_lr": [1e-3, 3e-4, 4e-3], "param_lora_r": [8, 16, 32]}).to_csv(folder / "trials.csv", index=False)
+    pd.DataFrame(
+        {
+            "trial": [0, 1, 2],
+            "state": ["COMPLETE", "PRUNED", "COMPLETE"],
+            "dev_macro_f1": [0.6, 0.5, 0.8],
+            "seconds": [30.0, 5.0, 20.0],
+            "run": [f"{folder.name}.trial{k}" for k in range(3)],
+            "pruned_at": [None, 2, None],
+            "param_lr": [1e-3, 3e-4, 4e-3],
+            "param_lora_r": [8, 16, 32],
+        }
+    ).to_csv(folder / "trials.csv", index=False)
     (folder / "importance.json").write_text(json.dumps(importance))
 
 
@@ -55,8 +64,9 @@ def test_report_draws_the_search_charts_of_a_searched_run_or_trials(runs_dir):
     assert "re-trained on\nall of them as the run search-lora." in html
     (runs_dir / "pending").mkdir()  # a search still running: trials, no result run yet
     write_search_results(runs_dir / "pending", {})
-    assert "Hyperparameter search" not in report.build_report(evaluate.compare_runs([prompt, trials[0].rename(
-        runs_dir / "lone.trial0")], n_resamples=100))  # a trial-like name without its search: no section
+    assert "Hyperparameter search" not in report.build_report(
+        evaluate.compare_runs([prompt, trials[0].rename(runs_dir / "lone.trial0")], n_resamples=100)
+    )  # a trial-like name without its search: no section
     html = report.build_report(evaluate.compare_runs([prompt, trials[1].rename(runs_dir / "pending.trial2")], n_resamples=100))
     assert "Compared here: pending.trial2." in html and "the search has not re-trained its best settings yet" in html
 
@@ -93,13 +103,22 @@ def test_report_shows_missing_reproduce_command(runs_dir):
 
 def test_report_opens_with_the_verdict_and_shows_baselines_and_flags(runs_dir):
     a = make_run(runs_dir, "prompt-4shot", 0.0, seed=1, n_train_examples=4)  # below the majority baseline
-    b = make_run(runs_dir, "finetune-64", 0.8, kind="finetune", seed=2, config_extra={"epochs": 3.0},
-                 metrics_extra={"stopped_by": "max_train_seconds", "epochs_done": 2.0})
+    b = make_run(
+        runs_dir,
+        "finetune-64",
+        0.8,
+        kind="finetune",
+        seed=2,
+        config_extra={"epochs": 3.0},
+        metrics_extra={"stopped_by": "max_train_seconds", "epochs_done": 2.0},
+    )
     html = report.build_report(evaluate.compare_runs([a, b], n_resamples=100))
-    body = html[html.index("<body>") + len("<body>"):]
+    body = html[html.index("<body>") + len("<body>") :]
     first_content = re.sub(r"^<h1>[^<]*</h1>", "", body)  # the title, then the verdict before anything else
-    assert first_content.startswith('<p class="verdict" id="verdict"><b>Verdict:</b> Fine-tuning beats prompting: the best '
-                                    'fine-tune run &#39;finetune-64&#39; reaches')
+    assert first_content.startswith(
+        '<p class="verdict" id="verdict"><b>Verdict:</b> Fine-tuning beats prompting: the best '
+        "fine-tune run &#39;finetune-64&#39; reaches"
+    )
     assert "Caveat: &#39;finetune-64&#39; was stopped by its time budget after 2.0 of 3 epochs" in html
     assert "Caveat: &#39;prompt-4shot&#39; does not beat the majority baseline" in html
     assert "<td>majority</td>" in html and "<td>stratified random</td>" in html
@@ -116,6 +135,7 @@ def test_report_follows_the_page_at_many_labels_most_confused_pairs_not_a_matrix
     assert "Confusion matrices" not in html and 'aria-label="confusions"' not in html
     top = evaluate.most_confused(cmp.confusions, top=25)
     assert "Most confused label pairs" in html and f"<td>{top.loc[0, 'true']}</td><td>{top.loc[0, 'pred']}</td>" in html
-    few = report.build_report(evaluate.compare_runs([make_run(runs_dir, "c", 0.5, seed=3), make_run(runs_dir, "d", 0.7, seed=4)],
-                                                    n_resamples=50))
+    few = report.build_report(
+        evaluate.compare_runs([make_run(runs_dir, "c", 0.5, seed=3), make_run(runs_dir, "d", 0.7, seed=4)], n_resamples=50)
+    )
     assert 'aria-label="confusions"' in few and "Most confused label pairs" not in few

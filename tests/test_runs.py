@@ -20,13 +20,17 @@ from core.runs import (
 
 
 def make_run(root, name, kind="finetune", method="lora", state="succeeded", accuracy=0.8) -> RunDir:
-    run = RunDir(root / name).create({"kind": kind, "model": "minilm", "method": method,
-                                       "dataset": {"name": "reviews", "eval_sha256": "abc"}})
+    run = RunDir(root / name).create(
+        {"kind": kind, "model": "minilm", "method": method, "dataset": {"name": "reviews", "eval_sha256": "abc"}}
+    )
     if state == "succeeded":
         import pandas as pd
 
-        finish_with_metrics(run, {"accuracy": accuracy, "macro_f1": accuracy - 0.1},
-                            pd.DataFrame({"id": ["1"], "text": ["t"], "label": ["a"], "pred": ["a"], "confidence": [1.0]}))
+        finish_with_metrics(
+            run,
+            {"accuracy": accuracy, "macro_f1": accuracy - 0.1},
+            pd.DataFrame({"id": ["1"], "text": ["t"], "label": ["a"], "pred": ["a"], "confidence": [1.0]}),
+        )
     else:
         run.set_status(state)
     return run
@@ -156,7 +160,13 @@ def test_renaming_a_continual_run_takes_its_step_runs_along(runs_dir):
     make_run(runs_dir, "taken.step2")
     with pytest.raises(UserError, match="'taken.step2' already exists"):
         reg.rename("first-try", "taken")
-    assert set(reg.list()["name"]) == {"first-try", "first-try.step1", "first-try.step2", "seq.step9", "taken.step2"}  # nothing moved
+    assert set(reg.list()["name"]) == {
+        "first-try",
+        "first-try.step1",
+        "first-try.step2",
+        "seq.step9",
+        "taken.step2",
+    }  # nothing moved
 
 
 def test_rebuild_recovers_from_a_corrupt_index(runs_dir):
@@ -218,7 +228,9 @@ def test_predictions_round_trip_texts_with_line_breaks_quotes_and_commas(runs_di
 
     texts = ["carriage\rreturn", "new\nline", "both\r\nends", 'say "hi", then go', "plain", "\rstarts", "ends\r"]
     probs = np.tile([[0.25, 0.75]], (len(texts), 1))
-    frame = evaluate.predictions_frame([f"r{i}" for i in range(len(texts))], texts, ["neg", "pos"] * 3 + ["neg"], probs, ["neg", "pos"])
+    frame = evaluate.predictions_frame(
+        [f"r{i}" for i in range(len(texts))], texts, ["neg", "pos"] * 3 + ["neg"], probs, ["neg", "pos"]
+    )
     run = RunDir(runs_dir / "crlf").create({"kind": "prompt"})
     run.write_predictions(frame)
     back = run.predictions()

@@ -11,9 +11,28 @@ from core import models, runs
 from core.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
-CODE = sorted([*(ROOT / "core").rglob("*.py"), *(ROOT / "ui").rglob("*.py"), *(ROOT / "app_pages").rglob("*.py"), ROOT / "streamlit_app.py"])
+CODE = sorted(
+    [*(ROOT / "core").rglob("*.py"), *(ROOT / "ui").rglob("*.py"), *(ROOT / "app_pages").rglob("*.py"), ROOT / "streamlit_app.py"]
+)
 
-BAD_RUN_NAMES = ["../x", "..", ".", ".hidden", "a/b", "a\\b", "/etc", "x\x00y", "", " ", "-rf", "a" * 101, "a..b", "run name", "ré", "x\n"]
+BAD_RUN_NAMES = [
+    "../x",
+    "..",
+    ".",
+    ".hidden",
+    "a/b",
+    "a\\b",
+    "/etc",
+    "x\x00y",
+    "",
+    " ",
+    "-rf",
+    "a" * 101,
+    "a..b",
+    "run name",
+    "ré",
+    "x\n",
+]
 
 
 @pytest.mark.parametrize("name", BAD_RUN_NAMES)
@@ -27,8 +46,22 @@ def test_good_run_names_pass(name):
     assert runs.check_run_name(name) == name
 
 
-@pytest.mark.parametrize("out", ["../x", "../../etc/passwd", "/etc/cron.d/x", "/tmp/elsewhere", "x\x00y", ".hidden", "a" * 300,
-                                 "sub/dir/run", "../runs-evil/x", "./../x", "~/x"])
+@pytest.mark.parametrize(
+    "out",
+    [
+        "../x",
+        "../../etc/passwd",
+        "/etc/cron.d/x",
+        "/tmp/elsewhere",
+        "x\x00y",
+        ".hidden",
+        "a" * 300,
+        "sub/dir/run",
+        "../runs-evil/x",
+        "./../x",
+        "~/x",
+    ],
+)
 def test_out_paths_cannot_escape_the_runs_folder(out, runs_dir, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UserError):
@@ -71,8 +104,25 @@ def test_registry_rename_and_delete_refuse_escaping_names(runs_dir, tmp_path):
     assert victim.is_dir() and (runs_dir / "ok").is_dir()
 
 
-@pytest.mark.parametrize("name", ["https://evil.example/model", "http://x/y", "file:///etc/passwd", "hf://a/b", "s3://bucket/m",
-                                  "a\x00b", "/etc", "/", "~", "../../", "../outside-model", "a/b/c", "org/../../x", ""])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "https://evil.example/model",
+        "http://x/y",
+        "file:///etc/passwd",
+        "hf://a/b",
+        "s3://bucket/m",
+        "a\x00b",
+        "/etc",
+        "/",
+        "~",
+        "../../",
+        "../outside-model",
+        "a/b/c",
+        "org/../../x",
+        "",
+    ],
+)
 def test_unsafe_model_ids_are_refused(name, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PFT_MODEL_ROOTS", "")
@@ -118,7 +168,9 @@ def test_pickle_only_model_folder_is_refused_and_never_unpickled(tmp_path):
 
     folder = tmp_path / "pickled-model"
     marker = tmp_path / "UNPICKLED"
-    BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32).save_pretrained(folder)
+    BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32).save_pretrained(
+        folder
+    )
     (folder / "pytorch_model.bin").write_bytes(pickle.dumps(_Booby(marker)))
     pickle.loads(pickle.dumps(_Booby(tmp_path / "probe")))  # the booby trap works when unpickled
     assert (tmp_path / "probe").is_dir()
@@ -152,9 +204,14 @@ def test_trust_remote_code_is_never_enabled():
         for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
             values = [k.value for k in node.keywords if k.arg == "trust_remote_code"] if isinstance(node, ast.Call) else []
             if isinstance(node, ast.Dict):
-                values += [v for k, v in zip(node.keys, node.values, strict=True)
-                           if isinstance(k, ast.Constant) and k.value == "trust_remote_code"]
-            offenders += [f"{p.relative_to(ROOT)}:{v.lineno}" for v in values if not (isinstance(v, ast.Constant) and v.value is False)]
+                values += [
+                    v
+                    for k, v in zip(node.keys, node.values, strict=True)
+                    if isinstance(k, ast.Constant) and k.value == "trust_remote_code"
+                ]
+            offenders += [
+                f"{p.relative_to(ROOT)}:{v.lineno}" for v in values if not (isinstance(v, ast.Constant) and v.value is False)
+            ]
     assert not offenders, "trust_remote_code may be enabled:\n" + "\n".join(offenders)
 
 
@@ -208,8 +265,9 @@ def _crafted_result():
 
     tokens = ["[CLS]", HOSTILE_TOKEN, "<img src=x onerror=alert(2)>", "&amp;", "[SEP]"]
     weights = np.full((2, 2, len(tokens), len(tokens)), 1 / len(tokens), dtype=np.float32)
-    return attention.AttentionResult(model_name="x", kind="encoder", tokens=tokens, attention=weights,
-                                     special=np.array([True, False, False, False, True]))
+    return attention.AttentionResult(
+        model_name="x", kind="encoder", tokens=tokens, attention=weights, special=np.array([True, False, False, False, True])
+    )
 
 
 @pytest.mark.parametrize("view", ["head", "model"])

@@ -36,35 +36,62 @@ def data_files(tmp_path) -> tuple[Path, Path]:
 
 
 def search_argv(tiny_bert_dir, data_files, out: str, trials: int, space: dict, *extra: str) -> list[str]:
-    return ["search", "--method", "full", "--model", str(tiny_bert_dir), "--train", str(data_files[0]), "--eval", str(data_files[1]),
-            "--trials", str(trials), "--budget", "3600", "--out", out, "--space", json.dumps(space), *extra]
+    return [
+        "search",
+        "--method",
+        "full",
+        "--model",
+        str(tiny_bert_dir),
+        "--train",
+        str(data_files[0]),
+        "--eval",
+        str(data_files[1]),
+        "--trials",
+        str(trials),
+        "--budget",
+        "3600",
+        "--out",
+        out,
+        "--space",
+        json.dumps(space),
+        *extra,
+    ]
 
 
 def start(argv: list[str], log: Path) -> subprocess.Popen:
     """`python -m core ARGV` in its own process group (so kill -9 takes its trials with it), logging to log."""
     with open(log, "ab") as f:
-        return subprocess.Popen([sys.executable, "-m", "core", *argv], cwd=ROOT, stdout=f, stderr=subprocess.STDOUT,
-                                start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        return subprocess.Popen(
+            [sys.executable, "-m", "core", *argv],
+            cwd=ROOT,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
 
 
 def study_of(runs_dir: Path, name: str, storage: str | None = None):
     return optuna.load_study(study_name=name, storage=storage or f"sqlite:///{runs_dir / name / 'study.db'}")
 
 
-@pytest.mark.parametrize("flags, words", [
-    (["--method", "nonsense"], "Unknown method 'nonsense'"),
-    (["--method", "lora", "--trials", "0"], "--trials must be at least 1"),
-    (["--method", "lora", "--budget", "0"], "--budget must be a positive number"),
-    (["--method", "lora", "--budget", "-5"], "--budget must be a positive number"),
-    (["--method", "knn"], "has no settings to search"),
-    (["--method", "lora", "--space", '{"virtual_tokens": [10]}'], "The lora space has no setting 'virtual_tokens'"),
-    (["--method", "lora", "--space", '{"lr": {"low": 0, "high": 1, "log": true}}'], "The space of 'lr' must be"),
-    (["--method", "lora", "--space", '{"lr": []}'], "The space of 'lr' must list at least one value"),
-    (["--method", "lora", "--space", "{lr: 1"], "is not valid JSON"),
-    (["--method", "lora", "--enqueue", '[{"nope": 1}]'], "--enqueue names nope"),
-    (["--method", "prompt", "--space", '{"lr": [0.001]}'], "The prompt space has no setting 'lr'"),
-    (["--method", "lora", "--backend", "ray"], "--backend ray needs Ray"),
-])
+@pytest.mark.parametrize(
+    "flags, words",
+    [
+        (["--method", "nonsense"], "Unknown method 'nonsense'"),
+        (["--method", "lora", "--trials", "0"], "--trials must be at least 1"),
+        (["--method", "lora", "--budget", "0"], "--budget must be a positive number"),
+        (["--method", "lora", "--budget", "-5"], "--budget must be a positive number"),
+        (["--method", "knn"], "has no settings to search"),
+        (["--method", "lora", "--space", '{"virtual_tokens": [10]}'], "The lora space has no setting 'virtual_tokens'"),
+        (["--method", "lora", "--space", '{"lr": {"low": 0, "high": 1, "log": true}}'], "The space of 'lr' must be"),
+        (["--method", "lora", "--space", '{"lr": []}'], "The space of 'lr' must list at least one value"),
+        (["--method", "lora", "--space", "{lr: 1"], "is not valid JSON"),
+        (["--method", "lora", "--enqueue", '[{"nope": 1}]'], "--enqueue names nope"),
+        (["--method", "prompt", "--space", '{"lr": [0.001]}'], "The prompt space has no setting 'lr'"),
+        (["--method", "lora", "--backend", "ray"], "--backend ray needs Ray"),
+    ],
+)
 def test_bad_input_is_one_sentence_and_exit_2(runs_dir, capsys, monkeypatch, flags, words):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed (find_spec finds no module named None)
     code = main(["search", "--train", "reviews", "--eval", "reviews", "--out", "s", *flags])
@@ -100,16 +127,30 @@ def test_every_space_key_is_a_setting_and_every_draw_a_valid_config(runs_dir, me
             else:
                 assert getattr(config, key) == value
     if method == "lora":  # the defaults are tried first, as far as the space holds them
-        assert search_mod.default_params(search) == {"lr": 1e-3, "epochs": 3, "batch_size": 16, "lora_r": 8, "lora_alpha": 16,
-                                                     "lora_target_modules": "query+value"}
+        assert search_mod.default_params(search) == {
+            "lr": 1e-3,
+            "epochs": 3,
+            "batch_size": 16,
+            "lora_r": 8,
+            "lora_alpha": 16,
+            "lora_target_modules": "query+value",
+        }
 
 
 def test_a_clearly_bad_learning_rate_is_pruned_on_the_dev_curve(runs_dir, tiny_bert_dir, data_files):
     """Two trials at lr 3e-3 learn (dev macro-F1 climbs past 0.5 in the second epoch); lr 0.5 stays at 0.33 and the
     median pruner stops it where the others are higher. Its run is kept and says it was pruned."""
-    search = search_mod.Search(method="full", model=str(tiny_bert_dir), train=str(data_files[0]), eval=str(data_files[1]), trials=3,
-                               budget=3600, out="p", space={"lr": {"low": 1e-3, "high": 0.9, "log": True}, "epochs": [3], "batch_size": [8]},
-                               enqueue=[{"lr": 3e-3}, {"lr": 3e-3}, {"lr": 0.5}])
+    search = search_mod.Search(
+        method="full",
+        model=str(tiny_bert_dir),
+        train=str(data_files[0]),
+        eval=str(data_files[1]),
+        trials=3,
+        budget=3600,
+        out="p",
+        space={"lr": {"low": 1e-3, "high": 0.9, "log": True}, "epochs": [3], "batch_size": [8]},
+        enqueue=[{"lr": 3e-3}, {"lr": 3e-3}, {"lr": 0.5}],
+    )
     search_mod.prepare(search)
     study = search_mod.optimize(search, log=lambda line: None)
     states = {t.number: t.state.name for t in study.trials}
@@ -197,15 +238,38 @@ def test_jobs_runs_trials_at_once_in_one_search(runs_dir, tiny_bert_dir, data_fi
 
 
 def test_a_prompt_search_tunes_the_prompt_on_the_dev_split_and_reruns_the_best_on_the_evaluation_split(
-        runs_dir, tiny_llama_dir, data_files, tmp_path):
+    runs_dir, tiny_llama_dir, data_files, tmp_path
+):
     space = {"template": ["category", "answer"], "calibration": ["none"], "shots": [0, 1], "selection": ["balanced"]}
-    argv = ["search", "--method", "prompt", "--model", str(tiny_llama_dir), "--train", str(data_files[0]), "--eval",
-            str(data_files[1]), "--trials", "2", "--budget", "3600", "--out", "ps", "--space", json.dumps(space)]
+    argv = [
+        "search",
+        "--method",
+        "prompt",
+        "--model",
+        str(tiny_llama_dir),
+        "--train",
+        str(data_files[0]),
+        "--eval",
+        str(data_files[1]),
+        "--trials",
+        "2",
+        "--budget",
+        "3600",
+        "--out",
+        "ps",
+        "--space",
+        json.dumps(space),
+    ]
     proc = start(argv, tmp_path / "ps.log")
     assert proc.wait(timeout=900) == 0, (tmp_path / "ps.log").read_text()
     study = study_of(runs_dir, "ps")
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
-    assert study.trials[0].params == {"template": "category", "calibration": "none", "shots": 0, "selection": "balanced"}  # the default first
+    assert study.trials[0].params == {
+        "template": "category",
+        "calibration": "none",
+        "shots": 0,
+        "selection": "balanced",
+    }  # the default first
     for t in study.trials:
         trial = RunDir(runs_dir / t.user_attrs["run"])
         assert trial.config["kind"] == "prompt" and trial.metrics["n_examples"] == 24  # the dev split: 20% of 120 rows
@@ -228,8 +292,24 @@ def test_ray_backend_runs_trials_on_a_local_two_worker_ray(runs_dir, tiny_bert_d
     try:
         address = ray.get_runtime_context().gcs_address
         space = {"lr": [3e-3], "epochs": [1], "batch_size": [8]}
-        proc = start(search_argv(tiny_bert_dir, data_files, "ray", 2, space, "--backend", "ray", "--jobs", "2", "--ray-address",
-                                 address, "--storage", f"sqlite:///{tmp_path / 'ray.db'}"), tmp_path / "ray.log")
+        proc = start(
+            search_argv(
+                tiny_bert_dir,
+                data_files,
+                "ray",
+                2,
+                space,
+                "--backend",
+                "ray",
+                "--jobs",
+                "2",
+                "--ray-address",
+                address,
+                "--storage",
+                f"sqlite:///{tmp_path / 'ray.db'}",
+            ),
+            tmp_path / "ray.log",
+        )
         assert proc.wait(timeout=900) == 0, (tmp_path / "ray.log").read_text()
     finally:
         ray.shutdown()
@@ -246,8 +326,11 @@ def test_ray_workers_run_trials_at_the_priority_of_the_command(runs_dir, monkeyp
     from core import search_ray
 
     inits = []
-    fake = types.SimpleNamespace(init=lambda **kwargs: inits.append(kwargs), get=list,
-                                 remote=lambda **_: lambda f: types.SimpleNamespace(remote=lambda search: search.jobs))
+    fake = types.SimpleNamespace(
+        init=lambda **kwargs: inits.append(kwargs),
+        get=list,
+        remote=lambda **_: lambda f: types.SimpleNamespace(remote=lambda search: search.jobs),
+    )
     monkeypatch.setitem(sys.modules, "ray", fake)
     monkeypatch.setattr(search_mod, "load_study", lambda search: "study")
     search = search_mod.Search(method="lora", train="reviews", eval="reviews", trials=2, budget=60, out="s", jobs=2)
@@ -256,10 +339,18 @@ def test_ray_workers_run_trials_at_the_priority_of_the_command(runs_dir, monkeyp
     assert env["RAY_worker_niceness"] == "0" and env["PFT_RUNS_DIR"] == str(runs_dir)
 
 
-TRIALS = pd.DataFrame({"trial": [0, 1, 2, 3], "state": ["COMPLETE", "COMPLETE", "PRUNED", "FAIL"],
-                       "dev_macro_f1": [0.71, 0.83, 0.52, None], "seconds": [30.0, 41.5, 12.0, 3.0],
-                       "run": [f"s.trial{i}" for i in range(4)], "pruned_at": [None, None, 12, None],
-                       "param_lr": [1e-3, 3e-4, 0.5, 1e-4], "param_lora_target_modules": ["query+value", "query+key+value", "query+value", None]})
+TRIALS = pd.DataFrame(
+    {
+        "trial": [0, 1, 2, 3],
+        "state": ["COMPLETE", "COMPLETE", "PRUNED", "FAIL"],
+        "dev_macro_f1": [0.71, 0.83, 0.52, None],
+        "seconds": [30.0, 41.5, 12.0, 3.0],
+        "run": [f"s.trial{i}" for i in range(4)],
+        "pruned_at": [None, None, 12, None],
+        "param_lr": [1e-3, 3e-4, 0.5, 1e-4],
+        "param_lora_target_modules": ["query+value", "query+key+value", "query+value", None],
+    }
+)
 
 
 def test_search_charts_draw_every_state_and_scale_each_setting():

@@ -21,9 +21,13 @@ def test_unknown_tokens_counted(tiny_bert_dir):
 
 def test_token_stats_per_split_and_label(tiny_bert_dir):
     tok = models.load_tokenizer(str(tiny_bert_dir))
-    df = pd.DataFrame({
-        "text": ["the movie was great", "bad", "the movie was great and i loved it", "okay"],
-        "label": ["p", "n", "p", "n"], "split": ["train", "train", "test", "test"]})
+    df = pd.DataFrame(
+        {
+            "text": ["the movie was great", "bad", "the movie was great and i loved it", "okay"],
+            "label": ["p", "n", "p", "n"],
+            "split": ["train", "train", "test", "test"],
+        }
+    )
     stats = tokens.token_stats(tok, df, max_length=6).set_index(["split", "label"])
     lengths = tokens.token_lengths(tok, df["text"].tolist())
     assert stats.loc[("train", "p"), "max_tokens"] == lengths[0]

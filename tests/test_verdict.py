@@ -12,8 +12,18 @@ from tests.compare_fixtures import make_run
 BUDGET = {"stopped_by": "max_train_seconds", "epochs_done": 1.6, "train_seconds": 120.0}
 
 
-@pytest.mark.parametrize("p,text", [(0.0004, "p < 0.001"), (1e-12, "p < 0.001"), (0.001, "p = 0.001"), (0.03, "p = 0.03"),
-                                    (0.0312, "p = 0.031"), (0.41, "p = 0.41"), (1.0, "p = 1")])
+@pytest.mark.parametrize(
+    "p,text",
+    [
+        (0.0004, "p < 0.001"),
+        (1e-12, "p < 0.001"),
+        (0.001, "p = 0.001"),
+        (0.03, "p = 0.03"),
+        (0.0312, "p = 0.031"),
+        (0.41, "p = 0.41"),
+        (1.0, "p = 1"),
+    ],
+)
 def test_p_values_read_like_people_write_them(p, text):
     assert verdict.format_p(p) == text
 
@@ -32,22 +42,45 @@ def test_baseline_rows_are_dummy_classifiers_on_the_joined_labels(runs_dir):
     assert rows.loc["stratified random", "macro_f1"] == pytest.approx(strat["macro_f1"])
     table = evaluate.format_metrics_table(cmp.metrics, cmp.baselines)
     assert list(table["run"]) == ["full", "part", "majority", "stratified random"]
-    assert list(table.columns[:8]) == ["run", "warnings", "macro_f1", "train s", "examples/s", "trainable params", "peak MB",
-                                       "accuracy"]
-    assert list(evaluate.per_class_table(cmp.metrics, cmp.baselines).columns) == ["run", "f1_negative", "f1_neutral", "f1_positive"]
+    assert list(table.columns[:8]) == [
+        "run",
+        "warnings",
+        "macro_f1",
+        "train s",
+        "examples/s",
+        "trainable params",
+        "peak MB",
+        "accuracy",
+    ]
+    assert list(evaluate.per_class_table(cmp.metrics, cmp.baselines).columns) == [
+        "run",
+        "f1_negative",
+        "f1_neutral",
+        "f1_positive",
+    ]
 
 
 def test_verdict_names_the_best_run_its_interval_margin_significance_and_cost(runs_dir):
     a = make_run(runs_dir, "prompt-8shot", 0.45, seed=1, n=300)
-    b = make_run(runs_dir, "finetune-lora", 0.9, kind="finetune", seed=2, n=300, n_train_examples=256,
-                 metrics_extra={"train_seconds": 95.0, "peak_memory_mb": 1234.0})
+    b = make_run(
+        runs_dir,
+        "finetune-lora",
+        0.9,
+        kind="finetune",
+        seed=2,
+        n=300,
+        n_train_examples=256,
+        metrics_extra={"train_seconds": 95.0, "peak_memory_mb": 1234.0},
+    )
     cmp = evaluate.compare_runs([a, b], n_resamples=200)
     headline, caveats = verdict.verdict(cmp)
     best = cmp.metrics.set_index("run").loc["finetune-lora"]
     other = cmp.metrics.set_index("run").loc["prompt-8shot"]
-    assert headline.startswith(f"Fine-tuning beats prompting: the best fine-tune run 'finetune-lora' reaches macro-F1 "
-                               f"{best['macro_f1']:.3f} (95% CI {best['macro_f1_low']:.3f}-{best['macro_f1_high']:.3f}), "
-                               f"{best['macro_f1'] - other['macro_f1']:.3f} ahead of the best prompt run 'prompt-8shot'")
+    assert headline.startswith(
+        f"Fine-tuning beats prompting: the best fine-tune run 'finetune-lora' reaches macro-F1 "
+        f"{best['macro_f1']:.3f} (95% CI {best['macro_f1_low']:.3f}-{best['macro_f1_high']:.3f}), "
+        f"{best['macro_f1'] - other['macro_f1']:.3f} ahead of the best prompt run 'prompt-8shot'"
+    )
     assert "the difference is significant (McNemar p < 0.001)" in headline
     assert "'finetune-lora' trains 1,000 parameters in 95 s, labels 24.0 examples/s and peaks at 1,234 MB of memory" in headline
     assert "'prompt-8shot' needs no training" in headline
@@ -59,12 +92,16 @@ def test_verdict_answers_the_family_question_before_ranking_two_fine_tunes(runs_
     """Six runs as on held-out finance news: the headline is the best fine-tune against the best prompt, not the two
     fine-tunes against each other; then the cheapest run inside the best run's interval; the best prompt barely above
     the majority baseline is a caveat."""
-    make = [("full", 0.95, "finetune", 3, {"seconds": 614.0, "train_seconds": 600.0}),
-            ("full-2", 0.93, "finetune", 4, {"seconds": 700.0, "train_seconds": 690.0}),
-            ("logreg", 0.93, "finetune", 5, {"seconds": 13.0, "train_seconds": 9.0}),
-            ("zero-shot", 0.25, "prompt", 6, {"seconds": 40.0}),
-            ("four-shot", 0.2, "prompt", 7, {"seconds": 60.0})]
-    paths = [make_run(runs_dir, name, acc, kind=kind, seed=seed, n=300, metrics_extra=extra) for name, acc, kind, seed, extra in make]
+    make = [
+        ("full", 0.95, "finetune", 3, {"seconds": 614.0, "train_seconds": 600.0}),
+        ("full-2", 0.93, "finetune", 4, {"seconds": 700.0, "train_seconds": 690.0}),
+        ("logreg", 0.93, "finetune", 5, {"seconds": 13.0, "train_seconds": 9.0}),
+        ("zero-shot", 0.25, "prompt", 6, {"seconds": 40.0}),
+        ("four-shot", 0.2, "prompt", 7, {"seconds": 60.0}),
+    ]
+    paths = [
+        make_run(runs_dir, name, acc, kind=kind, seed=seed, n=300, metrics_extra=extra) for name, acc, kind, seed, extra in make
+    ]
     cmp = evaluate.compare_runs(paths, n_resamples=200)
     headline, caveats = verdict.verdict(cmp)
     rows = cmp.metrics.set_index("run")
@@ -73,8 +110,10 @@ def test_verdict_answers_the_family_question_before_ranking_two_fine_tunes(runs_
     assert f"ahead of the best prompt run '{best_prompt}'" in headline and "'full-2'" not in headline
     cheap = rows[rows["macro_f1"] >= rows.loc["full", "macro_f1_low"]]
     assert "logreg" in cheap.index  # the fixture puts it inside the interval; the sentence must name it
-    assert (f"The cheapest run within the best run's interval is 'logreg' (macro-F1 {rows.loc['logreg', 'macro_f1']:.3f}, "
-            "13 s of compute against 614 s for 'full')") in headline
+    assert (
+        f"The cheapest run within the best run's interval is 'logreg' (macro-F1 {rows.loc['logreg', 'macro_f1']:.3f}, "
+        "13 s of compute against 614 s for 'full')"
+    ) in headline
     majority = cmp.baselines.set_index("run").loc["majority", "macro_f1"]
     barely = [c for c in caveats if "barely above the majority baseline" in c]
     prompt_row = rows.loc[best_prompt]
@@ -83,8 +122,15 @@ def test_verdict_answers_the_family_question_before_ranking_two_fine_tunes(runs_
 
 
 def test_verdict_says_what_the_search_behind_a_run_cost(runs_dir):
-    a = make_run(runs_dir, "lora-searched", 0.9, kind="finetune", seed=1, n=300,
-                 metrics_extra={"search_trials": 20, "search_seconds": 1234.0, "train_seconds": 60.0})
+    a = make_run(
+        runs_dir,
+        "lora-searched",
+        0.9,
+        kind="finetune",
+        seed=1,
+        n=300,
+        metrics_extra={"search_trials": 20, "search_seconds": 1234.0, "train_seconds": 60.0},
+    )
     b = make_run(runs_dir, "prompt", 0.5, seed=2, n=300)
     headline, _ = verdict.verdict(evaluate.compare_runs([a, b], n_resamples=100))
     assert "'lora-searched' trains 1,000 parameters in 60 s, was chosen by a 20-trial search costing 1,234 s, labels" in headline
@@ -97,8 +143,10 @@ def test_verdict_and_table_show_endpoint_tokens_money_and_latency(runs_dir):
     b = make_run(runs_dir, "local", 0.5, seed=2, n=300)
     cmp = evaluate.compare_runs([a, b], n_resamples=100)
     headline, _ = verdict.verdict(cmp)
-    assert ("'gpt' needs no training, sends 123,456 prompt and 300 completion tokens ($0.0185), waits 212 ms per request "
-            "(median), labels 24.0 examples/s") in headline
+    assert (
+        "'gpt' needs no training, sends 123,456 prompt and 300 completion tokens ($0.0185), waits 212 ms per request "
+        "(median), labels 24.0 examples/s"
+    ) in headline
     table = evaluate.format_metrics_table(cmp.metrics, cmp.baselines).set_index("run")
     assert table.loc["gpt", ["tokens in/out", "USD", "latency ms"]].tolist() == ["123,456 / 300", "0.0185", "212"]
     assert table.loc["local", ["tokens in/out", "USD", "latency ms"]].tolist() == ["", "", ""]
@@ -145,7 +193,8 @@ def test_run_warnings_read_the_runs_own_metrics(runs_dir):
     fine = RunDir(make_run(runs_dir, "fine", 0.9))
     assert verdict.run_flags(budget.config, budget.metrics) == "time budget"
     assert verdict.run_warnings("budget", budget.config, budget.metrics)[0].startswith(
-        "'budget' was stopped by its time budget after 1.6 of 3 epochs")
+        "'budget' was stopped by its time budget after 1.6 of 3 epochs"
+    )
     assert verdict.run_flags(below.config, below.metrics) == "below majority"
     assert verdict.run_flags(fine.config, fine.metrics) == "" and verdict.run_warnings("fine", fine.config, fine.metrics) == []
     for broken in (None, {}, [1, 2], {"macro_f1": 0.1, "labels": ["a"], "confusion_matrix": "oops"}):

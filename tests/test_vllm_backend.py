@@ -70,7 +70,9 @@ def stand_in_vllm(monkeypatch):
     module.LLM, module.SamplingParams = StandInLLM, SamplingParams
     monkeypatch.setitem(sys.modules, "vllm", module)
     real = endpoints.local_options  # the vllm backend sees a CUDA machine; the transformers one stays on the CPU
-    monkeypatch.setattr(endpoints, "local_options", lambda config, device: real(config, "cuda" if config.backend == "vllm" else device))
+    monkeypatch.setattr(
+        endpoints, "local_options", lambda config, device: real(config, "cuda" if config.backend == "vllm" else device)
+    )
     monkeypatch.setattr(vllm_backend, "CHUNK", 7)  # several generate calls, one of them short
     vllm_backend.engine.cache_clear()
     yield module
@@ -79,20 +81,32 @@ def stand_in_vllm(monkeypatch):
 
 def both_backends(config: PromptConfig, n: int):
     ds = data.load_sample("reviews")
-    run = lambda c: prompting.run_prompting(c, ds.splits["train"], ds.splits["test"], ds.label_names, all_calibrations=True)  # noqa: E731
-    return run(replace(config, backend="transformers", max_eval_examples=n)), run(replace(config, backend="vllm", max_eval_examples=n))
+
+    def run(c: PromptConfig):
+        return prompting.run_prompting(c, ds.splits["train"], ds.splits["test"], ds.label_names, all_calibrations=True)
+
+    return run(replace(config, backend="transformers", max_eval_examples=n)), run(
+        replace(config, backend="vllm", max_eval_examples=n)
+    )
 
 
-@pytest.mark.parametrize("settings", [
-    {"shots": 2, "scoring": "sum"},
-    {"shots": 0, "instruction": "", "scoring": "mean"},  # no shared prefix: each sequence starts with the query itself
-])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"shots": 2, "scoring": "sum"},
+        {"shots": 0, "instruction": "", "scoring": "mean"},  # no shared prefix: each sequence starts with the query itself
+    ],
+)
 def test_vllm_glue_gives_the_transformers_scores_on_a_tiny_llama(stand_in_vllm, tiny_llama_dir, settings):
     """Multi-token label words (the tiny tokenizer splits them), every calibration, with and without a shared prefix."""
     config = PromptConfig(model=str(tiny_llama_dir), precision="fp32", calibration="contextual", batch_size=4, **settings)
     ours, theirs = both_backends(config, 6)
-    assert any(len(ids) > 1 for ids in prompting.label_token_ids(models.load_tokenizer(str(tiny_llama_dir)),
-                                                                  prompting.PromptParts("", "x", [" negative", " neutral"])))
+    assert any(
+        len(ids) > 1
+        for ids in prompting.label_token_ids(
+            models.load_tokenizer(str(tiny_llama_dir)), prompting.PromptParts("", "x", [" negative", " neutral"])
+        )
+    )
     for calibration in ("none", "contextual", "pmi"):
         np.testing.assert_allclose(theirs.calibrated[calibration], ours.calibrated[calibration], atol=1e-5)
     assert theirs.predictions["pred"].tolist() == ours.predictions["pred"].tolist()
@@ -130,8 +144,26 @@ def test_vllm_needs_a_cuda_gpu_even_when_installed(monkeypatch, tiny_llama_dir):
 
 
 def test_vllm_with_quantize_is_refused_in_one_sentence(runs_dir, tiny_llama_dir, capsys):
-    assert main(["prompt", "--train", "reviews", "--eval", "reviews", "--model", str(tiny_llama_dir), "--backend", "vllm",
-                 "--quantize", "4bit"]) == 2
+    assert (
+        main(
+            [
+                "prompt",
+                "--train",
+                "reviews",
+                "--eval",
+                "reviews",
+                "--model",
+                str(tiny_llama_dir),
+                "--backend",
+                "vllm",
+                "--quantize",
+                "4bit",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
-    assert err.endswith("--quantize is for the transformers backend; vLLM loads quantized checkpoints (AWQ, GPTQ) by their model name.")
+    assert err.endswith(
+        "--quantize is for the transformers backend; vLLM loads quantized checkpoints (AWQ, GPTQ) by their model name."
+    )
     assert len(err.splitlines()) == 1

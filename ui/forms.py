@@ -53,19 +53,34 @@ def label_words(label_names: list[str], key: str, warn_where=st) -> dict[str, st
     """The label-word table (what the model answers for each label; open when a default is a number or code) and the
     words changed from the defaults; one warning in warn_where while any word is a number or code."""
     defaults = [prompting.default_word(lab) for lab in label_names]
-    with st.expander("Label words (what the model should answer for each label)", expanded=any(map(prompting.is_opaque, defaults))):
+    with st.expander(
+        "Label words (what the model should answer for each label)", expanded=any(map(prompting.is_opaque, defaults))
+    ):
         # one table for all labels, keyed by the dataset so another dataset never inherits these words
-        edited = st.data_editor(pd.DataFrame({"label": label_names, "word": defaults}), hide_index=True, width="stretch",
-                                disabled=["label"], key=key,
-                                column_config={"label": st.column_config.TextColumn("label"),
-                                               "word": st.column_config.TextColumn("label word", help="what the model should answer")})
-    words = {lab: str(word).strip() for lab, word, default in zip(edited["label"], edited["word"], defaults, strict=True)
-             if word is not None and str(word).strip() and str(word).strip() != default}
+        edited = st.data_editor(
+            pd.DataFrame({"label": label_names, "word": defaults}),
+            hide_index=True,
+            width="stretch",
+            disabled=["label"],
+            key=key,
+            column_config={
+                "label": st.column_config.TextColumn("label"),
+                "word": st.column_config.TextColumn("label word", help="what the model should answer"),
+            },
+        )
+    words = {
+        lab: str(word).strip()
+        for lab, word, default in zip(edited["label"], edited["word"], defaults, strict=True)
+        if word is not None and str(word).strip() and str(word).strip() != default
+    }
     opaque = [lab for lab, default in zip(label_names, defaults, strict=True) if prompting.is_opaque(words.get(lab, default))]
     if opaque:  # one warning, no dataset text in it (label names are listed as plain text in the table)
-        warn_where.warning(f"{len(opaque)} of {len(label_names)} label words are numbers or codes, so the model cannot tell what "
-                           "they mean: prompting lands near chance and prompt learning starts from nothing. Give each label a word "
-                           "that means something in the table (e.g. 0 → negative, 1 → positive).", icon="⚠️")
+        warn_where.warning(
+            f"{len(opaque)} of {len(label_names)} label words are numbers or codes, so the model cannot tell what "
+            "they mean: prompting lands near chance and prompt learning starts from nothing. Give each label a word "
+            "that means something in the table (e.g. 0 → negative, 1 → positive).",
+            icon="⚠️",
+        )
     return words
 
 

@@ -85,7 +85,9 @@ def _panel(kind: str, root: Path, fingerprints, details) -> None:
     if not shown:
         others = [r for r in jobs.active_runs(root) if job_kind(r) != kind]
         if others:
-            st.info(state.plain(f"A {job_kind(others[0])} job is running ({others[0].name}); a {kind} run can start when it ends."))
+            st.info(
+                state.plain(f"A {job_kind(others[0])} job is running ({others[0].name}); a {kind} run can start when it ends.")
+            )
         return
     statuses = [jobs.refresh(run) for run in shown]
     active = [run for run, s in zip(shown, statuses) if s.get("state") in jobs.ACTIVE_STATES]

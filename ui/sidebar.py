@@ -43,16 +43,22 @@ def dataset_sidebar() -> None:
                 if name:
                     use_dataset(("sample", name), lambda: _load_sample(name))
             elif kind == "File":
-                upload = st.file_uploader("CSV, TSV, JSONL or Parquet", type=["csv", "tsv", "jsonl", "json", "parquet"],
-                                          key="ds_upload", max_upload_size=upload_limit_mb())
+                upload = st.file_uploader(
+                    "CSV, TSV, JSONL or Parquet",
+                    type=["csv", "tsv", "jsonl", "json", "parquet"],
+                    key="ds_upload",
+                    max_upload_size=upload_limit_mb(),
+                )
                 with st.expander("Columns (detected when unambiguous)"):
                     text_col = st.text_input("Text column", key="ds_text_col").strip() or None
                     label_col = st.text_input("Label column", key="ds_label_col").strip() or None
                 if upload is None:
                     clear_dataset()
                 else:
-                    use_dataset(("file", upload.file_id, text_col, label_col),
-                                lambda: _load_upload(upload.getvalue(), upload.name, text_col, label_col, 0))
+                    use_dataset(
+                        ("file", upload.file_id, text_col, label_col),
+                        lambda: _load_upload(upload.getvalue(), upload.name, text_col, label_col, 0),
+                    )
             else:
                 hub = st.text_input("Dataset name", key="ds_hub", placeholder="e.g. imdb (needs network or cache)")
                 if st.button("Load", key="ds_hub_load") and hub.strip():

@@ -131,15 +131,22 @@ def show_error(exc: BaseException) -> None:
 
 def model_choice(label: str, role: str, key: str) -> str:
     """A selectbox of a role's bundled models, plus 'other…' with a text box for any HF id or folder (keys scoped to dataset)."""
-    bundled = [m.key for m in models.BUNDLED.values() if m.role == role] + [m.key for m in models.BUNDLED.values() if m.role != role]
+    bundled = [m.key for m in models.BUNDLED.values() if m.role == role] + [
+        m.key for m in models.BUNDLED.values() if m.role != role
+    ]
     names = {m.key: f"{m.name} (bundled {m.role})" for m in models.BUNDLED.values()}
-    choice = st.selectbox(label, bundled + ["other"], format_func=lambda k: names.get(k, "Other: a Hugging Face id or local folder…"),
-                          key=scoped(key))
+    choice = st.selectbox(
+        label,
+        bundled + ["other"],
+        format_func=lambda k: names.get(k, "Other: a Hugging Face id or local folder…"),
+        key=scoped(key),
+    )
     if choice == "other":
-        typed = st.text_input("Model id or folder", key=scoped(f"{key}_other"), placeholder="e.g. distilbert-base-uncased or ./my-model")
+        typed = st.text_input(
+            "Model id or folder", key=scoped(f"{key}_other"), placeholder="e.g. distilbert-base-uncased or ./my-model"
+        )
         return typed.strip()
     return choice
-
 
 
 @st.cache_data(show_spinner="Embedding texts…", max_entries=8)

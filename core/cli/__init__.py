@@ -49,7 +49,11 @@ def attach_dash_values(argv: list[str]) -> list[str]:
 def add_data_args(p: argparse.ArgumentParser) -> None:
     """--train/--eval and column flags, shared by prompt and finetune."""
     p.add_argument("--train", required=True, help="training data: a file (csv/tsv/jsonl/parquet) or a sample name (e.g. reviews)")
-    p.add_argument("--eval", required=True, help="evaluation data: a file or a sample name (sample default: its test split; reviews:validation picks another)")
+    p.add_argument(
+        "--eval",
+        required=True,
+        help="evaluation data: a file or a sample name (sample default: its test split; reviews:validation picks another)",
+    )
     p.add_argument("--text-col", default=None, help="text column (detected when unambiguous)")
     p.add_argument("--label-col", default=None, help="label column (detected when unambiguous)")
 
@@ -89,8 +93,10 @@ def cmd_models(args) -> int:
         print(models.model_card_json(models.describe(args.name)))
         return 0
     for info in models.BUNDLED.values():
-        print(f"{info.key:10} {info.role:8} {info.name:24} {info.params:>6} params, "
-              f"{info.layers} layers, {info.heads} heads, {info.tokenizer_kind}")
+        print(
+            f"{info.key:10} {info.role:8} {info.name:24} {info.params:>6} params, "
+            f"{info.layers} layers, {info.heads} heads, {info.tokenizer_kind}"
+        )
     return 0
 
 
@@ -99,16 +105,25 @@ def build_parser() -> argparse.ArgumentParser:
     from core import data
 
     parser = Parser(prog="python -m core", description="Prompt it, or fine-tune it? Command-line face of the app.")
-    parser.add_argument("--quiet", action="store_true",
-                        help="no progress bars (given before the command; bars are drawn only when stderr is a terminal anyway)")
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bars (given before the command; bars are drawn only when stderr is a terminal anyway)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("data", help="describe a dataset")
     p.add_argument("source", help="sample name, file, or Hugging Face dataset name")
     p.add_argument("--text-col")
     p.add_argument("--label-col")
-    p.add_argument("--duplicates", action="store_true", help="also count exact and near-duplicate pairs within and across splits (leakage)")
-    p.add_argument("--threshold", type=number(float, 0, 1), default=data.NEAR_DUPLICATE_THRESHOLD,
-                   help="near-duplicate word 3-gram Jaccard threshold (default %(default)s)")
+    p.add_argument(
+        "--duplicates", action="store_true", help="also count exact and near-duplicate pairs within and across splits (leakage)"
+    )
+    p.add_argument(
+        "--threshold",
+        type=number(float, 0, 1),
+        default=data.NEAR_DUPLICATE_THRESHOLD,
+        help="near-duplicate word 3-gram Jaccard threshold (default %(default)s)",
+    )
     p.set_defaults(func=cmd_data)
     p = sub.add_parser("models", help="list bundled models, or describe one")
     p.add_argument("name", nargs="?")
@@ -119,8 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
         module.add_cli_args(sub)
     for name, p in sub.choices.items():
         if name != "models":
-            p.add_argument("--config", metavar="FILE", default=None,
-                           help="a JSON file of settings (keys: flag names, e.g. a run's config.json); flags given here override it")
+            p.add_argument(
+                "--config",
+                metavar="FILE",
+                default=None,
+                help="a JSON file of settings (keys: flag names, e.g. a run's config.json); flags given here override it",
+            )
     parser.commands = sub.choices
     return parser
 
@@ -137,7 +156,9 @@ def read_config_file(path: str) -> dict:
         with open(path, "rb") as f:
             raw = f.read(MAX_CONFIG_BYTES + 1)
         if len(raw) > MAX_CONFIG_BYTES:
-            raise UserError(f"The config file {path} is larger than {MAX_CONFIG_BYTES:,} bytes, too large for a file of settings.")
+            raise UserError(
+                f"The config file {path} is larger than {MAX_CONFIG_BYTES:,} bytes, too large for a file of settings."
+            )
         obj = json.loads(raw.decode("utf-8"))
     except OSError as e:
         raise UserError(f"Could not read the config file {path}: {e.strerror or e}.") from None
@@ -146,7 +167,7 @@ def read_config_file(path: str) -> dict:
     except ValueError as e:  # JSON, or UTF-8
         raise UserError(f"The config file {path} is not valid JSON ({str(e).split(':')[0]}).") from None
     if not isinstance(obj, dict):
-        raise UserError(f"The config file {path} must hold a JSON object of settings, such as {{\"epochs\": 3}}.")
+        raise UserError(f'The config file {path} must hold a JSON object of settings, such as {{"epochs": 3}}.')
     return obj
 
 
@@ -163,12 +184,16 @@ def config_defaults(p: argparse.ArgumentParser, command: str, obj: dict, path: s
         if obj["kind"] != command:
             raise UserError(f"The config file {path} is the config of a {str(obj['kind'])[:40]} run, not of {command}.")
         dataset = obj.get("dataset") if isinstance(obj.get("dataset"), dict) else {}
-        obj = {**{k: dataset[k] for k in ("train", "eval") if k in dataset and k in names},
-               **{k: v for k, v in obj.items() if k not in RECORD_KEYS or k in names}}
+        obj = {
+            **{k: dataset[k] for k in ("train", "eval") if k in dataset and k in names},
+            **{k: v for k, v in obj.items() if k not in RECORD_KEYS or k in names},
+        }
     unknown = [k for k in obj if str(k).replace("-", "_") not in names]
     if unknown:
-        raise UserError(f"The config file {path} has setting{'s' if len(unknown) > 1 else ''} that {command} does not know: "
-                        f"{', '.join(str(k)[:40] for k in unknown[:5])}.")
+        raise UserError(
+            f"The config file {path} has setting{'s' if len(unknown) > 1 else ''} that {command} does not know: "
+            f"{', '.join(str(k)[:40] for k in unknown[:5])}."
+        )
     values = {}
     for key, value in obj.items():
         dest = names[key.replace("-", "_")]
@@ -199,7 +224,9 @@ def config_value(action: argparse.Action, key: str, value, path: str):
     items = as_list(value) if many else [value]
     for item in items:
         if item is None or isinstance(item, (bool, list, dict)):
-            raise UserError(f"{where} must be {'a list of texts or numbers' if many else 'one text or number'} (got {shown(value)}).")
+            raise UserError(
+                f"{where} must be {'a list of texts or numbers' if many else 'one text or number'} (got {shown(value)})."
+            )
     if action.nargs == "+" and not items and action.default not in (None, [], (), {}):  # --seed: a grid of no seeds
         raise UserError(f"{where} needs at least one value (got an empty list).")
     parsed = [checked(action, key, item, path) for item in items]
@@ -219,7 +246,9 @@ def checked(action: argparse.Action, key: str, value, path: str):
     except (argparse.ArgumentTypeError, ValueError, TypeError) as e:
         raise UserError(f"In the config file {path}, '{key}' {e}.") from None
     if action.choices is not None and value not in action.choices:
-        raise UserError(f"In the config file {path}, '{key}' must be one of: {', '.join(map(str, action.choices))} (got {value!r}).")
+        raise UserError(
+            f"In the config file {path}, '{key}' must be one of: {', '.join(map(str, action.choices))} (got {value!r})."
+        )
     return value
 
 

@@ -30,7 +30,12 @@ def add_cli_args(sub) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders (or run names under the runs folder), two or more")
     p.add_argument("--html", default=None, help="write a self-contained HTML report to this file")
     p.add_argument("--csv", default=None, help="write the joined predictions to this CSV file")
-    p.add_argument("--resamples", type=number(int, 100, 100_000), default=1000, help="bootstrap resamples for the 95%% intervals (default 1000)")
+    p.add_argument(
+        "--resamples",
+        type=number(int, 100, 100_000),
+        default=1000,
+        help="bootstrap resamples for the 95%% intervals (default 1000)",
+    )
     p.add_argument("--seed", type=SEED, default=0, help="bootstrap seed (default 0)")
     p.set_defaults(func=cmd_compare)
 
@@ -39,19 +44,45 @@ def add_cli_args(sub) -> None:
     p.add_argument("--eval", required=True, help="evaluation data: a file or a sample name")
     p.add_argument("--text-col", default=None)
     p.add_argument("--label-col", default=None)
-    p.add_argument("--sizes", nargs="+", default=["8pc", "32pc", "all"], metavar="SIZE",
-                   help="fine-tuning sizes: training rows, NNpc (NN per class) or all (default 8pc 32pc all)")
-    p.add_argument("--methods", nargs="+", default=list(EFFICIENCY_METHODS), metavar="METHOD",
-                   help=f"fine-tune methods, cheapest first (default {' '.join(EFFICIENCY_METHODS)})")
-    p.add_argument("--seeds", nargs="+", default=[str(EFFICIENCY_SEED)], metavar="S",
-                   help=f"seeds for every fine-tune run; several show as spread (default {EFFICIENCY_SEED})")
+    p.add_argument(
+        "--sizes",
+        nargs="+",
+        default=["8pc", "32pc", "all"],
+        metavar="SIZE",
+        help="fine-tuning sizes: training rows, NNpc (NN per class) or all (default 8pc 32pc all)",
+    )
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=list(EFFICIENCY_METHODS),
+        metavar="METHOD",
+        help=f"fine-tune methods, cheapest first (default {' '.join(EFFICIENCY_METHODS)})",
+    )
+    p.add_argument(
+        "--seeds",
+        nargs="+",
+        default=[str(EFFICIENCY_SEED)],
+        metavar="S",
+        help=f"seeds for every fine-tune run; several show as spread (default {EFFICIENCY_SEED})",
+    )
     p.add_argument("--shots", nargs="+", default=["0", "4", "8"], metavar="K", help="prompting shot counts (default 0 4 8)")
-    p.add_argument("--max-train-seconds", type=number(float, 0, above=True), default=EFFICIENCY_TRAIN_SECONDS,
-                   help=f"training time limit per fine-tuning run (default {EFFICIENCY_TRAIN_SECONDS})")
-    p.add_argument("--max-seconds", type=number(float), default=540, help="time limit for the whole batch; later runs are skipped (default 540)")
+    p.add_argument(
+        "--max-train-seconds",
+        type=number(float, 0, above=True),
+        default=EFFICIENCY_TRAIN_SECONDS,
+        help=f"training time limit per fine-tuning run (default {EFFICIENCY_TRAIN_SECONDS})",
+    )
+    p.add_argument(
+        "--max-seconds",
+        type=number(float),
+        default=540,
+        help="time limit for the whole batch; later runs are skipped (default 540)",
+    )
     p.add_argument("--prefix", default=None, help="run name prefix (default efficiency-<time>)")
     p.add_argument("--prompt-args", default="", type=shell_words, help="extra flags for every prompt run, as one quoted string")
-    p.add_argument("--finetune-args", default="", type=shell_words, help="extra flags for every finetune run, as one quoted string")
+    p.add_argument(
+        "--finetune-args", default="", type=shell_words, help="extra flags for every finetune run, as one quoted string"
+    )
     p.set_defaults(func=cmd_efficiency)
 
 
@@ -76,14 +107,19 @@ def cmd_compare(args) -> int:
         print(evaluate.per_class_table(cmp.metrics, cmp.baselines).to_string(index=False))
         print()
         for _, m in cmp.mcnemar.iterrows():
-            print(f"McNemar {m['run_a']} vs {m['run_b']}: only A right {m['only_a_right']}, only B right {m['only_b_right']}, "
-                  f"{format_p(m['p_value'])} ({m['method']})")
+            print(
+                f"McNemar {m['run_a']} vs {m['run_b']}: only A right {m['only_a_right']}, only B right {m['only_b_right']}, "
+                f"{format_p(m['p_value'])} ({m['method']})"
+            )
     if args.csv:
         report.write_report(args.csv, report.export_csv(cmp.joined))
         print(f"joined predictions: {args.csv}")
     if args.html:
-        same_split = (set(runs.comparable(runs.RunRegistry().list(), cmp.runs[0].eval_sha256)["path"].map(Path))
-                      if runs.runs_root().is_dir() else set())
+        same_split = (
+            set(runs.comparable(runs.RunRegistry().list(), cmp.runs[0].eval_sha256)["path"].map(Path))
+            if runs.runs_root().is_dir()
+            else set()
+        )
         efficiency = evaluate.efficiency_frame(sorted(same_split | {r.path for r in cmp.runs}))
         report.write_report(args.html, report.build_report(cmp, efficiency))
         print(f"report: {args.html}")
@@ -142,13 +178,32 @@ class EfficiencyPlan:
 
     def commands(self) -> list[tuple[str, list[str]]]:
         """(run name, argv) for every run, prompting first (cheaper), then fine-tuning from small to large."""
-        out = [(f"{self.prefix}-prompt-{k}shot", ["prompt", *self.data_argv, "--shots", str(k), *self.prompt_extra]) for k in self.shots]
+        out = [
+            (f"{self.prefix}-prompt-{k}shot", ["prompt", *self.data_argv, "--shots", str(k), *self.prompt_extra])
+            for k in self.shots
+        ]
         for n in self.sizes:  # small to large, cheap methods first, so a spent time budget skips the costliest runs
             for method in self.methods:
                 for seed in self.seeds:
                     name = f"{self.prefix}-{method}-{n or 'all'}" + (f"-s{seed}" if len(self.seeds) > 1 else "")
-                    out.append((name, ["finetune", *self.data_argv, "--method", method, "--max-train-examples", str(n),
-                                       "--max-train-seconds", f"{self.max_train_seconds:g}", "--seed", str(seed), *self.finetune_extra]))
+                    out.append(
+                        (
+                            name,
+                            [
+                                "finetune",
+                                *self.data_argv,
+                                "--method",
+                                method,
+                                "--max-train-examples",
+                                str(n),
+                                "--max-train-seconds",
+                                f"{self.max_train_seconds:g}",
+                                "--seed",
+                                str(seed),
+                                *self.finetune_extra,
+                            ],
+                        )
+                    )
         return [(name, [*argv, "--out", name]) for name, argv in out]
 
 
@@ -163,12 +218,17 @@ def cmd_efficiency(args) -> int:
     data_argv = ["--train", args.train, "--eval", args.eval]
     data_argv += ["--text-col", args.text_col] if args.text_col else []
     data_argv += ["--label-col", args.label_col] if args.label_col else []
-    plan = EfficiencyPlan(prefix=runs.check_run_name(args.prefix or f"efficiency-{time.strftime('%Y%m%d-%H%M%S')}"),
-                          data_argv=data_argv, sizes=parse_sizes(args.sizes, len(train_ds.label_names)),
-                          shots=parse_counts(args.shots, "--shots"), max_train_seconds=args.max_train_seconds,
-                          methods=[m.lower() for m in split_list(args.methods)],
-                          seeds=parse_counts(args.seeds, "--seeds"), prompt_extra=args.prompt_args,
-                          finetune_extra=args.finetune_args)
+    plan = EfficiencyPlan(
+        prefix=runs.check_run_name(args.prefix or f"efficiency-{time.strftime('%Y%m%d-%H%M%S')}"),
+        data_argv=data_argv,
+        sizes=parse_sizes(args.sizes, len(train_ds.label_names)),
+        shots=parse_counts(args.shots, "--shots"),
+        max_train_seconds=args.max_train_seconds,
+        methods=[m.lower() for m in split_list(args.methods)],
+        seeds=parse_counts(args.seeds, "--seeds"),
+        prompt_extra=args.prompt_args,
+        finetune_extra=args.finetune_args,
+    )
     deadline = time.monotonic() + args.max_seconds
     finished = []
     for name, argv in plan.commands():

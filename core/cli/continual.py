@@ -11,16 +11,31 @@ def add_cli_args(sub) -> None:
     from core.settings import add_flags
     from core.training.continual import DEFAULT_EVAL, DEFAULT_TRAIN, ContinualConfig
 
-    p = sub.add_parser("continual", help="fine-tune on a sequence of tasks and measure forgetting (naive, replay, lora-per-task, ewc)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--train", nargs="+", default=list(DEFAULT_TRAIN), metavar="T",
-                   help="training data of each task, in order: sample names (reviews, reviews:train) or files")
-    p.add_argument("--eval", nargs="+", default=list(DEFAULT_EVAL), metavar="E",
-                   help="evaluation data of each task, in the same order (a sample's test split by default)")
+    p = sub.add_parser(
+        "continual",
+        help="fine-tune on a sequence of tasks and measure forgetting (naive, replay, lora-per-task, ewc)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--train",
+        nargs="+",
+        default=list(DEFAULT_TRAIN),
+        metavar="T",
+        help="training data of each task, in order: sample names (reviews, reviews:train) or files",
+    )
+    p.add_argument(
+        "--eval",
+        nargs="+",
+        default=list(DEFAULT_EVAL),
+        metavar="E",
+        help="evaluation data of each task, in the same order (a sample's test split by default)",
+    )
     p.add_argument("--text-col", default=None, help="text column of files (detected when unambiguous)")
     p.add_argument("--label-col", default=None, help="label column of files (detected when unambiguous)")
     add_flags(p, ContinualConfig)
-    p.add_argument("--out", default=None, help="run name; each step also becomes a run NAME.stepK (default: continual-STRATEGY-TIMESTAMP)")
+    p.add_argument(
+        "--out", default=None, help="run name; each step also becomes a run NAME.stepK (default: continual-STRATEGY-TIMESTAMP)"
+    )
     p.set_defaults(func=cmd_continual)
 
 
@@ -42,11 +57,22 @@ def cmd_continual(args) -> int:
                 raise UserError(f"A run named '{sibling.name}' already exists; choose another --out.")
         models.check_max_length(config.model, config.max_length)
         space = continual.label_space(tasks)
-        dataset = {"name": " → ".join(t.name for t in tasks), "train": args.train, "eval": args.eval,
-                   "eval_sha256": continual.union_fingerprint(tasks)}
-        record = RunRecord("continual", dataset, space.units, command_line(args.argv), method=config.strategy,
-                           n_train_examples=sum(len(t.train) for t in tasks), tasks=[t.describe() for t in tasks],
-                           label_space=space.sentence())
+        dataset = {
+            "name": " → ".join(t.name for t in tasks),
+            "train": args.train,
+            "eval": args.eval,
+            "eval_sha256": continual.union_fingerprint(tasks),
+        }
+        record = RunRecord(
+            "continual",
+            dataset,
+            space.units,
+            command_line(args.argv),
+            method=config.strategy,
+            n_train_examples=sum(len(t.train) for t in tasks),
+            tasks=[t.describe() for t in tasks],
+            label_space=space.sentence(),
+        )
         run_config = record.config(config.to_dict())
         job.create(record, config.to_dict())
         job.start(task=0, tasks=len(tasks))

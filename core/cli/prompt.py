@@ -17,8 +17,11 @@ def add_cli_args(sub) -> None:
     from core.prompting import PromptConfig
     from core.settings import add_flags
 
-    p = sub.add_parser("prompt", help="classify the evaluation split by zero-/few-shot prompting a causal LM",
-                       description="Classify the evaluation split by prompting; writes a run directory (config, status, metrics, predictions).")
+    p = sub.add_parser(
+        "prompt",
+        help="classify the evaluation split by zero-/few-shot prompting a causal LM",
+        description="Classify the evaluation split by prompting; writes a run directory (config, status, metrics, predictions).",
+    )
     add_data_args(p)
     add_flags(p, PromptConfig)
     p.add_argument("--out", default=None, help="run name or runs/NAME (default: a new name like prompt-8shot-balanced-<time>)")
@@ -66,17 +69,32 @@ def cmd_prompt(args) -> int:
     for p in paths:  # all names checked before any folder is made; jobs.launch may have reserved the first for us
         if runs.not_a_link(p).exists() and not (runs.reserved_for_this_process(p) and not (p / "config.json").exists()):
             raise UserError(f"A run named '{p.name}' already exists; choose another name.")
-    dataset = {"name": eval_ds.name, "train": args.train, "eval": args.eval, "train_split": train_split, "eval_split": eval_split,
-               "train_sha256": data.fingerprint(train), "eval_sha256": data.fingerprint(eval_df)}
+    dataset = {
+        "name": eval_ds.name,
+        "train": args.train,
+        "eval": args.eval,
+        "train_split": train_split,
+        "eval_split": eval_split,
+        "train_sha256": data.fingerprint(train),
+        "eval_sha256": data.fingerprint(eval_df),
+    }
     command = runs.command_line(args.argv)
     run_dirs = []
     for config, path in zip(configs, paths):
-        record = runs.RunRecord("prompt", dataset, labels, command, method=config.method, n_train_examples=config.shots,
-                                grid=[p.name for p in paths] if len(paths) > 1 else None, **endpoints.config_record(config))
+        record = runs.RunRecord(
+            "prompt",
+            dataset,
+            labels,
+            command,
+            method=config.method,
+            n_train_examples=config.shots,
+            grid=[p.name for p in paths] if len(paths) > 1 else None,
+            **endpoints.config_record(config),
+        )
         run_dirs.append(runs.RunDir(path).create(record.config(config.to_dict())))
         run_dirs[-1].set_status("queued", pid=os.getpid())
     for i, (config, run) in enumerate(zip(configs, run_dirs)):
-        with jobs.run_job(run, "prompt", made=True, rest=run_dirs[i + 1:]) as job:
+        with jobs.run_job(run, "prompt", made=True, rest=run_dirs[i + 1 :]) as job:
             run_one(config, job, train, eval_df, labels)
         print(f"{run.name}: accuracy {run.metrics['accuracy']:.3f}, macro-F1 {run.metrics['macro_f1']:.3f} -> {run.path}")
     return 0
@@ -93,15 +111,28 @@ def run_one(config, job, train, eval_df, labels) -> None:
         result = prompting.run_prompting(config, train, eval_df, labels, lambda done, total: report(done, total, of=len(eval_df)))
     if result.auto:
         print(f"{run.name}: {prompting.describe_choice(result.auto)}")
-        run.write("config.json", {**run.config, **result.config.to_dict(), "method": f"{result.config.method} (auto)", "auto": result.auto})
+        run.write(
+            "config.json",
+            {**run.config, **result.config.to_dict(), "method": f"{result.config.method} (auto)", "auto": result.auto},
+        )
     elif "scoring_mode" in result.metrics:  # an endpoint run: the probed scoring mode is part of what ran
-        run.write("config.json", {**run.config, "scoring_mode": result.metrics["scoring_mode"], "calibration": result.config.calibration})
+        run.write(
+            "config.json",
+            {**run.config, "scoring_mode": result.metrics["scoring_mode"], "calibration": result.config.calibration},
+        )
     if "scoring_mode" in result.metrics:
         print(f"{run.name}: {endpoints.describe_usage(result.metrics)}")
     for w in result.warnings:
         print(f"warning: {w}")
-    run.write("demonstrations.json", {"demos": result.demos.to_dict(orient="records"), "warnings": result.warnings,
-                                      "prefix_tokens": result.prefix_tokens, "example_prompt": result.example_prompt})
+    run.write(
+        "demonstrations.json",
+        {
+            "demos": result.demos.to_dict(orient="records"),
+            "warnings": result.warnings,
+            "prefix_tokens": result.prefix_tokens,
+            "example_prompt": result.example_prompt,
+        },
+    )
     below = evaluate.flag_below_majority(result.metrics, result.predictions["label"].tolist(), labels)
     runs.finish_with_metrics(run, result.metrics, result.predictions)
     if below:

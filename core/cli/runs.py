@@ -42,14 +42,18 @@ def cmd_runs(args) -> int:
     steps = {name: registry.step_runs(name) for name in doomed}
     trials = {name: registry.trial_runs(name) for name in doomed}
     n_runs = len(set(doomed).union(*steps.values(), *trials.values()))
-    orphans = [p for p in sorted(registry.root.glob(".ckpt-*")) + sorted(registry.root.glob(".deleted-*"))
-               if p.is_dir() and not p.is_symlink() and p.name.removeprefix(".ckpt-") not in active]  # a link is not ours to remove
+    orphans = [
+        p
+        for p in sorted(registry.root.glob(".ckpt-*")) + sorted(registry.root.glob(".deleted-*"))
+        if p.is_dir() and not p.is_symlink() and p.name.removeprefix(".ckpt-") not in active
+    ]  # a link is not ours to remove
     if not doomed and not orphans:
         print("nothing to prune")
         return 0
     for name in doomed:
         with_parts = (f" with its step runs {', '.join(steps[name])}" if steps[name] else "") + (
-            f" with its {len(trials[name])} trial runs {name}.trial*" if trials[name] else "")
+            f" with its {len(trials[name])} trial runs {name}.trial*" if trials[name] else ""
+        )
         print(f"run {name} ({table.set_index('name').at[name, 'state']}){with_parts}")
     for path in orphans:
         print(f"leftover {path.name}")

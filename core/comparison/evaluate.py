@@ -27,8 +27,10 @@ def per_class(y_true: list[str], y_pred: list[str], labels: list[str]) -> dict[s
     if not len(y_true):
         return {lab: {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0} for lab in labels}
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
-    return {lab: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
-            for i, lab in enumerate(labels)}
+    return {
+        lab: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+        for i, lab in enumerate(labels)
+    }
 
 
 def classification_metrics(y_true: list[str], y_pred: list[str], labels: list[str]) -> dict:
@@ -76,21 +78,25 @@ def flag_below_majority(metrics: dict, y_true: list[str], labels: list[str]) -> 
     metrics.update(below_majority=below, majority_macro_f1=majority["macro_f1"], majority_accuracy=majority["accuracy"])
     if not below:
         return None
-    return (f"macro-F1 {metrics['macro_f1']:.3f} does not beat the majority class (always answering it scores macro-F1 "
-            f"{majority['macro_f1']:.3f}, accuracy {majority['accuracy']:.3f}); this run has not learned the task.")
+    return (
+        f"macro-F1 {metrics['macro_f1']:.3f} does not beat the majority class (always answering it scores macro-F1 "
+        f"{majority['macro_f1']:.3f}, accuracy {majority['accuracy']:.3f}); this run has not learned the task."
+    )
 
 
 def predictions_frame(ids, texts, labels, probs: np.ndarray, label_names: list[str]) -> pd.DataFrame:
     """predictions.csv rows: id, text, label, pred, confidence, prob_<label> per label (probs: (N, C))."""
     probs = np.asarray(probs, dtype=float)
     pred_idx = probs.argmax(axis=1)
-    df = pd.DataFrame({
-        "id": list(ids),
-        "text": list(texts),
-        "label": list(labels),
-        "pred": [label_names[i] for i in pred_idx],
-        "confidence": probs.max(axis=1).round(6),
-    })
+    df = pd.DataFrame(
+        {
+            "id": list(ids),
+            "text": list(texts),
+            "label": list(labels),
+            "pred": [label_names[i] for i in pred_idx],
+            "confidence": probs.max(axis=1).round(6),
+        }
+    )
     for j, lab in enumerate(label_names):
         df[f"prob_{lab}"] = probs[:, j].round(6)
     return df
@@ -121,7 +127,7 @@ class RunResult:
 
     @property
     def labels(self) -> list[str]:
-        return list(self.metrics.get("labels") or [c[len("prob_"):] for c in self.predictions.columns if c.startswith("prob_")])
+        return list(self.metrics.get("labels") or [c[len("prob_") :] for c in self.predictions.columns if c.startswith("prob_")])
 
 
 def load_run_result(path: str | Path) -> RunResult:
@@ -168,7 +174,9 @@ def join_predictions(runs: list[RunResult]) -> pd.DataFrame:
             raise UserError(f"Run '{r.name}' has duplicate example ids in predictions.csv.")
     common = set.intersection(*(set(r.predictions["id"]) for r in runs))
     if not common:
-        raise UserError("These runs share no evaluated example although their split fingerprints agree, so there is nothing to compare.")
+        raise UserError(
+            "These runs share no evaluated example although their split fingerprints agree, so there is nothing to compare."
+        )
     base = runs[0].predictions[["id", "text", "label"]]
     base = base[base["id"].isin(common)].reset_index(drop=True)  # runs scored on a subset of the split join on the shared rows
     for name, r in zip(unique_names(runs), runs, strict=True):
@@ -182,8 +190,11 @@ def join_predictions(runs: list[RunResult]) -> pd.DataFrame:
 
 def join_notes(runs: list[RunResult], joined: pd.DataFrame) -> list[str]:
     """Sentences about runs that scored more examples than the joined, shared rows (metrics here differ from metrics.json)."""
-    return [f"Run '{r.name}' scored {len(r.predictions)} examples; the comparison uses the {len(joined)} that every run scored."
-            for r in runs if len(r.predictions) > len(joined)]
+    return [
+        f"Run '{r.name}' scored {len(r.predictions)} examples; the comparison uses the {len(joined)} that every run scored."
+        for r in runs
+        if len(r.predictions) > len(joined)
+    ]
 
 
 def _f1_from_counts(tp: np.ndarray, n_pred: np.ndarray, n_true: np.ndarray) -> np.ndarray:
@@ -192,8 +203,9 @@ def _f1_from_counts(tp: np.ndarray, n_pred: np.ndarray, n_true: np.ndarray) -> n
     return np.divide(2 * tp, denom, out=np.zeros_like(tp, dtype=float), where=denom > 0)
 
 
-def bootstrap_metrics(y_true, y_pred, labels: list[str], n_resamples: int = 1000, seed: int = 0,
-                      level: float = 0.95) -> pd.DataFrame:
+def bootstrap_metrics(
+    y_true, y_pred, labels: list[str], n_resamples: int = 1000, seed: int = 0, level: float = 0.95
+) -> pd.DataFrame:
     """Percentile bootstrap intervals for accuracy, macro-F1 and per-class F1 (rows: metric, value, low, high), vectorised."""
     index = {lab: i for i, lab in enumerate(labels)}
     t = np.array([index.get(v, -1) for v in y_true])
@@ -221,8 +233,10 @@ def bootstrap_metrics(y_true, y_pred, labels: list[str], n_resamples: int = 1000
     acc_s, macro_s, pc_s = np.concatenate(acc), np.concatenate(macro), np.concatenate(per_class)
     point = classification_metrics(list(y_true), list(y_pred), labels)
     lo_q, hi_q = 100 * (1 - level) / 2, 100 * (1 + level) / 2
-    rows = [("accuracy", point["accuracy"], *np.percentile(acc_s, [lo_q, hi_q])),
-            ("macro_f1", point["macro_f1"], *np.percentile(macro_s, [lo_q, hi_q]))]
+    rows = [
+        ("accuracy", point["accuracy"], *np.percentile(acc_s, [lo_q, hi_q])),
+        ("macro_f1", point["macro_f1"], *np.percentile(macro_s, [lo_q, hi_q])),
+    ]
     for j, lab in enumerate(labels):
         col = pc_s[:, j][~np.isnan(pc_s[:, j])]
         lo, hi = np.percentile(col, [lo_q, hi_q]) if len(col) else (np.nan, np.nan)
@@ -242,11 +256,21 @@ def mcnemar_test(correct_a, correct_b) -> dict:
         return {"only_a_right": b, "only_b_right": c, "statistic": 0.0, "p_value": 1.0, "method": "no disagreements"}
     if n < EXACT_MCNEMAR_BELOW:
         k = min(b, c)
-        return {"only_a_right": b, "only_b_right": c, "statistic": float(k), "p_value": float(binomtest(k, n, 0.5).pvalue),
-                "method": "exact binomial"}
+        return {
+            "only_a_right": b,
+            "only_b_right": c,
+            "statistic": float(k),
+            "p_value": float(binomtest(k, n, 0.5).pvalue),
+            "method": "exact binomial",
+        }
     statistic = (abs(b - c) - 1) ** 2 / n
-    return {"only_a_right": b, "only_b_right": c, "statistic": float(statistic), "p_value": float(chi2.sf(statistic, df=1)),
-            "method": "chi-square, continuity-corrected"}
+    return {
+        "only_a_right": b,
+        "only_b_right": c,
+        "statistic": float(statistic),
+        "p_value": float(chi2.sf(statistic, df=1)),
+        "method": "chi-square, continuity-corrected",
+    }
 
 
 def run_names(joined: pd.DataFrame) -> list[str]:
@@ -259,7 +283,7 @@ def pairwise_mcnemar(joined: pd.DataFrame) -> pd.DataFrame:
     names = run_names(joined)
     rows = []
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             rows.append({"run_a": a, "run_b": b, **mcnemar_test(joined[f"correct@{a}"], joined[f"correct@{b}"])})
     return pd.DataFrame(rows)
 
@@ -276,7 +300,8 @@ def agreement_table(joined: pd.DataFrame, run_a: str, run_b: str) -> pd.DataFram
     a, b = joined[f"correct@{run_a}"].to_numpy(bool), joined[f"correct@{run_b}"].to_numpy(bool)
     return pd.DataFrame(
         [[int(np.sum(a & b)), int(np.sum(a & ~b))], [int(np.sum(~a & b)), int(np.sum(~a & ~b))]],
-        index=[f"{run_a} right", f"{run_a} wrong"], columns=[f"{run_b} right", f"{run_b} wrong"],
+        index=[f"{run_a} right", f"{run_a} wrong"],
+        columns=[f"{run_b} right", f"{run_b} wrong"],
     )
 
 
@@ -297,8 +322,16 @@ def reliability(confidence, correct, n_bins: int = 10) -> tuple[pd.DataFrame, fl
     counts = np.bincount(np.searchsorted(edges[1:-1], conf), minlength=n_bins)  # calibration_curve's own binning
     used = np.flatnonzero(counts)
     ece = float(np.sum(counts[used] / len(conf) * np.abs(accuracy - mean_conf)))
-    frame = pd.DataFrame({"bin_low": edges[used], "bin_high": edges[used + 1], "confidence": mean_conf, "accuracy": accuracy,
-                          "count": counts[used].astype(int)}, columns=columns)
+    frame = pd.DataFrame(
+        {
+            "bin_low": edges[used],
+            "bin_high": edges[used + 1],
+            "confidence": mean_conf,
+            "accuracy": accuracy,
+            "count": counts[used].astype(int),
+        },
+        columns=columns,
+    )
     return frame, ece
 
 
@@ -362,25 +395,48 @@ def compare_runs(paths: list[str | Path], n_resamples: int = 1000, seed: int = 0
         interval_frames.append(ci.assign(run=name))
         rel, ece = reliability(joined[f"confidence@{name}"], joined[f"correct@{name}"])
         rel_frames.append(rel.assign(run=name))
-        row = _metric_row(name, ci, kind=r.config.get("kind", "?"), model=r.config.get("model", "?"), method=r.config.get("method", ""),
-                          n_train_examples=r.config.get("n_train_examples"))
+        row = _metric_row(
+            name,
+            ci,
+            kind=r.config.get("kind", "?"),
+            model=r.config.get("model", "?"),
+            method=r.config.get("method", ""),
+            n_train_examples=r.config.get("n_train_examples"),
+        )
         trainable = _cost(r.metrics, "trainable_params")
         train_seconds = _cost(r.metrics, "train_seconds")
-        row.update(ece=ece, seconds=_cost(r.metrics, "seconds"), examples_per_second=_cost(r.metrics, "examples_per_second"),
-                   trainable_params=trainable, total_params=_cost(r.metrics, "total_params"),
-                   train_seconds=0.0 if trainable == 0 and np.isnan(train_seconds) else train_seconds,  # prompting trains nothing
-                   peak_memory_mb=_cost(r.metrics, "peak_memory_mb"), stopped_by=str(r.metrics.get("stopped_by") or ""),
-                   **{key: _cost(r.metrics, key) for key in ENDPOINT_COSTS + SEARCH_COSTS},
-                   unparsed=_cost(r.metrics, "unparsed"), scoring_mode=str(r.metrics.get("scoring_mode") or ""),
-                   below_majority=bool(row["macro_f1"] <= majority_f1))
+        row.update(
+            ece=ece,
+            seconds=_cost(r.metrics, "seconds"),
+            examples_per_second=_cost(r.metrics, "examples_per_second"),
+            trainable_params=trainable,
+            total_params=_cost(r.metrics, "total_params"),
+            train_seconds=0.0 if trainable == 0 and np.isnan(train_seconds) else train_seconds,  # prompting trains nothing
+            peak_memory_mb=_cost(r.metrics, "peak_memory_mb"),
+            stopped_by=str(r.metrics.get("stopped_by") or ""),
+            **{key: _cost(r.metrics, key) for key in ENDPOINT_COSTS + SEARCH_COSTS},
+            unparsed=_cost(r.metrics, "unparsed"),
+            scoring_mode=str(r.metrics.get("scoring_mode") or ""),
+            below_majority=bool(row["macro_f1"] <= majority_f1),
+        )
         metric_rows.append(row)
         m = confusion(y_true, pred, labels)
-        conf_rows += [{"run": name, "true": t, "pred": p, "count": int(m[i, j])}
-                      for i, t in enumerate(labels) for j, p in enumerate(labels)]
-    return Comparison(runs=runs, names=names, labels=labels, joined=joined, metrics=pd.DataFrame(metric_rows),
-                      mcnemar=pairwise_mcnemar(joined), confusions=pd.DataFrame(conf_rows),
-                      reliability=pd.concat(rel_frames, ignore_index=True), intervals=pd.concat(interval_frames, ignore_index=True),
-                      notes=join_notes(runs, joined), baselines=baselines)
+        conf_rows += [
+            {"run": name, "true": t, "pred": p, "count": int(m[i, j])} for i, t in enumerate(labels) for j, p in enumerate(labels)
+        ]
+    return Comparison(
+        runs=runs,
+        names=names,
+        labels=labels,
+        joined=joined,
+        metrics=pd.DataFrame(metric_rows),
+        mcnemar=pairwise_mcnemar(joined),
+        confusions=pd.DataFrame(conf_rows),
+        reliability=pd.concat(rel_frames, ignore_index=True),
+        intervals=pd.concat(interval_frames, ignore_index=True),
+        notes=join_notes(runs, joined),
+        baselines=baselines,
+    )
 
 
 def _blank_or(fmt: str):
@@ -394,10 +450,16 @@ def format_metrics_table(metrics: pd.DataFrame, baselines: pd.DataFrame | None =
     kind and method; narrow enough that the costs show without scrolling sideways."""
     rows = pd.concat([metrics, baselines], ignore_index=True) if baselines is not None and len(baselines) else metrics
     budget, below = rows["stopped_by"].eq(BUDGET_STOP), rows["below_majority"].eq(True)
-    flags = [", ".join(f for f, on in (("time budget", a), ("below majority", b)) if on) for a, b in zip(budget, below, strict=True)]
+    flags = [
+        ", ".join(f for f, on in (("time budget", a), ("below majority", b)) if on) for a, b in zip(budget, below, strict=True)
+    ]
     out = pd.DataFrame({"run": rows["run"], "warnings": flags})
-    interval = {key: [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in zip(rows[key], rows[f"{key}_low"], rows[f"{key}_high"], strict=True)]
-                for key in ("macro_f1", "accuracy")}
+    interval = {
+        key: [
+            f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in zip(rows[key], rows[f"{key}_low"], rows[f"{key}_high"], strict=True)
+        ]
+        for key in ("macro_f1", "accuracy")
+    }
     out["macro_f1"] = interval["macro_f1"]
     out["train s"] = rows["train_seconds"].map(_blank_or("{:.0f}"))
     out["examples/s"] = rows["examples_per_second"].map(_blank_or("{:.1f}"))
@@ -405,8 +467,10 @@ def format_metrics_table(metrics: pd.DataFrame, baselines: pd.DataFrame | None =
     out["peak MB"] = rows["peak_memory_mb"].map(_blank_or("{:,.0f}"))
     if rows.reindex(columns=list(ENDPOINT_COSTS)).notna().any().any():  # only when a run was prompted through an endpoint
         tokens = rows.reindex(columns=["prompt_tokens", "completion_tokens"])
-        out["tokens in/out"] = [f"{int(a):,} / {int(b):,}" if pd.notna(a) and pd.notna(b) else ""
-                                for a, b in zip(tokens["prompt_tokens"], tokens["completion_tokens"], strict=True)]
+        out["tokens in/out"] = [
+            f"{int(a):,} / {int(b):,}" if pd.notna(a) and pd.notna(b) else ""
+            for a, b in zip(tokens["prompt_tokens"], tokens["completion_tokens"], strict=True)
+        ]
         out["USD"] = rows.reindex(columns=["cost_usd"])["cost_usd"].map(_blank_or("{:.4f}"))
         out["latency ms"] = rows.reindex(columns=["latency_ms"])["latency_ms"].map(_blank_or("{:,.0f}"))
     out["accuracy"] = interval["accuracy"]
@@ -424,8 +488,14 @@ def per_class_table(metrics: pd.DataFrame, baselines: pd.DataFrame | None = None
     return out
 
 
-def error_cases(joined: pd.DataFrame, names: list[str], label: str | None = None, cell: str | None = None,
-                sort_by: str = "confidence", ascending: bool = False) -> pd.DataFrame:
+def error_cases(
+    joined: pd.DataFrame,
+    names: list[str],
+    label: str | None = None,
+    cell: str | None = None,
+    sort_by: str = "confidence",
+    ascending: bool = False,
+) -> pd.DataFrame:
     """Rows of the error browser: filtered by true label and by agreement cell of the first two runs, sorted by confidence."""
     df = joined.copy()
     if len(names) >= 2:
@@ -450,9 +520,17 @@ def efficiency_frame(run_paths: list[str | Path]) -> pd.DataFrame:
         c, m = run.config, run.metrics
         if not c or not m or c.get("n_train_examples") is None or m.get("macro_f1") is None:
             continue
-        rows.append({"run": run.name, "kind": c.get("kind", "?"), "model": c.get("model", "?"), "method": c.get("method", ""),
-                     "n_train_examples": int(c["n_train_examples"]), "macro_f1": float(m["macro_f1"]),
-                     "eval_sha256": eval_split(c)})
+        rows.append(
+            {
+                "run": run.name,
+                "kind": c.get("kind", "?"),
+                "model": c.get("model", "?"),
+                "method": c.get("method", ""),
+                "n_train_examples": int(c["n_train_examples"]),
+                "macro_f1": float(m["macro_f1"]),
+                "eval_sha256": eval_split(c),
+            }
+        )
     cols = ["run", "kind", "model", "method", "n_train_examples", "macro_f1", "eval_sha256"]
     return pd.DataFrame(rows, columns=cols).sort_values(["kind", "n_train_examples"]).reset_index(drop=True)
 
@@ -469,6 +547,12 @@ def most_confused(confusions: pd.DataFrame, top: int = 20, search: str = "") -> 
     wrong = confusions[(confusions["true"] != confusions["pred"]) & (confusions["count"] > 0)]
     if search.strip():
         needle = search.strip().lower()
-        hit = wrong["true"].astype(str).str.lower().str.contains(needle, regex=False) | wrong["pred"].astype(str).str.lower().str.contains(needle, regex=False)
+        hit = wrong["true"].astype(str).str.lower().str.contains(needle, regex=False) | wrong["pred"].astype(
+            str
+        ).str.lower().str.contains(needle, regex=False)
         wrong = wrong[hit]
-    return wrong.sort_values(["count", "run", "true", "pred"], ascending=[False, True, True, True]).head(top).reset_index(drop=True)[["run", "true", "pred", "count"]]
+    return (
+        wrong.sort_values(["count", "run", "true", "pred"], ascending=[False, True, True, True])
+        .head(top)
+        .reset_index(drop=True)[["run", "true", "pred", "count"]]
+    )

@@ -60,8 +60,13 @@ def _environment():
     return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined)
 
 
-def build_report(cmp: Comparison, efficiency: pd.DataFrame | None = None, top_errors: int = 20,
-                 sections: list[tuple[str, pd.DataFrame, str]] | None = None, more_caveats: list[str] | None = None) -> str:
+def build_report(
+    cmp: Comparison,
+    efficiency: pd.DataFrame | None = None,
+    top_errors: int = 20,
+    sections: list[tuple[str, pd.DataFrame, str]] | None = None,
+    more_caveats: list[str] | None = None,
+) -> str:
     """The whole report as one HTML string: the verdict and its caveats first, then metrics with the baselines, McNemar,
     the page's charts (confusion matrices up to charts.MAX_MATRIX_LABELS labels, the most confused pairs above, as on the
     page), agreement, top errors, the Fine-tune page's charts of each search a run came from (as its result or a trial),
@@ -77,33 +82,63 @@ def build_report(cmp: Comparison, efficiency: pd.DataFrame | None = None, top_er
         drawn["confusions"] = charts.confusion_heatmaps(cmp.confusions, cmp.labels)
     if efficiency is not None and has_curve(efficiency):
         drawn["efficiency"] = charts.efficiency_chart(efficiency)
-    rendered = {key: Markup(svg(chart, key)) for key, chart in drawn.items()}  # noqa: S704 (SVG from vl-convert, text escaped by it)
+    # SVG from vl-convert, which escapes the text inside it
+    rendered = {key: Markup(svg(chart, key)) for key, chart in drawn.items()}  # noqa: S704
     searches = {}  # the folder of each search that a compared run came from (its result, or one of its trials): the runs
     for run in cmp.runs:
         if folder := charts_search.search_of(run.path):
             searches.setdefault(folder, []).append(run.name)
-    searched = [{"name": folder.name, "runs": members, "finished": (folder / "metrics.json").is_file(),
-                 "charts": [Markup(svg(chart, f"search{i}-{j}"))  # noqa: S704 (as above)
-                            for j, chart in enumerate(charts_search.search_charts(folder))]}
-                for i, (folder, members) in enumerate(searches.items())]
+    searched = [
+        {
+            "name": folder.name,
+            "runs": members,
+            "finished": (folder / "metrics.json").is_file(),
+            "charts": [
+                Markup(svg(chart, f"search{i}-{j}"))  # noqa: S704 (as above)
+                for j, chart in enumerate(charts_search.search_charts(folder))
+            ],
+        }
+        for i, (folder, members) in enumerate(searches.items())
+    ]
     a, b = names[0], names[1]
     errors = error_cases(cmp.joined, names)
     errors = errors[errors["agreement"] != AGREEMENT_CELLS[0]].head(top_errors)
     errors = errors.assign(agreement=errors["agreement"].str.replace(" A ", f" {a} ").str.replace(" B ", f" {b} "))
     errors[[f"confidence@{n}" for n in names]] = errors[[f"confidence@{n}" for n in names]].round(3)
     cols = ["id", "text", "label", "agreement"] + [c for n in names for c in (f"pred@{n}", f"confidence@{n}")]
-    mcnemar = (_table(cmp.mcnemar.assign(p_value=cmp.mcnemar["p_value"].map(format_p),
-                                         statistic=cmp.mcnemar["statistic"].map(lambda s: f"{s:.3f}")))
-               if len(cmp.mcnemar) else None)
-    return _environment().get_template("report.html").render(
-        names=names, headline=headline, caveats=caveats, n_examples=len(cmp.joined), labels=cmp.labels,
-        generated=time.strftime("%Y-%m-%d %H:%M"), charts={"confusions": None, "efficiency": None, **rendered},
-        metrics=_table(format_metrics_table(cmp.metrics, cmp.baselines)), per_class=_table(per_class_table(cmp.metrics, cmp.baselines)),
-        mcnemar=mcnemar, most_confused=_table(most_confused(cmp.confusions, top=25)), run_a=a, run_b=b,
-        agreement=_table(agreement_table(cmp.joined, a, b), index=True), errors=_table(errors[cols]),
-        searches=searched, sections=[{"title": title, "table": _table(table), "note": note} for title, table, note in sections or []],
-        commands=[(n, r.config.get("command", "(no command recorded)")) for n, r in zip(names, cmp.runs, strict=True)])
-
+    mcnemar = (
+        _table(
+            cmp.mcnemar.assign(
+                p_value=cmp.mcnemar["p_value"].map(format_p), statistic=cmp.mcnemar["statistic"].map(lambda s: f"{s:.3f}")
+            )
+        )
+        if len(cmp.mcnemar)
+        else None
+    )
+    return (
+        _environment()
+        .get_template("report.html")
+        .render(
+            names=names,
+            headline=headline,
+            caveats=caveats,
+            n_examples=len(cmp.joined),
+            labels=cmp.labels,
+            generated=time.strftime("%Y-%m-%d %H:%M"),
+            charts={"confusions": None, "efficiency": None, **rendered},
+            metrics=_table(format_metrics_table(cmp.metrics, cmp.baselines)),
+            per_class=_table(per_class_table(cmp.metrics, cmp.baselines)),
+            mcnemar=mcnemar,
+            most_confused=_table(most_confused(cmp.confusions, top=25)),
+            run_a=a,
+            run_b=b,
+            agreement=_table(agreement_table(cmp.joined, a, b), index=True),
+            errors=_table(errors[cols]),
+            searches=searched,
+            sections=[{"title": title, "table": _table(table), "note": note} for title, table, note in sections or []],
+            commands=[(n, r.config.get("command", "(no command recorded)")) for n, r in zip(names, cmp.runs, strict=True)],
+        )
+    )
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets read as the start of a formula (OWASP CSV injection)
@@ -132,7 +167,9 @@ def write_report(path: str | Path, text: str) -> Path:
     if not path.parent.is_dir():
         raise UserError(f"The folder {path.parent} does not exist, so {path.name} cannot be written there.")
     if path.is_symlink() or (path.exists() and not path.is_file()):
-        raise UserError(f"{path} is a link or not a regular file, so it is not replaced; give the path of a new or ordinary file.")
+        raise UserError(
+            f"{path} is a link or not a regular file, so it is not replaced; give the path of a new or ordinary file."
+        )
     try:
         write_atomic(path, text)
     except OSError as e:

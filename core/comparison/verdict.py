@@ -30,16 +30,20 @@ def budget_warning(name: str, config: dict, metrics: dict) -> str | None:
         return None
     done, planned = _num(metrics.get("epochs_done")), _num((config or {}).get("epochs"))
     where = f" after {done:.1f} of {planned:g} epochs" if not (math.isnan(done) or math.isnan(planned)) else ""
-    return (f"'{name}' was stopped by its time budget{where}: it is not fully trained, so its scores understate "
-            "what the method can do (raise the time budget or lower the epochs).")
+    return (
+        f"'{name}' was stopped by its time budget{where}: it is not fully trained, so its scores understate "
+        "what the method can do (raise the time budget or lower the epochs)."
+    )
 
 
 def below_majority_warning(name: str, macro_f1: float, majority_f1: float) -> str | None:
     """A sentence when a run does not beat always answering the most frequent label on macro-F1, else None."""
     if not macro_f1 <= majority_f1:
         return None
-    return (f"'{name}' does not beat the majority baseline on macro-F1 ({macro_f1:.3f} vs {majority_f1:.3f} for always "
-            "answering the most frequent label): it has learned nothing usable from the text.")
+    return (
+        f"'{name}' does not beat the majority baseline on macro-F1 ({macro_f1:.3f} vs {majority_f1:.3f} for always "
+        "answering the most frequent label): it has learned nothing usable from the text."
+    )
 
 
 def majority_macro_f1(metrics: dict) -> float | None:
@@ -59,8 +63,10 @@ def _run_checks(name: str, config: dict, metrics: dict | None) -> dict[str, str 
         return {}
     config = config if isinstance(config, dict) else {}
     majority, f1 = majority_macro_f1(metrics), _num(metrics.get("macro_f1"))
-    return {"time budget": budget_warning(name, config, metrics),
-            "below majority": None if majority is None or math.isnan(f1) else below_majority_warning(name, f1, majority)}
+    return {
+        "time budget": budget_warning(name, config, metrics),
+        "below majority": None if majority is None or math.isnan(f1) else below_majority_warning(name, f1, majority),
+    }
 
 
 def run_warnings(name: str, config: dict, metrics: dict | None) -> list[str]:
@@ -74,8 +80,9 @@ def run_flags(config: dict, metrics: dict | None) -> str:
 
 
 def _mcnemar_p(cmp: Comparison, a: str, b: str) -> float:
-    rows = cmp.mcnemar[((cmp.mcnemar["run_a"] == a) & (cmp.mcnemar["run_b"] == b))
-                       | ((cmp.mcnemar["run_a"] == b) & (cmp.mcnemar["run_b"] == a))]
+    rows = cmp.mcnemar[
+        ((cmp.mcnemar["run_a"] == a) & (cmp.mcnemar["run_b"] == b)) | ((cmp.mcnemar["run_a"] == b) & (cmp.mcnemar["run_b"] == a))
+    ]
     return float(rows["p_value"].iloc[0]) if len(rows) else math.nan
 
 
@@ -90,14 +97,18 @@ def cost_phrase(row: pd.Series) -> str:
         parts = [what + (f" in {seconds:.0f} s" if not math.isnan(seconds) else "")]
     trials, searched = _num(row.get("search_trials")), _num(row.get("search_seconds"))
     if not math.isnan(trials):  # a searched run is not like for like with an unsearched one: its search is part of its cost
-        parts.append(f"was chosen by a {int(trials)}-trial search costing {searched:,.0f} s" if not math.isnan(searched)
-                     else f"was chosen by a {int(trials)}-trial search")
+        parts.append(
+            f"was chosen by a {int(trials)}-trial search costing {searched:,.0f} s"
+            if not math.isnan(searched)
+            else f"was chosen by a {int(trials)}-trial search"
+        )
     tokens_in, tokens_out = _num(row.get("prompt_tokens")), _num(row.get("completion_tokens"))
     if not math.isnan(tokens_in):
         usd = _num(row.get("cost_usd"))
         money = f" (${usd:.4f})" if not math.isnan(usd) else " (no price set)"
-        parts.append(f"sends {int(tokens_in):,} prompt and {int(0 if math.isnan(tokens_out) else tokens_out):,} completion "
-                     f"tokens{money}")
+        parts.append(
+            f"sends {int(tokens_in):,} prompt and {int(0 if math.isnan(tokens_out) else tokens_out):,} completion tokens{money}"
+        )
     latency, speed, memory = _num(row.get("latency_ms")), _num(row.get("examples_per_second")), _num(row.get("peak_memory_mb"))
     if not math.isnan(latency):
         parts.append(f"waits {latency:,.0f} ms per request (median)")
@@ -133,13 +144,17 @@ def _families_lead(cmp: Comparison, ranked: pd.DataFrame) -> tuple[str, pd.Serie
     tuned, prompt = ranked[fams == "fine-tune"].iloc[0], ranked[fams == "prompt"].iloc[0]
     margin, p = tuned["macro_f1"] - prompt["macro_f1"], _mcnemar_p(cmp, tuned["run"], prompt["run"])
     if margin == 0:
-        text = (f"Fine-tuning and prompting tie: the best fine-tuned run '{tuned['run']}' and the best prompt "
-                f"'{prompt['run']}' both reach macro-F1 {_score(tuned)}")
+        text = (
+            f"Fine-tuning and prompting tie: the best fine-tuned run '{tuned['run']}' and the best prompt "
+            f"'{prompt['run']}' both reach macro-F1 {_score(tuned)}"
+        )
         return text + _significance(p), tuned, prompt
     win, lose = (tuned, prompt) if margin > 0 else (prompt, tuned)
     how = "Fine-tuning beats prompting" if margin > 0 else "Prompting beats fine-tuning"
-    text = (f"{how}: the best {family(win['kind'])} run '{win['run']}' reaches macro-F1 {_score(win)}, {abs(margin):.3f} ahead "
-            f"of the best {family(lose['kind'])} run '{lose['run']}' ({_score(lose)})")
+    text = (
+        f"{how}: the best {family(win['kind'])} run '{win['run']}' reaches macro-F1 {_score(win)}, {abs(margin):.3f} ahead "
+        f"of the best {family(lose['kind'])} run '{lose['run']}' ({_score(lose)})"
+    )
     return text + _significance(p), win, lose
 
 
@@ -169,16 +184,26 @@ def verdict(cmp: Comparison) -> tuple[str, list[str]]:
         first, second = best, ranked.iloc[1]
         margin = best["macro_f1"] - second["macro_f1"]
         lead = f"'{best['run']}' is best on macro-F1 with {_score(best)}"
-        lead += f", tied with '{second['run']}'" if margin == 0 else f", {margin:.3f} ahead of '{second['run']}' ({second['macro_f1']:.3f})"
+        lead += (
+            f", tied with '{second['run']}'"
+            if margin == 0
+            else f", {margin:.3f} ahead of '{second['run']}' ({second['macro_f1']:.3f})"
+        )
         lead += _significance(_mcnemar_p(cmp, best["run"], second["run"]))
     if best["macro_f1"] <= majority:
-        lead = (f"No run beats the majority baseline (macro-F1 {majority:.3f}); " + ("" if families else "the best, ")
-                + lead[0].lower() + lead[1:])
+        lead = (
+            f"No run beats the majority baseline (macro-F1 {majority:.3f}); "
+            + ("" if families else "the best, ")
+            + lead[0].lower()
+            + lead[1:]
+        )
     headline = f"{lead}. Cost: {cost_phrase(first)}; {cost_phrase(second)}."
     cheap = cheapest_within_interval(ranked)
     if cheap is not None:
-        headline += (f" The cheapest run within the best run's interval is '{cheap['run']}' (macro-F1 {cheap['macro_f1']:.3f}, "
-                     f"{cheap['seconds']:,.0f} s of compute against {best['seconds']:,.0f} s for '{best['run']}').")
+        headline += (
+            f" The cheapest run within the best run's interval is '{cheap['run']}' (macro-F1 {cheap['macro_f1']:.3f}, "
+            f"{cheap['seconds']:,.0f} s of compute against {best['seconds']:,.0f} s for '{best['run']}')."
+        )
     return headline, caveats(cmp, majority)
 
 
@@ -189,23 +214,35 @@ def caveats(cmp: Comparison, majority: float) -> list[str]:
     out = []
     n = len(cmp.joined)
     if n < MIN_EVAL_EXAMPLES:
-        out.append(f"Only {n} evaluation examples (fewer than {MIN_EVAL_EXAMPLES}): the intervals are wide and differences of "
-                   "a few points may be noise.")
+        out.append(
+            f"Only {n} evaluation examples (fewer than {MIN_EVAL_EXAMPLES}): the intervals are wide and differences of "
+            "a few points may be noise."
+        )
     by_name = dict(zip(cmp.names, cmp.runs, strict=True))
     for _, row in cmp.metrics.iterrows():
         run = by_name[row["run"]]
-        out += [w for w in (budget_warning(row["run"], run.config, run.metrics),
-                            below_majority_warning(row["run"], row["macro_f1"], majority)) if w]
+        out += [
+            w
+            for w in (
+                budget_warning(row["run"], run.config, run.metrics),
+                below_majority_warning(row["run"], row["macro_f1"], majority),
+            )
+            if w
+        ]
     for _, row in cmp.metrics.iterrows():  # an endpoint's generate mode: answers parsed to labels, no probabilities
         if _num(row.get("unparsed")) > 0:
             out.append(f"'{row['run']}' gave {int(row['unparsed'])} answers that named no label; they count as wrong.")
         if math.isnan(_num(row.get("ece"))):
-            out.append(f"'{row['run']}' has no probabilities (scoring mode {row.get('scoring_mode') or 'unknown'}): it has no "
-                       "calibration line or ECE, and its confidence is empty in the error cases.")
+            out.append(
+                f"'{row['run']}' has no probabilities (scoring mode {row.get('scoring_mode') or 'unknown'}): it has no "
+                "calibration line or ECE, and its confidence is empty in the error cases."
+            )
     fams = cmp.metrics.assign(family=cmp.metrics["kind"].map(family)).sort_values("macro_f1", ascending=False, kind="stable")
     for _, row in fams.drop_duplicates("family").iterrows():  # the best of each family, barely above the baseline
         if majority < row["macro_f1"] and row["macro_f1_low"] <= majority:
-            out.append(f"The best {row['family']} run '{row['run']}' is barely above the majority baseline: its macro-F1 "
-                       f"{row['macro_f1']:.3f} has a 95% interval reaching down to {row['macro_f1_low']:.3f}, and always "
-                       f"answering the most frequent label scores {majority:.3f}.")
+            out.append(
+                f"The best {row['family']} run '{row['run']}' is barely above the majority baseline: its macro-F1 "
+                f"{row['macro_f1']:.3f} has a 95% interval reaching down to {row['macro_f1_low']:.3f}, and always "
+                f"answering the most frequent label scores {majority:.3f}."
+            )
     return out + list(cmp.notes)

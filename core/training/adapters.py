@@ -12,7 +12,9 @@ from torch import nn
 # output projections of the attention block and of the feed-forward block, by architecture family:
 # BERT/RoBERTa/MiniLM (attention.output.dense, layer.N.output.dense), DistilBERT (out_lin, ffn.lin2),
 # Llama-style (o_proj, down_proj)
-TARGETS = re.compile(r"(attention\.output\.dense|layer\.\d+\.output\.dense|attention\.out_lin|ffn\.lin2|self_attn\.o_proj|mlp\.down_proj)$")
+TARGETS = re.compile(
+    r"(attention\.output\.dense|layer\.\d+\.output\.dense|attention\.out_lin|ffn\.lin2|self_attn\.o_proj|mlp\.down_proj)$"
+)
 
 
 class BottleneckAdapter(nn.Module):

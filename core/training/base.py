@@ -23,7 +23,11 @@ from core.settings import SEED, check_fields, device_name, number, setting, spli
 MIXED_PRECISION_MIN_PARAMS = 100_000_000  # below this, autocast costs more than it saves (MiniLM on an H200: 4x slower)
 DEV_CHOICES = ("auto", "holdout", "eval", "none")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-POOLINGS = ("auto", "mean", "cls")  # auto: mean for sentence-transformer encoders (how they were trained), else the model's own head
+POOLINGS = (
+    "auto",
+    "mean",
+    "cls",
+)  # auto: mean for sentence-transformer encoders (how they were trained), else the model's own head
 
 REPORT_TO = ("none", "tensorboard", "mlflow")  # Trainer integrations a run may log to (optional packages)
 STEPS_OR_EPOCH = "evaluate the dev set every 'epoch' or every N steps (a number)"
@@ -75,47 +79,99 @@ class FinetuneConfig:
     """Everything a fine-tuning run depends on; its fields' metadata make the CLI flags and the page form's defaults."""
 
     model: str = setting(models.ENCODER, "--model", help="bundled model (minilm, smollm2), Hugging Face id or local folder")
-    method: str = setting("full", "--method", choices=METHODS,
-                          help="what is trained: full, head (linear probe), bitfit, lora, adapter (Houlsby bottlenecks); logreg / knn on frozen "
-                               "mean-pooled embeddings (scikit-learn, seconds); setfit (contrastive body + logreg head; --epochs counts passes "
-                               "over 40 pairs per example); on a decoder: prompt-tuning (soft prompt) and lora-lm (LoRA), both trained with "
-                               "the LM loss on the label word after the zero-shot prompt")
-    epochs: float = setting(3.0, "--epochs", type=number(float, 0, 100, above=True),
-                            help="passes over the training rows (fractions allowed)")
-    lr: float | None = setting(None, "--lr", type=number(float, 0, 1, above=True, below=True),
-                               help="peak learning rate (default: the method's own)")
+    method: str = setting(
+        "full",
+        "--method",
+        choices=METHODS,
+        help="what is trained: full, head (linear probe), bitfit, lora, adapter (Houlsby bottlenecks); logreg / knn on frozen "
+        "mean-pooled embeddings (scikit-learn, seconds); setfit (contrastive body + logreg head; --epochs counts passes "
+        "over 40 pairs per example); on a decoder: prompt-tuning (soft prompt) and lora-lm (LoRA), both trained with "
+        "the LM loss on the label word after the zero-shot prompt",
+    )
+    epochs: float = setting(
+        3.0, "--epochs", type=number(float, 0, 100, above=True), help="passes over the training rows (fractions allowed)"
+    )
+    lr: float | None = setting(
+        None, "--lr", type=number(float, 0, 1, above=True, below=True), help="peak learning rate (default: the method's own)"
+    )
     batch_size: int = setting(16, "--batch-size", type=number(int, 1, 4096), help="examples per step, per device")
-    weight_decay: float = setting(0.01, "--weight-decay", type=number(float, 0, 1, below=True),
-                                  help="AdamW decoupled decay (Trainer skips biases and norms)")
-    warmup_ratio: float = setting(0.1, "--warmup-ratio", type=number(float, 0, 1, below=True), help="share of steps with linear warm-up")
-    eval_strategy: str = setting("epoch", "--eval-every", type=eval_every, help=STEPS_OR_EPOCH)  # "epoch", or "steps" (every eval_steps)
+    weight_decay: float = setting(
+        0.01,
+        "--weight-decay",
+        type=number(float, 0, 1, below=True),
+        help="AdamW decoupled decay (Trainer skips biases and norms)",
+    )
+    warmup_ratio: float = setting(
+        0.1, "--warmup-ratio", type=number(float, 0, 1, below=True), help="share of steps with linear warm-up"
+    )
+    eval_strategy: str = setting(
+        "epoch", "--eval-every", type=eval_every, help=STEPS_OR_EPOCH
+    )  # "epoch", or "steps" (every eval_steps)
     eval_steps: int = setting(50, type=number(int, 1))  # set by --eval-every N, or by a --config file
-    early_stopping_patience: int = setting(2, "--patience", type=number(int), help="early stopping patience on dev macro-F1 (0: off)")
-    max_train_examples: int = setting(0, "--max-train-examples", type=number(int), help="use at most N training rows, a seeded sample (0: all)")
-    max_train_seconds: float = setting(0.0, "--max-train-seconds", type=number(float), help="stop training after S seconds (0: no limit)")
+    early_stopping_patience: int = setting(
+        2, "--patience", type=number(int), help="early stopping patience on dev macro-F1 (0: off)"
+    )
+    max_train_examples: int = setting(
+        0, "--max-train-examples", type=number(int), help="use at most N training rows, a seeded sample (0: all)"
+    )
+    max_train_seconds: float = setting(
+        0.0, "--max-train-seconds", type=number(float), help="stop training after S seconds (0: no limit)"
+    )
     max_length: int = setting(128, "--max-length", type=number(int, 8, 8192), help="tokens per text; longer texts are truncated")
-    dev: str = setting("auto", "--dev", choices=DEV_CHOICES,
-                       help="in-training eval set: auto = a sample's validation split, else 10%% of train; holdout = 10%% of train; "
-                            "eval = the eval split; none")
+    dev: str = setting(
+        "auto",
+        "--dev",
+        choices=DEV_CHOICES,
+        help="in-training eval set: auto = a sample's validation split, else 10%% of train; holdout = 10%% of train; "
+        "eval = the eval split; none",
+    )
     lora_r: int = setting(8, "--lora-r", type=number(int, 1), help="LoRA rank")
-    lora_alpha: float = setting(16.0, "--lora-alpha", type=number(float, 0, above=True), help="LoRA scaling numerator (scale = alpha / r)")
+    lora_alpha: float = setting(
+        16.0, "--lora-alpha", type=number(float, 0, above=True), help="LoRA scaling numerator (scale = alpha / r)"
+    )
     lora_dropout: float = setting(0.1, "--lora-dropout", type=number(float, 0, 1, below=True), help="LoRA dropout")
-    lora_target_modules: list[str] = setting([], "--lora-targets", nargs="+", metavar="MODULE",
-                                             help="module names, e.g. query value (default: peft's choice for the model)")
-    virtual_tokens: int = setting(20, "--virtual-tokens", type=number(int, 1, 512), help="prompt-tuning: soft-prompt length in tokens")
-    label_words: dict[str, str] = setting({}, "--label-words", nargs="+", action="extend", metavar="LABEL=WORD",
-                                          help="prompt-tuning and lora-lm: the word the model learns to answer for a label (others say their name)")
-    adapter_reduction: int = setting(16, "--adapter-reduction", type=number(int, 1, 1024),
-                                     help="adapter method: hidden size / bottleneck size (16 on MiniLM: 384 -> 24 -> 384)")
-    pooling: str = setting("auto", "--pooling", choices=POOLINGS,
-                           help="classify from mean-pooled token states (auto: for sentence-transformer encoders such as minilm) "
-                                "or the model's own head (cls)")
+    lora_target_modules: list[str] = setting(
+        [],
+        "--lora-targets",
+        nargs="+",
+        metavar="MODULE",
+        help="module names, e.g. query value (default: peft's choice for the model)",
+    )
+    virtual_tokens: int = setting(
+        20, "--virtual-tokens", type=number(int, 1, 512), help="prompt-tuning: soft-prompt length in tokens"
+    )
+    label_words: dict[str, str] = setting(
+        {},
+        "--label-words",
+        nargs="+",
+        action="extend",
+        metavar="LABEL=WORD",
+        help="prompt-tuning and lora-lm: the word the model learns to answer for a label (others say their name)",
+    )
+    adapter_reduction: int = setting(
+        16,
+        "--adapter-reduction",
+        type=number(int, 1, 1024),
+        help="adapter method: hidden size / bottleneck size (16 on MiniLM: 384 -> 24 -> 384)",
+    )
+    pooling: str = setting(
+        "auto",
+        "--pooling",
+        choices=POOLINGS,
+        help="classify from mean-pooled token states (auto: for sentence-transformer encoders such as minilm) "
+        "or the model's own head (cls)",
+    )
     seed: int = setting(42, "--seed", type=SEED)
-    precision: str = setting("auto", "--precision", choices=PRECISIONS,
-                             help="auto: bf16 (or fp16) on CUDA for models of 100M+ parameters, else fp32")
+    precision: str = setting(
+        "auto", "--precision", choices=PRECISIONS, help="auto: bf16 (or fp16) on CUDA for models of 100M+ parameters, else fp32"
+    )
     device: str = setting("auto", "--device", type=device_name, help="auto, cpu, cuda or mps")
-    report_to: str = setting("none", "--report-to", choices=REPORT_TO,
-                             help="also log training to TensorBoard or MLflow (optional packages; without them training goes on without it)")
+    report_to: str = setting(
+        "none",
+        "--report-to",
+        choices=REPORT_TO,
+        help="also log training to TensorBoard or MLflow (optional packages; without them training goes on without it)",
+    )
 
     def __post_init__(self):
         self.method = str(self.method).lower()
@@ -125,8 +181,10 @@ class FinetuneConfig:
         self.label_words = parse_label_words(self.label_words)
         check_fields(self)
         if self.label_words and METHODS[self.method].fits != "decoder":
-            raise UserError(f"Label words are what prompt-tuning and lora-lm learn to answer; "
-                            f"{self.method} trains a classifier and takes none.")
+            raise UserError(
+                f"Label words are what prompt-tuning and lora-lm learn to answer; "
+                f"{self.method} trains a classifier and takes none."
+            )
 
     @property
     def learning_rate(self) -> float | None:
@@ -147,7 +205,10 @@ def integration(config: FinetuneConfig, run: RunDir | None = None) -> str:
     if config.report_to == "none":
         return "none"
     if importlib.util.find_spec(config.report_to) is None:
-        print(f"note: {config.report_to} is not installed; training goes on without it (pip install {config.report_to}).", flush=True)
+        print(
+            f"note: {config.report_to} is not installed; training goes on without it (pip install {config.report_to}).",
+            flush=True,
+        )
         return "none"
     if config.report_to == "tensorboard" and run is not None:
         os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(run.path / "tensorboard"))
@@ -187,8 +248,13 @@ def with_lora(model, config: FinetuneConfig, task_type: str):
     from peft import LoraConfig, TaskType, get_peft_model
 
     targets = config.lora_target_modules or None
-    lora = LoraConfig(task_type=TaskType[task_type], r=config.lora_r, lora_alpha=config.lora_alpha,
-                      lora_dropout=config.lora_dropout, target_modules=targets)
+    lora = LoraConfig(
+        task_type=TaskType[task_type],
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=targets,
+    )
     try:
         return get_peft_model(model, lora)
     except ValueError as e:
@@ -203,14 +269,12 @@ def count_parameters(model) -> ParameterCount:
     return ParameterCount(trainable=sum(n for n, g in seen.values() if g), total=sum(n for n, _ in seen.values()))
 
 
-
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax of (N, C) logits in float64."""
     z = np.asarray(logits, dtype=np.float64)
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
-
 
 
 def predict_probs(model, tokenizer, texts: list[str], batch_size: int = 32, max_length: int = 128) -> np.ndarray:
@@ -262,7 +326,11 @@ def make_progress_callback(run: RunDir | None, stop: threading.Event, max_second
             if state.is_world_process_zero:
                 self.per_step = args.train_batch_size * args.gradient_accumulation_steps * args.world_size
                 self.examples = state.max_steps * self.per_step
-                rows = len(train_dataloader.dataset) if train_dataloader is not None and hasattr(train_dataloader, "dataset") else None
+                rows = (
+                    len(train_dataloader.dataset)
+                    if train_dataloader is not None and hasattr(train_dataloader, "dataset")
+                    else None
+                )
                 if rows and args.max_steps <= 0:  # epochs decide: the last batch of an epoch may be short
                     self.examples = min(self.examples, math.ceil(rows * args.num_train_epochs))
                 self.reporter = progress.Reporter(run, desc, self.examples, budget_seconds=max_seconds, every_seconds=1.0)
@@ -291,7 +359,9 @@ def make_progress_callback(run: RunDir | None, stop: threading.Event, max_second
             if run is None or not state.is_world_process_zero or not logs:
                 return
             record = {"step": state.global_step, "epoch": round(float(state.epoch or 0), 4)}
-            record.update({k: float(v) for k, v in logs.items() if isinstance(v, (int, float)) and k != "epoch" and math.isfinite(v)})
+            record.update(
+                {k: float(v) for k, v in logs.items() if isinstance(v, (int, float)) and k != "epoch" and math.isfinite(v)}
+            )
             run.append_history(record)
 
         def on_step_end(self, args, state, control, **kwargs):
@@ -307,8 +377,12 @@ def make_progress_callback(run: RunDir | None, stop: threading.Event, max_second
 
         def _status(self, state, force: bool = False):
             """Optimizer steps done of all (status.json, at most once a second) and examples trained (the bar)."""
-            self.reporter(int(state.global_step), max(int(state.max_steps or 0), 1),
-                          shown=min(state.global_step * self.per_step, self.examples), force=force)
+            self.reporter(
+                int(state.global_step),
+                max(int(state.max_steps or 0), 1),
+                shown=min(state.global_step * self.per_step, self.examples),
+                force=force,
+            )
 
     return RunProgressCallback()
 
@@ -332,7 +406,6 @@ def version_flags(config: FinetuneConfig) -> dict:
     return flags
 
 
-
 def precision_flags(config: FinetuneConfig, device: str, n_params: int = 0) -> dict:
     """bf16/fp16 mixed precision flags for TrainingArguments (auto: on CUDA, for models of 100M parameters or more)."""
     import torch
@@ -347,9 +420,16 @@ def precision_flags(config: FinetuneConfig, device: str, n_params: int = 0) -> d
     return {"bf16": choice == "bf16", "fp16": choice == "fp16"}
 
 
-
-def training_arguments(config: FinetuneConfig, output_dir: str | os.PathLike, n_rows: int, device: str, n_params: int,
-                       run: RunDir | None = None, has_dev: bool = False, **extra):
+def training_arguments(
+    config: FinetuneConfig,
+    output_dir: str | os.PathLike,
+    n_rows: int,
+    device: str,
+    n_params: int,
+    run: RunDir | None = None,
+    has_dev: bool = False,
+    **extra,
+):
     """The TrainingArguments of every Trainer-trained method: linear decay from the config's rate with AdamW, seeded, a
     history line about every 25th step, the dev set (if any) scored and checkpointed every epoch or N steps with the best
     macro-F1 kept, logging to config.report_to where installed; extra overrides (e.g. remove_unused_columns)."""

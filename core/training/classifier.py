@@ -44,7 +44,9 @@ def apply_method(model, config: FinetuneConfig):
         from core.training import adapters
 
         if not adapters.add_adapters(model.body, config.adapter_reduction):
-            raise UserError(f"No attention or feed-forward output projections were found in {config.model} to put adapters after.")
+            raise UserError(
+                f"No attention or feed-forward output projections were found in {config.model} to put adapters after."
+            )
         adapters.mark_trainable(model, model.base_model_prefix)
         return model
     if config.method in ("full", "setfit"):
@@ -127,9 +129,17 @@ def compute_metrics_for(label_names: list[str]):
     return compute
 
 
-def train(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: pd.DataFrame | None, eval_frame: pd.DataFrame,
-          label_names: list[str], run: RunDir | None = None, stop: threading.Event | None = None,
-          work_dir: Path | None = None, on_model_ready=None) -> FinetuneResult:
+def train(
+    config: FinetuneConfig,
+    train_frame: pd.DataFrame,
+    dev_frame: pd.DataFrame | None,
+    eval_frame: pd.DataFrame,
+    label_names: list[str],
+    run: RunDir | None = None,
+    stop: threading.Event | None = None,
+    work_dir: Path | None = None,
+    on_model_ready=None,
+) -> FinetuneResult:
     """Train with the HF Trainer, keep the best dev checkpoint, evaluate on eval_frame, save the model into run/model."""
     import torch
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, PrinterCallback
@@ -158,9 +168,16 @@ def train(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: pd.DataF
     callbacks = [callback]
     if has_dev and config.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
-    trainer = OrderedEvalTrainer(model=model, args=args, data_collator=DataCollatorWithPadding(tokenizer), train_dataset=train_set,
-                      eval_dataset=dev_set, processing_class=tokenizer, compute_metrics=compute_metrics_for(label_names),
-                      callbacks=callbacks)
+    trainer = OrderedEvalTrainer(
+        model=model,
+        args=args,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        train_dataset=train_set,
+        eval_dataset=dev_set,
+        processing_class=tokenizer,
+        compute_metrics=compute_metrics_for(label_names),
+        callbacks=callbacks,
+    )
     trainer.remove_callback(PrinterCallback)  # history.jsonl is the log; stdout stays readable
     try:
         started = time.time()
@@ -176,12 +193,15 @@ def train(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: pd.DataF
         eval_seconds = time.time() - started
         n_train_seen = int(train_out.global_step * config.batch_size * world)
         metrics = evaluate.classification_metrics(
-            list(eval_frame["label"]), [label_names[i] for i in probs.argmax(axis=1)], label_names)
+            list(eval_frame["label"]), [label_names[i] for i in probs.argmax(axis=1)], label_names
+        )
         metrics.update(
             seconds=round(train_seconds + eval_seconds, 3),
             examples_per_second=round(len(eval_frame) / eval_seconds, 3) if eval_seconds else None,
             train_seconds=round(train_seconds, 3),
-            train_examples_per_second=round(min(n_train_seen, len(train_set) * config.epochs) / train_seconds, 3) if train_seconds else None,
+            train_examples_per_second=round(min(n_train_seen, len(train_set) * config.epochs) / train_seconds, 3)
+            if train_seconds
+            else None,
             eval_seconds=round(eval_seconds, 3),
             trainable_params=params.trainable,
             total_params=params.total,

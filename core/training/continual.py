@@ -41,8 +41,12 @@ from core.training.base import (
 
 STRATEGY_METHOD = {"naive": "full", "replay": "full", "lora-per-task": "lora", "ewc": "full"}  # what trains each step
 STRATEGIES = tuple(STRATEGY_METHOD)
-STRATEGY_CAPTIONS = {"naive": "plain sequential fine-tuning", "replay": "mix in earlier rows",
-                     "lora-per-task": "one adapter per task", "ewc": "Fisher penalty"}
+STRATEGY_CAPTIONS = {
+    "naive": "plain sequential fine-tuning",
+    "replay": "mix in earlier rows",
+    "lora-per-task": "one adapter per task",
+    "ewc": "Fisher penalty",
+}
 DEFAULT_LR = {strategy: METHODS[method].default_lr for strategy, method in STRATEGY_METHOD.items()}
 DEFAULT_TRAIN = ("reviews", "finance_news")  # same labels, new domain: the sequence the page and README start from
 DEFAULT_EVAL = ("reviews:test", "finance_news:test")
@@ -58,17 +62,27 @@ class ContinualConfig:
     strategy: str = setting("naive", "--strategy", type=str.lower, choices=STRATEGIES, help="naive, replay, lora-per-task or ewc")
     model: str = same_as(F, "model", help="bundled encoder, Hugging Face id or local folder")
     epochs: float = same_as(F, "epochs", help="passes over each task's training rows")
-    lr: float | None = same_as(F, "lr", help=f"peak learning rate (default: {rate_text(DEFAULT_LR['naive'])}, lora-per-task "
-                                               f"{rate_text(DEFAULT_LR['lora-per-task'])})")
+    lr: float | None = same_as(
+        F,
+        "lr",
+        help=f"peak learning rate (default: {rate_text(DEFAULT_LR['naive'])}, lora-per-task "
+        f"{rate_text(DEFAULT_LR['lora-per-task'])})",
+    )
     batch_size: int = same_as(F, "batch_size", help="examples per step")
     max_train_examples: int = same_as(F, "max_train_examples", help="at most N training rows per task, a seeded sample (0: all)")
     max_length: int = same_as(F, "max_length")
-    replay_share: float = setting(0.3, "--replay-share", type=number(float, 0, 1, above=True),
-                                  help="replay: share of every earlier task's training rows mixed into each later step")
+    replay_share: float = setting(
+        0.3,
+        "--replay-share",
+        type=number(float, 0, 1, above=True),
+        help="replay: share of every earlier task's training rows mixed into each later step",
+    )
     # ewc: on the default sequence (MiniLM) 1e5 barely changed forgetting (reviews 0.818 -> 0.838 after step 2) and 1e6 kept
     # reviews at 0.879 of 0.889 while finance_news still rose 0.53 -> 0.84 (naive 0.89)
     ewc_lambda: float = setting(1e6, "--ewc-lambda", type=number(float, 0, 1e9), help="ewc: strength of the Fisher penalty")
-    fisher_examples: int = setting(256, type=number(int, 1, 100_000))  # ewc: training rows of a finished task used to estimate its Fisher information
+    fisher_examples: int = setting(
+        256, type=number(int, 1, 100_000)
+    )  # ewc: training rows of a finished task used to estimate its Fisher information
     lora_r: int = same_as(F, "lora_r", help="LoRA rank (lora-per-task)")
     lora_alpha: float = same_as(F, "lora_alpha", help="LoRA scaling numerator (lora-per-task)")
     seed: int = same_as(F, "seed")
@@ -85,9 +99,19 @@ class ContinualConfig:
     def finetune_config(self) -> FinetuneConfig:
         """The fine-tuning settings of one step (lora for lora-per-task, full otherwise; no dev set, fixed epochs)."""
         return FinetuneConfig(
-            model=self.model, method=STRATEGY_METHOD[self.strategy], epochs=self.epochs,
-            lr=self.learning_rate, batch_size=self.batch_size, max_length=self.max_length, dev="none",
-            early_stopping_patience=0, lora_r=self.lora_r, lora_alpha=self.lora_alpha, seed=self.seed, device=self.device)
+            model=self.model,
+            method=STRATEGY_METHOD[self.strategy],
+            epochs=self.epochs,
+            lr=self.learning_rate,
+            batch_size=self.batch_size,
+            max_length=self.max_length,
+            dev="none",
+            early_stopping_patience=0,
+            lora_r=self.lora_r,
+            lora_alpha=self.lora_alpha,
+            seed=self.seed,
+            device=self.device,
+        )
 
     def to_dict(self) -> dict:
         return {**asdict(self), "lr": self.learning_rate}
@@ -106,18 +130,34 @@ class Task:
     eval_split: str
 
     def describe(self) -> dict:
-        return {"name": self.name, "train": self.train_source, "eval": self.eval_source, "eval_split": self.eval_split,
-                "labels": self.labels, "n_train": len(self.train), "n_eval": len(self.eval),
-                "train_sha256": data.fingerprint(self.train), "eval_sha256": data.fingerprint(self.eval)}
+        return {
+            "name": self.name,
+            "train": self.train_source,
+            "eval": self.eval_source,
+            "eval_split": self.eval_split,
+            "labels": self.labels,
+            "n_train": len(self.train),
+            "n_eval": len(self.eval),
+            "train_sha256": data.fingerprint(self.train),
+            "eval_sha256": data.fingerprint(self.eval),
+        }
 
 
-def load_tasks(train_sources: list[str], eval_sources: list[str], text_col: str | None = None, label_col: str | None = None,
-               max_train_examples: int = 0, seed: int = 42) -> list[Task]:
+def load_tasks(
+    train_sources: list[str],
+    eval_sources: list[str],
+    text_col: str | None = None,
+    label_col: str | None = None,
+    max_train_examples: int = 0,
+    seed: int = 42,
+) -> list[Task]:
     """The tasks of a sequence (--train T1 T2 ... paired with --eval E1 E2 ...), refusing what cannot be learnt in order."""
     if len(train_sources) < 2:
         raise UserError("Continual learning needs at least two tasks: give two or more --train sources.")
     if len(train_sources) != len(eval_sources):
-        raise UserError(f"Give one --eval source per --train source (got {len(train_sources)} to train and {len(eval_sources)} to evaluate).")
+        raise UserError(
+            f"Give one --eval source per --train source (got {len(train_sources)} to train and {len(eval_sources)} to evaluate)."
+        )
     tasks = []
     for k, (tr, ev) in enumerate(zip(train_sources, eval_sources, strict=True), start=1):
         train_ds, train_split, eval_ds, eval_split = data.load_train_eval(tr, ev, text_col, label_col)
@@ -125,10 +165,14 @@ def load_tasks(train_sources: list[str], eval_sources: list[str], text_col: str 
         labels = [lab for lab in train_ds.label_names if lab in set(train["label"])]
         unknown = sorted(set(eval_ds.splits[eval_split]["label"]) - set(labels))
         if unknown:
-            raise UserError(f"Task {k} ({train_ds.name}): the evaluation label(s) {', '.join(repr(u) for u in unknown[:5])} "
-                            f"never occur in its training rows, so they cannot be mapped to an output.")
+            raise UserError(
+                f"Task {k} ({train_ds.name}): the evaluation label(s) {', '.join(repr(u) for u in unknown[:5])} "
+                f"never occur in its training rows, so they cannot be mapped to an output."
+            )
         if len(labels) < 2:
-            raise UserError(f"Task {k} ({train_ds.name}) has a single label in its training rows; a classifier needs two or more.")
+            raise UserError(
+                f"Task {k} ({train_ds.name}) has a single label in its training rows; a classifier needs two or more."
+            )
         tasks.append(Task(train_ds.name, tr, ev, train, eval_ds.splits[eval_split], labels, eval_split))
     return distinct_names(tasks)
 
@@ -163,8 +207,10 @@ class LabelSpace:
     def sentence(self) -> str:
         if self.shared:
             return f"shared label space: one head over {len(self.units)} labels for every task"
-        return (f"one head per task ({len(self.task_units)} heads, {len(self.units)} output units; "
-                "each task predicts only its own labels)")
+        return (
+            f"one head per task ({len(self.task_units)} heads, {len(self.units)} output units; "
+            "each task predicts only its own labels)"
+        )
 
 
 def label_space(tasks: list[Task]) -> LabelSpace:
@@ -329,10 +375,19 @@ class ContinualResult:
 
     def summary(self, config: ContinualConfig) -> dict:
         """continual.json: tasks, the matrix so far, and (once complete) the transfer metrics."""
-        out = {"strategy": config.strategy, "label_space": self.space.sentence(), "shared_head": self.space.shared,
-               "tasks": [t.name for t in self.tasks], "task_details": [t.describe() for t in self.tasks],
-               "initial": self.initial, "matrix": self.matrix, "steps_done": len(self.matrix),
-               "average_accuracy": None, "bwt": None, "fwt": None}
+        out = {
+            "strategy": config.strategy,
+            "label_space": self.space.sentence(),
+            "shared_head": self.space.shared,
+            "tasks": [t.name for t in self.tasks],
+            "task_details": [t.describe() for t in self.tasks],
+            "initial": self.initial,
+            "matrix": self.matrix,
+            "steps_done": len(self.matrix),
+            "average_accuracy": None,
+            "bwt": None,
+            "fwt": None,
+        }
         if len(self.matrix) == len(self.tasks):
             out.update(transfer_metrics(self.matrix, self.initial))
         return out
@@ -343,7 +398,9 @@ def union_fingerprint(tasks: list[Task]) -> str:
     return data.fingerprint(pd.concat([t.eval[["text", "label"]] for t in tasks], ignore_index=True))
 
 
-def evaluate_tasks(task_models: list, tokenizer, tasks: list[Task], space: LabelSpace, max_length: int) -> tuple[list[float], pd.DataFrame]:
+def evaluate_tasks(
+    task_models: list, tokenizer, tasks: list[Task], space: LabelSpace, max_length: int
+) -> tuple[list[float], pd.DataFrame]:
     """(accuracy per task, predictions over every task's evaluation rows), task j scored by task_models[j]."""
     names = [lab for t in tasks for lab in t.labels]
     all_labels = list(dict.fromkeys(names))
@@ -353,19 +410,24 @@ def evaluate_tasks(task_models: list, tokenizer, tasks: list[Task], space: Label
         model.eval()
         probs = predict_probs(model, tokenizer, list(task.eval["text"]), max_length=max_length)[:, space.task_units[j]]
         probs = probs / probs.sum(axis=1, keepdims=True)  # softmax over the task's own units
-        frame = evaluate.predictions_frame([f"{j + 1}:{i}" for i in task.eval["id"]], task.eval["text"], task.eval["label"],
-                                           probs, task.labels)
+        frame = evaluate.predictions_frame(
+            [f"{j + 1}:{i}" for i in task.eval["id"]], task.eval["text"], task.eval["label"], probs, task.labels
+        )
         accuracies.append(float((frame["pred"] == frame["label"]).mean()))
         for lab in all_labels:
             if f"prob_{lab}" not in frame:
                 frame[f"prob_{lab}"] = 0.0
-        frames.append(frame.assign(task=task.name)[["id", "text", "label", "pred", "confidence", "task"]
-                                                    + [f"prob_{lab}" for lab in all_labels]])
+        frames.append(
+            frame.assign(task=task.name)[
+                ["id", "text", "label", "pred", "confidence", "task"] + [f"prob_{lab}" for lab in all_labels]
+            ]
+        )
     return accuracies, pd.concat(frames, ignore_index=True)
 
 
-def run_sequence(config: ContinualConfig, tasks: list[Task], run: TaskRun | None = None,
-                 stop: threading.Event | None = None, on_step=None) -> ContinualResult:
+def run_sequence(
+    config: ContinualConfig, tasks: list[Task], run: TaskRun | None = None, stop: threading.Event | None = None, on_step=None
+) -> ContinualResult:
     """Train on the tasks in order with the strategy, evaluating every task after every step.
 
     on_step(result, step, trainer, model) is called after each step (the CLI saves the step's model and runs there)."""
@@ -400,8 +462,11 @@ def run_sequence(config: ContinualConfig, tasks: list[Task], run: TaskRun | None
         rows = task.train.assign(task=i)
         if config.strategy == "replay" and i:
             earlier = [t.train.assign(task=k) for k, t in enumerate(tasks[:i])]
-            rows = pd.concat([rows] + [e.iloc[np.sort(rng.permutation(len(e))[:max(1, round(config.replay_share * len(e)))])]
-                                       for e in earlier], ignore_index=True)
+            rows = pd.concat(
+                [rows]
+                + [e.iloc[np.sort(rng.permutation(len(e))[: max(1, round(config.replay_share * len(e)))])] for e in earlier],
+                ignore_index=True,
+            )
         if lora:  # a fresh adapter and head on the frozen body (the initial model stays untouched for tasks not yet trained)
             model = finetune.build_model(fconfig, space.units, "cpu")
         train_set = encode_rows(tokenizer, rows, space, tasks, config.max_length)
@@ -411,12 +476,20 @@ def run_sequence(config: ContinualConfig, tasks: list[Task], run: TaskRun | None
         callback = make_progress_callback(run, stop, 0.0, False, desc=f"task {i + 1} of {len(tasks)} ({task.name})")
         workdir = tempfile.mkdtemp(prefix="pft-continual-")
         try:
-            args = training_arguments(fconfig, workdir, len(train_set), device, count_parameters(model).total,
-                                      remove_unused_columns=False)  # keeps task_id, which the model's forward does not take
-            trainer = trainer_class(model=model, args=args,
-                                    data_collator=collator, train_dataset=train_set, processing_class=tokenizer, callbacks=[callback],
-                                    unit_mask=unit_mask, ewc_terms=list(ewc_terms) if config.strategy == "ewc" else (),
-                                    ewc_lambda=config.ewc_lambda)
+            args = training_arguments(
+                fconfig, workdir, len(train_set), device, count_parameters(model).total, remove_unused_columns=False
+            )  # keeps task_id, which the model's forward does not take
+            trainer = trainer_class(
+                model=model,
+                args=args,
+                data_collator=collator,
+                train_dataset=train_set,
+                processing_class=tokenizer,
+                callbacks=[callback],
+                unit_mask=unit_mask,
+                ewc_terms=list(ewc_terms) if config.strategy == "ewc" else (),
+                ewc_lambda=config.ewc_lambda,
+            )
             trainer.remove_callback(PrinterCallback)
             trainer.train()
         finally:
@@ -428,8 +501,14 @@ def run_sequence(config: ContinualConfig, tasks: list[Task], run: TaskRun | None
         if lora:
             task_models.append(model)
         if config.strategy == "ewc" and i < len(tasks) - 1:
-            fisher = fisher_diagonal(model, encode_rows(tokenizer, task.train.assign(task=i), space, tasks, config.max_length),
-                                     collator, unit_mask, config.fisher_examples, config.seed + i)
+            fisher = fisher_diagonal(
+                model,
+                encode_rows(tokenizer, task.train.assign(task=i), space, tasks, config.max_length),
+                collator,
+                unit_mask,
+                config.fisher_examples,
+                config.seed + i,
+            )
             ewc_terms = [consolidate(ewc_terms[0] if ewc_terms else None, fisher)]  # one term, not one per finished task
         # lora-per-task: each task's own adapter; for tasks not trained yet, an untrained adapter (LoRA B = 0),
         # i.e. the initial model
@@ -461,11 +540,23 @@ def step_metrics(result: ContinualResult, step: int) -> dict:
 
 def save_step(run: RunDir, config: ContinualConfig, run_config: dict, result: ContinualResult, step: int, trainer) -> None:
     """After step `step` (0-based): its model into steps/<step+1>/model, a sibling run with its predictions, continual.json."""
-    classifier.save_model(trainer, trainer.processing_class, result.space.units, config.finetune_config(),
-                        run.path / "steps" / str(step + 1) / "model")
+    classifier.save_model(
+        trainer,
+        trainer.processing_class,
+        result.space.units,
+        config.finetune_config(),
+        run.path / "steps" / str(step + 1) / "model",
+    )
     sibling = RunDir(run.path.parent / step_run_name(run.name, step + 1))
-    sibling.create({**run_config, "kind": "continual-step", "continual_run": run.name, "step": step + 1,
-                    "model_path": str(run.path / "steps" / str(step + 1) / "model")})
+    sibling.create(
+        {
+            **run_config,
+            "kind": "continual-step",
+            "continual_run": run.name,
+            "step": step + 1,
+            "model_path": str(run.path / "steps" / str(step + 1) / "model"),
+        }
+    )
     finish_with_metrics(sibling, step_metrics(result, step), result.step_predictions[step])
     run.write("continual.json", result.summary(config))
 
@@ -482,10 +573,15 @@ def load_summary(path: str | Path) -> dict | None:
 def matrix_frame(summary: dict) -> pd.DataFrame:
     """The accuracy matrix in long form: step (1-based, 0 = before training), task, accuracy."""
     tasks = summary["tasks"]
-    rows = [{"step": 0, "after": "initial", "task": f"{j + 1}. {t}", "accuracy": a} for j, (t, a) in enumerate(zip(tasks, summary["initial"], strict=True))]
+    rows = [
+        {"step": 0, "after": "initial", "task": f"{j + 1}. {t}", "accuracy": a}
+        for j, (t, a) in enumerate(zip(tasks, summary["initial"], strict=True))
+    ]
     for i, row in enumerate(summary["matrix"]):
-        rows += [{"step": i + 1, "after": f"{i + 1}. {tasks[i]}", "task": f"{j + 1}. {t}", "accuracy": a}
-                 for j, (t, a) in enumerate(zip(tasks, row, strict=True))]
+        rows += [
+            {"step": i + 1, "after": f"{i + 1}. {tasks[i]}", "task": f"{j + 1}. {t}", "accuracy": a}
+            for j, (t, a) in enumerate(zip(tasks, row, strict=True))
+        ]
     return pd.DataFrame(rows)
 
 
@@ -501,8 +597,16 @@ def strategies_frame(run_paths: list[str | Path]) -> pd.DataFrame:
         s = load_summary(p)
         if not s or s.get("average_accuracy") is None:
             continue
-        rows.append({"run": Path(p).name, "strategy": s["strategy"], "sequence": " → ".join(s["tasks"]),
-                     "sequence_key": sequence_key(s),
-                     "average_accuracy": s["average_accuracy"], "bwt": s["bwt"], "fwt": s["fwt"],
-                     **{f"{j + 1}. {t}": a for j, (t, a) in enumerate(zip(s["tasks"], s["matrix"][-1], strict=True))}})
+        rows.append(
+            {
+                "run": Path(p).name,
+                "strategy": s["strategy"],
+                "sequence": " → ".join(s["tasks"]),
+                "sequence_key": sequence_key(s),
+                "average_accuracy": s["average_accuracy"],
+                "bwt": s["bwt"],
+                "fwt": s["fwt"],
+                **{f"{j + 1}. {t}": a for j, (t, a) in enumerate(zip(s["tasks"], s["matrix"][-1], strict=True))},
+            }
+        )
     return pd.DataFrame(rows)

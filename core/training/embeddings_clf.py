@@ -32,8 +32,15 @@ KNN_NEIGHBORS = 10
 SETFIT_ITERATIONS = 20  # SetFit's pairs per labelled example and pass (its own default)
 
 
-def embed(model: PooledClassifier, tokenizer, texts: list[str], max_length: int, batch_size: int = 64,
-          on_batch=None, stop: threading.Event | None = None) -> np.ndarray | None:
+def embed(
+    model: PooledClassifier,
+    tokenizer,
+    texts: list[str],
+    max_length: int,
+    batch_size: int = 64,
+    on_batch=None,
+    stop: threading.Event | None = None,
+) -> np.ndarray | None:
     """(N, H) sentence embeddings, batched by length; None when stop was set. on_batch(done) after each batch."""
     import torch
 
@@ -89,9 +96,17 @@ def note_no_logger(config: FinetuneConfig) -> None:
         print(f"note: {config.method} trains outside the Trainer, so --report-to {config.report_to} logs nothing.", flush=True)
 
 
-def train_frozen(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: pd.DataFrame | None, eval_frame: pd.DataFrame,
-                 label_names: list[str], run: RunDir | None = None, stop: threading.Event | None = None, work_dir=None,
-                 on_model_ready=None) -> FinetuneResult:
+def train_frozen(
+    config: FinetuneConfig,
+    train_frame: pd.DataFrame,
+    dev_frame: pd.DataFrame | None,
+    eval_frame: pd.DataFrame,
+    label_names: list[str],
+    run: RunDir | None = None,
+    stop: threading.Event | None = None,
+    work_dir=None,
+    on_model_ready=None,
+) -> FinetuneResult:
     """logreg / knn: embed train and eval with the frozen encoder (mean pooling), fit scikit-learn, save the head only
     (no dev set, no checkpoints)."""
     import torch
@@ -116,7 +131,7 @@ def train_frozen(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: p
     if x_all is None:
         return FinetuneResult({}, pd.DataFrame(), "cancelled", cancelled=True)
     embed_seconds = time.time() - started
-    x_train, x_eval = x_all[: len(train_frame)], x_all[len(train_frame):]
+    x_train, x_eval = x_all[: len(train_frame)], x_all[len(train_frame) :]
     index = {n: i for i, n in enumerate(label_names)}
     y = np.array([index[lab] for lab in train_frame["label"]])
     fit_started = time.time()
@@ -124,8 +139,9 @@ def train_frozen(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: p
     fit_seconds = time.time() - fit_started
     probs = class_probs(clf, x_eval, len(label_names))
     if config.method == "knn":
-        model.classifier = pooled.KnnHead(torch.as_tensor(x_train), torch.nn.functional.one_hot(torch.as_tensor(y), len(label_names)),
-                                          clf.n_neighbors)
+        model.classifier = pooled.KnnHead(
+            torch.as_tensor(x_train), torch.nn.functional.one_hot(torch.as_tensor(y), len(label_names)), clf.n_neighbors
+        )
     else:
         model.set_linear_head(*linear_weights(clf, len(label_names)))
     train_seconds = len(train_frame) / len(texts) * embed_seconds + fit_seconds
@@ -152,9 +168,17 @@ def train_frozen(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: p
     return FinetuneResult(metrics, predictions, "epochs", model=model)
 
 
-def train_setfit(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: pd.DataFrame | None, eval_frame: pd.DataFrame,
-                 label_names: list[str], run: RunDir | None = None, stop: threading.Event | None = None, work_dir=None,
-                 on_model_ready=None) -> FinetuneResult:
+def train_setfit(
+    config: FinetuneConfig,
+    train_frame: pd.DataFrame,
+    dev_frame: pd.DataFrame | None,
+    eval_frame: pd.DataFrame,
+    label_names: list[str],
+    run: RunDir | None = None,
+    stop: threading.Event | None = None,
+    work_dir=None,
+    on_model_ready=None,
+) -> FinetuneResult:
     """SetFit: contrastive fine-tuning of the sentence encoder on label-pair similarity, then a LogisticRegression head
     (no dev set, no checkpoints)."""
     import shutil
@@ -170,8 +194,9 @@ def train_setfit(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: p
     source = models._converted(models.resolve(config.model))
     try:
         with models.LOAD_LOCK:
-            sf = SetFitModel.from_pretrained(source.path, local_files_only=source.bundled or os.path.isdir(source.path),
-                                             labels=list(label_names))
+            sf = SetFitModel.from_pretrained(
+                source.path, local_files_only=source.bundled or os.path.isdir(source.path), labels=list(label_names)
+            )
     except OSError as e:
         from core.errors import UserError
 
@@ -188,10 +213,20 @@ def train_setfit(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: p
     index = {n: i for i, n in enumerate(label_names)}
     train_set = Dataset.from_dict({"text": list(train_frame["text"]), "label": [index[lab] for lab in train_frame["label"]]})
     work = tempfile.mkdtemp(prefix="pft-setfit-")
-    args = TrainingArguments(output_dir=work, batch_size=config.batch_size, num_epochs=max(1, round(config.epochs)),
-                             num_iterations=SETFIT_ITERATIONS, body_learning_rate=config.learning_rate,
-                             warmup_proportion=config.warmup_ratio, seed=config.seed, report_to="none", save_strategy="no",
-                             show_progress_bar=False, logging_steps=10, max_length=config.max_length)
+    args = TrainingArguments(
+        output_dir=work,
+        batch_size=config.batch_size,
+        num_epochs=max(1, round(config.epochs)),
+        num_iterations=SETFIT_ITERATIONS,
+        body_learning_rate=config.learning_rate,
+        warmup_proportion=config.warmup_ratio,
+        seed=config.seed,
+        report_to="none",
+        save_strategy="no",
+        show_progress_bar=False,
+        logging_steps=10,
+        max_length=config.max_length,
+    )
     callback = make_progress_callback(run, stop, config.max_train_seconds, has_dev=False)
     trainer = Trainer(model=sf, args=args, train_dataset=train_set, callbacks=[callback])
     trainer.st_trainer.remove_callback(PrinterCallback)  # history.jsonl is the log; stdout stays readable
@@ -203,7 +238,9 @@ def train_setfit(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: p
         shutil.rmtree(work, ignore_errors=True)
     if callback.stopped_by == "cancelled" or stop.is_set():
         return FinetuneResult({}, pd.DataFrame(), "cancelled", cancelled=True)
-    model = pooled.PooledClassifier(body, label_names, normalize=sf.normalize_embeddings or pooled.normalizes(config.model)).eval()
+    model = pooled.PooledClassifier(
+        body, label_names, normalize=sf.normalize_embeddings or pooled.normalizes(config.model)
+    ).eval()
     model.set_linear_head(*linear_weights(sf.model_head, len(label_names)))
     started = time.time()
     probs = predict_probs(model, tokenizer, list(eval_frame["text"]), max_length=config.max_length)

@@ -28,7 +28,9 @@ def is_sentence_transformer(name: str) -> bool:
         path = Path(models.resolve(name).path)
         modules = json.loads((path / "modules.json").read_text(encoding="utf-8"))
         pooling = next(m for m in modules if m.get("type", "").endswith("Pooling"))
-        return bool(json.loads((path / pooling["path"] / "config.json").read_text(encoding="utf-8")).get("pooling_mode_mean_tokens"))
+        return bool(
+            json.loads((path / pooling["path"] / "config.json").read_text(encoding="utf-8")).get("pooling_mode_mean_tokens")
+        )
     except (OSError, ValueError, StopIteration, KeyError, TypeError):
         return False
 
@@ -92,8 +94,16 @@ class PooledClassifier(nn.Module):
         pooled = mean_pool(out.last_hidden_state, attention_mask)
         return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, inputs_embeds=None, labels=None,
-                output_attentions=False, **_):
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        inputs_embeds=None,
+        labels=None,
+        output_attentions=False,
+        **_,
+    ):
         from transformers.modeling_outputs import SequenceClassifierOutput
 
         kwargs = {"inputs_embeds": inputs_embeds, "output_attentions": output_attentions}
@@ -123,21 +133,30 @@ class PooledClassifier(nn.Module):
 
         reduction = adapters.reduction_of(self.body)
         if save_body and reduction:  # adapter weights live inside the body: its whole state, re-adapted on load
-            save_file({k: v.detach().cpu().contiguous() for k, v in self.body.state_dict().items()}, str(path / ADAPTED_BODY_FILE))
+            save_file(
+                {k: v.detach().cpu().contiguous() for k, v in self.body.state_dict().items()}, str(path / ADAPTED_BODY_FILE)
+            )
         elif save_body:
             self.body.save_pretrained(str(path), safe_serialization=True)
         head = {k: v.detach().cpu().contiguous() for k, v in self.classifier.state_dict().items()}
         save_file(head, str(path / HEAD_FILE))
         kind = {"head": "knn", "k": self.classifier.k} if isinstance(self.classifier, KnnHead) else {"head": "linear"}
-        (path / POOLING_FILE).write_text(json.dumps({"pooling": "mean", "normalize": self.normalize, "body_saved": save_body,
-                                                     "adapter_reduction": reduction, **kind}))
+        (path / POOLING_FILE).write_text(
+            json.dumps(
+                {"pooling": "mean", "normalize": self.normalize, "body_saved": save_body, "adapter_reduction": reduction, **kind}
+            )
+        )
 
 
-def build(name: str, label_names: list[str], device: str = "cpu", attention: str = "eager", normalize: bool | None = None) -> PooledClassifier:
+def build(
+    name: str, label_names: list[str], device: str = "cpu", attention: str = "eager", normalize: bool | None = None
+) -> PooledClassifier:
     """A fresh PooledClassifier on model `name` (trainable body, new seeded linear head); normalize None: as the model does."""
     from transformers import AutoModel
 
-    body = models._from_pretrained(AutoModel, models._converted(models.resolve(name)), attn_implementation=attention, use_safetensors=True)
+    body = models._from_pretrained(
+        AutoModel, models._converted(models.resolve(name)), attn_implementation=attention, use_safetensors=True
+    )
     return PooledClassifier(body, label_names, normalize=normalizes(name) if normalize is None else normalize).to(device)
 
 
@@ -152,10 +171,13 @@ def load(model_dir: Path, base: str, label_names: list[str]) -> PooledClassifier
     reduction = int(spec.get("adapter_reduction") or 0)
     if spec.get("body_saved", True) and not reduction:
         with models.LOAD_LOCK:
-            body = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager", use_safetensors=True,
-                                             local_files_only=True, trust_remote_code=False)
+            body = AutoModel.from_pretrained(
+                str(model_dir), attn_implementation="eager", use_safetensors=True, local_files_only=True, trust_remote_code=False
+            )
     else:
-        body = models._from_pretrained(AutoModel, models._converted(models.resolve(base)), attn_implementation="eager", use_safetensors=True)
+        body = models._from_pretrained(
+            AutoModel, models._converted(models.resolve(base)), attn_implementation="eager", use_safetensors=True
+        )
     state = load_file(str(Path(model_dir) / HEAD_FILE))
     head = KnnHead(state["embeddings"], state["onehot"], int(spec["k"])) if spec.get("head") == "knn" else None
     if reduction:
@@ -168,8 +190,9 @@ def load(model_dir: Path, base: str, label_names: list[str]) -> PooledClassifier
     return model.eval()
 
 
-def save_run_model(model: PooledClassifier, tokenizer, label_names: list[str], base_model: str, method: str, path: Path,
-                   save_body: bool) -> None:
+def save_run_model(
+    model: PooledClassifier, tokenizer, label_names: list[str], base_model: str, method: str, path: Path, save_body: bool
+) -> None:
     """A run's model/ folder (the classifier, tokenizer, labels and base model), written beside and swapped in whole."""
     tmp = path.with_name(f".{path.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -35,7 +35,9 @@ SPEC_FILE = "prompt_learning.json"
 
 def prompt_config(config: FinetuneConfig) -> prompting.PromptConfig:
     """The zero-shot prompt both methods train on and are scored with (no calibration: the model learns the label prior)."""
-    return prompting.PromptConfig(model=config.model, shots=0, calibration="none", label_words=config.label_words, device=config.device)
+    return prompting.PromptConfig(
+        model=config.model, shots=0, calibration="none", label_words=config.label_words, device=config.device
+    )
 
 
 class Prompted:
@@ -93,8 +95,12 @@ class SoftPromptBody:
         from transformers.modeling_outputs import BaseModelOutput
 
         B, V = input_ids.shape[0], self.prompt.shape[0]
-        embeds = torch.cat([self.prompt.unsqueeze(0).expand(B, -1, -1).to(self.lm.dtype), self.lm.get_input_embeddings()(input_ids)], 1)
-        if attention_mask.dim() == 4:  # label tries: an additive (B, 1, T, S) mask; the soft prompt sees itself causally, every row sees it
+        embeds = torch.cat(
+            [self.prompt.unsqueeze(0).expand(B, -1, -1).to(self.lm.dtype), self.lm.get_input_embeddings()(input_ids)], 1
+        )
+        if (
+            attention_mask.dim() == 4
+        ):  # label tries: an additive (B, 1, T, S) mask; the soft prompt sees itself causally, every row sees it
             T, S, low = attention_mask.shape[2], attention_mask.shape[3], torch.finfo(attention_mask.dtype).min
             own = torch.full((V, V), low, dtype=attention_mask.dtype, device=attention_mask.device).triu(1)  # (V, V)
             top = torch.cat([own, torch.full((V, S), low, dtype=own.dtype, device=own.device)], 1).expand(B, 1, V, V + S)
@@ -122,15 +128,25 @@ class SoftPromptLM:
         return self.lm.get_output_embeddings()
 
 
-def score(model, prompted: Prompted, texts: list[str], max_length: int, batch_size: int, soft_prompt=None, progress=None) -> np.ndarray:
+def score(
+    model, prompted: Prompted, texts: list[str], max_length: int, batch_size: int, soft_prompt=None, progress=None
+) -> np.ndarray:
     """(N, C) label probabilities from prompting.score_rows (summed label-token log-probs, softmax over labels)."""
     queries = [prompted.query_ids(t, max_length) for t in texts]
     if soft_prompt is not None:  # the soft prompt comes first, so the text prefix goes into every row (nothing cached)
         scorer, prefix, rows = SoftPromptLM(model, soft_prompt), [], [prompted.prefix_ids + q for q in queries]
     else:
         scorer, prefix, rows = model, prompted.prefix_ids, queries
-    sums = prompting.score_rows(scorer, prefix, prompting.label_rows(rows, prompted.label_ids), len(texts), len(prompted.label_ids),
-                                batch_size, prompted.tokenizer.pad_token_id or 0, progress)
+    sums = prompting.score_rows(
+        scorer,
+        prefix,
+        prompting.label_rows(rows, prompted.label_ids),
+        len(texts),
+        len(prompted.label_ids),
+        batch_size,
+        prompted.tokenizer.pad_token_id or 0,
+        progress,
+    )
     return prompting.softmax(prompting.label_scores(sums, [len(ids) for ids in prompted.label_ids], "sum"))
 
 
@@ -141,7 +157,9 @@ def build(config: FinetuneConfig, tokenizer, device: str = "cpu"):
     from transformers import AutoModelForCausalLM, set_seed
 
     set_seed(config.seed)
-    lm = models._from_pretrained(AutoModelForCausalLM, models._converted(models.resolve(config.model)), use_safetensors=True).to(device)
+    lm = models._from_pretrained(AutoModelForCausalLM, models._converted(models.resolve(config.model)), use_safetensors=True).to(
+        device
+    )
     if config.method == "lora-lm":
         return with_lora(lm, config, "CAUSAL_LM")
     model = get_peft_model(lm, PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=config.virtual_tokens))
@@ -152,9 +170,17 @@ def build(config: FinetuneConfig, tokenizer, device: str = "cpu"):
     return model
 
 
-def train(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: pd.DataFrame | None, eval_frame: pd.DataFrame,
-          label_names: list[str], run: RunDir | None = None, stop: threading.Event | None = None, work_dir=None,
-          on_model_ready=None) -> FinetuneResult:
+def train(
+    config: FinetuneConfig,
+    train_frame: pd.DataFrame,
+    dev_frame: pd.DataFrame | None,
+    eval_frame: pd.DataFrame,
+    label_names: list[str],
+    run: RunDir | None = None,
+    stop: threading.Event | None = None,
+    work_dir=None,
+    on_model_ready=None,
+) -> FinetuneResult:
     """Train the soft prompt or the LoRA weights with the HF Trainer, score eval_frame like prompting, save the adapter
     (no dev set, no checkpoints)."""
     from transformers import PrinterCallback, Trainer
@@ -175,8 +201,9 @@ def train(config: FinetuneConfig, train_frame: pd.DataFrame, dev_frame: pd.DataF
     work = tempfile.mkdtemp(prefix="pft-plm-")
     args = training_arguments(config, work, len(rows), device, params.total, run, remove_unused_columns=False)
     callback = make_progress_callback(run, stop, config.max_train_seconds, has_dev=False)
-    trainer = Trainer(model=model, args=args, data_collator=pad_collator(tokenizer.pad_token_id or 0), train_dataset=rows,
-                      callbacks=[callback])
+    trainer = Trainer(
+        model=model, args=args, data_collator=pad_collator(tokenizer.pad_token_id or 0), train_dataset=rows, callbacks=[callback]
+    )
     trainer.remove_callback(PrinterCallback)
     try:
         started = time.time()
@@ -237,7 +264,15 @@ def save(model, tokenizer, label_names: list[str], config: FinetuneConfig, promp
     tokenizer.save_pretrained(str(tmp))
     (tmp / "labels.json").write_text(json.dumps(label_names))
     (tmp / "base_model.json").write_text(json.dumps({"model": config.model, "method": config.method}))
-    (tmp / SPEC_FILE).write_text(json.dumps({"instruction": prompted.pc.instruction, "query_template": prompted.pc.query_template,
-                                             "label_words": prompting.verbalizer(prompted.pc, label_names), "method": config.method}))
+    (tmp / SPEC_FILE).write_text(
+        json.dumps(
+            {
+                "instruction": prompted.pc.instruction,
+                "query_template": prompted.pc.query_template,
+                "label_words": prompting.verbalizer(prompted.pc, label_names),
+                "method": config.method,
+            }
+        )
+    )
     shutil.rmtree(path, ignore_errors=True)
     os.replace(tmp, path)

@@ -25,7 +25,8 @@ def test_attention_page_draws_bertviz_lines_offline(app_server, offline_page):
     assert lines.count() > 20
     # lines are drawn with an opacity proportional to the attention weight: some must be visible
     visible = frame.locator("svg line").evaluate_all(
-        "els => els.filter(e => parseFloat(e.getAttribute('stroke-opacity') || e.style.strokeOpacity || '0') > 0.05).length")
+        "els => els.filter(e => parseFloat(e.getAttribute('stroke-opacity') || e.style.strokeOpacity || '0') > 0.05).length"
+    )
     assert visible > 0
     page.screenshot(path=str(app_server[1] / "attention.png"), full_page=True)
     assert blocked == []
@@ -35,9 +36,11 @@ def test_exported_report_renders_its_charts_from_a_file(tmp_path, offline_page, 
     runs = tmp_path / "runs"
     runs.mkdir()
     monkeypatch.setenv("PFT_RUNS_DIR", str(runs))
-    paths = [make_run(runs, "prompt-4", 0.6, seed=1, n_train_examples=4),
-             make_run(runs, "ft-64", 0.8, kind="finetune", seed=2, n_train_examples=64),
-             make_run(runs, "ft-256", 0.9, kind="finetune", seed=3, n_train_examples=256)]
+    paths = [
+        make_run(runs, "prompt-4", 0.6, seed=1, n_train_examples=4),
+        make_run(runs, "ft-64", 0.8, kind="finetune", seed=2, n_train_examples=64),
+        make_run(runs, "ft-256", 0.9, kind="finetune", seed=3, n_train_examples=256),
+    ]
     cmp = evaluate.compare_runs(paths[:2], n_resamples=200)
     html_path = report.write_report(tmp_path / "report.html", report.build_report(cmp, evaluate.efficiency_frame(paths)))
     page, blocked = offline_page

@@ -15,8 +15,16 @@ COST_COLUMNS = ["train s", "examples/s", "trainable params", "peak MB"]
 def test_compare_opens_with_the_verdict_and_shows_costs_without_scrolling(app_server, offline_page, tmp_path):
     url, runs = app_server
     make_run(runs, "prompt-smollm2-0shot", 0.0, seed=1, n=240)
-    make_run(runs, "finetune-full-minilm", 0.85, kind="finetune", seed=2, n=240, config_extra={"epochs": 3.0},
-             metrics_extra={"stopped_by": "max_train_seconds", "epochs_done": 1.6, "train_seconds": 120.0})
+    make_run(
+        runs,
+        "finetune-full-minilm",
+        0.85,
+        kind="finetune",
+        seed=2,
+        n=240,
+        config_extra={"epochs": 3.0},
+        metrics_extra={"stopped_by": "max_train_seconds", "epochs_done": 1.6, "train_seconds": 120.0},
+    )
     page, blocked = offline_page
     page.set_viewport_size({"width": 1280, "height": 1000})
     page.goto(url, wait_until="domcontentloaded")

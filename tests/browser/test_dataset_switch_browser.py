@@ -98,8 +98,11 @@ def test_switching_and_uploading_keep_no_old_values(app_server, offline_page, tm
     page.get_by_text("Choose a dataset in the sidebar first").wait_for(timeout=WAIT)
     settle(page)
     csv = tmp_path / "pets.csv"
-    csv.write_text("text,label\n" + "\n".join(f"text number {i} about {'cats' if i % 2 else 'dogs'},{'cat' if i % 2 else 'dog'}"
-                                              for i in range(40)), encoding="utf-8")
+    csv.write_text(
+        "text,label\n"
+        + "\n".join(f"text number {i} about {'cats' if i % 2 else 'dogs'},{'cat' if i % 2 else 'dog'}" for i in range(40)),
+        encoding="utf-8",
+    )
     sidebar.locator('input[type="file"]').set_input_files(str(csv))
     page.get_by_text("40 of 40 rows").wait_for(timeout=WAIT)
     assert sidebar.get_by_text("pets.csv · 2 labels").count() == 1 and sidebar.get_by_text("reviews").count() == 0

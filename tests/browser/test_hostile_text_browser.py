@@ -50,8 +50,9 @@ def test_crafted_tokens_in_the_bertviz_frame_run_no_script(offline_page):
         hijack = "<script>parent.parent.document.title='pwned';fetch('" + base + "/beacon-fetch')</script>"
         tokens = ["[CLS]", "</script><script>alert(1)</script>", steal, "</script>" + hijack, "[SEP]"]
         weights = np.full((2, 2, len(tokens), len(tokens)), 1 / len(tokens), dtype=np.float32)
-        result = attention.AttentionResult(model_name="x", kind="encoder", tokens=tokens, attention=weights,
-                                           special=np.array([True, False, False, False, True]))
+        result = attention.AttentionResult(
+            model_name="x", kind="encoder", tokens=tokens, attention=weights, special=np.array([True, False, False, False, True])
+        )
         frame = attention.sandboxed(attention.bertviz_html(result, view="head"))
         # as st.iframe shows it: the app's origin, the page in an iframe's srcdoc
         app = "<html><head><title>app</title></head><body><iframe id=f style='width:900px;height:600px'></iframe></body></html>"
@@ -64,7 +65,9 @@ def test_crafted_tokens_in_the_bertviz_frame_run_no_script(offline_page):
             page.wait_for_timeout(500)
             title = page.title()
             inner_frame = next(f for f in page.frames if f.parent_frame and f.parent_frame.parent_frame)
-            reach = inner_frame.evaluate("() => { try { return window.parent.parent.document.title; } catch (e) { return 'blocked'; } }")
+            reach = inner_frame.evaluate(
+                "() => { try { return window.parent.parent.document.title; } catch (e) { return 'blocked'; } }"
+            )
     assert dialogs == [] and requests == [] and blocked == []
     assert title == "app"
     assert any("alert(1)" in t for t in texts)  # the token is shown as text
@@ -78,7 +81,9 @@ def test_uploaded_text_with_an_image_and_markdown_shows_literally(app_server, of
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     with recording_server({}) as (base, requests):
         beacon = f"![b]({base}/beacon.png)"
-        rows = [(f"{beacon} number {i}", "**bold**") if i % 2 else (f"<img src={base}/img.png> text {i}", "plain") for i in range(40)]
+        rows = [
+            (f"{beacon} number {i}", "**bold**") if i % 2 else (f"<img src={base}/img.png> text {i}", "plain") for i in range(40)
+        ]
         csv = tmp_path / "hostile.csv"
         pd.DataFrame(rows, columns=["text", "label"]).to_csv(csv, index=False)
         page.goto(url, wait_until="domcontentloaded")
@@ -101,7 +106,9 @@ def test_oversized_upload_gets_one_sentence_when_the_server_limit_is_lower(offli
     big = tmp_path / "big.csv"
     big.write_text("text,label\n" + "".join(f"row {i} {'x' * 60},{'ab'[i % 2]}\n" for i in range(30_000)))
     assert big.stat().st_size > 1.5 * 2**20
-    with serve_app(tmp_path / "runs", tmp_path / "server.log", PFT_MAX_UPLOAD_MB="100", STREAMLIT_SERVER_MAX_UPLOAD_SIZE="1") as url:
+    with serve_app(
+        tmp_path / "runs", tmp_path / "server.log", PFT_MAX_UPLOAD_MB="100", STREAMLIT_SERVER_MAX_UPLOAD_SIZE="1"
+    ) as url:
         page.goto(url, wait_until="domcontentloaded")
         page.get_by_text("Examples per class").first.wait_for(timeout=240_000)
         page.get_by_text("File", exact=True).first.click()

@@ -21,8 +21,30 @@ def test_narrow_probability_charts_show_every_label(tmp_path, tmp_path_factory, 
     runs = tmp_path / "runs"
     monkeypatch.setenv("PFT_RUNS_DIR", str(runs))
     for seed in ("0", "1"):
-        assert main(["finetune", "--train", "reviews", "--eval", "reviews", "--model", str(tiny_bert_dir), "--method", "logreg",
-                     "--max-train-examples", "48", "--dev", "none", "--seed", seed, "--out", f"lr{seed}"]) == 0
+        assert (
+            main(
+                [
+                    "finetune",
+                    "--train",
+                    "reviews",
+                    "--eval",
+                    "reviews",
+                    "--model",
+                    str(tiny_bert_dir),
+                    "--method",
+                    "logreg",
+                    "--max-train-examples",
+                    "48",
+                    "--dev",
+                    "none",
+                    "--seed",
+                    seed,
+                    "--out",
+                    f"lr{seed}",
+                ]
+            )
+            == 0
+        )
     page, blocked = offline_page
     with serve_app(runs, tmp_path / "server.log", PFT_MODEL_ROOTS=str(tmp_path_factory.getbasetemp())) as url:
         page.goto(f"{url}/playground", wait_until="domcontentloaded")

@@ -18,8 +18,14 @@ from tests.app_server import CHROMIUM, LOCAL_HOSTS, ROOT, serve_app
 
 ARTIFACTS = ROOT / "artifacts" / "e2e"
 README_SHOTS = ROOT / "docs" / "screenshots"
-README_STEPS = {"01-data": "data.png", "02-tokenization": "tokenization.png", "04-prompt-few-shot": "prompting.png",
-                "05-finetune-done": "finetune.png", "06-compare-verdict": "compare.png", "07-attention": "attention.png"}
+README_STEPS = {
+    "01-data": "data.png",
+    "02-tokenization": "tokenization.png",
+    "04-prompt-few-shot": "prompting.png",
+    "05-finetune-done": "finetune.png",
+    "06-compare-verdict": "compare.png",
+    "07-attention": "attention.png",
+}
 SLOW_STEP_MS = 420_000  # one prompt or fine-tune run on 2 shared CPUs, with model loading
 EVAL_CAP = 20  # rows of the test split each prompt run scores (quick on 2 CPUs; Compare joins runs on these rows)
 FINETUNE_SECONDS = 45  # the fine-tune's time bound
@@ -88,7 +94,9 @@ class Demo:
             """() => !document.querySelector("[data-testid='stSpinner']")
                  && !document.querySelector("[data-testid='stStatusWidgetRunningIcon'], """
             """[data-testid='stStatusWidgetRunningManIcon']")""",
-            timeout=timeout_ms, polling=250)
+            timeout=timeout_ms,
+            polling=250,
+        )
         self.page.wait_for_timeout(300)
 
     def assert_healthy(self) -> None:
@@ -206,7 +214,9 @@ def test_the_demo(page, app_url):
         demo.settle()
         # the Results box switches to the run that just finished
         assert f"prompt-{shots}shot-" in demo.selected("Run")
-        expect(demo.main()).to_contain_text(re.compile(r"zero-shot( \+\w+)?( \(auto\))? · model smollm2") if shots == 0 else f"{shots}-shot")
+        expect(demo.main()).to_contain_text(
+            re.compile(r"zero-shot( \+\w+)?( \(auto\))? · model smollm2") if shots == 0 else f"{shots}-shot"
+        )
         assert demo.metric("Examples") == EVAL_CAP
         assert 0.0 <= demo.metric("Accuracy") <= 1.0
         expect(demo.main().locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=60_000)  # the confusion matrix
@@ -250,7 +260,9 @@ def test_the_demo(page, app_url):
     demo.settle(SLOW_STEP_MS)
     frame = demo.main().locator("[data-testid='stIFrame']").first
     expect(frame).to_be_visible(timeout=SLOW_STEP_MS)
-    drawn = page.frame_locator("[data-testid='stIFrame']").first.frame_locator("iframe").locator("svg *, canvas")  # sandboxed inner frame
+    drawn = (
+        page.frame_locator("[data-testid='stIFrame']").first.frame_locator("iframe").locator("svg *, canvas")
+    )  # sandboxed inner frame
     expect(drawn.first).to_be_attached(timeout=60_000)
     assert drawn.count() > 10, "bertviz drew (almost) nothing"
     expect(demo.main()).to_contain_text(re.compile(r"\d+ layers × \d+ heads"))
