@@ -161,9 +161,7 @@ def _prompt_learning_predictor(run: RunDir, config: dict, model_dir: Path, devic
 def _classifier_predictor(run: RunDir, config: dict, model_dir: Path, device: str) -> Predictor:
     from core.training import base, finetune
 
-    model, tokenizer = (
-        finetune.load_run_model(model_dir.parent, device) if model_dir.name == "model" else _load_at(model_dir, device)
-    )
+    model, tokenizer = finetune.load_run_model(run.path, device, model_dir)
     labels = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
     if hasattr(model, "set_attn_implementation"):  # loaded eager for attention views; sdpa is the faster kernel for inference
         try:
@@ -177,21 +175,6 @@ def _classifier_predictor(run: RunDir, config: dict, model_dir: Path, device: st
         return base.predict_probs(model, tokenizer, texts, batch, max_length)
 
     return Predictor(run.name, "classifier", labels, _sharded(score, len(labels)), has_saliency=True)
-
-
-def _load_at(model_dir: Path, device: str):
-    """load_run_model for a model folder not named model/ (a continual step's steps/K/model)."""
-    import shutil
-
-    from core.training import finetune
-
-    with tempfile.TemporaryDirectory() as tmp:  # load_run_model reads RUN/model: point a temporary run at the folder
-        link = Path(tmp) / "model"
-        try:
-            link.symlink_to(model_dir, target_is_directory=True)
-        except OSError:
-            shutil.copytree(model_dir, link)
-        return finetune.load_run_model(tmp, device)
 
 
 def load_predictor(run_ref: str | Path, device: str = "auto") -> Predictor:

@@ -223,11 +223,12 @@ def train(
 # ---- reloading a finished run ----------------------------------------------------------------
 
 
-def load_run_model(run_path: str | Path, device: str = "cpu"):
-    """(sequence-classification model in eval mode with eager attention, tokenizer) of a fine-tuned run; LoRA merged."""
+def load_run_model(run_path: str | Path, device: str = "cpu", model_dir: Path | None = None):
+    """(sequence-classification model in eval mode with eager attention, tokenizer) of a fine-tuned run; LoRA merged.
+    model_dir: where the run saved it, when not RUN/model (a continual step's steps/K/model)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    model_dir = Path(run_path) / "model"
+    model_dir = model_dir or Path(run_path) / "model"
     if not (model_dir / "labels.json").exists():
         raise UserError(f"The run at {run_path} has no saved model (only finished fine-tuning runs have one).")
     if (model_dir / "prompt_learning.json").exists():
