@@ -138,10 +138,12 @@ def check_fields(config) -> None:
         choices = f.metadata.get("choices")
         if choices is not None and value not in choices:
             raise UserError(f"Unknown {name} {str(value)[:40]!r}; choose one of: {', '.join(map(str, choices))}.")
+        if isinstance(value, list) and "list" not in str(f.type):
+            raise UserError(f"{name} takes one value, not a list (got {str(value)[:40]}).")
         kind = f.metadata.get("type")
         if getattr(kind, "kind", None) is None:
             continue
-        for item in value if isinstance(value, list) else [value]:  # a many-valued flag (e.g. seeds): each value
+        for item in value if isinstance(value, list) else [value]:  # a many-valued setting: each value
             try:
                 kind(item if isinstance(item, str) else repr(item) if isinstance(item, bool) else str(item))
             except argparse.ArgumentTypeError as e:

@@ -360,3 +360,14 @@ def test_one_parser_of_whole_number_lists(values, expected):
     assert whole_numbers(values, "Shots", 0, 64) == expected
     with pytest.raises(UserError, match="Shots must be whole numbers from 0 to 64, separated by spaces or commas; '65' is not."):
         whole_numbers("4 65", "Shots", 0, 64)
+
+
+@pytest.mark.parametrize("cls, name, value", [(PromptConfig, "shots", [1, 2]), (FinetuneConfig, "epochs", [1.0])])
+def test_a_list_for_a_one_valued_setting_is_one_sentence(cls, name, value):
+    """A Python caller (or a page) giving a list where one value goes: refused when the config is made, not a crash later
+    (the --shots flag takes several values for a grid, but one PromptConfig holds one)."""
+    from core.errors import UserError
+
+    with pytest.raises(UserError, match="takes one value, not a list"):
+        cls(**{name: value})
+    assert FinetuneConfig(lora_target_modules=["query", "value"]).lora_target_modules == ["query", "value"]  # a list setting
