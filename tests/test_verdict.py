@@ -225,3 +225,20 @@ def test_a_generated_run_without_probabilities_is_compared_and_its_gaps_said(run
     assert "'gen' gave 5 answers that named no label; they count as wrong." in caveats
     assert any(c.startswith("'gen' has no probabilities (scoring mode generate)") for c in caveats)
     assert "no calibration line" in report.build_report(cmp)
+
+
+def test_a_searched_side_against_an_unsearched_one_offers_the_same_search(runs_dir):
+    """Budget honesty: a searched fine-tune against default prompts gets a caveat with the command that searches the
+    prompt side as many times; once both sides are searched, or no run is, there is nothing to offer."""
+    tuned = make_run(runs_dir, "lora-searched", 0.9, kind="finetune", seed=1, n=300, metrics_extra={"search_trials": 20})
+    prompt = make_run(runs_dir, "prompt", 0.5, seed=2, n=300)
+    _, caveats = verdict.verdict(evaluate.compare_runs([tuned, prompt], n_resamples=100))
+    offer = [c for c in caveats if "no prompt run was searched" in c]
+    assert len(offer) == 1 and offer[0].startswith("'lora-searched' was chosen by a 20-trial search")
+    assert offer[0].endswith("python -m core search --method prompt --train reviews:train --eval reviews:test --trials 20")
+    searched_prompt = make_run(runs_dir, "prompt-searched", 0.6, seed=3, n=300, metrics_extra={"search_trials": 20})
+    _, caveats = verdict.verdict(evaluate.compare_runs([tuned, searched_prompt], n_resamples=100))
+    assert not [c for c in caveats if "was searched" in c]
+    plain = make_run(runs_dir, "lora", 0.8, kind="finetune", seed=4, n=300)
+    _, caveats = verdict.verdict(evaluate.compare_runs([plain, prompt], n_resamples=100))
+    assert not [c for c in caveats if "was searched" in c]

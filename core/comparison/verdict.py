@@ -245,4 +245,25 @@ def caveats(cmp: Comparison, majority: float) -> list[str]:
                 f"{row['macro_f1']:.3f} has a 95% interval reaching down to {row['macro_f1_low']:.3f}, and always "
                 f"answering the most frequent label scores {majority:.3f}."
             )
+    out += search_offer(cmp, fams)
     return out + list(cmp.notes)
+
+
+def search_offer(cmp: Comparison, ranked: pd.DataFrame) -> list[str]:
+    """When one family's runs include a searched one and the other family's do not, say so and give the command that
+    runs the same search for the other side (a searched fine-tune against a default prompt is not like for like)."""
+    searched = ranked.assign(_trials=ranked.reindex(columns=["search_trials"])["search_trials"]).dropna(subset=["_trials"])
+    if ranked["family"].nunique() < 2 or searched.empty or searched["family"].nunique() > 1:
+        return []
+    row = searched.iloc[0]
+    other = "prompt" if row["family"] == "fine-tune" else "fine-tune"
+    data = dict(zip(cmp.names, cmp.runs, strict=True))[row["run"]].config.get("dataset") or {}
+    method = "prompt" if other == "prompt" else "lora"
+    command = (
+        f"python -m core search --method {method} --train {data.get('train', 'TRAIN')} --eval {data.get('eval', 'EVAL')} "
+        f"--trials {int(row['_trials'])}"
+    )
+    return [
+        f"'{row['run']}' was chosen by a {int(row['_trials'])}-trial search and no {other} run was searched, so the "
+        f"{row['family']} side had more tuning; give the {other} side the same search: {command}"
+    ]
