@@ -21,9 +21,8 @@ def add_cli_args(sub) -> None:
     add_data_args(p)
     add_flags(p, FinetuneConfig)
     rates = ", ".join(f"{name} {rate_text(m.default_lr)}" for name, m in METHODS.items() if not m.frozen)
-    p._option_string_actions["--lr"].help = (
-        f"peak learning rate (default: {rates}; {'/'.join(n for n, m in METHODS.items() if m.frozen)}: none)"
-    )
+    frozen = "/".join(n for n, m in METHODS.items() if m.frozen)
+    p._option_string_actions["--lr"].help = f"peak learning rate (default: {rates}; {frozen}: none)"
     p.add_argument("--out", default=None, help="run name (a folder in the runs folder); default: finetune-METHOD-TIMESTAMP")
     p.set_defaults(func=cmd_finetune)
 
