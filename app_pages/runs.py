@@ -9,7 +9,7 @@ import streamlit as st
 from core import export, jobs
 from core.comparison import report, verdict
 from core.errors import UserError
-from core.runs import STATES, RunDir, RunRegistry, of_dataset, runs_root, state_label
+from core.runs import STATES, RunDir, RunRegistry, of_dataset, parts_phrase, runs_root, state_label
 from ui import state
 
 st.title("Runs")
@@ -105,10 +105,8 @@ with col_a:
         except UserError as exc:
             state.show_error(exc)
 with col_b:
-    trials = registry.trial_runs(name)  # a search's trial runs are deleted with it, as a continual run's step runs are
-    with_parts = (f" and its step runs {', '.join(steps)}" if steps else "") + (
-        f" and its {len(trials)} trial runs {name}.trial*" if trials else ""
-    )
+    # a search's trial runs are deleted with it, as a continual run's step runs are
+    with_parts = parts_phrase(name, steps, registry.trial_runs(name), "and")
     sure = st.checkbox(f"Yes, delete {name} and its files{with_parts}", key=state.scoped(f"runs_confirm_{name}"))
     if st.button("Delete", key=state.scoped("runs_delete"), disabled=not sure, type="primary"):
         try:

@@ -276,6 +276,13 @@ def reached(status: dict, kind: str) -> str:
     return f"{unit} {status.get('done') or 0} of {status['total']}"
 
 
+def parts_phrase(name: str, steps: list[str], trials: list[str], joiner: str) -> str:
+    """The runs that go with run NAME, as the Runs page and `runs --prune` say it: ' and its step runs A.step1, A.step2'
+    and/or ' and its 3 trial runs NAME.trial*' (joiner: 'and' or 'with'); '' when there are none."""
+    out = f" {joiner} its step runs {', '.join(steps)}" if steps else ""
+    return out + (f" {joiner} its {len(trials)} trial runs {name}.trial*" if trials else "")
+
+
 def state_label(state: str, path: str | Path, kind: str) -> str:
     """A state for people: a cancelled or failed run says how far it got, e.g. 'cancelled at step 40 of 100'."""
     if state not in ("cancelled", "failed"):

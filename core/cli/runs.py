@@ -51,9 +51,7 @@ def cmd_runs(args) -> int:
         print("nothing to prune")
         return 0
     for name in doomed:
-        with_parts = (f" with its step runs {', '.join(steps[name])}" if steps[name] else "") + (
-            f" with its {len(trials[name])} trial runs {name}.trial*" if trials[name] else ""
-        )
+        with_parts = runs.parts_phrase(name, steps[name], trials[name], "with")
         print(f"run {name} ({table.set_index('name').at[name, 'state']}){with_parts}")
     for path in orphans:
         print(f"leftover {path.name}")
